@@ -1,0 +1,209 @@
+"""MitmlList: the m completed data sets, and the analyses run on each (mitml's mitml.list)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from ._frame import as_pandas, library_of
+
+__all__ = ["MitmlList", "MitmlResult", "long_to_mitml_list", "cluster_means"]
+
+
+class MitmlResult(list):
+    """The list of analysis results returned by :meth:`MitmlList.with_` (mitml's mitml.result)."""
+
+    def __repr__(self) -> str:
+        kind = type(self[0]).__name__ if self else "nothing"
+        return f"<MitmlResult: {len(self)} fits of {kind}>"
+
+
+class MitmlList(Sequence):
+    """A list of m completed data sets (pandas or polars), all with the same columns.
+
+    Parameters
+    ----------
+    frames : sequence of DataFrames (all pandas or all polars) with identical columns.
+    original : the incomplete data (imputation 0 in Stata/SPSS/Blimp exports), if known.
+
+    Examples
+    --------
+    >>> implist = imp.complete()                                   # doctest: +SKIP
+    >>> fits = implist.with_(lambda d: pm.lmer("y ~ x + (1|g)", d))  # doctest: +SKIP
+    """
+
+    def __init__(self, frames: Sequence[Any], original: Any = None):
+        frames = list(frames)
+        if not frames:
+            raise ValueError("a MitmlList needs at least one data set; got none.")
+        libs = {library_of(f) for f in frames}
+        if len(libs) > 1:
+            raise TypeError("all data sets in a MitmlList must come from one library (pandas or polars).")
+        cols = list(frames[0].columns)
+        for i, f in enumerate(frames[1:], start=2):
+            if list(f.columns) != cols:
+                raise ValueError(f"data set {i} has columns {list(f.columns)}, but data set 1 has {cols}.")
+        if original is not None and library_of(original) not in libs:
+            raise TypeError("`original` must come from the same library as the data sets.")
+        self._frames = frames
+        self.original = original
+
+    # --- sequence protocol -------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return MitmlList(self._frames[i], self.original)
+        return self._frames[i]
+
+    def __repr__(self) -> str:
+        f = self._frames[0]
+        return (f"<MitmlList: {len(self)} imputed data sets ({self.library}), "
+                f"{f.shape[0]} rows x {f.shape[1]} columns>")
+
+    @property
+    def library(self) -> str:
+        return library_of(self._frames[0])
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self._frames[0].columns)
+
+    # --- analysis ----------------------------------------------------------
+    def with_(self, func: Callable[[Any], Any], include_data: bool = False) -> MitmlResult:
+        """Run ``func`` on every data set (mitml's ``with``); returns the list of results.
+
+        ``include_data=True`` calls ``func(data, i)`` with the 0-based imputation number too.
+        """
+        if not callable(func):
+            raise TypeError(f"`func` must be callable (e.g. a lambda taking a DataFrame); got {type(func).__name__}.")
+        if include_data:
+            return MitmlResult(func(d, i) for i, d in enumerate(self._frames))
+        return MitmlResult(func(d) for d in self._frames)
+
+    def within(self, func: Callable[[Any], Any], ignore: Sequence[str] | None = None) -> "MitmlList":
+        """Transform every data set (mitml's ``within``): ``func`` gets a copy and returns a DataFrame.
+
+        Columns named in ``ignore`` are dropped from the result after ``func`` ran.
+        """
+        out = []
+        for d in self._frames:
+            r = func(d.copy() if self.library == "pandas" else d)
+            if r is None:
+                raise ValueError("`func` in within() must return the transformed DataFrame; it returned None.")
+            if ignore:
+                r = r.drop(columns=list(ignore))
+            out.append(r)
+        return MitmlList(out, self.original)
+
+    def subset(self, rows: Callable[[Any], Any] | str) -> "MitmlList":
+        """Rows kept by a boolean function of the data set, or a pandas ``query`` string."""
+        out = []
+        for d in self._frames:
+            if isinstance(rows, str):
+                p = as_pandas(d).query(rows)
+                out.append(p if self.library == "pandas" else _like(p, d))
+            else:
+                mask = np.asarray(rows(d), dtype=bool)
+                out.append(d[mask] if self.library == "pandas" else d.filter(mask))
+        return MitmlList(out, None)
+
+    def sort(self, by: str | Sequence[str], descending: bool = False) -> "MitmlList":
+        """Every data set sorted by ``by`` (stable)."""
+        by = [by] if isinstance(by, str) else list(by)
+        if self.library == "pandas":
+            out = [d.sort_values(by, ascending=not descending, kind="mergesort") for d in self._frames]
+        else:
+            out = [d.sort(by, descending=descending, maintain_order=True) for d in self._frames]
+        return MitmlList(out, None)
+
+    def to_long(self, imputation: str = ".imp", id: str = ".id", include_original: bool = False):
+        """All data sets stacked, with the imputation number (1..m; 0 = original) and row id (1..N).
+
+        The inverse is :func:`long_to_mitml_list`.
+        """
+        blocks = ([(0, self.original)] if include_original and self.original is not None else [])
+        blocks += [(i + 1, d) for i, d in enumerate(self._frames)]
+        if self.library == "polars":
+            import polars as pl
+
+            return pl.concat([
+                d.with_columns(pl.lit(i, dtype=pl.Int64).alias(imputation),
+                               pl.int_range(1, d.height + 1, dtype=pl.Int64).alias(id))
+                 .select([imputation, id, *d.columns])
+                for i, d in blocks
+            ], how="vertical")
+        parts = []
+        for i, d in blocks:
+            p = d.copy()
+            p.insert(0, id, np.arange(1, len(d) + 1))
+            p.insert(0, imputation, i)
+            parts.append(p)
+        return pd.concat(parts, axis=0)
+
+
+def _like(p: pd.DataFrame, template):
+    import polars as pl
+
+    return pl.from_pandas(p).cast(dict(template.schema))
+
+
+def long_to_mitml_list(data: Any, split: str = ".imp", exclude: Sequence | None = None,
+                       drop: Sequence[str] = (".id",)) -> MitmlList:
+    """Split a stacked data set into a MitmlList (mitml's ``long2mitml.list``).
+
+    Parameters
+    ----------
+    data : pandas or polars DataFrame with an imputation-number column.
+    split : name of that column.
+    exclude : values of ``split`` that are not imputations (e.g. ``[0]``, the original data); the
+        first excluded block, if there is exactly one, becomes ``original``.
+    drop : helper columns removed from each block when present (``split`` is always removed).
+    """
+    lib = library_of(data)
+    if split not in data.columns:
+        raise ValueError(f"`split` column '{split}' not found in the data; columns are {list(data.columns)}.")
+    exclude = list(exclude or [])
+    dropcols = [split] + [c for c in drop if c in data.columns]
+    if lib == "polars":
+        import polars as pl
+
+        keys = data[split].unique(maintain_order=True).to_list()
+        keys = sorted(keys)
+        blocks = {k: data.filter(pl.col(split) == k).drop(dropcols) for k in keys}
+    else:
+        keys = sorted(pd.unique(data[split]))
+        blocks = {k: data.loc[data[split] == k].drop(columns=dropcols) for k in keys}
+    imps = [blocks[k] for k in keys if k not in exclude]
+    orig = [blocks[k] for k in keys if k in exclude]
+    return MitmlList(imps, orig[0] if len(orig) == 1 else None)
+
+
+def cluster_means(x: Any, cluster: Any, adj: bool = False, data: Any = None) -> np.ndarray:
+    """Cluster means of ``x`` for every row (mitml's ``clusterMeans``); missing values are skipped.
+
+    Parameters
+    ----------
+    x, cluster : column names in ``data``, or arrays of equal length.
+    adj : leave-one-out means (each row's own value left out); a cluster of size 1 gives NaN.
+    """
+    if data is not None:
+        pdf = as_pandas(data)
+        x = pdf[x] if isinstance(x, str) else x
+        cluster = pdf[cluster] if isinstance(cluster, str) else cluster
+    xv = np.asarray(pd.Series(x).to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+    codes, _ = pd.factorize(pd.Series(cluster), sort=False)
+    if (codes < 0).any():
+        raise ValueError("`cluster` has missing ids; every row needs a cluster.")
+    obs = ~np.isnan(xv)
+    sums = np.bincount(codes, weights=np.where(obs, xv, 0.0))
+    cnts = np.bincount(codes, weights=obs.astype(float))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if not adj:
+            return sums[codes] / cnts[codes]
+        s = sums[codes] - np.where(obs, xv, 0.0)
+        n = cnts[codes] - obs
+        return np.where(n > 0, s / np.where(n > 0, n, 1), np.nan)
