@@ -9,12 +9,18 @@ The mitml + pan + jomo + lme4 workflow of R, natively::
 """
 from __future__ import annotations
 
+from . import datasets
 from .formula import parse_formula
+from .result import ImputationResult
+from .samplers.pan import pan_impute
 from .mitml_list import MitmlList, MitmlResult, cluster_means, long_to_mitml_list
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "datasets",
+    "pan_impute",
+    "ImputationResult",
     "parse_formula",
     "MitmlList",
     "MitmlResult",

@@ -145,6 +145,45 @@ class MitmlList(Sequence):
         return pd.concat(parts, axis=0)
 
 
+    # --- interchange (thin: each writer lives in pymitml.io.<format>) -------
+    def to_stata(self, path, **kwargs):
+        """Write one Stata .dta in ``mi flong`` style (see :func:`pymitml.io.stata.write_stata`)."""
+        from .io.stata import write_stata
+
+        return write_stata(self, path, **kwargs)
+
+    def to_spss(self, path, **kwargs):
+        """Write one SPSS .sav stacked by ``Imputation_`` plus a .sps (:func:`pymitml.io.spss.write_spss`)."""
+        from .io.spss import write_spss
+
+        return write_spss(self, path, **kwargs)
+
+    def to_mplus(self, stem, **kwargs):
+        """Write Mplus TYPE=IMPUTATION files (:func:`pymitml.io.mplus.write_mplus`)."""
+        from .io.mplus import write_mplus
+
+        return write_mplus(self, stem, **kwargs)
+
+    def to_blimp(self, path, **kwargs):
+        """Write Blimp-style stacked or separate files (:func:`pymitml.io.blimp.write_blimp`)."""
+        from .io.blimp import write_blimp
+
+        return write_blimp(self, path, **kwargs)
+
+    def to_rds(self, path, **kwargs):
+        """Write an R .rds holding a real ``mitml.list`` (needs R; :func:`pymitml.io.rds.write_rds`)."""
+        from .io.rds import write_rds
+
+        return write_rds(self, path, **kwargs)
+
+    def to_file(self, path, **kwargs):
+        """Write the long format (CSV or parquet, by extension) with an imputation column
+        (:func:`pymitml.io.long.write_long`)."""
+        from .io.long import write_long
+
+        return write_long(self, path, **kwargs)
+
+
 def _like(p: pd.DataFrame, template):
     import polars as pl
 

@@ -1,0 +1,120 @@
+"""ImputationResult: what an imputation run returns (mitml's class ``mitml``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from ._frame import Codebook
+from .mitml_list import MitmlList
+
+__all__ = ["ImputationResult"]
+
+
+@dataclass(frozen=True, eq=False)
+class ImputationResult:
+    """The chains and the draws of an imputation run.
+
+    Attributes
+    ----------
+    method : ``"pan"`` or ``"jomo"``.
+    formula : the model formula(s) as given (or built from ``type``).
+    targets : imputed columns, in model order.
+    prior : the priors used (mitml's names: a, Binv, c, Dinv; one dict per group).
+    settings : n_burn, n_iter, m, chains, seed, keep_chains, group.
+    par_burnin, par_imputation : dict block -> array (rows, cols, iterations, groups) laid out like
+        mitml's ``par.burnin`` / ``par.imputation`` (first chain). Blocks: ``beta`` (fixed effects x
+        targets), ``psi`` (random effects, target-major), ``sigma`` (level-1 covariance).
+    par_chains_burnin, par_chains_imputation : the same with a trailing chains axis.
+    replacement : (cells, m) imputed values of the missing cells (mitml's replacement.mat).
+    index : (cells, 2) int array: 0-based row position and data-column position of each cell.
+    codebook : how to rebuild completed data in the user's library.
+    param_names : block -> (row names, column names).
+    group_labels : labels of the imputation groups ([None] without ``group``).
+    """
+
+    method: str
+    formula: Any
+    targets: list[str]
+    prior: list[dict]
+    settings: dict
+    par_burnin: dict
+    par_imputation: dict
+    par_chains_burnin: dict
+    par_chains_imputation: dict
+    replacement: np.ndarray
+    index: np.ndarray
+    codebook: Codebook = field(repr=False)
+    param_names: dict = field(default_factory=dict)
+    group_labels: list = field(default_factory=lambda: [None])
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def m(self) -> int:
+        return int(self.replacement.shape[1])
+
+    @property
+    def incomplete(self):
+        """The incomplete data (pandas or polars, like the input; missing codes as missing)."""
+        return self.codebook.incomplete
+
+    @property
+    def index_mat(self) -> np.ndarray:
+        """mitml's 1-based ``index.mat`` (row, column)."""
+        return self.index + 1
+
+    def complete(self, which: int | Sequence[int] | str = "all", force_list: bool = False):
+        """Completed data (mitml's ``mitmlComplete``).
+
+        Parameters
+        ----------
+        which : ``"all"`` (a MitmlList of all m data sets), an imputation number 1..m (one DataFrame;
+            0 gives the incomplete data), or a list of numbers (a MitmlList).
+        force_list : return a MitmlList even for a single number.
+        """
+        m = self.m
+        if isinstance(which, str):
+            if which != "all":
+                raise ValueError(f"`which` must be 'all', an int in 0..{m} or a list of ints; got {which!r}.")
+            idx = list(range(1, m + 1))
+            single = False
+        elif isinstance(which, (int, np.integer)):
+            idx, single = [int(which)], not force_list
+        else:
+            idx, single = [int(i) for i in which], False
+        bad = [i for i in idx if not 0 <= i <= m]
+        if bad:
+            raise ValueError(f"imputation number(s) {bad} out of range; choose from 0 (incomplete data) to {m}.")
+        # codebook target j <-> data column position
+        pos = {p: j for j, p in enumerate(self.extra.get("target_positions", []))}
+        cols = np.array([pos[c] for c in self.index[:, 1]], dtype=np.int64) if len(self.index) else np.zeros(0, np.int64)
+        rows = self.index[:, 0]
+        frames = []
+        for i in idx:
+            if i == 0:
+                inc = self.codebook.incomplete
+                frames.append(inc.copy() if self.codebook.library == "pandas" else inc.clone())
+            else:
+                frames.append(self.codebook.complete(rows, cols, self.replacement[:, i - 1]))
+        if single:
+            return frames[0]
+        return MitmlList(frames, original=self.codebook.incomplete)
+
+    # diagnostics live in pymitml.diagnostics / pymitml.plots; these are the entry points
+    def summary(self, **kwargs):
+        """Convergence diagnostics like mitml's ``summary`` (Rhat, autocorrelation, missing %)."""
+        from .diagnostics import imputation_summary
+
+        return imputation_summary(self, **kwargs)
+
+    def plot(self, path=None, **kwargs):
+        """Trace, ACF and density plots per parameter block (see :func:`pymitml.plots.plot_chains`)."""
+        from .plots import plot_chains
+
+        return plot_chains(self, path, **kwargs)
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return (f"<ImputationResult ({self.method}): {self.formula!r}; m={self.m}, n_burn={s['n_burn']}, "
+                f"n_iter={s['n_iter']}, chains={s['chains']}, {len(self.index)} missing cells>")

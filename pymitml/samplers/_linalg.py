@@ -1,0 +1,138 @@
+"""Allocation-free small-matrix kernels for the samplers.
+
+Cluster-level updates work on matrices of order 1-20, where calling LAPACK (and allocating a
+result) costs more than the arithmetic; these loops work in caller-provided buffers. Every
+function has a NumPy reference test in tests/test_samplers_linalg.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._numba import njit
+
+
+@njit
+def chol_inplace(a, n):
+    """Lower Cholesky factor of a[:n, :n] written over a (upper part zeroed); False if not PD."""
+    for j in range(n):
+        s = a[j, j]
+        for k in range(j):
+            s -= a[j, k] * a[j, k]
+        if not s > 0.0:
+            return False
+        d = np.sqrt(s)
+        a[j, j] = d
+        for i in range(j + 1, n):
+            s = a[i, j]
+            for k in range(j):
+                s -= a[i, k] * a[j, k]
+            a[i, j] = s / d
+    for i in range(n):
+        for j in range(i + 1, n):
+            a[i, j] = 0.0
+    return True
+
+
+@njit
+def solve_lower(L, b, n):
+    """b <- L^{-1} b for lower-triangular L (n x n), in place."""
+    for i in range(n):
+        s = b[i]
+        for k in range(i):
+            s -= L[i, k] * b[k]
+        b[i] = s / L[i, i]
+
+
+@njit
+def solve_lower_t(L, b, n):
+    """b <- L^{-T} b for lower-triangular L, in place."""
+    for i in range(n - 1, -1, -1):
+        s = b[i]
+        for k in range(i + 1, n):
+            s -= L[k, i] * b[k]
+        b[i] = s / L[i, i]
+
+
+@njit
+def inv_lower(L, out, n):
+    """out[:n, :n] <- L^{-1} (lower triangular)."""
+    for j in range(n):
+        for i in range(n):
+            out[i, j] = 0.0
+        out[j, j] = 1.0 / L[j, j]
+        for i in range(j + 1, n):
+            s = 0.0
+            for k in range(j, i):
+                s -= L[i, k] * out[k, j]
+            out[i, j] = s / L[i, i]
+
+
+@njit
+def spd_inverse(a, out, work, n):
+    """out <- a^{-1} for symmetric positive definite a (a is left intact); False if not PD."""
+    for i in range(n):
+        for j in range(n):
+            work[i, j] = a[i, j]
+    if not chol_inplace(work, n):
+        return False
+    # out = L^{-T} L^{-1}
+    for j in range(n):
+        for i in range(n):
+            out[i, j] = 1.0 if i == j else 0.0
+        solve_lower(work, out[:, j], n)
+        solve_lower_t(work, out[:, j], n)
+    for i in range(n):
+        for j in range(i + 1, n):
+            v = 0.5 * (out[i, j] + out[j, i])
+            out[i, j] = v
+            out[j, i] = v
+    return True
+
+
+@njit
+def draw_inv_wishart(nu, scale, out, w1, w2, n):
+    """out <- a draw from the inverse Wishart IW(nu, scale) of order n (E = scale / (nu - n - 1)).
+
+    Bartlett: with scale = C C' and A lower triangular (A_ii^2 ~ chi2(nu - i), A_ik ~ N(0, 1)),
+    W = C^{-T} A A' C^{-1} ~ Wishart(nu, scale^{-1}), so out = W^{-1} = (C A^{-T})(C A^{-T})'.
+    Buffers w1, w2 are n x n work space. Returns False if ``scale`` is not positive definite.
+    """
+    for i in range(n):
+        for j in range(n):
+            w1[i, j] = scale[i, j]
+    if not chol_inplace(w1, n):
+        return False
+    # Bartlett factor A into out (lower), then its inverse into w2
+    for i in range(n):
+        for j in range(n):
+            out[i, j] = 0.0
+        out[i, i] = np.sqrt(np.random.chisquare(nu - i))
+        for j in range(i):
+            out[i, j] = np.random.standard_normal()
+    inv_lower(out, w2, n)
+    # T = C A^{-T}: T[i, j] = sum_k C[i, k] * Ainv[j, k]  (k <= i and k <= j) -> store in out
+    for i in range(n):
+        for j in range(n):
+            s = 0.0
+            kmax = i if i < j else j
+            for k in range(kmax + 1):
+                s += w1[i, k] * w2[j, k]
+            out[i, j] = s
+    # out <- T T'
+    for i in range(n):
+        for j in range(n):
+            w2[i, j] = out[i, j]
+    for i in range(n):
+        for j in range(i + 1):
+            s = 0.0
+            for k in range(n):
+                s += w2[i, k] * w2[j, k]
+            out[i, j] = s
+            out[j, i] = s
+    return True
+
+
+@njit
+def seed_rng(seed):
+    """Seed numba's per-thread generator (each chain seeds its own thread before running)."""
+    np.random.seed(seed)

@@ -1,0 +1,247 @@
+"""pan_impute: two-level joint-model imputation of continuous targets (mitml's panImpute)."""
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Mapping
+
+import numpy as np
+
+from .._model import GroupData, check_positive_int, prepare_model
+from .._random import spawn_seeds
+from ..chains import SEGMENT, imputation_plan, run_tasks
+from ..result import ImputationResult
+from ._linalg import seed_rng
+from ._pan_kernel import cluster_crossproducts, pan_iterate
+
+__all__ = ["pan_impute"]
+
+
+def _default_prior(r: int, q: int) -> dict:
+    return {"a": float(r), "Binv": np.eye(r), "c": float(r * q), "Dinv": np.eye(r * q)}
+
+
+def _check_prior(prior: Mapping | None, r: int, q: int) -> dict:
+    out = _default_prior(r, q)
+    if prior is None:
+        return out
+    if not isinstance(prior, Mapping):
+        raise TypeError("`prior` must be a dict with keys 'a', 'Binv', 'c', 'Dinv' (mitml's names).")
+    unknown = set(prior) - set(out)
+    if unknown:
+        raise ValueError(f"`prior` has unknown key(s) {sorted(unknown)}; use 'a', 'Binv', 'c', 'Dinv'.")
+    for key, dim in (("Binv", r), ("Dinv", r * q)):
+        if key in prior:
+            mat = np.atleast_2d(np.asarray(prior[key], dtype=float))
+            if mat.shape != (dim, dim):
+                raise ValueError(f"`prior['{key}']` must be a {dim} x {dim} matrix; got shape {mat.shape}.")
+            if not np.allclose(mat, mat.T) or np.linalg.eigvalsh(mat).min() <= 0:
+                raise ValueError(f"`prior['{key}']` must be symmetric positive definite.")
+            out[key] = mat
+    for key, dim in (("a", r), ("c", r * q)):
+        if key in prior:
+            val = float(prior[key])
+            if not val > dim - 1:
+                raise ValueError(f"`prior['{key}']` (degrees of freedom) must exceed {dim - 1}; got {val}.")
+            out[key] = val
+    return out
+
+
+def _patterns(miss: np.ndarray):
+    """Missingness patterns of the incomplete rows: row list, pattern id, observed/missing indices."""
+    r = miss.shape[1]
+    inc = np.flatnonzero(miss.any(axis=1))
+    if inc.size == 0:
+        z = np.zeros((0, r), dtype=np.int64)
+        return inc.astype(np.int64), np.zeros(0, np.int64), z, np.zeros(0, np.int64), z, np.zeros(0, np.int64)
+    codes = (miss[inc] * (1 << np.arange(r))).sum(axis=1)
+    uniq, pat = np.unique(codes, return_inverse=True)
+    pmask = ((uniq[:, None] >> np.arange(r)) & 1).astype(bool)
+    n_pat = len(uniq)
+    pat_obs = np.zeros((n_pat, r), np.int64)
+    pat_mis = np.zeros((n_pat, r), np.int64)
+    nobs = np.zeros(n_pat, np.int64)
+    nmis = np.zeros(n_pat, np.int64)
+    for g in range(n_pat):  # loop over patterns (at most 2^r, set-up only)
+        o, mm = np.flatnonzero(~pmask[g]), np.flatnonzero(pmask[g])
+        pat_obs[g, :len(o)], pat_mis[g, :len(mm)] = o, mm
+        nobs[g], nmis[g] = len(o), len(mm)
+    return inc.astype(np.int64), pat.astype(np.int64), pat_obs, nobs, pat_mis, nmis
+
+
+def _run_chain(tick, *, gd: GroupData, seed: int, prior: dict, n_burn: int, n_iter: int, m_c: int,
+               diag_only: bool, intercept: bool):
+    """One chain of one group: burn-in, then m_c imputations n_iter iterations apart."""
+    X, Z, clus = gd.X, gd.Z, gd.clus
+    N, p = X.shape
+    q = Z.shape[1]
+    r = gd.Y.shape[1]
+    d = q * r
+    J = len(gd.cluster_labels)
+    miss = np.isnan(gd.Y)
+    obs_mean = np.array([np.nanmean(gd.Y[:, t]) for t in range(r)])
+    # with an intercept the targets are centred internally (better conditioned sufficient statistics)
+    shift = obs_mean if intercept else np.zeros(r)
+    with np.errstate(invalid="ignore"):
+        Y = np.ascontiguousarray(gd.Y - shift)
+    Y[miss] = np.broadcast_to(obs_mean - shift, Y.shape)[miss]
+    XtX = X.T @ X
+    Lx = np.ascontiguousarray(np.linalg.cholesky(XtX))
+    ZtZ, ZtX = cluster_crossproducts(X, Z, clus, J)
+    beta = np.linalg.solve(XtX, X.T @ Y)
+    res = Y - X @ beta
+    Sigma = np.cov(res, rowvar=False).reshape(r, r) + 1e-8 * np.eye(r)
+    dg = np.diag(Sigma).copy()
+    dg[dg <= 0] = 1.0
+    Sigma = np.diag(dg) if np.linalg.eigvalsh(Sigma).min() <= 0 else Sigma
+    Psi = np.kron(np.diag(0.5 * dg), np.eye(q)) if q else np.zeros((0, 0))
+    B = np.zeros((J, q, r))
+    XtY = np.zeros((p, r))
+    ZtY = np.zeros((J, q, r))
+    YtY = np.zeros((r, r))
+    inc, pat, pobs, nobs, pmis, nmis = _patterns(miss)
+    cells = np.argwhere(miss.T)  # (target, local row), target-major
+    ct, cr = cells[:, 0], cells[:, 1]
+    pd_ = 1 if diag_only else d
+    pr_ = 1 if diag_only else r
+    shapes = dict(beta=(p, r), psi=(d, pd_), sigma=(r, pr_))
+    burn = {k: np.zeros(s + (n_burn,)) for k, s in shapes.items()}
+    n_imp = m_c * n_iter
+    imp = {k: np.zeros(s + (n_imp,)) for k, s in shapes.items()}
+    draws = np.zeros((len(ct), m_c))
+    seed_rng(seed)
+    state = (X, Z, Y, clus, Lx, ZtZ, ZtX, inc, pat, pobs, nobs, pmis, nmis,
+             prior["a"], np.ascontiguousarray(prior["Binv"]), prior["c"], np.ascontiguousarray(prior["Dinv"]),
+             beta, Sigma, Psi, B, XtY, ZtY, YtY)
+    it = 0
+
+    def advance(n, rec0, ch):
+        nonlocal it
+        done = 0
+        while done < n:
+            k = min(SEGMENT, n - done)
+            code = pan_iterate(k, it, rec0 + done, diag_only, *state, ch["beta"], ch["psi"], ch["sigma"])
+            if code:
+                raise FloatingPointError(
+                    "a covariance matrix lost positive definiteness during sampling; rescale the "
+                    "variables (e.g. to unit variance) or use a more informative `prior`."
+                )
+            it += k
+            done += k
+            tick(k)
+
+    advance(n_burn, 0, burn)
+    for k in range(m_c):
+        advance(n_iter, k * n_iter, imp)
+        draws[:, k] = Y[cr, ct] + shift[ct]
+    # shift the intercept row of beta back to the data's scale
+    if intercept:
+        for ch in (burn, imp):
+            ch["beta"][0] += shift[:, None]
+    return burn, imp, draws, (ct, cr)
+
+
+def pan_impute(data: Any, formula: str | None = None, *, type: Mapping[str, int] | None = None,
+               m: int = 10, n_burn: int = 5000, n_iter: int = 100, group: str | None = None,
+               prior: Mapping | None = None, seed=None, keep_chains: str = "full",
+               chains: int = 1, n_threads: int | None = None, missing_code=None,
+               progress: bool | None = None) -> ImputationResult:
+    """Impute continuous level-1 targets under pan's two-level joint model (mitml's panImpute).
+
+    Parameters
+    ----------
+    data : pandas or polars DataFrame; rows in any order; cluster ids of any type.
+    formula : ``"y1 + y2 ~ 1 + x + (1 + x | cluster)"``: targets on the left, complete predictors on
+        the right, one random-effects term (a random slope is not added as a fixed effect).
+    type : alternative to ``formula``: mitml's codes ``{column: code}`` (1 target, 2 fixed,
+        3 fixed + random, -1 group, -2 cluster, 0 unused).
+    m : number of imputations. n_burn : burn-in iterations. n_iter : iterations between imputations.
+    group : column whose levels are imputed completely separately (own chain and parameters).
+    prior : dict with mitml's ``a``, ``Binv`` (Sigma ~ IW(a, Binv)), ``c``, ``Dinv`` (Psi ~ IW(c, Dinv));
+        defaults a = r, Binv = I_r, c = q r, Dinv = I_{qr} as in mitml.
+    seed : int, numpy Generator or None; the same seed gives identical imputations whatever
+        ``n_threads`` is.
+    keep_chains : ``"full"`` or ``"diagonal"`` (store only the variances of psi and sigma).
+    chains : independent chains; each draws m / chains imputations after its own burn-in.
+    n_threads : worker threads for (group, chain) tasks (default: up to the number of cores).
+    missing_code : value(s) that mean missing in numeric columns (e.g. -99), besides NaN/null.
+    progress : show a progress bar (default: only in an interactive terminal).
+
+    Returns
+    -------
+    ImputationResult
+        ``.complete()`` gives the MitmlList of m completed data sets.
+
+    Examples
+    --------
+    >>> import pymitml as pm
+    >>> df = pm.datasets.studentratings()
+    >>> imp = pm.pan_impute(df, "ReadDis + SES ~ 1 + CognAbility + (1|ID)", m=5, n_burn=500,
+    ...                     n_iter=50, seed=1)
+    >>> implist = imp.complete()
+    """
+    m = check_positive_int(m, "m")
+    n_burn = check_positive_int(n_burn, "n_burn", minimum=0)
+    n_iter = check_positive_int(n_iter, "n_iter")
+    chains = check_positive_int(chains, "chains")
+    if keep_chains not in ("full", "diagonal"):
+        raise ValueError(f"`keep_chains` must be 'full' or 'diagonal'; got {keep_chains!r}.")
+    per_chain = imputation_plan(m, chains)
+    spec, codebook = prepare_model(data, formula, type, group, missing_code, method="pan_impute")
+    r, q = len(spec.targets), len(spec.z_names)
+    prior_ = _check_prior(prior, r, q)
+    intercept = bool(spec.x_names) and spec.x_names[0] == "(Intercept)"
+    G = len(spec.groups)
+    seeds = spawn_seeds(seed, G * chains)
+    tasks = []
+    for g, gd in enumerate(spec.groups):
+        if len(gd.cluster_labels) < 2:
+            raise ValueError(
+                f"the cluster id '{spec.cluster}' has a single cluster"
+                + ("" if gd.label is None else f" in group {spec.group}={gd.label!r}")
+                + "; a two-level model needs at least two clusters."
+            )
+        for c in range(chains):
+            tasks.append(partial(_run_chain, gd=gd, seed=seeds[g * chains + c], prior=prior_,
+                                 n_burn=n_burn, n_iter=n_iter, m_c=per_chain[c],
+                                 diag_only=keep_chains == "diagonal", intercept=intercept))
+    total = G * chains * n_burn + G * m * n_iter
+    out = run_tasks(tasks, total, n_threads=n_threads, progress=progress)
+    # assemble chains: (rows, cols, iterations, groups, chains)
+    blocks = ("beta", "psi", "sigma")
+    ch_burn = {b: np.stack([np.stack([out[g * chains + c][0][b] for c in range(chains)], axis=-1)
+                            for g in range(G)], axis=-2) for b in blocks}
+    ch_imp = {b: np.stack([np.stack([out[g * chains + c][1][b] for c in range(chains)], axis=-1)
+                           for g in range(G)], axis=-2) for b in blocks}
+    # replacement matrix: cells ordered by target, then row; imputations chain by chain
+    rows_all, cols_all, vals = [], [], []
+    for g, gd in enumerate(spec.groups):
+        ct, cr = out[g * chains][3]
+        rows_all.append(gd.rows[cr])
+        cols_all.append(np.asarray(spec.target_positions, dtype=np.int64)[ct])
+        vals.append(np.concatenate([out[g * chains + c][2] for c in range(chains)], axis=1))
+    rows_all = np.concatenate(rows_all) if rows_all else np.zeros(0, np.int64)
+    cols_all = np.concatenate(cols_all) if cols_all else np.zeros(0, np.int64)
+    vals = np.concatenate(vals, axis=0) if vals else np.zeros((0, m))
+    tpos = {p: k for k, p in enumerate(spec.target_positions)}
+    order = np.lexsort((rows_all, np.array([tpos[c] for c in cols_all], dtype=np.int64)))
+    index = np.column_stack([rows_all[order], cols_all[order]]).astype(np.int64)
+    replacement = np.ascontiguousarray(vals[order])
+    qn = [f"{t}:{z}" for t in spec.targets for z in spec.z_names]
+    param_names = {
+        "beta": (spec.x_names, spec.targets),
+        "psi": (qn, qn if keep_chains == "full" else ["var"]),
+        "sigma": (spec.targets, spec.targets if keep_chains == "full" else ["var"]),
+    }
+    settings = dict(n_burn=n_burn, n_iter=n_iter, m=m, chains=chains, keep_chains=keep_chains,
+                    group=spec.group, cluster=spec.cluster, seed=seed if isinstance(seed, int) else None)
+    return ImputationResult(
+        method="pan", formula=spec.formula, targets=spec.targets, prior=[prior_] * G,
+        settings=settings,
+        par_burnin={b: v[..., 0] for b, v in ch_burn.items()},
+        par_imputation={b: v[..., 0] for b, v in ch_imp.items()},
+        par_chains_burnin=ch_burn, par_chains_imputation=ch_imp,
+        replacement=replacement, index=index, codebook=codebook, param_names=param_names,
+        group_labels=[gd.label for gd in spec.groups],
+        extra={"target_positions": spec.target_positions, "x_names": spec.x_names,
+               "z_names": spec.z_names},
+    )

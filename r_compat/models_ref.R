@@ -1,0 +1,107 @@
+# Reference values for pooled model tests: mitml's testModels (D1-D4), testConstraints,
+# anova.mitml.result and multilevelR2 on the completed data of r_compat/models_data.R.
+# Writes r_compat/models_ref.json. Run from the repository root:
+#   Rscript r_compat/models_ref.R
+suppressPackageStartupMessages({library(mitml); library(lme4); library(jsonlite)})
+long <- read.csv("r_compat/models_implist.csv")
+implist <- as.mitml.list(lapply(split(long, long$.imp), function(d) { d$.imp <- NULL; rownames(d) <- NULL; d }))
+
+# fits whose call carries its data, so that mitml can refit them (ML refits, D3, D4)
+fit_each <- function(fun, fml, ...) {
+  out <- lapply(implist, function(d) do.call(fun, list(formula = fml, data = d, ...)))
+  class(out) <- c("mitml.result", "list")
+  out
+}
+F_full  <- Achiev ~ ReadDis + SES + Cogn + Girl + (1|ID)
+F_null  <- Achiev ~ ReadDis + Cogn + (1|ID)
+F_min   <- Achiev ~ Cogn + (1|ID)
+F_slope <- Achiev ~ ReadDis + SES + Cogn + Girl + (1 + Girl|ID)
+L_full  <- Achiev ~ ReadDis + SES + Cogn + Girl
+L_null  <- Achiev ~ ReadDis + Cogn
+L_min   <- Achiev ~ Cogn
+
+lmer_full  <- fit_each(lmer, F_full, REML = TRUE)
+lmer_null  <- fit_each(lmer, F_null, REML = TRUE)
+lmer_min   <- fit_each(lmer, F_min, REML = TRUE)
+lmer_slope <- fit_each(lmer, F_slope, REML = TRUE)
+lmer_full_ml <- fit_each(lmer, F_full, REML = FALSE)
+lmer_null_ml <- fit_each(lmer, F_null, REML = FALSE)
+lm_full <- fit_each(lm, L_full)
+lm_null <- fit_each(lm, L_null)
+lm_min  <- fit_each(lm, L_min)
+
+tab <- function(x) { t <- x$test; rownames(t) <- NULL; as.list(as.data.frame(t, check.names = FALSE)) }
+out <- list(models = list(), constraints = list(), anova = list(), r2 = list(), loglik = list())
+tm <- function(name, ...) out$models[[name]] <<- tab(suppressWarnings(testModels(...)))
+
+# --- testModels: lmer ---------------------------------------------------------------
+tm("lmer_D1", lmer_full, lmer_null, method = "D1")
+tm("lmer_D1_dfcom", lmer_full, lmer_null, method = "D1", df.com = 45)
+tm("lmer_D2_wald", lmer_full, lmer_null, method = "D2")
+tm("lmer_D2_wald_positive", lmer_full, lmer_null, method = "D2", ariv = "positive")
+tm("lmer_D2_likelihood", lmer_full, lmer_null, method = "D2", use = "likelihood")
+tm("lmer_D3", lmer_full, lmer_null, method = "D3")
+tm("lmer_D3_positive", lmer_full, lmer_null, method = "D3", ariv = "positive")
+tm("lmer_D4", lmer_full, lmer_null, method = "D4")
+tm("lmer_D4_robust", lmer_full, lmer_null, method = "D4", ariv = "robust")
+tm("lmer_D4_positive", lmer_full, lmer_null, method = "D4", ariv = "positive")
+tm("lmer_ml_D3", lmer_full_ml, lmer_null_ml, method = "D3")
+tm("lmer_slope_D3", lmer_slope, lmer_full, method = "D3")
+tm("lmer_slope_D4", lmer_slope, lmer_full, method = "D4")
+tm("lmer_slope_D2_likelihood", lmer_slope, lmer_full, method = "D2", use = "likelihood")
+# --- testModels: lm -----------------------------------------------------------------
+tm("lm_D1", lm_full, lm_null, method = "D1")
+tm("lm_D1_dfcom", lm_full, lm_null, method = "D1", df.com = 745)
+tm("lm_D1_dfcom_small", lm_full, lm_null, method = "D1", df.com = 12)
+tm("lm_D2_wald", lm_full, lm_null, method = "D2")
+tm("lm_D2_likelihood", lm_full, lm_null, method = "D2", use = "likelihood")
+tm("lm_D3", lm_full, lm_null, method = "D3")
+tm("lm_D4", lm_full, lm_null, method = "D4")
+tm("lm_D4_robust", lm_full, lm_null, method = "D4", ariv = "robust")
+tm("lm_D4_positive", lm_full, lm_null, method = "D4", ariv = "positive")
+tm("lm_D3_min", lm_full, lm_min, method = "D3")
+
+# --- testConstraints ----------------------------------------------------------------
+tc <- function(name, ...) {
+  x <- suppressWarnings(testConstraints(...))
+  out$constraints[[name]] <<- c(tab(x), list(Qbar = unname(x$Qbar), T = unname(x$T)))
+}
+con_lin <- c("ReadDis - SES", "Girl")
+con_nl  <- c("ReadDis * SES", "(Intercept)/100 + Cogn^2", "exp(Girl/10)")
+tc("lmer_lin_D1", lmer_full, constraints = con_lin, method = "D1")
+tc("lmer_nl_D1", lmer_full, constraints = con_nl, method = "D1")
+tc("lmer_nl_D1_dfcom", lmer_full, constraints = con_nl, method = "D1", df.com = 45)
+tc("lmer_nl_D2", lmer_full, constraints = con_nl, method = "D2")
+tc("lmer_nl_D2_positive", lmer_full, constraints = con_nl, method = "D2", ariv = "positive")
+tc("lm_lin_D1", lm_full, constraints = con_lin, method = "D1")
+tc("lm_nl_D2", lm_full, constraints = con_nl, method = "D2")
+qhat <- sapply(lm_full, coef)
+uhat <- simplify2array(lapply(lm_full, vcov))
+tc("lm_qhat_D1", qhat = qhat, uhat = uhat, constraints = con_nl, method = "D1")
+
+# --- anova --------------------------------------------------------------------------
+an <- function(name, ...) {
+  x <- suppressWarnings(anova(...))
+  t <- do.call(rbind, lapply(x$test, "[[", "test"))
+  out$anova[[name]] <<- c(as.list(as.data.frame(t, check.names = FALSE)),
+                          list(method = x$method, formula = x$formula))
+}
+an("lmer_D3", lmer_full, lmer_null, lmer_min)
+an("lmer_D4", lmer_min, lmer_full, lmer_null, method = "D4")
+an("lmer_D2", lmer_full, lmer_null, lmer_min, method = "D2")
+an("lm_D3", lm_full, lm_null, lm_min)
+an("lm_D4_robust", lm_full, lm_min, method = "D4", ariv = "robust")
+
+# --- multilevelR2 -------------------------------------------------------------------
+out$r2$slope <- as.list(multilevelR2(lmer_slope))
+out$r2$full <- as.list(multilevelR2(lmer_full))
+out$r2$full_ml <- as.list(multilevelR2(lmer_full_ml))
+out$r2$slope_mvp <- as.list(multilevelR2(lmer_slope, print = "MVP"))
+out$r2$single <- as.list(multilevelR2(lmer_slope[[1]]))
+
+# per-imputation ML log-likelihoods (diagnostics for lmer agreement)
+out$loglik$full_ml <- sapply(lmer_full_ml, function(f) as.numeric(logLik(f)))
+out$loglik$null_ml <- sapply(lmer_null_ml, function(f) as.numeric(logLik(f)))
+out$loglik$slope_reml <- sapply(lmer_slope, function(f) as.numeric(logLik(f)))
+
+write_json(out, "r_compat/models_ref.json", digits = NA, auto_unbox = TRUE, pretty = TRUE)

@@ -1,0 +1,60 @@
+"""Shared test fixtures.
+
+R tests: in CI (environment variable CI set) R must be present and R tests must run; outside CI a
+test that needs R is skipped when R or rpy2 is missing, with the reason.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+R_PACKAGES = ("lme4", "mitml", "jomo", "pan", "mice", "haven")
+
+
+def _r_status() -> str | None:
+    """None if R, rpy2 and the reference packages work, else why not."""
+    if shutil.which("Rscript") is None:
+        return "Rscript is not on PATH (install r-base-core and r-cran-* from Debian, see README)"
+    code = "for (p in c(%s)) library(p, character.only=TRUE)" % ",".join(f'"{p}"' for p in R_PACKAGES)
+    r = subprocess.run(["Rscript", "-e", code], capture_output=True, text=True)
+    if r.returncode != 0:
+        return "an R reference package is missing: " + r.stderr.strip()[-300:]
+    try:
+        import rpy2.robjects  # noqa: F401
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        return f"rpy2 does not load: {exc}"
+    return None
+
+
+_STATUS: list = []
+
+
+def r_unavailable() -> str | None:
+    if not _STATUS:
+        _STATUS.append(_r_status())
+    return _STATUS[0]
+
+
+@pytest.fixture(scope="session")
+def needs_r():
+    """Use in a test that needs R: skips outside CI when R is missing, fails in CI."""
+    why = r_unavailable()
+    if why is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"R is required in CI but unavailable: {why}")
+        pytest.skip(f"needs R: {why}")
+    return True
+
+
+@pytest.fixture(scope="session")
+def R(needs_r):
+    """rpy2's ``robjects.r`` with lme4 and mitml loaded (quietly)."""
+    import rpy2.robjects as ro
+    from rpy2.rinterface_lib import callbacks
+
+    callbacks.consolewrite_warnerror = lambda s: None
+    ro.r("suppressPackageStartupMessages({library(lme4); library(mitml)})")
+    return ro.r
