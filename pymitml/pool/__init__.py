@@ -10,9 +10,9 @@ from ._extract import variance_components as extract_variance_components
 from .estimates import COLUMNS, PooledEstimates, pool_estimates
 
 __all__ = [
-    "pool_estimates",
-    "PooledEstimates",
     "COLUMNS",
+    "PooledEstimates",
     "extract_estimates",
     "extract_variance_components",
+    "pool_estimates",
 ]

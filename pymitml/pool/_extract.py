@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["estimates", "variance_components", "stack_estimates"]
+__all__ = ["estimates", "stack_estimates", "variance_components"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,7 +167,7 @@ def _is_mixedlm(fit: Any) -> bool:
 def _statsmodels_names(fit: Any, k: int) -> list[str]:
     params = fit.params
     if isinstance(params, pd.Series):
-        return [str(i) for i in params.index]
+        return [str(i) for i in params.index[:k]]
     names = getattr(getattr(fit, "model", None), "exog_names", None)
     if names is not None and len(names) >= k:
         return [str(n) for n in names[:k]]
@@ -204,9 +204,7 @@ def variance_components(fit: Any) -> pd.Series | None:
         return _vc_lmer(fit)
     if _looks_like_statsmodels(fit):
         return _vc_statsmodels(fit)
-    if isinstance(fit, (tuple, dict)):
-        return None
-    raise _unknown_fit(fit)
+    return None     # no extra parameters known for this class (mitml warns and pools none)
 
 
 _vc_default = variance_components.dispatch(object)

@@ -25,7 +25,7 @@ from scipy import stats
 
 from ._extract import _as_coef, _check_same_names, stack_estimates, stack_variance_components
 
-__all__ = ["pool_estimates", "PooledEstimates", "COLUMNS"]
+__all__ = ["COLUMNS", "PooledEstimates", "pool_estimates"]
 
 #: Column names of the pooled table, as mitml prints them.
 COLUMNS = ("Estimate", "Std.Error", "t.value", "df", "P(>|t|)", "RIV", "FMI")
@@ -217,31 +217,29 @@ def _rubin(qhat: np.ndarray, uhat: np.ndarray, diagonal: bool, df_com: np.ndarra
 # --------------------------------------------------------------------------------------------
 def _qhat_array(qhat: Any) -> tuple[list[str], np.ndarray]:
     """qhat as names and an (m, k) float array."""
+    if isinstance(qhat, (str, bytes)) or not isinstance(qhat, (pd.DataFrame, np.ndarray, Sequence)):
+        raise TypeError(
+            "`qhat` must be an (m, k) array, a DataFrame with one row per imputation, or a list of "
+            f"m Series/arrays; got {type(qhat).__name__}."
+        )
     if isinstance(qhat, pd.DataFrame):
         names = [str(c) for c in qhat.columns]
         arr = qhat.to_numpy(dtype=np.float64)
-    elif isinstance(qhat, np.ndarray) or (
-        isinstance(qhat, Sequence) and qhat and all(np.isscalar(x) for x in qhat)
-    ):
+    elif isinstance(qhat, np.ndarray) or all(np.isscalar(x) for x in qhat):
         arr = np.asarray(qhat, dtype=np.float64)
         if arr.ndim == 1:
-            arr = arr[:, None]
+            arr = arr[:, None]                    # m scalar estimates: k = 1
         if arr.ndim != 2:
             raise ValueError(
                 f"`qhat` must be an (m, k) array (one row per imputation); got shape {arr.shape}."
             )
         names = [f"Parameter.{i + 1}" for i in range(arr.shape[1])]
-    elif isinstance(qhat, Sequence) and not isinstance(qhat, (str, bytes)):
-        if not qhat:
-            raise ValueError("`qhat` is empty; give one row of estimates per imputed data set.")
+    else:
         rows = [_as_coef(q, "estimates in `qhat`") for q in qhat]
         names = _check_same_names([list(r.index) for r in rows], "estimates")
         arr = np.stack([r.to_numpy() for r in rows])
-    else:
-        raise TypeError(
-            "`qhat` must be an (m, k) array, a DataFrame with one row per imputation, or a list of "
-            f"m Series/arrays; got {type(qhat).__name__}."
-        )
+    if arr.size == 0:
+        raise ValueError("`qhat` is empty; give one row of estimates per imputed data set.")
     if not np.all(np.isfinite(arr)):
         raise ValueError("`qhat` has missing or infinite values; every estimate must be finite.")
     return names, arr

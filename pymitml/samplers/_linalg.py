@@ -90,8 +90,11 @@ def spd_inverse(a, out, work, n):
 
 
 @njit
-def draw_inv_wishart(nu, scale, out, w1, w2, n):
+def draw_inv_wishart(chi, nrm, scale, out, w1, w2, n):
     """out <- a draw from the inverse Wishart IW(nu, scale) of order n (E = scale / (nu - n - 1)).
+
+    The randomness comes in as arrays: ``chi[i] ~ chi2(nu - i)`` (i < n) and ``nrm`` holds
+    n (n - 1) / 2 standard normals.
 
     Bartlett: with scale = C C' and A lower triangular (A_ii^2 ~ chi2(nu - i), A_ik ~ N(0, 1)),
     W = C^{-T} A A' C^{-1} ~ Wishart(nu, scale^{-1}), so out = W^{-1} = (C A^{-T})(C A^{-T})'.
@@ -103,12 +106,14 @@ def draw_inv_wishart(nu, scale, out, w1, w2, n):
     if not chol_inplace(w1, n):
         return False
     # Bartlett factor A into out (lower), then its inverse into w2
+    c = 0
     for i in range(n):
         for j in range(n):
             out[i, j] = 0.0
-        out[i, i] = np.sqrt(np.random.chisquare(nu - i))
+        out[i, i] = np.sqrt(chi[i])
         for j in range(i):
-            out[i, j] = np.random.standard_normal()
+            out[i, j] = nrm[c]
+            c += 1
     inv_lower(out, w2, n)
     # T = C A^{-T}: T[i, j] = sum_k C[i, k] * Ainv[j, k]  (k <= i and k <= j) -> store in out
     for i in range(n):
@@ -130,9 +135,3 @@ def draw_inv_wishart(nu, scale, out, w1, w2, n):
             out[i, j] = s
             out[j, i] = s
     return True
-
-
-@njit
-def seed_rng(seed):
-    """Seed numba's per-thread generator (each chain seeds its own thread before running)."""
-    np.random.seed(seed)

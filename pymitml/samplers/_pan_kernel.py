@@ -2,7 +2,7 @@
 
 Model (Schafer & Yucel 2002), cluster j with n_j rows and r targets:
 
-    Y_j = X_j beta + Z_j b_j + E_j,   vec(b_j) ~ N(0, Psi) (order q r, target-major),
+    Y_j = X_j beta + Z_j b_j + E_j,   vec(b_j) ~ N(0, Psi) (order d = q r, target-major),
     rows of E_j ~ N(0, Sigma),        flat prior on beta,
     Sigma ~ IW(a, Binv),  Psi ~ IW(c, Dinv).
 
@@ -17,10 +17,10 @@ One iteration, with the missing cells of Y filled by their current draws:
 4. Missing cells of each incomplete row from the normal of the missing given the observed part
    of that row, mean x_i beta + z_i b_j, covariance Sigma.
 
-Steps 1-3 use only sufficient statistics (X'Y, Z_j'Y_j, Y'Y with the fixed X'X, Z_j'Z_j,
-Z_j'X_j), which step 4 updates row by row as it redraws a cell; they are recomputed from the rows
-every ``REFRESH`` iterations (on the global iteration count, so results do not depend on how a
-run is cut into segments). An iteration therefore costs O(J (qr)^3 + cells drawn), not O(N).
+Steps 1-3 need only sufficient statistics: X'Y, Z_j'Y_j and Y'Y, split into the constant part of
+the complete rows and the part of the incomplete rows, recomputed after step 4. Cluster-level
+arrays are laid out (..., J) and incomplete rows are stored transposed, grouped by missingness
+pattern, so that the innermost loops run over clusters or rows and vectorise.
 """
 from __future__ import annotations
 
@@ -29,54 +29,74 @@ import numpy as np
 from .._numba import njit
 from ._linalg import chol_inplace, draw_inv_wishart, solve_lower, solve_lower_t, spd_inverse
 
-REFRESH = 256
+
+def pan_draw_counts(J, p, q, r, n_cells):
+    """Standard normals one iteration consumes: clusters, Psi, Sigma, beta, missing cells."""
+    d = q * r
+    return J * d + d * (d - 1) // 2 + r * (r - 1) // 2 + p * r + n_cells
 
 
 @njit
-def pan_stats(X, Z, Y, clus, XtY, ZtY, YtY):
-    """Recompute X'Y (p x r), Z_j'Y_j (J x q x r) and Y'Y (r x r) from the rows."""
-    N, p = X.shape
-    q = Z.shape[1]
-    r = Y.shape[1]
-    XtY[:, :] = 0.0
-    ZtY[:, :, :] = 0.0
-    YtY[:, :] = 0.0
-    for i in range(N):
-        j = clus[i]
-        for t in range(r):
-            y = Y[i, t]
-            for k in range(p):
-                XtY[k, t] += X[i, k] * y
-            for a in range(q):
-                ZtY[j, a, t] += Z[i, a] * y
-            for s in range(t + 1):
-                YtY[t, s] += y * Y[i, s]
-    for t in range(r):
-        for s in range(t):
-            YtY[s, t] = YtY[t, s]
+def _dot(x, y):
+    """sum x*y with four accumulators (deterministic; not latency bound)."""
+    n = x.shape[0]
+    s0 = s1 = s2 = s3 = 0.0
+    n4 = n - n % 4
+    for i in range(0, n4, 4):
+        s0 += x[i] * y[i]
+        s1 += x[i + 1] * y[i + 1]
+        s2 += x[i + 2] * y[i + 2]
+        s3 += x[i + 3] * y[i + 3]
+    for i in range(n4, n):
+        s0 += x[i] * y[i]
+    return (s0 + s1) + (s2 + s3)
 
 
 @njit
 def cluster_crossproducts(X, Z, clus, J):
-    """Fixed per-cluster cross-products Z_j'Z_j (J x q x q) and Z_j'X_j (J x q x p)."""
+    """Fixed per-cluster cross-products Z_j'Z_j (q, q, J) and Z_j'X_j (q, p, J)."""
     N, p = X.shape
     q = Z.shape[1]
-    ZtZ = np.zeros((J, q, q))
-    ZtX = np.zeros((J, q, p))
+    ZtZ = np.zeros((q, q, J))
+    ZtX = np.zeros((q, p, J))
     for i in range(N):
         j = clus[i]
         for a in range(q):
             za = Z[i, a]
             for b in range(q):
-                ZtZ[j, a, b] += za * Z[i, b]
+                ZtZ[a, b, j] += za * Z[i, b]
             for k in range(p):
-                ZtX[j, a, k] += za * X[i, k]
+                ZtX[a, k, j] += za * X[i, k]
     return ZtZ, ZtX
 
 
 @njit
-def pattern_factors(Sigma, pat_obs, pat_nobs, pat_mis, pat_nmis, K, C, w1, w2):
-    """Per missingness pattern: K = Sigma_MO Sigma_OO^-1 and C = chol(Sigma_MM - K Sigma_OM)."""
+def rows_crossproducts(Xt, Zt, Yt, C, J, XtY, ZtY, YtY):
+    """X'Y (p, r), Z_j'Y_j (q, r, J), Y'Y (r, r) of rows stored transposed (Xt: p x n, ...)."""
+    p = Xt.shape[0]
+    q = Zt.shape[0]
+    r = Yt.shape[0]
+    n = Yt.shape[1]
+    for t in range(r):
+        for k in range(p):
+            XtY[k, t] = _dot(Xt[k], Yt[t])
+        for u in range(t + 1):
+            v = _dot(Yt[t], Yt[u])
+            YtY[t, u] = v
+            YtY[u, t] = v
+    ZtY[:, :, :] = 0.0
+    for a in range(q):
+        za = Zt[a]
+        for t in range(r):
+            yt = Yt[t]
+            acc = ZtY[a, t]
+            for i in range(n):
+                acc[C[i]] += za[i] * yt[i]
+
+
+@njit
+def pattern_factors(Sigma, pat_obs, pat_nobs, pat_mis, pat_nmis, K, Cf, w1, w2):
+    """Per missingness pattern: K = Sigma_MO Sigma_OO^-1 and Cf = chol(Sigma_MM - K Sigma_OM)."""
     n_pat = pat_nobs.shape[0]
     for g in range(n_pat):
         no = pat_nobs[g]
@@ -85,7 +105,6 @@ def pattern_factors(Sigma, pat_obs, pat_nobs, pat_mis, pat_nmis, K, C, w1, w2):
             for v in range(no):
                 w1[u, v] = Sigma[pat_obs[g, u], pat_obs[g, v]]
         chol_inplace(w1, no)
-        # K' (no x nm) = Sigma_OO^-1 Sigma_OM
         for v in range(nm):
             for u in range(no):
                 w2[u, 0] = Sigma[pat_obs[g, u], pat_mis[g, v]]
@@ -98,121 +117,201 @@ def pattern_factors(Sigma, pat_obs, pat_nobs, pat_mis, pat_nmis, K, C, w1, w2):
                 s = Sigma[pat_mis[g, v], pat_mis[g, w]]
                 for u in range(no):
                     s -= K[g, v, u] * Sigma[pat_obs[g, u], pat_mis[g, w]]
-                C[g, v, w] = s
+                Cf[g, v, w] = s
         for v in range(nm):
             for w in range(v):
-                s = 0.5 * (C[g, v, w] + C[g, w, v])
-                C[g, v, w] = s
-                C[g, w, v] = s
-        chol_inplace(C[g], nm)
+                s = 0.5 * (Cf[g, v, w] + Cf[g, w, v])
+                Cf[g, v, w] = s
+                Cf[g, w, v] = s
+        chol_inplace(Cf[g], nm)
 
 
 @njit
-def pan_iterate(n_steps, it0, rec0, diag_only,
-                X, Z, Y, clus, Lx, ZtZ, ZtX,
-                inc_rows, inc_pat, pat_obs, pat_nobs, pat_mis, pat_nmis,
-                a_prior, Binv, c_prior, Dinv,
-                beta, Sigma, Psi, B, XtY, ZtY, YtY,
+def _draw_random_effects(z0, ZtZ, ZtX, ZtY, beta, Sinv, Pinv, B, R, P, v):
+    """Step 1 for all clusters at once (arrays (..., J)); False if a precision is not PD."""
+    q, r, J = ZtY.shape
+    p = ZtX.shape[1]
+    d = q * r
+    # R = Z'Y - Z'X beta
+    for a in range(q):
+        for t in range(r):
+            Rat = R[a, t]
+            Rat[:] = ZtY[a, t]
+            for k in range(p):
+                bk = beta[k, t]
+                Xak = ZtX[a, k]
+                for j in range(J):
+                    Rat[j] -= Xak[j] * bk
+    # v = vec(R Sinv); P = Pinv + Sinv (x) Z'Z  (lower triangle)
+    for t in range(r):
+        for a in range(q):
+            x = t * q + a
+            vx = v[x]
+            vx[:] = 0.0
+            for u in range(r):
+                s = Sinv[u, t]
+                Rau = R[a, u]
+                for j in range(J):
+                    vx[j] += Rau[j] * s
+            for u in range(r):
+                for b in range(q):
+                    y = u * q + b
+                    if y > x:
+                        continue
+                    s = Sinv[t, u]
+                    pxy = Pinv[x, y]
+                    Pxy = P[x, y]
+                    Zab = ZtZ[a, b]
+                    for j in range(J):
+                        Pxy[j] = pxy + s * Zab[j]
+    # batched Cholesky, column by column
+    for c in range(d):
+        Pcc = P[c, c]
+        for k in range(c):
+            Pck = P[c, k]
+            for j in range(J):
+                Pcc[j] -= Pck[j] * Pck[j]
+        for j in range(J):
+            if not Pcc[j] > 0.0:
+                return False
+            Pcc[j] = np.sqrt(Pcc[j])
+        for i in range(c + 1, d):
+            Pic = P[i, c]
+            for k in range(c):
+                Pik = P[i, k]
+                Pck = P[c, k]
+                for j in range(J):
+                    Pic[j] -= Pik[j] * Pck[j]
+            for j in range(J):
+                Pic[j] /= Pcc[j]
+    # v <- L^-1 v + z ; v <- L^-T v
+    for x in range(d):
+        vx = v[x]
+        for k in range(x):
+            Pxk = P[x, k]
+            vk = v[k]
+            for j in range(J):
+                vx[j] -= Pxk[j] * vk[j]
+        Pxx = P[x, x]
+        for j in range(J):
+            vx[j] /= Pxx[j]
+    for x in range(d):
+        vx = v[x]
+        zx = z0[x * J:(x + 1) * J]
+        for j in range(J):
+            vx[j] += zx[j]
+    for x in range(d - 1, -1, -1):
+        vx = v[x]
+        for k in range(x + 1, d):
+            Pkx = P[k, x]
+            vk = v[k]
+            for j in range(J):
+                vx[j] -= Pkx[j] * vk[j]
+        Pxx = P[x, x]
+        for j in range(J):
+            vx[j] /= Pxx[j]
+    for t in range(r):
+        for a in range(q):
+            B[a, t, :] = v[t * q + a]
+    return True
+
+
+@njit
+def pan_iterate(n_steps, rec0, diag_only, nrm, chi,
+                Lx, ZtZ, ZtX, XtYc, ZtYc, YtYc,
+                Xi, Zi, Ci, Yi, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis, N,
+                Binv, Dinv, beta, Sigma, Psi, B, XtYi, ZtYi, YtYi,
                 ch_beta, ch_psi, ch_sigma):
     """Run ``n_steps`` Gibbs iterations in place; iteration s is stored at index rec0 + s of the
-    chain arrays (rec0 < 0: not stored). ``it0`` is the global number of the first iteration.
-    Returns 0, or 1 if a covariance matrix lost positive definiteness (caller raises)."""
-    N, p = X.shape
-    q = Z.shape[1]
-    r = Y.shape[1]
-    J = ZtZ.shape[0]
+    chain arrays (rec0 < 0: not stored).
+
+    Data: complete rows enter through their constant cross-products (XtYc, ZtYc, YtYc);
+    incomplete rows are stored transposed (Xi: p x n, Zi: q x n, Yi: r x n, Ci: cluster codes)
+    and grouped by missingness pattern (rows pat_start[g]:pat_start[g+1]); their cross-products
+    XtYi, ZtYi, YtYi must match Yi on entry and are kept up to date.
+    Randomness comes in pre-drawn: ``nrm[s]`` are the standard normals of iteration s (clusters
+    as (d, J), Psi, Sigma, beta as (r, p), then per pattern its missing cells as (n_mis, rows)) and
+    ``chi[s]`` the chi-square draws (d for Psi, then r for Sigma). Returns 0, or 1 if a covariance
+    matrix lost positive definiteness (the caller raises).
+    """
+    p = Lx.shape[0]
+    q, r, J = ZtYc.shape
     d = q * r
     n_pat = pat_nobs.shape[0]
+    n_inc = Yi.shape[1]
     mx = max(d, r, p, 1)
     w1 = np.empty((mx, mx))
     w2 = np.empty((mx, mx))
     w3 = np.empty((mx, mx))
     Sinv = np.empty((r, r))
     Pinv = np.empty((d, d))
-    P = np.empty((d, d))
-    v = np.empty(d)
-    Rj = np.empty((q, r))
+    ZtY = np.empty((q, r, J))
+    R = np.empty((q, r, J))
+    P = np.empty((d, d, J))
+    v = np.empty((d, J))
+    tmp = np.empty(J)
     SB = np.empty((d, d))
     XtW = np.empty((p, r))
     WtW = np.empty((r, r))
     scale_s = np.empty((r, r))
     scale_p = np.empty((d, d))
     bh = np.empty((p, r))
+    nz = np.empty(p)
     Kp = np.zeros((max(n_pat, 1), r, r))
     Cp = np.zeros((max(n_pat, 1), r, r))
-    mu = np.empty(r)
-    e = np.empty(r)
-    ynew = np.empty(r)
-    nz = np.empty(p)
+    mu = np.empty((r, max(n_inc, 1)))
+    npsi = d * (d - 1) // 2
+    nsig = r * (r - 1) // 2
     for s in range(n_steps):
-        it = it0 + s
-        if it % REFRESH == 0:
-            pan_stats(X, Z, Y, clus, XtY, ZtY, YtY)
+        z = nrm[s]
+        cur = 0
         if not spd_inverse(Sigma, Sinv, w1, r):
             return 1
         if not spd_inverse(Psi, Pinv, w1, d):
             return 1
-        # 1. random effects, accumulating sum b b', X'W and W'W on the way
-        SB[:, :] = 0.0
+        for a in range(q):
+            for t in range(r):
+                for j in range(J):
+                    ZtY[a, t, j] = ZtYc[a, t, j] + ZtYi[a, t, j]
+        # 1. random effects
+        if not _draw_random_effects(z[cur:cur + d * J], ZtZ, ZtX, ZtY, beta, Sinv, Pinv, B, R, P, v):
+            return 1
+        cur += d * J
+        # sum b b', X'W = X'Y - sum Z_j'X_j' b_j, W'W = Y'Y - b'Z'Y - Y'Z b + b'Z'Z b
+        for x in range(d):
+            for y in range(x + 1):
+                val = _dot(v[x], v[y])
+                SB[x, y] = val
+                SB[y, x] = val
         for k in range(p):
             for t in range(r):
-                XtW[k, t] = XtY[k, t]
+                acc = XtYc[k, t] + XtYi[k, t]
+                for a in range(q):
+                    acc -= _dot(ZtX[a, k], B[a, t])
+                XtW[k, t] = acc
         for t in range(r):
-            for u in range(r):
-                WtW[t, u] = YtY[t, u]
-        for j in range(J):
-            # R_j = Z_j'Y_j - Z_j'X_j beta  (q x r)
-            for a in range(q):
-                for t in range(r):
-                    acc = ZtY[j, a, t]
-                    for k in range(p):
-                        acc -= ZtX[j, a, k] * beta[k, t]
-                    Rj[a, t] = acc
-            # rhs = vec(R_j Sinv), precision P = Pinv + Sinv (x) ZtZ_j
-            for t in range(r):
+            for u in range(t + 1):
+                acc = YtYc[t, u] + YtYi[t, u]
                 for a in range(q):
-                    acc = 0.0
-                    for u in range(r):
-                        acc += Rj[a, u] * Sinv[u, t]
-                    v[t * q + a] = acc
-                    for u in range(r):
-                        for b in range(q):
-                            P[t * q + a, u * q + b] = Pinv[t * q + a, u * q + b] + Sinv[t, u] * ZtZ[j, a, b]
-            if not chol_inplace(P, d):
-                return 1
-            solve_lower(P, v, d)
-            for k in range(d):
-                v[k] += np.random.standard_normal()
-            solve_lower_t(P, v, d)
-            for t in range(r):
-                for a in range(q):
-                    B[j, a, t] = v[t * q + a]
-            for k in range(d):
-                for l in range(d):
-                    SB[k, l] += v[k] * v[l]
-            # X'W -= Z_j'X_j' b_j ;  W'W += b'ZtZ b - b'ZtY - ZtY'b
-            for k in range(p):
-                for t in range(r):
-                    acc = 0.0
-                    for a in range(q):
-                        acc += ZtX[j, a, k] * B[j, a, t]
-                    XtW[k, t] -= acc
-            for t in range(r):
-                for u in range(r):
-                    acc = 0.0
-                    for a in range(q):
-                        zb = 0.0
-                        for b in range(q):
-                            zb += ZtZ[j, a, b] * B[j, b, u]
-                        acc += B[j, a, t] * zb - B[j, a, t] * ZtY[j, a, u] - ZtY[j, a, t] * B[j, a, u]
-                    WtW[t, u] += acc
+                    acc -= _dot(B[a, t], ZtY[a, u]) + _dot(ZtY[a, t], B[a, u])
+                    for j in range(J):
+                        tmp[j] = 0.0
+                    for b in range(q):
+                        Zab = ZtZ[a, b]
+                        Bbu = B[b, u]
+                        for j in range(J):
+                            tmp[j] += Zab[j] * Bbu[j]
+                    acc += _dot(B[a, t], tmp)
+                WtW[t, u] = acc
+                WtW[u, t] = acc
         # 2. Psi
-        for k in range(d):
-            for l in range(d):
-                scale_p[k, l] = Dinv[k, l] + SB[k, l]
-        if not draw_inv_wishart(c_prior + J, scale_p, Psi, w1, w2, d):
+        for x in range(d):
+            for y in range(d):
+                scale_p[x, y] = Dinv[x, y] + SB[x, y]
+        if not draw_inv_wishart(chi[s, :d], z[cur:cur + npsi], scale_p, Psi, w1, w2, d):
             return 1
-        # 3. beta_hat = (X'X)^-1 X'W ; Sigma ~ IW ; beta | Sigma
+        cur += npsi
+        # 3. (Sigma, beta) | b
         for t in range(r):
             for k in range(p):
                 bh[k, t] = XtW[k, t]
@@ -222,23 +321,20 @@ def pan_iterate(n_steps, it0, rec0, diag_only,
             for u in range(t + 1):
                 acc = WtW[t, u]
                 for k in range(p):
-                    acc -= bh[k, t] * XtW[k, u]
-                acc2 = WtW[u, t]
-                for k in range(p):
-                    acc2 -= bh[k, u] * XtW[k, t]
-                val = 0.5 * (acc + acc2)
-                scale_s[t, u] = Binv[t, u] + val
-                scale_s[u, t] = Binv[u, t] + val
-        if not draw_inv_wishart(a_prior + N - p, scale_s, Sigma, w1, w2, r):
+                    acc -= 0.5 * (bh[k, t] * XtW[k, u] + bh[k, u] * XtW[k, t])
+                scale_s[t, u] = Binv[t, u] + acc
+                scale_s[u, t] = Binv[u, t] + acc
+        if not draw_inv_wishart(chi[s, d:d + r], z[cur:cur + nsig], scale_s, Sigma, w1, w2, r):
             return 1
+        cur += nsig
         for t in range(r):
             for u in range(r):
                 w3[t, u] = Sigma[t, u]
         chol_inplace(w3, r)
-        # beta = bh + Lx^-T Nz Ls'
         for u in range(r):
             for k in range(p):
-                nz[k] = np.random.standard_normal()
+                nz[k] = z[cur + k]
+            cur += p
             solve_lower_t(Lx, nz, p)
             for k in range(p):
                 w2[k, u] = nz[k]
@@ -248,48 +344,52 @@ def pan_iterate(n_steps, it0, rec0, diag_only,
                 for u in range(t + 1):
                     acc += w2[k, u] * w3[t, u]
                 beta[k, t] = acc
-        # 4. missing cells
-        if inc_rows.shape[0] > 0:
+        # 4. missing cells, pattern by pattern
+        if n_inc > 0:
             pattern_factors(Sigma, pat_obs, pat_nobs, pat_mis, pat_nmis, Kp, Cp, w1, w2)
-        for ii in range(inc_rows.shape[0]):
-            i = inc_rows[ii]
-            g = inc_pat[ii]
-            j = clus[i]
             for t in range(r):
-                acc = 0.0
+                mt = mu[t]
+                for i in range(n_inc):
+                    mt[i] = 0.0
                 for k in range(p):
-                    acc += X[i, k] * beta[k, t]
+                    bk = beta[k, t]
+                    xk = Xi[k]
+                    for i in range(n_inc):
+                        mt[i] += xk[i] * bk
                 for a in range(q):
-                    acc += Z[i, a] * B[j, a, t]
-                mu[t] = acc
-                ynew[t] = Y[i, t]
-            no = pat_nobs[g]
-            nm = pat_nmis[g]
-            for u in range(no):
-                o = pat_obs[g, u]
-                e[u] = Y[i, o] - mu[o]
-            for w in range(nm):
-                v[w] = np.random.standard_normal()
-            for w in range(nm):
-                acc = mu[pat_mis[g, w]]
+                    Bat = B[a, t]
+                    za = Zi[a]
+                    for i in range(n_inc):
+                        mt[i] += za[i] * Bat[Ci[i]]
+            for g in range(n_pat):
+                s0 = pat_start[g]
+                s1 = pat_start[g + 1]
+                n = s1 - s0
+                no = pat_nobs[g]
+                nm = pat_nmis[g]
+                # observed residuals overwrite mu of the observed targets (mu no longer needed there)
                 for u in range(no):
-                    acc += Kp[g, w, u] * e[u]
-                for u in range(w + 1):
-                    acc += Cp[g, w, u] * v[u]
-                ynew[pat_mis[g, w]] = acc
-            # incremental update of the sufficient statistics
-            for t in range(r):
-                dt = ynew[t] - Y[i, t]
-                if dt != 0.0:
-                    for k in range(p):
-                        XtY[k, t] += X[i, k] * dt
-                    for a in range(q):
-                        ZtY[j, a, t] += Z[i, a] * dt
-            for t in range(r):
-                for u in range(r):
-                    YtY[t, u] += ynew[t] * ynew[u] - Y[i, t] * Y[i, u]
-            for t in range(r):
-                Y[i, t] = ynew[t]
+                    o = pat_obs[g, u]
+                    for i in range(s0, s1):
+                        mu[o, i] = Yi[o, i] - mu[o, i]
+                for w in range(nm):
+                    mw = pat_mis[g, w]
+                    yw = Yi[mw]
+                    mwv = mu[mw]
+                    for i in range(s0, s1):
+                        yw[i] = mwv[i]
+                    for u in range(no):
+                        kwu = Kp[g, w, u]
+                        eo = mu[pat_obs[g, u]]
+                        for i in range(s0, s1):
+                            yw[i] += kwu * eo[i]
+                    for u in range(w + 1):
+                        cwu = Cp[g, w, u]
+                        zz = z[cur + u * n: cur + (u + 1) * n]
+                        for i in range(n):
+                            yw[s0 + i] += cwu * zz[i]
+                cur += nm * n
+            rows_crossproducts(Xi, Zi, Yi, Ci, J, XtYi, ZtYi, YtYi)
         # record
         if rec0 >= 0:
             o = rec0 + s
@@ -297,14 +397,14 @@ def pan_iterate(n_steps, it0, rec0, diag_only,
                 for t in range(r):
                     ch_beta[k, t, o] = beta[k, t]
             if diag_only:
-                for k in range(d):
-                    ch_psi[k, 0, o] = Psi[k, k]
+                for x in range(d):
+                    ch_psi[x, 0, o] = Psi[x, x]
                 for t in range(r):
                     ch_sigma[t, 0, o] = Sigma[t, t]
             else:
-                for k in range(d):
-                    for l in range(d):
-                        ch_psi[k, l, o] = Psi[k, l]
+                for x in range(d):
+                    for y in range(d):
+                        ch_psi[x, y, o] = Psi[x, y]
                 for t in range(r):
                     for u in range(r):
                         ch_sigma[t, u, o] = Sigma[t, u]

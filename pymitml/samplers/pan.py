@@ -10,8 +10,7 @@ from .._model import GroupData, check_positive_int, prepare_model
 from .._random import spawn_seeds
 from ..chains import SEGMENT, imputation_plan, run_tasks
 from ..result import ImputationResult
-from ._linalg import seed_rng
-from ._pan_kernel import cluster_crossproducts, pan_iterate
+from ._pan_kernel import cluster_crossproducts, pan_draw_counts, pan_iterate, rows_crossproducts
 
 __all__ = ["pan_impute"]
 
@@ -47,14 +46,18 @@ def _check_prior(prior: Mapping | None, r: int, q: int) -> dict:
 
 
 def _patterns(miss: np.ndarray):
-    """Missingness patterns of the incomplete rows: row list, pattern id, observed/missing indices."""
+    """Incomplete rows sorted by missingness pattern, with each pattern's observed/missing targets.
+
+    Returns (rows, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis): ``rows`` are the incomplete
+    row positions ordered by pattern (stable), pattern g owns rows[pat_start[g]:pat_start[g+1]].
+    """
     r = miss.shape[1]
     inc = np.flatnonzero(miss.any(axis=1))
-    if inc.size == 0:
-        z = np.zeros((0, r), dtype=np.int64)
-        return inc.astype(np.int64), np.zeros(0, np.int64), z, np.zeros(0, np.int64), z, np.zeros(0, np.int64)
     codes = (miss[inc] * (1 << np.arange(r))).sum(axis=1)
     uniq, pat = np.unique(codes, return_inverse=True)
+    order = np.argsort(pat, kind="stable")
+    rows = inc[order].astype(np.int64)
+    pat_start = np.concatenate([[0], np.cumsum(np.bincount(pat, minlength=len(uniq)))]).astype(np.int64)
     pmask = ((uniq[:, None] >> np.arange(r)) & 1).astype(bool)
     n_pat = len(uniq)
     pat_obs = np.zeros((n_pat, r), np.int64)
@@ -65,7 +68,7 @@ def _patterns(miss: np.ndarray):
         o, mm = np.flatnonzero(~pmask[g]), np.flatnonzero(pmask[g])
         pat_obs[g, :len(o)], pat_mis[g, :len(mm)] = o, mm
         nobs[g], nmis[g] = len(o), len(mm)
-    return inc.astype(np.int64), pat.astype(np.int64), pat_obs, nobs, pat_mis, nmis
+    return rows, pat_start, pat_obs, nobs, pat_mis, nmis
 
 
 def _run_chain(tick, *, gd: GroupData, seed: int, prior: dict, n_burn: int, n_iter: int, m_c: int,
@@ -82,11 +85,23 @@ def _run_chain(tick, *, gd: GroupData, seed: int, prior: dict, n_burn: int, n_it
     # with an intercept the targets are centred internally (better conditioned sufficient statistics)
     shift = obs_mean if intercept else np.zeros(r)
     with np.errstate(invalid="ignore"):
-        Y = np.ascontiguousarray(gd.Y - shift)
+        Y = gd.Y - shift
     Y[miss] = np.broadcast_to(obs_mean - shift, Y.shape)[miss]
     XtX = X.T @ X
     Lx = np.ascontiguousarray(np.linalg.cholesky(XtX))
     ZtZ, ZtX = cluster_crossproducts(X, Z, clus, J)
+    # complete rows -> constant cross-products; incomplete rows -> transposed blocks by pattern
+    rows, pat_start, pobs, nobs, pmis, nmis = _patterns(miss)
+    comp = np.flatnonzero(~miss.any(axis=1))
+    XtYc, ZtYc, YtYc = np.zeros((p, r)), np.zeros((q, r, J)), np.zeros((r, r))
+    rows_crossproducts(np.ascontiguousarray(X[comp].T), np.ascontiguousarray(Z[comp].T),
+                       np.ascontiguousarray(Y[comp].T), clus[comp], J, XtYc, ZtYc, YtYc)
+    Xi = np.ascontiguousarray(X[rows].T)
+    Zi = np.ascontiguousarray(Z[rows].T)
+    Yi = np.ascontiguousarray(Y[rows].T)
+    Ci = np.ascontiguousarray(clus[rows])
+    XtYi, ZtYi, YtYi = np.zeros((p, r)), np.zeros((q, r, J)), np.zeros((r, r))
+    rows_crossproducts(Xi, Zi, Yi, Ci, J, XtYi, ZtYi, YtYi)
     beta = np.linalg.solve(XtX, X.T @ Y)
     res = Y - X @ beta
     Sigma = np.cov(res, rowvar=False).reshape(r, r) + 1e-8 * np.eye(r)
@@ -94,47 +109,48 @@ def _run_chain(tick, *, gd: GroupData, seed: int, prior: dict, n_burn: int, n_it
     dg[dg <= 0] = 1.0
     Sigma = np.diag(dg) if np.linalg.eigvalsh(Sigma).min() <= 0 else Sigma
     Psi = np.kron(np.diag(0.5 * dg), np.eye(q)) if q else np.zeros((0, 0))
-    B = np.zeros((J, q, r))
-    XtY = np.zeros((p, r))
-    ZtY = np.zeros((J, q, r))
-    YtY = np.zeros((r, r))
-    inc, pat, pobs, nobs, pmis, nmis = _patterns(miss)
-    cells = np.argwhere(miss.T)  # (target, local row), target-major
+    B = np.zeros((q, r, J))
+    # missing cells (target-major, then local row) -> position in the incomplete block Yi
+    pos_of_row = np.full(N, -1, dtype=np.int64)
+    pos_of_row[rows] = np.arange(len(rows))
+    cells = np.argwhere(miss.T)
     ct, cr = cells[:, 0], cells[:, 1]
-    pd_ = 1 if diag_only else d
-    pr_ = 1 if diag_only else r
-    shapes = dict(beta=(p, r), psi=(d, pd_), sigma=(r, pr_))
-    burn = {k: np.zeros(s + (n_burn,)) for k, s in shapes.items()}
-    n_imp = m_c * n_iter
-    imp = {k: np.zeros(s + (n_imp,)) for k, s in shapes.items()}
+    cpos = pos_of_row[cr]
+    shapes = dict(beta=(p, r), psi=(d, 1 if diag_only else d), sigma=(r, 1 if diag_only else r))
+    burn = {k: np.zeros(sh + (n_burn,)) for k, sh in shapes.items()}
+    imp = {k: np.zeros(sh + (m_c * n_iter,)) for k, sh in shapes.items()}
     draws = np.zeros((len(ct), m_c))
-    seed_rng(seed)
-    state = (X, Z, Y, clus, Lx, ZtZ, ZtX, inc, pat, pobs, nobs, pmis, nmis,
-             prior["a"], np.ascontiguousarray(prior["Binv"]), prior["c"], np.ascontiguousarray(prior["Dinv"]),
-             beta, Sigma, Psi, B, XtY, ZtY, YtY)
-    it = 0
+    rng = np.random.default_rng(seed)
+    n_norm = pan_draw_counts(J, p, q, r, len(ct))
+    dfs = np.concatenate([prior["c"] + J - np.arange(d), prior["a"] + N - p - np.arange(r)])
+    seg = int(max(1, min(SEGMENT, (1 << 19) // max(n_norm, 1))))  # noise block <= 4 MB
+    nrm_buf = np.empty((seg, n_norm))
+    state = (Lx, ZtZ, ZtX, XtYc, ZtYc, YtYc, Xi, Zi, Ci, Yi, pat_start, pobs, nobs, pmis, nmis, N,
+             np.ascontiguousarray(prior["Binv"]), np.ascontiguousarray(prior["Dinv"]),
+             beta, Sigma, Psi, B, XtYi, ZtYi, YtYi)
 
     def advance(n, rec0, ch):
-        nonlocal it
         done = 0
         while done < n:
-            k = min(SEGMENT, n - done)
-            code = pan_iterate(k, it, rec0 + done, diag_only, *state, ch["beta"], ch["psi"], ch["sigma"])
+            k = min(seg, n - done)
+            nrm = nrm_buf[:k]
+            rng.standard_normal(out=nrm)
+            chi = rng.chisquare(dfs, size=(k, d + r))
+            code = pan_iterate(k, rec0 + done, diag_only, nrm, chi, *state,
+                               ch["beta"], ch["psi"], ch["sigma"])
             if code:
                 raise FloatingPointError(
                     "a covariance matrix lost positive definiteness during sampling; rescale the "
                     "variables (e.g. to unit variance) or use a more informative `prior`."
                 )
-            it += k
             done += k
             tick(k)
 
     advance(n_burn, 0, burn)
     for k in range(m_c):
         advance(n_iter, k * n_iter, imp)
-        draws[:, k] = Y[cr, ct] + shift[ct]
-    # shift the intercept row of beta back to the data's scale
-    if intercept:
+        draws[:, k] = Yi[ct, cpos] + shift[ct]
+    if intercept:  # the intercept row of beta back on the data's scale
         for ch in (burn, imp):
             ch["beta"][0] += shift[:, None]
     return burn, imp, draws, (ct, cr)

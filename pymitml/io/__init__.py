@@ -1,0 +1,13 @@
+"""Interchange: imputed data to and from Stata, SPSS, Mplus, Blimp and long CSV/parquet files.
+
+Every writer takes a :class:`~pymitml.MitmlList`; every reader gives one back (pandas by default,
+``library="polars"`` on request). Writers never overwrite a file unless ``overwrite=True``, never
+rename a column silently (``names="map"`` prints the mapping), and store a schema sidecar
+(``<file>.schema.json``; inside the file for parquet) so that a round trip gives back identical
+data, dtypes and categories.
+"""
+from __future__ import annotations
+
+from .stata import read_stata, read_stata_characteristics, write_stata
+
+__all__ = ["read_stata", "read_stata_characteristics", "write_stata"]

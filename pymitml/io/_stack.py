@@ -1,0 +1,67 @@
+"""Shared steps of the stacked writers: check the input, find the imputed variables, rebuild m = 0."""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .._frame import as_pandas
+
+__all__ = ["check_mlist", "imputed_columns", "varying_cells"]
+
+
+def check_mlist(mlist: Any, fn: str):
+    """``mlist`` must be a MitmlList (an ImputationResult is completed first)."""
+    from ..mitml_list import MitmlList
+
+    if not isinstance(mlist, MitmlList) and hasattr(mlist, "complete"):
+        mlist = mlist.complete()
+    if not isinstance(mlist, MitmlList):
+        raise TypeError(f"{fn} needs a MitmlList (e.g. imp.complete()); got {type(mlist).__name__}. "
+                        "Wrap a list of DataFrames with pymitml.MitmlList(frames, original=...).")
+    return mlist
+
+
+def _missing(df) -> np.ndarray:
+    return as_pandas(df).isna().to_numpy()
+
+
+def varying_cells(mlist) -> np.ndarray:
+    """Boolean (rows, columns): the cell differs between at least two imputed data sets."""
+    frames = [as_pandas(f) for f in mlist]
+    first = frames[0]
+    out = np.zeros(first.shape, dtype=bool)
+    for f in frames[1:]:
+        for j, c in enumerate(first.columns):
+            a, b = first[c], f[c]
+            na, nb = a.isna().to_numpy(), b.isna().to_numpy()
+            same = (a.astype(object).to_numpy() == b.astype(object).to_numpy()) | (na & nb)
+            out[:, j] |= ~same
+    return out
+
+
+def imputed_columns(mlist, imputed: Sequence[str] | None) -> list[str]:
+    """The imputed variables: ``imputed`` when given, else the columns whose missing cells in the
+    original are filled in some imputation (or, without the original, whose values differ
+    between imputations)."""
+    cols = mlist.columns
+    if imputed is not None:
+        imputed = [imputed] if isinstance(imputed, str) else list(imputed)
+        bad = [c for c in imputed if c not in cols]
+        if bad:
+            raise ValueError(f"`imputed` names {bad}, which are not columns of the data; columns are {cols}.")
+        return [c for c in cols if c in imputed]
+    if mlist.original is not None:
+        miss0 = _missing(mlist.original)
+        filled = np.zeros(len(cols), dtype=bool)
+        for f in mlist:
+            filled |= (miss0 & ~_missing(f)).any(axis=0)
+        return [c for c, k in zip(cols, filled) if k]
+    if len(mlist) < 2:
+        warnings.warn("with one imputation and no original data the imputed variables cannot be told; "
+                      "pass `imputed=[...]`.", UserWarning, stacklevel=3)
+        return []
+    vary = varying_cells(mlist).any(axis=0)
+    return [c for c, k in zip(cols, vary) if k]

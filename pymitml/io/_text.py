@@ -1,0 +1,97 @@
+"""Numeric text tables without a header (Mplus, Blimp): write with a missing flag, read back."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ._schema import Schema, kind_of
+
+__all__ = ["flag_text", "check_numeric", "write_table", "read_table", "integral_columns"]
+
+
+def flag_text(missing: float) -> str:
+    """The missing flag as it is written (``-999``, not ``-999.0``)."""
+    if isinstance(missing, bool) or not isinstance(missing, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(missing):
+        raise TypeError(f"`missing` must be a finite number such as -999; got {missing!r}.")
+    f = float(missing)
+    return str(int(f)) if f.is_integer() else repr(f)
+
+
+def check_numeric(schema: Schema, fmt: str) -> None:
+    """Text columns cannot go into a numeric-only format: a TypeError naming them and the fix."""
+    text = [c.name for c in schema.columns
+            if "string" in {c.kind, *([] if c.orig_dtype is None else [kind_of(c.orig_dtype)])}]
+    if text:
+        raise TypeError(f"columns {text} hold text, but {fmt} data are numeric only. Make them categorical "
+                        "(df[col].astype('category'); they are then written as integer codes with a code "
+                        "table) or drop them.")
+
+
+def integral_columns(schema: Schema) -> list[bool]:
+    """Columns whose every value is an integer (written without decimals)."""
+    out = []
+    for c in schema.columns:
+        kinds = {c.kind, *([] if c.orig_dtype is None else [kind_of(c.orig_dtype)])}
+        out.append(kinds <= {"int", "bool", "category"})
+    return out
+
+
+def write_table(path: Path, columns: Sequence[np.ndarray], integral: Sequence[bool], missing: float,
+                sep: str, lead: np.ndarray | None = None) -> None:
+    """Write float64 columns (NaN = missing) as text, no header; ``lead`` is an integer first column."""
+    flag = float(missing)
+    data = {}
+    if lead is not None:
+        data["lead"] = np.asarray(lead, dtype=np.int64)
+    for j, (v, isint) in enumerate(zip(columns, integral)):
+        if np.any(v == flag):
+            raise ValueError(f"a value in column {j + 1} of '{path.name}' equals the missing flag "
+                             f"{flag_text(missing)}; choose another `missing` value.")
+        data[j] = pd.array(v, dtype="Int64") if isint else v
+    pd.DataFrame(data).to_csv(path, sep=sep, header=False, index=False, na_rep=flag_text(missing),
+                              lineterminator="\n")
+
+
+def _sep_of(path: Path) -> str:
+    with open(path, encoding="utf-8") as fh:
+        line = fh.readline()
+    if "," in line:
+        return ","
+    if "\t" in line:
+        return "\t"
+    return r"\s+"
+
+
+def read_table(path: Path, names: Sequence[str] | None, missing: Sequence[float] | None) -> pd.DataFrame:
+    """A headerless comma-, tab- or space-separated numeric table; ``missing`` values become NaN."""
+    if not path.exists():
+        raise FileNotFoundError(f"data file '{path}' does not exist.")
+    sep = _sep_of(path)
+    df = pd.read_csv(path, sep=sep, header=None, na_values=[".", "*"], keep_default_na=False,
+                     skipinitialspace=True)
+    if names is not None:
+        if len(names) != df.shape[1]:
+            raise ValueError(f"'{path}' has {df.shape[1]} columns but {len(names)} names were given: {list(names)}.")
+        df.columns = list(names)
+    else:
+        df.columns = [f"V{j + 1}" for j in range(df.shape[1])]
+    bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+    if bad:
+        raise ValueError(f"'{path}' has non-numeric values in columns {bad}; Mplus/Blimp data are numeric.")
+    if missing:
+        flags = np.asarray(list(missing), dtype=np.float64)
+        fix = {}
+        for c in df.columns:
+            v = df[c].to_numpy(dtype=np.float64)
+            hit = np.isin(v, flags)
+            if hit.any():
+                v = v.copy()
+                v[hit] = np.nan
+                fix[c] = v
+        if fix:
+            df = df.assign(**fix)
+    return df

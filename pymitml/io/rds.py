@@ -1,0 +1,88 @@
+"""R's .rds files: write a MitmlList as a real ``mitml.list``; read mitml/mice objects back.
+
+Thin: the translation is :func:`pymitml.bridge.to_r` / :func:`pymitml.bridge.from_r`; R's own
+``saveRDS`` / ``readRDS`` write and read the file, so R opens it with ``readRDS(path)`` and pools it
+with ``mitml::testEstimates(with(x, ...))``. Needs R and rpy2 (``pip install pymitml[r]``).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..mitml_list import MitmlList, long_to_mitml_list
+
+__all__ = ["read_rds", "write_rds"]
+
+
+def write_rds(mitml_list: Any, path: str | os.PathLike, overwrite: bool = False,
+              compress: bool = True) -> Path:
+    """Save the imputed data sets as an R ``mitml.list`` in an .rds file.
+
+    Parameters
+    ----------
+    mitml_list : :class:`~pymitml.MitmlList` or a list of pandas/polars DataFrames.
+    path : file to write (conventionally ``*.rds``).
+    overwrite : replace an existing file; without it an existing file is an error.
+    compress : gzip the file (R's default).
+
+    Returns
+    -------
+    The path written.
+
+    Examples
+    --------
+    >>> write_rds(implist, "imputations.rds")      # doctest: +SKIP
+    >>> # in R: x <- readRDS("imputations.rds"); testEstimates(with(x, lm(y ~ x)))
+    """
+    from ..bridge import _robjects, to_r
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"'{path}' already exists; pass overwrite=True to replace it.")
+    if not path.parent.exists():
+        raise FileNotFoundError(f"the folder '{path.parent}' of `path` does not exist; create it first.")
+    if not isinstance(mitml_list, MitmlList):
+        if not isinstance(mitml_list, (list, tuple)):
+            raise TypeError(
+                "`mitml_list` must be a MitmlList or a list of DataFrames; got "
+                f"{type(mitml_list).__name__}."
+            )
+        mitml_list = MitmlList(mitml_list)
+    ro = _robjects()
+    ro.r["saveRDS"](to_r(mitml_list), file=str(path), compress=bool(compress))
+    return path
+
+
+def read_rds(path: str | os.PathLike, library: str = "pandas") -> MitmlList:
+    """Read imputed data sets from an R .rds file.
+
+    Parameters
+    ----------
+    path : an .rds file holding a ``mitml.list`` (or any list of data frames), a mice ``mids``
+        object, a mitml ``mitml`` imputation result, or one stacked data frame with an ``.imp``
+        column (mice's ``complete(x, "long")``; ``.imp == 0`` is taken as the original data).
+    library : ``"pandas"`` or ``"polars"`` for the data sets.
+
+    Returns
+    -------
+    MitmlList (``.original`` set for mids, mitml and stacked files that include it).
+    """
+    from ..bridge import _robjects, from_r
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no file '{path}'.")
+    ro = _robjects()
+    obj = ro.r["readRDS"](str(path))
+    out = from_r(obj, library=library)
+    if isinstance(out, MitmlList):
+        return out
+    cols = getattr(out, "columns", None)
+    if cols is not None and ".imp" in list(cols):
+        return long_to_mitml_list(out, split=".imp", exclude=[0])
+    raise ValueError(
+        f"'{path}' holds an R object of class {list(obj.rclass)}, not imputed data sets; expected a "
+        "mitml.list, a list of data frames, a mids or mitml object, or a stacked data frame with an "
+        "'.imp' column. Read other objects with pymitml.bridge.from_r(rpy2.robjects.r.readRDS(path))."
+    )

@@ -1,0 +1,184 @@
+"""SPSS: one .sav stacked by ``Imputation_`` (0 = original data, 1..M) plus a .sps, and back.
+
+SPSS pools an analysis over imputations when the data are sorted by ``Imputation_`` and split
+with ``SPLIT FILE LAYERED BY Imputation_`` (REFERENCE.md section 5). The split state is not
+stored in a .sav, so a .sps with those lines is written beside it. Unlike mitml's
+``write.mitmlSAV``, which numbers the first imputation 0, imputations are 1..M here and 0 is
+the original (incomplete) data. Categories become numeric codes with value labels and
+measurement level nominal (ordinal when ordered); numbers are scale.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._files import as_path, check_library, check_new, sidecar_path
+from ._names import SPSS, file_names
+from ._read import assemble, infer_schema, numeric_objects
+from ._schema import build_schema, encode_block, read_sidecar
+from ._stack import check_mlist
+
+__all__ = ["write_spss", "read_spss"]
+
+IMP = "Imputation_"
+
+
+def write_spss(mlist, path, *, variable_labels: Mapping[str, str] | None = None,
+               include_original: bool = True, label: str | None = None, names: str = "error",
+               rename: Mapping[str, str] | None = None, syntax: bool = True, schema: bool = True,
+               overwrite: bool = False) -> list[Path]:
+    """Write the imputed data sets as one SPSS .sav stacked by ``Imputation_``.
+
+    Parameters
+    ----------
+    mlist : MitmlList (or an ImputationResult, completed first).
+    path : the .sav file.
+    variable_labels : ``{column: label}`` (at most 256 bytes each).
+    include_original : write the original data as ``Imputation_`` = 0 when it is known (default).
+    label : the file label (at most 64 bytes).
+    names : ``"error"`` (default): a column name SPSS cannot hold (more than 64 bytes, a first
+        character other than a letter or @, characters other than letters, digits and
+        ``. _ @ # $``, reserved words, names equal up to case) is a ValueError; ``"map"``: legal
+        names are made up and the mapping is printed.
+    rename : ``{column: name in the file}`` applied first.
+    syntax : also write ``<stem>.sps`` with ``SORT CASES BY Imputation_.`` and
+        ``SPLIT FILE LAYERED BY Imputation_.``
+    schema : also write ``<path>.schema.json`` so that :func:`read_spss` gives back identical data.
+    overwrite : replace existing files; by default an existing file is an error and nothing is written.
+
+    Returns
+    -------
+    list of Path : the files written.
+
+    Examples
+    --------
+    >>> implist.to_spss("imputed.sav")          # doctest: +SKIP
+    """
+    import pyreadstat
+
+    mlist = check_mlist(mlist, "write_spss")
+    path = as_path(path)
+    fnames = file_names(mlist.columns, SPSS, names, rename, system=(IMP,))
+    with_orig = bool(include_original) and mlist.original is not None
+    sch = build_schema(mlist, "spss", fnames, original=with_orig)
+    labels = _check_labels(variable_labels, mlist.columns)
+    sps = path.with_suffix(".sps")
+    paths = [path] + ([sps] if syntax else []) + ([sidecar_path(path)] if schema else [])
+    check_new(paths, overwrite)
+
+    blocks = ([encode_block(mlist.original, sch, is_original=True)] if with_orig else []) \
+        + [encode_block(f, sch) for f in mlist]
+    first = 0 if with_orig else 1
+    m, n = len(mlist), sch.n
+    data = {IMP: np.repeat(np.arange(first, m + 1, dtype=np.float64), n)}
+    measure, fmt, vlabels = {IMP: "nominal"}, {IMP: f"F{len(str(m))}.0"}, {}
+    if with_orig:
+        vlabels[IMP] = {0: "Original data"}
+    for spec in sch.columns:
+        vals = np.concatenate([b[spec.file] for b in blocks])
+        kinds = {spec.kind, *([] if spec.orig_dtype is None else [_kind(spec.orig_dtype)])}
+        if "string" in kinds:
+            data[spec.file] = np.where(pd.isna(vals), "", vals).astype(object)
+            measure[spec.file] = "nominal"
+            continue
+        data[spec.file] = vals.astype(np.float64)
+        if spec.categories is not None:
+            vlabels[spec.file] = {c: str(k) for c, k in zip(spec.codes, spec.categories)}
+            measure[spec.file] = "ordinal" if spec.ordered else "nominal"
+        elif kinds == {"bool"}:
+            measure[spec.file] = "nominal"
+        else:
+            measure[spec.file] = "scale"
+        if kinds <= {"int", "bool", "category"}:
+            ok = vals[~np.isnan(vals)]
+            width = max(len(str(int(ok.min()))), len(str(int(ok.max()))), 1) if ok.size else 1
+            fmt[spec.file] = f"F{width}.0"
+    if label is None:
+        label = f"{m} imputations of {n} cases, pymitml"
+    if len(label.encode("utf-8")) > 64:
+        raise ValueError(f"`label` is longer than SPSS's 64 bytes: '{label}'.")
+    frame = pd.DataFrame(data)
+    pyreadstat.write_sav(frame, str(path), file_label=label,
+                         column_labels={fnames[c]: t for c, t in labels.items()},
+                         variable_value_labels=vlabels, variable_measure=measure, variable_format=fmt)
+    if syntax:
+        sps.write_text(_sps_text(path, m, n, with_orig), encoding="utf-8")
+    if schema:
+        sch.write(sidecar_path(path))
+    return paths
+
+
+def _kind(codec):
+    from ._schema import kind_of
+
+    return kind_of(codec)
+
+
+def _check_labels(labels, columns) -> dict[str, str]:
+    labels = dict(labels or {})
+    bad = [k for k in labels if k not in columns]
+    if bad:
+        raise ValueError(f"`variable_labels` names {bad}, which are not columns of the data; columns are {columns}.")
+    long_ = [k for k, v in labels.items() if len(str(v).encode("utf-8")) > 256]
+    if long_:
+        raise ValueError(f"`variable_labels` for {long_} are longer than SPSS's 256 bytes; shorten them.")
+    return {k: str(v) for k, v in labels.items()}
+
+
+def _sps_text(path: Path, m: int, n: int, with_orig: bool) -> str:
+    name = path.name.replace("'", "''")
+    orig = "Imputation_ = 0 is the original (incomplete) data; " if with_orig else ""
+    return "\n".join([
+        f"* Written by pymitml: {m} imputations of {n} cases in {path.name}.",
+        f"* {orig}Imputation_ = 1..{m} are the imputed data sets.",
+        "* With the file sorted and split by Imputation_, SPSS pools the results of",
+        "* analyses that support multiple imputation. Change the path if the .sav moved.",
+        f"GET FILE='{name}'.",
+        "DATASET NAME imputed WINDOW=FRONT.",
+        "SORT CASES BY Imputation_.",
+        "SPLIT FILE LAYERED BY Imputation_.",
+        "",
+    ])
+
+
+def read_spss(path, *, library: str = "pandas", schema: Any = None, original_code: int | None = 0) -> Any:
+    """Read an SPSS .sav stacked by ``Imputation_`` into a MitmlList.
+
+    Parameters
+    ----------
+    path : the .sav (or .zsav) file.
+    library : ``"pandas"`` (default) or ``"polars"``.
+    schema : ``None`` uses ``<path>.schema.json`` when present; ``False`` ignores it; a path names it.
+        Without one, value-labelled columns become categoricals (ordered when their measurement
+        level is ordinal) and numbers are float64.
+    original_code : the ``Imputation_`` value of the original data (default 0); ``None`` when
+        every block is an imputation, e.g. for files from mitml's ``write.mitmlSAV``, which
+        numbers the first imputation 0.
+
+    Returns
+    -------
+    MitmlList : the imputations in order of ``Imputation_``, with ``original`` when present.
+    """
+    import pyreadstat
+
+    path = as_path(path)
+    check_library(library)
+    if not path.exists():
+        raise FileNotFoundError(f"'{path}' does not exist.")
+    df, meta = pyreadstat.read_sav(str(path), apply_value_formats=False, user_missing=False)
+    df = numeric_objects(df, meta.readstat_variable_types)
+    if IMP not in df.columns:
+        raise ValueError(f"'{path}' has no '{IMP}' column, so it is not SPSS's stacked multiple-imputation "
+                         f"layout; its columns are {list(df.columns)}.")
+    order = np.argsort(df[IMP].to_numpy(), kind="stable")
+    df = df.iloc[order].reset_index(drop=True)
+    users = [c for c in df.columns if c != IMP]
+    sch = read_sidecar(path, schema, users, "spss")
+    if sch is None:
+        ordered = [c for c in users if meta.variable_measure.get(c) == "ordinal"]
+        sch = infer_schema(df, users, meta.variable_value_labels, ordered, library, "spss")
+    return assemble(df, IMP, sch, library, original_key=original_code)

@@ -1,0 +1,253 @@
+"""Likelihood adapters for the likelihood-based pooled tests (D2 likelihood, D3, D4, anova).
+
+One adapter per model class answers what mitml asks of a fit through ``logLik``, ``.updateML``,
+``.getArgsLL``/``.getUserLL`` and ``.updateStackedLL``:
+
+- ``is_reml`` / ``ml_fit``: REML fits are refitted by maximum likelihood;
+- ``loglik``: the maximised log-likelihood and its number of parameters ``df``;
+- ``parameters`` / ``loglik_at``: the parameters psi of the likelihood and the log-likelihood at a
+  given psi (for D3: at psi averaged over imputations);
+- ``stacked_loglik``: the log-likelihood of the model refitted to the m data sets stacked (D4),
+  clusters relabelled per imputation.
+
+Built in: statsmodels OLS results (psi = beta, sigma^2 with the ML estimate RSS/n) and pymitml's
+``LmerFit`` (psi = beta, Tau = sigma^2 T T', sigma^2).
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._extract import stack_estimates
+
+__all__ = ["is_reml", "ml_fit", "logliks", "logliks_at_pooled", "stacked_loglik",
+           "data_signature", "formula_text", "parameter_arrays", "adapter"]
+
+_LOG_2PI = float(np.log(2 * np.pi))
+
+
+class _NoLikelihood(TypeError):
+    """The fit class has no likelihood adapter."""
+
+
+# --------------------------------------------------------------------------------------------
+# ordinary least squares (statsmodels)
+
+
+class _OLS:
+    """statsmodels OLS results: log L(beta, s2) = -n/2 log(2 pi s2) - |y - X beta|^2 / (2 s2)."""
+
+    name = "OLS"
+
+    @staticmethod
+    def matches(fit: Any) -> bool:
+        model = getattr(fit, "model", None)
+        return type(model).__name__ == "OLS" and type(model).__module__.startswith("statsmodels")
+
+    @staticmethod
+    def is_reml(fit) -> bool:
+        return False
+
+    @staticmethod
+    def ml_fit(fit):
+        return fit
+
+    @staticmethod
+    def loglik(fit) -> tuple[float, int]:
+        y, X = _ols_arrays(fit)
+        beta = np.asarray(fit.params, dtype=float)
+        s2 = float(np.sum((y - X @ beta) ** 2)) / y.shape[0]
+        return _ols_loglik(y, X, beta, s2), int(fit.model.rank) + 1
+
+    @staticmethod
+    def parameters(fit) -> dict[str, np.ndarray]:
+        y, X = _ols_arrays(fit)
+        beta = np.asarray(fit.params, dtype=float)
+        return {"beta": beta, "sigma2": np.array(np.sum((y - X @ beta) ** 2) / y.shape[0])}
+
+    @staticmethod
+    def loglik_at(fit, psi: dict[str, np.ndarray]) -> float:
+        y, X = _ols_arrays(fit)
+        return _ols_loglik(y, X, psi["beta"], float(psi["sigma2"]))
+
+    @staticmethod
+    def stacked_loglik(fits: list) -> float:
+        ys, Xs = zip(*(_ols_arrays(f) for f in fits))
+        y, X = np.concatenate(ys), np.concatenate(Xs)
+        beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+        return _ols_loglik(y, X, beta, float(np.sum((y - X @ beta) ** 2)) / y.shape[0])
+
+    @staticmethod
+    def signature(fit):
+        y, X = _ols_arrays(fit)
+        names = list(getattr(fit.model, "exog_names", None) or range(X.shape[1]))
+        return y, {str(n): X[:, j] for j, n in enumerate(names)}
+
+    @staticmethod
+    def formula(fit) -> str:
+        f = getattr(fit.model, "formula", None)
+        if f is not None:
+            return str(f)
+        names = getattr(fit.model, "exog_names", None) or []
+        return f"{fit.model.endog_names} ~ " + " + ".join(map(str, names))
+
+
+def _ols_arrays(fit) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(fit.model.endog, dtype=float)
+    X = np.asarray(fit.model.exog, dtype=float)
+    return y, X
+
+
+def _ols_loglik(y: np.ndarray, X: np.ndarray, beta: np.ndarray, s2: float) -> float:
+    n = y.shape[0]
+    rss = float(np.sum((y - X @ beta) ** 2))
+    return -0.5 * n * (_LOG_2PI + np.log(s2)) - rss / (2 * s2)
+
+
+# --------------------------------------------------------------------------------------------
+# linear mixed models (pymitml.lmer)
+
+
+class _Lmer:
+    """pymitml ``LmerFit``: psi = (beta, Tau = sigma^2 T T', sigma^2), T from ``theta``."""
+
+    name = "LmerFit"
+
+    @staticmethod
+    def matches(fit: Any) -> bool:
+        lmm = sys.modules.get("pymitml.lmm")
+        cls = getattr(lmm, "LmerFit", None)
+        return isinstance(cls, type) and isinstance(fit, cls)
+
+    @staticmethod
+    def is_reml(fit) -> bool:
+        return bool(fit.REML)
+
+    @staticmethod
+    def ml_fit(fit):
+        return fit.refit(REML=False) if fit.REML else fit
+
+    @staticmethod
+    def loglik(fit) -> tuple[float, int]:
+        return float(fit.loglik), int(fit.df)
+
+    @staticmethod
+    def parameters(fit) -> dict[str, np.ndarray]:
+        s2 = float(fit.sigma) ** 2
+        return {"beta": fit.fixef.to_numpy(dtype=float), "Tau": fit.cov_random.to_numpy(),
+                "sigma2": np.array(s2)}
+
+    @staticmethod
+    def loglik_at(fit, psi: dict[str, np.ndarray]) -> float:
+        sigma = float(np.sqrt(psi["sigma2"]))
+        theta = fit.theta_from_cov(psi["Tau"], sigma)
+        return float(fit.loglik_at(psi["beta"], theta, sigma))
+
+    @staticmethod
+    def stacked_loglik(fits: list) -> float:
+        return float(_lmer_stacked_fit(fits).loglik)
+
+    @staticmethod
+    def signature(fit):
+        X = np.asarray(fit.X, dtype=float)
+        return np.asarray(fit.y, dtype=float), {n: X[:, j] for j, n in enumerate(fit.fixed_names)}
+
+    @staticmethod
+    def formula(fit) -> str:
+        return str(fit.formula)
+
+
+def _lmer_stacked_fit(fits: list):
+    """The ML fit of the model to the m data sets stacked, clusters relabelled per imputation.
+
+    The stacked model is rebuilt from the fits' design arrays (so transformations and factor
+    codings in the formula carry over unchanged) as ``y ~ 0 + x1 + ... + (0 + z1 + ... | g)``.
+    """
+    from ..lmm import lmer
+
+    X = np.concatenate([f.X for f in fits])
+    Z = np.concatenate([f.Z for f in fits])
+    y = np.concatenate([f.y for f in fits])
+    offsets = np.cumsum([0] + [f.ngroups for f in fits[:-1]])
+    g = np.concatenate([f.cluster_codes + o for f, o in zip(fits, offsets)])
+    cols = {"y": y, "g": g}
+    cols.update({f"x{j}": X[:, j] for j in range(X.shape[1])})
+    cols.update({f"z{j}": Z[:, j] for j in range(Z.shape[1])})
+    fixed = " + ".join(["0", *(f"x{j}" for j in range(X.shape[1]))])
+    random = " + ".join(["0", *(f"z{j}" for j in range(Z.shape[1]))])
+    return lmer(f"y ~ {fixed} + ({random} | g)", pd.DataFrame(cols), REML=False)
+
+
+# --------------------------------------------------------------------------------------------
+# dispatch
+
+
+_ADAPTERS = (_OLS, _Lmer)
+
+
+def adapter(fit: Any, what: str = "the likelihood"):
+    """The likelihood adapter of ``fit``'s class, or a TypeError naming the supported classes."""
+    for a in _ADAPTERS:
+        if a.matches(fit):
+            return a
+    raise _NoLikelihood(
+        f"cannot evaluate {what} for fits of class '{type(fit).__name__}': the likelihood methods "
+        "(D2 with use='likelihood', D3, D4, anova) support pymitml.lmer fits and statsmodels OLS "
+        "results; use method='D1' or method='D2' with use='wald' for other fits.")
+
+
+def is_reml(fit: Any) -> bool:
+    """Whether ``fit`` was estimated by REML (False for classes without a likelihood adapter)."""
+    try:
+        return adapter(fit).is_reml(fit)
+    except _NoLikelihood:
+        return False
+
+
+def ml_fit(fit: Any):
+    """``fit`` refitted by maximum likelihood if it used REML, else ``fit`` itself."""
+    return adapter(fit).ml_fit(fit)
+
+
+def logliks(fits: list) -> tuple[np.ndarray, int]:
+    """Maximised log-likelihoods (m,) of ML fits and the models' number of parameters."""
+    a = adapter(fits[0])
+    out = [a.loglik(f) for f in fits]
+    return np.array([o[0] for o in out]), out[0][1]
+
+
+def logliks_at_pooled(fits: list) -> np.ndarray:
+    """Log-likelihood of each imputation's data at the parameters averaged over imputations."""
+    a = adapter(fits[0])
+    psis = [a.parameters(f) for f in fits]
+    pooled = {key: np.mean([p[key] for p in psis], axis=0) for key in psis[0]}
+    return np.array([a.loglik_at(f, pooled) for f in fits])
+
+
+def stacked_loglik(fits: list) -> float:
+    """Log-likelihood of the model refitted (ML) to the m data sets stacked (not divided by m)."""
+    return adapter(fits[0]).stacked_loglik(fits)
+
+
+def data_signature(fit: Any):
+    """(response, {fixed-effect name: design column}) of a fit, or None if not available."""
+    try:
+        return adapter(fit).signature(fit)
+    except (_NoLikelihood, AttributeError):
+        return None
+
+
+def formula_text(fit: Any) -> str:
+    """The model formula of ``fit`` as text (for anova printouts)."""
+    try:
+        return adapter(fit).formula(fit)
+    except (_NoLikelihood, AttributeError):
+        return type(fit).__name__
+
+
+def parameter_arrays(fits: list, name: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Parameter names, estimates (m, k) and covariances (m, k, k) of m fits."""
+    return stack_estimates(fits)
