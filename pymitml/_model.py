@@ -81,10 +81,6 @@ class ModelSpec:
     target_positions: list[int] = field(default_factory=list)  # column positions in the data
 
 
-def _predictor_columns(rhs: str | None, df: pd.DataFrame) -> list[str]:
-    return [v for v in term_variables(rhs) if v in df.columns] if rhs else []
-
-
 def _check_rank(X: np.ndarray, names: list[str], where: str) -> None:
     if X.shape[1] == 0:
         return
@@ -93,14 +89,13 @@ def _check_rank(X: np.ndarray, names: list[str], where: str) -> None:
             f"the fixed-effects design {where}has {X.shape[1]} columns but only {X.shape[0]} rows; "
             "use fewer predictors."
         )
-    from scipy.linalg import qr
-
-    _, R, piv = qr(X, mode="economic", pivoting=True)
-    diag = np.abs(np.diag(R))
-    tol = diag.max() * max(X.shape) * np.finfo(float).eps * 10 if diag.size else 0
-    rank = int((diag > tol).sum())
-    if rank < X.shape[1]:
-        aliased = [names[k] for k in piv[rank:]]
+    # like R's lm: a column is aliased when it adds nothing to the columns before it
+    Rm = np.linalg.qr(X, mode="r")
+    norms = np.linalg.norm(X, axis=0)
+    rel = np.abs(np.diag(Rm)) / np.where(norms > 0, norms, 1.0)
+    bad = np.flatnonzero(rel < 1e-7)
+    if bad.size:
+        aliased = [names[k] for k in bad]
         raise ValueError(
             f"the fixed-effects design {where}is rank deficient (singular design): column(s) "
             f"{aliased} are linear combinations of the others; drop them from the formula."

@@ -227,7 +227,8 @@ def cluster_means(x: Any, cluster: Any, adj: bool = False, data: Any = None) -> 
     Parameters
     ----------
     x, cluster : column names in ``data``, or arrays of equal length.
-    adj : leave-one-out means (each row's own value left out); a cluster of size 1 gives NaN.
+    adj : leave-one-out means (each row's own value left out); NaN where the row's own value is
+        missing or no other value is observed in its cluster (as mitml).
     """
     if data is not None:
         pdf = as_pandas(data)
@@ -245,4 +246,5 @@ def cluster_means(x: Any, cluster: Any, adj: bool = False, data: Any = None) -> 
             return sums[codes] / cnts[codes]
         s = sums[codes] - np.where(obs, xv, 0.0)
         n = cnts[codes] - obs
-        return np.where(n > 0, s / np.where(n > 0, n, 1), np.nan)
+        # as mitml: a row whose own value is missing gets NaN in the adjusted version
+        return np.where(obs & (n > 0), s / np.where(n > 0, n, 1), np.nan)

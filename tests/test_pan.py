@@ -1,0 +1,232 @@
+"""pan_impute: agreement with R's panImpute, recovery of known parameters, invariants, errors."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+
+import pymitml as pm
+from ._data import batch_means_mcse, r_array, r_dataframe
+
+RI = "ReadDis + SES ~ 1 + CognAbility + (1|ID)"
+# random slope on grand-mean-centred CognAbility: integrated autocorrelation times <= ~300
+RS = "ReadDis + SES ~ 1 + CognC + (1 + CognC|ID)"
+# the same model uncentred: the fixed slope mixes with tau ~ 2,700 in both samplers (slow test)
+RS_RAW = "ReadDis + SES ~ 1 + CognAbility + (1 + CognAbility|ID)"
+
+
+@pytest.fixture(scope="module")
+def studentratings(R):
+    R("data(studentratings, package='mitml'); "
+      "studentratings$CognC <- studentratings$CognAbility - mean(studentratings$CognAbility)")
+    return r_dataframe(R, "studentratings")
+
+
+def _compare_with_panImpute(R, data, formula, n):
+    """Every element of beta, psi and sigma: |mean_py - mean_R| < 4 combined batch-means MCSE
+    (20 batches, each much longer than the autocorrelation time)."""
+    imp = pm.pan_impute(data, formula, m=1, n_burn=1000, n_iter=n, seed=11)
+    R(f"imp <- mitml::panImpute(studentratings, formula={formula}, n.burn=1000, "
+      f"n.iter={n}, m=1, seed=12, silent=TRUE)")
+    worst = 0.0
+    for block in ("beta", "psi", "sigma"):
+        ours = imp.par_imputation[block][:, :, :, 0]
+        theirs = r_array(R, f"imp$par.imputation${block}")[:, :, :, 0]
+        assert ours.shape == theirs.shape
+        for i, j in np.ndindex(ours.shape[:2]):
+            a, b = ours[i, j], theirs[i, j]
+            se = np.hypot(batch_means_mcse(a, 20), batch_means_mcse(b, 20))
+            z = abs(a.mean() - b.mean()) / se
+            worst = max(worst, z)
+            assert z < 4, f"{block}[{i},{j}]: pymitml {a.mean():.5g} vs panImpute {b.mean():.5g} (z={z:.2f})"
+    assert worst > 0  # the comparison really ran
+
+
+@pytest.mark.parametrize("formula,n", [(RI, 20000), (RS, 40000)], ids=["random-intercept", "random-slope"])
+def test_posterior_means_agree_with_panImpute(R, studentratings, formula, n):
+    _compare_with_panImpute(R, studentratings, formula, n)
+
+
+@pytest.mark.slow
+def test_posterior_means_agree_with_panImpute_uncentred_slope(R, studentratings):
+    _compare_with_panImpute(R, studentratings, RS_RAW, 300000)
+
+
+def test_known_parameters_are_covered():
+    """Simulated data (200 clusters): 99% posterior intervals cover the true beta, psi, sigma."""
+    df = pm.datasets.random_intercept(200, 20, seed=3)
+    truth = df.attrs["truth"]
+    imp = pm.pan_impute(df, "y + x ~ 1 + z + w + (1|id)", m=1, n_burn=500, n_iter=4000, seed=5)
+    for block in ("beta", "psi", "sigma"):
+        ch = imp.par_imputation[block][:, :, :, 0]
+        lo, hi = np.quantile(ch, [0.005, 0.995], axis=2)
+        t = np.asarray(truth[block])
+        assert np.all((lo <= t) & (t <= hi)), f"{block}: truth {t} outside [{lo}, {hi}]"
+
+
+@pytest.fixture(scope="module")
+def small():
+    df = pm.datasets.random_intercept(30, 10, seed=7)
+    rng = np.random.default_rng(0)
+    df = df.iloc[rng.permutation(len(df))]            # rows in any order
+    df.index = pd.Index(rng.permutation(len(df)) * 3 + 100, name="case")
+    df["id"] = df["id"].map(lambda k: f"c{k:02d}")   # string cluster ids
+    df["x"] = df["x"].astype(np.float32)
+    df["note"] = pd.Categorical(np.where(df["z"] > 0, "hi", "lo"))
+    return df[["note", "y", "id", "x", "z", "w"]]
+
+
+F = "y + x ~ 1 + z + w + (1|id)"
+
+
+def test_observed_values_and_layout_survive_pandas(small):
+    imp = pm.pan_impute(small, F, m=3, n_burn=50, n_iter=10, seed=1)
+    implist = imp.complete()
+    assert isinstance(implist, pm.MitmlList) and len(implist) == 3
+    for d in implist:
+        assert list(d.columns) == list(small.columns)
+        assert d.index.equals(small.index)
+        assert (d.dtypes == small.dtypes).all()
+        for c in ("y", "x"):
+            obs = small[c].notna()
+            assert np.array_equal(d.loc[obs, c].to_numpy(), small.loc[obs, c].to_numpy())
+            assert d[c].notna().all()
+        pd.testing.assert_frame_equal(d[["note", "id", "z", "w"]], small[["note", "id", "z", "w"]])
+    # imputations differ between data sets, and complete(0) is the incomplete data
+    assert not np.array_equal(implist[0]["y"].to_numpy(), implist[1]["y"].to_numpy())
+    pd.testing.assert_frame_equal(imp.complete(0), small)
+    sub = imp.complete([1, 3])
+    pd.testing.assert_frame_equal(sub[1], implist[2])
+
+
+def test_polars_in_polars_out(small):
+    pdf = small.reset_index(drop=True)
+    pldf = pl.from_pandas(pdf)
+    imp_pl = pm.pan_impute(pldf, F, m=2, n_burn=30, n_iter=5, seed=4)
+    imp_pd = pm.pan_impute(pdf, F, m=2, n_burn=30, n_iter=5, seed=4)
+    np.testing.assert_array_equal(imp_pl.replacement, imp_pd.replacement)
+    out = imp_pl.complete(1)
+    assert isinstance(out, pl.DataFrame)
+    assert out.columns == pldf.columns and out.schema == pldf.schema
+    obs = pldf["y"].is_not_null()
+    assert out.filter(obs)["y"].equals(pldf.filter(obs)["y"])
+    assert out["y"].null_count() == 0
+
+
+def test_same_seed_same_draws_whatever_threads(small):
+    kw = dict(m=4, n_burn=40, n_iter=5, seed=123, chains=2)
+    a = pm.pan_impute(small, F, n_threads=1, **kw)
+    b = pm.pan_impute(small, F, n_threads=2, **kw)
+    np.testing.assert_array_equal(a.replacement, b.replacement)
+    for k in a.par_chains_imputation:
+        np.testing.assert_array_equal(a.par_chains_imputation[k], b.par_chains_imputation[k])
+    c = pm.pan_impute(small, F, m=4, n_burn=40, n_iter=5, seed=124, chains=2)
+    assert not np.array_equal(a.replacement, c.replacement)
+
+
+def test_chain_layout_and_replacement_matrix(small):
+    imp = pm.pan_impute(small, "y + x ~ 1 + z + (1 + z|id)", m=4, n_burn=20, n_iter=5, seed=2,
+                        chains=2, keep_chains="full")
+    assert imp.par_burnin["beta"].shape == (2, 2, 20, 1)
+    assert imp.par_imputation["psi"].shape == (4, 4, 10, 1)      # two chains x 2 imputations x 5
+    assert imp.par_chains_imputation["sigma"].shape == (2, 2, 10, 1, 2)
+    assert imp.param_names["psi"][0] == ["y:(Intercept)", "y:z", "x:(Intercept)", "x:z"]
+    n_cells = int(small[["y", "x"]].isna().sum().sum())
+    assert imp.replacement.shape == (n_cells, 4)
+    pos = list(small.columns)
+    assert set(imp.index[:, 1]) == {pos.index("y"), pos.index("x")}
+    d = imp.complete(2)
+    vals = d.to_numpy()[imp.index[:, 0], imp.index[:, 1]].astype(float)
+    np.testing.assert_allclose(vals, imp.replacement[:, 1], rtol=1e-6)   # x is float32
+    diag = pm.pan_impute(small, F, m=2, n_burn=5, n_iter=5, seed=2, keep_chains="diagonal")
+    assert diag.par_imputation["psi"].shape == (2, 1, 10, 1)
+    assert diag.par_imputation["sigma"].shape == (2, 1, 10, 1)
+
+
+def test_type_codes_equal_formula(small):
+    a = pm.pan_impute(small, "y + x ~ 1 + z + (1 + z|id)", m=2, n_burn=20, n_iter=5, seed=9)
+    b = pm.pan_impute(small, type={"y": 1, "x": 1, "z": 3, "id": -2, "w": 0}, m=2, n_burn=20,
+                      n_iter=5, seed=9)
+    np.testing.assert_array_equal(a.replacement, b.replacement)
+
+
+def test_group_imputes_separately(small):
+    df = small.assign(region=np.where(np.arange(len(small)) % 2 == 0, "north", "south"))
+    # clusters must be nested in groups for a meaningful model: use id x region
+    df["id"] = df["id"] + df["region"]
+    imp = pm.pan_impute(df, F, group="region", m=2, n_burn=20, n_iter=5, seed=1)
+    assert imp.group_labels == ["north", "south"]
+    assert imp.par_imputation["beta"].shape[-1] == 2
+    assert imp.complete(1)["y"].notna().all()
+
+
+def test_missing_code(small):
+    coded = small.copy()
+    coded["y"] = coded["y"].fillna(-99.0)
+    a = pm.pan_impute(coded, F, m=2, n_burn=20, n_iter=5, seed=3, missing_code=-99)
+    b = pm.pan_impute(small, F, m=2, n_burn=20, n_iter=5, seed=3)
+    np.testing.assert_array_equal(a.replacement, b.replacement)
+    assert not (a.complete(1)["y"] == -99).any()
+
+
+# ---- bad input: one clear error each ---------------------------------------------------------
+
+def test_error_unknown_column(small):
+    with pytest.raises(ValueError, match=r"predictor\(s\) \['zz'\] not found in the data"):
+        pm.pan_impute(small, "y ~ 1 + zz + (1|id)")
+    with pytest.raises(ValueError, match=r"target\(s\) \['yy'\] not found"):
+        pm.pan_impute(small, "yy ~ 1 + (1|id)")
+
+
+def test_error_non_numeric_target(small):
+    with pytest.raises(ValueError, match="target 'note' is not numeric .*use jomo_impute"):
+        pm.pan_impute(small, "note ~ 1 + (1|id)")
+
+
+def test_error_cluster_id_missing(small):
+    df = small.copy()
+    df.iloc[3, df.columns.get_loc("id")] = None
+    with pytest.raises(ValueError, match="cluster id 'id' is missing in 1 row"):
+        pm.pan_impute(df, F)
+
+
+def test_error_all_values_missing(small):
+    df = small.assign(y=np.nan)
+    with pytest.raises(ValueError, match="target 'y' has no observed value"):
+        pm.pan_impute(df, F)
+
+
+def test_error_incomplete_predictor(small):
+    df = small.copy()
+    df.iloc[0, df.columns.get_loc("z")] = np.nan
+    with pytest.raises(ValueError, match="predictor 'z' has 1 missing value"):
+        pm.pan_impute(df, F)
+
+
+def test_error_singular_design(small):
+    df = small.assign(z2=2 * small["z"])
+    with pytest.raises(ValueError, match=r"singular design.*\['z2'\]"):
+        pm.pan_impute(df, "y ~ 1 + z + z2 + (1|id)")
+
+
+def test_error_no_cluster_term(small):
+    with pytest.raises(ValueError, match="has no cluster term; pan_impute fits a two-level model"):
+        pm.pan_impute(small, "y ~ 1 + z")
+
+
+def test_error_arguments(small):
+    with pytest.raises(ValueError, match=r"`n_burn` must be an integer >= 0; got -5"):
+        pm.pan_impute(small, F, n_burn=-5)
+    with pytest.raises(ValueError, match=r"`m` must be a positive integer; got 0"):
+        pm.pan_impute(small, F, m=0)
+    with pytest.raises(ValueError, match="`keep_chains` must be 'full' or 'diagonal'"):
+        pm.pan_impute(small, F, keep_chains="all")
+    with pytest.raises(ValueError, match=r"`m` \(5\) must be a multiple of `chains` \(2\)"):
+        pm.pan_impute(small, F, m=5, chains=2)
+    with pytest.raises(ValueError, match=r"`prior\['Binv'\]` must be a 2 x 2 matrix"):
+        pm.pan_impute(small, F, prior={"Binv": np.eye(3)})
+    with pytest.raises(TypeError, match="must be a pandas or polars DataFrame"):
+        pm.pan_impute(small.to_numpy(), F)
+    with pytest.raises(ValueError, match="exactly one of `formula` or `type`"):
+        pm.pan_impute(small)
