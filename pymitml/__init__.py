@@ -10,7 +10,13 @@ The mitml + pan + jomo + lme4 workflow of R, natively::
 from __future__ import annotations
 
 from . import datasets
+from .diagnostics import ChainSummary, gelman_rubin, mcse, psr_by_iteration, summarize
+from .missing import MissingPattern, complete_case_analysis, missing_pattern
+from .plots import plot_chains, plot_psr
 from .formula import parse_formula
+from .lmm import LmerFit, lmer
+from .pool import PooledEstimates, pool_estimates
+from . import bridge
 from .result import ImputationResult
 from .samplers.pan import pan_impute
 from .mitml_list import MitmlList, MitmlResult, cluster_means, long_to_mitml_list
@@ -20,7 +26,22 @@ __version__ = "0.1.0"
 __all__ = [
     "datasets",
     "pan_impute",
+    "lmer",
+    "LmerFit",
+    "pool_estimates",
+    "PooledEstimates",
+    "bridge",
     "ImputationResult",
+    "ChainSummary",
+    "gelman_rubin",
+    "mcse",
+    "psr_by_iteration",
+    "summarize",
+    "MissingPattern",
+    "complete_case_analysis",
+    "missing_pattern",
+    "plot_chains",
+    "plot_psr",
     "parse_formula",
     "MitmlList",
     "MitmlResult",

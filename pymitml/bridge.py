@@ -14,6 +14,8 @@ how to install them.
 """
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -35,11 +37,26 @@ _R_NA_INT = np.iinfo(np.int32).min      # R's NA_integer_ (and NA for logicals)
 
 
 def _robjects():
-    """rpy2.robjects, imported on first use; an ImportError with install instructions otherwise."""
+    """rpy2.robjects, imported on first use; an ImportError with install instructions otherwise.
+
+    Starting R through rpy2 puts R's library folders (including the system's
+    /usr/lib/x86_64-linux-gnu) into LD_LIBRARY_PATH; a Python subprocess started afterwards (a
+    spawned worker of parallel chains, a test) could then load the system's libpython instead of
+    this interpreter's and fail to find numpy. R is already loaded by then, so the variable is put
+    back as it was.
+    """
+    first = "rpy2.robjects" not in sys.modules
+    saved = os.environ.get("LD_LIBRARY_PATH")
     try:
         import rpy2.robjects as ro
     except Exception as exc:  # ImportError, or R failing to start inside rpy2
         raise ImportError(f"{_INSTALL} (import failed: {exc})") from exc
+    finally:
+        if first and os.environ.get("LD_LIBRARY_PATH") != saved:
+            if saved is None:
+                os.environ.pop("LD_LIBRARY_PATH", None)
+            else:
+                os.environ["LD_LIBRARY_PATH"] = saved
     return ro
 
 
@@ -321,6 +338,39 @@ def from_r(obj: Any, library: str = "pandas") -> Any:
         return MitmlList(imps, _to_library(_frame_from_r(parts[1]), library))
     if "mitml.list" in cls or _list_of_frames(obj):
         return MitmlList([_to_library(_frame_from_r(d), library) for d in obj])
+    return _other_from_r(obj, library)
+
+
+def _attr_names(x) -> list[str]:
+    """Names of x's attributes (rpy2's list_attrs() does not work with every R build)."""
+    a = _robjects().baseenv["attributes"](x)
+    return [] if _rtype(a) == "NILSXP" else (_names(a) or [])
+
+
+def _names(x) -> list[str] | None:
+    names = _robjects().baseenv["names"](x)
+    return None if _rtype(names) == "NILSXP" else [str(n) for n in names]
+
+
+def _other_from_r(obj, library: str) -> Any:
+    """Lists -> dict (all elements named) or list; vectors -> numpy arrays (Series when named);
+    anything else through rpy2's numpy converter."""
+    rtype = _rtype(obj)
+    if rtype == "VECSXP":
+        items = [from_r(e, library) for e in obj]
+        names = _names(obj)
+        if names and all(names) and len(set(names)) == len(names):
+            return dict(zip(names, items))
+        return items
+    attrs = set(_attr_names(obj))
+    if rtype in ("REALSXP", "INTSXP", "LGLSXP", "STRSXP") and attrs <= {"names", "class", "levels"}:
+        values = _column_from_r(obj)
+        names = _names(obj)
+        if names:
+            return pd.Series(values, index=names)
+        return values if isinstance(values, pd.Categorical) else np.asarray(values)
+    if rtype == "NILSXP":
+        return None
     from rpy2.robjects import default_converter, numpy2ri
     from rpy2.robjects.conversion import localconverter
 
@@ -376,8 +426,8 @@ def _r_matrix(mat, columns=None) -> pd.DataFrame:
     dims = list(mat.do_slot("dim"))
     vals = np.asarray(mat, dtype=np.float64).reshape(dims, order="F")
     rows, cols = None, columns
-    if "dimnames" in list(mat.list_attrs()):
-        dn = mat.do_slot("dimnames")
+    dn = _robjects().baseenv["dimnames"](mat)
+    if _rtype(dn) != "NILSXP":
         rows = [str(s) for s in dn[0]] if _rtype(dn[0]) == "STRSXP" else None
         cols = [str(s) for s in dn[1]] if _rtype(dn[1]) == "STRSXP" else columns
     return pd.DataFrame(vals, index=rows, columns=cols)
@@ -424,7 +474,7 @@ def r_pool_estimates(mitml_list: Any, formula: str, REML: bool = True, extra_par
     df_store = None
     if df_com is not None:
         d = np.atleast_1d(np.asarray(df_com, dtype=float))
-        df_store = float(d[0]) if np.ndim(df_com) == 0 else d
+        df_store = float(d[0]) if d.size == 1 else d
     args = [f"{fitter}({formula})"] + (["extra.pars = TRUE"] if extra_pars else []) + \
         ([f"df.com = {df_com}"] if df_com is not None else [])
     return PooledEstimates(table, extra, m, df_store, total, "testEstimates(" + ", ".join(args) + ")")

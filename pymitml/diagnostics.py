@@ -18,26 +18,27 @@ Statistics (mitml's definitions, checked against R to 1e-8 in tests/test_diagnos
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 __all__ = [
     "BLOCKS",
+    "RHAT_THRESHOLD",
     "ChainSummary",
-    "gelman_rubin",
-    "lag_autocorrelation",
     "acf",
+    "gelman_rubin",
     "goodness_of_approximation",
+    "imputation_summary",
+    "lag_autocorrelation",
     "mcse",
     "moving_average",
     "parameter_table",
-    "summarize",
-    "imputation_summary",
     "psr_by_iteration",
-    "RHAT_THRESHOLD",
+    "summarize",
 ]
 
 #: parameter blocks in mitml's order
@@ -317,7 +318,7 @@ def mcse(x: Any, method: str = "batch", batch_size: int | None = None,
         sp0, _ = _spectral_parts(a.reshape((-1, C, n)))
         out = np.sqrt(sp0.sum(1) / n / C ** 2).reshape(lead)
     elif method == "batch":
-        b = int(math.isqrt(n)) if batch_size is None else batch_size
+        b = math.isqrt(n) if batch_size is None else batch_size
         if not isinstance(b, (int, np.integer)) or b < 1 or n // b < 2:
             raise ValueError(
                 f"`batch_size` must be a positive integer giving at least two batches of the {n} "
@@ -397,7 +398,7 @@ def _labels(block: str, names: tuple | None, i: np.ndarray, j: np.ndarray) -> li
 def _block_series(a: np.ndarray, block: str):
     """(i, j, g, series (P, chains, iterations)) in mitml's order (row fastest, then column,
     then group), keeping the lower triangle of psi and of each stacked sigma matrix."""
-    R_, K, T, G, C = a.shape
+    R_, K, _, G, _ = a.shape
     i, j, g = (v.ravel(order="F") for v in np.meshgrid(np.arange(R_), np.arange(K), np.arange(G),
                                                        indexing="ij"))
     if block == "psi":
@@ -431,7 +432,7 @@ def parameter_table(par: Mapping[str, Any], n_iter: int, n_Rhat: int | None = 3,
             continue
         a = _as_chains(par[block], block, chains_axis)
         i, j, g, s = _block_series(a, block)
-        P, C, T = s.shape
+        P, C, _ = s.shape
         cols: dict[str, Any] = {"block": block, "row": i, "col": j,
                                 "group": [group_labels[k] if group_labels else k for k in g]}
         cols["parameter"] = _labels(block, (param_names or {}).get(block), i, j)
@@ -468,7 +469,7 @@ def _quantile7(x: np.ndarray, p: float) -> float:
     """R's default quantile (type 7), robust to infinite values like R's."""
     x = np.sort(x)
     h = (len(x) - 1) * p
-    lo, hi = int(math.floor(h)), int(math.ceil(h))
+    lo, hi = math.floor(h), math.ceil(h)
     q = x[lo]
     if hi > lo and x[hi] != q:
         q = (1 - (h - lo)) * q + (h - lo) * x[hi]
@@ -580,8 +581,8 @@ class ChainSummary:
         if s.get("targets"):
             lines.append(f"{'Target variables:':<25} {' '.join(map(str, s['targets']))}")
         if "n_burn" in s and "m" in s:
-            lines += ["", f"Performed {s['n_burn']} burn-in iterations, and generated {s['m']} imputed "
-                          f"data sets,\neach {s['n_iter']} iterations apart."]
+            lines += ["", (f"Performed {s['n_burn']} burn-in iterations, and generated {s['m']} imputed "
+                          f"data sets,\neach {s['n_iter']} iterations apart.")]
         if s.get("chains", 1) > 1:
             lines.append(f"Ran {s['chains']} chains; imputations were drawn across the chains.")
         if s.get("n_groups", 1) > 1:
@@ -592,8 +593,8 @@ class ChainSummary:
             lines.append(self._stat_block("Rhat"))
             lines += ["", "Largest potential scale reduction:", self._worst_line("Rhat")]
             if "Rhat_chains" in t:
-                lines += ["", f"Potential scale reduction between the {s.get('chains', '')} chains "
-                              "(Gelman-Rubin):", ""]
+                lines += ["", (f"Potential scale reduction between the {s.get('chains', '')} chains "
+                              "(Gelman-Rubin):"), ""]
                 lines.append(self._stat_block("Rhat_chains"))
                 lines += ["", "Largest potential scale reduction between chains:",
                           self._worst_line("Rhat_chains")]
@@ -778,7 +779,7 @@ def imputation_summary(imp: Any, n_Rhat: int | None = 3, goodness_of_appr: bool 
     >>> s = imp.summary(autocorrelation=True)   # doctest: +SKIP
     >>> s.rhat                                   # doctest: +SKIP
     """
-    par, has_chains = _imp_chains(imp, "imputation")
+    par, _ = _imp_chains(imp, "imputation")
     st = dict(getattr(imp, "settings", {}) or {})
     if "n_iter" not in st:
         raise ValueError("`imp.settings` must hold 'n_iter' (iterations between imputations).")

@@ -3,15 +3,16 @@ and a complete-case analysis to put beside the pooled one (as Stat-JR reports bo
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ._frame import as_pandas, check_columns, library_of
 
-__all__ = ["MissingPattern", "missing_pattern", "CompleteCaseResult", "complete_case_analysis"]
+__all__ = ["CompleteCaseResult", "MissingPattern", "complete_case_analysis", "missing_pattern"]
 
 
 @dataclass(frozen=True)

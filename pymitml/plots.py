@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -34,7 +35,7 @@ from .diagnostics import (
     psr_by_iteration,
 )
 
-__all__ = ["plot_chains", "plot_psr", "block_figure", "parameter_statistics", "kde"]
+__all__ = ["block_figure", "kde", "parameter_statistics", "plot_chains", "plot_psr"]
 
 _CHAIN_COLORS = ("black", "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple",
                  "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
@@ -156,10 +157,15 @@ def _draw_parameter(fig: Figure, gs_cell, title: str, burn: np.ndarray | None, i
             ax_tr.plot(x[inb], series[c, inb], color="0.6", lw=0.7)
             ax_tr.plot(x[~inb], series[c, ~inb], color=col, lw=0.7)
         else:
-            ax_tr.plot(x, series[c], color=col, lw=0.7, alpha=0.8 if many else 1.0)
+            ax_tr.plot(x, series[c], color=col, lw=0.7, alpha=0.8 if many else 1.0,
+                       label=f"chain {c + 1}")
         if half > 0:
             ax_tr.plot(x, moving_average(series[c], half), color="tab:orange" if not many else col,
                        lw=1.2, alpha=0.9)
+    if many:
+        handles = [h for h in ax_tr.get_lines() if h.get_label().startswith("chain ")]
+        ax_tr.legend(handles=handles, loc="upper right", fontsize=6, ncol=len(handles),
+                     frameon=False, handlelength=1.2)
     ax_tr.set_ylim(ymin - 0.03 * yr, ymax + 0.03 * yr)
     ax_tr.set_xlim(x[0] - 0.5, x[-1] + 0.5)
     ax_tr.set_title(title, fontsize=9, loc="left")
@@ -330,7 +336,7 @@ def plot_chains(x: Any, path: str | os.PathLike | None = None, *, blocks: Sequen
     _check_trace(trace)
     if not isinstance(thin, (int, np.integer)) or thin < 1:
         raise ValueError(f"`thin` must be a positive integer; got {thin!r}.")
-    imp, burn, n_it, _, _ = _source(x, burnin, n_iter)
+    imp, burn, _, _, _ = _source(x, burnin, n_iter)
     todo = [b for b in BLOCKS if b in imp] if blocks is None else list(blocks)
     bad = [b for b in todo if b not in imp]
     if bad:
@@ -338,7 +344,7 @@ def plot_chains(x: Any, path: str | os.PathLike | None = None, *, blocks: Sequen
     out: dict = {}
     if path is not None:
         os.makedirs(path, exist_ok=True)
-    kw = dict(burnin=burnin, n_iter=n_iter, trace=trace, thin=thin, smooth=smooth, n_Rhat=n_Rhat)
+    kw = {"burnin": burnin, "n_iter": n_iter, "trace": trace, "thin": thin, "smooth": smooth, "n_Rhat": n_Rhat}
     for b in todo:
         if fmt == "png":
             fig = block_figure(x, b, groups=groups, max_params=max_params, **kw)

@@ -5,7 +5,7 @@
 # leadership, mitml's summary() numbers on those chains (Rhat, goodness of
 # approximation, autocorrelations), the text statistics of plot.mitml for one parameter,
 # a Gelman-Rubin statistic across three chains, and mice::md.pattern of studentratings and
-# leadership.
+# leadership; and the two data sets as CSV (diag_studentratings.csv, diag_leadership.csv).
 suppressPackageStartupMessages({library(mitml); library(jsonlite); library(mice)})
 args <- commandArgs(trailingOnly = FALSE)
 here <- dirname(normalizePath(sub("^--file=", "", args[grep("^--file=", args)])))
@@ -81,6 +81,10 @@ mdp <- function(d) {
 }
 out$md_pattern <- mdp(studentratings)
 out$md_pattern_leadership <- mdp(leadership)
+
+# the data themselves, for tests that run without R
+write.csv(studentratings, file.path(here, "diag_studentratings.csv"), row.names = FALSE)
+write.csv(leadership, file.path(here, "diag_leadership.csv"), row.names = FALSE)
 
 write_json(out, file.path(here, "diag_summary_ref.json"), digits = NA, auto_unbox = TRUE,
            pretty = FALSE, na = "string")

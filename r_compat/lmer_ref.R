@@ -7,6 +7,9 @@
 #   lmer_ref.json            per case: fixed effects, SEs, vcov, VarCorr, sigma, theta, logLik,
 #                            ML deviance, REML criterion, conditional modes, singularity, and the
 #                            ML log-likelihood at perturbed parameters (dense computation).
+# Each model is fitted twice: with lme4's default control (logLik, theta and messages kept under
+# "default") and with tight optimiser tolerances (all other fields), because lme4's default
+# BOBYQA stop leaves parameters accurate to ~1e-4 only (and one case does not converge).
 # Run from the repository root:  Rscript r_compat/lmer_ref.R
 suppressPackageStartupMessages({library(lme4); library(mitml); library(jsonlite)})
 
@@ -14,8 +17,8 @@ args <- commandArgs(trailingOnly = FALSE)
 here <- dirname(normalizePath(sub("^--file=", "", args[grep("^--file=", args)])))
 
 data(studentratings, package = "mitml")
-sr <- studentratings
-write.csv(sr, file.path(here, "lmer_studentratings.csv"), row.names = FALSE, na = "")
+write.csv(studentratings, file.path(here, "lmer_studentratings.csv"), row.names = FALSE, na = "")
+sr <- read.csv(file.path(here, "lmer_studentratings.csv"))  # exactly what the tests read
 
 # simulated data: 60 clusters of 2..40 rows, level-1 x and z, level-2 w, a 3-level factor
 set.seed(20240611)
@@ -36,6 +39,7 @@ y0 <- 2 + 0.5 * x + rnorm(n)                              # no cluster effect at
 y1 <- 2 + 0.5 * x + b0 + rnorm(n)                         # random intercept, no slope variance
 sim <- data.frame(g = g, x = x, z = z, w = w, grp = grp, y = y, y0 = y0, y1 = y1)
 write.csv(sim, file.path(here, "lmer_sim.csv"), row.names = FALSE)
+sim <- read.csv(file.path(here, "lmer_sim.csv"))
 
 cases <- list(
   list(name = "sr_ri_reml", data = "studentratings",
@@ -79,10 +83,14 @@ dense_loglik <- function(fit, beta, theta, sigma) {
   ll
 }
 
+tight <- lmerControl(optimizer = "nloptwrap",
+                     optCtrl = list(xtol_abs = 1e-14, ftol_abs = 1e-15, xtol_rel = 1e-14,
+                                    ftol_rel = 1e-15, maxeval = 1e6))
 out <- list()
 for (cs in cases) {
   d <- if (cs$data == "sim") sim else sr
-  fit <- lmer(as.formula(cs$formula), data = d, REML = cs$REML)
+  fit0 <- lmer(as.formula(cs$formula), data = d, REML = cs$REML)
+  fit <- suppressWarnings(lmer(as.formula(cs$formula), data = d, REML = cs$REML, control = tight))
   vc <- as.data.frame(VarCorr(fit))
   re <- ranef(fit)[[1]]
   beta <- fixef(fit); th <- getME(fit, "theta"); s <- sigma(fit)
@@ -101,7 +109,9 @@ for (cs in cases) {
     deviance_ml = unname(deviance(fit, REML = FALSE)),
     reml_crit = if (cs$REML) unname(REMLcrit(fit)) else NULL,
     singular = isSingular(fit),
-    messages = as.character(unlist(fit@optinfo$conv$lme4$messages)),
+    default = list(loglik = as.numeric(logLik(fit0)), theta = unname(getME(fit0, "theta")),
+                   singular = isSingular(fit0),
+                   messages = as.character(unlist(fit0@optinfo$conv$lme4$messages))),
     ranef_names = colnames(re), ranef_labels = rownames(re), ranef = unname(as.matrix(re)),
     dense_loglik_at_fit = dense_loglik(fit, beta, th, s),
     loglik_at = pert

@@ -18,3 +18,16 @@ implist <- lapply(implist, function(x) {
 })
 long <- do.call(rbind, lapply(seq_along(implist), function(i) cbind(.imp = i, implist[[i]])))
 write.csv(long, "r_compat/models_implist.csv", row.names = FALSE)
+
+# leadership (mitml's data with a real random slope of NEGLEAD): jomoImpute with the level-2
+# variable COHES, m = 5, fixed seed; WLOAD coded 0 (low) / 1 (high) after imputation.
+data(leadership)
+fml2 <- list(JOBSAT + NEGLEAD + WLOAD ~ 1 + (1|GRPID), COHES ~ 1)
+imp2 <- jomoImpute(leadership, formula = fml2, n.burn = 1000, n.iter = 100, m = 5, seed = 815,
+                   silent = TRUE)
+implist2 <- lapply(mitmlComplete(imp2, "all"), function(x) {
+  data.frame(GRPID = x$GRPID, JOBSAT = x$JOBSAT, NEGLEAD = x$NEGLEAD,
+             WLOAD = as.numeric(x$WLOAD == "high"), COHES = x$COHES)
+})
+long2 <- do.call(rbind, lapply(seq_along(implist2), function(i) cbind(.imp = i, implist2[[i]])))
+write.csv(long2, "r_compat/models_leadership.csv", row.names = FALSE)

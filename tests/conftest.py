@@ -23,10 +23,23 @@ def _r_status() -> str | None:
     if r.returncode != 0:
         return "an R reference package is missing: " + r.stderr.strip()[-300:]
     try:
-        import rpy2.robjects  # noqa: F401
+        _import_robjects()
     except Exception as exc:  # pragma: no cover - depends on the machine
         return f"rpy2 does not load: {exc}"
     return None
+
+
+def _import_robjects():
+    """Import rpy2.robjects, undoing its LD_LIBRARY_PATH change (it would make Python
+    subprocesses started later load the system libpython)."""
+    before = os.environ.get("LD_LIBRARY_PATH")
+    import rpy2.robjects as ro
+
+    if before is None:
+        os.environ.pop("LD_LIBRARY_PATH", None)
+    else:
+        os.environ["LD_LIBRARY_PATH"] = before
+    return ro
 
 
 _STATUS: list = []
@@ -52,7 +65,7 @@ def needs_r():
 @pytest.fixture(scope="session")
 def R(needs_r):
     """rpy2's ``robjects.r`` with lme4 and mitml loaded (quietly)."""
-    import rpy2.robjects as ro
+    ro = _import_robjects()
     from rpy2.rinterface_lib import callbacks
 
     callbacks.consolewrite_warnerror = lambda s: None

@@ -1,6 +1,7 @@
 """pymitml.bridge and pymitml.io.rds: data to and from R, the same analysis in R, .rds files."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import warnings
@@ -47,7 +48,7 @@ def mixed_frame() -> pd.DataFrame:
 def test_importing_pymitml_does_not_need_rpy2():
     code = "import sys, pymitml, pymitml.bridge, pymitml.io.rds; print('rpy2' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                         check=True)
+                         env=clean_env(), check=True)
     assert out.stdout.strip() == "False"
 
 
@@ -119,6 +120,23 @@ def test_polars_and_index_round_trip(needs_r):
     back = bridge.from_r(bridge.to_r(sub))
     assert back.index.tolist() == [3, 0, 2]
     assert back["x"].tolist() == sub["x"].tolist()
+
+
+def clean_env() -> dict:
+    """os.environ without what starting R in this process added (conftest starts R via rpy2)."""
+    return {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "R_HOME")}
+
+
+def test_python_subprocesses_still_work_after_R_started(needs_r):
+    # R started by the bridge must not leave LD_LIBRARY_PATH pointing a child Python at the
+    # system's libpython (it then cannot import numpy)
+    code = ("import subprocess, sys, pandas as pd; from pymitml import bridge; "
+            "bridge.to_r(pd.DataFrame({'x': [1.0]})); "
+            "r = subprocess.run([sys.executable, '-c', 'import numpy; print(1)'], capture_output=True,"
+            " text=True); print(r.stdout.strip() or r.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         env=clean_env(), check=True)
+    assert out.stdout.strip() == "1", out.stdout + out.stderr
 
 
 def test_unsupported_column_is_a_clear_error(needs_r):

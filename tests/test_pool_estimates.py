@@ -355,13 +355,15 @@ def test_extra_pars_with_qhat_warns():
 
 
 def test_importing_pool_does_not_import_statsmodels_or_lmm():
+    import os
     import subprocess
     import sys
 
     code = ("import sys, pymitml.pool; "
             "print('statsmodels' in sys.modules, 'pymitml.lmm.fit' in sys.modules, 'rpy2' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "R_HOME")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                         check=True)
+                         env=env, check=True)   # env: without what starting R here added
     assert out.stdout.split()[0] == "False" and out.stdout.split()[2] == "False", out.stderr
 
 

@@ -8,6 +8,22 @@ data, dtypes and categories.
 """
 from __future__ import annotations
 
+from .blimp import read_blimp, write_blimp
+from .long import read_long, write_long
+from .mplus import read_mplus, write_mplus
+from .spss import read_spss, write_spss
 from .stata import read_stata, read_stata_characteristics, write_stata
 
-__all__ = ["read_stata", "read_stata_characteristics", "write_stata"]
+__all__ = [
+    "read_blimp",
+    "read_long",
+    "read_mplus",
+    "read_spss",
+    "read_stata",
+    "read_stata_characteristics",
+    "write_blimp",
+    "write_long",
+    "write_mplus",
+    "write_spss",
+    "write_stata",
+]

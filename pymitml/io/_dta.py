@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from pandas import isna as pd_isna
 
-__all__ = ["DtaVariable", "write_dta", "read_characteristics", "STATA_TYPES", "MISSING"]
+__all__ = ["MISSING", "STATA_TYPES", "DtaVariable", "read_characteristics", "write_dta"]
 
 # type codes of formats 117/118 (str# is the width itself, 1..2045)
 STATA_TYPES = {"byte": 65530, "int": 65529, "long": 65528, "float": 65527, "double": 65526}
@@ -73,7 +74,7 @@ def _records(variables: list[DtaVariable], nobs: int, enc: str) -> bytes:
     for i, v in enumerate(variables):
         if v.type == "str":
             vals = np.asarray(v.values, dtype=object)
-            enc_vals = np.char.encode(np.where(vals == None, "", vals).astype(str), enc)  # noqa: E711
+            enc_vals = np.char.encode(np.where(pd_isna(vals), "", vals).astype(str), enc)
             rec[f"f{i}"] = enc_vals
         else:
             x = np.asarray(v.values, dtype=np.float64)

@@ -7,7 +7,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._schema import ColumnSpec, Schema, _pandas_codec, _polars_codec, _py, decode_block, split_sorted, to_library
+from ._schema import (
+    ColumnSpec,
+    Schema,
+    _pandas_codec,
+    _polars_codec,
+    _py,
+    decode_block,
+    split_sorted,
+    to_library,
+)
 
 __all__ = ["assemble", "infer_schema", "numeric_objects"]
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ._schema import Schema, kind_of
 
-__all__ = ["flag_text", "check_numeric", "write_table", "read_table", "integral_columns"]
+__all__ = ["check_numeric", "flag_text", "integral_columns", "read_table", "write_table"]
 
 
 def flag_text(missing: float) -> str:
@@ -43,17 +43,21 @@ def integral_columns(schema: Schema) -> list[bool]:
 def write_table(path: Path, columns: Sequence[np.ndarray], integral: Sequence[bool], missing: float,
                 sep: str, lead: np.ndarray | None = None) -> None:
     """Write float64 columns (NaN = missing) as text, no header; ``lead`` is an integer first column."""
+    import polars as pl
+
     flag = float(missing)
-    data = {}
+    cols = []
     if lead is not None:
-        data["lead"] = np.asarray(lead, dtype=np.int64)
+        cols.append(pl.Series("lead", np.asarray(lead, dtype=np.int64)))
     for j, (v, isint) in enumerate(zip(columns, integral)):
         if np.any(v == flag):
             raise ValueError(f"a value in column {j + 1} of '{path.name}' equals the missing flag "
                              f"{flag_text(missing)}; choose another `missing` value.")
-        data[j] = pd.array(v, dtype="Int64") if isint else v
-    pd.DataFrame(data).to_csv(path, sep=sep, header=False, index=False, na_rep=flag_text(missing),
-                              lineterminator="\n")
+        s = pl.Series(f"c{j}", v, nan_to_null=True)
+        cols.append(s.cast(pl.Int64) if isint else s)
+    # polars prints floats in their shortest round-trip form, so the text reads back exactly
+    pl.DataFrame(cols).write_csv(path, include_header=False, separator=sep, null_value=flag_text(missing),
+                                 line_terminator="\n")
 
 
 def _sep_of(path: Path) -> str:

@@ -22,7 +22,7 @@ from ._read import assemble, infer_schema, numeric_objects
 from ._schema import build_schema, encode_block, read_sidecar
 from ._stack import check_mlist
 
-__all__ = ["write_spss", "read_spss"]
+__all__ = ["read_spss", "write_spss"]
 
 IMP = "Imputation_"
 

@@ -22,11 +22,11 @@ import pandas as pd
 from ._dta import INT_RANGE, STR_MAX, DtaVariable, read_characteristics, write_dta
 from ._files import as_path, check_library, check_new, sidecar_path
 from ._names import STATA, STATA117, file_names
+from ._read import assemble, infer_schema, numeric_objects
 from ._schema import Schema, build_schema, encode_block, kind_of
 from ._stack import check_mlist, imputed_columns, varying_cells
-from ._read import assemble, infer_schema, numeric_objects
 
-__all__ = ["write_stata", "read_stata", "read_stata_characteristics"]
+__all__ = ["read_stata", "read_stata_characteristics", "write_stata"]
 
 _SYSTEM = ("_mi_miss", "_mi_m", "_mi_id")
 _EPOCH = _dt.datetime(1960, 1, 1)

@@ -7,4 +7,4 @@ from __future__ import annotations
 
 from .fit import ConvergenceWarning, LmerFit, lmer
 
-__all__ = ["lmer", "LmerFit", "ConvergenceWarning"]
+__all__ = ["ConvergenceWarning", "LmerFit", "lmer"]

@@ -26,7 +26,7 @@ from .._frame import as_pandas, check_columns, encode_clusters
 from ..formula import ModelFormula, design_matrix, parse_formula
 from . import _kernels
 
-__all__ = ["LmerDesign", "CrossProducts", "build_design", "cross_products"]
+__all__ = ["CrossProducts", "LmerDesign", "build_design", "cross_products"]
 
 #: relative tolerance of the rank check (R's ``qr`` default used by lme4)
 RANK_TOL = 1e-7

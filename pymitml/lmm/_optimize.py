@@ -18,8 +18,8 @@ costs milliseconds per iteration on a busy machine.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -65,8 +65,25 @@ def _active(x, g, lower):
     return np.isfinite(lower) & (x <= lower) & (g > 0)
 
 
+def _line_search(fg, x, f, g, d, lower, min_alpha=1e-14):
+    """Backtrack along the projection path x(a) = max(x + a d, lower); None if no decrease."""
+    alpha = 1.0
+    while alpha > min_alpha:
+        xn = np.maximum(x + alpha * d, lower)
+        fn, gn = fg(xn)
+        if np.isfinite(fn) and fn <= f + 1e-4 * min(float(g @ (xn - x)), 0.0) + 1e-15 * abs(f):
+            return xn, fn, gn
+        alpha *= 0.5
+    return None
+
+
 def _newton(fg, x, lower, max_iter):
-    """Projected modified-Newton iterations from x; returns (x, f, g)."""
+    """Projected modified-Newton iterations from x; returns (x, f, g).
+
+    Where the Hessian has a negative eigenvalue the step first follows that direction of
+    negative curvature (the better of both signs), else a Newton step with absolute
+    eigenvalues.
+    """
     x = np.maximum(np.asarray(x, dtype=float), lower)
     f, g = fg(x)
     for _ in range(max_iter):
@@ -77,23 +94,35 @@ def _newton(fg, x, lower, max_iter):
             break
         H = _hessian(fg, x, free, g, lower)
         lam, V = np.linalg.eigh(H)
-        lam_abs = np.maximum(np.abs(lam), 1e-8 * max(1.0, float(np.max(np.abs(lam)))))
-        d = np.zeros_like(x)
-        d[free] = -(V @ ((V.T @ g[free]) / lam_abs))
+        top = max(1.0, float(np.max(np.abs(lam))))
         cap = 1.0 + np.max(np.abs(x))
-        big = np.max(np.abs(d))
-        if big > cap:
-            d *= cap / big
-        alpha, accepted = 1.0, False
-        while alpha > 1e-14:
-            xn = np.maximum(x + alpha * d, lower)
-            fn, gn = fg(xn)
-            if np.isfinite(fn) and fn <= f + 1e-4 * float(g @ (xn - x)) + 1e-15 * abs(f):
-                accepted = True
-                break
-            alpha *= 0.5
-        if not accepted:
+        gf = g[free]
+        step = None
+        if lam[0] < -1e-6 * top:
+            v = V[:, 0]
+            first = -1.0 if float(gf @ v) > 0.0 else 1.0
+            signs = [first]
+            if np.any(np.isfinite(lower[free]) & (x[free] <= lower[free] + 1e-12)):
+                # at a bound the criterion is even in a diagonal element, so the downhill
+                # sign can point into the bound and stall: try both
+                signs.append(-first)
+            for sign in signs:
+                d = np.zeros_like(x)
+                d[free] = sign * cap * v
+                cand = _line_search(fg, x, f, g, d, lower, min_alpha=1e-4)
+                if cand is not None and (step is None or cand[1] < step[1]):
+                    step = cand
+        if step is None:
+            lam_abs = np.maximum(np.abs(lam), 1e-8 * top)
+            d = np.zeros_like(x)
+            d[free] = -(V @ ((V.T @ gf) / lam_abs))
+            big = np.max(np.abs(d))
+            if big > cap:
+                d *= cap / big
+            step = _line_search(fg, x, f, g, d, lower)
+        if step is None:
             break
+        xn, fn, gn = step
         moved = np.max(np.abs(xn - x) / (1.0 + np.abs(x)))
         x, f, g = xn, fn, gn
         if moved < 1e-12:
@@ -117,7 +146,7 @@ def _escape(fg, x, f, lower):
             continue
         lo = grid[k - 1] if k > 0 else 0.0
         hi = grid[k + 1] if k + 1 < len(grid) else grid[k] * 10.0
-        r = minimize_scalar(along, bounds=(lo, hi), method="bounded", options=dict(xatol=1e-8))
+        r = minimize_scalar(along, bounds=(lo, hi), method="bounded", options={"xatol": 1e-8})
         t, ft = (r.x, r.fun) if r.fun < vals[k] else (grid[k], vals[k])
         if best is None or ft < best[1]:
             z = x.copy()
@@ -148,15 +177,20 @@ def minimize_theta(fg: Callable, theta0: np.ndarray, lower: np.ndarray,
     converged, H = True, None
     if free.any():
         H = _hessian(counted, x, free, g, lower, central=True)
+        gf = g[free]
         try:
             L = np.linalg.cholesky(H)
-            scaled = np.linalg.solve(L.T, np.linalg.solve(L, g[free]))
-            crit = float(np.max(np.minimum(np.abs(scaled), np.abs(g[free]))))
-            if crit > GRAD_TOL:
-                converged = False
-                messages.append(f"Model failed to converge with max|grad| = {crit:.6g} "
-                                f"(tol = {GRAD_TOL:g})")
+            scaled = np.linalg.solve(L.T, np.linalg.solve(L, gf))
+            crit = float(np.max(np.minimum(np.abs(scaled), np.abs(gf))))
+            pos_def = True
         except np.linalg.LinAlgError:
+            crit = float(np.max(np.abs(gf)))
+            pos_def = False
+        if crit > GRAD_TOL:
+            converged = False
+            messages.append(f"Model failed to converge with max|grad| = {crit:.6g} "
+                            f"(tol = {GRAD_TOL:g})")
+        elif not pos_def:
             converged = False
             messages.append("Hessian of the criterion is not positive definite at the optimum: "
                             "the model is nearly unidentifiable (rescale variables or simplify "

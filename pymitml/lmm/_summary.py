@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-__all__ = ["format_summary", "r_format", "abbreviate"]
+__all__ = ["abbreviate", "format_summary", "r_format"]
 
 
 def _decimals(x: float, digits: int) -> int:
@@ -20,6 +20,14 @@ def _decimals(x: float, digits: int) -> int:
         s = s.rstrip("0").rstrip(".")
         return len(s.split(".")[1]) if "." in s else 0
     return 0
+
+
+def _zapsmall(x: np.ndarray, digits: int) -> np.ndarray:
+    """R's ``zapsmall``: round to ``digits`` significant digits of the largest magnitude."""
+    mx = float(np.max(np.abs(x)))
+    if mx == 0.0:
+        return x
+    return np.round(x, max(0, digits - math.ceil(math.log10(mx))))
 
 
 def r_format(values, digits: int) -> list[str]:
@@ -58,19 +66,18 @@ def _random_block(fit) -> list[str]:
     sd = np.sqrt(var)
     vs, ss = r_format(var, 4), r_format(sd, 4)
     q = len(names)
+    corr = [["" for _ in range(max(q - 1, 0))] for _ in range(q + 1)]
+    cells = {(a, b): (f"{cov[a, b] / (sd[a] * sd[b]):.2f}" if sd[a] * sd[b] > 0 else "NaN")
+             for a in range(q) for b in range(a)}
+    width = max([len(c) for c in cells.values()] + [0])
+    for (a, b), c in cells.items():
+        corr[a][b] = c.rjust(width)
     header = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] + [""] * (q - 2) if q > 1 else [])
     rows = [header]
     for a in range(q):
-        row = [fit.cluster if a == 0 else "", names[a], vs[a], ss[a]]
-        if q > 1:
-            corr = []
-            for b in range(a):
-                den = sd[a] * sd[b]
-                corr.append(f"{cov[a, b] / den:.2f}" if den > 0 else "NaN")
-            row += corr + [""] * (q - 1 - len(corr))
-        rows.append(row)
-    rows.append(["Residual", "", vs[-1], ss[-1]] + ([""] * (q - 1) if q > 1 else []))
-    return [" " + line for line in _table(rows, ["l", "l", "r", "r"] + ["r"] * (q - 1))]
+        rows.append([fit.cluster if a == 0 else "", names[a], vs[a], ss[a]] + corr[a])
+    rows.append(["Residual", "", vs[-1], ss[-1]] + corr[q])
+    return [" " + line for line in _table(rows, ["l"] * len(header))]
 
 
 def _fixed_block(fit) -> list[str]:
@@ -98,7 +105,9 @@ def _corr_block(fit) -> list[str]:
     rows = [[""] + [abbreviate(n) for n in names[:-1]]]
     for i in range(1, p):
         rows.append([names[i]] + [f"{corr[i, j]:.3f}" for j in range(i)] + [""] * (p - 1 - i))
-    return ["Correlation of Fixed Effects:"] + _table(rows, ["l"] + ["r"] * (p - 1))
+    width = max(len(c) for r in rows[1:] for c in r[1:])
+    rows[1:] = [[r[0]] + [c.rjust(width) if c else c for c in r[1:]] for r in rows[1:]]
+    return ["Correlation of Fixed Effects:"] + _table(rows, ["l"] * p)
 
 
 def format_summary(fit) -> str:
@@ -121,7 +130,7 @@ def format_summary(fit) -> str:
         lines.append(" ".join(v.rjust(wi) for v, wi in zip(vals, w)))
     lines.append("")
     res = fit.residuals() / fit.sigma
-    qs = np.quantile(res, [0, 0.25, 0.5, 0.75, 1.0])
+    qs = _zapsmall(np.quantile(res, [0, 0.25, 0.5, 0.75, 1.0]), 5)
     lines.append("Scaled residuals: ")
     lines += _table([["Min", "1Q", "Median", "3Q", "Max"], r_format(qs, 4)], ["r"] * 5)
     lines.append("")

@@ -19,7 +19,7 @@ from . import _kernels
 from ._design import CrossProducts, LmerDesign, build_design, cross_products
 from ._optimize import minimize_theta
 
-__all__ = ["lmer", "LmerFit", "ConvergenceWarning"]
+__all__ = ["ConvergenceWarning", "LmerFit", "lmer"]
 
 #: lme4's ``isSingular`` tolerance on the diagonal of T
 SINGULAR_TOL = 1e-4
@@ -330,7 +330,7 @@ class LmerFit:
         rss = r2 + float(delta @ delta)
         return -0.5 * (n * math.log(2.0 * math.pi * s2) + logdet + rss / s2)
 
-    def refit(self, REML: bool | None = None, y: Any = None) -> "LmerFit":
+    def refit(self, REML: bool | None = None, y: Any = None) -> LmerFit:
         """The same model refitted: with the other criterion (``REML``) and/or a new response."""
         reml = self.REML if REML is None else bool(REML)
         d = self._design
@@ -372,7 +372,12 @@ def _varcorr(design: LmerDesign, T: np.ndarray, sigma: float) -> pd.DataFrame:
             den = sd[a] * sd[b]
             rows.append((g, names[a], names[b], cov[a, b], cov[a, b] / den if den > 0 else np.nan))
     rows.append(("Residual", None, None, sigma**2, sigma))
-    return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+    cols = list(zip(*rows))
+    return pd.DataFrame({
+        "grp": pd.Series(cols[0], dtype=object), "var1": pd.Series(cols[1], dtype=object),
+        "var2": pd.Series(cols[2], dtype=object), "vcov": np.array(cols[3], dtype=float),
+        "sdcor": np.array(cols[4], dtype=float),
+    })
 
 
 def _fit(design: LmerDesign, reml: bool, cp: CrossProducts | None = None) -> LmerFit:

@@ -10,8 +10,10 @@ One adapter per model class answers what mitml asks of a fit through ``logLik``,
 - ``stacked_loglik``: the log-likelihood of the model refitted to the m data sets stacked (D4),
   clusters relabelled per imputation.
 
-Built in: statsmodels OLS results (psi = beta, sigma^2 with the ML estimate RSS/n) and pymitml's
-``LmerFit`` (psi = beta, Tau = sigma^2 T T', sigma^2).
+Built in: statsmodels OLS results (psi = beta, sigma^2 with the ML estimate RSS/n), pymitml's
+``LmerFit`` (psi = beta, Tau = sigma^2 T T', sigma^2), and statsmodels GLM (binomial, Poisson)
+and Logit/Probit/Poisson results (log-likelihood and stacked refits only: D2 and D4, no D3, as in
+mitml).
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ class _OLS:
     """statsmodels OLS results: log L(beta, s2) = -n/2 log(2 pi s2) - |y - X beta|^2 / (2 s2)."""
 
     name = "OLS"
+    methods = ("D2", "D3", "D4")
 
     @staticmethod
     def matches(fit: Any) -> bool:
@@ -94,6 +97,10 @@ class _OLS:
         names = getattr(fit.model, "exog_names", None) or []
         return f"{fit.model.endog_names} ~ " + " + ".join(map(str, names))
 
+    @staticmethod
+    def df(fit) -> int:
+        return int(fit.model.rank) + 1
+
 
 def _ols_arrays(fit) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(fit.model.endog, dtype=float)
@@ -115,6 +122,7 @@ class _Lmer:
     """pymitml ``LmerFit``: psi = (beta, Tau = sigma^2 T T', sigma^2), T from ``theta``."""
 
     name = "LmerFit"
+    methods = ("D2", "D3", "D4")
 
     @staticmethod
     def matches(fit: Any) -> bool:
@@ -159,6 +167,10 @@ class _Lmer:
     def formula(fit) -> str:
         return str(fit.formula)
 
+    @staticmethod
+    def df(fit) -> int:
+        return int(fit.df)
+
 
 def _lmer_stacked_fit(fits: list):
     """The ML fit of the model to the m data sets stacked, clusters relabelled per imputation.
@@ -182,10 +194,79 @@ def _lmer_stacked_fit(fits: list):
 
 
 # --------------------------------------------------------------------------------------------
+# generalised linear models without a dispersion parameter (statsmodels GLM binomial/Poisson,
+# Logit, Probit, Poisson): log-likelihood and stacked refits (D2, D4), no D3 (as in mitml)
+
+_GLM_FAMILIES = ("Binomial", "Poisson")
+_DISCRETE = ("Logit", "Probit", "Poisson")
+
+
+class _GLM:
+    """statsmodels GLM (binomial, Poisson) and discrete Logit/Probit/Poisson results."""
+
+    name = "GLM"
+    methods = ("D2", "D4")
+
+    @staticmethod
+    def matches(fit: Any) -> bool:
+        model = getattr(fit, "model", None)
+        kind = type(model).__name__
+        if not type(model).__module__.startswith("statsmodels"):
+            return False
+        if kind == "GLM":
+            return type(model.family).__name__ in _GLM_FAMILIES
+        return kind in _DISCRETE
+
+    @staticmethod
+    def is_reml(fit) -> bool:
+        return False
+
+    @staticmethod
+    def ml_fit(fit):
+        return fit
+
+    @staticmethod
+    def loglik(fit) -> tuple[float, int]:
+        return float(fit.llf), _GLM.df(fit)
+
+    @staticmethod
+    def df(fit) -> int:
+        return int(np.linalg.matrix_rank(np.asarray(fit.model.exog, dtype=float)))
+
+    @staticmethod
+    def stacked_loglik(fits: list) -> float:
+        model = fits[0].model
+        for f in fits:
+            if _GLM._has_extras(f.model):
+                raise _NoLikelihood("D4 cannot refit a GLM with offset, exposure or weights on "
+                                    "stacked data; use method='D2'.")
+        y = np.concatenate([np.asarray(f.model.endog, dtype=float) for f in fits])
+        X = np.concatenate([np.asarray(f.model.exog, dtype=float) for f in fits])
+        if type(model).__name__ == "GLM":
+            return float(type(model)(y, X, family=model.family).fit().llf)
+        return float(type(model)(y, X).fit(disp=0).llf)
+
+    @staticmethod
+    def _has_extras(model) -> bool:
+        for attr in ("offset", "exposure"):
+            v = getattr(model, attr, None)
+            if v is not None and np.any(np.asarray(v) != 0):
+                return True
+        for attr in ("freq_weights", "var_weights"):
+            v = getattr(model, attr, None)
+            if v is not None and np.any(np.asarray(v) != 1):
+                return True
+        return False
+
+    signature = _OLS.signature
+    formula = _OLS.formula
+
+
+# --------------------------------------------------------------------------------------------
 # dispatch
 
 
-_ADAPTERS = (_OLS, _Lmer)
+_ADAPTERS = (_OLS, _Lmer, _GLM)
 
 
 def adapter(fit: Any, what: str = "the likelihood"):
@@ -212,6 +293,11 @@ def ml_fit(fit: Any):
     return adapter(fit).ml_fit(fit)
 
 
+def model_df(fit: Any) -> int:
+    """Number of parameters of the model's likelihood (R's ``attr(logLik(fit), "df")``)."""
+    return adapter(fit).df(fit)
+
+
 def logliks(fits: list) -> tuple[np.ndarray, int]:
     """Maximised log-likelihoods (m,) of ML fits and the models' number of parameters."""
     a = adapter(fits[0])
@@ -222,6 +308,10 @@ def logliks(fits: list) -> tuple[np.ndarray, int]:
 def logliks_at_pooled(fits: list) -> np.ndarray:
     """Log-likelihood of each imputation's data at the parameters averaged over imputations."""
     a = adapter(fits[0])
+    if "D3" not in a.methods:
+        raise _NoLikelihood(f"D3 needs the likelihood at given parameters, which is not "
+                            f"available for fits of class '{type(fits[0]).__name__}'; use "
+                            "method='D4' or method='D2' with use='likelihood'.")
     psis = [a.parameters(f) for f in fits]
     pooled = {key: np.mean([p[key] for p in psis], axis=0) for key in psis[0]}
     return np.array([a.loglik_at(f, pooled) for f in fits])

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from . import _likelihood as _ll
@@ -120,8 +119,7 @@ def anova(*fits: Sequence[Any], method: str = "D3", ariv: str = "default") -> An
         warnings.warn(f"the '{method}' method is not supported for these models; switching to "
                       f"'{used}'.", UserWarning, stacklevel=2)
     reml = any(_ll.is_reml(f) for fl in lists for f in fl)
-    dfs = [_ll.logliks([fl[0]])[1] if not _ll.is_reml(fl[0]) else
-           _ll.logliks([_ll.ml_fit(fl[0])])[1] for fl in lists]
+    dfs = [_ll.model_df(fl[0]) for fl in lists]
     order = sorted(range(len(lists)), key=lambda i: -dfs[i])      # stable: ties keep given order
     lists = [lists[i] for i in order]
     for a, b in zip(lists[:-1], lists[1:]):
@@ -159,5 +157,3 @@ def _adapter_or_none(fit: Any):
     except TypeError:
         return None
 
-
-_ = np  # numpy is used by the annotations of callers' arrays

@@ -300,7 +300,8 @@ class ConstraintTestResult:
         out = ["", f"Hypothesis test calculated from {self.m} imputed data sets. The following",
                "constraints were specified:", ""]
         out += _format_table(self.estimates.to_numpy(), ["Estimate", "Std. Error"],
-                             [f"{c}:" for c in self.constraints], digits, sci_limit)
+                             [f"{c.replace('(Intercept)', 'Intercept')}:" for c in self.constraints],
+                             digits, sci_limit)
         out += ["", f"Combination method: {self.method} ", ""]
         out += _format_table(self.table.to_numpy(), TEST_COLUMNS, None,
                              [digits, 0] + [digits] * 3, sci_limit)

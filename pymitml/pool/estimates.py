@@ -375,7 +375,7 @@ def pool_estimates(fits: Sequence[Any] | None = None, *, qhat: Any = None, uhat:
         table = pd.DataFrame(arr, index=names, columns=list(COLUMNS))
         if t is not None:
             total = pd.DataFrame(t, index=names, columns=names)
-    df_store = None if dfc is None else (float(dfc[0]) if np.ndim(df_com) == 0 else dfc)
+    df_store = None if dfc is None else (float(dfc[0]) if np.size(df_com) == 1 else dfc)
     if isinstance(df_store, np.ndarray):
         df_store.setflags(write=False)
     return PooledEstimates(table, extra, int(q.shape[0]), df_store, total, call)

@@ -33,9 +33,11 @@ _ARIVS = ("default", "positive", "robust")
 
 def _v_li(t: float, k: int, r: float) -> float:
     """Denominator df of Li, Raghunathan & Rubin (1991) with ``t = k (m - 1)``."""
-    if t > 4:
-        return 4 + (t - 4) * (1 + (1 - 2 / t) / r) ** 2
-    return t * (1 + 1 / k) * (1 + 1 / r) ** 2 / 2
+    r = np.float64(r)          # r = 0 gives v = inf, as in R
+    with np.errstate(divide="ignore"):
+        if t > 4:
+            return 4 + (t - 4) * (1 + (1 - 2 / t) / r) ** 2
+        return t * (1 + 1 / k) * (1 + 1 / r) ** 2 / 2
 
 
 def _v_reiter(t: float, r: float, df_com: float) -> float:
@@ -85,9 +87,10 @@ def d2(d: np.ndarray, k: int) -> tuple[float, int, float, float]:
     ``v = k^(-3/m) (m - 1) (1 + 1/r)^2``.
     """
     m = d.shape[0]
-    r = (1 + 1 / m) * np.var(np.sqrt(d), ddof=1)
+    r = np.float64((1 + 1 / m) * np.var(np.sqrt(d), ddof=1))
     f = (d.mean() / k - (m + 1) / (m - 1) * r) / (1 + r)
-    v = k ** (-3 / m) * (m - 1) * (1 + 1 / r) ** 2
+    with np.errstate(divide="ignore"):
+        v = k ** (-3 / m) * (m - 1) * (1 + 1 / r) ** 2
     return float(f), int(k), float(v), float(r)
 
 
@@ -103,8 +106,7 @@ def d3(ll: np.ndarray, ll_null: np.ndarray, ll_pooled: np.ndarray, ll_null_poole
     dl_bar = np.mean(-2 * (ll_null - ll))
     dl_tilde = np.mean(-2 * (ll_null_pooled - ll_pooled))
     r = (m + 1) / (k * (m - 1)) * (dl_bar - dl_tilde)
-    if positive:
-        r = max(0.0, r)
+    r = np.float64(max(0.0, r) if positive else r)
     f = dl_tilde / (k * (1 + r))
     return float(f), int(k), float(_v_li(k * (m - 1), k, r)), float(r)
 
@@ -127,13 +129,14 @@ def d4(ll: np.ndarray, ll_null: np.ndarray, ll_stacked: float, ll_null_stacked: 
     d_bar = np.mean(-2 * diff)
     d_hat = -2 * stacked_diff
     if ariv == "robust":
-        r = (m + 1) / (h * (m - 1)) * (2 * np.mean(ll) - 2 * ll_stacked)
-        v = h * (m - 1) * (1 + 1 / r) ** 2
+        r = np.float64((m + 1) / (h * (m - 1)) * (2 * np.mean(ll) - 2 * ll_stacked))
+        with np.errstate(divide="ignore"):
+            v = h * (m - 1) * (1 + 1 / r) ** 2
     else:
         r = (m + 1) / (k * (m - 1)) * (d_bar - d_hat)
-        if ariv == "positive":
-            r = max(0.0, r)
-        v = k * (m - 1) * (1 + 1 / r) ** 2
+        r = np.float64(max(0.0, r) if ariv == "positive" else r)
+        with np.errstate(divide="ignore"):
+            v = k * (m - 1) * (1 + 1 / r) ** 2
     f = d_hat / (k * (1 + r))
     return float(f), int(k), float(v), float(r)
 

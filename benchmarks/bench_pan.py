@@ -1,0 +1,80 @@
+"""pm.pan_impute vs R's mitml::panImpute, per iteration, on the designs of REFERENCE.md §6.
+
+Model ``y + x ~ 1 + z + w + (1|id)``; data from ``pm.datasets.random_intercept`` (MAR missingness
+in y and x). The per-iteration cost is the slope between two run lengths, so fixed set-up cost
+(reported separately) is excluded. Both sides run on the same data (written to CSV for R).
+
+    python benchmarks/bench_pan.py            # 4k, 40k and 140k rows
+    python benchmarks/bench_pan.py --quick    # 4k rows only
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import pymitml as pm
+
+DESIGNS = [(200, 20), (2000, 20), (20000, 7)]
+FORMULA = "y + x ~ 1 + z + w + (1|id)"
+
+R_CODE = r"""
+suppressPackageStartupMessages(library(mitml))
+d <- read.csv(commandArgs(TRUE)[1])
+n1 <- as.integer(commandArgs(TRUE)[2]); n2 <- as.integer(commandArgs(TRUE)[3])
+f <- y + x ~ 1 + z + w + (1|id)
+t1 <- system.time(panImpute(d, formula=f, n.burn=n1, n.iter=1, m=1, seed=1, silent=TRUE))[["elapsed"]]
+t2 <- system.time(panImpute(d, formula=f, n.burn=n2, n.iter=1, m=1, seed=1, silent=TRUE))[["elapsed"]]
+cat(t1, t2, "\n")
+"""
+
+
+def time_py(df, n1, n2, reps=3):
+    pm.pan_impute(df, FORMULA, m=1, n_burn=5, n_iter=1, seed=1)  # compile / load cache
+    best1 = best2 = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        pm.pan_impute(df, FORMULA, m=1, n_burn=n1, n_iter=1, seed=1, n_threads=1)
+        best1 = min(best1, time.perf_counter() - t)
+        t = time.perf_counter()
+        pm.pan_impute(df, FORMULA, m=1, n_burn=n2, n_iter=1, seed=1, n_threads=1)
+        best2 = min(best2, time.perf_counter() - t)
+    per = (best2 - best1) / (n2 - n1)
+    return per, best1 - n1 * per
+
+
+def time_r(df, n1, n2):
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = os.path.join(tmp, "d.csv")
+        script = os.path.join(tmp, "b.R")
+        df.to_csv(csv, index=False)
+        with open(script, "w") as fh:
+            fh.write(R_CODE)
+        out = subprocess.run(["Rscript", script, csv, str(n1), str(n2)], capture_output=True,
+                             text=True, check=True).stdout.split()
+    t1, t2 = float(out[0]), float(out[1])
+    per = (t2 - t1) / (n2 - n1)
+    return per, t1 - n1 * per
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="4k rows only")
+    args = ap.parse_args(argv)
+    designs = DESIGNS[:1] if args.quick else DESIGNS
+    print(f"{'rows':>8} {'clusters':>8} {'pymitml ms/it':>14} {'R pan ms/it':>12} {'ratio R/py':>10} "
+          f"{'py set-up s':>11} {'R set-up s':>10}")
+    for J, n in designs:
+        df = pm.datasets.random_intercept(J, n, seed=1)
+        n1, n2 = (200, 2200) if J <= 2000 else (100, 600)
+        py, py_setup = time_py(df, n1, n2)
+        r, r_setup = time_r(df, n1, n2)
+        print(f"{len(df):>8} {J:>8} {py * 1e3:>14.3f} {r * 1e3:>12.3f} {r / py:>10.2f} "
+              f"{py_setup:>11.3f} {r_setup:>10.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""The long format: all data sets stacked, with an imputation column (0 = original) and a row id,
+as CSV (with a schema sidecar) or parquet (schema inside the file); and back.
+
+Parquet keeps every dtype (Arrow types; each data set's exact dtypes, which stacking may widen,
+e.g. int64 next to an original with missing values, are stored in the file's metadata and
+restored). CSV holds text: categories are written as their labels and restored, with dtypes,
+from ``<file>.schema.json``; without it pandas' type inference applies. In CSV an empty text
+value and a missing one look the same and both read back as missing.
+"""
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._frame import library_of
+from ._files import as_path, check_library, check_new, sidecar_path
+from ._names import LONG, file_names
+from ._read import assemble, infer_schema
+from ._schema import (
+    _pandas_codec,
+    _pandas_dtype,
+    build_schema,
+    encode_block,
+    read_sidecar,
+    split_sorted,
+    to_library,
+)
+from ._stack import check_mlist
+from ._text import integral_columns
+
+__all__ = ["read_long", "write_long"]
+
+_META = b"pymitml_long"
+
+
+def _format_of(path: Path, fmt: str | None) -> str:
+    if fmt is None:
+        name = path.name.lower()
+        if name.endswith((".parquet", ".pq")):
+            return "parquet"
+        if name.endswith((".csv", ".csv.gz", ".txt")):
+            return "csv"
+        raise ValueError(f"cannot tell the format of '{path.name}' from its extension; name it .csv, .csv.gz "
+                         "or .parquet, or pass format='csv' / 'parquet'.")
+    if fmt not in ("csv", "parquet"):
+        raise ValueError(f"`format` must be 'csv' or 'parquet'; got {fmt!r}.")
+    return fmt
+
+
+def write_long(mlist, path, *, imputation: str = ".imp", id: str = ".id", include_original: bool = True,
+               format: str | None = None, rename: Mapping[str, str] | None = None, schema: bool = True,
+               overwrite: bool = False) -> list[Path]:
+    """Write all data sets stacked in one CSV or parquet file (mice's and mitml's long format).
+
+    Parameters
+    ----------
+    mlist : MitmlList (or an ImputationResult, completed first).
+    path : ``.csv`` / ``.csv.gz`` or ``.parquet`` file.
+    imputation, id : names of the imputation-number column (1..M; 0 = original) and of the row
+        id column (1..N), first in the file.
+    include_original : write the original data as imputation 0 when it is known (default).
+    format : ``"csv"`` or ``"parquet"``; default: from the extension.
+    rename : ``{column: name in the file}``.
+    schema : CSV only: also write ``<path>.schema.json`` (dtypes, categories) for :func:`read_long`.
+    overwrite : replace existing files; by default an existing file is an error and nothing is written.
+
+    Returns
+    -------
+    list of Path : the files written.
+
+    Examples
+    --------
+    >>> implist.to_file("imputed.parquet")                  # doctest: +SKIP
+    >>> pm.read_long("imputed.parquet", library="polars")    # doctest: +SKIP
+    """
+    mlist = check_mlist(mlist, "write_long")
+    path = as_path(path)
+    fmt = _format_of(path, format)
+    if imputation == id:
+        raise ValueError(f"`imputation` and `id` must differ; both are {id!r}.")
+    fnames = file_names(mlist.columns, LONG, "error", rename, system=(imputation, id))
+    with_orig = bool(include_original) and mlist.original is not None
+    paths = [path] + ([sidecar_path(path)] if fmt == "csv" and schema else [])
+    check_new(paths, overwrite)
+    if fmt == "parquet":
+        _write_parquet(mlist, path, fnames, imputation, id, with_orig)
+        return paths
+    sch = build_schema(mlist, "long-csv", fnames, coding="labels", original=with_orig)
+    sch.extra.update(imputation=imputation, id=id)
+    blocks = ([encode_block(mlist.original, sch, is_original=True)] if with_orig else []) \
+        + [encode_block(f, sch) for f in mlist]
+    import polars as pl
+
+    first = 0 if with_orig else 1
+    cols = [pl.Series(imputation, np.repeat(np.arange(first, len(mlist) + 1), sch.n)),
+            pl.Series(id, np.tile(np.arange(1, sch.n + 1), len(blocks)))]
+    for spec, isint in zip(sch.columns, integral_columns(sch)):
+        v = np.concatenate([b[spec.file] for b in blocks])
+        if v.dtype == object:
+            cols.append(pl.Series(spec.file, v, dtype=pl.String))
+        else:
+            s = pl.Series(spec.file, v, nan_to_null=True)
+            cols.append(s.cast(pl.Int64) if isint else s)
+    frame = pl.DataFrame(cols)
+    if path.name.lower().endswith(".gz"):
+        import gzip
+
+        with gzip.open(path, "wb") as fh:
+            frame.write_csv(fh, line_terminator="\n")
+    else:
+        frame.write_csv(path, line_terminator="\n")
+    if schema:
+        sch.write(sidecar_path(path))
+    return paths
+
+
+def _template(frame) -> dict:
+    """The exact dtypes of ``frame``: an empty frame of the same schema as base64 Arrow IPC
+    (Arrow keeps no categories of an empty table, so pandas categories are kept as codecs)."""
+    if library_of(frame) == "polars":
+        return {"ipc": base64.b64encode(frame.clear().write_ipc(None).getvalue()).decode()}
+    import pyarrow as pa
+
+    arrow = pa.Table.from_pandas(frame.iloc[:0], preserve_index=False).schema.serialize().to_pybytes()
+    cats = {c: _pandas_codec(frame[c].dtype) for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)}
+    return {"arrow": base64.b64encode(arrow).decode(), "categories": cats}
+
+
+def _restore(block, template: dict, library: str):
+    if library == "polars":
+        import polars as pl
+
+        return block.cast(dict(pl.read_ipc(io.BytesIO(base64.b64decode(template["ipc"]))).schema))
+    import pyarrow as pa
+
+    empty = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(template["arrow"]))).empty_table().to_pandas()
+    want = {c: empty[c].dtype for c in empty.columns}
+    want.update({c: _pandas_dtype(codec) for c, codec in template["categories"].items()})
+    return block.astype({c: d for c, d in want.items() if block[c].dtype != d})
+
+
+def _write_parquet(mlist, path: Path, fnames, imputation: str, id: str, with_orig: bool) -> None:
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ren = {c: n for c, n in fnames.items() if c != n}
+    long = mlist.to_long(imputation=imputation, id=id, include_original=with_orig)
+    frames = list(mlist)
+    if ren:
+        long = long.rename(columns=ren) if mlist.library == "pandas" else long.rename(ren)
+    table = pa.Table.from_pandas(long, preserve_index=False) if mlist.library == "pandas" else long.to_arrow()
+    meta = {"library": mlist.library, "imputation": imputation, "id": id, "original": with_orig,
+            "names": {n: c for c, n in fnames.items()}, "imputed": _template(frames[0]),
+            "orig": _template(mlist.original) if with_orig else None}
+    md = dict(table.schema.metadata or {})
+    md[_META] = json.dumps(meta).encode()
+    pq.write_table(table.replace_schema_metadata(md), path)
+
+
+def read_long(path, *, imputation: str | None = None, id: str | None = None, library: str = "pandas",
+              schema: Any = None) -> Any:
+    """Read the long format (CSV or parquet) into a MitmlList.
+
+    Parameters
+    ----------
+    path : ``.csv`` / ``.csv.gz`` or ``.parquet`` file with an imputation-number column.
+    imputation, id : column names; default: those stored by :func:`write_long`, else
+        ``".imp"`` and ``".id"``. Imputation 0 is the original data; rows are put in order of
+        imputation and id.
+    library : ``"pandas"`` (default) or ``"polars"``.
+    schema : CSV only: ``None`` uses ``<path>.schema.json`` when present; ``False`` ignores it.
+
+    Returns
+    -------
+    MitmlList
+    """
+    path = as_path(path)
+    check_library(library)
+    if not path.exists():
+        raise FileNotFoundError(f"'{path}' does not exist.")
+    if _format_of(path, None) == "parquet":
+        return _read_parquet(path, imputation, id, library)
+    sch = read_sidecar(path, schema, None, "long-csv")
+    imp = imputation or (sch.extra["imputation"] if sch else ".imp")
+    rid = id or (sch.extra["id"] if sch else ".id")
+    if sch is not None:
+        text = [c.file for c in sch.columns if c.kind in ("string", "category")]
+        df = pd.read_csv(path, dtype={c: object for c in text}, keep_default_na=False,
+                         na_values={c: [""] for c in sch.file_columns})
+    else:
+        df = pd.read_csv(path)
+    if imp not in df.columns:
+        raise ValueError(f"'{path}' has no imputation column '{imp}'; its columns are {list(df.columns)[:10]}. "
+                         "Pass `imputation=`.")
+    sort = (df[rid].to_numpy(), df[imp].to_numpy()) if rid in df.columns else (df[imp].to_numpy(),)
+    df = df.iloc[np.lexsort(sort)].reset_index(drop=True)
+    users = [c for c in df.columns if c not in (imp, rid)]
+    if sch is not None and users != sch.file_columns:
+        raise ValueError(f"the columns of '{path}' {users} do not match its schema's {sch.file_columns}; "
+                         "pass schema=False.")
+    if sch is None:
+        sch = infer_schema(df, users, {}, ordered=(), library=library, fmt="long-csv")
+    return assemble(df, imp, sch, library, original_key=0)
+
+
+def _read_parquet(path: Path, imputation, id, library: str):
+    import json
+
+    import pyarrow.parquet as pq
+
+    from ..mitml_list import MitmlList
+
+    table = pq.read_table(path)
+    raw = (table.schema.metadata or {}).get(_META)
+    meta = json.loads(raw) if raw else {"library": library, "imputation": ".imp", "id": ".id", "original": True,
+                                        "names": {}, "imputed": None, "orig": None}
+    imp = imputation or meta["imputation"]
+    rid = id or meta["id"]
+    src = meta["library"]
+    if src == "polars":
+        import polars as pl
+
+        df = pl.from_arrow(table)
+    else:
+        df = table.to_pandas()
+    cols = list(df.columns)
+    if imp not in cols:
+        raise ValueError(f"'{path}' has no imputation column '{imp}'; its columns are {cols[:10]}. Pass `imputation=`.")
+    keys = np.asarray(df[imp].to_numpy())
+    ids = np.asarray(df[rid].to_numpy()) if rid in cols else np.zeros(len(keys))
+    order = np.lexsort((ids, keys))
+    keys = keys[order]
+    users = [c for c in cols if c not in (imp, rid)]
+    back = {n: c for n, c in meta["names"].items() if n != c}
+    imps, original = [], None
+    for k, a, b in split_sorted(keys):
+        rows = order[a:b]
+        if src == "polars":
+            block = df[rows].select(users)
+            block = block.rename(back) if back else block
+        else:
+            block = df.iloc[rows][users].reset_index(drop=True)
+            block = block.rename(columns=back) if back else block
+        is_orig = k == 0 and meta["original"] is not False
+        tmpl = meta["orig"] if is_orig else meta["imputed"]
+        if tmpl:
+            block = _restore(block, tmpl, src)
+        if is_orig:
+            original = block
+        else:
+            imps.append(block)
+    if not imps:
+        raise ValueError(f"'{path}' holds no imputed data sets (no '{imp}' other than 0).")
+    return MitmlList([to_library(f, library) for f in imps],
+                     None if original is None else to_library(original, library))
