@@ -163,6 +163,13 @@ def design_matrix(rhs: str, data: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     """
     import formulaic
 
+    used = [v for v in term_variables(rhs) if v in data.columns]
+    bools = [v for v in used if pd.api.types.is_bool_dtype(data[v])]
+    if bools:  # R treats logicals as factors with levels FALSE, TRUE (column name "bTRUE")
+        data = data.copy()
+        for v in bools:
+            data[v] = pd.Categorical(np.where(data[v].to_numpy(dtype=bool), "TRUE", "FALSE"),
+                                     categories=["FALSE", "TRUE"])
     try:
         mm = formulaic.model_matrix(rhs, data, na_action="ignore", output="pandas")
     except Exception as exc:  # formulaic's messages are long; keep the essence

@@ -52,9 +52,14 @@ fit_each2 <- function(fun, fml, ...) {
   class(out) <- c("mitml.result", "list")
   out
 }
-lead_slope <- fit_each2(lmer, JOBSAT ~ NEGLEAD + WLOAD + COHES + (1 + NEGLEAD|GRPID), REML = TRUE)
-lead_ri    <- fit_each2(lmer, JOBSAT ~ NEGLEAD + WLOAD + COHES + (1|GRPID), REML = TRUE)
-lead_null  <- fit_each2(lmer, JOBSAT ~ NEGLEAD + (1|GRPID), REML = TRUE)
+# D3 and R2 depend on the estimates themselves (not only on the maximised likelihood); lme4's
+# default tolerances leave random-slope thetas ~1e-5 from the optimum, so these fits run the
+# optimiser to convergence (the refits of mitml inherit the control through update()).
+tight <- lmerControl(optimizer = "nloptwrap", optCtrl = list(xtol_abs = 1e-14, ftol_abs = 1e-15,
+                     xtol_rel = 0, ftol_rel = 1e-15, maxeval = 1e5))
+lead_slope <- fit_each2(lmer, JOBSAT ~ NEGLEAD + WLOAD + COHES + (1 + NEGLEAD|GRPID), REML = TRUE, control = tight)
+lead_ri    <- fit_each2(lmer, JOBSAT ~ NEGLEAD + WLOAD + COHES + (1|GRPID), REML = TRUE, control = tight)
+lead_null  <- fit_each2(lmer, JOBSAT ~ NEGLEAD + (1|GRPID), REML = TRUE, control = tight)
 tm("lead_slope_D3", lead_slope, lead_ri, method = "D3")
 tm("lead_slope_D4", lead_slope, lead_ri, method = "D4")
 tm("lead_slope_D2_likelihood", lead_slope, lead_ri, method = "D2", use = "likelihood")
@@ -135,6 +140,25 @@ out$print$lmer_D3 <- printed(testModels(lmer_full, lmer_null, method = "D3"))
 out$print$lm_D4_robust <- printed(testModels(lm_full, lm_null, method = "D4", ariv = "robust"))
 out$print$lm_con <- printed(testConstraints(lm_full, constraints = c("ReadDis - SES", "(Intercept)*1e6")))
 out$print$lm_anova <- printed(anova(lm_full, lm_null, lm_min))
+
+# R's own estimates (17 significant digits) to check pymitml's D3 and R2 arithmetic separately
+# from the optimiser: ML refits' beta, Tau, sigma^2 and mitml's pooled log-likelihoods; REML
+# fits' parameters and the null models' variances behind multilevelR2.
+s17 <- function(x) sprintf("%.17g", x)
+lmm_pars <- function(f) {
+  a <- mitml:::.getArgsLL.lmerMod(f)$parameters
+  list(beta = s17(a$beta), Tau = s17(c(a$Tau1)), sigma2 = s17(a$sigma2))
+}
+for (nm in c("lead_slope", "lead_ri")) {
+  ml <- lapply(get(nm), mitml:::.updateML)
+  out$params[[nm]] <- list(ml = lapply(ml, lmm_pars),
+                           LL.pooled = s17(mitml:::.evaluateUserLogLik(ml)$LL.pooled))
+}
+out$params$lead_slope$reml <- lapply(lead_slope, function(f) {
+  vc <- VarCorr(f); f0 <- update(f, JOBSAT ~ 1 + (1|GRPID)); vc0 <- VarCorr(f0)
+  list(beta = s17(fixef(f)), Tau = s17(c(vc$GRPID)), sigma2 = s17(sigma(f)^2),
+       s0 = s17(sigma(f0)^2), t00 = s17(vc0$GRPID[1, 1]))
+})
 
 # per-imputation ML log-likelihoods (diagnostics for lmer agreement)
 out$loglik$full_ml <- sapply(lmer_full_ml, function(f) as.numeric(logLik(f)))

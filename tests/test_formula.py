@@ -46,3 +46,10 @@ def test_design_matrix_r_names_and_contrasts():
     assert names0 == ["x"]
     with pytest.raises(ValueError, match=r"\['nope'\] not found in the data"):
         design_matrix("1 + nope", df)
+
+
+def test_logical_predictor_named_like_r():
+    df = pd.DataFrame({"b": [True, False, True], "x": [1.0, 2.0, 3.0]})
+    X, names = design_matrix("1 + x + b", df)
+    assert names == ["(Intercept)", "x", "bTRUE"]
+    np.testing.assert_array_equal(X[:, 2], [1, 0, 1])

@@ -230,3 +230,10 @@ def test_error_arguments(small):
         pm.pan_impute(small.to_numpy(), F)
     with pytest.raises(ValueError, match="exactly one of `formula` or `type`"):
         pm.pan_impute(small)
+
+
+def test_progress_bar_on_request_and_silent_by_default(small, capsys):
+    pm.pan_impute(small, F, m=2, n_burn=20, n_iter=5, seed=1, progress=True)
+    assert "imputing" in capsys.readouterr().err
+    pm.pan_impute(small, F, m=2, n_burn=20, n_iter=5, seed=1)   # stderr is not a terminal here
+    assert capsys.readouterr().err == ""

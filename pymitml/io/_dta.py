@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from pandas import isna as pd_isna
 
-__all__ = ["MISSING", "STATA_TYPES", "DtaVariable", "read_characteristics", "write_dta"]
+__all__ = ["MISSING", "STATA_TYPES", "DtaVariable", "read_characteristics", "read_value_label_names", "write_dta"]
 
 # type codes of formats 117/118 (str# is the width itself, 1..2045)
 STATA_TYPES = {"byte": 65530, "int": 65529, "long": 65528, "float": 65527, "double": 65526}
@@ -149,17 +149,50 @@ def write_dta(path: Path, variables: list[DtaVariable], nobs: int, *, version: i
     map_len = len(b"<map>") + 14 * 8 + len(b"</map>")
     offsets = [0, len(start)]
     pos = len(start) + map_len
-    body = b""
     for name, content in sections:
         offsets.append(pos)
-        chunk = _tag(name, content)
-        body += chunk
-        pos += len(chunk)
-    offsets.append(pos)  # </stata_dta>
+        pos += len(name) * 2 + 5 + len(content)  # <name>content</name>
     end = b"</stata_dta>"
-    offsets.append(pos + len(end))  # end of file
-    out = start + _tag("map", struct.pack("<14Q", *offsets)) + body + end
-    path.write_bytes(out)
+    offsets += [pos, pos + len(end)]  # </stata_dta>, end of file
+    with open(path, "wb") as fh:
+        fh.write(start + _tag("map", struct.pack("<14Q", *offsets)))
+        for name, content in sections:
+            fh.write(b"<" + name.encode() + b">")
+            fh.write(content)
+            fh.write(b"</" + name.encode() + b">")
+        fh.write(end)
+
+
+def _layout(raw: bytes, path: Path) -> tuple[int, str, int, str, tuple]:
+    """Release, byte order, name width, encoding and section offsets of a 117-119 file."""
+    if not raw.startswith(b"<stata_dta><header><release>"):
+        raise ValueError(f"'{path}' is not a Stata 13+ .dta file (formats 117-119); older formats have "
+                         "no characteristics section this reader understands.")
+    release = int(raw[28:31])
+    if release not in (117, 118, 119):
+        raise ValueError(f"'{path}' has .dta release {release}; this reader knows 117, 118 and 119.")
+    at = raw.index(b"<byteorder>") + 11
+    bo = "<" if raw[at:at + 3] == b"LSF" else ">"
+    namelen = 33 if release == 117 else 129
+    m = raw.index(b"<map>") + 5
+    return release, bo, namelen, "latin-1" if release == 117 else "utf-8", struct.unpack(f"{bo}14Q", raw[m:m + 112])
+
+
+def read_value_label_names(path: Path) -> dict[str, str]:
+    """``{variable: name of its value-label table}`` for the variables that have one."""
+    raw = Path(path).read_bytes()
+    release, bo, namelen, enc, offsets = _layout(raw, path)
+    at = raw.index(b"<K>") + 3
+    (k,) = struct.unpack(f"{bo}{'I' if release == 119 else 'H'}", raw[at:at + (4 if release == 119 else 2)])
+
+    def names(section: int, tag: bytes) -> list[str]:
+        start = offsets[section] + len(tag)
+        return [raw[start + i * namelen: start + (i + 1) * namelen].split(b"\x00", 1)[0].decode(enc)
+                for i in range(k)]
+
+    var = names(3, b"<varnames>")
+    lab = names(6, b"<value_label_names>")
+    return {v: n for v, n in zip(var, lab) if n}
 
 
 def read_characteristics(path: Path) -> dict[str, dict[str, str]]:
@@ -169,18 +202,7 @@ def read_characteristics(path: Path) -> dict[str, dict[str, str]]:
     of section offsets, independently of any other reader.
     """
     raw = Path(path).read_bytes()
-    if not raw.startswith(b"<stata_dta><header><release>"):
-        raise ValueError(f"'{path}' is not a Stata 13+ .dta file (formats 117-119); older formats have "
-                         "no characteristics section this reader understands.")
-    release = int(raw[28:31])
-    if release not in (117, 118, 119):
-        raise ValueError(f"'{path}' has .dta release {release}; this reader knows 117, 118 and 119.")
-    order = raw[raw.index(b"<byteorder>") + 11: raw.index(b"<byteorder>") + 14]
-    bo = "<" if order == b"LSF" else ">"
-    namelen = 33 if release == 117 else 129
-    enc = "latin-1" if release == 117 else "utf-8"
-    m = raw.index(b"<map>") + 5
-    offsets = struct.unpack(f"{bo}14Q", raw[m:m + 14 * 8])
+    _, bo, namelen, enc, offsets = _layout(raw, path)
     pos = offsets[8]
     if raw[pos:pos + 17] != b"<characteristics>":
         raise ValueError(f"'{path}': the map does not point at <characteristics> (corrupt file).")

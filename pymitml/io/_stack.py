@@ -28,17 +28,33 @@ def _missing(df) -> np.ndarray:
     return as_pandas(df).isna().to_numpy()
 
 
+def _comparable(s) -> np.ndarray:
+    """Values of a column as an array where equal cells compare equal (missing: NaN or -1)."""
+    import pandas as pd
+
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return s.cat.codes.to_numpy()
+    if pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
+        try:
+            return s.to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError):
+            pass
+    return s.astype(object).to_numpy()
+
+
 def varying_cells(mlist) -> np.ndarray:
     """Boolean (rows, columns): the cell differs between at least two imputed data sets."""
     frames = [as_pandas(f) for f in mlist]
     first = frames[0]
     out = np.zeros(first.shape, dtype=bool)
-    for f in frames[1:]:
-        for j, c in enumerate(first.columns):
-            a, b = first[c], f[c]
-            na, nb = a.isna().to_numpy(), b.isna().to_numpy()
-            same = (a.astype(object).to_numpy() == b.astype(object).to_numpy()) | (na & nb)
-            out[:, j] |= ~same
+    for j, c in enumerate(first.columns):
+        a = _comparable(first[c])
+        na = first[c].isna().to_numpy()
+        for f in frames[1:]:
+            b = _comparable(f[c])
+            nb = f[c].isna().to_numpy()
+            with np.errstate(invalid="ignore"):
+                out[:, j] |= ~((a == b) | (na & nb))
     return out
 
 

@@ -19,7 +19,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._dta import INT_RANGE, STR_MAX, DtaVariable, read_characteristics, write_dta
+from ._dta import (
+    INT_RANGE,
+    STR_MAX,
+    DtaVariable,
+    read_characteristics,
+    read_value_label_names,
+    write_dta,
+)
 from ._files import as_path, check_library, check_new, sidecar_path
 from ._names import STATA, STATA117, file_names
 from ._read import assemble, infer_schema, numeric_objects
@@ -260,8 +267,6 @@ def read_stata(path, *, library: str = "pandas", schema: Any = None) -> Any:
     -------
     MitmlList : imputations 1..M, with ``original`` the m = 0 block.
     """
-    import pyreadstat
-
     path = as_path(path)
     check_library(library)
     if not path.exists():
@@ -272,8 +277,7 @@ def read_stata(path, *, library: str = "pandas", schema: Any = None) -> Any:
         style = None
     if style is not None and style != "flong":
         raise ValueError(f"'{path}' is mi {style} data; in Stata run `mi convert flong` and save it again.")
-    df, meta = pyreadstat.read_dta(str(path), apply_value_formats=False)
-    df = numeric_objects(df, meta.readstat_variable_types)
+    df, vlabels = _read_dta(path)
     missing = [c for c in ("_mi_m", "_mi_id") if c not in df.columns]
     if missing:
         raise ValueError(f"'{path}' has no {missing} column(s), so it is not mi flong data; in Stata run "
@@ -282,10 +286,27 @@ def read_stata(path, *, library: str = "pandas", schema: Any = None) -> Any:
     users = [c for c in df.columns if c not in _SYSTEM]
     sch = _schema_from_sidecar(path, schema, users)
     if sch is None:
-        vlabels = {c: meta.value_labels[meta.variable_to_label[c]] for c in users
-                   if c in meta.variable_to_label and meta.variable_to_label[c] in meta.value_labels}
         sch = infer_schema(df, users, vlabels, ordered=(), library=library, fmt="stata")
     return assemble(df, "_mi_m", sch, library, original_key=0)
+
+
+def _read_dta(path: Path) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """The data (missing values as NaN) and ``{variable: {value: label}}``.
+
+    pandas' reader is fast for 117-119 (the value-label names come from the file's map); older
+    formats go through pyreadstat."""
+    try:
+        label_names = read_value_label_names(path)
+    except ValueError:
+        import pyreadstat
+
+        df, meta = pyreadstat.read_dta(str(path), apply_value_formats=False)
+        df = numeric_objects(df, meta.readstat_variable_types)
+        return df, {c: meta.value_labels[n] for c, n in meta.variable_to_label.items() if n in meta.value_labels}
+    with pd.io.stata.StataReader(path) as rd:
+        df = rd.read(convert_categoricals=False, convert_missing=False, preserve_dtypes=True)
+        tables = rd.value_labels()
+    return df, {c: tables[n] for c, n in label_names.items() if n in tables}
 
 
 def _schema_from_sidecar(path: Path, schema, users):

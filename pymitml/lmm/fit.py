@@ -448,8 +448,9 @@ def lmer(formula: str, data: Any, REML: bool = True, *, na_action: str = "fail")
 
     Notes
     -----
-    The criterion is lme4's profiled deviance; theta is optimised by L-BFGS-B with the analytic
-    gradient and polished by projected Newton steps, so the optimum is at least as good as
+    The criterion is lme4's profiled deviance; theta is optimised by projected Newton steps
+    with the analytic gradient (in a parameterisation orthogonalised against the scales of the
+    random-effects columns), to near machine precision, so the optimum is at least as good as
     lme4's BOBYQA optimum. A fit whose gradient check fails raises :class:`ConvergenceWarning`;
     a boundary (singular) fit is flagged in ``singular`` and ``messages`` (lme4 prints a message).
 

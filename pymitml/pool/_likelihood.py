@@ -25,8 +25,17 @@ import pandas as pd
 
 from ._extract import stack_estimates
 
-__all__ = ["is_reml", "ml_fit", "logliks", "logliks_at_pooled", "stacked_loglik",
-           "data_signature", "formula_text", "parameter_arrays", "adapter"]
+__all__ = [
+    "adapter",
+    "data_signature",
+    "formula_text",
+    "is_reml",
+    "logliks",
+    "logliks_at_pooled",
+    "ml_fit",
+    "parameter_arrays",
+    "stacked_loglik",
+]
 
 _LOG_2PI = float(np.log(2 * np.pi))
 
@@ -307,14 +316,29 @@ def logliks(fits: list) -> tuple[np.ndarray, int]:
 
 def logliks_at_pooled(fits: list) -> np.ndarray:
     """Log-likelihood of each imputation's data at the parameters averaged over imputations."""
-    a = adapter(fits[0])
+    a = _d3_adapter(fits[0])
+    return logliks_at(fits, pooled_parameters([a.parameters(f) for f in fits]))
+
+
+def pooled_parameters(psis: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Element-wise mean of m parameter sets (mitml's psi-bar: beta, Tau, sigma^2 averaged)."""
+    return {key: np.mean([np.asarray(p[key], dtype=float) for p in psis], axis=0)
+            for key in psis[0]}
+
+
+def logliks_at(fits: list, psi: dict[str, np.ndarray]) -> np.ndarray:
+    """Log-likelihood of each fit's data at the parameters ``psi`` (m,)."""
+    a = _d3_adapter(fits[0])
+    return np.array([a.loglik_at(f, psi) for f in fits])
+
+
+def _d3_adapter(fit: Any):
+    a = adapter(fit)
     if "D3" not in a.methods:
         raise _NoLikelihood(f"D3 needs the likelihood at given parameters, which is not "
-                            f"available for fits of class '{type(fits[0]).__name__}'; use "
+                            f"available for fits of class '{type(fit).__name__}'; use "
                             "method='D4' or method='D2' with use='likelihood'.")
-    psis = [a.parameters(f) for f in fits]
-    pooled = {key: np.mean([p[key] for p in psis], axis=0) for key in psis[0]}
-    return np.array([a.loglik_at(f, pooled) for f in fits])
+    return a
 
 
 def stacked_loglik(fits: list) -> float:

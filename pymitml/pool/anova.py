@@ -7,6 +7,7 @@ fits are refitted by maximum likelihood first.
 """
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,10 +16,17 @@ from typing import Any
 import pandas as pd
 
 from . import _likelihood as _ll
-from .model_tests import TEST_COLUMNS, ModelTestResult, _as_fit_list, _choice, _compare
-from .model_tests import _check_same_data, _format_table
+from .model_tests import (
+    TEST_COLUMNS,
+    ModelTestResult,
+    _as_fit_list,
+    _check_same_data,
+    _choice,
+    _compare,
+    _format_table,
+)
 
-__all__ = ["anova", "AnovaResult"]
+__all__ = ["AnovaResult", "anova"]
 
 _ORDER = ("D3", "D4", "D2")
 
@@ -122,11 +130,11 @@ def anova(*fits: Sequence[Any], method: str = "D3", ariv: str = "default") -> An
     dfs = [_ll.model_df(fl[0]) for fl in lists]
     order = sorted(range(len(lists)), key=lambda i: -dfs[i])      # stable: ties keep given order
     lists = [lists[i] for i in order]
-    for a, b in zip(lists[:-1], lists[1:]):
+    for a, b in itertools.pairwise(lists):
         _check_same_data(a, b, designs=True)
     ml_lists = [[_ll.ml_fit(f) for f in fl] for fl in lists]
     tests = []
-    for a, b in zip(ml_lists[:-1], ml_lists[1:]):
+    for a, b in itertools.pairwise(ml_lists):
         res = _compare(a, b, used, "likelihood", ariv if used == "D4" else "default", None)
         tests.append(res)
     table = pd.concat([t.table for t in tests], ignore_index=True)

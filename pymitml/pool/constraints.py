@@ -19,19 +19,28 @@ import ast
 import math
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import special
 
 from ._extract import stack_estimates
-from .model_tests import TEST_COLUMNS, _choice, _check_df_com, _df_com_footer, _format_table
-from .model_tests import _table_row, d1, d2, wald_statistics
+from .model_tests import (
+    TEST_COLUMNS,
+    _check_df_com,
+    _choice,
+    _df_com_footer,
+    _format_table,
+    _table_row,
+    d1,
+    d2,
+    wald_statistics,
+)
 
-__all__ = ["pool_constraints", "ConstraintTestResult"]
+__all__ = ["ConstraintTestResult", "pool_constraints"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -105,9 +114,10 @@ class _Expression:
                        ast.Load, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd)
             if not isinstance(sub, allowed) or (
                     isinstance(sub, ast.Constant) and not isinstance(sub.value, (int, float))):
-                raise ValueError(f"constraint {self.text!r} contains {ast.unparse(sub)!r}, which "
-                                 "is not allowed; use + - * / ^, numbers, parameter names and "
-                                 "functions such as exp().")
+                raise ValueError(  # noqa: TRY004 - a bad value of the string, not a type error
+                    f"constraint {self.text!r} contains {ast.unparse(sub)!r}, which "
+                    "is not allowed; use + - * / ^, numbers, parameter names and "
+                    "functions such as exp().")
 
     def evaluate(self, theta: np.ndarray, derivative: str = "forward"
                  ) -> tuple[np.ndarray, np.ndarray]:

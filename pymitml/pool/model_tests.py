@@ -19,7 +19,7 @@ from scipy import stats
 
 from . import _likelihood as _ll
 
-__all__ = ["compare_models", "ModelTestResult"]
+__all__ = ["ModelTestResult", "compare_models"]
 
 TEST_COLUMNS = ["F.value", "df1", "df2", "P(>F)", "RIV"]
 _METHODS = ("D1", "D2", "D3", "D4")

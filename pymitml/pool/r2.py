@@ -112,21 +112,31 @@ def _check_lmer(fit: Any) -> None:
 
 def _r2_one(fit, codes: tuple[str, ...]) -> list[float]:
     """RB1, RB2, SB, MVP (those in ``codes``) of one fit."""
-    tau = fit.cov_random.to_numpy()
-    s1 = float(fit.sigma) ** 2
+    null = _null_model(fit) if {"RB1", "RB2", "SB"} & set(codes) else None
+    return r2_values(fit.fixef.to_numpy(dtype=float), fit.cov_random.to_numpy(),
+                     float(fit.sigma) ** 2, fit.X, fit.Z, null, codes)
+
+
+def r2_values(beta: np.ndarray, tau: np.ndarray, s1: float, X: np.ndarray, Z: np.ndarray,
+              null: tuple[float, float] | None, codes: tuple[str, ...] = _CODES) -> list[float]:
+    """The measures from a fit's parameters and design (see the module docstring).
+
+    beta (p,) fixed effects with the intercept first; tau (q, q) random-effects covariance with
+    the intercept first; s1 residual variance; X (n, p) and Z (n, q) designs; null = (s0, t0.0)
+    of the null model (needed for RB1, RB2, SB).
+    """
     t0_1 = tau[0, 0]
     t10 = tau[0, 1:]
     t11 = tau[1:, 1:]
-    beta = fit.fixef.to_numpy(dtype=float)[1:]
-    X = np.asarray(fit.X, dtype=float)[:, 1:]
-    Z = np.asarray(fit.Z, dtype=float)[:, 1:]
+    X = np.asarray(X, dtype=float)[:, 1:]
+    Z = np.asarray(Z, dtype=float)[:, 1:]
     mu_z = Z.mean(axis=0)
     s_z = np.atleast_2d(np.cov(Z, rowvar=False)) if Z.shape[1] else np.zeros((0, 0))
-    v_yhat = float(np.var(X @ beta, ddof=1))
+    v_yhat = float(np.var(X @ beta[1:], ddof=1))
     v_y = v_yhat + t0_1 + 2 * mu_z @ t10 + mu_z @ t11 @ mu_z + np.trace(t11 @ s_z) + s1
     values = {"MVP": v_yhat / v_y}
-    if {"RB1", "RB2", "SB"} & set(codes):
-        s0, t0_0 = _null_model(fit)
+    if null is not None:
+        s0, t0_0 = null
         values["RB1"] = 1 - s1 / s0
         values["RB2"] = 1 - t0_1 / t0_0
         values["SB"] = 1 - (s1 + t0_1) / (s0 + t0_0)
