@@ -16,7 +16,10 @@ from .plots import plot_chains, plot_psr
 from .formula import parse_formula
 from .lmm import LmerFit, lmer
 from .pool import PooledEstimates, pool_estimates
-from . import bridge
+from . import bridge, io
+from .io import (
+    read_blimp, read_long, read_mplus, read_rds, read_spss, read_stata, read_stata_characteristics,
+)
 from .result import ImputationResult
 from .samplers.pan import pan_impute
 from .mitml_list import MitmlList, MitmlResult, cluster_means, long_to_mitml_list
@@ -31,6 +34,14 @@ __all__ = [
     "pool_estimates",
     "PooledEstimates",
     "bridge",
+    "io",
+    "read_blimp",
+    "read_long",
+    "read_mplus",
+    "read_rds",
+    "read_spss",
+    "read_stata",
+    "read_stata_characteristics",
     "ImputationResult",
     "ChainSummary",
     "gelman_rubin",

@@ -135,7 +135,7 @@ class MitmlList(Sequence):
                                pl.int_range(1, d.height + 1, dtype=pl.Int64).alias(id))
                  .select([imputation, id, *d.columns])
                 for i, d in blocks
-            ], how="vertical")
+            ], how="vertical_relaxed")
         parts = []
         for i, d in blocks:
             p = d.copy()

@@ -114,6 +114,31 @@ class ImputationResult:
 
         return plot_chains(self, path, **kwargs)
 
+    # interchange: the completed data sets (with the incomplete data as imputation 0)
+    def to_stata(self, path, **kwargs):
+        """``self.complete().to_stata(path, ...)``: one Stata .dta in mi flong style."""
+        return self.complete().to_stata(path, **kwargs)
+
+    def to_spss(self, path, **kwargs):
+        """``self.complete().to_spss(path, ...)``: one .sav stacked by ``Imputation_`` plus a .sps."""
+        return self.complete().to_spss(path, **kwargs)
+
+    def to_mplus(self, stem, **kwargs):
+        """``self.complete().to_mplus(stem, ...)``: Mplus TYPE=IMPUTATION files."""
+        return self.complete().to_mplus(stem, **kwargs)
+
+    def to_blimp(self, path, **kwargs):
+        """``self.complete().to_blimp(path, ...)``: Blimp stacked or separate files."""
+        return self.complete().to_blimp(path, **kwargs)
+
+    def to_rds(self, path, **kwargs):
+        """``self.complete().to_rds(path, ...)``: an R .rds holding a mitml.list (needs R)."""
+        return self.complete().to_rds(path, **kwargs)
+
+    def to_file(self, path, **kwargs):
+        """``self.complete().to_file(path, ...)``: long CSV/parquet with an imputation column."""
+        return self.complete().to_file(path, **kwargs)
+
     def __repr__(self) -> str:
         s = self.settings
         return (f"<ImputationResult ({self.method}): {self.formula!r}; m={self.m}, n_burn={s['n_burn']}, "

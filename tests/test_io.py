@@ -163,6 +163,27 @@ def test_cross_library_reading(tmp_path):
     np.testing.assert_array_equal(back[1]["y"].to_numpy(), ml[1]["y"].to_numpy())
 
 
+def _widening_list(lib: str) -> pm.MitmlList:
+    """Imputations hold int64 where the original has float64 with missing values."""
+    orig = pd.DataFrame({"k": [1.0, np.nan, 3.0, np.nan], "g": pd.Categorical(["a", None, "b", "a"])})
+    imps = [orig.assign(k=np.array([1, v, 3, v + 1], dtype=np.int64), g=orig["g"].fillna("b")) for v in (2, 5)]
+    if lib == "polars":
+        conv = lambda d: pl.from_pandas(d).with_columns(pl.col("g").cast(pl.Enum(["a", "b"])))
+        return pm.MitmlList([conv(d) for d in imps], conv(orig))
+    return pm.MitmlList(imps, orig)
+
+
+@pytest.mark.parametrize("lib", ["pandas", "polars"])
+@pytest.mark.parametrize("target", ["w.parquet", "w.csv", "w.dta", "w.sav"])
+def test_round_trip_when_the_original_has_other_dtypes(tmp_path, lib, target):
+    ml = _widening_list(lib)
+    assert str(ml[0].schema["k"] if lib == "polars" else ml[0]["k"].dtype) in ("Int64", "int64")
+    writer = {"parquet": write_long, "csv": write_long, "dta": write_stata, "sav": write_spss}[target[2:]]
+    reader = {"parquet": read_long, "csv": read_long, "dta": read_stata, "sav": read_spss}[target[2:]]
+    writer(ml, tmp_path / target)
+    _same(ml, reader(tmp_path / target, library=lib))
+
+
 # --- what the files hold -----------------------------------------------------------------
 def test_stata_characteristics_are_exactly_the_mi_set(tmp_path):
     ml = _pandas_list()
@@ -396,6 +417,33 @@ def test_haven_reads_dta_and_sav(tmp_path, R):
         np.testing.assert_array_equal(np.asarray(R("as.numeric(d$lvl)")), stacked["lvl"].astype(float))
         assert R("attr(d$y, 'label')")[0] == "reading score"
         assert list(R("as.character(d$name)")) == stacked["name"].tolist()
+
+
+@pytest.mark.r
+def test_read_flong_dta_written_by_haven(tmp_path, R):
+    """A flong layout saved by another program (no mi characteristics): value labels -> categories."""
+    f = (tmp_path / "haven.dta").as_posix()
+    R(f"""d <- data.frame(y = c(1.5, NA, 2, 1.5, 0.25, 2, 1.5, -1, 2),
+                       sex = haven::labelled(c(1, 2, NA, 1, 2, 2, 1, 2, 1), c(male = 1, female = 2)),
+                       `_mi_m` = rep(0:2, each = 3), `_mi_id` = rep(1:3, 3), check.names = FALSE)
+          haven::write_dta(d, "{f}")""")
+    back = read_stata(tmp_path / "haven.dta")
+    assert len(back) == 2 and back.original["y"].isna().tolist() == [False, True, False]
+    assert back[0]["y"].tolist() == [1.5, 0.25, 2.0] and back[1]["y"].tolist() == [1.5, -1.0, 2.0]
+    assert list(back[0]["sex"].cat.categories) == ["male", "female"]
+    assert back[1]["sex"].astype(str).tolist() == ["male", "female", "male"]
+    assert read_stata_characteristics(tmp_path / "haven.dta") == {}
+
+
+def test_stale_sidecar_is_ignored_with_a_warning(tmp_path):
+    ml = _pandas_list(text=False)
+    write_stata(ml, tmp_path / "a.dta")
+    other = pm.MitmlList([f.drop(columns="age") for f in ml], ml.original.drop(columns="age"))
+    write_stata(other, tmp_path / "b.dta")
+    (tmp_path / "a.dta.schema.json").write_bytes((tmp_path / "b.dta.schema.json").read_bytes())
+    with pytest.warns(UserWarning, match="ignoring the sidecar"):
+        back = read_stata(tmp_path / "a.dta")
+    assert list(back[0].columns) == ml.columns and back[0]["age"].dtype == np.int8
 
 
 # --- bad input -----------------------------------------------------------------------------

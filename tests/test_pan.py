@@ -18,16 +18,17 @@ RS_RAW = "ReadDis + SES ~ 1 + CognAbility + (1 + CognAbility|ID)"
 
 @pytest.fixture(scope="module")
 def studentratings(R):
-    R("data(studentratings, package='mitml'); "
-      "studentratings$CognC <- studentratings$CognAbility - mean(studentratings$CognAbility)")
-    return r_dataframe(R, "studentratings")
+    # a copy with centred CognAbility; R's own `studentratings` stays untouched for other tests
+    R("data(studentratings, package='mitml'); sr_pan <- studentratings; "
+      "sr_pan$CognC <- sr_pan$CognAbility - mean(sr_pan$CognAbility)")
+    return r_dataframe(R, "sr_pan")
 
 
 def _compare_with_panImpute(R, data, formula, n):
     """Every element of beta, psi and sigma: |mean_py - mean_R| < 4 combined batch-means MCSE
     (20 batches, each much longer than the autocorrelation time)."""
     imp = pm.pan_impute(data, formula, m=1, n_burn=1000, n_iter=n, seed=11)
-    R(f"imp <- mitml::panImpute(studentratings, formula={formula}, n.burn=1000, "
+    R(f"imp <- mitml::panImpute(sr_pan, formula={formula}, n.burn=1000, "
       f"n.iter={n}, m=1, seed=12, silent=TRUE)")
     worst = 0.0
     for block in ("beta", "psi", "sigma"):

@@ -1,4 +1,4 @@
-"""Interchange: imputed data to and from Stata, SPSS, Mplus, Blimp and long CSV/parquet files.
+"""Interchange: imputed data to and from Stata, SPSS, Mplus, Blimp, R (.rds) and long CSV/parquet.
 
 Every writer takes a :class:`~pymitml.MitmlList`; every reader gives one back (pandas by default,
 ``library="polars"`` on request). Writers never overwrite a file unless ``overwrite=True``, never
@@ -11,6 +11,7 @@ from __future__ import annotations
 from .blimp import read_blimp, write_blimp
 from .long import read_long, write_long
 from .mplus import read_mplus, write_mplus
+from .rds import read_rds, write_rds
 from .spss import read_spss, write_spss
 from .stata import read_stata, read_stata_characteristics, write_stata
 
@@ -18,12 +19,14 @@ __all__ = [
     "read_blimp",
     "read_long",
     "read_mplus",
+    "read_rds",
     "read_spss",
     "read_stata",
     "read_stata_characteristics",
     "write_blimp",
     "write_long",
     "write_mplus",
+    "write_rds",
     "write_spss",
     "write_stata",
 ]

@@ -328,7 +328,8 @@ def _category_index(raw: np.ndarray, spec: ColumnSpec) -> np.ndarray:
     if bad.any():
         vals = pd.unique(np.asarray(raw, dtype=object)[bad])[:5].tolist()
         raise ValueError(f"column '{spec.file}' holds values {vals} that are not in its code table "
-                         f"{dict(zip(codes, spec.categories))}; the file does not match its schema.")
+                         f"{dict(zip(codes, spec.categories))}; the file was changed after it was written. "
+                         "Read it with schema=False to take the categories from the file itself.")
     return idx
 
 

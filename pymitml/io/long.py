@@ -145,6 +145,24 @@ def _restore(block, template: dict, library: str):
     return block.astype({c: d for c, d in want.items() if block[c].dtype != d})
 
 
+def _stack(frames: list, first: int, imputation: str, id: str):
+    """Frames stacked with the imputation number and row id first; dtypes may widen (int next to
+    float with missing values); each block's own dtypes are restored on reading."""
+    if library_of(frames[0]) == "polars":
+        import polars as pl
+
+        return pl.concat([f.select(pl.lit(first + k, dtype=pl.Int64).alias(imputation),
+                                   pl.int_range(1, f.height + 1, dtype=pl.Int64).alias(id), pl.all())
+                          for k, f in enumerate(frames)], how="vertical_relaxed")
+    parts = []
+    for k, f in enumerate(frames):
+        p = f.reset_index(drop=True)
+        p.insert(0, id, np.arange(1, len(f) + 1, dtype=np.int64))
+        p.insert(0, imputation, np.int64(first + k))
+        parts.append(p)
+    return pd.concat(parts, ignore_index=True)
+
+
 def _write_parquet(mlist, path: Path, fnames, imputation: str, id: str, with_orig: bool) -> None:
     import json
 
@@ -152,8 +170,8 @@ def _write_parquet(mlist, path: Path, fnames, imputation: str, id: str, with_ori
     import pyarrow.parquet as pq
 
     ren = {c: n for c, n in fnames.items() if c != n}
-    long = mlist.to_long(imputation=imputation, id=id, include_original=with_orig)
     frames = list(mlist)
+    long = _stack(([mlist.original] if with_orig else []) + frames, 0 if with_orig else 1, imputation, id)
     if ren:
         long = long.rename(columns=ren) if mlist.library == "pandas" else long.rename(ren)
     table = pa.Table.from_pandas(long, preserve_index=False) if mlist.library == "pandas" else long.to_arrow()

@@ -54,6 +54,11 @@ def write_spss(mlist, path, *, variable_labels: Mapping[str, str] | None = None,
     -------
     list of Path : the files written.
 
+    Notes
+    -----
+    A missing value in a text column is written as "" (SPSS has no missing text by default) and
+    read back as "". The DataFrame index is not written; readers return a RangeIndex.
+
     Examples
     --------
     >>> implist.to_spss("imputed.sav")          # doctest: +SKIP

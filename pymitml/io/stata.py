@@ -75,6 +75,11 @@ def write_stata(mlist, path, *, imputed: Sequence[str] | None = None, passive: S
     -------
     list of Path : the files written.
 
+    Notes
+    -----
+    Stata has no missing text: a missing value in a text column is written as "" and read back
+    as "". The DataFrame index is not written; readers return a RangeIndex.
+
     Examples
     --------
     >>> implist.to_stata("imputed.dta")            # doctest: +SKIP
@@ -225,7 +230,7 @@ def _do_text(path: Path, m: int, n: int, ivars, pvars, rvars, columns) -> str:
         f"rename _mi_m {hm}",
         f"rename _mi_id {hid}",
         "drop _mi_miss",
-        f"mi import flong, m({hm}) id({hid}) imputed({' '.join(ivars)}) clear",
+        f"mi import flong, m({hm}) id({hid})" + (f" imputed({' '.join(ivars)})" if ivars else "") + " clear",
     ]
     if pvars:
         lines.append(f"mi register passive {' '.join(pvars)}")

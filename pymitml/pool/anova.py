@@ -83,15 +83,16 @@ class AnovaResult:
         return f"<AnovaResult {self.method}: {len(self.formulas)} models, m = {self.m}>"
 
 
-def anova(*fits: Sequence[Any], method: str = "D3", ariv: str = "default") -> AnovaResult:
+def anova(*fits: Sequence[Any], method: str | None = None, ariv: str = "default") -> AnovaResult:
     """Compare nested models fitted to m imputed data sets, consecutively (mitml's ``anova``).
 
     Parameters
     ----------
     *fits : two or more lists of m fits (one list per model, e.g. from ``MitmlList.with_``),
         in any order: they are sorted by decreasing number of parameters.
-    method : ``"D3"`` (default), ``"D4"`` or ``"D2"`` (likelihood-ratio statistics). A method the
-        fits do not support falls back along D3 -> D4 -> D2 with a warning, as in mitml.
+    method : ``"D3"`` (the default, also for None), ``"D4"`` or ``"D2"`` (likelihood-ratio
+        statistics). A method the fits do not support falls back along D3 -> D4 -> D2 with a
+        warning, as in mitml.
     ariv : for D4: ``"default"``, ``"positive"`` or ``"robust"``.
 
     Returns
@@ -106,7 +107,7 @@ def anova(*fits: Sequence[Any], method: str = "D3", ariv: str = "default") -> An
     >>> f2 = implist.with_(lambda d: pm.lmer("y ~ x + (1 + x|g)", d))      # doctest: +SKIP
     >>> print(pm.anova(f0, f1, f2))                                        # doctest: +SKIP
     """
-    method = _choice(method, _ORDER, "method")
+    method = _choice("D3" if method is None else method, _ORDER, "method")
     ariv = _choice(ariv, ("default", "positive", "robust"), "ariv")
     if len(fits) < 2:
         raise ValueError(f"anova needs at least two lists of fits (one per model); got {len(fits)}.")
@@ -131,7 +132,7 @@ def anova(*fits: Sequence[Any], method: str = "D3", ariv: str = "default") -> An
     order = sorted(range(len(lists)), key=lambda i: -dfs[i])      # stable: ties keep given order
     lists = [lists[i] for i in order]
     for a, b in itertools.pairwise(lists):
-        _check_same_data(a, b, designs=True)
+        _check_same_data(a, b)
     ml_lists = [[_ll.ml_fit(f) for f in fl] for fl in lists]
     tests = []
     for a, b in itertools.pairwise(ml_lists):

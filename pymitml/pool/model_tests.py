@@ -205,6 +205,10 @@ class ModelTestResult:
     m : number of imputations; method : ``"D1".."D4"``; use : ``"wald"`` or ``"likelihood"``;
     ariv : ``"default"``, ``"positive"`` or ``"robust"``; df_com : complete-data df (D1) or None;
     reml : whether any fit used REML; refit : whether REML fits were refitted with ML.
+    details : the ingredients: ``q_hat`` (m, k) and ``u_hat`` (m, k, k) of the tested parameters
+        (Wald methods); ``statistics`` (m,) per-imputation chi-squares (D2); ``loglik`` and
+        ``loglik_null`` (m,) of the ML fits; ``loglik_pooled``/``loglik_null_pooled`` (D3, at
+        the averaged parameters); ``loglik_stacked``/``loglik_null_stacked`` (D4, divided by m).
     """
 
     table: pd.DataFrame
@@ -325,18 +329,20 @@ def _compare(fits: list, null_fits: list, method: str, use: str, ariv: str,
         use = "likelihood"
     reml = any(_ll.is_reml(f) for f in [*fits, *null_fits])
     refit = reml and use == "likelihood"
-    if method in ("D1",) or (method == "D2" and use == "wald"):
+    details: dict = {}
+    if method == "D1" or (method == "D2" and use == "wald"):
         q_hat, u_hat = _tested_parameters(fits, null_fits)
+        _check_same_data(fits, null_fits)
         k = q_hat.shape[1]
         if method == "D1":
             f, k, v, r = d1(q_hat, u_hat, df_com)
         else:
-            f, k, v, r = d2(wald_statistics(q_hat, u_hat), k)
+            details["statistics"] = wald_statistics(q_hat, u_hat)
+            f, k, v, r = d2(details["statistics"], k)
             r = max(0.0, r) if ariv == "positive" else r
-        _check_same_data(fits, null_fits, designs=True)
-        row = _table_row(f, k, v, r)
+        details.update(q_hat=q_hat, u_hat=u_hat)
     else:
-        _check_same_data(fits, null_fits, designs=True)
+        _check_same_data(fits, null_fits)
         ml = [_ll.ml_fit(f) for f in fits]
         ml_null = [_ll.ml_fit(f) for f in null_fits]
         ll, df = _ll.logliks(ml)
@@ -346,22 +352,28 @@ def _compare(fits: list, null_fits: list, method: str, use: str, ariv: str,
             raise ValueError(
                 f"the models are not nested: the model has {df} parameters and the null model "
                 f"{df_null}; pass the larger model as `fits` and the smaller one as `null_fits`.")
+        details.update(loglik=ll, loglik_null=ll_null)
         if method == "D2":
             diff = ll_null - ll
             diff[[_all_equal(a, b) for a, b in zip(ll, ll_null)]] = 0.0
-            f, k, v, r = d2(-2 * diff, k)
+            details["statistics"] = -2 * diff
+            f, k, v, r = d2(details["statistics"], k)
             r = max(0.0, r) if ariv == "positive" else r
         elif method == "D3":
-            ll_p = _ll.logliks_at_pooled(ml)
-            ll_null_p = _ll.logliks_at_pooled(ml_null)
-            f, k, v, r = d3(ll, ll_null, ll_p, ll_null_p, k, positive=ariv == "positive")
+            details["loglik_pooled"] = _ll.logliks_at_pooled(ml)
+            details["loglik_null_pooled"] = _ll.logliks_at_pooled(ml_null)
+            f, k, v, r = d3(ll, ll_null, details["loglik_pooled"], details["loglik_null_pooled"],
+                            k, positive=ariv == "positive")
         else:
-            f, k, v, r = d4(ll, ll_null, _ll.stacked_loglik(ml) / m,
-                            _ll.stacked_loglik(ml_null) / m, k, df, ariv)
-        row = _table_row(f, k, v, r)
+            details["loglik_stacked"] = _ll.stacked_loglik(ml) / m
+            details["loglik_null_stacked"] = _ll.stacked_loglik(ml_null) / m
+            f, k, v, r = d4(ll, ll_null, details["loglik_stacked"],
+                            details["loglik_null_stacked"], k, df, ariv)
+    row = _table_row(f, k, v, r)
     table = pd.DataFrame([row], columns=TEST_COLUMNS)
     return ModelTestResult(table=table, m=m, method=method, use=use, ariv=ariv,
-                           df_com=df_com if method == "D1" else None, reml=reml, refit=refit)
+                           df_com=df_com if method == "D1" else None, reml=reml, refit=refit,
+                           details=details)
 
 
 # --------------------------------------------------------------------------------------------
@@ -443,7 +455,7 @@ def _tested_parameters(fits: list, null_fits: list) -> tuple[np.ndarray, np.ndar
     return q_hat[:, idx], u_hat[:, idx][:, :, idx]
 
 
-def _check_same_data(fits: list, null_fits: list, designs: bool = True) -> None:
+def _check_same_data(fits: list, null_fits: list) -> None:
     """Raise if fit l and null fit l were not fitted to the same data set (when checkable)."""
     for i, (a, b) in enumerate(zip(fits, null_fits)):
         da, db = _ll.data_signature(a), _ll.data_signature(b)
@@ -452,7 +464,7 @@ def _check_same_data(fits: list, null_fits: list, designs: bool = True) -> None:
         ya, cols_a = da
         yb, cols_b = db
         same = ya.shape == yb.shape and np.allclose(ya, yb, rtol=1e-12, atol=0)
-        if same and designs:
+        if same:
             for name in set(cols_a) & set(cols_b):
                 if not np.allclose(cols_a[name], cols_b[name], rtol=1e-12, atol=0):
                     same = False

@@ -217,7 +217,7 @@ def _draw_random_effects(z0, ZtZ, ZtX, ZtY, beta, Sinv, Pinv, B, R, P, v):
 
 
 @njit
-def pan_iterate(n_steps, rec0, diag_only, nrm, chi,
+def pan_iterate(n_steps, rec0, diag_only, rng, dfs, z, chi,
                 Lx, ZtZ, ZtX, XtYc, ZtYc, YtYc,
                 Xi, Zi, Ci, Yi, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis, N,
                 Binv, Dinv, beta, Sigma, Psi, B, XtYi, ZtYi, YtYi,
@@ -229,10 +229,11 @@ def pan_iterate(n_steps, rec0, diag_only, nrm, chi,
     incomplete rows are stored transposed (Xi: p x n, Zi: q x n, Yi: r x n, Ci: cluster codes)
     and grouped by missingness pattern (rows pat_start[g]:pat_start[g+1]); their cross-products
     XtYi, ZtYi, YtYi must match Yi on entry and are kept up to date.
-    Randomness comes in pre-drawn: ``nrm[s]`` are the standard normals of iteration s (clusters
-    as (d, J), Psi, Sigma, beta as (r, p), then per pattern its missing cells as (n_mis, rows)) and
-    ``chi[s]`` the chi-square draws (d for Psi, then r for Sigma). Returns 0, or 1 if a covariance
-    matrix lost positive definiteness (the caller raises).
+    Randomness: ``rng`` is the chain's numpy Generator. Each iteration first fills the buffer ``z``
+    with its standard normals (clusters as (d, J), Psi, Sigma, beta as (r, p), then per pattern its
+    missing cells as (n_mis, rows)) and ``chi`` with chi-square draws on ``dfs`` degrees of freedom
+    (d for Psi, then r for Sigma). Returns 0, or 1 if a covariance matrix lost positive
+    definiteness (the caller raises).
     """
     p = Lx.shape[0]
     q, r, J = ZtYc.shape
@@ -262,8 +263,12 @@ def pan_iterate(n_steps, rec0, diag_only, nrm, chi,
     mu = np.empty((r, max(n_inc, 1)))
     npsi = d * (d - 1) // 2
     nsig = r * (r - 1) // 2
+    n_norm = z.shape[0]
     for s in range(n_steps):
-        z = nrm[s]
+        for k in range(n_norm):
+            z[k] = rng.standard_normal()
+        for k in range(d + r):
+            chi[k] = rng.chisquare(dfs[k])
         cur = 0
         if not spd_inverse(Sigma, Sinv, w1, r):
             return 1
@@ -308,7 +313,7 @@ def pan_iterate(n_steps, rec0, diag_only, nrm, chi,
         for x in range(d):
             for y in range(d):
                 scale_p[x, y] = Dinv[x, y] + SB[x, y]
-        if not draw_inv_wishart(chi[s, :d], z[cur:cur + npsi], scale_p, Psi, w1, w2, d):
+        if not draw_inv_wishart(chi[:d], z[cur:cur + npsi], scale_p, Psi, w1, w2, d):
             return 1
         cur += npsi
         # 3. (Sigma, beta) | b
@@ -324,7 +329,7 @@ def pan_iterate(n_steps, rec0, diag_only, nrm, chi,
                     acc -= 0.5 * (bh[k, t] * XtW[k, u] + bh[k, u] * XtW[k, t])
                 scale_s[t, u] = Binv[t, u] + acc
                 scale_s[u, t] = Binv[u, t] + acc
-        if not draw_inv_wishart(chi[s, d:d + r], z[cur:cur + nsig], scale_s, Sigma, w1, w2, r):
+        if not draw_inv_wishart(chi[d:d + r], z[cur:cur + nsig], scale_s, Sigma, w1, w2, r):
             return 1
         cur += nsig
         for t in range(r):

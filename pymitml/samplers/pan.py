@@ -123,8 +123,7 @@ def _run_chain(tick, *, gd: GroupData, seed: int, prior: dict, n_burn: int, n_it
     rng = np.random.default_rng(seed)
     n_norm = pan_draw_counts(J, p, q, r, len(ct))
     dfs = np.concatenate([prior["c"] + J - np.arange(d), prior["a"] + N - p - np.arange(r)])
-    seg = int(max(1, min(SEGMENT, (1 << 19) // max(n_norm, 1))))  # noise block <= 4 MB
-    nrm_buf = np.empty((seg, n_norm))
+    z_buf, chi_buf = np.empty(n_norm), np.empty(d + r)
     state = (Lx, ZtZ, ZtX, XtYc, ZtYc, YtYc, Xi, Zi, Ci, Yi, pat_start, pobs, nobs, pmis, nmis, N,
              np.ascontiguousarray(prior["Binv"]), np.ascontiguousarray(prior["Dinv"]),
              beta, Sigma, Psi, B, XtYi, ZtYi, YtYi)
@@ -132,11 +131,8 @@ def _run_chain(tick, *, gd: GroupData, seed: int, prior: dict, n_burn: int, n_it
     def advance(n, rec0, ch):
         done = 0
         while done < n:
-            k = min(seg, n - done)
-            nrm = nrm_buf[:k]
-            rng.standard_normal(out=nrm)
-            chi = rng.chisquare(dfs, size=(k, d + r))
-            code = pan_iterate(k, rec0 + done, diag_only, nrm, chi, *state,
+            k = min(SEGMENT, n - done)
+            code = pan_iterate(k, rec0 + done, diag_only, rng, dfs, z_buf, chi_buf, *state,
                                ch["beta"], ch["psi"], ch["sigma"])
             if code:
                 raise FloatingPointError(

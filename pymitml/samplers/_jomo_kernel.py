@@ -1,0 +1,396 @@
+"""Gibbs sampler of jomo's joint model (level-1 targets, continuous and categorical), over arrays.
+
+Model (Carpenter & Kenward 2013; jomo's ``jomo1ran``/``jomo1``), cluster j, r columns (continuous
+targets, then K-1 latent normals per categorical target):
+
+    Y_j = X_j beta + Z_j u_j + E_j,   vec(u_j) ~ N(0, Psi) (target-major),
+    rows of E_j ~ N(0, Sigma),        flat prior on beta,   Psi ~ IW(d, Dinv).
+
+Latent normals of a categorical target with K observed levels: level k < K <=> latent k is the
+largest and > 0; level K <=> all latents < 0; their block of Sigma is fixed to 1 on the diagonal
+and 0.5 off it. Single-level models have no Z (q = 0) and one cluster.
+
+One iteration (jomo's steps; the order differs but not the stationary distribution):
+
+1. latents of observed categories, one component at a time from the normal of that component
+   given the rest of its row (precision Q = Sigma^-1), truncated to the region of the observed level;
+2. missing cells of each row given the observed part of the row (latents of a missing category
+   are drawn unconstrained);
+3. u_j | beta, Sigma, Psi (as in pan); Psi ~ IW(J + d, Dinv + sum u u');
+4. beta | u, Sigma ~ MatrixNormal((X'X)^-1 X'(Y - Z u), (X'X)^-1, Sigma);
+5. Sigma | beta, u with residual cross-products S: without categorical targets
+   Sigma ~ IW(N - 1, Binv + S) (jomo's degrees of freedom); with them, jomo's random-walk
+   Metropolis-Hastings over the free elements with the likelihood alone as target
+   (log target -tr(Sigma^-1 S)/2 - N log|Sigma|/2, proposals that are not positive definite are
+   rejected).
+
+Steps 3-5 need only the sufficient statistics X'Y, Z_j'Y_j, Y'Y (rows that never change enter
+through constant cross-products; the others are stored transposed, grouped by missingness pattern).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._numba import njit
+from ._linalg import chol_inplace, draw_inv_wishart, solve_lower_t, spd_inverse
+from ._pan_kernel import _draw_random_effects, _dot, pattern_factors, rows_crossproducts
+from ._truncnorm import truncnorm_draw
+
+
+def jomo_draw_counts(J, p, q, r, n_cells, n_inc, n_lat, n_free):
+    """(normals, uniforms) one iteration consumes."""
+    d = q * r
+    nsig = max(r * (r - 1) // 2, n_free)
+    return J * d + d * (d - 1) // 2 + nsig + p * r + n_cells, n_lat * n_inc + n_free
+
+
+@njit
+def _log_target(Sigma, S, N, w1, w2, r):
+    """-tr(Sigma^-1 S)/2 - N log|Sigma|/2, or -inf if Sigma is not positive definite."""
+    for i in range(r):
+        for j in range(r):
+            w1[i, j] = Sigma[i, j]
+    if not chol_inplace(w1, r):
+        return -math.inf
+    logdet = 0.0
+    for i in range(r):
+        logdet += 2.0 * math.log(w1[i, i])
+    tr = 0.0
+    for c in range(r):  # tr(Sigma^-1 S) = sum_c ||L^-1 s_c||^2 ... via L^-1 S L^-T diagonal
+        for i in range(r):
+            w2[i, 0] = S[i, c]
+        # w2[:, 0] <- L^-1 s_c
+        for i in range(r):
+            s = w2[i, 0]
+            for k in range(i):
+                s -= w1[i, k] * w2[k, 0]
+            w2[i, 0] = s / w1[i, i]
+        solve_lower_t(w1, w2[:, 0], r)
+        tr += w2[c, 0]
+    return -0.5 * tr - 0.5 * N * logdet
+
+
+@njit
+def _mh_sigma(Sigma, S, N, free, nrm, unif, w1, w2, r):
+    """jomo's element-wise random-walk Metropolis-Hastings for Sigma; returns accepted moves."""
+    cur = _log_target(Sigma, S, N, w1, w2, r)
+    acc = 0
+    c = 0
+    for j in range(r):
+        for k in range(j, r):
+            if not free[j, k]:
+                continue
+            old = Sigma[j, k]
+            if j == k:
+                sd = old * math.sqrt(11.6 / N)
+            else:
+                sd = 0.1 * math.sqrt(Sigma[j, j] * Sigma[k, k])
+            new = old + sd * nrm[c]
+            Sigma[j, k] = new
+            Sigma[k, j] = new
+            val = _log_target(Sigma, S, N, w1, w2, r)
+            if val > -math.inf and math.log(unif[c]) < val - cur:
+                cur = val
+                acc += 1
+            else:
+                Sigma[j, k] = old
+                Sigma[k, j] = old
+            c += 1
+    return acc
+
+
+@njit
+def _row_means(Xi, Zi, Ci, beta, B, mu):
+    """mu[t, i] = x_i beta_t + z_i u_{c(i), t} for the stored rows."""
+    p, n = Xi.shape
+    q = Zi.shape[0]
+    r = mu.shape[0]
+    for t in range(r):
+        mt = mu[t]
+        for i in range(n):
+            mt[i] = 0.0
+        for k in range(p):
+            bk = beta[k, t]
+            xk = Xi[k]
+            for i in range(n):
+                mt[i] += xk[i] * bk
+        for a in range(q):
+            Bat = B[a, t]
+            za = Zi[a]
+            for i in range(n):
+                mt[i] += za[i] * Bat[Ci[i]]
+
+
+@njit
+def _draw_latents(Yi, mu, Q, cat_start, cat_k1, cat_obs, box_lo, box_hi, unif, tmp):
+    """Step 1: truncated-normal Gibbs over every latent component of every observed category."""
+    r, n = Yi.shape
+    ncat = cat_start.shape[0]
+    cu = 0
+    for v in range(ncat):
+        c0 = cat_start[v]
+        k1 = cat_k1[v]
+        obs = cat_obs[v]
+        for k in range(k1):
+            col = c0 + k
+            qkk = Q[col, col]
+            sd = 1.0 / math.sqrt(qkk)
+            for i in range(n):
+                tmp[i] = 0.0
+            for l in range(r):
+                if l == col:
+                    continue
+                qkl = Q[col, l] / qkk
+                yl = Yi[l]
+                ml = mu[l]
+                for i in range(n):
+                    tmp[i] += qkl * (yl[i] - ml[i])
+            yc = Yi[col]
+            mc = mu[col]
+            for i in range(n):
+                lev = obs[i]
+                if lev < 0:
+                    continue
+                lo = box_lo
+                hi = box_hi
+                if lev == k1:  # reference level: every latent below 0
+                    if hi > 0.0:
+                        hi = 0.0
+                elif lev == k:  # the observed level's latent is the largest and above 0
+                    m = 0.0
+                    for l in range(k1):
+                        if l != k and Yi[c0 + l, i] > m:
+                            m = Yi[c0 + l, i]
+                    if m > lo:
+                        lo = m
+                else:  # below the observed level's latent
+                    y_obs = Yi[c0 + lev, i]
+                    if y_obs < hi:
+                        hi = y_obs
+                yc[i] = truncnorm_draw(mc[i] - tmp[i], sd, lo, hi, unif[cu + i])
+            cu += n
+
+
+@njit
+def _draw_missing(Yi, mu, z, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis, Kp, Cp):
+    """Step 2: missing cells, pattern by pattern (mu is overwritten by observed residuals)."""
+    n_pat = pat_nobs.shape[0]
+    cur = 0
+    for g in range(n_pat):
+        s0 = pat_start[g]
+        s1 = pat_start[g + 1]
+        n = s1 - s0
+        no = pat_nobs[g]
+        nm = pat_nmis[g]
+        if nm == 0:
+            continue
+        for u in range(no):
+            o = pat_obs[g, u]
+            for i in range(s0, s1):
+                mu[o, i] = Yi[o, i] - mu[o, i]
+        for w in range(nm):
+            mw = pat_mis[g, w]
+            yw = Yi[mw]
+            mwv = mu[mw]
+            for i in range(s0, s1):
+                yw[i] = mwv[i]
+            for u in range(no):
+                kwu = Kp[g, w, u]
+                eo = mu[pat_obs[g, u]]
+                for i in range(s0, s1):
+                    yw[i] += kwu * eo[i]
+            for u in range(w + 1):
+                cwu = Cp[g, w, u]
+                zz = z[cur + u * n: cur + (u + 1) * n]
+                for i in range(n):
+                    yw[s0 + i] += cwu * zz[i]
+        cur += nm * n
+    return cur
+
+
+@njit
+def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
+                 Lx, XtX, ZtZ, ZtX, XtYc, ZtYc, YtYc,
+                 Xi, Zi, Ci, Yi, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis, N,
+                 cat_start, cat_k1, cat_obs, free, box_lo, box_hi,
+                 Binv, Dinv, beta, Sigma, Psi, B, XtYi, ZtYi, YtYi,
+                 ch_beta, ch_psi, ch_sigma, accepted):
+    """Run ``n_steps`` iterations in place; iteration s is stored at index rec0 + s of the chains.
+
+    Randomness comes in pre-drawn per iteration s: ``nrm[s]`` (random effects (d, J), Psi,
+    Sigma (Bartlett normals, or one proposal per free element), beta (r, p), missing cells by
+    pattern), ``unif[s]`` (latent components (n_latent, rows), then Metropolis-Hastings
+    acceptances) and ``chi[s]`` (d for Psi, r for Sigma). ``accepted[0]`` counts accepted
+    Metropolis-Hastings moves. Returns 0, or 1 if a covariance matrix lost positive definiteness.
+    """
+    p = Lx.shape[0]
+    q, r, J = ZtYc.shape
+    d = q * r
+    n_pat = pat_nobs.shape[0]
+    n_inc = Yi.shape[1]
+    ncat = cat_start.shape[0]
+    n_lat = 0
+    for v in range(ncat):
+        n_lat += cat_k1[v]
+    n_free = 0
+    for j in range(r):
+        for k in range(j, r):
+            if free[j, k]:
+                n_free += 1
+    mh = ncat > 0
+    mx = max(d, r, p, 1)
+    w1 = np.empty((mx, mx))
+    w2 = np.empty((mx, mx))
+    w3 = np.empty((mx, mx))
+    Sinv = np.empty((r, r))
+    Pinv = np.empty((max(d, 1), max(d, 1)))
+    ZtY = np.empty((q, r, J))
+    R = np.empty((q, r, J))
+    P = np.empty((d, d, J))
+    v = np.empty((d, J))
+    tmp = np.empty(max(J, n_inc, 1))
+    SB = np.empty((d, d))
+    XtW = np.empty((p, r))
+    WtW = np.empty((r, r))
+    S = np.empty((r, r))
+    scale_s = np.empty((r, r))
+    scale_p = np.empty((d, d))
+    bh = np.empty((p, r))
+    nz = np.empty(p)
+    Kp = np.zeros((max(n_pat, 1), r, r))
+    Cp = np.zeros((max(n_pat, 1), r, r))
+    mu = np.empty((r, max(n_inc, 1)))
+    npsi = d * (d - 1) // 2
+    nsig = max(r * (r - 1) // 2, n_free)
+    for s in range(n_steps):
+        z = nrm[s]
+        uu = unif[s]
+        if not spd_inverse(Sigma, Sinv, w1, r):
+            return 1
+        # 1-2. latents and missing cells of the stored rows
+        if n_inc > 0:
+            _row_means(Xi, Zi, Ci, beta, B, mu)
+            if ncat > 0:
+                _draw_latents(Yi, mu, Sinv, cat_start, cat_k1, cat_obs, box_lo, box_hi, uu, tmp)
+            cur_m = J * d + npsi + nsig + p * r
+            pattern_factors(Sigma, pat_obs, pat_nobs, pat_mis, pat_nmis, Kp, Cp, w1, w2)
+            _draw_missing(Yi, mu, z[cur_m:], pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis, Kp, Cp)
+            rows_crossproducts(Xi, Zi, Yi, Ci, J, XtYi, ZtYi, YtYi)
+        cur = 0
+        for a in range(q):
+            for t in range(r):
+                for j in range(J):
+                    ZtY[a, t, j] = ZtYc[a, t, j] + ZtYi[a, t, j]
+        # 3. random effects and Psi
+        if d > 0:
+            if not spd_inverse(Psi, Pinv, w1, d):
+                return 2
+            if not _draw_random_effects(z[cur:cur + d * J], ZtZ, ZtX, ZtY, beta, Sinv, Pinv, B, R, P, v):
+                return 3
+            cur += d * J
+            for x in range(d):
+                for y in range(x + 1):
+                    val = _dot(v[x], v[y])
+                    SB[x, y] = val
+                    SB[y, x] = val
+            for x in range(d):
+                for y in range(d):
+                    scale_p[x, y] = Dinv[x, y] + SB[x, y]
+            if not draw_inv_wishart(chi[s, :d], z[cur:cur + npsi], scale_p, Psi, w1, w2, d):
+                return 4
+            cur += npsi
+        # W = Y - Z u: X'W and W'W
+        for k in range(p):
+            for t in range(r):
+                acc = XtYc[k, t] + XtYi[k, t]
+                for a in range(q):
+                    acc -= _dot(ZtX[a, k], B[a, t])
+                XtW[k, t] = acc
+        for t in range(r):
+            for u in range(t + 1):
+                acc = YtYc[t, u] + YtYi[t, u]
+                for a in range(q):
+                    acc -= _dot(B[a, t], ZtY[a, u]) + _dot(ZtY[a, t], B[a, u])
+                    for j in range(J):
+                        tmp[j] = 0.0
+                    for b in range(q):
+                        Zab = ZtZ[a, b]
+                        Bbu = B[b, u]
+                        for j in range(J):
+                            tmp[j] += Zab[j] * Bbu[j]
+                    acc += _dot(B[a, t], tmp[:J])
+                WtW[t, u] = acc
+                WtW[u, t] = acc
+        cur_sig = cur
+        cur += nsig
+        # 4. beta | u, Sigma
+        for t in range(r):
+            for k in range(p):
+                bh[k, t] = XtW[k, t]
+            for i in range(p):  # L^-1
+                sacc = bh[i, t]
+                for k in range(i):
+                    sacc -= Lx[i, k] * bh[k, t]
+                bh[i, t] = sacc / Lx[i, i]
+            solve_lower_t(Lx, bh[:, t], p)
+        for t in range(r):
+            for u in range(r):
+                w3[t, u] = Sigma[t, u]
+        if not chol_inplace(w3, r):
+            return 5
+        for u in range(r):
+            for k in range(p):
+                nz[k] = z[cur + k]
+            cur += p
+            solve_lower_t(Lx, nz, p)
+            for k in range(p):
+                w2[k, u] = nz[k]
+        for k in range(p):
+            for t in range(r):
+                acc = bh[k, t]
+                for u in range(t + 1):
+                    acc += w2[k, u] * w3[t, u]
+                beta[k, t] = acc
+        # 5. Sigma | beta, u: S = W'W - b'X'W - W'X b + b'X'X b
+        for t in range(r):
+            for u in range(t + 1):
+                acc = WtW[t, u]
+                for k in range(p):
+                    acc -= beta[k, t] * XtW[k, u] + beta[k, u] * XtW[k, t]
+                    sk = 0.0
+                    for l in range(p):
+                        sk += XtX[k, l] * beta[l, u]
+                    acc += beta[k, t] * sk
+                S[t, u] = acc
+                S[u, t] = acc
+        if mh:
+            accepted[0] += _mh_sigma(Sigma, S, float(N), free, z[cur_sig:cur_sig + nsig],
+                                     uu[n_lat * n_inc:], w1, w2, r)
+        else:
+            for t in range(r):
+                for u in range(r):
+                    scale_s[t, u] = Binv[t, u] + S[t, u]
+            if not draw_inv_wishart(chi[s, d:d + r], z[cur_sig:cur_sig + nsig], scale_s, Sigma,
+                                    w1, w2, r):
+                return 6
+        # record
+        if rec0 >= 0:
+            o = rec0 + s
+            for k in range(p):
+                for t in range(r):
+                    ch_beta[k, t, o] = beta[k, t]
+            if diag_only:
+                for x in range(d):
+                    ch_psi[x, 0, o] = Psi[x, x]
+                for t in range(r):
+                    ch_sigma[t, 0, o] = Sigma[t, t]
+            else:
+                for x in range(d):
+                    for y in range(d):
+                        ch_psi[x, y, o] = Psi[x, y]
+                for t in range(r):
+                    for u in range(r):
+                        ch_sigma[t, u, o] = Sigma[t, u]
+    return 0
