@@ -29,6 +29,7 @@ import math
 import numpy as np
 
 from .._numba import njit
+from ..samplers._linalg import chol_inplace as _chol_lower
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -65,28 +66,6 @@ def cross_products(X, Z, y, codes, ZtZ, ZtX, Zty, XtX, Xty):
         for c in range(a):
             XtX[a, c] = XtX[c, a]
     return yty
-
-
-@njit
-def _chol_lower(M, k):
-    """In-place lower Cholesky of the leading k x k block of M; False if not positive definite."""
-    for c in range(k):
-        s = M[c, c]
-        for t in range(c):
-            s -= M[c, t] * M[c, t]
-        if not s > 0.0:
-            return False
-        d = math.sqrt(s)
-        M[c, c] = d
-        for r in range(c + 1, k):
-            s = M[r, c]
-            for t in range(c):
-                s -= M[r, t] * M[c, t]
-            M[r, c] = s / d
-    for r in range(k):
-        for c in range(r + 1, k):
-            M[r, c] = 0.0
-    return True
 
 
 @njit
