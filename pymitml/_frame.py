@@ -158,12 +158,7 @@ class Codebook:
         if self.library == "polars":
             return self._complete_polars(rows, cols, values)
         out = self.incomplete.copy()
-        for j, codec in enumerate(self.targets):
-            sel = cols == j
-            if not sel.any():
-                continue
-            r = rows[sel]
-            v = codec.decode(values[sel])
+        for codec, r, v in self._cells(rows, cols, values):
             s = out[codec.name]
             if codec.kind == "continuous":
                 dt = s.dtype
@@ -185,17 +180,19 @@ class Codebook:
                     out[codec.name] = pd.Series(arr, index=out.index).astype(s.dtype)
         return out
 
+    def _cells(self, rows, cols, values):
+        """(codec, row positions, decoded values) for every target with imputed cells."""
+        for j, codec in enumerate(self.targets):
+            sel = cols == j
+            if sel.any():
+                yield codec, rows[sel], codec.decode(values[sel])
+
     def _complete_polars(self, rows, cols, values):
         import polars as pl
 
         df = self.incomplete
         new = []
-        for j, codec in enumerate(self.targets):
-            sel = cols == j
-            if not sel.any():
-                continue
-            r = rows[sel]
-            v = codec.decode(values[sel])
+        for codec, r, v in self._cells(rows, cols, values):
             s = df[codec.name]
             if codec.kind == "continuous":
                 arr = s.cast(pl.Float64).to_numpy().astype(np.float64, copy=True)
