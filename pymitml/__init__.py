@@ -15,7 +15,9 @@ from .missing import MissingPattern, complete_case_analysis, missing_pattern
 from .plots import plot_chains, plot_psr
 from .formula import parse_formula
 from .lmm import LmerFit, lmer
-from .pool import PooledEstimates, pool_estimates
+from .pool import (
+    PooledEstimates, anova, compare_models, multilevel_r2, pool_constraints, pool_estimates,
+)
 from . import bridge, io
 from .io import (
     read_blimp, read_long, read_mplus, read_rds, read_spss, read_stata, read_stata_characteristics,
@@ -33,6 +35,10 @@ __all__ = [
     "LmerFit",
     "pool_estimates",
     "PooledEstimates",
+    "compare_models",
+    "pool_constraints",
+    "anova",
+    "multilevel_r2",
     "bridge",
     "io",
     "read_blimp",

@@ -5,6 +5,7 @@
 suppressPackageStartupMessages(library(mitml))
 suppressPackageStartupMessages(library(jsonlite))
 data(justice)
+write.csv(justice, "r_compat/jomo_justice.csv", row.names = FALSE)
 N <- as.integer(Sys.getenv("JOMO_REF_N", "30000"))
 models <- list(
   con2 = list(f = sat + jor ~ 1 + (1|id)),

@@ -238,3 +238,19 @@ def test_progress_bar_on_request_and_silent_by_default(small, capsys):
     assert "imputing" in capsys.readouterr().err
     pm.pan_impute(small, F, m=2, n_burn=20, n_iter=5, seed=1)   # stderr is not a terminal here
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.slow
+def test_coverage_study():
+    """200 replications: 95% intervals of the pooled fixed effects cover the truth 91-99% of the
+    time and the bias is small (table: benchmarks/study_pan_coverage.py)."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "study_pan_coverage.py"
+    spec = importlib.util.spec_from_file_location("study_pan_coverage", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    tab = mod.run(200)
+    assert tab["coverage"].between(0.91, 0.99).all(), tab
+    assert (tab["bias"].abs() < 0.05).all(), tab

@@ -380,6 +380,13 @@ def _varcorr(design: LmerDesign, T: np.ndarray, sigma: float) -> pd.DataFrame:
     })
 
 
+def _restarts(rows: np.ndarray, cols: np.ndarray) -> list[np.ndarray]:
+    """Alternative starting points for theta: scaled identities and +-0.5 correlations."""
+    diag = (rows == cols).astype(float)
+    off = (rows != cols).astype(float)
+    return [0.3 * diag, 3.0 * diag, diag + 0.5 * off, diag - 0.5 * off, 0.3 * diag + 0.3 * off]
+
+
 def _fit(design: LmerDesign, reml: bool, cp: CrossProducts | None = None) -> LmerFit:
     cp = cross_products(design) if cp is None else cp
     crit = _Criterion(design, cp, reml)
@@ -388,6 +395,13 @@ def _fit(design: LmerDesign, reml: bool, cp: CrossProducts | None = None) -> Lme
     theta0 = (rows == cols).astype(float)
     lower = np.where(rows == cols, 0.0, -np.inf)
     opt = minimize_theta(crit, theta0, lower)
+    if q > 1 and (not opt.converged or np.any(opt.theta[rows == cols] < SINGULAR_TOL)):
+        # a boundary or unclean stop can be a local stationary point of the (non-convex)
+        # criterion: restart from other relative scales and correlations, keep the best
+        for start in _restarts(rows, cols):
+            alt = minimize_theta(crit, start, lower)
+            if alt.fun < opt.fun - 1e-10 * abs(opt.fun):
+                opt = alt
     logdet, ldx, r2 = crit.solve(opt.theta)
     theta = crit.to_lme4(opt.theta)
     R0 = design.R0

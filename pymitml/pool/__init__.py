@@ -7,10 +7,21 @@ from __future__ import annotations
 
 from ._extract import estimates as extract_estimates
 from ._extract import variance_components as extract_variance_components
+from .anova import AnovaResult, anova
+from .constraints import ConstraintTestResult, pool_constraints
 from .estimates import COLUMNS, PooledEstimates, pool_estimates
+from .model_tests import ModelTestResult, compare_models
+from .r2 import multilevel_r2
 
 __all__ = [
+    "AnovaResult",
     "COLUMNS",
+    "ConstraintTestResult",
+    "ModelTestResult",
+    "anova",
+    "compare_models",
+    "multilevel_r2",
+    "pool_constraints",
     "PooledEstimates",
     "extract_estimates",
     "extract_variance_components",

@@ -33,18 +33,22 @@ def norm_cdf(x):
 
 @njit
 def norm_ppf(p):
-    """Phi^{-1}(p) for 0 < p < 1 (-inf / inf at 0 / 1)."""
+    """Phi^{-1}(p) for 0 < p < 1 (-inf / inf at 0 / 1); p > 1/2 through the exact 1 - p."""
     if p <= 0.0:
         return -math.inf
     if p >= 1.0:
         return math.inf
+    if p > 0.5:
+        return -_ppf_lower(1.0 - p)
+    return _ppf_lower(p)
+
+
+@njit
+def _ppf_lower(p):
+    """Phi^{-1}(p) for 0 < p <= 1/2."""
     if p < 0.02425:
         q = math.sqrt(-2.0 * math.log(p))
-        x = ((((( _C[0] * q + _C[1]) * q + _C[2]) * q + _C[3]) * q + _C[4]) * q + _C[5]) / \
-            ((((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1.0)
-    elif p > 1.0 - 0.02425:
-        q = math.sqrt(-2.0 * math.log1p(-p))
-        x = -((((( _C[0] * q + _C[1]) * q + _C[2]) * q + _C[3]) * q + _C[4]) * q + _C[5]) / \
+        x = (((((_C[0] * q + _C[1]) * q + _C[2]) * q + _C[3]) * q + _C[4]) * q + _C[5]) / \
             ((((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1.0)
     else:
         q = p - 0.5

@@ -1,0 +1,106 @@
+"""pm.jomo_impute vs R's mitml::jomoImpute, per iteration, on the designs of REFERENCE.md §6.
+
+Models on ``pm.datasets.random_intercept`` data (MAR missingness in y and x):
+
+* ``continuous``: ``y + x ~ 1 + z + w + (1|id)``;
+* ``binary``: ``y + xb ~ 1 + z + w + (1|id)`` with ``xb`` = a two-level factor (x > 0).
+
+The per-iteration cost is the slope between two run lengths (fixed set-up cost excluded and
+reported separately). R's jomoImpute is not run at 140k rows (several seconds per iteration);
+there pymitml alone is timed, with the projected time of mitml's defaults (5,000 + 10 x 100).
+
+    python benchmarks/bench_jomo.py            # 4k, 40k (R and pymitml) and 140k (pymitml)
+    python benchmarks/bench_jomo.py --quick    # 4k rows only
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+
+import pymitml as pm
+from pymitml.samplers.jomo import jomo_impute
+
+DESIGNS = [(200, 20), (2000, 20), (20000, 7)]
+MODELS = {
+    "continuous": ("y + x ~ 1 + z + w + (1|id)", "y + x ~ 1 + z + w + (1|id)"),
+    "binary": ("y + xb ~ 1 + z + w + (1|id)", "y + xb ~ 1 + z + w + (1|id)"),
+}
+
+R_CODE = r"""
+suppressPackageStartupMessages(library(mitml))
+a <- commandArgs(TRUE)
+d <- read.csv(a[1]); d$xb <- factor(d$xb, levels = c("low", "high"))
+n1 <- as.integer(a[2]); n2 <- as.integer(a[3]); f <- as.formula(a[4])
+t1 <- system.time(jomoImpute(d, formula=f, n.burn=n1, n.iter=1, m=1, seed=1, silent=TRUE))[["elapsed"]]
+t2 <- system.time(jomoImpute(d, formula=f, n.burn=n2, n.iter=1, m=1, seed=1, silent=TRUE))[["elapsed"]]
+cat(t1, t2, "\n")
+"""
+
+
+def make_data(J, n):
+    df = pm.datasets.random_intercept(J, n, seed=1)
+    df["xb"] = pd.Categorical(np.where(df["x"].isna(), None, np.where(df["x"] > 0, "high", "low")),
+                              categories=["low", "high"])
+    return df
+
+
+def time_py(df, formula, n1, n2, reps=2):
+    jomo_impute(df, formula, m=1, n_burn=5, n_iter=1, seed=1)  # compile / load cache
+    best1 = best2 = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        jomo_impute(df, formula, m=1, n_burn=n1, n_iter=1, seed=1, n_threads=1)
+        best1 = min(best1, time.perf_counter() - t)
+        t = time.perf_counter()
+        jomo_impute(df, formula, m=1, n_burn=n2, n_iter=1, seed=1, n_threads=1)
+        best2 = min(best2, time.perf_counter() - t)
+    per = (best2 - best1) / (n2 - n1)
+    return per, best1 - n1 * per
+
+
+def time_r(df, formula, n1, n2):
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = os.path.join(tmp, "d.csv")
+        script = os.path.join(tmp, "b.R")
+        df.to_csv(csv, index=False)
+        with open(script, "w") as fh:
+            fh.write(R_CODE)
+        out = subprocess.run(["Rscript", script, csv, str(n1), str(n2), formula], capture_output=True,
+                             text=True, check=True).stdout.split()
+    t1, t2 = float(out[0]), float(out[1])
+    per = (t2 - t1) / (n2 - n1)
+    return per, t1 - n1 * per
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="4k rows only")
+    args = ap.parse_args(argv)
+    designs = DESIGNS[:1] if args.quick else DESIGNS
+    print(f"{'model':>10} {'rows':>7} {'clusters':>8} {'pymitml ms/it':>13} {'R jomo ms/it':>12} "
+          f"{'ratio R/py':>10} {'py set-up s':>11} {'R set-up s':>10} {'py defaults s':>13}")
+    for J, n in designs:
+        df = make_data(J, n)
+        for name, (f_py, f_r) in MODELS.items():
+            n1, n2 = {200: (200, 2200), 2000: (100, 1100), 20000: (50, 300)}[J]
+            py, py_setup = time_py(df, f_py, n1, n2)
+            if J <= 2000:
+                rn1, rn2 = (200, 1000) if J == 200 else (10, 40)
+                r, r_setup = time_r(df, f_r, rn1, rn2)
+                rs, ratio, rsu = f"{r * 1e3:12.3f}", f"{r / py:10.1f}", f"{r_setup:10.2f}"
+            else:
+                rs, ratio, rsu = f"{'-':>12}", f"{'-':>10}", f"{'-':>10}"
+            defaults = py_setup + 6000 * py
+            print(f"{name:>10} {len(df):>7} {J:>8} {py * 1e3:>13.3f} {rs} {ratio} {py_setup:>11.3f} "
+                  f"{rsu} {defaults:>13.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
