@@ -147,6 +147,11 @@ def prepare_model(data: Any, formula: str | None, type: Mapping[str, int] | None
     X_all, x_names = design_matrix(f.fixed, pdf)
     if f.random is not None:
         Z_all, z_names = design_matrix(f.random, pdf)
+        if not z_names:
+            raise ValueError(
+                f"the random-effects term '({f.random} | {f.cluster})' has no terms; write "
+                f"'(1|{f.cluster})' for a random intercept."
+            )
     else:
         Z_all, z_names = np.zeros((len(pdf), 0)), []
     if group is None:

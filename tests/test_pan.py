@@ -216,6 +216,19 @@ def test_error_no_cluster_term(small):
         pm.pan_impute(small, "y ~ 1 + z")
 
 
+def test_error_empty_random_part(small):
+    with pytest.raises(ValueError, match=r"has no terms; write '\(1\|id\)'"):
+        pm.pan_impute(small, "y ~ 1 + z + (0|id)")
+
+
+def test_integer_target_comes_back_as_float(small):
+    df = small.assign(yi=pd.array(np.where(small.y.isna(), None, np.round(small.y * 10)), dtype="Int64"))
+    out = pm.pan_impute(df, "yi ~ 1 + z + (1|id)", m=1, n_burn=5, n_iter=2, seed=1).complete(1)
+    assert out["yi"].dtype == pd.Float64Dtype() and out["yi"].notna().all()
+    obs = df["yi"].notna()
+    assert (out.loc[obs, "yi"] == df.loc[obs, "yi"].astype("Float64")).all()
+
+
 def test_error_arguments(small):
     with pytest.raises(ValueError, match=r"`n_burn` must be an integer >= 0; got -5"):
         pm.pan_impute(small, F, n_burn=-5)

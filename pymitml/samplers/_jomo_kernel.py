@@ -39,11 +39,13 @@ from ._pan_kernel import _draw_random_effects, _dot, pattern_factors, rows_cross
 from ._truncnorm import truncnorm_draw
 
 
-def jomo_draw_counts(J, p, q, r, n_cells, n_inc, n_lat, n_free):
+def jomo_draw_counts(J, p, q, r, n_cells, n_inc, n_lat, n_free, p2=0, r2=0, n_cells2=0):
     """(normals, uniforms) one iteration consumes."""
     d = q * r
+    du = d + r2
     nsig = max(r * (r - 1) // 2, n_free)
-    return J * d + d * (d - 1) // 2 + nsig + p * r + n_cells, n_lat * n_inc + n_free
+    return (J * d + du * (du - 1) // 2 + nsig + p * r + n_cells + p2 * r2 + n_cells2,
+            n_lat * n_inc + n_free)
 
 
 @njit
@@ -211,12 +213,148 @@ def _draw_missing(Yi, mu, z, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis, Kp
 
 
 @njit
+def _draw_beta2(X2, Lx2, Y2, Psi, d, z, beta2, U2, w1, bh2):
+    """jomo2com's level-2 step: beta2 ~ MatrixNormal(OLS of Y2 on X2, (X2'X2)^-1, Psi_22);
+    then the level-2 residuals U2 = Y2 - X2 beta2."""
+    p2, J = X2.shape
+    r2 = Y2.shape[0]
+    for t in range(r2):
+        for k in range(p2):
+            bh2[k, t] = _dot(X2[k], Y2[t])
+        for i in range(p2):
+            acc = bh2[i, t]
+            for k in range(i):
+                acc -= Lx2[i, k] * bh2[k, t]
+            bh2[i, t] = acc / Lx2[i, i]
+        solve_lower_t(Lx2, bh2[:, t], p2)
+    for t in range(r2):
+        for u in range(r2):
+            w1[t, u] = Psi[d + t, d + u]
+    if not chol_inplace(w1, r2):
+        return False
+    nz = np.empty(p2)
+    for t in range(r2):
+        for k in range(p2):
+            beta2[k, t] = bh2[k, t]
+    for u in range(r2):
+        for k in range(p2):
+            nz[k] = z[u * p2 + k]
+        solve_lower_t(Lx2, nz, p2)
+        for t in range(u, r2):
+            c = w1[t, u]
+            for k in range(p2):
+                beta2[k, t] += nz[k] * c
+    for t in range(r2):
+        ut = U2[t]
+        yt = Y2[t]
+        for j in range(J):
+            ut[j] = yt[j]
+        for k in range(p2):
+            bk = beta2[k, t]
+            xk = X2[k]
+            for j in range(J):
+                ut[j] -= xk[j] * bk
+    return True
+
+
+@njit
+def _conditional_prior(Psi, d, U2, Pinv, M, w1, w2):
+    """u1 | u2 ~ N(M, V): M = Psi_12 Psi_22^-1 u2, Pinv <- V^-1 with V = Psi_11 - Psi_12 Psi_22^-1 Psi_21."""
+    du = Psi.shape[0]
+    r2 = du - d
+    J = U2.shape[1]
+    for t in range(r2):
+        for u in range(r2):
+            w1[t, u] = Psi[d + t, d + u]
+    if not chol_inplace(w1, r2):
+        return False
+    # K = Psi_12 Psi_22^-1 row by row -> w2[x, :r2]
+    for x in range(d):
+        for t in range(r2):
+            w2[x, t] = Psi[x, d + t]
+        # solve Psi_22 k = psi_x21 (symmetric)
+        for i in range(r2):
+            acc = w2[x, i]
+            for k in range(i):
+                acc -= w1[i, k] * w2[x, k]
+            w2[x, i] = acc / w1[i, i]
+        for i in range(r2 - 1, -1, -1):
+            acc = w2[x, i]
+            for k in range(i + 1, r2):
+                acc -= w1[k, i] * w2[x, k]
+            w2[x, i] = acc / w1[i, i]
+    for x in range(d):
+        mx = M[x]
+        for j in range(J):
+            mx[j] = 0.0
+        for t in range(r2):
+            kxt = w2[x, t]
+            ut = U2[t]
+            for j in range(J):
+                mx[j] += kxt * ut[j]
+    V = np.empty((d, d))
+    for x in range(d):
+        for y in range(d):
+            acc = Psi[x, y]
+            for t in range(r2):
+                acc -= w2[x, t] * Psi[d + t, y]
+            V[x, y] = acc
+    for x in range(d):
+        for y in range(x):
+            a = 0.5 * (V[x, y] + V[y, x])
+            V[x, y] = a
+            V[y, x] = a
+    return spd_inverse(V, Pinv, w1, d)
+
+
+@njit
+def _draw_missing_l2(Y2, U2, v, X2, beta2, Psi, perm2, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis,
+                     Kp, Cp, w1, w2, z):
+    """Missing level-2 values of each cluster given its random effects and observed level-2 values
+    (pattern by pattern over the clusters ``perm2``)."""
+    n_pat = pat_nobs.shape[0]
+    d = v.shape[0]
+    p2 = X2.shape[0]
+    pattern_factors(Psi, pat_obs, pat_nobs, pat_mis, pat_nmis, Kp, Cp, w1, w2)
+    cur = 0
+    for g in range(n_pat):
+        s0 = pat_start[g]
+        s1 = pat_start[g + 1]
+        n = s1 - s0
+        no = pat_nobs[g]
+        nm = pat_nmis[g]
+        if nm == 0:
+            continue
+        for i in range(n):
+            j = perm2[s0 + i]
+            for w in range(nm):
+                t = pat_mis[g, w] - d
+                acc = 0.0
+                for u in range(no):
+                    o = pat_obs[g, u]
+                    val = v[o, j] if o < d else U2[o - d, j]
+                    acc += Kp[g, w, u] * val
+                for u in range(w + 1):
+                    acc += Cp[g, w, u] * z[cur + u * n + i]
+                U2[t, j] = acc
+            for w in range(nm):
+                t = pat_mis[g, w] - d
+                m = 0.0
+                for k in range(p2):
+                    m += X2[k, j] * beta2[k, t]
+                Y2[t, j] = m + U2[t, j]
+        cur += nm * n
+    return cur
+
+
+@njit
 def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
                  Lx, XtX, ZtZ, ZtX, XtYc, ZtYc, YtYc,
                  Xi, Zi, Ci, Yi, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis, N,
                  cat_start, cat_k1, cat_obs, free, box_lo, box_hi,
                  Binv, Dinv, beta, Sigma, Psi, B, XtYi, ZtYi, YtYi,
-                 ch_beta, ch_psi, ch_sigma, accepted):
+                 ch_beta, ch_psi, ch_sigma, accepted,
+                 X2, Lx2, Y2, perm2, pat2_start, pat2_obs, pat2_nobs, pat2_mis, pat2_nmis, beta2, ch_beta2):
     """Run ``n_steps`` iterations in place; iteration s is stored at index rec0 + s of the chains.
 
     Randomness comes in pre-drawn per iteration s: ``nrm[s]`` (random effects (d, J), Psi,
@@ -228,7 +366,13 @@ def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
     p = Lx.shape[0]
     q, r, J = ZtYc.shape
     d = q * r
+    r2 = Y2.shape[0]
+    p2 = X2.shape[0]
+    du = d + r2
     n_pat = pat_nobs.shape[0]
+    n_cells = 0
+    for g in range(n_pat):
+        n_cells += pat_nmis[g] * (pat_start[g + 1] - pat_start[g])
     n_inc = Yi.shape[1]
     ncat = cat_start.shape[0]
     n_lat = 0
@@ -240,29 +384,36 @@ def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
             if free[j, k]:
                 n_free += 1
     mh = ncat > 0
-    mx = max(d, r, p, 1)
+    mx = max(du, r, p, p2, 1)
     w1 = np.empty((mx, mx))
     w2 = np.empty((mx, mx))
     w3 = np.empty((mx, mx))
     Sinv = np.empty((r, r))
     Pinv = np.empty((max(d, 1), max(d, 1)))
+    U2 = np.empty((r2, J))
+    M = np.zeros((d, J))
+    ZtYm = np.empty((q, r, J))
+    bh2 = np.empty((max(p2, 1), max(r2, 1)))
+    n_pat2 = pat2_nobs.shape[0]
+    Kp2 = np.zeros((max(n_pat2, 1), du, du))
+    Cp2 = np.zeros((max(n_pat2, 1), du, du))
     ZtY = np.empty((q, r, J))
     R = np.empty((q, r, J))
     P = np.empty((d, d, J))
     v = np.empty((d, J))
     tmp = np.empty(max(J, n_inc, 1))
-    SB = np.empty((d, d))
+    SB = np.empty((du, du))
     XtW = np.empty((p, r))
     WtW = np.empty((r, r))
     S = np.empty((r, r))
     scale_s = np.empty((r, r))
-    scale_p = np.empty((d, d))
+    scale_p = np.empty((du, du))
     bh = np.empty((p, r))
     nz = np.empty(p)
     Kp = np.zeros((max(n_pat, 1), r, r))
     Cp = np.zeros((max(n_pat, 1), r, r))
     mu = np.empty((r, max(n_inc, 1)))
-    npsi = d * (d - 1) // 2
+    npsi = du * (du - 1) // 2
     nsig = max(r * (r - 1) // 2, n_free)
     for s in range(n_steps):
         z = nrm[s]
@@ -283,24 +434,55 @@ def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
             for t in range(r):
                 for j in range(J):
                     ZtY[a, t, j] = ZtYc[a, t, j] + ZtYi[a, t, j]
-        # 3. random effects and Psi
-        if d > 0:
+        # 3. (level 2: beta2, residuals u2, conditional prior of u1) random effects and Psi
+        cur_l2 = J * d + npsi + nsig + p * r + n_cells
+        if r2 > 0:
+            if not _draw_beta2(X2, Lx2, Y2, Psi, d, z[cur_l2:cur_l2 + p2 * r2], beta2, U2, w1, bh2):
+                return 7
+            if not _conditional_prior(Psi, d, U2, Pinv, M, w1, w2):
+                return 8
+            for a in range(q):
+                for t in range(r):
+                    for j in range(J):
+                        acc = ZtY[a, t, j]
+                        for b in range(q):
+                            acc -= ZtZ[a, b, j] * M[t * q + b, j]
+                        ZtYm[a, t, j] = acc
+        elif d > 0:
             if not spd_inverse(Psi, Pinv, w1, d):
                 return 2
-            if not _draw_random_effects(z[cur:cur + d * J], ZtZ, ZtX, ZtY, beta, Sinv, Pinv, B, R, P, v):
+        if d > 0:
+            if r2 > 0:
+                ok = _draw_random_effects(z[cur:cur + d * J], ZtZ, ZtX, ZtYm, beta, Sinv, Pinv, B, R, P, v)
+            else:
+                ok = _draw_random_effects(z[cur:cur + d * J], ZtZ, ZtX, ZtY, beta, Sinv, Pinv, B, R, P, v)
+            if not ok:
                 return 3
-            cur += d * J
-            for x in range(d):
+            if r2 > 0:
+                for t in range(r):
+                    for a in range(q):
+                        x = t * q + a
+                        for j in range(J):
+                            v[x, j] += M[x, j]
+                            B[a, t, j] = v[x, j]
+        cur += d * J
+        if du > 0:
+            for x in range(du):
                 for y in range(x + 1):
-                    val = _dot(v[x], v[y])
+                    if x < d:
+                        val = _dot(v[x], v[y])
+                    elif y < d:
+                        val = _dot(U2[x - d], v[y])
+                    else:
+                        val = _dot(U2[x - d], U2[y - d])
                     SB[x, y] = val
                     SB[y, x] = val
-            for x in range(d):
-                for y in range(d):
+            for x in range(du):
+                for y in range(du):
                     scale_p[x, y] = Dinv[x, y] + SB[x, y]
-            if not draw_inv_wishart(chi[s, :d], z[cur:cur + npsi], scale_p, Psi, w1, w2, d):
+            if not draw_inv_wishart(chi[s, :du], z[cur:cur + npsi], scale_p, Psi, w1, w2, du):
                 return 4
-            cur += npsi
+        cur += npsi
         # W = Y - Z u: X'W and W'W
         for k in range(p):
             for t in range(r):
@@ -372,23 +554,30 @@ def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
             for t in range(r):
                 for u in range(r):
                     scale_s[t, u] = Binv[t, u] + S[t, u]
-            if not draw_inv_wishart(chi[s, d:d + r], z[cur_sig:cur_sig + nsig], scale_s, Sigma,
+            if not draw_inv_wishart(chi[s, du:du + r], z[cur_sig:cur_sig + nsig], scale_s, Sigma,
                                     w1, w2, r):
                 return 6
+        # 6. missing level-2 values
+        if r2 > 0:
+            _draw_missing_l2(Y2, U2, v, X2, beta2, Psi, perm2, pat2_start, pat2_obs, pat2_nobs, pat2_mis,
+                             pat2_nmis, Kp2, Cp2, w1, w2, z[cur_l2 + p2 * r2:])
         # record
         if rec0 >= 0:
             o = rec0 + s
             for k in range(p):
                 for t in range(r):
                     ch_beta[k, t, o] = beta[k, t]
+            for k in range(p2):
+                for t in range(r2):
+                    ch_beta2[k, t, o] = beta2[k, t]
             if diag_only:
-                for x in range(d):
+                for x in range(du):
                     ch_psi[x, 0, o] = Psi[x, x]
                 for t in range(r):
                     ch_sigma[t, 0, o] = Sigma[t, t]
             else:
-                for x in range(d):
-                    for y in range(d):
+                for x in range(du):
+                    for y in range(du):
                         ch_psi[x, y, o] = Psi[x, y]
                 for t in range(r):
                     for u in range(r):

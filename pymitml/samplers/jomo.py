@@ -89,12 +89,16 @@ class _Target:
 
 
 def _prepare(data, formula, group, missing_code):
-    """ModelSpec (continuous targets first, categorical ones as codes) and the codebook."""
+    """ModelSpec (continuous targets first, categorical ones as codes), the codebook, the level-1
+    target order and the level-2 part (None without level-2 targets)."""
+    level2 = None
     if isinstance(formula, (list, tuple)):
-        raise NotImplementedError(
-            "level-2 targets (a list of two formulas) are not implemented yet; impute level-2 "
-            "variables with a single-level model of the cluster-level data, or pass one formula."
-        )
+        if len(formula) != 2 or not all(isinstance(x, str) for x in formula):
+            raise ValueError(
+                "`formula` as a list must hold two strings [level-1 formula, level-2 formula], e.g. "
+                f"['y + x ~ 1 + (1|id)', 'w ~ 1']; got {formula!r}."
+            )
+        formula, level2 = formula
     f = parse_formula(formula)
     codebook, pdf = Codebook.from_data(data, missing_code)
     check_columns(pdf, f.targets, "target(s)")
@@ -113,10 +117,88 @@ def _prepare(data, formula, group, missing_code):
     ftext = " + ".join(f"`{x.name}`" if not x.name.isidentifier() else x.name for x in order) + " ~ " + rhs
     spec, _ = prepare_model(work, ftext, None, group, None, require_cluster=False, method="jomo_impute")
     spec.formula = f.text
-    codebook.targets = [ColumnCodec(x.name) if x.kind == "continuous" else
-                        ColumnCodec(x.name, "categorical", categories=x.categories, ordered=x.ordered)
-                        for x in order]
-    return spec, codebook, order
+    codecs = [ColumnCodec(x.name) if x.kind == "continuous" else
+              ColumnCodec(x.name, "categorical", categories=x.categories, ordered=x.ordered)
+              for x in order]
+    l2 = None
+    if level2 is not None:
+        l2 = _prepare_level2(pdf, level2, f, spec)
+        codecs += [ColumnCodec(t) for t in l2["targets"]]
+    codebook.targets = codecs
+    return spec, codebook, order, l2
+
+
+def _prepare_level2(pdf: pd.DataFrame, text: str, f1, spec) -> dict:
+    """Level-2 targets (constant within clusters) and predictors (cluster means of level-1 ones)."""
+    f2 = parse_formula(text)
+    if f1.cluster is None:
+        raise ValueError("level-2 targets need a cluster term in the level-1 formula, e.g. '(1|id)'.")
+    if f2.cluster is not None:
+        raise ValueError(f"the level-2 formula {text!r} must not have a random-effects term.")
+    check_columns(pdf, list(f2.targets), "level-2 target(s)")
+    both = set(f2.targets) & set(f1.targets)
+    if both:
+        raise ValueError(f"column(s) {sorted(both)} are targets at both levels; name each once.")
+    clus = pd.factorize(pdf[f1.cluster])[0]
+    for t in f2.targets:
+        s = pdf[t]
+        if _is_categorical(s):
+            raise NotImplementedError(
+                f"level-2 target '{t}' is categorical; categorical level-2 targets are not implemented "
+                "yet: impute it as a level-1 target or convert it to numeric."
+            )
+        vals = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        g = pd.DataFrame({"c": clus, "v": vals}).dropna().groupby("c")["v"]
+        spread = g.max() - g.min()
+        bad = spread[spread > 1e-10 * max(1.0, float(np.nanmax(np.abs(vals))))]
+        if len(bad):
+            lab = pdf[f1.cluster].iloc[int(np.flatnonzero(clus == bad.index[0])[0])]
+            raise ValueError(
+                f"level-2 target '{t}' varies within cluster {f1.cluster}={lab!r} (and {len(bad) - 1} "
+                "other cluster(s)); a level-2 target must be constant within clusters: move it to the "
+                "level-1 formula or fix the data."
+            )
+    work = pdf.copy()
+    from ..formula import design_matrix, term_variables
+
+    preds = term_variables(f2.fixed)
+    check_columns(pdf, preds, "level-2 predictor(s)")
+    replaced = []
+    for v in preds:
+        if work[v].isna().any():
+            raise ValueError(f"level-2 predictor '{v}' has missing values; predictors must be complete.")
+        if pd.api.types.is_numeric_dtype(work[v]) and not pd.api.types.is_bool_dtype(work[v]):
+            x = work[v].to_numpy(dtype=np.float64)
+            means = np.bincount(clus, weights=x) / np.bincount(clus)
+            if np.abs(x - means[clus]).max() > 1e-10 * max(1.0, np.abs(x).max()):
+                work[v] = means[clus]
+                replaced.append(v)
+    if replaced:
+        import warnings
+
+        warnings.warn(
+            "NOTE: predictor variables at level 1 were found in the level-2 equation and were "
+            f"replaced with cluster means ({', '.join(replaced)}).", UserWarning, stacklevel=4)
+    X2_all, x2_names = design_matrix(f2.fixed, work)
+    Y2_all = np.column_stack([pdf[t].to_numpy(dtype=np.float64, na_value=np.nan) for t in f2.targets])
+    cols = list(pdf.columns)
+    return {"formula": text, "targets": list(f2.targets), "x_names": x2_names, "X": X2_all, "Y": Y2_all,
+            "positions": [cols.index(t) for t in f2.targets]}
+
+
+def _cluster_level(gd, l2) -> tuple:
+    """Per-cluster level-2 design (J, p2) and targets (J, r2) of one group."""
+    J = len(gd.cluster_labels)
+    first = np.full(J, -1, np.int64)
+    rr = np.arange(len(gd.rows))[::-1]
+    first[gd.clus[rr]] = rr
+    X2 = np.ascontiguousarray(l2["X"][gd.rows][first])
+    Yr = l2["Y"][gd.rows]
+    Y2 = np.full((J, Yr.shape[1]), np.nan)
+    for t in range(Yr.shape[1]):
+        ok = ~np.isnan(Yr[:, t])
+        Y2[gd.clus[ok], t] = Yr[ok, t]
+    return X2, Y2
 
 
 def _default_prior(r: int, d: int) -> dict:
@@ -203,7 +285,7 @@ def _patterns(miss: np.ndarray, varying: np.ndarray):
 
 # ----------------------------------------------------------------------------- one chain
 def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n_iter: int, m_c: int,
-               diag_only: bool, intercept: bool, single: bool, box):
+               diag_only: bool, intercept: bool, single: bool, box, l2=None):
     X, Z, clus = gd.X, gd.Z, gd.clus
     if single:
         Z = np.zeros((len(X), 0))
@@ -275,8 +357,41 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
     pos_of_row[rows] = np.arange(len(rows))
     n_cells = int(sum(nmis[g] * (pat_start[g + 1] - pat_start[g]) for g in range(len(nmis))))
     n_free = int(np.triu(free).sum()) if ncat else 0
-    n_norm, n_unif = jomo_draw_counts(J, p, q, r, n_cells, len(rows), int(lay.cat_k1.sum()), n_free)
-    shapes = dict(beta=(p, r), psi=(d, 1 if diag_only else d), sigma=(r, 1 if diag_only else r))
+    # level 2: per-cluster targets (centred with an intercept) and design, clusters by pattern
+    if l2 is not None:
+        X2c, Y2c = _cluster_level(gd, l2)
+        r2, p2 = Y2c.shape[1], X2c.shape[1]
+        miss2 = np.isnan(Y2c)
+        if np.all(miss2, axis=0).any():
+            raise ValueError("a level-2 target has no observed value in this group; drop it from the model.")
+        mean2 = np.nanmean(Y2c, axis=0)
+        shift2 = mean2 if (l2["x_names"] and l2["x_names"][0] == "(Intercept)") else np.zeros(r2)
+        Y2 = np.ascontiguousarray((np.where(miss2, mean2, Y2c) - shift2).T)
+        X2 = np.ascontiguousarray(X2c.T)
+        Lx2 = np.ascontiguousarray(np.linalg.cholesky(X2c.T @ X2c))
+        aug = np.zeros((J, d + r2), dtype=bool)
+        aug[:, d:] = miss2
+        perm2, pat2_start, p2obs, n2obs, p2mis, n2mis = _patterns(aug, miss2.any(axis=1))
+        n_cells2 = int(miss2.sum())
+        beta2 = np.zeros((p2, r2))
+        res2 = Y2.T - X2c @ np.linalg.lstsq(X2c, Y2.T, rcond=None)[0]
+        v2 = np.maximum(res2.var(axis=0), 1e-3)
+        Psi = np.zeros((d + r2, d + r2))
+        Psi[:d, :d] = np.kron(np.diag(0.5 * np.diag(Sigma)), np.eye(q))
+        Psi[d:, d:] = np.diag(v2)
+    else:
+        r2 = p2 = n_cells2 = 0
+        X2, Y2, Lx2 = np.zeros((0, J)), np.zeros((0, J)), np.zeros((0, 0))
+        perm2, pat2_start = np.zeros(0, np.int64), np.zeros(1, np.int64)
+        p2obs = p2mis = np.zeros((0, d), np.int64)
+        n2obs = n2mis = np.zeros(0, np.int64)
+        beta2 = np.zeros((0, 0))
+        shift2 = np.zeros(0)
+    du = d + r2
+    n_norm, n_unif = jomo_draw_counts(J, p, q, r, n_cells, len(rows), int(lay.cat_k1.sum()), n_free,
+                                      p2, r2, n_cells2)
+    shapes = dict(beta=(p, r), psi=(du, 1 if diag_only else du), sigma=(r, 1 if diag_only else r),
+                  beta2=(p2, r2))
     burn = {k: np.zeros(sh + (n_burn,)) for k, sh in shapes.items()}
     imp = {k: np.zeros(sh + (m_c * n_iter,)) for k, sh in shapes.items()}
     # missing cells of the data columns (continuous targets, then categorical ones)
@@ -287,9 +402,16 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
         cells_r.append(rr)
     ct, cr = np.concatenate(cells_t), np.concatenate(cells_r)
     cpos = pos_of_row[cr]
+    if r2:  # missing level-2 cells: the value of their cluster
+        for t in range(r2):
+            rr = np.flatnonzero(np.isnan(l2["Y"][gd.rows][:, t]))
+            cells_t.append(np.full(len(rr), nc + ncat + t, np.int64))
+            cells_r.append(rr)
+        ct, cr = np.concatenate(cells_t), np.concatenate(cells_r)
+        cpos = pos_of_row[cr]
     draws = np.zeros((len(ct), m_c))
     rng = np.random.default_rng(seed)
-    dfs = np.concatenate([J + d - np.arange(d), N - 1 - np.arange(r)]).astype(float)
+    dfs = np.concatenate([J + du - np.arange(du), N - 1 - np.arange(r)]).astype(float)
     seg = int(max(1, min(SEGMENT, (1 << 19) // max(n_norm + n_unif, 1))))
     nrm_buf = np.empty((seg, n_norm))
     unif_buf = np.empty((seg, max(n_unif, 1)))
@@ -298,6 +420,8 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
              lay.cat_start, lay.cat_k1, cat_obs, free, float(box[0]), float(box[1]),
              np.ascontiguousarray(prior["Binv"]), np.ascontiguousarray(prior.get("Dinv", np.zeros((0, 0)))),
              beta, Sigma, Psi, B, XtYi, ZtYi, YtYi)
+
+    state2 = (X2, Lx2, Y2, perm2, pat2_start, p2obs, n2obs, p2mis, n2mis, beta2)
 
     def advance(n, rec0, ch):
         done = 0
@@ -308,9 +432,9 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
             unif = unif_buf[:k]
             rng.random(out=unif)
             np.maximum(unif, 1e-300, out=unif)  # open interval (0, 1)
-            chi = rng.chisquare(dfs, size=(k, d + r))
+            chi = rng.chisquare(dfs, size=(k, du + r))
             code = jomo_iterate(k, rec0 + done, diag_only, nrm, unif, chi, *state,
-                                ch["beta"], ch["psi"], ch["sigma"], accepted)
+                                ch["beta"], ch["psi"], ch["sigma"], accepted, *state2, ch["beta2"])
             if code:
                 raise FloatingPointError(
                     f"a covariance matrix lost positive definiteness during sampling (step {code}); rescale the "
@@ -322,10 +446,17 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
     advance(n_burn, 0, burn)
     for k in range(m_c):
         advance(n_iter, k * n_iter, imp)
-        draws[:, k] = _current_values(Yi, ct, cpos, lay, shift)
-    if intercept and nc:
-        for ch in (burn, imp):
+        sel1 = ct < nc + ncat
+        draws[sel1, k] = _current_values(Yi, ct[sel1], cpos[sel1], lay, shift)
+        if r2:
+            sel2 = ~sel1
+            t2 = ct[sel2] - nc - ncat
+            draws[sel2, k] = Y2[t2, clus[cr[sel2]]] + shift2[t2]
+    for ch in (burn, imp):
+        if intercept and nc:
             ch["beta"][0] += shift[:, None]
+        if r2:
+            ch["beta2"][0] += shift2[:, None]
     n_total = n_burn + m_c * n_iter
     return burn, imp, draws, (ct, cr), accepted[0] / max(n_free * n_total, 1)
 
@@ -411,7 +542,8 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
     if not isinstance(formula, (str, list, tuple)):
         raise TypeError(f"`formula` must be a string or a list of two strings; got {type(formula).__name__}.")
     per_chain = imputation_plan(m, chains)
-    spec, codebook, order = _prepare(data, formula, group, missing_code)
+    spec, codebook, order, l2 = _prepare(data, formula, group, missing_code)
+    r2 = 0 if l2 is None else len(l2["targets"])
     single = spec.cluster is None
     intercept = bool(spec.x_names) and spec.x_names[0] == "(Intercept)"
     q = 0 if single else len(spec.z_names)
@@ -425,27 +557,29 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
         if not single and len(gd.cluster_labels) < 2:
             raise ValueError(f"the cluster id '{spec.cluster}' has a single cluster {where}; "
                              "a two-level model needs at least two clusters.")
-        pr = _check_prior(prior, lay.r, q * lay.r)
+        pr = _check_prior(prior, lay.r, q * lay.r + r2)
         layouts.append(lay)
         priors.append(pr)
         for c in range(chains):
             tasks.append(partial(_run_chain, gd=gd, lay=lay, seed=seeds[g * chains + c], prior=pr,
                                  n_burn=n_burn, n_iter=n_iter, m_c=per_chain[c],
                                  diag_only=keep_chains == "diagonal", intercept=intercept,
-                                 single=single, box=box))
+                                 single=single, box=box, l2=l2))
     total = G * chains * n_burn + G * m * n_iter
     out = run_tasks(tasks, total, n_threads=n_threads, progress=progress)
-    blocks = ("beta", "sigma") if single else ("beta", "psi", "sigma")
+    blocks = ("beta", "sigma") if single else (("beta", "beta2", "psi", "sigma") if r2 else ("beta", "psi", "sigma"))
     # groups may differ in their number of latent columns: pad with NaN as mitml does
     rmax = max(lay.r for lay in layouts)
 
     def pad(a, b):
         if b == "beta":
             shape = (a.shape[0], rmax)
+        elif b == "beta2":
+            shape = a.shape[:2]
         elif keep_chains == "diagonal":
-            shape = ((q if b == "psi" else 1) * rmax, 1)
+            shape = (q * rmax + r2 if b == "psi" else rmax, 1)
         else:
-            k = q * rmax if b == "psi" else rmax
+            k = q * rmax + r2 if b == "psi" else rmax
             shape = (k, k)
         o = np.full(shape + a.shape[2:], np.nan)
         o[:a.shape[0], :a.shape[1]] = a
@@ -457,7 +591,8 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
 
     ch_burn, ch_imp = stack(0), stack(1)
     rows_all, cols_all, vals = [], [], []
-    tpos = np.asarray([spec.target_positions[spec.targets.index(x.name)] for x in order], np.int64)
+    tpos = np.asarray([spec.target_positions[spec.targets.index(x.name)] for x in order]
+                      + ([] if l2 is None else l2["positions"]), np.int64)
     for g, gd in enumerate(spec.groups):
         ct, cr = out[g * chains][3]
         rows_all.append(gd.rows[cr])
@@ -472,17 +607,20 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
     replacement = np.ascontiguousarray(vals[order_])
     names = max(layouts, key=lambda lay: lay.r).names
     z_names = [] if single else spec.z_names
-    qn = [f"{t}:{z}" for t in names for z in z_names]
+    qn = [f"{t}:{z}" for t in names for z in z_names] + ([] if l2 is None else l2["targets"])
     param_names = {"beta": (spec.x_names, names),
                    "sigma": (names, names if keep_chains == "full" else ["var"])}
     if not single:
         param_names["psi"] = (qn, qn if keep_chains == "full" else ["var"])
+    if r2:
+        param_names["beta2"] = (l2["x_names"], l2["targets"])
     settings = dict(n_burn=n_burn, n_iter=n_iter, m=m, chains=chains, keep_chains=keep_chains,
                     group=spec.group, cluster=spec.cluster, random_L1=random_L1,
                     seed=seed if isinstance(seed, int) else None)
     acc = np.array([[out[g * chains + c][4] for c in range(chains)] for g in range(G)])
     return ImputationResult(
-        method="jomo", formula=formula, targets=[x.name for x in order], prior=priors, settings=settings,
+        method="jomo", formula=formula, targets=[x.name for x in order] + ([] if l2 is None else l2["targets"]),
+        prior=priors, settings=settings,
         par_burnin={b: v[..., 0] for b, v in ch_burn.items()},
         par_imputation={b: v[..., 0] for b, v in ch_imp.items()},
         par_chains_burnin=ch_burn, par_chains_imputation=ch_imp,

@@ -181,7 +181,9 @@ def pan_impute(data: Any, formula: str | None = None, *, type: Mapping[str, int]
     Returns
     -------
     ImputationResult
-        ``.complete()`` gives the MitmlList of m completed data sets.
+        ``.complete()`` gives the MitmlList of m completed data sets. Imputed values are
+        continuous: an integer target comes back as float (NumPy ints -> float64, pandas'
+        nullable Int64 -> Float64, polars ints -> Float64); float dtypes are kept.
 
     Examples
     --------
