@@ -1,20 +1,26 @@
 PY ?= python3
+STAMP := .make-install.stamp
 
 .PHONY: install demo test test-slow bench r-refs
 
-install:
-	$(PY) -m pip install -e '.[dev,r]'
+# first use installs the package (editable) with the test extra, and the R extra when R is here
+$(STAMP): pyproject.toml
+	$(PY) -m pip install -q -e '.[dev]'
+	if command -v R >/dev/null 2>&1; then $(PY) -m pip install -q -e '.[dev,r]'; fi
+	touch $(STAMP)
 
-demo:
+install: $(STAMP)
+
+demo: $(STAMP)
 	$(PY) -m pymitml.demo
 
-test:
+test: $(STAMP)
 	$(PY) -m pytest -q
 
-test-slow:
+test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
-bench:
+bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
 r-refs:
