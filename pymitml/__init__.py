@@ -12,7 +12,6 @@ from __future__ import annotations
 from . import datasets
 from .diagnostics import ChainSummary, gelman_rubin, mcse, psr_by_iteration, summarize
 from .missing import MissingPattern, complete_case_analysis, missing_pattern
-from .plots import plot_chains, plot_psr
 from .formula import parse_formula
 from .lmm import LmerFit, lmer
 from .pool import (
@@ -65,3 +64,12 @@ __all__ = [
     "cluster_means",
     "long_to_mitml_list",
 ]
+
+
+def __getattr__(name: str):
+    """Plotting is imported on first use (matplotlib is slow to import)."""
+    if name in ("plot_chains", "plot_psr"):
+        from . import plots
+
+        return getattr(plots, name)
+    raise AttributeError(f"module 'pymitml' has no attribute {name!r}")
