@@ -22,6 +22,7 @@ MODELS = {
     "cat2": "sat + jor + sex ~ 1 + (1|id)",
     "con1": "sat + jor ~ 1",
     "cat1": "sat + jor + sex ~ 1",
+    "l2": ["sat + jor + sex ~ 1 + (1|id)", "jcl ~ 1"],
 }
 
 
@@ -65,7 +66,7 @@ def test_posterior_means_agree_with_jomoImpute(model, monkeypatch):
     of 1,500 iterations). jomo keeps latent normals inside (-3, 4) (its rejection sampler), so the
     categorical models are compared with the same bounds."""
     ref = json.loads(REF.read_text())[model]
-    if model.startswith("cat"):
+    if model != "con1" and model != "con2":
         monkeypatch.setattr(jomo_mod, "_LATENT_BOX", (-3.0, 4.0))
     imp = jomo_impute(_justice_data(), MODELS[model], m=1, n_burn=1000, n_iter=30000, seed=5)
     assert set(imp.par_imputation) == set(ref) - {"seconds"}
@@ -182,7 +183,7 @@ def test_polars_categorical_and_enum_round_trip(mixed):
 
 
 def test_same_seed_same_draws_whatever_threads(mixed):
-    kw = dict(m=4, n_burn=30, n_iter=5, seed=11, chains=2)
+    kw = {"m": 4, "n_burn": 30, "n_iter": 5, "seed": 11, "chains": 2}
     a = jomo_impute(mixed, F_MIXED, n_threads=1, **kw)
     b = jomo_impute(mixed, F_MIXED, n_threads=2, **kw)
     np.testing.assert_array_equal(a.replacement, b.replacement)
@@ -216,3 +217,30 @@ def test_error_mixed_value_types(mixed):
 def test_error_random_L1_value(mixed):
     with pytest.raises(ValueError, match="`random_L1` must be 'none', 'mean' or 'full'; got 'diag'"):
         jomo_impute(mixed, F_MIXED, random_L1="diag")
+
+
+# ---- level-2 targets ---------------------------------------------------------------------
+
+def test_level2_target_layout_and_cluster_means(mixed):
+    rng = np.random.default_rng(8)
+    df = mixed.copy()
+    w = rng.normal(size=df["id"].max() + 1)
+    df["w"] = w[df["id"]]
+    df.loc[df["id"].isin([1, 4, 9]), "w"] = np.nan  # three clusters miss w
+    with pytest.warns(UserWarning, match=r"replaced with cluster means \(z\)"):
+        imp = jomo_impute(df, ["y + grp ~ 1 + (1|id)", "w ~ 1 + z"], m=2, n_burn=50, n_iter=5, seed=1)
+    assert imp.targets == ["y", "grp", "w"]
+    assert imp.par_imputation["beta2"].shape == (2, 1, 10, 1)
+    assert imp.param_names["beta2"] == (["(Intercept)", "z"], ["w"])
+    assert imp.par_imputation["psi"].shape == (4, 4, 10, 1)
+    assert imp.param_names["psi"][0] == ["y:(Intercept)", "grp.mid:(Intercept)", "grp.hi:(Intercept)", "w"]
+    for d in imp.complete():
+        assert d["w"].notna().all()
+        assert (d.groupby("id")["w"].nunique() == 1).all()  # one value per cluster
+        obs = df["w"].notna()
+        assert np.array_equal(d.loc[obs, "w"], df.loc[obs, "w"])
+
+
+def test_error_level2_target_varies_within_cluster(mixed):
+    with pytest.raises(ValueError, match=r"level-2 target 'z' varies within cluster id=0 \(and 24 other"):
+        jomo_impute(mixed, ["y ~ 1 + (1|id)", "z ~ 1"], m=1, n_burn=1, n_iter=1)

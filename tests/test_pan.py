@@ -49,6 +49,29 @@ def test_posterior_means_agree_with_panImpute(R, studentratings, formula, n):
     _compare_with_panImpute(R, studentratings, formula, n)
 
 
+def test_posterior_means_agree_with_stored_panImpute_reference():
+    """The same comparison against posterior means stored by r_compat/pan_studentratings.R
+    (runs without R: the data are r_compat's CSV copy of studentratings)."""
+    import json
+    import pathlib
+
+    root = pathlib.Path(__file__).parents[1] / "r_compat"
+    ref = json.loads((root / "pan_studentratings_ref.json").read_text())
+    sr = pd.read_csv(root / "diag_studentratings.csv")
+    sr["CognC"] = sr["CognAbility"] - sr["CognAbility"].mean()
+    for key, formula in (("ri", RI), ("rs", RS)):
+        n = ref[key]["n_iter"]
+        imp = pm.pan_impute(sr, formula, m=1, n_burn=1000, n_iter=n, seed=21)
+        for block in ("beta", "psi", "sigma"):
+            ours = imp.par_imputation[block][:, :, :, 0]
+            mean_r = np.asarray(ref[key][block]["mean"])
+            mcse_r = np.asarray(ref[key][block]["mcse"])
+            for i, j in np.ndindex(ours.shape[:2]):
+                se = np.hypot(batch_means_mcse(ours[i, j], 20), mcse_r[i, j])
+                z = abs(ours[i, j].mean() - mean_r[i, j]) / se
+                assert z < 4, f"{key} {block}[{i},{j}]: {ours[i, j].mean():.5g} vs {mean_r[i, j]:.5g} (z={z:.2f})"
+
+
 @pytest.mark.slow
 def test_posterior_means_agree_with_panImpute_uncentred_slope(R, studentratings):
     _compare_with_panImpute(R, studentratings, RS_RAW, 300000)

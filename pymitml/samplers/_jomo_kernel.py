@@ -35,7 +35,7 @@ import numpy as np
 
 from .._numba import njit
 from ._linalg import chol_inplace, draw_inv_wishart, solve_lower_t, spd_inverse
-from ._pan_kernel import _draw_random_effects, _dot, pattern_factors, rows_crossproducts
+from ._pan_kernel import _dot, _draw_random_effects, pattern_factors, rows_crossproducts
 from ._truncnorm import truncnorm_draw
 
 
@@ -158,19 +158,16 @@ def _draw_latents(Yi, mu, Q, cat_start, cat_k1, cat_obs, box_lo, box_hi, unif, t
                 lo = box_lo
                 hi = box_hi
                 if lev == k1:  # reference level: every latent below 0
-                    if hi > 0.0:
-                        hi = 0.0
+                    hi = min(hi, 0.0)
                 elif lev == k:  # the observed level's latent is the largest and above 0
                     m = 0.0
                     for l in range(k1):
                         if l != k and Yi[c0 + l, i] > m:
                             m = Yi[c0 + l, i]
-                    if m > lo:
-                        lo = m
+                    lo = max(lo, m)
                 else:  # below the observed level's latent
                     y_obs = Yi[c0 + lev, i]
-                    if y_obs < hi:
-                        hi = y_obs
+                    hi = min(hi, y_obs)
                 yc[i] = truncnorm_draw(mc[i] - tmp[i], sd, lo, hi, unif[cu + i])
             cu += n
 
@@ -448,9 +445,8 @@ def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
                         for b in range(q):
                             acc -= ZtZ[a, b, j] * M[t * q + b, j]
                         ZtYm[a, t, j] = acc
-        elif d > 0:
-            if not spd_inverse(Psi, Pinv, w1, d):
-                return 2
+        elif d > 0 and not spd_inverse(Psi, Pinv, w1, d):
+            return 2
         if d > 0:
             if r2 > 0:
                 ok = _draw_random_effects(z[cur:cur + d * J], ZtZ, ZtX, ZtYm, beta, Sinv, Pinv, B, R, P, v)

@@ -39,10 +39,14 @@ def norm_ppf(p):
     if p >= 1.0:
         return math.inf
     if p > 0.5:
-        x = -_ppf_rational(1.0 - p)
-    else:
-        x = _ppf_rational(p)
-    # one Halley step on Phi(x) - p
+        return -_ppf_refined(1.0 - p)
+    return _ppf_refined(p)
+
+
+@njit
+def _ppf_refined(p):
+    """Phi^{-1}(p) for 0 < p <= 1/2: the rational approximation and one Halley step."""
+    x = _ppf_rational(p)
     e = norm_cdf(x) - p
     u = e * _SQRT2PI * math.exp(0.5 * x * x)
     return x - u / (1.0 + 0.5 * x * u)
@@ -102,8 +106,6 @@ def truncnorm_draw(mean, sd, lo, hi, u):
         pa = 0.0 if a == -math.inf else norm_cdf(a)
         pb = 1.0 if b == math.inf else norm_cdf(b)
         x = _ppf_fast(pa + u * (pb - pa))
-    if x < a:
-        x = a
-    if x > b:
-        x = b
+    x = max(x, a)
+    x = min(x, b)
     return mean + sd * x

@@ -1,9 +1,10 @@
 """jomo_impute: joint-model imputation of continuous and categorical targets (mitml's jomoImpute)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -153,6 +154,7 @@ def _prepare_level2(pdf: pd.DataFrame, text: str, f1, spec) -> dict:
         bad = spread[spread > 1e-10 * max(1.0, float(np.nanmax(np.abs(vals))))]
         if len(bad):
             lab = pdf[f1.cluster].iloc[int(np.flatnonzero(clus == bad.index[0])[0])]
+            lab = lab.item() if hasattr(lab, "item") else lab
             raise ValueError(
                 f"level-2 target '{t}' varies within cluster {f1.cluster}={lab!r} (and {len(bad) - 1} "
                 "other cluster(s)); a level-2 target must be constant within clusters: move it to the "
@@ -390,8 +392,8 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
     du = d + r2
     n_norm, n_unif = jomo_draw_counts(J, p, q, r, n_cells, len(rows), int(lay.cat_k1.sum()), n_free,
                                       p2, r2, n_cells2)
-    shapes = dict(beta=(p, r), psi=(du, 1 if diag_only else du), sigma=(r, 1 if diag_only else r),
-                  beta2=(p2, r2))
+    shapes = {"beta": (p, r), "psi": (du, 1 if diag_only else du), "sigma": (r, 1 if diag_only else r),
+                  "beta2": (p2, r2)}
     burn = {k: np.zeros(sh + (n_burn,)) for k, sh in shapes.items()}
     imp = {k: np.zeros(sh + (m_c * n_iter,)) for k, sh in shapes.items()}
     # missing cells of the data columns (continuous targets, then categorical ones)
@@ -614,9 +616,9 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
         param_names["psi"] = (qn, qn if keep_chains == "full" else ["var"])
     if r2:
         param_names["beta2"] = (l2["x_names"], l2["targets"])
-    settings = dict(n_burn=n_burn, n_iter=n_iter, m=m, chains=chains, keep_chains=keep_chains,
-                    group=spec.group, cluster=spec.cluster, random_L1=random_L1,
-                    seed=seed if isinstance(seed, int) else None)
+    settings = {"n_burn": n_burn, "n_iter": n_iter, "m": m, "chains": chains, "keep_chains": keep_chains,
+                    "group": spec.group, "cluster": spec.cluster, "random_L1": random_L1,
+                    "seed": seed if isinstance(seed, int) else None}
     acc = np.array([[out[g * chains + c][4] for c in range(chains)] for g in range(G)])
     return ImputationResult(
         method="jomo", formula=formula, targets=[x.name for x in order] + ([] if l2 is None else l2["targets"]),
