@@ -36,16 +36,16 @@ import numpy as np
 from .._numba import njit
 from ._linalg import chol_inplace, draw_inv_wishart, solve_lower_t, spd_inverse
 from ._pan_kernel import _dot, _draw_random_effects, pattern_factors, rows_crossproducts
-from ._truncnorm import truncnorm_draw
+from ._truncnorm import norm_cdf, truncnorm_draw
 
 
-def jomo_draw_counts(J, p, q, r, n_cells, n_inc, n_lat, n_free, p2=0, r2=0, n_cells2=0):
-    """(normals, uniforms) one iteration consumes."""
+def jomo_draw_counts(J, p, q, r, n_cells, n_inc, n_lat, n_free, p2=0, r2=0, n_cells2=0, n_thr=0):
+    """(normals, uniforms) one iteration consumes (threshold proposals come last in both)."""
     d = q * r
     du = d + r2
     nsig = max(r * (r - 1) // 2, n_free)
-    return (J * d + du * (du - 1) // 2 + nsig + p * r + n_cells + p2 * r2 + n_cells2,
-            n_lat * n_inc + n_free)
+    return (J * d + du * (du - 1) // 2 + nsig + p * r + n_cells + p2 * r2 + n_cells2 + n_thr,
+            n_lat * n_inc + n_free + n_thr)
 
 
 @njit
@@ -126,8 +126,75 @@ def _row_means(Xi, Zi, Ci, beta, B, mu):
 
 
 @njit
-def _draw_latents(Yi, mu, Q, cat_start, cat_k1, cat_obs, box_lo, box_hi, unif, tmp):
-    """Step 1: truncated-normal Gibbs over every latent component of every observed category."""
+def _conditional_offsets(Yi, mu, Q, col, tmp):
+    """tmp[i] = sum_{l != col} Q[col, l] (y_il - mu_il) / Q[col, col]: the normal of latent ``col``
+    given the rest of row i has mean mu_i,col - tmp[i] and variance 1 / Q[col, col]."""
+    r, n = Yi.shape
+    qkk = Q[col, col]
+    for i in range(n):
+        tmp[i] = 0.0
+    for l in range(r):
+        if l == col:
+            continue
+        qkl = Q[col, l] / qkk
+        yl = Yi[l]
+        ml = mu[l]
+        for i in range(n):
+            tmp[i] += qkl * (yl[i] - ml[i])
+
+
+@njit
+def _log_interval_prob(lo, hi, m, sd):
+    """log P(lo < X <= hi) for X ~ N(m, sd^2), computed on the tail that keeps precision."""
+    a = (lo - m) / sd
+    b = (hi - m) / sd
+    if a > 0.0:
+        pr = norm_cdf(-a) - norm_cdf(-b)
+    else:
+        pr = norm_cdf(b) - norm_cdf(a)
+    return math.log(pr) if pr > 1e-300 else -690.8
+
+
+@njit
+def _update_thresholds(Yi, mu, Q, cat_start, cat_obs, cat_K, cat_ord, gam, thr_sd, thr_acc, z, uu, tmp):
+    """Thresholds of ordinal targets: random-walk Metropolis-Hastings, one threshold at a time,
+    with the latent normals integrated out (Cowles 1996); the first threshold is fixed at 0."""
+    n = Yi.shape[1]
+    c = 0
+    for v in range(cat_start.shape[0]):
+        if not cat_ord[v]:
+            continue
+        K = cat_K[v]
+        col = cat_start[v]
+        _conditional_offsets(Yi, mu, Q, col, tmp)
+        sd = 1.0 / math.sqrt(Q[col, col])
+        obs = cat_obs[v]
+        mc = mu[col]
+        for j in range(2, K):
+            old = gam[v, j]
+            new = old + thr_sd[v, j] * z[c]
+            if new > gam[v, j - 1] and new < gam[v, j + 1]:
+                dl = 0.0
+                for i in range(n):
+                    lev = obs[i]
+                    if lev == j - 1:
+                        m = mc[i] - tmp[i]
+                        dl += _log_interval_prob(gam[v, j - 1], new, m, sd) - \
+                            _log_interval_prob(gam[v, j - 1], old, m, sd)
+                    elif lev == j:
+                        m = mc[i] - tmp[i]
+                        dl += _log_interval_prob(new, gam[v, j + 1], m, sd) - \
+                            _log_interval_prob(old, gam[v, j + 1], m, sd)
+                if math.log(uu[c]) < dl:
+                    gam[v, j] = new
+                    thr_acc[v, j] += 1
+            c += 1
+
+
+@njit
+def _draw_latents(Yi, mu, Q, cat_start, cat_k1, cat_obs, cat_ord, gam, box_lo, box_hi, unif, tmp):
+    """Step 1: truncated-normal Gibbs over every latent component of every observed category
+    (ordinal targets: one latent between the thresholds of the observed level)."""
     r, n = Yi.shape
     ncat = cat_start.shape[0]
     cu = 0
@@ -157,7 +224,10 @@ def _draw_latents(Yi, mu, Q, cat_start, cat_k1, cat_obs, box_lo, box_hi, unif, t
                     continue
                 lo = box_lo
                 hi = box_hi
-                if lev == k1:  # reference level: every latent below 0
+                if cat_ord[v]:
+                    lo = max(lo, gam[v, lev])
+                    hi = min(hi, gam[v, lev + 1])
+                elif lev == k1:  # reference level: every latent below 0
                     hi = min(hi, 0.0)
                 elif lev == k:  # the observed level's latent is the largest and above 0
                     m = 0.0
@@ -351,7 +421,8 @@ def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
                  cat_start, cat_k1, cat_obs, free, box_lo, box_hi,
                  Binv, Dinv, beta, Sigma, Psi, B, XtYi, ZtYi, YtYi,
                  ch_beta, ch_psi, ch_sigma, accepted,
-                 X2, Lx2, Y2, perm2, pat2_start, pat2_obs, pat2_nobs, pat2_mis, pat2_nmis, beta2, ch_beta2):
+                 X2, Lx2, Y2, perm2, pat2_start, pat2_obs, pat2_nobs, pat2_mis, pat2_nmis, beta2, ch_beta2,
+                 cat_K, cat_ord, gam, thr_sd, thr_acc, ch_gam):
     """Run ``n_steps`` iterations in place; iteration s is stored at index rec0 + s of the chains.
 
     Randomness comes in pre-drawn per iteration s: ``nrm[s]`` (random effects (d, J), Psi,
@@ -373,14 +444,18 @@ def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
     n_inc = Yi.shape[1]
     ncat = cat_start.shape[0]
     n_lat = 0
-    for v in range(ncat):
-        n_lat += cat_k1[v]
+    for vv in range(ncat):
+        n_lat += cat_k1[vv]
     n_free = 0
     for j in range(r):
         for k in range(j, r):
             if free[j, k]:
                 n_free += 1
     mh = ncat > 0
+    n_thr = 0
+    for vv in range(ncat):
+        if cat_ord[vv] and cat_K[vv] > 2:
+            n_thr += cat_K[vv] - 2
     mx = max(du, r, p, p2, 1)
     w1 = np.empty((mx, mx))
     w2 = np.empty((mx, mx))
@@ -421,7 +496,10 @@ def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
         if n_inc > 0:
             _row_means(Xi, Zi, Ci, beta, B, mu)
             if ncat > 0:
-                _draw_latents(Yi, mu, Sinv, cat_start, cat_k1, cat_obs, box_lo, box_hi, uu, tmp)
+                if n_thr > 0:
+                    _update_thresholds(Yi, mu, Sinv, cat_start, cat_obs, cat_K, cat_ord, gam, thr_sd,
+                                       thr_acc, z[z.shape[0] - n_thr:], uu[uu.shape[0] - n_thr:], tmp)
+                _draw_latents(Yi, mu, Sinv, cat_start, cat_k1, cat_obs, cat_ord, gam, box_lo, box_hi, uu, tmp)
             cur_m = J * d + npsi + nsig + p * r
             pattern_factors(Sigma, pat_obs, pat_nobs, pat_mis, pat_nmis, Kp, Cp, w1, w2)
             _draw_missing(Yi, mu, z[cur_m:], pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis, Kp, Cp)
@@ -566,6 +644,9 @@ def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
             for k in range(p2):
                 for t in range(r2):
                     ch_beta2[k, t, o] = beta2[k, t]
+            for vv in range(ncat):
+                for j in range(gam.shape[1]):
+                    ch_gam[vv, j, o] = gam[vv, j]
             if diag_only:
                 for x in range(du):
                     ch_psi[x, 0, o] = Psi[x, x]

@@ -8,14 +8,18 @@ Model (Schafer & Yucel 2002), cluster j with n_j rows and r targets:
 
 One iteration, with the missing cells of Y filled by their current draws:
 
-1. b_j | beta, Sigma, Psi, Y: precision P_j = Psi^-1 + Sigma^-1 (x) Z_j'Z_j,
-   mean P_j^-1 vec(Z_j'(Y_j - X_j beta) Sigma^-1).
+1. (beta, b) | Sigma, Psi, Y as one block: first beta with the random effects integrated out
+   (generalised least squares; V_j^-1 by Woodbury through the per-cluster precisions
+   P_j = Psi^-1 + Sigma^-1 (x) Z_j'Z_j), then b_j | beta: mean P_j^-1 vec(Z_j'(Y_j - X_j beta)
+   Sigma^-1), covariance P_j^-1.
 2. Psi | b ~ IW(c + J, Dinv + sum_j vec(b_j) vec(b_j)').
-3. (Sigma, beta) | b, Y jointly: with W = Y - Z b and beta_hat = (X'X)^-1 X'W,
-   Sigma ~ IW(a + N - p, Binv + (W - X beta_hat)'(W - X beta_hat)),
-   beta | Sigma ~ MatrixNormal(beta_hat, (X'X)^-1, Sigma).
+3. Sigma | beta, b, Y ~ IW(a + N, Binv + E'E) with E = Y - X beta - Z b.
 4. Missing cells of each incomplete row from the normal of the missing given the observed part
    of that row, mean x_i beta + z_i b_j, covariance Sigma.
+
+pan alternates beta | b and b | beta instead; both samplers have the same posterior, but the
+block draw mixes far better when fixed and random effects are confounded (a random slope on an
+uncentred predictor).
 
 Steps 1-3 need only sufficient statistics: X'Y, Z_j'Y_j and Y'Y, split into the constant part of
 the complete rows and the part of the incomplete rows, recomputed after step 4. Cluster-level
@@ -127,32 +131,15 @@ def pattern_factors(Sigma, pat_obs, pat_nobs, pat_mis, pat_nmis, K, Cf, w1, w2):
 
 
 @njit
-def _draw_random_effects(z0, ZtZ, ZtX, ZtY, beta, Sinv, Pinv, B, R, P, v):
-    """Step 1 for all clusters at once (arrays (..., J)); False if a precision is not PD."""
-    q, r, J = ZtY.shape
-    p = ZtX.shape[1]
+def _precision_cholesky(ZtZ, Sinv, Pinv, P):
+    """P[:, :, j] <- lower Cholesky factor of Psi^-1 + Sigma^-1 (x) Z_j'Z_j for all clusters
+    (batched, innermost loops over clusters); False if one is not positive definite."""
+    q, _, J = ZtZ.shape
+    r = Sinv.shape[0]
     d = q * r
-    # R = Z'Y - Z'X beta
-    for a in range(q):
-        for t in range(r):
-            Rat = R[a, t]
-            Rat[:] = ZtY[a, t]
-            for k in range(p):
-                bk = beta[k, t]
-                Xak = ZtX[a, k]
-                for j in range(J):
-                    Rat[j] -= Xak[j] * bk
-    # v = vec(R Sinv); P = Pinv + Sinv (x) Z'Z  (lower triangle)
     for t in range(r):
         for a in range(q):
             x = t * q + a
-            vx = v[x]
-            vx[:] = 0.0
-            for u in range(r):
-                s = Sinv[u, t]
-                Rau = R[a, u]
-                for j in range(J):
-                    vx[j] += Rau[j] * s
             for u in range(r):
                 for b in range(q):
                     y = u * q + b
@@ -164,7 +151,6 @@ def _draw_random_effects(z0, ZtZ, ZtX, ZtY, beta, Sinv, Pinv, B, R, P, v):
                     Zab = ZtZ[a, b]
                     for j in range(J):
                         Pxy[j] = pxy + s * Zab[j]
-    # batched Cholesky, column by column
     for c in range(d):
         Pcc = P[c, c]
         for k in range(c):
@@ -184,7 +170,14 @@ def _draw_random_effects(z0, ZtZ, ZtX, ZtY, beta, Sinv, Pinv, B, R, P, v):
                     Pic[j] -= Pik[j] * Pck[j]
             for j in range(J):
                 Pic[j] /= Pcc[j]
-    # v <- L^-1 v + z ; v <- L^-T v
+    return True
+
+
+@njit
+def _batched_forward(P, v):
+    """v[:, j] <- L_j^-1 v[:, j] for the batched lower factors P (d, d, J)."""
+    d = v.shape[0]
+    J = v.shape[1]
     for x in range(d):
         vx = v[x]
         for k in range(x):
@@ -195,6 +188,36 @@ def _draw_random_effects(z0, ZtZ, ZtX, ZtY, beta, Sinv, Pinv, B, R, P, v):
         Pxx = P[x, x]
         for j in range(J):
             vx[j] /= Pxx[j]
+
+
+@njit
+def _draw_given_cholesky(z0, ZtX, ZtY, beta, Sinv, B, R, P, v):
+    """b_j | beta, Sigma, Psi, Y for all clusters, given the factors P of their precisions."""
+    q, r, J = ZtY.shape
+    p = ZtX.shape[1]
+    d = q * r
+    # R = Z'Y - Z'X beta
+    for a in range(q):
+        for t in range(r):
+            Rat = R[a, t]
+            Rat[:] = ZtY[a, t]
+            for k in range(p):
+                bk = beta[k, t]
+                Xak = ZtX[a, k]
+                for j in range(J):
+                    Rat[j] -= Xak[j] * bk
+    # v = vec(R Sinv)
+    for t in range(r):
+        for a in range(q):
+            vx = v[t * q + a]
+            vx[:] = 0.0
+            for u in range(r):
+                s = Sinv[u, t]
+                Rau = R[a, u]
+                for j in range(J):
+                    vx[j] += Rau[j] * s
+    # v <- L^-1 v + z ; v <- L^-T v
+    _batched_forward(P, v)
     for x in range(d):
         vx = v[x]
         zx = z0[x * J:(x + 1) * J]
@@ -213,12 +236,103 @@ def _draw_random_effects(z0, ZtZ, ZtX, ZtY, beta, Sinv, Pinv, B, R, P, v):
     for t in range(r):
         for a in range(q):
             B[a, t, :] = v[t * q + a]
+
+
+@njit
+def _draw_random_effects(z0, ZtZ, ZtX, ZtY, beta, Sinv, Pinv, B, R, P, v):
+    """Step 1 for all clusters at once (arrays (..., J)); False if a precision is not PD."""
+    if not _precision_cholesky(ZtZ, Sinv, Pinv, P):
+        return False
+    _draw_given_cholesky(z0, ZtX, ZtY, beta, Sinv, B, R, P, v)
+    return True
+
+
+@njit
+def _draw_beta_collapsed(zb, XtX, XtY, ZtX, ZtY, Sinv, P, F, f, A, c, beta):
+    """beta | Sigma, Psi, Y with the random effects integrated out (generalised least squares).
+
+    With V_j^-1 by Woodbury and G_j = Sigma^-1 (x) Z_j'X_j, h_j = vec(Z_j'Y_j Sigma^-1):
+    A = Sigma^-1 (x) X'X - sum_j G_j' P_j^-1 G_j,  c = vec(X'Y Sigma^-1) - sum_j G_j' P_j^-1 h_j,
+    vec(beta) ~ N(A^-1 c, A^-1) (vec column-major: beta[k, u] at u p + k). ``P`` holds the
+    Cholesky factors of the P_j; F (d, p r, J) and f (d, J) are work space. ``zb`` are p r
+    standard normals. Returns False if A is not positive definite.
+    """
+    q, r, J = ZtY.shape
+    p = XtX.shape[0]
+    d = q * r
+    pr = p * r
+    # F = L^-1 G, f = L^-1 h
+    for t in range(r):
+        for a in range(q):
+            x = t * q + a
+            fx = f[x]
+            fx[:] = 0.0
+            for u in range(r):
+                s = Sinv[u, t]
+                Yau = ZtY[a, u]
+                for j in range(J):
+                    fx[j] += Yau[j] * s
+            for u in range(r):
+                s = Sinv[t, u]
+                for k in range(p):
+                    Fxy = F[x, u * p + k]
+                    Xak = ZtX[a, k]
+                    for j in range(J):
+                        Fxy[j] = s * Xak[j]
+    for x in range(d):
+        for k in range(x):
+            Pxk = P[x, k]
+            fk = f[k]
+            fx = f[x]
+            for j in range(J):
+                fx[j] -= Pxk[j] * fk[j]
+            for y in range(pr):
+                Fky = F[k, y]
+                Fxy = F[x, y]
+                for j in range(J):
+                    Fxy[j] -= Pxk[j] * Fky[j]
+        Pxx = P[x, x]
+        fx = f[x]
+        for j in range(J):
+            fx[j] /= Pxx[j]
+        for y in range(pr):
+            Fxy = F[x, y]
+            for j in range(J):
+                Fxy[j] /= Pxx[j]
+    for u in range(r):
+        for k in range(p):
+            y = u * p + k
+            acc = 0.0
+            for v in range(r):
+                acc += XtY[k, v] * Sinv[v, u]
+            for x in range(d):
+                acc -= _dot(F[x, y], f[x])
+            c[y] = acc
+            for w in range(u + 1):
+                for l in range(p):
+                    y2 = w * p + l
+                    if y2 > y:
+                        continue
+                    acc = Sinv[u, w] * XtX[k, l]
+                    for x in range(d):
+                        acc -= _dot(F[x, y], F[x, y2])
+                    A[y, y2] = acc
+                    A[y2, y] = acc
+    if not chol_inplace(A, pr):
+        return False
+    solve_lower(A, c, pr)
+    for y in range(pr):
+        c[y] += zb[y]
+    solve_lower_t(A, c, pr)
+    for u in range(r):
+        for k in range(p):
+            beta[k, u] = c[u * p + k]
     return True
 
 
 @njit
 def pan_iterate(n_steps, rec0, diag_only, rng, dfs, z, chi,
-                Lx, ZtZ, ZtX, XtYc, ZtYc, YtYc,
+                XtX, ZtZ, ZtX, XtYc, ZtYc, YtYc,
                 Xi, Zi, Ci, Yi, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis, N,
                 Binv, Dinv, beta, Sigma, Psi, B, XtYi, ZtYi, YtYi,
                 ch_beta, ch_psi, ch_sigma):
@@ -230,12 +344,16 @@ def pan_iterate(n_steps, rec0, diag_only, rng, dfs, z, chi,
     and grouped by missingness pattern (rows pat_start[g]:pat_start[g+1]); their cross-products
     XtYi, ZtYi, YtYi must match Yi on entry and are kept up to date.
     Randomness: ``rng`` is the chain's numpy Generator. Each iteration first fills the buffer ``z``
-    with its standard normals (clusters as (d, J), Psi, Sigma, beta as (r, p), then per pattern its
-    missing cells as (n_mis, rows)) and ``chi`` with chi-square draws on ``dfs`` degrees of freedom
-    (d for Psi, then r for Sigma). Returns 0, or 1 if a covariance matrix lost positive
+    with its standard normals (beta as (r, p), clusters as (d, J), Psi, Sigma, then per pattern
+    its missing cells as (n_mis, rows)) and ``chi`` with chi-square draws on ``dfs`` degrees of
+    freedom (d for Psi, then r for Sigma). Returns 0, or 1 if a covariance matrix lost positive
     definiteness (the caller raises).
+
+    Order within an iteration: beta | Sigma, Psi, Y (b integrated out), b | beta, ...; Psi | b;
+    Sigma | beta, b, Y; missing cells. Drawing (beta, b) as one block keeps fixed effects that
+    are confounded with random effects (a random slope on an uncentred predictor) mixing well.
     """
-    p = Lx.shape[0]
+    p = XtX.shape[0]
     q, r, J = ZtYc.shape
     d = q * r
     n_pat = pat_nobs.shape[0]
@@ -243,7 +361,6 @@ def pan_iterate(n_steps, rec0, diag_only, rng, dfs, z, chi,
     mx = max(d, r, p, 1)
     w1 = np.empty((mx, mx))
     w2 = np.empty((mx, mx))
-    w3 = np.empty((mx, mx))
     Sinv = np.empty((r, r))
     Pinv = np.empty((d, d))
     ZtY = np.empty((q, r, J))
@@ -256,8 +373,12 @@ def pan_iterate(n_steps, rec0, diag_only, rng, dfs, z, chi,
     WtW = np.empty((r, r))
     scale_s = np.empty((r, r))
     scale_p = np.empty((d, d))
-    bh = np.empty((p, r))
-    nz = np.empty(p)
+    pr = p * r
+    F = np.empty((d, pr, J))
+    f = np.empty((d, J))
+    A = np.empty((pr, pr))
+    cvec = np.empty(pr)
+    XtY = np.empty((p, r))
     Kp = np.zeros((max(n_pat, 1), r, r))
     Cp = np.zeros((max(n_pat, 1), r, r))
     mu = np.empty((r, max(n_inc, 1)))
@@ -278,9 +399,16 @@ def pan_iterate(n_steps, rec0, diag_only, rng, dfs, z, chi,
             for t in range(r):
                 for j in range(J):
                     ZtY[a, t, j] = ZtYc[a, t, j] + ZtYi[a, t, j]
-        # 1. random effects
-        if not _draw_random_effects(z[cur:cur + d * J], ZtZ, ZtX, ZtY, beta, Sinv, Pinv, B, R, P, v):
+        for k in range(p):
+            for t in range(r):
+                XtY[k, t] = XtYc[k, t] + XtYi[k, t]
+        # 1. (beta, b) | Sigma, Psi, Y: beta with b integrated out, then b | beta
+        if not _precision_cholesky(ZtZ, Sinv, Pinv, P):
             return 1
+        if not _draw_beta_collapsed(z[cur:cur + pr], XtX, XtY, ZtX, ZtY, Sinv, P, F, f, A, cvec, beta):
+            return 1
+        cur += pr
+        _draw_given_cholesky(z[cur:cur + d * J], ZtX, ZtY, beta, Sinv, B, R, P, v)
         cur += d * J
         # sum b b', X'W = X'Y - sum Z_j'X_j' b_j, W'W = Y'Y - b'Z'Y - Y'Z b + b'Z'Z b
         for x in range(d):
@@ -290,7 +418,7 @@ def pan_iterate(n_steps, rec0, diag_only, rng, dfs, z, chi,
                 SB[y, x] = val
         for k in range(p):
             for t in range(r):
-                acc = XtYc[k, t] + XtYi[k, t]
+                acc = XtY[k, t]
                 for a in range(q):
                     acc -= _dot(ZtX[a, k], B[a, t])
                 XtW[k, t] = acc
@@ -316,39 +444,20 @@ def pan_iterate(n_steps, rec0, diag_only, rng, dfs, z, chi,
         if not draw_inv_wishart(chi[:d], z[cur:cur + npsi], scale_p, Psi, w1, w2, d):
             return 1
         cur += npsi
-        # 3. (Sigma, beta) | b
-        for t in range(r):
-            for k in range(p):
-                bh[k, t] = XtW[k, t]
-            solve_lower(Lx, bh[:, t], p)
-            solve_lower_t(Lx, bh[:, t], p)
+        # 3. Sigma | beta, b, Y: residual cross-products W'W - beta'X'W - W'X beta + beta'X'X beta
         for t in range(r):
             for u in range(t + 1):
                 acc = WtW[t, u]
                 for k in range(p):
-                    acc -= 0.5 * (bh[k, t] * XtW[k, u] + bh[k, u] * XtW[k, t])
+                    acc -= beta[k, t] * XtW[k, u] + XtW[k, t] * beta[k, u]
+                    bt = beta[k, t]
+                    for l in range(p):
+                        acc += bt * XtX[k, l] * beta[l, u]
                 scale_s[t, u] = Binv[t, u] + acc
                 scale_s[u, t] = Binv[u, t] + acc
         if not draw_inv_wishart(chi[d:d + r], z[cur:cur + nsig], scale_s, Sigma, w1, w2, r):
             return 1
         cur += nsig
-        for t in range(r):
-            for u in range(r):
-                w3[t, u] = Sigma[t, u]
-        chol_inplace(w3, r)
-        for u in range(r):
-            for k in range(p):
-                nz[k] = z[cur + k]
-            cur += p
-            solve_lower_t(Lx, nz, p)
-            for k in range(p):
-                w2[k, u] = nz[k]
-        for k in range(p):
-            for t in range(r):
-                acc = bh[k, t]
-                for u in range(t + 1):
-                    acc += w2[k, u] * w3[t, u]
-                beta[k, t] = acc
         # 4. missing cells, pattern by pattern
         if n_inc > 0:
             pattern_factors(Sigma, pat_obs, pat_nobs, pat_mis, pat_nmis, Kp, Cp, w1, w2)

@@ -15,6 +15,7 @@ from .._random import spawn_seeds
 from ..chains import SEGMENT, imputation_plan, run_tasks
 from ..formula import parse_formula
 from ..result import ImputationResult
+from scipy.stats import norm
 from ._jomo_kernel import jomo_draw_counts, jomo_iterate
 from ._pan_kernel import cluster_crossproducts, rows_crossproducts
 
@@ -236,6 +237,7 @@ class _Layout:
     cat_k1: np.ndarray      # latent columns (observed levels - 1)
     levels: list            # per categorical target: codes (into its categories) of observed levels
     names: list             # column names
+    cat_ord: np.ndarray = None  # 1 for ordinal targets (one latent, thresholds), else 0
 
     @property
     def r(self) -> int:
@@ -256,11 +258,17 @@ def _layout(Ycodes: np.ndarray, order: list, where: str) -> _Layout:
                 "from the model or impute it as a constant."
             )
         starts.append(col)
-        k1s.append(len(obs) - 1)
         levels.append(obs)
+        if x.ordered:  # ordinal probit: one latent, K - 1 thresholds (the first fixed at 0)
+            k1s.append(1)
+            names.append(x.name)
+            col += 1
+            continue
+        k1s.append(len(obs) - 1)
         names += [f"{x.name}.{x.categories[k]}" for k in obs[:-1]]
         col += len(obs) - 1
-    return _Layout(n_con, np.array(starts, np.int64), np.array(k1s, np.int64), levels, names)
+    ords = np.array([int(x.ordered) for x in order[n_con:]], np.int64)
+    return _Layout(n_con, np.array(starts, np.int64), np.array(k1s, np.int64), levels, names, ords)
 
 
 def _patterns(miss: np.ndarray, varying: np.ndarray):
@@ -310,6 +318,14 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
     Y[:, :nc] = np.where(cmiss, obs_mean, gd.Y[:, :nc]) - shift[:nc]
     miss[:, :nc] = cmiss
     cat_local = np.full((ncat, N), -1, np.int64)
+    Kmax = max([len(lv) for lv in lay.levels], default=2)
+    cat_K = np.array([len(lv) for lv in lay.levels], np.int64)
+    gam = np.full((ncat, Kmax + 1), np.inf)
+    gam[:, 0] = -np.inf
+    gam[:, 1] = 0.0
+    thr_sd = np.full((ncat, Kmax + 1), 0.05)
+    thr_acc = np.zeros((ncat, Kmax + 1), np.int64)
+    n_thr = int(sum(K - 2 for K, o in zip(cat_K, lay.cat_ord) if o and K > 2))
     for v in range(ncat):
         codes = gd.Y[:, nc + v]
         c0, k1 = lay.cat_start[v], lay.cat_k1[v]
@@ -318,6 +334,18 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
         loc = np.full(N, -1, np.int64)
         loc[ok] = [lmap[int(c)] for c in codes[ok]]
         cat_local[v] = loc
+        if lay.cat_ord[v]:
+            K = len(lay.levels[v])
+            cum = np.cumsum(np.bincount(loc[ok], minlength=K))[:-1] / ok.sum()
+            z0 = norm.ppf(np.clip(cum, 1e-6, 1 - 1e-6))
+            gam[v, 1:K] = z0 - z0[0]
+            gam[v, K:] = np.inf
+            mid = np.empty(K)
+            mid[0], mid[K - 1] = gam[v, 1] - 0.5, gam[v, K - 1] + 0.5
+            mid[1:K - 1] = 0.5 * (gam[v, 1:K - 1] + gam[v, 2:K])
+            Y[:, c0] = np.where(ok, mid[np.maximum(loc, 0)], 0.0)
+            miss[:, c0] = ~ok
+            continue
         blk = np.where(ok[:, None], -0.5, 0.0) * np.ones((N, k1))
         rows_obs = np.flatnonzero(ok & (loc < k1))
         blk[rows_obs, loc[rows_obs]] = 0.5
@@ -350,7 +378,7 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
     for v in range(ncat):
         c0, k1 = lay.cat_start[v], lay.cat_k1[v]
         Sigma[c0:c0 + k1, c0:c0 + k1] = 0.5 + 0.5 * np.eye(k1)
-        free[c0:c0 + k1, c0:c0 + k1] = False
+        free[c0:c0 + k1, c0:c0 + k1] = False  # (an ordinal latent: its variance, fixed to 1)
     Psi = np.diag(np.repeat(0.5 * np.diag(Sigma), q)) if q else np.zeros((0, 0))
     if q:  # target-major order of vec(u): index t * q + a
         Psi = np.kron(np.diag(0.5 * np.diag(Sigma)), np.eye(q))
@@ -391,9 +419,10 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
         shift2 = np.zeros(0)
     du = d + r2
     n_norm, n_unif = jomo_draw_counts(J, p, q, r, n_cells, len(rows), int(lay.cat_k1.sum()), n_free,
-                                      p2, r2, n_cells2)
+                                      p2, r2, n_cells2, n_thr)
     shapes = {"beta": (p, r), "psi": (du, 1 if diag_only else du), "sigma": (r, 1 if diag_only else r),
                   "beta2": (p2, r2)}
+    shapes["gam"] = gam.shape
     burn = {k: np.zeros(sh + (n_burn,)) for k, sh in shapes.items()}
     imp = {k: np.zeros(sh + (m_c * n_iter,)) for k, sh in shapes.items()}
     # missing cells of the data columns (continuous targets, then categorical ones)
@@ -436,7 +465,8 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
             np.maximum(unif, 1e-300, out=unif)  # open interval (0, 1)
             chi = rng.chisquare(dfs, size=(k, du + r))
             code = jomo_iterate(k, rec0 + done, diag_only, nrm, unif, chi, *state,
-                                ch["beta"], ch["psi"], ch["sigma"], accepted, *state2, ch["beta2"])
+                                ch["beta"], ch["psi"], ch["sigma"], accepted, *state2, ch["beta2"],
+                                cat_K, lay.cat_ord, gam, thr_sd, thr_acc, ch["gam"])
             if code:
                 raise FloatingPointError(
                     f"a covariance matrix lost positive definiteness during sampling (step {code}); rescale the "
@@ -444,12 +474,18 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
                 )
             done += k
             tick(k)
+            if adapt and n_thr:  # burn-in only: tune the threshold proposals (acceptance ~ 0.45)
+                rate = thr_acc / k
+                thr_sd[:] = np.where(rate < 0.3, thr_sd * 0.7, np.where(rate > 0.6, thr_sd * 1.4, thr_sd))
+            thr_acc[:] = 0
 
+    adapt = True
     advance(n_burn, 0, burn)
+    adapt = False
     for k in range(m_c):
         advance(n_iter, k * n_iter, imp)
         sel1 = ct < nc + ncat
-        draws[sel1, k] = _current_values(Yi, ct[sel1], cpos[sel1], lay, shift)
+        draws[sel1, k] = _current_values(Yi, ct[sel1], cpos[sel1], lay, shift, gam)
         if r2:
             sel2 = ~sel1
             t2 = ct[sel2] - nc - ncat
@@ -463,7 +499,7 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
     return burn, imp, draws, (ct, cr), accepted[0] / max(n_free * n_total, 1)
 
 
-def _current_values(Yi, ct, cpos, lay: _Layout, shift) -> np.ndarray:
+def _current_values(Yi, ct, cpos, lay: _Layout, shift, gam) -> np.ndarray:
     """Values of the missing cells: continuous draws, or category codes from the latents."""
     out = np.empty(len(ct))
     nc = lay.n_con
@@ -474,6 +510,11 @@ def _current_values(Yi, ct, cpos, lay: _Layout, shift) -> np.ndarray:
         if not len(sel):
             continue
         c0, k1 = lay.cat_start[v], lay.cat_k1[v]
+        if lay.cat_ord[v]:  # level = number of thresholds below the latent
+            K = len(lay.levels[v])
+            local = np.searchsorted(gam[v, 1:K], Yi[c0, cpos[sel]], side="left")
+            out[sel] = lay.levels[v][local]
+            continue
         lat = Yi[c0:c0 + k1][:, cpos[sel]]
         top = lat.max(axis=0)
         local = np.where(top > 0, lat.argmax(axis=0), k1)
@@ -620,6 +661,17 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
                     "group": spec.group, "cluster": spec.cluster, "random_L1": random_L1,
                     "seed": seed if isinstance(seed, int) else None}
     acc = np.array([[out[g * chains + c][4] for c in range(chains)] for g in range(G)])
+    # thresholds of ordinal targets (the first is fixed at 0): name -> (K - 1, iterations, groups)
+    thresholds = {}
+    for v, x in enumerate(order[layouts[0].n_con:]):
+        if x.ordered:
+            K = max(len(lay.levels[v]) for lay in layouts)
+            arr = np.full((K - 1, m * n_iter, G), np.nan)
+            for g in range(G):
+                kg = len(layouts[g].levels[v])
+                arr[:kg - 1, :, g] = np.concatenate(
+                    [out[g * chains + c][1]["gam"][v, 1:kg] for c in range(chains)], axis=-1)
+            thresholds[x.name] = arr
     return ImputationResult(
         method="jomo", formula=formula, targets=[x.name for x in order] + ([] if l2 is None else l2["targets"]),
         prior=priors, settings=settings,
@@ -629,5 +681,5 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
         replacement=replacement, index=index, codebook=codebook, param_names=param_names,
         group_labels=[gd.label for gd in spec.groups],
         extra={"target_positions": [int(x) for x in tpos], "x_names": spec.x_names, "z_names": z_names,
-               "single_level": single, "sigma_acceptance": acc},
+               "single_level": single, "sigma_acceptance": acc, "thresholds": thresholds},
     )

@@ -87,8 +87,7 @@ def _run_chain(tick, *, gd: GroupData, seed: int, prior: dict, n_burn: int, n_it
     with np.errstate(invalid="ignore"):
         Y = gd.Y - shift
     Y[miss] = np.broadcast_to(obs_mean - shift, Y.shape)[miss]
-    XtX = X.T @ X
-    Lx = np.ascontiguousarray(np.linalg.cholesky(XtX))
+    XtX = np.ascontiguousarray(X.T @ X)
     ZtZ, ZtX = cluster_crossproducts(X, Z, clus, J)
     # complete rows -> constant cross-products; incomplete rows -> transposed blocks by pattern
     rows, pat_start, pobs, nobs, pmis, nmis = _patterns(miss)
@@ -122,9 +121,9 @@ def _run_chain(tick, *, gd: GroupData, seed: int, prior: dict, n_burn: int, n_it
     draws = np.zeros((len(ct), m_c))
     rng = np.random.default_rng(seed)
     n_norm = pan_draw_counts(J, p, q, r, len(ct))
-    dfs = np.concatenate([prior["c"] + J - np.arange(d), prior["a"] + N - p - np.arange(r)])
+    dfs = np.concatenate([prior["c"] + J - np.arange(d), prior["a"] + N - np.arange(r)])
     z_buf, chi_buf = np.empty(n_norm), np.empty(d + r)
-    state = (Lx, ZtZ, ZtX, XtYc, ZtYc, YtYc, Xi, Zi, Ci, Yi, pat_start, pobs, nobs, pmis, nmis, N,
+    state = (XtX, ZtZ, ZtX, XtYc, ZtYc, YtYc, Xi, Zi, Ci, Yi, pat_start, pobs, nobs, pmis, nmis, N,
              np.ascontiguousarray(prior["Binv"]), np.ascontiguousarray(prior["Dinv"]),
              beta, Sigma, Psi, B, XtYi, ZtYi, YtYi)
 
