@@ -75,7 +75,6 @@ cat(t, "\n")
 
 def _tau(x, k=20):
     """Integrated autocorrelation time by batch means (k batches)."""
-    import numpy as np
 
     b = len(x) // k
     m = x[: b * k].reshape(k, b).mean(1)

@@ -9,37 +9,62 @@ The mitml + pan + jomo + lme4 workflow of R, natively::
 """
 from __future__ import annotations
 
-from . import datasets
+from . import bridge, datasets, io
 from .diagnostics import ChainSummary, gelman_rubin, mcse, psr_by_iteration, summarize
-from .missing import MissingPattern, complete_case_analysis, missing_pattern
 from .formula import parse_formula
-from .lmm import LmerFit, lmer
-from .pool import (
-    PooledEstimates, anova, compare_models, multilevel_r2, pool_constraints, pool_estimates,
-)
-from . import bridge, io
 from .io import (
-    read_blimp, read_long, read_mplus, read_rds, read_spss, read_stata, read_stata_characteristics,
+    read_blimp,
+    read_long,
+    read_mplus,
+    read_rds,
+    read_spss,
+    read_stata,
+    read_stata_characteristics,
+)
+from .lmm import LmerFit, lmer
+from .missing import MissingPattern, complete_case_analysis, missing_pattern
+from .mitml_list import MitmlList, MitmlResult, cluster_means, long_to_mitml_list
+from .pool import (
+    PooledEstimates,
+    anova,
+    compare_models,
+    multilevel_r2,
+    pool_constraints,
+    pool_estimates,
 )
 from .result import ImputationResult
 from .samplers.pan import pan_impute
-from .mitml_list import MitmlList, MitmlResult, cluster_means, long_to_mitml_list
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "datasets",
-    "pan_impute",
-    "lmer",
+    "ChainSummary",
+    "ImputationResult",
     "LmerFit",
-    "pool_estimates",
+    "MissingPattern",
+    "MitmlList",
+    "MitmlResult",
     "PooledEstimates",
-    "compare_models",
-    "pool_constraints",
     "anova",
-    "multilevel_r2",
     "bridge",
+    "cluster_means",
+    "compare_models",
+    "complete_case_analysis",
+    "datasets",
+    "gelman_rubin",
     "io",
+    "lmer",
+    "long_to_mitml_list",
+    "mcse",
+    "missing_pattern",
+    "multilevel_r2",
+    "pan_impute",
+    "parse_formula",
+    "plot_chains",
+    "plot_psr",
+    "pool_constraints",
+    "pool_estimates",
+    "psr_by_iteration",
     "read_blimp",
     "read_long",
     "read_mplus",
@@ -47,22 +72,7 @@ __all__ = [
     "read_spss",
     "read_stata",
     "read_stata_characteristics",
-    "ImputationResult",
-    "ChainSummary",
-    "gelman_rubin",
-    "mcse",
-    "psr_by_iteration",
     "summarize",
-    "MissingPattern",
-    "complete_case_analysis",
-    "missing_pattern",
-    "plot_chains",
-    "plot_psr",
-    "parse_formula",
-    "MitmlList",
-    "MitmlResult",
-    "cluster_means",
-    "long_to_mitml_list",
 ]
 
 

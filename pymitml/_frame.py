@@ -6,13 +6,14 @@ original row order, index, column order, dtypes and categories.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["Codebook", "ColumnCodec", "as_pandas", "library_of", "check_columns"]
+__all__ = ["Codebook", "ColumnCodec", "as_pandas", "check_columns", "library_of"]
 
 
 def library_of(data: Any) -> str:
@@ -131,7 +132,7 @@ class Codebook:
     targets: list[ColumnCodec] = field(default_factory=list)
 
     @classmethod
-    def from_data(cls, data: Any, missing_code=None, columns: Sequence[str] | None = None) -> tuple["Codebook", pd.DataFrame]:
+    def from_data(cls, data: Any, missing_code=None, columns: Sequence[str] | None = None) -> tuple[Codebook, pd.DataFrame]:
         """Codebook and pandas working copy (missing codes replaced) of ``data``."""
         lib = library_of(data)
         pdf = as_pandas(data)

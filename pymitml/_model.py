@@ -6,8 +6,9 @@ model against the data and builds the design matrices.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ import pandas as pd
 from ._frame import Codebook, ColumnCodec, check_columns, encode_clusters, numeric_values
 from .formula import design_matrix, parse_formula, term_variables
 
-__all__ = ["ModelSpec", "GroupData", "prepare_model", "formula_from_type", "check_positive_int"]
+__all__ = ["GroupData", "ModelSpec", "check_positive_int", "formula_from_type", "prepare_model"]
 
 
 def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Sequence
 
-__all__ = ["run_tasks", "imputation_plan", "SEGMENT"]
+__all__ = ["SEGMENT", "imputation_plan", "run_tasks"]
 
 #: iterations per kernel call; the progress bar advances between calls
 SEGMENT = 250

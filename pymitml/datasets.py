@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["random_intercept", "schools", "diary"]
+__all__ = ["diary", "random_intercept", "schools"]
 
 
 def _out(df: pd.DataFrame, polars: bool):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["ModelFormula", "parse_formula", "design_matrix", "term_variables"]
+__all__ = ["ModelFormula", "design_matrix", "parse_formula", "term_variables"]
 
 _BAR = re.compile(r"\(([^()|]*(?:\([^()]*\)[^()|]*)*)\|\|?([^()|]+)\)")
 

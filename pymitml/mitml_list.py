@@ -1,15 +1,15 @@
 """MitmlList: the m completed data sets, and the analyses run on each (mitml's mitml.list)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ._frame import as_pandas, library_of
 
-__all__ = ["MitmlList", "MitmlResult", "long_to_mitml_list", "cluster_means"]
+__all__ = ["MitmlList", "MitmlResult", "cluster_means", "long_to_mitml_list"]
 
 
 class MitmlResult(list):
@@ -84,7 +84,7 @@ class MitmlList(Sequence):
             return MitmlResult(func(d, i) for i, d in enumerate(self._frames))
         return MitmlResult(func(d) for d in self._frames)
 
-    def within(self, func: Callable[[Any], Any], ignore: Sequence[str] | None = None) -> "MitmlList":
+    def within(self, func: Callable[[Any], Any], ignore: Sequence[str] | None = None) -> MitmlList:
         """Transform every data set (mitml's ``within``): ``func`` gets a copy and returns a DataFrame.
 
         Columns named in ``ignore`` are dropped from the result after ``func`` ran.
@@ -99,7 +99,7 @@ class MitmlList(Sequence):
             out.append(r)
         return MitmlList(out, self.original)
 
-    def subset(self, rows: Callable[[Any], Any] | str) -> "MitmlList":
+    def subset(self, rows: Callable[[Any], Any] | str) -> MitmlList:
         """Rows kept by a boolean function of the data set, or a pandas ``query`` string."""
         out = []
         for d in self._frames:
@@ -111,7 +111,7 @@ class MitmlList(Sequence):
                 out.append(d[mask] if self.library == "pandas" else d.filter(mask))
         return MitmlList(out, None)
 
-    def sort(self, by: str | Sequence[str], descending: bool = False) -> "MitmlList":
+    def sort(self, by: str | Sequence[str], descending: bool = False) -> MitmlList:
         """Every data set sorted by ``by`` (stable)."""
         by = [by] if isinstance(by, str) else list(by)
         if self.library == "pandas":

@@ -1,8 +1,9 @@
 """ImputationResult: what an imputation run returns (mitml's class ``mitml``)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -18,7 +18,8 @@ def _r_status() -> str | None:
     """None if R, rpy2 and the reference packages work, else why not."""
     if shutil.which("Rscript") is None:
         return "Rscript is not on PATH (install r-base-core and r-cran-* from Debian, see README)"
-    code = "for (p in c(%s)) library(p, character.only=TRUE)" % ",".join(f'"{p}"' for p in R_PACKAGES)
+    pkgs = ",".join(f'"{p}"' for p in R_PACKAGES)
+    code = f"for (p in c({pkgs})) library(p, character.only=TRUE)"
     r = subprocess.run(["Rscript", "-e", code], capture_output=True, text=True)
     if r.returncode != 0:
         return "an R reference package is missing: " + r.stderr.strip()[-300:]

@@ -168,7 +168,9 @@ def _widening_list(lib: str) -> pm.MitmlList:
     orig = pd.DataFrame({"k": [1.0, np.nan, 3.0, np.nan], "g": pd.Categorical(["a", None, "b", "a"])})
     imps = [orig.assign(k=np.array([1, v, 3, v + 1], dtype=np.int64), g=orig["g"].fillna("b")) for v in (2, 5)]
     if lib == "polars":
-        conv = lambda d: pl.from_pandas(d).with_columns(pl.col("g").cast(pl.Enum(["a", "b"])))
+        def conv(d):
+            return pl.from_pandas(d).with_columns(pl.col("g").cast(pl.Enum(["a", "b"])))
+
         return pm.MitmlList([conv(d) for d in imps], conv(orig))
     return pm.MitmlList(imps, orig)
 

@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 import pymitml as pm
+
 from ._data import batch_means_mcse, r_array, r_dataframe
 
 RI = "ReadDis + SES ~ 1 + CognAbility + (1|ID)"

@@ -224,7 +224,9 @@ def test_exact_derivative_matches_central_differences():
     q, u = _r_qhat_uhat()
     res = pool_constraints(qhat=q, uhat=u, constraints="exp(10 * Girl) * SES / Cogn",
                            derivative="exact")
-    g = lambda t: np.exp(10 * t[4]) * t[2] / t[3]
+    def g(t):
+        return np.exp(10 * t[4]) * t[2] / t[3]
+
     num = np.empty((len(q), 5))
     for i, theta in enumerate(q.to_numpy()):
         for j in range(5):

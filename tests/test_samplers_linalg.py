@@ -5,7 +5,10 @@ import numpy as np
 
 from pymitml.samplers._linalg import chol_inplace, draw_inv_wishart, inv_lower, spd_inverse
 from pymitml.samplers._pan_kernel import (
-    _draw_random_effects, cluster_crossproducts, pattern_factors, rows_crossproducts,
+    _draw_random_effects,
+    cluster_crossproducts,
+    pattern_factors,
+    rows_crossproducts,
 )
 
 rng = np.random.default_rng(42)

@@ -54,7 +54,7 @@ def _pandas_codec(dtype, values: pd.Series | None = None, name: str = "") -> dic
     if isinstance(dtype, pd.StringDtype):
         return {"lib": "pandas", "name": "string", "storage": dtype.storage,
                 "na": "nan" if dtype.na_value is not pd.NA else "NA"}
-    if dtype == object:
+    if dtype == np.dtype(object):
         if values is None:
             return {"lib": "pandas", "name": "object", "of": "string"}
         nn = values.dropna()

@@ -14,16 +14,16 @@ from .model_tests import ModelTestResult, compare_models
 from .r2 import multilevel_r2
 
 __all__ = [
-    "AnovaResult",
     "COLUMNS",
+    "AnovaResult",
     "ConstraintTestResult",
     "ModelTestResult",
+    "PooledEstimates",
     "anova",
     "compare_models",
-    "multilevel_r2",
-    "pool_constraints",
-    "PooledEstimates",
     "extract_estimates",
     "extract_variance_components",
+    "multilevel_r2",
+    "pool_constraints",
     "pool_estimates",
 ]

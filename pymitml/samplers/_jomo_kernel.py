@@ -34,7 +34,7 @@ import math
 import numpy as np
 
 from .._numba import njit
-from ._linalg import chol_inplace, draw_inv_wishart, solve_lower_t, spd_inverse
+from ._linalg import chol_inplace, draw_inv_wishart, solve_lower, solve_lower_t, spd_inverse
 from ._pan_kernel import _dot, _draw_random_effects, pattern_factors, rows_crossproducts
 from ._truncnorm import norm_cdf, truncnorm_draw
 
@@ -659,4 +659,324 @@ def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
                 for t in range(r):
                     for u in range(r):
                         ch_sigma[t, u, o] = Sigma[t, u]
+    return 0
+
+
+# ----------------------------------------------------------------------------- random_L1
+@njit
+def _lmgamma(x, p):
+    """log of the multivariate gamma function Gamma_p(x)."""
+    s = 0.25 * p * (p - 1) * math.log(math.pi)
+    for i in range(p):
+        s += math.lgamma(x - 0.5 * i)
+    return s
+
+
+@njit
+def _logdet_chol(a, w, n):
+    """log|a| through a Cholesky factor in w (False-like -inf if not PD)."""
+    for i in range(n):
+        for j in range(n):
+            w[i, j] = a[i, j]
+    if not chol_inplace(w, n):
+        return -math.inf
+    s = 0.0
+    for i in range(n):
+        s += 2.0 * math.log(w[i, i])
+    return s
+
+
+@njit
+def _log_post_df(a, eta, J, r, sum_logdet, Ginv, SumInv, w):
+    """log p(a | Sigma_1..J) with the scale matrix integrated out (jomo2hr's model):
+    Sigma_j ~ IW(a, Lambda), Lambda ~ W(r + 1, Binv), a ~ chi2(eta) (density at a)."""
+    g = r + 1.0
+    M = np.empty((r, r))
+    for i in range(r):
+        for j in range(r):
+            M[i, j] = Ginv[i, j] + SumInv[i, j]
+    ld = _logdet_chol(M, w, r)
+    return ((0.5 * eta - 1.0) * math.log(a) - 0.5 * a - J * _lmgamma(0.5 * a, r)
+            - 0.5 * (a + r + 1.0) * sum_logdet + _lmgamma(0.5 * (J * a + g), r)
+            - 0.5 * (J * a + g) * ld)
+
+
+@njit
+def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
+                    Xi, Zi, Ci, Yi, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis, nj,
+                    XtXj, ZtZ, ZtX, Ginv, Dinv, eta,
+                    beta, SigJ, Psi, Lam, a_state, a_sd, a_acc, B,
+                    ch_beta, ch_psi, ch_sigma, ch_a):
+    """``random_L1``: cluster-specific level-1 covariance matrices (jomo's ``jomo1ranconhr``).
+
+    Sigma_j | . ~ IW(n_j + a, Lambda + S_j) (S_j: the cluster's residual cross-products),
+    Lambda | . ~ W(J a + r + 1, (Binv^-1 + sum_j Sigma_j^-1)^-1), and the degrees of freedom a
+    by random-walk Metropolis-Hastings on log(a - r) with Lambda integrated out (prior: the
+    chi-square density with ``eta`` degrees of freedom; a > r as in jomo). beta is drawn from its
+    GLS conditional, u_j with the cluster's own Sigma_j, missing cells from the conditional
+    normal of their row under the cluster's Sigma_j. All rows are stored transposed (Xi, Zi, Yi).
+
+    ``mode`` 0 records the mean of the Sigma_j ("mean"), 1 every Sigma_j stacked cluster-major
+    ("full"). Chi-square and Bartlett normals of the J Wishart draws come from numba's generator
+    seeded with ``seed`` (their degrees of freedom change with a); the other noise is pre-drawn:
+    ``nrm[s]`` = (u: d J, Psi, Lambda, beta: r p, missing cells, a proposal), ``unif[s]`` = (a acceptance).
+    Returns 0, or a step code if a matrix lost positive definiteness.
+    """
+    np.random.seed(seed)
+    p, n = Xi.shape
+    q = Zi.shape[0]
+    r = Yi.shape[0]
+    J = nj.shape[0]
+    d = q * r
+    pr = p * r
+    n_pat = pat_nobs.shape[0]
+    mx = max(d, r, p, pr, 1)
+    w1 = np.empty((mx, mx))
+    w2 = np.empty((mx, mx))
+    w3 = np.empty((mx, mx))
+    SinvJ = np.empty((r, r, J))
+    Pinv = np.empty((max(d, 1), max(d, 1)))
+    mu = np.empty((r, max(n, 1)))
+    ZtY = np.zeros((q, r, J))
+    G = np.zeros((p, r, J))
+    S = np.zeros((r, r, J))
+    V = np.empty((d, J))
+    H = np.empty((pr, pr))
+    rhs = np.empty(pr)
+    SumInv = np.empty((r, r))
+    scale = np.empty((r, r))
+    e = np.empty(r)
+    chi = np.empty(max(d, r, 1))
+    nb = np.empty(max(d * (d - 1) // 2, r * (r - 1) // 2, 1))
+    Pj = np.empty((d, d))
+    vj = np.empty(d)
+    nps = d * (d - 1) // 2
+    nls = r * (r - 1) // 2
+    for j in range(J):
+        for t in range(r):
+            for u in range(r):
+                w2[t, u] = SigJ[t, u, j]
+        if not spd_inverse(w2, w1, scale, r):
+            return 1
+        for t in range(r):
+            for u in range(r):
+                SinvJ[t, u, j] = w1[t, u]
+    for s in range(n_steps):
+        z = nrm[s]
+        cur = 0
+        # 1. missing cells, row by row under the cluster's Sigma_j
+        _row_means(Xi, Zi, Ci, beta, B, mu)
+        cm = J * d + nps + nls + pr
+        for g in range(n_pat):
+            no = pat_nobs[g]
+            nm = pat_nmis[g]
+            if nm == 0:
+                continue
+            for i in range(pat_start[g], pat_start[g + 1]):
+                c = Ci[i]
+                for x in range(no + nm):
+                    ix = pat_obs[g, x] if x < no else pat_mis[g, x - no]
+                    for y in range(no + nm):
+                        iy = pat_obs[g, y] if y < no else pat_mis[g, y - no]
+                        w1[x, y] = SigJ[ix, iy, c]
+                if not chol_inplace(w1, r):
+                    return 2
+                for x in range(no):  # xi_o = L_oo^-1 (y_o - mu_o)
+                    o = pat_obs[g, x]
+                    acc = Yi[o, i] - mu[o, i]
+                    for k in range(x):
+                        acc -= w1[x, k] * e[k]
+                    e[x] = acc / w1[x, x]
+                for x in range(nm):
+                    e[no + x] = z[cm + x]
+                cm += nm
+                for x in range(nm):
+                    acc = mu[pat_mis[g, x], i]
+                    for k in range(no + x + 1):
+                        acc += w1[no + x, k] * e[k]
+                    Yi[pat_mis[g, x], i] = acc
+        # 2. random effects u_j | beta, Sigma_j, Psi (cluster by cluster)
+        ZtY[:, :, :] = 0.0
+        for a_ in range(q):
+            za = Zi[a_]
+            for t in range(r):
+                yt = Yi[t]
+                acc_ = ZtY[a_, t]
+                for i in range(n):
+                    acc_[Ci[i]] += za[i] * yt[i]
+        if d > 0:
+            if not spd_inverse(Psi, Pinv, w1, d):
+                return 3
+            for j in range(J):
+                for a_ in range(q):  # R = Z'Y - Z'X beta -> v = vec(R Sinv_j)
+                    for t in range(r):
+                        acc = ZtY[a_, t, j]
+                        for k in range(p):
+                            acc -= ZtX[a_, k, j] * beta[k, t]
+                        w2[a_, t] = acc
+                for t in range(r):
+                    for a_ in range(q):
+                        acc = 0.0
+                        for u in range(r):
+                            acc += w2[a_, u] * SinvJ[u, t, j]
+                        vj[t * q + a_] = acc
+                for t in range(r):
+                    for a_ in range(q):
+                        for u in range(r):
+                            for b in range(q):
+                                Pj[t * q + a_, u * q + b] = Pinv[t * q + a_, u * q + b] + SinvJ[t, u, j] * ZtZ[a_, b, j]
+                if not chol_inplace(Pj, d):
+                    return 4
+                solve_lower(Pj, vj, d)
+                for x in range(d):
+                    vj[x] += z[cur + x * J + j]
+                solve_lower_t(Pj, vj, d)
+                for t in range(r):
+                    for a_ in range(q):
+                        B[a_, t, j] = vj[t * q + a_]
+                        V[t * q + a_, j] = vj[t * q + a_]
+        cur += d * J
+        # 3. Psi
+        if d > 0:
+            for x in range(d):
+                for y in range(x + 1):
+                    val = _dot(V[x], V[y])
+                    w2[x, y] = Dinv[x, y] + val
+                    w2[y, x] = Dinv[y, x] + val
+            for x in range(d):
+                chi[x] = np.random.chisquare(J + d - x)
+            if not draw_inv_wishart(chi, z[cur:cur + nps], w2, Psi, w1, w3, d):
+                return 5
+        cur += nps
+        lam_off = cur
+        cur += nls
+        # 4. beta | u, Sigma_j: precision sum_j Sinv_j (x) X_j'X_j, rhs sum_j vec(X_j'W_j Sinv_j)
+        G[:, :, :] = 0.0
+        for i in range(n):
+            c = Ci[i]
+            for t in range(r):
+                wv = Yi[t, i]
+                for a_ in range(q):
+                    wv -= Zi[a_, i] * B[a_, t, c]
+                for k in range(p):
+                    G[k, t, c] += Xi[k, i] * wv
+        for x in range(pr):
+            rhs[x] = 0.0
+            for y in range(pr):
+                H[x, y] = 0.0
+        for j in range(J):
+            for t in range(r):
+                for k in range(p):
+                    acc = 0.0
+                    for u in range(r):
+                        acc += G[k, u, j] * SinvJ[u, t, j]
+                    rhs[t * p + k] += acc
+                    for u in range(r):
+                        st = SinvJ[t, u, j]
+                        for l in range(p):
+                            H[t * p + k, u * p + l] += st * XtXj[k, l, j]
+        if not chol_inplace(H, pr):
+            return 6
+        solve_lower(H, rhs, pr)
+        for x in range(pr):
+            rhs[x] += z[cur + x]
+        cur += pr
+        solve_lower_t(H, rhs, pr)
+        for t in range(r):
+            for k in range(p):
+                beta[k, t] = rhs[t * p + k]
+        # 5. residual cross-products per cluster
+        S[:, :, :] = 0.0
+        for i in range(n):
+            c = Ci[i]
+            for t in range(r):
+                acc = Yi[t, i]
+                for k in range(p):
+                    acc -= Xi[k, i] * beta[k, t]
+                for a_ in range(q):
+                    acc -= Zi[a_, i] * B[a_, t, c]
+                e[t] = acc
+            for t in range(r):
+                for u in range(t + 1):
+                    S[t, u, c] += e[t] * e[u]
+        # 6. degrees of freedom a (Lambda integrated out), then Lambda, then Sigma_j
+        sum_logdet = 0.0
+        for t in range(r):
+            for u in range(r):
+                acc = 0.0
+                for j in range(J):
+                    acc += SinvJ[t, u, j]
+                SumInv[t, u] = acc
+        for j in range(J):
+            for t in range(r):
+                for u in range(r):
+                    w2[t, u] = SigJ[t, u, j]
+            sum_logdet += _logdet_chol(w2, w1, r)
+        a = a_state[0]
+        phi = math.log(a - r)
+        phi_new = phi + a_sd[0] * z[cm]  # the normal after the missing cells
+        a_new = r + math.exp(phi_new)
+        lp_old = _log_post_df(a, eta, J, r, sum_logdet, Ginv, SumInv, w1) + phi
+        lp_new = _log_post_df(a_new, eta, J, r, sum_logdet, Ginv, SumInv, w1) + phi_new
+        if math.log(unif[s, 0]) < lp_new - lp_old:
+            a = a_new
+            a_state[0] = a
+            a_acc[0] += 1
+        for t in range(r):
+            for u in range(r):
+                w2[t, u] = Ginv[t, u] + SumInv[t, u]
+        for x in range(r):
+            chi[x] = np.random.chisquare(J * a + r + 1.0 - x)
+        if not draw_inv_wishart(chi, z[lam_off:lam_off + nls], w2, scale, w1, w3, r):
+            return 7
+        if not spd_inverse(scale, Lam, w1, r):  # Lambda ~ W(J a + r + 1, (Ginv + sum Sinv)^-1)
+            return 7
+        for j in range(J):
+            for t in range(r):
+                for u in range(t + 1):
+                    w2[t, u] = Lam[t, u] + S[t, u, j]
+                    w2[u, t] = w2[t, u]
+            for x in range(r):
+                chi[x] = np.random.chisquare(nj[j] + a - x)
+            for x in range(nls):
+                nb[x] = np.random.standard_normal()
+            if not draw_inv_wishart(chi, nb, w2, scale, w1, w3, r):
+                return 8
+            for t in range(r):
+                for u in range(r):
+                    SigJ[t, u, j] = scale[t, u]
+            if not spd_inverse(scale, w1, w3, r):
+                return 8
+            for t in range(r):
+                for u in range(r):
+                    SinvJ[t, u, j] = w1[t, u]
+        # record
+        if rec0 >= 0:
+            o = rec0 + s
+            ch_a[o] = a
+            for k in range(p):
+                for t in range(r):
+                    ch_beta[k, t, o] = beta[k, t]
+            for x in range(ch_psi.shape[0]):
+                for y in range(ch_psi.shape[1]):
+                    ch_psi[x, y, o] = Psi[x, x] if ch_psi.shape[1] == 1 else Psi[x, y]
+            if mode == 0:
+                for t in range(r):
+                    for u in range(r):
+                        acc = 0.0
+                        for j in range(J):
+                            acc += SigJ[t, u, j]
+                        if ch_sigma.shape[1] == 1:
+                            if t == u:
+                                ch_sigma[t, 0, o] = acc / J
+                        else:
+                            ch_sigma[t, u, o] = acc / J
+            else:
+                for j in range(J):
+                    for t in range(r):
+                        if ch_sigma.shape[1] == 1:
+                            ch_sigma[j * r + t, 0, o] = SigJ[t, t, j]
+                        else:
+                            for u in range(r):
+                                ch_sigma[j * r + t, u, o] = SigJ[t, u, j]
     return 0

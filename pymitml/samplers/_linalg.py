@@ -119,7 +119,7 @@ def draw_inv_wishart(chi, nrm, scale, out, w1, w2, n):
     for i in range(n):
         for j in range(n):
             s = 0.0
-            kmax = i if i < j else j
+            kmax = min(j, i)
             for k in range(kmax + 1):
                 s += w1[i, k] * w2[j, k]
             out[i, j] = s

@@ -309,11 +309,11 @@ def _draw_beta_collapsed(zb, XtX, XtY, ZtX, ZtY, Sinv, P, F, f, A, c, beta):
                 acc -= _dot(F[x, y], f[x])
             c[y] = acc
             for w in range(u + 1):
-                for l in range(p):
-                    y2 = w * p + l
+                for kk in range(p):
+                    y2 = w * p + kk
                     if y2 > y:
                         continue
-                    acc = Sinv[u, w] * XtX[k, l]
+                    acc = Sinv[u, w] * XtX[k, kk]
                     for x in range(d):
                         acc -= _dot(F[x, y], F[x, y2])
                     A[y, y2] = acc
@@ -451,8 +451,8 @@ def pan_iterate(n_steps, rec0, diag_only, rng, dfs, z, chi,
                 for k in range(p):
                     acc -= beta[k, t] * XtW[k, u] + XtW[k, t] * beta[k, u]
                     bt = beta[k, t]
-                    for l in range(p):
-                        acc += bt * XtX[k, l] * beta[l, u]
+                    for kk in range(p):
+                        acc += bt * XtX[k, kk] * beta[kk, u]
                 scale_s[t, u] = Binv[t, u] + acc
                 scale_s[u, t] = Binv[u, t] + acc
         if not draw_inv_wishart(chi[d:d + r], z[cur:cur + nsig], scale_s, Sigma, w1, w2, r):

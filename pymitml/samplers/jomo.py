@@ -16,7 +16,7 @@ from ..chains import SEGMENT, imputation_plan, run_tasks
 from ..formula import parse_formula
 from ..result import ImputationResult
 from scipy.stats import norm
-from ._jomo_kernel import jomo_draw_counts, jomo_iterate
+from ._jomo_kernel import jomo_draw_counts, jomo_hr_iterate, jomo_iterate
 from ._pan_kernel import cluster_crossproducts, rows_crossproducts
 
 __all__ = ["jomo_impute"]
@@ -204,12 +204,15 @@ def _cluster_level(gd, l2) -> tuple:
     return X2, Y2
 
 
-def _default_prior(r: int, d: int) -> dict:
-    return {"Binv": np.eye(r), "Dinv": np.eye(d)} if d else {"Binv": np.eye(r)}
+def _default_prior(r: int, d: int, hr: bool = False) -> dict:
+    out = {"Binv": np.eye(r), "Dinv": np.eye(d)} if d else {"Binv": np.eye(r)}
+    if hr:
+        out["a"] = float(r)
+    return out
 
 
-def _check_prior(prior: Mapping | None, r: int, d: int) -> dict:
-    out = _default_prior(r, d)
+def _check_prior(prior: Mapping | None, r: int, d: int, hr: bool = False) -> dict:
+    out = _default_prior(r, d, hr)
     if prior is None:
         return out
     if not isinstance(prior, Mapping):
@@ -225,6 +228,11 @@ def _check_prior(prior: Mapping | None, r: int, d: int) -> dict:
             if not np.allclose(mat, mat.T) or np.linalg.eigvalsh(mat).min() <= 0:
                 raise ValueError(f"`prior['{key}']` must be symmetric positive definite.")
             out[key] = mat
+    if hr and "a" in prior:
+        val = float(prior["a"])
+        if not val > 0:
+            raise ValueError(f"`prior['a']` (prior degrees of freedom of random_L1) must be positive; got {val}.")
+        out["a"] = val
     return out
 
 
@@ -295,7 +303,7 @@ def _patterns(miss: np.ndarray, varying: np.ndarray):
 
 # ----------------------------------------------------------------------------- one chain
 def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n_iter: int, m_c: int,
-               diag_only: bool, intercept: bool, single: bool, box, l2=None):
+               diag_only: bool, intercept: bool, single: bool, box, l2=None, mode=0):
     X, Z, clus = gd.X, gd.Z, gd.clus
     if single:
         Z = np.zeros((len(X), 0))
@@ -499,6 +507,89 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
     return burn, imp, draws, (ct, cr), accepted[0] / max(n_free * n_total, 1)
 
 
+def _run_chain_hr(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n_iter: int,
+                  m_c: int, diag_only: bool, intercept: bool, mode: int, **_):
+    """One chain with cluster-specific level-1 covariance matrices (random_L1 = "mean" / "full")."""
+    X, Z, clus = gd.X, gd.Z, gd.clus
+    N, p = X.shape
+    q = Z.shape[1]
+    r = lay.r
+    d = q * r
+    J = len(gd.cluster_labels)
+    miss = np.isnan(gd.Y)
+    obs_mean = np.nanmean(gd.Y, axis=0)
+    shift = obs_mean if intercept else np.zeros(r)
+    Y = np.where(miss, obs_mean, gd.Y) - shift
+    rows, pat_start, pobs, nobs, pmis, nmis = _patterns(miss, np.ones(N, dtype=bool))
+    Xi = np.ascontiguousarray(X[rows].T)
+    Zi = np.ascontiguousarray(Z[rows].T)
+    Yi = np.ascontiguousarray(Y[rows].T)
+    Ci = np.ascontiguousarray(clus[rows])
+    nj = np.bincount(clus, minlength=J).astype(np.float64)
+    XtXj = np.empty((p, p, J))
+    for k in range(p):  # set-up only (p^2 bincounts)
+        for l in range(p):
+            XtXj[k, l] = np.bincount(clus, weights=X[:, k] * X[:, l], minlength=J)
+    ZtZ, ZtX = cluster_crossproducts(X, Z, clus, J)
+    beta = np.linalg.solve(X.T @ X, X.T @ Y)
+    Sigma = np.atleast_2d(np.cov(Y - X @ beta, rowvar=False))
+    if np.linalg.eigvalsh(Sigma).min() <= 1e-8:
+        Sigma = np.diag(np.maximum(np.diag(Sigma), 1e-3))
+    a0 = r + 2.0
+    SigJ = np.ascontiguousarray(np.repeat(Sigma[:, :, None], J, axis=2))
+    Lam = Sigma * (a0 - r - 1.0)
+    Psi = np.kron(np.diag(0.5 * np.diag(Sigma)), np.eye(q))
+    B = np.zeros((q, r, J))
+    a_state, a_sd, a_acc = np.array([a0]), np.array([0.3]), np.zeros(1, np.int64)
+    Ginv = np.linalg.inv(prior["Binv"])
+    n_cells = int(miss.sum())
+    n_norm = J * d + d * (d - 1) // 2 + r * (r - 1) // 2 + p * r + n_cells + 1
+    pos_of_row = np.empty(N, np.int64)
+    pos_of_row[rows] = np.arange(N)
+    cells = np.argwhere(miss.T)
+    ct, cr = cells[:, 0], cells[:, 1]
+    cpos = pos_of_row[cr]
+    ns = 1 if diag_only else r
+    shapes = {"beta": (p, r), "psi": (d, 1 if diag_only else d), "sigma": ((r if mode == 0 else r * J), ns)}
+    burn = {k: np.zeros(sh + (n_burn,)) for k, sh in shapes.items()}
+    imp = {k: np.zeros(sh + (m_c * n_iter,)) for k, sh in shapes.items()}
+    burn["a"], imp["a"] = np.zeros(n_burn), np.zeros(m_c * n_iter)
+    draws = np.zeros((len(ct), m_c))
+    rng = np.random.default_rng(seed)
+    seg = int(max(1, min(SEGMENT, (1 << 19) // max(n_norm, 1))))
+
+    def advance(n, rec0, ch, adapt):
+        done = 0
+        while done < n:
+            k = min(seg, n - done)
+            nrm = rng.standard_normal((k, n_norm))
+            unif = np.maximum(rng.random((k, 1)), 1e-300)
+            code = jomo_hr_iterate(k, rec0 + done, mode, int(rng.integers(2**31 - 1)), nrm, unif,
+                                   Xi, Zi, Ci, Yi, pat_start, pobs, nobs, pmis, nmis, nj, XtXj, ZtZ, ZtX,
+                                   Ginv, np.ascontiguousarray(prior["Dinv"]), float(prior["a"]), beta, SigJ,
+                                   Psi, Lam, a_state, a_sd, a_acc, B, ch["beta"], ch["psi"], ch["sigma"], ch["a"])
+            if code:
+                raise FloatingPointError(
+                    f"a covariance matrix lost positive definiteness during sampling (random_L1, step {code}); "
+                    "rescale the variables or use a more informative `prior`."
+                )
+            if adapt:  # burn-in only: tune the proposal of the degrees of freedom
+                rate = a_acc[0] / k
+                a_sd[0] *= 0.7 if rate < 0.25 else (1.4 if rate > 0.55 else 1.0)
+            a_acc[0] = 0
+            done += k
+            tick(k)
+
+    advance(n_burn, 0, burn, True)
+    for k in range(m_c):
+        advance(n_iter, k * n_iter, imp, False)
+        draws[:, k] = Yi[ct, cpos] + shift[ct]
+    if intercept:
+        for ch in (burn, imp):
+            ch["beta"][0] += shift[:, None]
+    return burn, imp, draws, (ct, cr), 0.0
+
+
 def _current_values(Yi, ct, cpos, lay: _Layout, shift, gam) -> np.ndarray:
     """Values of the missing cells: continuous draws, or category codes from the latents."""
     out = np.empty(len(ct))
@@ -580,14 +671,24 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
         raise ValueError(f"`keep_chains` must be 'full' or 'diagonal'; got {keep_chains!r}.")
     if random_L1 not in ("none", "mean", "full"):
         raise ValueError(f"`random_L1` must be 'none', 'mean' or 'full'; got {random_L1!r}.")
-    if random_L1 != "none":
-        raise NotImplementedError("`random_L1` = 'mean' / 'full' is not implemented yet; use 'none'.")
     if not isinstance(formula, (str, list, tuple)):
         raise TypeError(f"`formula` must be a string or a list of two strings; got {type(formula).__name__}.")
     per_chain = imputation_plan(m, chains)
     spec, codebook, order, l2 = _prepare(data, formula, group, missing_code)
     r2 = 0 if l2 is None else len(l2["targets"])
     single = spec.cluster is None
+    hr = random_L1 != "none"
+    if hr:
+        if single:
+            raise ValueError(
+                "`random_L1` = 'mean' / 'full' needs a cluster term in `formula` (cluster-specific "
+                "covariance matrices); add '(1|cluster)' or use random_L1='none'."
+            )
+        if r2 or any(x.kind != "continuous" for x in order):
+            raise NotImplementedError(
+                "`random_L1` = 'mean' / 'full' is implemented for continuous level-1 targets only (no "
+                "categorical or level-2 targets yet); use random_L1='none' for this model."
+            )
     intercept = bool(spec.x_names) and spec.x_names[0] == "(Intercept)"
     q = 0 if single else len(spec.z_names)
     G = len(spec.groups)
@@ -600,11 +701,11 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
         if not single and len(gd.cluster_labels) < 2:
             raise ValueError(f"the cluster id '{spec.cluster}' has a single cluster {where}; "
                              "a two-level model needs at least two clusters.")
-        pr = _check_prior(prior, lay.r, q * lay.r + r2)
+        pr = _check_prior(prior, lay.r, q * lay.r + r2, hr)
         layouts.append(lay)
         priors.append(pr)
         for c in range(chains):
-            tasks.append(partial(_run_chain, gd=gd, lay=lay, seed=seeds[g * chains + c], prior=pr,
+            tasks.append(partial(_run_chain_hr if hr else _run_chain, mode=int(random_L1 == "full"), gd=gd, lay=lay, seed=seeds[g * chains + c], prior=pr,
                                  n_burn=n_burn, n_iter=n_iter, m_c=per_chain[c],
                                  diag_only=keep_chains == "diagonal", intercept=intercept,
                                  single=single, box=box, l2=l2))
@@ -614,13 +715,17 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
     # groups may differ in their number of latent columns: pad with NaN as mitml does
     rmax = max(lay.r for lay in layouts)
 
+    jmax = max(len(gd.cluster_labels) for gd in spec.groups)
+
     def pad(a, b):
         if b == "beta":
             shape = (a.shape[0], rmax)
         elif b == "beta2":
             shape = a.shape[:2]
         elif keep_chains == "diagonal":
-            shape = (q * rmax + r2 if b == "psi" else rmax, 1)
+            shape = (q * rmax + r2 if b == "psi" else rmax * (jmax if random_L1 == "full" else 1), 1)
+        elif b == "sigma" and random_L1 == "full":
+            shape = (rmax * jmax, rmax)
         else:
             k = q * rmax + r2 if b == "psi" else rmax
             shape = (k, k)
@@ -651,8 +756,13 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
     names = max(layouts, key=lambda lay: lay.r).names
     z_names = [] if single else spec.z_names
     qn = [f"{t}:{z}" for t in names for z in z_names] + ([] if l2 is None else l2["targets"])
+    if random_L1 == "full":
+        labels = spec.groups[0].cluster_labels
+        srows = [f"{t}[{lab}]" for lab in labels for t in names]
+    else:
+        srows = names
     param_names = {"beta": (spec.x_names, names),
-                   "sigma": (names, names if keep_chains == "full" else ["var"])}
+                   "sigma": (srows, names if keep_chains == "full" else ["var"])}
     if not single:
         param_names["psi"] = (qn, qn if keep_chains == "full" else ["var"])
     if r2:
@@ -681,5 +791,6 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
         replacement=replacement, index=index, codebook=codebook, param_names=param_names,
         group_labels=[gd.label for gd in spec.groups],
         extra={"target_positions": [int(x) for x in tpos], "x_names": spec.x_names, "z_names": z_names,
-               "single_level": single, "sigma_acceptance": acc, "thresholds": thresholds},
+               "single_level": single, "sigma_acceptance": acc, "thresholds": thresholds,
+               "random_L1_df": (np.stack([out[g * chains][1]["a"] for g in range(G)], axis=-1) if hr else None)},
     )

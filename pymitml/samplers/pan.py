@@ -1,8 +1,9 @@
 """pan_impute: two-level joint-model imputation of continuous targets (mitml's panImpute)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
