@@ -33,6 +33,7 @@ from .pool import (
     pool_estimates,
 )
 from .result import ImputationResult
+from .samplers.jomo import jomo_impute
 from .samplers.pan import pan_impute
 
 __version__ = "0.1.0"
@@ -59,6 +60,7 @@ __all__ = [
     "missing_pattern",
     "multilevel_r2",
     "pan_impute",
+    "jomo_impute",
     "parse_formula",
     "plot_chains",
     "plot_psr",

@@ -257,6 +257,11 @@ def test_error_mixed_value_types(mixed):
         jomo_impute(df, F_MIXED, m=1, n_burn=1, n_iter=1)
 
 
+def test_error_random_L1_needs_clusters(mixed):
+    with pytest.raises(ValueError, match="`random_L1` = 'mean' / 'full' needs a cluster term"):
+        jomo_impute(mixed, "y ~ 1 + z", random_L1="mean")
+
+
 def test_error_random_L1_value(mixed):
     with pytest.raises(ValueError, match="`random_L1` must be 'none', 'mean' or 'full'; got 'diag'"):
         jomo_impute(mixed, F_MIXED, random_L1="diag")
@@ -284,6 +289,52 @@ def test_level2_target_layout_and_cluster_means(mixed):
         assert np.array_equal(d.loc[obs, "w"], df.loc[obs, "w"])
 
 
+def test_error_categorical_level2_target(mixed):
+    df = mixed.assign(kind=pd.Categorical(np.where(mixed["id"] % 2 == 0, "a", "b")))
+    with pytest.raises(NotImplementedError, match="level-2 target 'kind' is categorical"):
+        jomo_impute(df, ["y ~ 1 + (1|id)", "kind ~ 1"], m=1, n_burn=1, n_iter=1)
+
+
 def test_error_level2_target_varies_within_cluster(mixed):
     with pytest.raises(ValueError, match=r"level-2 target 'z' varies within cluster id=0 \(and 24 other"):
         jomo_impute(mixed, ["y ~ 1 + (1|id)", "z ~ 1"], m=1, n_burn=1, n_iter=1)
+
+
+# ---- random_L1: cluster-specific covariance matrices --------------------------------------
+
+def _heteroscedastic(seed=5, J=100, n=30, a_true=8.0):
+    from scipy.stats import invwishart
+
+    rng = np.random.default_rng(seed)
+    idx = np.repeat(np.arange(J), n)
+    Lam = np.array([[1.0, 0.3], [0.3, 1.0]]) * (a_true - 3)  # E Sigma_j = [[1, .3], [.3, 1]]
+    SJ = invwishart.rvs(df=a_true, scale=Lam, size=J, random_state=seed)
+    u = rng.normal(0, 0.6, (J, 2))
+    E = np.concatenate([rng.multivariate_normal([0, 0], SJ[j], size=n) for j in range(J)])
+    z = rng.normal(size=J * n)
+    df = pd.DataFrame({"id": idx, "y": 1 + 0.5 * z + u[idx, 0] + E[:, 0], "x": -1 + u[idx, 1] + E[:, 1], "z": z})
+    df.loc[rng.random(J * n) < 0.2, "y"] = np.nan
+    df.loc[rng.random(J * n) < 0.2, "x"] = np.nan
+    return df, SJ, a_true
+
+
+def test_random_L1_recovers_heteroscedastic_clusters():
+    df, SJ, a_true = _heteroscedastic()
+    imp = jomo_impute(df, "y + x ~ 1 + z + (1|id)", random_L1="full", m=2, n_burn=500, n_iter=1000, seed=1)
+    J = len(SJ)
+    assert imp.par_imputation["sigma"].shape == (2 * J, 2, 2000, 1)
+    assert imp.param_names["sigma"][0][:3] == ["y[0]", "x[0]", "y[1]"]
+    sj = imp.par_imputation["sigma"][:, :, :, 0].reshape(J, 2, 2, -1)
+    a = imp.extra["random_L1_df"][:, 0]
+    lo, hi = np.quantile(a, [0.0005, 0.9995])
+    assert lo < a_true < hi
+    # each cluster's posterior mean follows its own covariance matrix
+    assert np.corrcoef(sj[:, 0, 0].mean(-1), SJ[:, 0, 0])[0, 1] > 0.85
+    ch = imp.par_imputation["beta"][:, :, :, 0]
+    lo, hi = np.quantile(ch, [0.0005, 0.9995], axis=-1)
+    truth = np.array([[1.0, -1.0], [0.5, 0.0]])
+    assert np.all((lo < truth) & (truth < hi))
+    # "mean" stores the average of the cluster matrices: the same chain for the same seed
+    imp_m = jomo_impute(df, "y + x ~ 1 + z + (1|id)", random_L1="mean", m=2, n_burn=500, n_iter=1000, seed=1)
+    np.testing.assert_allclose(imp_m.par_imputation["sigma"][:, :, :, 0], sj.mean(axis=0), rtol=1e-10)
+    np.testing.assert_array_equal(imp_m.replacement, imp.replacement)

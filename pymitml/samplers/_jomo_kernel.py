@@ -133,12 +133,12 @@ def _conditional_offsets(Yi, mu, Q, col, tmp):
     qkk = Q[col, col]
     for i in range(n):
         tmp[i] = 0.0
-    for l in range(r):
-        if l == col:
+    for ll in range(r):
+        if ll == col:
             continue
-        qkl = Q[col, l] / qkk
-        yl = Yi[l]
-        ml = mu[l]
+        qkl = Q[col, ll] / qkk
+        yl = Yi[ll]
+        ml = mu[ll]
         for i in range(n):
             tmp[i] += qkl * (yl[i] - ml[i])
 
@@ -208,12 +208,12 @@ def _draw_latents(Yi, mu, Q, cat_start, cat_k1, cat_obs, cat_ord, gam, box_lo, b
             sd = 1.0 / math.sqrt(qkk)
             for i in range(n):
                 tmp[i] = 0.0
-            for l in range(r):
-                if l == col:
+            for ll in range(r):
+                if ll == col:
                     continue
-                qkl = Q[col, l] / qkk
-                yl = Yi[l]
-                ml = mu[l]
+                qkl = Q[col, ll] / qkk
+                yl = Yi[ll]
+                ml = mu[ll]
                 for i in range(n):
                     tmp[i] += qkl * (yl[i] - ml[i])
             yc = Yi[col]
@@ -231,9 +231,9 @@ def _draw_latents(Yi, mu, Q, cat_start, cat_k1, cat_obs, cat_ord, gam, box_lo, b
                     hi = min(hi, 0.0)
                 elif lev == k:  # the observed level's latent is the largest and above 0
                     m = 0.0
-                    for l in range(k1):
-                        if l != k and Yi[c0 + l, i] > m:
-                            m = Yi[c0 + l, i]
+                    for ll in range(k1):
+                        if ll != k and Yi[c0 + ll, i] > m:
+                            m = Yi[c0 + ll, i]
                     lo = max(lo, m)
                 else:  # below the observed level's latent
                     y_obs = Yi[c0 + lev, i]
@@ -616,8 +616,8 @@ def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
                 for k in range(p):
                     acc -= beta[k, t] * XtW[k, u] + beta[k, u] * XtW[k, t]
                     sk = 0.0
-                    for l in range(p):
-                        sk += XtX[k, l] * beta[l, u]
+                    for ll in range(p):
+                        sk += XtX[k, ll] * beta[ll, u]
                     acc += beta[k, t] * sk
                 S[t, u] = acc
                 S[u, t] = acc
@@ -873,8 +873,8 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
                     rhs[t * p + k] += acc
                     for u in range(r):
                         st = SinvJ[t, u, j]
-                        for l in range(p):
-                            H[t * p + k, u * p + l] += st * XtXj[k, l, j]
+                        for ll in range(p):
+                            H[t * p + k, u * p + ll] += st * XtXj[k, ll, j]
         if not chol_inplace(H, pr):
             return 6
         solve_lower(H, rhs, pr)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from .._frame import Codebook, ColumnCodec, check_columns
 from .._model import check_positive_int, prepare_model
@@ -15,7 +16,6 @@ from .._random import spawn_seeds
 from ..chains import SEGMENT, imputation_plan, run_tasks
 from ..formula import parse_formula
 from ..result import ImputationResult
-from scipy.stats import norm
 from ._jomo_kernel import jomo_draw_counts, jomo_hr_iterate, jomo_iterate
 from ._pan_kernel import cluster_crossproducts, rows_crossproducts
 
@@ -528,8 +528,8 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int
     nj = np.bincount(clus, minlength=J).astype(np.float64)
     XtXj = np.empty((p, p, J))
     for k in range(p):  # set-up only (p^2 bincounts)
-        for l in range(p):
-            XtXj[k, l] = np.bincount(clus, weights=X[:, k] * X[:, l], minlength=J)
+        for k2 in range(p):
+            XtXj[k, k2] = np.bincount(clus, weights=X[:, k] * X[:, k2], minlength=J)
     ZtZ, ZtX = cluster_crossproducts(X, Z, clus, J)
     beta = np.linalg.solve(X.T @ X, X.T @ Y)
     Sigma = np.atleast_2d(np.cov(Y - X @ beta, rowvar=False))
@@ -620,22 +620,31 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
                 missing_code=None, progress: bool | None = None) -> ImputationResult:
     """Impute continuous and categorical targets under jomo's joint model (mitml's jomoImpute).
 
-    Model: the targets (continuous ones, and K - 1 latent normals per categorical target with K
-    observed levels) follow a multivariate linear mixed model ``Y = X beta + Z u_j + e`` with
-    ``u_j ~ N(0, Psi)`` and ``e ~ N(0, Sigma)``; the latent block of a categorical target in Sigma
-    is fixed to 1 on the diagonal and 0.5 off it. Without a cluster term the model is single-level.
+    Model: the level-1 targets (continuous ones; K - 1 latent normals per nominal target with K
+    observed levels; one latent normal cut at thresholds per ordered target) follow the
+    multivariate linear mixed model ``Y = X beta + Z u_j + e``, ``e ~ N(0, Sigma)``; level-2 targets
+    follow ``Y2_j = X2_j beta2 + u2_j`` with ``(u_j, u2_j) ~ N(0, Psi)``. The latent block of a
+    nominal target in Sigma is fixed to 1 on the diagonal and 0.5 off it (an ordinal latent has
+    variance 1 and its first threshold at 0). Without a cluster term the model is single-level.
 
     Parameters
     ----------
     data : pandas or polars DataFrame.
-    formula : ``"y + x + sex ~ 1 + z + (1|clus)"``; categorical targets are pandas Categorical,
-        polars Categorical/Enum, string or boolean columns; numeric columns are continuous.
-    random_L1 : only ``"none"`` (cluster-specific covariance matrices are not implemented yet).
+    formula : ``"y + x + sex ~ 1 + z + (1|clus)"``, or ``[level-1 formula, level-2 formula]`` such as
+        ``["y + sex ~ 1 + (1|clus)", "w ~ 1 + z"]`` for level-2 targets (constant within clusters;
+        level-1 predictors named on the level-2 side are replaced by their cluster means, with a
+        warning). Categorical targets: pandas Categorical (ordered ones are ordinal), polars
+        Categorical/Enum, string and boolean columns; numeric columns are continuous.
+    random_L1 : ``"none"``, or ``"mean"`` / ``"full"``: cluster-specific level-1 covariance matrices
+        Sigma_j ~ IW(a, Lambda) with Lambda and a estimated (continuous level-1 targets only);
+        ``"mean"`` stores their average per iteration, ``"full"`` every cluster's (stacked
+        cluster-major, ``r J`` rows).
     m, n_burn, n_iter : imputations, burn-in iterations, iterations between imputations.
     seed : int, numpy Generator or None; results do not depend on ``n_threads``.
     group : column whose levels are imputed completely separately.
-    prior : dict with ``Binv`` (r x r, r = continuous targets + latent columns) and ``Dinv``
-        (q r x q r); defaults are identity matrices as in mitml.
+    prior : dict with ``Binv`` (r x r, r = continuous targets + latent columns), ``Dinv``
+        (q r + r2 square) and, with ``random_L1``, ``a`` (prior degrees of freedom); defaults are
+        identity matrices and a = r as in mitml.
     keep_chains : ``"full"`` or ``"diagonal"``.
     chains : independent chains (each draws m / chains imputations).
     n_threads : worker threads (default: up to the number of cores).
@@ -645,15 +654,18 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
     Returns
     -------
     ImputationResult
-        ``method="jomo"``; chains ``beta`` (predictors x columns), ``psi`` (two-level models only)
-        and ``sigma`` laid out like mitml's; ``.complete()`` restores the categories and dtypes.
+        ``method="jomo"``; chains ``beta`` (predictors x columns), ``beta2`` (with level-2 targets),
+        ``psi`` (two-level models) and ``sigma`` laid out like mitml's; ``extra["thresholds"]``
+        holds the threshold chains of ordinal targets and ``extra["random_L1_df"]`` the chain of a.
+        ``.complete()`` restores the categories and dtypes.
 
     Notes
     -----
     As in jomo, Sigma ~ IW(N - 1, Binv + S) given the residuals when all targets are continuous;
     with categorical targets its free elements are updated by jomo's random-walk
     Metropolis-Hastings with a flat prior. Latent normals are drawn by exact truncated-normal
-    Gibbs steps (jomo uses rejection sampling restricted to (-3, 4)).
+    Gibbs steps; jomo's rejection sampler only keeps latents inside (-3, 4), which shifts its
+    latent-scale estimates slightly (pymitml has no such bounds).
 
     Examples
     --------
@@ -757,7 +769,8 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
     z_names = [] if single else spec.z_names
     qn = [f"{t}:{z}" for t in names for z in z_names] + ([] if l2 is None else l2["targets"])
     if random_L1 == "full":
-        labels = spec.groups[0].cluster_labels
+        # cluster labels (one group) or cluster positions within each group (several groups)
+        labels = spec.groups[0].cluster_labels if G == 1 else range(1, jmax + 1)
         srows = [f"{t}[{lab}]" for lab in labels for t in names]
     else:
         srows = names
