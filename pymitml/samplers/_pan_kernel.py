@@ -331,6 +331,43 @@ def _draw_beta_collapsed(zb, XtX, XtY, ZtX, ZtY, Sinv, P, F, f, A, c, beta):
 
 
 @njit
+def draw_missing_cells(Yi, mu, z, cur, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis, Kp, Cp):
+    """Missing cells of the rows in Yi (targets x rows, grouped by pattern), pattern by pattern:
+    y_M = mu_M + K (y_O - mu_O) + C z with the factors of :func:`pattern_factors`. ``mu`` holds
+    the means and is overwritten by the observed residuals; normals are read from z[cur:].
+    Returns the new position in z."""
+    n_pat = pat_nobs.shape[0]
+    for g in range(n_pat):
+        s0 = pat_start[g]
+        s1 = pat_start[g + 1]
+        n = s1 - s0
+        no = pat_nobs[g]
+        nm = pat_nmis[g]
+        for u in range(no):
+            o = pat_obs[g, u]
+            for i in range(s0, s1):
+                mu[o, i] = Yi[o, i] - mu[o, i]
+        for w in range(nm):
+            mw = pat_mis[g, w]
+            yw = Yi[mw]
+            mwv = mu[mw]
+            for i in range(s0, s1):
+                yw[i] = mwv[i]
+            for u in range(no):
+                kwu = Kp[g, w, u]
+                eo = mu[pat_obs[g, u]]
+                for i in range(s0, s1):
+                    yw[i] += kwu * eo[i]
+            for u in range(w + 1):
+                cwu = Cp[g, w, u]
+                zz = z[cur + u * n: cur + (u + 1) * n]
+                for i in range(n):
+                    yw[s0 + i] += cwu * zz[i]
+        cur += nm * n
+    return cur
+
+
+@njit
 def pan_iterate(n_steps, rec0, diag_only, rng, dfs, z, chi,
                 XtX, ZtZ, ZtX, XtYc, ZtYc, YtYc,
                 Xi, Zi, Ci, Yi, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis, N,
@@ -475,34 +512,8 @@ def pan_iterate(n_steps, rec0, diag_only, rng, dfs, z, chi,
                     za = Zi[a]
                     for i in range(n_inc):
                         mt[i] += za[i] * Bat[Ci[i]]
-            for g in range(n_pat):
-                s0 = pat_start[g]
-                s1 = pat_start[g + 1]
-                n = s1 - s0
-                no = pat_nobs[g]
-                nm = pat_nmis[g]
-                # observed residuals overwrite mu of the observed targets (mu no longer needed there)
-                for u in range(no):
-                    o = pat_obs[g, u]
-                    for i in range(s0, s1):
-                        mu[o, i] = Yi[o, i] - mu[o, i]
-                for w in range(nm):
-                    mw = pat_mis[g, w]
-                    yw = Yi[mw]
-                    mwv = mu[mw]
-                    for i in range(s0, s1):
-                        yw[i] = mwv[i]
-                    for u in range(no):
-                        kwu = Kp[g, w, u]
-                        eo = mu[pat_obs[g, u]]
-                        for i in range(s0, s1):
-                            yw[i] += kwu * eo[i]
-                    for u in range(w + 1):
-                        cwu = Cp[g, w, u]
-                        zz = z[cur + u * n: cur + (u + 1) * n]
-                        for i in range(n):
-                            yw[s0 + i] += cwu * zz[i]
-                cur += nm * n
+            cur = draw_missing_cells(Yi, mu, z, cur, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis,
+                                     Kp, Cp)
             rows_crossproducts(Xi, Zi, Yi, Ci, J, XtYi, ZtYi, YtYi)
         # record
         if rec0 >= 0:

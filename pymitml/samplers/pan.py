@@ -46,14 +46,15 @@ def _check_prior(prior: Mapping | None, r: int, q: int) -> dict:
     return out
 
 
-def _patterns(miss: np.ndarray):
-    """Incomplete rows sorted by missingness pattern, with each pattern's observed/missing targets.
+def _patterns(miss: np.ndarray, rows: np.ndarray | None = None):
+    """Rows sorted by missingness pattern, with each pattern's observed/missing targets.
 
-    Returns (rows, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis): ``rows`` are the incomplete
-    row positions ordered by pattern (stable), pattern g owns rows[pat_start[g]:pat_start[g+1]].
+    ``rows`` (boolean mask) selects the rows to arrange; default: the incomplete ones.
+    Returns (rows, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis): the row positions ordered by
+    pattern (stable); pattern g owns rows[pat_start[g]:pat_start[g+1]].
     """
     r = miss.shape[1]
-    inc = np.flatnonzero(miss.any(axis=1))
+    inc = np.flatnonzero(miss.any(axis=1) if rows is None else rows)
     codes = (miss[inc] * (1 << np.arange(r))).sum(axis=1)
     uniq, pat = np.unique(codes, return_inverse=True)
     order = np.argsort(pat, kind="stable")
