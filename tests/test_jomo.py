@@ -10,7 +10,6 @@ import polars as pl
 import pytest
 from scipy import special, stats
 
-import pymitml.samplers.jomo as jomo_mod
 from pymitml.samplers._truncnorm import norm_cdf, norm_ppf, truncnorm_draw
 from pymitml.samplers.jomo import jomo_impute
 
@@ -61,14 +60,13 @@ def _justice_data():
 
 
 @pytest.mark.parametrize("model", list(MODELS))
-def test_posterior_means_agree_with_jomoImpute(model, monkeypatch):
+def test_posterior_means_agree_with_jomoImpute(model):
     """Every element of every block: |mean_py - mean_R| < 4 combined batch-means MCSE (20 batches
     of 1,500 iterations). jomo keeps latent normals inside (-3, 4) (its rejection sampler), so the
-    categorical models are compared with the same bounds."""
+    models are run with latent_bounds="jomo" (no effect without categorical targets)."""
     ref = json.loads(REF.read_text())[model]
-    if model != "con1" and model != "con2":
-        monkeypatch.setattr(jomo_mod, "_LATENT_BOX", (-3.0, 4.0))
-    imp = jomo_impute(_justice_data(), MODELS[model], m=1, n_burn=1000, n_iter=30000, seed=5)
+    imp = jomo_impute(_justice_data(), MODELS[model], m=1, n_burn=1000, n_iter=30000, seed=5,
+                      latent_bounds="jomo")
     assert set(imp.par_imputation) == set(ref) - {"seconds"}
     worst = 0.0
     for block, ch in imp.par_imputation.items():
@@ -338,3 +336,31 @@ def test_random_L1_recovers_heteroscedastic_clusters():
     imp_m = jomo_impute(df, "y + x ~ 1 + z + (1|id)", random_L1="mean", m=2, n_burn=500, n_iter=1000, seed=1)
     np.testing.assert_allclose(imp_m.par_imputation["sigma"][:, :, :, 0], sj.mean(axis=0), rtol=1e-10)
     np.testing.assert_array_equal(imp_m.replacement, imp.replacement)
+
+
+# ---- latent_bounds -----------------------------------------------------------------------
+
+def test_latent_bounds_keep_latents_in_the_box_and_jomo_alias(mixed):
+    """The bounds reach the latent draws: with a narrow box every latent beta stays inside it; "jomo"
+    is the same as (-3, 4); None is the exact model (different draws for the same seed)."""
+    kw = {"m": 1, "n_burn": 20, "n_iter": 200, "seed": 3}
+    a = jomo_impute(mixed, F_MIXED, latent_bounds="jomo", **kw)
+    b = jomo_impute(mixed, F_MIXED, latent_bounds=(-3, 4.0), **kw)
+    c = jomo_impute(mixed, F_MIXED, **kw)
+    np.testing.assert_array_equal(a.replacement, b.replacement)
+    assert not np.array_equal(a.par_imputation["beta"], c.par_imputation["beta"])
+    narrow = jomo_impute(mixed, F_MIXED, latent_bounds=(-0.1, 0.1), **kw)
+    lat = narrow.par_imputation["beta"][0, 1:, :, 0]  # intercepts of the latent columns
+    assert np.abs(lat).max() < 0.1
+    assert np.abs(c.par_imputation["beta"][0, 1:, :, 0]).max() > 0.1
+
+
+@pytest.mark.parametrize("bad,err,msg", [
+    ("exact", ValueError, r"`latent_bounds` must be None, 'jomo' or a pair \(lo, hi\); got 'exact'"),
+    ((1.0, 4.0), ValueError, r"`latent_bounds` = \(1.0, 4.0\) must satisfy lo < 0 < hi"),
+    (3.0, TypeError, r"`latent_bounds` must be None, 'jomo' or a pair of numbers"),
+    ((-1, 0, 1), TypeError, r"`latent_bounds` must be None, 'jomo' or a pair of numbers"),
+])
+def test_error_latent_bounds(mixed, bad, err, msg):
+    with pytest.raises(err, match=msg):
+        jomo_impute(mixed, F_MIXED, m=1, n_burn=1, n_iter=1, latent_bounds=bad)

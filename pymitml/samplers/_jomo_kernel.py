@@ -224,9 +224,9 @@ def _draw_latents(Yi, mu, Q, cat_start, cat_k1, cat_obs, cat_ord, gam, box_lo, b
                     continue
                 lo = box_lo
                 hi = box_hi
-                if cat_ord[v]:
-                    lo = max(lo, gam[v, lev])
-                    hi = min(hi, gam[v, lev + 1])
+                if cat_ord[v]:  # no bounds: the thresholds are updated with the latents integrated out
+                    lo = gam[v, lev]
+                    hi = gam[v, lev + 1]
                 elif lev == k1:  # reference level: every latent below 0
                     hi = min(hi, 0.0)
                 elif lev == k:  # the observed level's latent is the largest and above 0

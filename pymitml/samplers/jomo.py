@@ -21,9 +21,31 @@ from ._pan_kernel import cluster_crossproducts, rows_crossproducts
 
 __all__ = ["jomo_impute"]
 
-#: bounds of the latent normals: the exact probit model has none; jomo's rejection sampler
-#: keeps only latent draws inside (-3, 4)
-_LATENT_BOX = (-np.inf, np.inf)
+#: latent_bounds="jomo": jomo's rejection sampler keeps only latent draws inside (-3, 4)
+JOMO_LATENT_BOUNDS = (-3.0, 4.0)
+
+
+def _check_latent_bounds(latent_bounds) -> tuple[float, float]:
+    """``None`` (exact probit model), ``"jomo"`` or a pair (lo, hi) with lo < 0 < hi."""
+    if latent_bounds is None:
+        return (-np.inf, np.inf)
+    if isinstance(latent_bounds, str):
+        if latent_bounds == "jomo":
+            return JOMO_LATENT_BOUNDS
+        raise ValueError(f"`latent_bounds` must be None, 'jomo' or a pair (lo, hi); got {latent_bounds!r}.")
+    try:
+        lo, hi = (float(x) for x in latent_bounds)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"`latent_bounds` must be None, 'jomo' or a pair of numbers (lo, hi) such as (-3.0, 4.0); "
+            f"got {latent_bounds!r}."
+        ) from None
+    if not (lo < 0.0 < hi):
+        raise ValueError(
+            f"`latent_bounds` = {latent_bounds!r} must satisfy lo < 0 < hi (every category needs room "
+            "on its side of 0); use None for the exact model or (-3.0, 4.0) as in jomo."
+        )
+    return (lo, hi)
 
 
 # ----------------------------------------------------------------------------- model set-up
@@ -617,7 +639,8 @@ def _current_values(Yi, ct, cpos, lay: _Layout, shift, gam) -> np.ndarray:
 def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n_burn: int = 5000,
                 n_iter: int = 100, seed=None, group: str | None = None, prior: Mapping | None = None,
                 keep_chains: str = "full", chains: int = 1, n_threads: int | None = None,
-                missing_code=None, progress: bool | None = None) -> ImputationResult:
+                missing_code=None, progress: bool | None = None, *, type=None,
+                latent_bounds=None) -> ImputationResult:
     """Impute continuous and categorical targets under jomo's joint model (mitml's jomoImpute).
 
     Model: the level-1 targets (continuous ones; K - 1 latent normals per nominal target with K
@@ -650,6 +673,20 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
     n_threads : worker threads (default: up to the number of cores).
     missing_code : value(s) meaning missing in numeric columns (e.g. -99).
     progress : show a progress bar (default: only in an interactive terminal).
+    type : alternative to ``formula``: mitml's codes ``{column: code}`` (1 target, 2 fixed
+        predictor, 3 fixed + random predictor, -1 group, -2 cluster id, 0 unused), or for level-2
+        targets a list of two such mappings ``[level-1 codes, level-2 codes]`` (jomoImpute's list
+        of two type vectors; on the level-2 side only 1, 2 and 0 are meaningful, the cluster id
+        comes from the level-1 codes).
+    latent_bounds : ``None`` (default), ``"jomo"`` or a pair ``(lo, hi)`` with lo < 0 < hi.
+        ``None`` samples the latent normals of binary and nominal targets under the exact probit
+        model. jomo itself draws them with a rejection sampler that only keeps values inside
+        (-3, 4), i.e. from a normal truncated to that box as well as to the region of the
+        observed category; this pulls jomo's latent-scale parameters (the latent rows and columns
+        of beta, sigma and psi) slightly towards 0 compared with the exact model, so use
+        ``latent_bounds="jomo"`` (same as ``(-3.0, 4.0)``) to reproduce jomoImpute's chains within
+        Monte Carlo error. Continuous targets and the imputed categories are hardly affected.
+        Ordered targets (thresholds, not in jomo) always use the exact model.
 
     Returns
     -------
@@ -665,7 +702,7 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
     with categorical targets its free elements are updated by jomo's random-walk
     Metropolis-Hastings with a flat prior. Latent normals are drawn by exact truncated-normal
     Gibbs steps; jomo's rejection sampler only keeps latents inside (-3, 4), which shifts its
-    latent-scale estimates slightly (pymitml has no such bounds).
+    latent-scale estimates slightly (see ``latent_bounds``).
 
     Examples
     --------
@@ -683,6 +720,7 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
         raise ValueError(f"`keep_chains` must be 'full' or 'diagonal'; got {keep_chains!r}.")
     if random_L1 not in ("none", "mean", "full"):
         raise ValueError(f"`random_L1` must be 'none', 'mean' or 'full'; got {random_L1!r}.")
+    box = _check_latent_bounds(latent_bounds)
     if not isinstance(formula, (str, list, tuple)):
         raise TypeError(f"`formula` must be a string or a list of two strings; got {type(formula).__name__}.")
     per_chain = imputation_plan(m, chains)
@@ -706,7 +744,6 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
     G = len(spec.groups)
     seeds = spawn_seeds(seed, G * chains)
     tasks, layouts, priors = [], [], []
-    box = _LATENT_BOX
     for g, gd in enumerate(spec.groups):
         where = "" if gd.label is None else f"in group {spec.group}={gd.label!r} "
         lay = _layout(gd.Y, order, where)
