@@ -48,7 +48,19 @@ class _NoLikelihood(TypeError):
 # ordinary least squares (statsmodels)
 
 
-class _OLS:
+class _MaximumLikelihood:
+    """Adapters for fits that are maximum-likelihood fits already (no REML to undo)."""
+
+    @staticmethod
+    def is_reml(fit) -> bool:
+        return False
+
+    @staticmethod
+    def ml_fit(fit):
+        return fit
+
+
+class _OLS(_MaximumLikelihood):
     """statsmodels OLS results: log L(beta, s2) = -n/2 log(2 pi s2) - |y - X beta|^2 / (2 s2)."""
 
     name = "OLS"
@@ -58,14 +70,6 @@ class _OLS:
     def matches(fit: Any) -> bool:
         model = getattr(fit, "model", None)
         return type(model).__name__ == "OLS" and type(model).__module__.startswith("statsmodels")
-
-    @staticmethod
-    def is_reml(fit) -> bool:
-        return False
-
-    @staticmethod
-    def ml_fit(fit):
-        return fit
 
     @staticmethod
     def loglik(fit) -> tuple[float, int]:
@@ -210,7 +214,7 @@ _GLM_FAMILIES = ("Binomial", "Poisson")
 _DISCRETE = ("Logit", "Probit", "Poisson")
 
 
-class _GLM:
+class _GLM(_MaximumLikelihood):
     """statsmodels GLM (binomial, Poisson) and discrete Logit/Probit/Poisson results."""
 
     name = "GLM"
@@ -225,14 +229,6 @@ class _GLM:
         if kind == "GLM":
             return type(model.family).__name__ in _GLM_FAMILIES
         return kind in _DISCRETE
-
-    @staticmethod
-    def is_reml(fit) -> bool:
-        return False
-
-    @staticmethod
-    def ml_fit(fit):
-        return fit
 
     @staticmethod
     def loglik(fit) -> tuple[float, int]:
