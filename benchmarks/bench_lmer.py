@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
 import pandas as pd
+from _rscript import run_rscript
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -73,15 +73,7 @@ def time_pymitml(df: pd.DataFrame, formula: str, reps: int):
 
 
 def time_r(path: str, reps: int) -> dict:
-    with tempfile.NamedTemporaryFile("w", suffix=".R", delete=False) as fh:
-        fh.write(R_CODE)
-        script = fh.name
-    try:
-        r = subprocess.run(["Rscript", script, path, str(reps), ";".join(MODELS.values())],
-                           capture_output=True, text=True, check=True)
-    finally:
-        os.unlink(script)
-    return json.loads(r.stdout)
+    return json.loads(run_rscript(R_CODE, path, reps, ";".join(MODELS.values())))
 
 
 def main(argv=None) -> None:

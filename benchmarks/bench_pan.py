@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
+
+from _rscript import run_rscript
 
 import pymitml as pm
 
@@ -51,12 +52,8 @@ def time_py(df, n1, n2, reps=3):
 def time_r(df, n1, n2):
     with tempfile.TemporaryDirectory() as tmp:
         csv = os.path.join(tmp, "d.csv")
-        script = os.path.join(tmp, "b.R")
         df.to_csv(csv, index=False)
-        with open(script, "w") as fh:
-            fh.write(R_CODE)
-        out = subprocess.run(["Rscript", script, csv, str(n1), str(n2)], capture_output=True,
-                             text=True, check=True).stdout.split()
+        out = run_rscript(R_CODE, csv, n1, n2).split()
     t1, t2 = float(out[0]), float(out[1])
     per = (t2 - t1) / (n2 - n1)
     return per, t1 - n1 * per
@@ -93,12 +90,9 @@ def mixing(J=200, n=20, iters=40000):
     ours = np.column_stack([imp.par_imputation["beta"][..., 0].reshape(-1, iters, order="F").T,
                             imp.par_imputation["psi"][..., 0].reshape(-1, iters, order="F").T])
     with tempfile.TemporaryDirectory() as tmp:
-        csv, out, script = (os.path.join(tmp, f) for f in ("d.csv", "o.csv", "m.R"))
+        csv, out = (os.path.join(tmp, f) for f in ("d.csv", "o.csv"))
         df.to_csv(csv, index=False)
-        with open(script, "w") as fh:
-            fh.write(R_MIX)
-        t_r = float(subprocess.run(["Rscript", script, csv, str(iters), out], capture_output=True,
-                                   text=True, check=True).stdout.split()[0])
+        t_r = float(run_rscript(R_MIX, csv, iters, out).split()[0])
         theirs = pd.read_csv(out).to_numpy()
     names = [f"beta[{k},{t}]" for t in range(2) for k in range(3)] + \
             [f"psi[{a},{b}]" for b in range(2) for a in range(2)]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from _rscript import run_rscript
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -67,7 +67,7 @@ def simulate(J: int, nj: int, m: int, seed: int = 1) -> list[pd.DataFrame]:
 
 
 def time_pymitml(data: list[pd.DataFrame], reps: int) -> dict:
-    import pymitml.pool.anova as pa
+    from pymitml.pool import anova as pooled_anova
     import pymitml.pool.model_tests as pt
     import pymitml.pool.r2 as pr
     from pymitml.lmm import lmer
@@ -82,7 +82,7 @@ def time_pymitml(data: list[pd.DataFrame], reps: int) -> dict:
         "D2": lambda: pt.compare_models(s, s0, method="D2", use="likelihood").f_value,
         "D3": lambda: pt.compare_models(s, s0, method="D3").f_value,
         "D4": lambda: pt.compare_models(s, s0, method="D4").f_value,
-        "anova": lambda: float(pa.anova(s, r).table["F.value"].iloc[0]),
+        "anova": lambda: float(pooled_anova(s, r).table["F.value"].iloc[0]),
         "R2": lambda: float(pr.multilevel_r2(s)["SB"]),
     }
     out = {}
@@ -99,15 +99,7 @@ def time_pymitml(data: list[pd.DataFrame], reps: int) -> dict:
 
 
 def time_r(path: str, reps: int) -> dict:
-    with tempfile.NamedTemporaryFile("w", suffix=".R", delete=False) as fh:
-        fh.write(R_CODE)
-        script = fh.name
-    try:
-        r = subprocess.run(["Rscript", script, path, str(reps)], capture_output=True, text=True,
-                           check=True)
-    finally:
-        os.unlink(script)
-    return json.loads(r.stdout)
+    return json.loads(run_rscript(R_CODE, path, reps))
 
 
 def main(argv=None) -> None:
