@@ -67,10 +67,10 @@ def simulate(J: int, nj: int, m: int, seed: int = 1) -> list[pd.DataFrame]:
 
 
 def time_pymitml(data: list[pd.DataFrame], reps: int) -> dict:
-    from pymitml.pool import anova as pooled_anova
     import pymitml.pool.model_tests as pt
     import pymitml.pool.r2 as pr
     from pymitml.lmm import lmer
+    from pymitml.pool import anova as pooled_anova
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
