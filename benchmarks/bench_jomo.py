@@ -5,7 +5,8 @@ Models on ``pm.datasets.random_intercept`` data (MAR missingness in y and x):
 * ``continuous``: ``y + x ~ 1 + z + w + (1|id)``;
 * ``binary``: ``y + xb ~ 1 + z + w + (1|id)`` with ``xb`` = a two-level factor (x > 0);
 * ``level-2``: ``[y + x ~ 1 + z + (1|id), v ~ 1 + w]`` with ``v`` a level-2 variable missing in
-  15% of the clusters.
+  15% of the clusters;
+* ``cat-L2``: ``[y + x ~ 1 + z + (1|id), vb ~ 1 + w]`` with ``vb`` = a two-level factor (v > 0.3).
 
 The per-iteration cost is the slope between two run lengths (fixed set-up cost excluded and
 reported separately). R's jomoImpute is not run at 140k rows (several seconds per iteration);
@@ -34,12 +35,13 @@ MODELS = {
     "continuous": ("y + x ~ 1 + z + w + (1|id)", "y + x ~ 1 + z + w + (1|id)"),
     "binary": ("y + xb ~ 1 + z + w + (1|id)", "y + xb ~ 1 + z + w + (1|id)"),
     "level-2": (["y + x ~ 1 + z + (1|id)", "v ~ 1 + w"], "list(y + x ~ 1 + z + (1|id), v ~ 1 + w)"),
+    "cat-L2": (["y + x ~ 1 + z + (1|id)", "vb ~ 1 + w"], "list(y + x ~ 1 + z + (1|id), vb ~ 1 + w)"),
 }
 
 R_CODE = r"""
 suppressPackageStartupMessages(library(mitml))
 a <- commandArgs(TRUE)
-d <- read.csv(a[1]); d$xb <- factor(d$xb, levels = c("low", "high"))
+d <- read.csv(a[1]); d$xb <- factor(d$xb, levels = c("low", "high")); d$vb <- factor(d$vb, levels = c("low", "high"))
 n1 <- as.integer(a[2]); n2 <- as.integer(a[3]); f <- eval(parse(text = a[4]))
 t1 <- system.time(jomoImpute(d, formula=f, n.burn=n1, n.iter=1, m=1, seed=1, silent=TRUE))[["elapsed"]]
 t2 <- system.time(jomoImpute(d, formula=f, n.burn=n2, n.iter=1, m=1, seed=1, silent=TRUE))[["elapsed"]]
@@ -55,6 +57,8 @@ def make_data(J, n):
     v = 0.5 * rng.normal(size=J) + 0.3
     v[rng.random(J) < 0.15] = np.nan
     df["v"] = v[df["id"].to_numpy() - 1] + 0.4 * df["w"]
+    df["vb"] = pd.Categorical(np.where(df["v"].isna(), None, np.where(df["v"] > 0.3, "high", "low")),
+                              categories=["low", "high"])
     return df
 
 

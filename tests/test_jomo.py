@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from scipy import special, stats
 
-from pymitml.samplers._truncnorm import norm_cdf, norm_ppf, truncnorm_draw
+from pymitml.samplers._truncnorm import _cdf_fast, norm_cdf, norm_ppf, truncnorm_draw
 from pymitml.samplers.jomo import jomo_impute
 
 from ._data import batch_means_mcse
@@ -33,6 +33,15 @@ def test_norm_ppf_matches_scipy():
     np.testing.assert_allclose(ours, special.ndtri(p), rtol=1e-12, atol=1e-12)
     x = np.linspace(-30, 8, 200)
     np.testing.assert_allclose([norm_cdf(v) for v in x], special.ndtr(x), rtol=1e-12, atol=0)
+
+
+def test_fast_cdf_of_the_sampler_matches_scipy():
+    """The tabulated CDF used by the truncated-normal draws: relative error < 1e-9 on both sides of
+    every table node and into the erfc fallback (|x| > 8)."""
+    x = np.concatenate([np.linspace(-37, 9, 20001), np.arange(-512, 513) / 64 + 1 / 128 - 1e-12,
+                        [-8.0, 8.0, -np.inf, np.inf]])
+    ours = np.array([_cdf_fast(v) for v in x])
+    np.testing.assert_allclose(ours, special.ndtr(x), rtol=1e-9, atol=0)
 
 
 @pytest.mark.parametrize("lo,hi", [(-np.inf, 0.0), (0.3, np.inf), (-1.0, 2.0), (6.0, np.inf),
@@ -287,10 +296,107 @@ def test_level2_target_layout_and_cluster_means(mixed):
         assert np.array_equal(d.loc[obs, "w"], df.loc[obs, "w"])
 
 
-def test_error_categorical_level2_target(mixed):
-    df = mixed.assign(kind=pd.Categorical(np.where(mixed["id"] % 2 == 0, "a", "b")))
-    with pytest.raises(NotImplementedError, match="level-2 target 'kind' is categorical"):
-        jomo_impute(df, ["y ~ 1 + (1|id)", "kind ~ 1"], m=1, n_burn=1, n_iter=1)
+def _level2_categorical(mixed):
+    """Level-2 nominal 'kind' (4 categories, one unused) and binary string 'site', some clusters missing."""
+    rng = np.random.default_rng(9)
+    J = mixed["id"].max() + 1
+    kind = np.array(["b", "a", "c"])[rng.integers(0, 3, J)]
+    site = np.array(["north", "south"])[rng.integers(0, 2, J)].astype(object)
+    df = mixed.assign(kind=pd.Categorical(kind[mixed["id"]], categories=["c", "a", "zz", "b"]),
+                      site=site[mixed["id"]])
+    df.loc[df["id"].isin([2, 5, 11, 17]), "kind"] = np.nan
+    df.loc[df["id"].isin([5, 8, 20]), "site"] = None
+    return df
+
+
+def test_categorical_level2_targets_round_trip(mixed):
+    df = _level2_categorical(mixed)
+    imp = jomo_impute(df, ["y + grp ~ 1 + (1|id)", "site + kind ~ 1"], m=3, n_burn=100, n_iter=10, seed=4)
+    assert imp.targets == ["y", "grp", "site", "kind"]
+    # latent columns of the level-2 targets: K - 1 per target, observed levels in category order
+    assert imp.param_names["beta2"] == (["(Intercept)"], ["site.north", "kind.c", "kind.a"])
+    assert imp.param_names["psi"][0][-3:] == ["site.north", "kind.c", "kind.a"]
+    psi = imp.par_imputation["psi"][:, :, :, 0]
+    assert psi.shape == (6, 6, 30)
+    np.testing.assert_array_equal(psi[4:, 4:], np.broadcast_to([[1, .5], [.5, 1]], (30, 2, 2)).transpose(1, 2, 0))
+    assert np.all(psi[3, 3] == 1.0) and len(np.unique(psi[0, 3])) > 1  # free covariances move
+    seen = set()
+    for d in imp.complete():
+        assert d["kind"].dtype == df["kind"].dtype and d["kind"].notna().all()
+        assert set(d["site"]) <= {"north", "south"}
+        assert (d.groupby("id")["kind"].nunique() == 1).all() and (d.groupby("id")["site"].nunique() == 1).all()
+        obs = df["kind"].notna()
+        assert d.loc[obs, "kind"].tolist() == df.loc[obs, "kind"].tolist()
+        seen |= set(d.loc[~obs, "kind"])
+    assert seen <= {"a", "b", "c"}
+    # same seed, same draws whatever the threads (two chains)
+    kw = {"m": 2, "n_burn": 30, "n_iter": 5, "seed": 12, "chains": 2}
+    a = jomo_impute(df, ["y + grp ~ 1 + (1|id)", "site + kind ~ 1"], n_threads=1, **kw)
+    b = jomo_impute(df, ["y + grp ~ 1 + (1|id)", "site + kind ~ 1"], n_threads=2, **kw)
+    np.testing.assert_array_equal(a.replacement, b.replacement)
+    np.testing.assert_array_equal(a.par_chains_imputation["psi"], b.par_chains_imputation["psi"])
+
+
+L2CAT = {"bin": ["sat + jor ~ 1 + (1|id)", "jclhi ~ 1"], "nom": ["sat + jor ~ 1 + (1|id)", "jcl3 ~ 1"]}
+
+
+@pytest.mark.parametrize("model", list(L2CAT))
+def test_categorical_level2_posterior_means_agree_with_jomoImpute(model):
+    """Binary and 3-level nominal level-2 targets (derived from jcl in r_compat/jomo_l2cat_ref.R):
+    every free element of beta, beta2, psi and sigma within 4 combined batch-means MCSE of
+    jomoImpute's (30,000 iterations each); the latent block of psi is fixed (1, 0.5) in both."""
+    ref = json.loads((REF.parent / "jomo_l2cat_ref.json").read_text())[model]
+    df = pd.read_csv(REF.parent / "jomo_justice_l2cat.csv")
+    df["jclhi"] = pd.Categorical(df["jclhi"], categories=["low", "high"])
+    df["jcl3"] = pd.Categorical(df["jcl3"], categories=["lo", "mid", "hi"])
+    imp = jomo_impute(df, L2CAT[model], m=1, n_burn=1000, n_iter=30000, seed=6, latent_bounds="jomo")
+    assert set(imp.par_imputation) == set(ref) - {"seconds"}
+    worst = 0.0
+    for block, ch in imp.par_imputation.items():
+        ch = ch[:, :, :, 0]
+        mean_r, se_r = np.array(ref[block]["mean"]), np.array(ref[block]["mcse"])
+        assert ch.shape[:2] == mean_r.shape
+        for i, j in np.ndindex(ch.shape[:2]):
+            if se_r[i, j] == 0:
+                assert np.all(ch[i, j] == mean_r[i, j])
+                continue
+            se = np.hypot(batch_means_mcse(ch[i, j], 20), se_r[i, j])
+            z = abs(ch[i, j].mean() - mean_r[i, j]) / se
+            worst = max(worst, z)
+            assert z < 4, f"{block}[{i},{j}]: {ch[i, j].mean():.5g} vs jomoImpute {mean_r[i, j]:.5g} (z={z:.2f})"
+    assert worst > 0
+
+
+def test_ordinal_level2_target_recovers_thresholds_and_psi():
+    """An ordered level-2 target: one latent per cluster (variance 1 in Psi) cut at thresholds (the
+    first at 0); its thresholds, intercept and covariance with the random intercept are recovered."""
+    rng = np.random.default_rng(21)
+    J, n = 1500, 4
+    P = np.array([[0.5, 0.35], [0.35, 1.0]])
+    U = rng.multivariate_normal([0, 0], P, size=J)
+    idx = np.repeat(np.arange(J), n)
+    y = 1.0 + U[idx, 0] + rng.normal(size=J * n)
+    thr = np.array([0.0, 0.8, 1.6])
+    cats = ["none", "some", "many", "all"]
+    lev = np.searchsorted(thr, 0.3 + U[:, 1])
+    o = pd.Categorical(np.array(cats)[lev], categories=cats, ordered=True)
+    df = pd.DataFrame({"id": idx, "y": y, "o": o[idx]})
+    df.loc[rng.random(J * n) < 0.2, "y"] = np.nan
+    df.loc[df["id"].isin(np.flatnonzero(rng.random(J) < 0.2)), "o"] = np.nan
+    imp = jomo_impute(df, ["y ~ 1 + (1|id)", "o ~ 1"], m=2, n_burn=1000, n_iter=1500, seed=2)
+    assert imp.param_names["beta2"] == (["(Intercept)"], ["o"])
+    checks = [(imp.par_imputation["beta2"][0, 0, :, 0], 0.3),
+              (imp.par_imputation["psi"][0, 1, :, 0], 0.35),
+              (imp.par_imputation["psi"][0, 0, :, 0], 0.5),
+              (imp.extra["thresholds"]["o"][:, :, 0], thr)]
+    for ch, truth in checks:
+        lo, hi = np.quantile(ch, [0.0005, 0.9995], axis=-1)
+        assert np.all((lo < truth + 1e-12) & (truth - 1e-12 < hi)), f"{truth} vs [{lo}, {hi}]"
+    assert np.all(imp.par_imputation["psi"][1, 1, :, 0] == 1.0)
+    d = imp.complete(1)
+    assert d["o"].dtype == df["o"].dtype and d["o"].notna().all()
+    assert (d.groupby("id")["o"].nunique() == 1).all()
+    assert set(d.loc[df["o"].isna(), "o"]) == set(cats)
 
 
 def test_error_level2_target_varies_within_cluster(mixed):
@@ -365,3 +471,47 @@ def test_latent_bounds_keep_latents_in_the_box_and_jomo_alias(mixed):
 def test_error_latent_bounds(mixed, bad, err, msg):
     with pytest.raises(err, match=msg):
         jomo_impute(mixed, F_MIXED, m=1, n_burn=1, n_iter=1, latent_bounds=bad)
+
+
+# ---- mitml's type codes -------------------------------------------------------------------
+
+def test_type_codes_give_the_same_draws_as_the_formula(mixed):
+    kw = {"m": 2, "n_burn": 20, "n_iter": 5, "seed": 7}
+    codes = {"id": -2, "y": 1, "z": 3, "grp": 1, "flag": 1, "word": 0}
+    a = jomo_impute(mixed, type=codes, **kw)
+    b = jomo_impute(mixed, "y + grp + flag ~ 1 + z + (1 + z|id)", **kw)
+    np.testing.assert_array_equal(a.replacement, b.replacement)
+    np.testing.assert_array_equal(a.index, b.index)
+    assert a.param_names == b.param_names
+    # single level: no cluster code
+    a = jomo_impute(mixed, type={"y": 1, "grp": 1, "z": 2}, **kw)
+    b = jomo_impute(mixed, "y + grp ~ 1 + z", **kw)
+    np.testing.assert_array_equal(a.replacement, b.replacement)
+    assert a.extra["single_level"]
+
+
+def test_type_list_gives_level2_targets_and_group(mixed):
+    df = mixed.assign(w=np.random.default_rng(3).normal(size=mixed["id"].max() + 1)[mixed["id"]],
+                      g=np.where(mixed["id"] < 12, "a", "b"))
+    df.loc[df["id"].isin([1, 4, 9, 15, 20]), "w"] = np.nan
+    kw = {"m": 2, "n_burn": 20, "n_iter": 5, "seed": 7}
+    with pytest.warns(UserWarning, match="replaced with cluster means"):
+        a = jomo_impute(df, type=[{"id": -2, "y": 1, "grp": 1, "g": -1}, {"w": 1, "z": 2, "id": -2}], **kw)
+    with pytest.warns(UserWarning, match="replaced with cluster means"):
+        b = jomo_impute(df, ["y + grp ~ 1 + (1|id)", "w ~ 1 + z"], group="g", **kw)
+    np.testing.assert_array_equal(a.replacement, b.replacement)
+    assert a.targets == ["y", "grp", "w"] and a.settings["group"] == "g"
+
+
+@pytest.mark.parametrize("kw,err,msg", [
+    ({"formula": "y ~ 1", "type": {"y": 1}}, ValueError, "needs exactly one of `formula` or `type`"),
+    ({"type": {"y": 1, "z": 5}}, ValueError, r"`type` codes must be among 1, 2, 3, -1, -2, 0; got \{'z': 5\}"),
+    ({"type": [{"y": 1, "id": -2}]}, TypeError, "`type` as a list must hold two mappings"),
+    ({"type": [{"y": 1, "id": -2}, {"z": 2}]}, ValueError, r"the level-2 `type` names no target \(code 1\)"),
+    ({"type": "y"}, TypeError, "`type` must be a mapping"),
+    ({"formula": 5}, TypeError, "`formula` must be a string or a list of two strings; got int"),
+    ({"type": {"y": 1, "id": -1}, "group": "z"}, ValueError, "disagree"),
+])
+def test_error_type_codes(mixed, kw, err, msg):
+    with pytest.raises(err, match=msg):
+        jomo_impute(mixed, m=1, n_burn=1, n_iter=1, **kw)

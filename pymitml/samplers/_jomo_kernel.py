@@ -24,6 +24,14 @@ One iteration (jomo's steps; the order differs but not the stationary distributi
    (log target -tr(Sigma^-1 S)/2 - N log|Sigma|/2, proposals that are not positive definite are
    rejected).
 
+Level-2 targets (jomo2com): Y2_j = X2_j beta2 + u2_j with (u_j, u2_j) ~ N(0, Psi); a nominal
+level-2 target has K - 1 latent normals per cluster whose block of Psi is fixed like Sigma's (an
+ordinal one: one latent of variance 1 cut at thresholds, rows ncat.. of ``gam``, updated like the
+level-1 ones with the cluster's conditional normal).
+Their latents (observed categories) are drawn component-wise from the conditional of u2_j given
+the rest of the cluster's vector, truncated to the observed level's region; Psi then gets the
+same element-wise Metropolis-Hastings as Sigma (flat prior) instead of its inverse-Wishart draw.
+
 Steps 3-5 need only the sufficient statistics X'Y, Z_j'Y_j, Y'Y (rows that never change enter
 through constant cross-products; the others are stored transposed, grouped by missingness pattern).
 """
@@ -39,13 +47,15 @@ from ._pan_kernel import _dot, _draw_random_effects, pattern_factors, rows_cross
 from ._truncnorm import norm_cdf, truncnorm_draw
 
 
-def jomo_draw_counts(J, p, q, r, n_cells, n_inc, n_lat, n_free, p2=0, r2=0, n_cells2=0, n_thr=0):
+def jomo_draw_counts(J, p, q, r, n_cells, n_inc, n_lat, n_free, p2=0, r2=0, n_cells2=0, n_thr=0,
+                     n_lat2=0, n_free2=0):
     """(normals, uniforms) one iteration consumes (threshold proposals come last in both)."""
     d = q * r
     du = d + r2
     nsig = max(r * (r - 1) // 2, n_free)
-    return (J * d + du * (du - 1) // 2 + nsig + p * r + n_cells + p2 * r2 + n_cells2 + n_thr,
-            n_lat * n_inc + n_free + n_thr)
+    npsi = max(du * (du - 1) // 2, n_free2)
+    return (J * d + npsi + nsig + p * r + n_cells + p2 * r2 + n_cells2 + n_thr,
+            n_lat * n_inc + n_free + n_free2 + n_lat2 * J + n_thr)
 
 
 @njit
@@ -222,24 +232,77 @@ def _draw_latents(Yi, mu, Q, cat_start, cat_k1, cat_obs, cat_ord, gam, box_lo, b
                 lev = obs[i]
                 if lev < 0:
                     continue
-                lo = box_lo
-                hi = box_hi
                 if cat_ord[v]:  # no bounds: the thresholds are updated with the latents integrated out
                     lo = gam[v, lev]
                     hi = gam[v, lev + 1]
-                elif lev == k1:  # reference level: every latent below 0
-                    hi = min(hi, 0.0)
-                elif lev == k:  # the observed level's latent is the largest and above 0
-                    m = 0.0
-                    for ll in range(k1):
-                        if ll != k and Yi[c0 + ll, i] > m:
-                            m = Yi[c0 + ll, i]
-                    lo = max(lo, m)
-                else:  # below the observed level's latent
-                    y_obs = Yi[c0 + lev, i]
-                    hi = min(hi, y_obs)
+                else:
+                    lo, hi = _latent_bounds(Yi, i, c0, k1, k, lev, box_lo, box_hi)
                 yc[i] = truncnorm_draw(mc[i] - tmp[i], sd, lo, hi, unif[cu + i])
             cu += n
+
+
+@njit
+def _latent_bounds(Yc, i, c0, k1, k, lev, box_lo, box_hi):
+    """Truncation region of latent k (of k1) of a nominal target observed at local level ``lev``;
+    ``Yc[c0 + l, i]`` are the current latents of that row or cluster."""
+    lo = box_lo
+    hi = box_hi
+    if lev == k1:  # reference level: every latent below 0
+        hi = min(hi, 0.0)
+    elif lev == k:  # the observed level's latent is the largest and above 0
+        m = 0.0
+        for ll in range(k1):
+            if ll != k and Yc[c0 + ll, i] > m:
+                m = Yc[c0 + ll, i]
+        lo = max(lo, m)
+    else:  # below the observed level's latent
+        hi = min(hi, Yc[c0 + lev, i])
+    return lo, hi
+
+
+@njit
+def _draw_latents_l2(Y2, X2, beta2, B, Q, d, cat2_start, cat2_k1, cat2_obs, cat2_ord, gam2, box_lo, box_hi,
+                     unif, w):
+    """Latent normals of observed level-2 categories, cluster by cluster: each component from the
+    normal of its level-2 residual given the rest of the cluster's vector (u_j, u2_j) (precision
+    ``Q`` = Psi^-1), truncated to the region of the cluster's level (jomo2com's level-2 step)."""
+    q, r, J = B.shape
+    du = Q.shape[0]
+    p2 = X2.shape[0]
+    r2 = Y2.shape[0]
+    ncat2 = cat2_start.shape[0]
+    for j in range(J):
+        for t in range(r):
+            for a in range(q):
+                w[t * q + a] = B[a, t, j]
+        for t in range(r2):
+            m = 0.0
+            for k in range(p2):
+                m += X2[k, j] * beta2[k, t]
+            w[d + t] = Y2[t, j] - m
+        cu = 0
+        for v in range(ncat2):
+            c0 = cat2_start[v]
+            k1 = cat2_k1[v]
+            lev = cat2_obs[v, j]
+            for k in range(k1):
+                if lev >= 0:
+                    x = d + c0 + k
+                    acc = 0.0
+                    for ll in range(du):
+                        if ll != x:
+                            acc += Q[x, ll] * w[ll]
+                    xb = Y2[c0 + k, j] - w[x]
+                    if cat2_ord[v]:  # ordinal: between the thresholds of the cluster's level
+                        lo = gam2[v, lev]
+                        hi = gam2[v, lev + 1]
+                    else:
+                        lo, hi = _latent_bounds(Y2, j, c0, k1, k, lev, box_lo, box_hi)
+                    y = truncnorm_draw(xb - acc / Q[x, x], 1.0 / math.sqrt(Q[x, x]), lo, hi,
+                                       unif[cu * J + j])
+                    Y2[c0 + k, j] = y
+                    w[x] = y - xb
+                cu += 1
 
 
 @njit
@@ -422,7 +485,7 @@ def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
                  Binv, Dinv, beta, Sigma, Psi, B, XtYi, ZtYi, YtYi,
                  ch_beta, ch_psi, ch_sigma, accepted,
                  X2, Lx2, Y2, perm2, pat2_start, pat2_obs, pat2_nobs, pat2_mis, pat2_nmis, beta2, ch_beta2,
-                 cat_K, cat_ord, gam, thr_sd, thr_acc, ch_gam):
+                 cat_K, cat_ord, gam, thr_sd, thr_acc, ch_gam, cat2_start, cat2_k1, cat2_obs, free2):
     """Run ``n_steps`` iterations in place; iteration s is stored at index rec0 + s of the chains.
 
     Randomness comes in pre-drawn per iteration s: ``nrm[s]`` (random effects (d, J), Psi,
@@ -446,16 +509,31 @@ def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
     n_lat = 0
     for vv in range(ncat):
         n_lat += cat_k1[vv]
-    n_free = 0
-    for j in range(r):
-        for k in range(j, r):
-            if free[j, k]:
-                n_free += 1
     mh = ncat > 0
+    n_free = 0  # free elements of Sigma (Metropolis-Hastings only; as jomo_draw_counts' n_free)
+    if mh:
+        for j in range(r):
+            for k in range(j, r):
+                if free[j, k]:
+                    n_free += 1
     n_thr = 0
     for vv in range(ncat):
         if cat_ord[vv] and cat_K[vv] > 2:
             n_thr += cat_K[vv] - 2
+    ncat2 = cat2_start.shape[0]
+    n_thr2 = 0  # level-2 ordinal thresholds: rows ncat.. of gam, cat_K and cat_ord
+    for vv in range(ncat2):
+        if cat_ord[ncat + vv] and cat_K[ncat + vv] > 2:
+            n_thr2 += cat_K[ncat + vv] - 2
+    n_lat2 = 0
+    for vv in range(ncat2):
+        n_lat2 += cat2_k1[vv]
+    n_free2 = 0
+    if ncat2 > 0:
+        for j in range(du):
+            for k in range(j, du):
+                if free2[j, k]:
+                    n_free2 += 1
     mx = max(du, r, p, p2, 1)
     w1 = np.empty((mx, mx))
     w2 = np.empty((mx, mx))
@@ -485,8 +563,21 @@ def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
     Kp = np.zeros((max(n_pat, 1), r, r))
     Cp = np.zeros((max(n_pat, 1), r, r))
     mu = np.empty((r, max(n_inc, 1)))
-    npsi = du * (du - 1) // 2
+    npsi = max(du * (du - 1) // 2, n_free2)
     nsig = max(r * (r - 1) // 2, n_free)
+    n_cells2 = 0
+    for g in range(pat2_nobs.shape[0]):
+        n_cells2 += pat2_nmis[g] * (pat2_start[g + 1] - pat2_start[g])
+    if (nrm.shape[1] != J * d + npsi + nsig + p * r + n_cells + p2 * r2 + n_cells2 + n_thr + n_thr2
+            or unif.shape[1] < n_lat * n_inc + n_free + n_free2 + n_lat2 * J + n_thr + n_thr2):
+        return 10  # the pre-drawn noise does not match the layout of jomo_draw_counts
+    Q2 = np.empty((du, du))
+    Ybig = np.empty((du, J))
+    mubig = np.empty((du, J))
+    cs2 = cat2_start + d
+    wu = np.empty(max(du, 1))
+    off_free2 = n_lat * n_inc + n_free
+    off_lat2 = off_free2 + n_free2
     for s in range(n_steps):
         z = nrm[s]
         uu = unif[s]
@@ -511,6 +602,27 @@ def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
                     ZtY[a, t, j] = ZtYc[a, t, j] + ZtYi[a, t, j]
         # 3. (level 2: beta2, residuals u2, conditional prior of u1) random effects and Psi
         cur_l2 = J * d + npsi + nsig + p * r + n_cells
+        if ncat2 > 0:  # latents of observed level-2 categories
+            if not spd_inverse(Psi, Q2, w1, du):
+                return 9
+            if n_thr2 > 0:  # thresholds of ordinal level-2 targets, latents integrated out
+                for t in range(r):
+                    for a in range(q):
+                        Ybig[t * q + a] = B[a, t]
+                        mubig[t * q + a] = 0.0
+                for t in range(r2):
+                    for j in range(J):
+                        acc = 0.0
+                        for k in range(p2):
+                            acc += X2[k, j] * beta2[k, t]
+                        mubig[d + t, j] = acc
+                        Ybig[d + t, j] = Y2[t, j]
+                zt = z.shape[0] - n_thr - n_thr2
+                ut = uu.shape[0] - n_thr - n_thr2
+                _update_thresholds(Ybig, mubig, Q2, cs2, cat2_obs, cat_K[ncat:], cat_ord[ncat:], gam[ncat:],
+                                   thr_sd[ncat:], thr_acc[ncat:], z[zt:zt + n_thr2], uu[ut:ut + n_thr2], tmp)
+            _draw_latents_l2(Y2, X2, beta2, B, Q2, d, cat2_start, cat2_k1, cat2_obs, cat_ord[ncat:], gam[ncat:],
+                             box_lo, box_hi, uu[off_lat2:off_lat2 + n_lat2 * J], wu)
         if r2 > 0:
             if not _draw_beta2(X2, Lx2, Y2, Psi, d, z[cur_l2:cur_l2 + p2 * r2], beta2, U2, w1, bh2):
                 return 7
@@ -551,11 +663,15 @@ def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
                         val = _dot(U2[x - d], U2[y - d])
                     SB[x, y] = val
                     SB[y, x] = val
-            for x in range(du):
-                for y in range(du):
-                    scale_p[x, y] = Dinv[x, y] + SB[x, y]
-            if not draw_inv_wishart(chi[s, :du], z[cur:cur + npsi], scale_p, Psi, w1, w2, du):
-                return 4
+            if ncat2 > 0:  # jomo2com: random-walk Metropolis-Hastings (flat prior), latent block fixed
+                accepted[0] += _mh_sigma(Psi, SB, float(J), free2, z[cur:cur + npsi],
+                                         uu[off_free2:off_free2 + n_free2], w1, w2, du)
+            else:
+                for x in range(du):
+                    for y in range(du):
+                        scale_p[x, y] = Dinv[x, y] + SB[x, y]
+                if not draw_inv_wishart(chi[s, :du], z[cur:cur + npsi], scale_p, Psi, w1, w2, du):
+                    return 4
         cur += npsi
         # W = Y - Z u: X'W and W'W
         for k in range(p):
@@ -644,7 +760,7 @@ def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
             for k in range(p2):
                 for t in range(r2):
                     ch_beta2[k, t, o] = beta2[k, t]
-            for vv in range(ncat):
+            for vv in range(gam.shape[0]):  # level-1 then level-2 ordinal targets
                 for j in range(gam.shape[1]):
                     ch_gam[vv, j, o] = gam[vv, j]
             if diag_only:

@@ -4,11 +4,15 @@ The quantile starts from Acklam's rational approximation (relative error 1.2e-9)
 by one Halley step against ``math.erfc``, which gives close to full double precision. Truncated
 draws use the inverse CDF on the tail that keeps the probabilities away from 1, so bounds far in
 either tail lose no precision; beyond ~37 standard deviations (where the tail probability
-underflows) the exponential approximation of the tail is used.
+underflows) the exponential approximation of the tail is used. The sampler's CDF is a table of
+Phi and phi at k / 64 with a fifth-order Taylor step (relative error < 1e-10, half the cost of
+erfc) and its quantile is Acklam's approximation alone: draws are exact quantiles to ~1e-9.
 """
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from .._numba import njit
 
@@ -23,6 +27,29 @@ _C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
       -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00)
 _D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
       3.754408661907416e+00)
+
+
+# Phi and phi at the nodes k / 64 on [-8, 8] for the fast CDF of the sampler
+_NODES = np.arange(-512, 513) / 64.0
+_PHI_NODE = np.array([0.5 * math.erfc(-x / math.sqrt(2.0)) for x in _NODES])
+_DEN_NODE = np.exp(-0.5 * _NODES**2) / _SQRT2PI
+
+
+@njit
+def _cdf_fast(x):
+    """Phi(x) to ~1e-10 relative (lower tail included), about twice as fast as ``norm_cdf``:
+    fifth-order Taylor expansion around the nearest node k / 64 (|h| <= 1/128) of a table of
+    Phi and phi; erfc outside [-8, 8]."""
+    if not (-8.0 <= x <= 8.0):
+        return 0.5 * math.erfc(-x / _SQRT2)
+    k = int(x * 64.0 + 512.5)
+    x0 = (k - 512) * 0.015625
+    h = x - x0
+    x2 = x0 * x0
+    # derivatives of Phi at x0 over phi(x0): 1, -x0, x0^2 - 1, -(x0^3 - 3 x0), x0^4 - 6 x0^2 + 3
+    poly = h * (1.0 + h * (-0.5 * x0 + h * ((x2 - 1.0) * (1.0 / 6.0) + h * (
+        (3.0 - x2) * x0 * (1.0 / 24.0) + h * ((x2 * x2 - 6.0 * x2 + 3.0) * (1.0 / 120.0))))))
+    return _PHI_NODE[k] + _DEN_NODE[k] * poly
 
 
 @njit
@@ -86,25 +113,26 @@ def truncnorm_draw(mean, sd, lo, hi, u):
     Inverse CDF: x = Phi^{-1}(Phi(a) + u (Phi(b) - Phi(a))) on the standardised bounds a, b,
     computed on the mirrored (lower) tail when the whole interval lies above 0.
     """
-    a = (lo - mean) / sd
-    b = (hi - mean) / sd
+    inv = 1.0 / sd
+    a = (lo - mean) * inv
+    b = (hi - mean) * inv
     if a > 0.0:  # upper tail: mirror to the lower tail
-        pa = norm_cdf(-a)
-        pb = 0.0 if b == math.inf else norm_cdf(-b)
+        pa = _cdf_fast(-a)
+        pb = 0.0 if b == math.inf else _cdf_fast(-b)
         if pa <= 0.0:
             x = a - math.log(u) / a
         else:
             x = -_ppf_fast(pa - u * (pa - pb))
     elif b < 0.0:
-        pa = 0.0 if a == -math.inf else norm_cdf(a)
-        pb = norm_cdf(b)
+        pa = 0.0 if a == -math.inf else _cdf_fast(a)
+        pb = _cdf_fast(b)
         if pb <= 0.0:
             x = b + math.log(u) / (-b)
         else:
             x = _ppf_fast(pa + u * (pb - pa))
     else:
-        pa = 0.0 if a == -math.inf else norm_cdf(a)
-        pb = 1.0 if b == math.inf else norm_cdf(b)
+        pa = 0.0 if a == -math.inf else _cdf_fast(a)
+        pb = 1.0 if b == math.inf else _cdf_fast(b)
         x = _ppf_fast(pa + u * (pb - pa))
     x = max(x, a)
     x = min(x, b)

@@ -1,6 +1,7 @@
 """jomo_impute: joint-model imputation of continuous and categorical targets (mitml's jomoImpute)."""
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -11,7 +12,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from .._frame import Codebook, ColumnCodec, check_columns
-from .._model import check_positive_int, prepare_model
+from .._model import check_positive_int, formula_from_type, prepare_model
 from .._random import spawn_seeds
 from ..chains import SEGMENT, imputation_plan, run_tasks
 from ..formula import parse_formula
@@ -146,13 +147,15 @@ def _prepare(data, formula, group, missing_code):
               for x in order]
     l2 = None
     if level2 is not None:
-        l2 = _prepare_level2(pdf, level2, f, spec)
-        codecs += [ColumnCodec(t) for t in l2["targets"]]
+        l2 = _prepare_level2(pdf, level2, f, spec, missing_code)
+        codecs += [ColumnCodec(x.name) if x.kind == "continuous" else
+                   ColumnCodec(x.name, "categorical", categories=x.categories, ordered=x.ordered)
+                   for x in l2["order"]]
     codebook.targets = codecs
     return spec, codebook, order, l2
 
 
-def _prepare_level2(pdf: pd.DataFrame, text: str, f1, spec) -> dict:
+def _prepare_level2(pdf: pd.DataFrame, text: str, f1, spec, missing_code=None) -> dict:
     """Level-2 targets (constant within clusters) and predictors (cluster means of level-1 ones)."""
     f2 = parse_formula(text)
     if f1.cluster is None:
@@ -164,14 +167,19 @@ def _prepare_level2(pdf: pd.DataFrame, text: str, f1, spec) -> dict:
     if both:
         raise ValueError(f"column(s) {sorted(both)} are targets at both levels; name each once.")
     clus = pd.factorize(pdf[f1.cluster])[0]
+    order2, values = [], {}
     for t in f2.targets:
         s = pdf[t]
         if _is_categorical(s):
-            raise NotImplementedError(
-                f"level-2 target '{t}' is categorical; categorical level-2 targets are not implemented "
-                "yet: impute it as a level-1 target or convert it to numeric."
-            )
-        vals = s.to_numpy(dtype=np.float64, na_value=np.nan)
+            cats, ordered = _categories(s, t)
+            values[t] = _codes(s, cats, t, missing_code)
+            order2.append(_Target(t, "categorical", cats, ordered))
+        else:
+            values[t] = s.to_numpy(dtype=np.float64, na_value=np.nan)
+            order2.append(_Target(t, "continuous"))
+    order2 = [x for x in order2 if x.kind == "continuous"] + [x for x in order2 if x.kind == "categorical"]
+    for t in f2.targets:
+        vals = values[t]
         g = pd.DataFrame({"c": clus, "v": vals}).dropna().groupby("c")["v"]
         spread = g.max() - g.min()
         bad = spread[spread > 1e-10 * max(1.0, float(np.nanmax(np.abs(vals))))]
@@ -205,10 +213,10 @@ def _prepare_level2(pdf: pd.DataFrame, text: str, f1, spec) -> dict:
             "NOTE: predictor variables at level 1 were found in the level-2 equation and were "
             f"replaced with cluster means ({', '.join(replaced)}).", UserWarning, stacklevel=4)
     X2_all, x2_names = design_matrix(f2.fixed, work)
-    Y2_all = np.column_stack([pdf[t].to_numpy(dtype=np.float64, na_value=np.nan) for t in f2.targets])
+    Y2_all = np.column_stack([values[x.name] for x in order2])
     cols = list(pdf.columns)
-    return {"formula": text, "targets": list(f2.targets), "x_names": x2_names, "X": X2_all, "Y": Y2_all,
-            "positions": [cols.index(t) for t in f2.targets]}
+    return {"formula": text, "targets": [x.name for x in order2], "order": order2, "x_names": x2_names,
+            "X": X2_all, "Y": Y2_all, "positions": [cols.index(x.name) for x in order2]}
 
 
 def _cluster_level(gd, l2) -> tuple:
@@ -224,6 +232,42 @@ def _cluster_level(gd, l2) -> tuple:
         ok = ~np.isnan(Yr[:, t])
         Y2[gd.clus[ok], t] = Yr[ok, t]
     return X2, Y2
+
+
+def _formula_of_type(formula, type, group):
+    """mitml's ``type`` codes (one mapping, or [level-1, level-2] mappings) -> (formula, group)."""
+    if (formula is None) == (type is None):
+        raise ValueError("jomo_impute needs exactly one of `formula` or `type`.")
+    if type is None:
+        return formula, group
+    if isinstance(type, (list, tuple)):
+        if len(type) != 2 or not all(isinstance(t, Mapping) for t in type):
+            raise TypeError(
+                "`type` as a list must hold two mappings [level-1 codes, level-2 codes], e.g. "
+                "[{'y': 1, 'id': -2}, {'w': 1}]; got " + repr(type) + "."
+            )
+        t1, t2 = type
+    elif isinstance(type, Mapping):
+        t1, t2 = type, None
+    else:
+        raise TypeError("`type` must be a mapping {column: code} with mitml's codes 1, 2, 3, -1, -2, 0, "
+                        f"or a list of two such mappings; got {builtins.type(type).__name__}.")
+    formula, tgroup = formula_from_type(t1)
+    if t2 is not None:
+        bad = {k: v for k, v in t2.items() if v not in (1, 2, 3, -1, -2, 0)}
+        if bad:
+            raise ValueError(f"level-2 `type` codes must be among 1, 2, 3, -1, -2, 0; got {bad}.")
+        y2 = [k for k, v in t2.items() if v == 1]
+        if not y2:
+            raise ValueError("the level-2 `type` names no target (code 1); drop it or mark a level-2 "
+                             "target with 1.")
+        g2 = [k for k, v in t2.items() if v == -1]
+        if tgroup is None and g2:  # as mitml: the level-2 codes may name the group
+            tgroup = g2[0]
+        formula = [formula, " + ".join(y2) + " ~ " + " + ".join(["1"] + [k for k, v in t2.items() if v in (2, 3)])]
+    if group is not None and tgroup is not None and group != tgroup:
+        raise ValueError(f"`group` ({group!r}) and the group column in `type` (code -1: {tgroup!r}) disagree.")
+    return formula, group or tgroup
 
 
 def _default_prior(r: int, d: int, hr: bool = False) -> dict:
@@ -325,7 +369,7 @@ def _patterns(miss: np.ndarray, varying: np.ndarray):
 
 # ----------------------------------------------------------------------------- one chain
 def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n_iter: int, m_c: int,
-               diag_only: bool, intercept: bool, single: bool, box, l2=None, mode=0):
+               diag_only: bool, intercept: bool, single: bool, box, l2=None, lay2=None, mode=0):
     X, Z, clus = gd.X, gd.Z, gd.clus
     if single:
         Z = np.zeros((len(X), 0))
@@ -418,15 +462,56 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
     n_cells = int(sum(nmis[g] * (pat_start[g + 1] - pat_start[g]) for g in range(len(nmis))))
     n_free = int(np.triu(free).sum()) if ncat else 0
     # level 2: per-cluster targets (centred with an intercept) and design, clusters by pattern
+    ncat2 = 0
+    cat2_start = cat2_k1 = np.zeros(0, np.int64)
+    if lay2 is not None:
+        cat2_start, cat2_k1 = lay2.cat_start, lay2.cat_k1
+    cat2_obs = np.zeros((0, J), np.int64)
+    free2 = np.zeros((0, 0), dtype=bool)
     if l2 is not None:
-        X2c, Y2c = _cluster_level(gd, l2)
-        r2, p2 = Y2c.shape[1], X2c.shape[1]
-        miss2 = np.isnan(Y2c)
-        if np.all(miss2, axis=0).any():
+        # working level-2 matrix (J, r2): continuous targets (centred with an intercept), then the
+        # K - 1 latent normals of each nominal level-2 target (one set per cluster)
+        X2c, Y2codes = _cluster_level(gd, l2)
+        nc2 = lay2.n_con
+        ncat2 = len(lay2.cat_k1)
+        r2, p2 = lay2.r, X2c.shape[1]
+        if np.all(np.isnan(Y2codes), axis=0).any():
             raise ValueError("a level-2 target has no observed value in this group; drop it from the model.")
-        mean2 = np.nanmean(Y2c, axis=0)
+        Y2c = np.zeros((J, r2))
+        miss2 = np.zeros((J, r2), dtype=bool)
+        miss2[:, :nc2] = np.isnan(Y2codes[:, :nc2])
+        mean2 = np.zeros(r2)
+        mean2[:nc2] = np.nanmean(Y2codes[:, :nc2], axis=0)
+        Y2c[:, :nc2] = np.where(miss2[:, :nc2], mean2[:nc2], Y2codes[:, :nc2])
+        cat2_obs = np.full((ncat2, J), -1, np.int64)
+        K2 = np.array([len(lv) for lv in lay2.levels], np.int64)
+        gam2 = np.full((ncat2, max(K2, default=2) + 1), np.inf)
+        gam2[:, 0] = -np.inf
+        gam2[:, 1] = 0.0
+        for v in range(ncat2):
+            codes = Y2codes[:, nc2 + v]
+            c0, k1 = lay2.cat_start[v], lay2.cat_k1[v]
+            lmap = {int(c): i for i, c in enumerate(lay2.levels[v])}
+            ok = ~np.isnan(codes)
+            cat2_obs[v, ok] = [lmap[int(c)] for c in codes[ok]]
+            if lay2.cat_ord[v]:  # ordinal: one latent cut at thresholds (the first at 0)
+                K = len(lay2.levels[v])
+                cum = np.cumsum(np.bincount(cat2_obs[v, ok], minlength=K))[:-1] / ok.sum()
+                z0 = norm.ppf(np.clip(cum, 1e-6, 1 - 1e-6))
+                gam2[v, 1:K] = z0 - z0[0]
+                mid = np.empty(K)
+                mid[0], mid[K - 1] = gam2[v, 1] - 0.5, gam2[v, K - 1] + 0.5
+                mid[1:K - 1] = 0.5 * (gam2[v, 1:K - 1] + gam2[v, 2:K])
+                Y2c[:, c0] = np.where(ok, mid[np.maximum(cat2_obs[v], 0)], 0.0)
+                miss2[:, c0] = ~ok
+                continue
+            blk = np.where(ok[:, None], -0.5, 0.0) * np.ones((J, k1))
+            sel = np.flatnonzero(ok & (cat2_obs[v] < k1))
+            blk[sel, cat2_obs[v, sel]] = 0.5
+            Y2c[:, c0:c0 + k1] = blk
+            miss2[:, c0:c0 + k1] = ~ok[:, None]
         shift2 = mean2 if (l2["x_names"] and l2["x_names"][0] == "(Intercept)") else np.zeros(r2)
-        Y2 = np.ascontiguousarray((np.where(miss2, mean2, Y2c) - shift2).T)
+        Y2 = np.ascontiguousarray((Y2c - shift2).T)
         X2 = np.ascontiguousarray(X2c.T)
         Lx2 = np.ascontiguousarray(np.linalg.cholesky(X2c.T @ X2c))
         aug = np.zeros((J, d + r2), dtype=bool)
@@ -439,6 +524,12 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
         Psi = np.zeros((d + r2, d + r2))
         Psi[:d, :d] = np.kron(np.diag(0.5 * np.diag(Sigma)), np.eye(q))
         Psi[d:, d:] = np.diag(v2)
+        if ncat2:
+            free2 = np.ones((d + r2, d + r2), dtype=bool)
+            for v in range(ncat2):  # latent block: 1 on the diagonal, 0.5 off it (fixed)
+                c0, k1 = d + lay2.cat_start[v], lay2.cat_k1[v]
+                Psi[c0:c0 + k1, c0:c0 + k1] = 0.5 + 0.5 * np.eye(k1)
+                free2[c0:c0 + k1, c0:c0 + k1] = False
     else:
         r2 = p2 = n_cells2 = 0
         X2, Y2, Lx2 = np.zeros((0, J)), np.zeros((0, J)), np.zeros((0, 0))
@@ -448,8 +539,22 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
         beta2 = np.zeros((0, 0))
         shift2 = np.zeros(0)
     du = d + r2
+    cat_ord_all = lay.cat_ord
+    if ncat2:  # level-2 thresholds in the rows after the level-1 ones
+        width = max(gam.shape[1], gam2.shape[1])
+
+        def widen(a, fill):
+            return np.hstack([a, np.full((a.shape[0], width - a.shape[1]), fill, a.dtype)])
+
+        gam = np.ascontiguousarray(np.vstack([widen(gam, np.inf), widen(gam2, np.inf)]))
+        thr_sd = np.full(gam.shape, 0.05)
+        thr_acc = np.zeros(gam.shape, np.int64)
+        cat_K = np.concatenate([cat_K, K2])
+        cat_ord_all = np.concatenate([lay.cat_ord, lay2.cat_ord])
+        n_thr += int(sum(K - 2 for K, o in zip(K2, lay2.cat_ord) if o and K > 2))
+    n_free2 = int(np.triu(free2).sum()) if ncat2 else 0
     n_norm, n_unif = jomo_draw_counts(J, p, q, r, n_cells, len(rows), int(lay.cat_k1.sum()), n_free,
-                                      p2, r2, n_cells2, n_thr)
+                                      p2, r2, n_cells2, n_thr, int(cat2_k1.sum()) if ncat2 else 0, n_free2)
     shapes = {"beta": (p, r), "psi": (du, 1 if diag_only else du), "sigma": (r, 1 if diag_only else r),
                   "beta2": (p2, r2)}
     shapes["gam"] = gam.shape
@@ -464,7 +569,7 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
     ct, cr = np.concatenate(cells_t), np.concatenate(cells_r)
     cpos = pos_of_row[cr]
     if r2:  # missing level-2 cells: the value of their cluster
-        for t in range(r2):
+        for t in range(len(l2["targets"])):
             rr = np.flatnonzero(np.isnan(l2["Y"][gd.rows][:, t]))
             cells_t.append(np.full(len(rr), nc + ncat + t, np.int64))
             cells_r.append(rr)
@@ -496,7 +601,11 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
             chi = rng.chisquare(dfs, size=(k, du + r))
             code = jomo_iterate(k, rec0 + done, diag_only, nrm, unif, chi, *state,
                                 ch["beta"], ch["psi"], ch["sigma"], accepted, *state2, ch["beta2"],
-                                cat_K, lay.cat_ord, gam, thr_sd, thr_acc, ch["gam"])
+                                cat_K, cat_ord_all, gam, thr_sd, thr_acc, ch["gam"],
+                                cat2_start, cat2_k1, cat2_obs, free2)
+            if code == 10:
+                raise RuntimeError("internal error: the pre-drawn random numbers do not match the sampler's "
+                                   "layout; please report this with the model formula.")
             if code:
                 raise FloatingPointError(
                     f"a covariance matrix lost positive definiteness during sampling (step {code}); rescale the "
@@ -519,14 +628,15 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
         if r2:
             sel2 = ~sel1
             t2 = ct[sel2] - nc - ncat
-            draws[sel2, k] = Y2[t2, clus[cr[sel2]]] + shift2[t2]
+            # the cluster's values (categories from its latents) as level-1 style cells
+            draws[sel2, k] = _current_values(Y2, t2, clus[cr[sel2]], lay2, shift2, gam[ncat:])
     for ch in (burn, imp):
         if intercept and nc:
             ch["beta"][0] += shift[:, None]
         if r2:
             ch["beta2"][0] += shift2[:, None]
     n_total = n_burn + m_c * n_iter
-    return burn, imp, draws, (ct, cr), accepted[0] / max(n_free * n_total, 1)
+    return burn, imp, draws, (ct, cr), accepted[0] / max((n_free + n_free2) * n_total, 1)
 
 
 def _run_chain_hr(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n_iter: int,
@@ -636,7 +746,7 @@ def _current_values(Yi, ct, cpos, lay: _Layout, shift, gam) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- public entry point
-def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n_burn: int = 5000,
+def jomo_impute(data: Any, formula: str | list | None = None, random_L1: str = "none", m: int = 10, n_burn: int = 5000,
                 n_iter: int = 100, seed=None, group: str | None = None, prior: Mapping | None = None,
                 keep_chains: str = "full", chains: int = 1, n_threads: int | None = None,
                 missing_code=None, progress: bool | None = None, *, type=None,
@@ -648,7 +758,10 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
     multivariate linear mixed model ``Y = X beta + Z u_j + e``, ``e ~ N(0, Sigma)``; level-2 targets
     follow ``Y2_j = X2_j beta2 + u2_j`` with ``(u_j, u2_j) ~ N(0, Psi)``. The latent block of a
     nominal target in Sigma is fixed to 1 on the diagonal and 0.5 off it (an ordinal latent has
-    variance 1 and its first threshold at 0). Without a cluster term the model is single-level.
+    variance 1 and its first threshold at 0). Categorical level-2 targets have their latent
+    normals (one set per cluster) in Y2_j, with their block of Psi fixed the same way (as jomo's
+    ``jomo2com``; ordered ones, which jomo lacks, get one latent and thresholds). Without a
+    cluster term the model is single-level.
 
     Parameters
     ----------
@@ -656,8 +769,9 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
     formula : ``"y + x + sex ~ 1 + z + (1|clus)"``, or ``[level-1 formula, level-2 formula]`` such as
         ``["y + sex ~ 1 + (1|clus)", "w ~ 1 + z"]`` for level-2 targets (constant within clusters;
         level-1 predictors named on the level-2 side are replaced by their cluster means, with a
-        warning). Categorical targets: pandas Categorical (ordered ones are ordinal), polars
-        Categorical/Enum, string and boolean columns; numeric columns are continuous.
+        warning). Categorical targets (at both levels): pandas Categorical (ordered ones are
+        ordinal), polars Categorical/Enum, string and boolean columns; numeric columns are
+        continuous.
     random_L1 : ``"none"``, or ``"mean"`` / ``"full"``: cluster-specific level-1 covariance matrices
         Sigma_j ~ IW(a, Lambda) with Lambda and a estimated (continuous level-1 targets only);
         ``"mean"`` stores their average per iteration, ``"full"`` every cluster's (stacked
@@ -666,7 +780,7 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
     seed : int, numpy Generator or None; results do not depend on ``n_threads``.
     group : column whose levels are imputed completely separately.
     prior : dict with ``Binv`` (r x r, r = continuous targets + latent columns), ``Dinv``
-        (q r + r2 square) and, with ``random_L1``, ``a`` (prior degrees of freedom); defaults are
+        (q r + r2 square, r2 = continuous level-2 targets + their latent columns) and, with ``random_L1``, ``a`` (prior degrees of freedom); defaults are
         identity matrices and a = r as in mitml.
     keep_chains : ``"full"`` or ``"diagonal"``.
     chains : independent chains (each draws m / chains imputations).
@@ -693,14 +807,15 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
     ImputationResult
         ``method="jomo"``; chains ``beta`` (predictors x columns), ``beta2`` (with level-2 targets),
         ``psi`` (two-level models) and ``sigma`` laid out like mitml's; ``extra["thresholds"]``
-        holds the threshold chains of ordinal targets and ``extra["random_L1_df"]`` the chain of a.
+        holds the threshold chains of ordinal targets (both levels) and ``extra["random_L1_df"]`` the chain of a.
         ``.complete()`` restores the categories and dtypes.
 
     Notes
     -----
     As in jomo, Sigma ~ IW(N - 1, Binv + S) given the residuals when all targets are continuous;
     with categorical targets its free elements are updated by jomo's random-walk
-    Metropolis-Hastings with a flat prior. Latent normals are drawn by exact truncated-normal
+    Metropolis-Hastings with a flat prior; likewise Psi (and ``Dinv`` is unused) when there are
+    categorical level-2 targets. Latent normals are drawn by exact truncated-normal
     Gibbs steps; jomo's rejection sampler only keeps latents inside (-3, 4), which shifts its
     latent-scale estimates slightly (see ``latent_bounds``).
 
@@ -721,8 +836,9 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
     if random_L1 not in ("none", "mean", "full"):
         raise ValueError(f"`random_L1` must be 'none', 'mean' or 'full'; got {random_L1!r}.")
     box = _check_latent_bounds(latent_bounds)
+    formula, group = _formula_of_type(formula, type, group)
     if not isinstance(formula, (str, list, tuple)):
-        raise TypeError(f"`formula` must be a string or a list of two strings; got {type(formula).__name__}.")
+        raise TypeError(f"`formula` must be a string or a list of two strings; got {builtins.type(formula).__name__}.")
     per_chain = imputation_plan(m, chains)
     spec, codebook, order, l2 = _prepare(data, formula, group, missing_code)
     r2 = 0 if l2 is None else len(l2["targets"])
@@ -743,26 +859,30 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
     q = 0 if single else len(spec.z_names)
     G = len(spec.groups)
     seeds = spawn_seeds(seed, G * chains)
-    tasks, layouts, priors = [], [], []
+    tasks, layouts, layouts2, priors = [], [], [], []
     for g, gd in enumerate(spec.groups):
         where = "" if gd.label is None else f"in group {spec.group}={gd.label!r} "
         lay = _layout(gd.Y, order, where)
         if not single and len(gd.cluster_labels) < 2:
             raise ValueError(f"the cluster id '{spec.cluster}' has a single cluster {where}; "
                              "a two-level model needs at least two clusters.")
-        pr = _check_prior(prior, lay.r, q * lay.r + r2, hr)
+        lay2 = None if l2 is None else _layout(_cluster_level(gd, l2)[1], l2["order"], where)
+        pr = _check_prior(prior, lay.r, q * lay.r + (0 if lay2 is None else lay2.r), hr)
         layouts.append(lay)
+        layouts2.append(lay2)
         priors.append(pr)
         for c in range(chains):
             tasks.append(partial(_run_chain_hr if hr else _run_chain, mode=int(random_L1 == "full"), gd=gd, lay=lay, seed=seeds[g * chains + c], prior=pr,
                                  n_burn=n_burn, n_iter=n_iter, m_c=per_chain[c],
                                  diag_only=keep_chains == "diagonal", intercept=intercept,
-                                 single=single, box=box, l2=l2))
+                                 single=single, box=box, l2=l2, lay2=lay2))
     total = G * chains * n_burn + G * m * n_iter
     out = run_tasks(tasks, total, n_threads=n_threads, progress=progress)
     blocks = ("beta", "sigma") if single else (("beta", "beta2", "psi", "sigma") if r2 else ("beta", "psi", "sigma"))
     # groups may differ in their number of latent columns: pad with NaN as mitml does
     rmax = max(lay.r for lay in layouts)
+    r2w = max(lay2.r for lay2 in layouts2) if r2 else 0  # level-2 working columns (with latents)
+    names2 = max(layouts2, key=lambda lay2: lay2.r).names if r2 else []
 
     jmax = max(len(gd.cluster_labels) for gd in spec.groups)
 
@@ -770,13 +890,13 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
         if b == "beta":
             shape = (a.shape[0], rmax)
         elif b == "beta2":
-            shape = a.shape[:2]
+            shape = (a.shape[0], r2w)
         elif keep_chains == "diagonal":
-            shape = (q * rmax + r2 if b == "psi" else rmax * (jmax if random_L1 == "full" else 1), 1)
+            shape = (q * rmax + r2w if b == "psi" else rmax * (jmax if random_L1 == "full" else 1), 1)
         elif b == "sigma" and random_L1 == "full":
             shape = (rmax * jmax, rmax)
         else:
-            k = q * rmax + r2 if b == "psi" else rmax
+            k = q * rmax + r2w if b == "psi" else rmax
             shape = (k, k)
         o = np.full(shape + a.shape[2:], np.nan)
         o[:a.shape[0], :a.shape[1]] = a
@@ -804,7 +924,7 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
     replacement = np.ascontiguousarray(vals[order_])
     names = max(layouts, key=lambda lay: lay.r).names
     z_names = [] if single else spec.z_names
-    qn = [f"{t}:{z}" for t in names for z in z_names] + ([] if l2 is None else l2["targets"])
+    qn = [f"{t}:{z}" for t in names for z in z_names] + names2
     if random_L1 == "full":
         # cluster labels (one group) or cluster positions within each group (several groups)
         labels = spec.groups[0].cluster_labels if G == 1 else range(1, jmax + 1)
@@ -816,7 +936,7 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
     if not single:
         param_names["psi"] = (qn, qn if keep_chains == "full" else ["var"])
     if r2:
-        param_names["beta2"] = (l2["x_names"], l2["targets"])
+        param_names["beta2"] = (l2["x_names"], names2)
     settings = {"n_burn": n_burn, "n_iter": n_iter, "m": m, "chains": chains, "keep_chains": keep_chains,
                     "group": spec.group, "cluster": spec.cluster, "random_L1": random_L1,
                     "seed": seed if isinstance(seed, int) else None}
@@ -832,6 +952,17 @@ def jomo_impute(data: Any, formula: str, random_L1: str = "none", m: int = 10, n
                 arr[:kg - 1, :, g] = np.concatenate(
                     [out[g * chains + c][1]["gam"][v, 1:kg] for c in range(chains)], axis=-1)
             thresholds[x.name] = arr
+    if r2:  # level-2 ordinal targets: rows after the level-1 categorical ones
+        n1 = len(layouts[0].cat_k1)
+        for v, x in enumerate(l2["order"][layouts2[0].n_con:]):
+            if x.ordered:
+                K = max(len(lay2.levels[v]) for lay2 in layouts2)
+                arr = np.full((K - 1, m * n_iter, G), np.nan)
+                for g in range(G):
+                    kg = len(layouts2[g].levels[v])
+                    arr[:kg - 1, :, g] = np.concatenate(
+                        [out[g * chains + c][1]["gam"][n1 + v, 1:kg] for c in range(chains)], axis=-1)
+                thresholds[x.name] = arr
     return ImputationResult(
         method="jomo", formula=formula, targets=[x.name for x in order] + ([] if l2 is None else l2["targets"]),
         prior=priors, settings=settings,
