@@ -43,7 +43,13 @@ import numpy as np
 
 from .._numba import njit
 from ._linalg import chol_inplace, draw_inv_wishart, solve_lower, solve_lower_t, spd_inverse
-from ._pan_kernel import _dot, _draw_random_effects, pattern_factors, rows_crossproducts
+from ._pan_kernel import (
+    _dot,
+    _draw_random_effects,
+    draw_missing_cells,
+    pattern_factors,
+    rows_crossproducts,
+)
 from ._truncnorm import norm_cdf, truncnorm_draw
 
 
@@ -306,43 +312,6 @@ def _draw_latents_l2(Y2, X2, beta2, B, Q, d, cat2_start, cat2_k1, cat2_obs, cat2
 
 
 @njit
-def _draw_missing(Yi, mu, z, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis, Kp, Cp):
-    """Step 2: missing cells, pattern by pattern (mu is overwritten by observed residuals)."""
-    n_pat = pat_nobs.shape[0]
-    cur = 0
-    for g in range(n_pat):
-        s0 = pat_start[g]
-        s1 = pat_start[g + 1]
-        n = s1 - s0
-        no = pat_nobs[g]
-        nm = pat_nmis[g]
-        if nm == 0:
-            continue
-        for u in range(no):
-            o = pat_obs[g, u]
-            for i in range(s0, s1):
-                mu[o, i] = Yi[o, i] - mu[o, i]
-        for w in range(nm):
-            mw = pat_mis[g, w]
-            yw = Yi[mw]
-            mwv = mu[mw]
-            for i in range(s0, s1):
-                yw[i] = mwv[i]
-            for u in range(no):
-                kwu = Kp[g, w, u]
-                eo = mu[pat_obs[g, u]]
-                for i in range(s0, s1):
-                    yw[i] += kwu * eo[i]
-            for u in range(w + 1):
-                cwu = Cp[g, w, u]
-                zz = z[cur + u * n: cur + (u + 1) * n]
-                for i in range(n):
-                    yw[s0 + i] += cwu * zz[i]
-        cur += nm * n
-    return cur
-
-
-@njit
 def _draw_beta2(X2, Lx2, Y2, Psi, d, z, beta2, U2, w1, bh2):
     """jomo2com's level-2 step: beta2 ~ MatrixNormal(OLS of Y2 on X2, (X2'X2)^-1, Psi_22);
     then the level-2 residuals U2 = Y2 - X2 beta2."""
@@ -593,7 +562,8 @@ def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
                 _draw_latents(Yi, mu, Sinv, cat_start, cat_k1, cat_obs, cat_ord, gam, box_lo, box_hi, uu, tmp)
             cur_m = J * d + npsi + nsig + p * r
             pattern_factors(Sigma, pat_obs, pat_nobs, pat_mis, pat_nmis, Kp, Cp, w1, w2)
-            _draw_missing(Yi, mu, z[cur_m:], pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis, Kp, Cp)
+            draw_missing_cells(Yi, mu, z, cur_m, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis,
+                               Kp, Cp)
             rows_crossproducts(Xi, Zi, Yi, Ci, J, XtYi, ZtYi, YtYi)
         cur = 0
         for a in range(q):

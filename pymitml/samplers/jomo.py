@@ -18,6 +18,7 @@ from ..chains import SEGMENT, imputation_plan, run_tasks
 from ..formula import parse_formula
 from ..result import ImputationResult
 from ._jomo_kernel import jomo_draw_counts, jomo_hr_iterate, jomo_iterate
+from ._layout import pattern_layout
 from ._pan_kernel import cluster_crossproducts, rows_crossproducts
 
 __all__ = ["jomo_impute"]
@@ -345,29 +346,6 @@ def _layout(Ycodes: np.ndarray, order: list, where: str) -> _Layout:
     return _Layout(n_con, np.array(starts, np.int64), np.array(k1s, np.int64), levels, names, ords)
 
 
-def _patterns(miss: np.ndarray, varying: np.ndarray):
-    """Varying rows sorted by missingness pattern (see pan's ``_patterns``)."""
-    r = miss.shape[1]
-    inc = np.flatnonzero(varying)
-    codes = (miss[inc] * (1 << np.arange(r))).sum(axis=1)
-    uniq, pat = np.unique(codes, return_inverse=True)
-    order = np.argsort(pat, kind="stable")
-    rows = inc[order].astype(np.int64)
-    pat_start = np.concatenate([[0], np.cumsum(np.bincount(pat, minlength=len(uniq)))]).astype(np.int64)
-    pmask = ((uniq[:, None] >> np.arange(r)) & 1).astype(bool)
-    n_pat = len(uniq)
-    pat_obs = np.zeros((n_pat, r), np.int64)
-    pat_mis = np.zeros((n_pat, r), np.int64)
-    nobs = np.zeros(n_pat, np.int64)
-    nmis = np.zeros(n_pat, np.int64)
-    for g in range(n_pat):  # at most 2^r patterns, set-up only
-        o, mm = np.flatnonzero(~pmask[g]), np.flatnonzero(pmask[g])
-        pat_obs[g, :len(o)], pat_mis[g, :len(mm)] = o, mm
-        nobs[g], nmis[g] = len(o), len(mm)
-    return rows, pat_start, pat_obs, nobs, pat_mis, nmis
-
-
-# ----------------------------------------------------------------------------- one chain
 def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n_iter: int, m_c: int,
                diag_only: bool, intercept: bool, single: bool, box, l2=None, lay2=None, mode=0):
     X, Z, clus = gd.X, gd.Z, gd.clus
@@ -429,7 +407,7 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
     XtX = np.ascontiguousarray(X.T @ X)
     Lx = np.ascontiguousarray(np.linalg.cholesky(XtX))
     ZtZ, ZtX = cluster_crossproducts(X, Z, clus, J)
-    rows, pat_start, pobs, nobs, pmis, nmis = _patterns(miss, varying)
+    rows, pat_start, pobs, nobs, pmis, nmis = pattern_layout(miss, varying)
     comp = np.flatnonzero(~varying)
     XtYc, ZtYc, YtYc = np.zeros((p, r)), np.zeros((q, r, J)), np.zeros((r, r))
     rows_crossproducts(np.ascontiguousarray(X[comp].T), np.ascontiguousarray(Z[comp].T),
@@ -516,7 +494,7 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
         Lx2 = np.ascontiguousarray(np.linalg.cholesky(X2c.T @ X2c))
         aug = np.zeros((J, d + r2), dtype=bool)
         aug[:, d:] = miss2
-        perm2, pat2_start, p2obs, n2obs, p2mis, n2mis = _patterns(aug, miss2.any(axis=1))
+        perm2, pat2_start, p2obs, n2obs, p2mis, n2mis = pattern_layout(aug, miss2.any(axis=1))
         n_cells2 = int(miss2.sum())
         beta2 = np.zeros((p2, r2))
         res2 = Y2.T - X2c @ np.linalg.lstsq(X2c, Y2.T, rcond=None)[0]
@@ -652,7 +630,7 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int
     obs_mean = np.nanmean(gd.Y, axis=0)
     shift = obs_mean if intercept else np.zeros(r)
     Y = np.where(miss, obs_mean, gd.Y) - shift
-    rows, pat_start, pobs, nobs, pmis, nmis = _patterns(miss, np.ones(N, dtype=bool))
+    rows, pat_start, pobs, nobs, pmis, nmis = pattern_layout(miss, np.ones(N, dtype=bool))
     Xi = np.ascontiguousarray(X[rows].T)
     Zi = np.ascontiguousarray(Z[rows].T)
     Yi = np.ascontiguousarray(Y[rows].T)

@@ -11,6 +11,7 @@ from .._model import GroupData, check_positive_int, prepare_model
 from .._random import spawn_seeds
 from ..chains import SEGMENT, imputation_plan, run_tasks
 from ..result import ImputationResult
+from ._layout import pattern_layout
 from ._pan_kernel import cluster_crossproducts, pan_draw_counts, pan_iterate, rows_crossproducts
 
 __all__ = ["pan_impute"]
@@ -46,33 +47,6 @@ def _check_prior(prior: Mapping | None, r: int, q: int) -> dict:
     return out
 
 
-def _patterns(miss: np.ndarray, rows: np.ndarray | None = None):
-    """Rows sorted by missingness pattern, with each pattern's observed/missing targets.
-
-    ``rows`` (boolean mask) selects the rows to arrange; default: the incomplete ones.
-    Returns (rows, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis): the row positions ordered by
-    pattern (stable); pattern g owns rows[pat_start[g]:pat_start[g+1]].
-    """
-    r = miss.shape[1]
-    inc = np.flatnonzero(miss.any(axis=1) if rows is None else rows)
-    codes = (miss[inc] * (1 << np.arange(r))).sum(axis=1)
-    uniq, pat = np.unique(codes, return_inverse=True)
-    order = np.argsort(pat, kind="stable")
-    rows = inc[order].astype(np.int64)
-    pat_start = np.concatenate([[0], np.cumsum(np.bincount(pat, minlength=len(uniq)))]).astype(np.int64)
-    pmask = ((uniq[:, None] >> np.arange(r)) & 1).astype(bool)
-    n_pat = len(uniq)
-    pat_obs = np.zeros((n_pat, r), np.int64)
-    pat_mis = np.zeros((n_pat, r), np.int64)
-    nobs = np.zeros(n_pat, np.int64)
-    nmis = np.zeros(n_pat, np.int64)
-    for g in range(n_pat):  # loop over patterns (at most 2^r, set-up only)
-        o, mm = np.flatnonzero(~pmask[g]), np.flatnonzero(pmask[g])
-        pat_obs[g, :len(o)], pat_mis[g, :len(mm)] = o, mm
-        nobs[g], nmis[g] = len(o), len(mm)
-    return rows, pat_start, pat_obs, nobs, pat_mis, nmis
-
-
 def _run_chain(tick, *, gd: GroupData, seed: int, prior: dict, n_burn: int, n_iter: int, m_c: int,
                diag_only: bool, intercept: bool):
     """One chain of one group: burn-in, then m_c imputations n_iter iterations apart."""
@@ -92,7 +66,7 @@ def _run_chain(tick, *, gd: GroupData, seed: int, prior: dict, n_burn: int, n_it
     XtX = np.ascontiguousarray(X.T @ X)
     ZtZ, ZtX = cluster_crossproducts(X, Z, clus, J)
     # complete rows -> constant cross-products; incomplete rows -> transposed blocks by pattern
-    rows, pat_start, pobs, nobs, pmis, nmis = _patterns(miss)
+    rows, pat_start, pobs, nobs, pmis, nmis = pattern_layout(miss)
     comp = np.flatnonzero(~miss.any(axis=1))
     XtYc, ZtYc, YtYc = np.zeros((p, r)), np.zeros((q, r, J)), np.zeros((r, r))
     rows_crossproducts(np.ascontiguousarray(X[comp].T), np.ascontiguousarray(Z[comp].T),
