@@ -48,6 +48,7 @@ from ._pan_kernel import (
     _draw_random_effects,
     draw_missing_cells,
     pattern_factors,
+    residual_crossproducts,
     rows_crossproducts,
 )
 from ._truncnorm import norm_cdf, truncnorm_draw
@@ -523,6 +524,8 @@ def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
     tmp = np.empty(max(J, n_inc, 1))
     SB = np.empty((du, du))
     XtW = np.empty((p, r))
+    XtYs = np.empty((p, r))
+    YtYs = np.empty((r, r))
     WtW = np.empty((r, r))
     S = np.empty((r, r))
     scale_s = np.empty((r, r))
@@ -644,27 +647,12 @@ def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
                     return 4
         cur += npsi
         # W = Y - Z u: X'W and W'W
-        for k in range(p):
-            for t in range(r):
-                acc = XtYc[k, t] + XtYi[k, t]
-                for a in range(q):
-                    acc -= _dot(ZtX[a, k], B[a, t])
-                XtW[k, t] = acc
         for t in range(r):
-            for u in range(t + 1):
-                acc = YtYc[t, u] + YtYi[t, u]
-                for a in range(q):
-                    acc -= _dot(B[a, t], ZtY[a, u]) + _dot(ZtY[a, t], B[a, u])
-                    for j in range(J):
-                        tmp[j] = 0.0
-                    for b in range(q):
-                        Zab = ZtZ[a, b]
-                        Bbu = B[b, u]
-                        for j in range(J):
-                            tmp[j] += Zab[j] * Bbu[j]
-                    acc += _dot(B[a, t], tmp[:J])
-                WtW[t, u] = acc
-                WtW[u, t] = acc
+            for u in range(r):
+                YtYs[t, u] = YtYc[t, u] + YtYi[t, u]
+            for k in range(p):
+                XtYs[k, t] = XtYc[k, t] + XtYi[k, t]
+        residual_crossproducts(XtYs, YtYs, ZtX, ZtY, ZtZ, B, tmp, XtW, WtW)
         cur_sig = cur
         cur += nsig
         # 4. beta | u, Sigma

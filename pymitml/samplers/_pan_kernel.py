@@ -331,6 +331,35 @@ def _draw_beta_collapsed(zb, XtX, XtY, ZtX, ZtY, Sinv, P, F, f, A, c, beta):
 
 
 @njit
+def residual_crossproducts(XtY, YtY, ZtX, ZtY, ZtZ, B, tmp, XtW, WtW):
+    """X'W and W'W of W = Y - Z b from the sufficient statistics (arrays (..., J) per cluster):
+    X'W = X'Y - sum_j Z_j'X_j' b_j,  W'W = Y'Y - b'Z'Y - Y'Z b + b'Z'Z b. ``tmp``: J work values."""
+    q, r, J = ZtY.shape
+    p = XtY.shape[0]
+    for k in range(p):
+        for t in range(r):
+            acc = XtY[k, t]
+            for a in range(q):
+                acc -= _dot(ZtX[a, k], B[a, t])
+            XtW[k, t] = acc
+    for t in range(r):
+        for u in range(t + 1):
+            acc = YtY[t, u]
+            for a in range(q):
+                acc -= _dot(B[a, t], ZtY[a, u]) + _dot(ZtY[a, t], B[a, u])
+                for j in range(J):
+                    tmp[j] = 0.0
+                for b in range(q):
+                    Zab = ZtZ[a, b]
+                    Bbu = B[b, u]
+                    for j in range(J):
+                        tmp[j] += Zab[j] * Bbu[j]
+                acc += _dot(B[a, t], tmp[:J])
+            WtW[t, u] = acc
+            WtW[u, t] = acc
+
+
+@njit
 def draw_missing_cells(Yi, mu, z, cur, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis, Kp, Cp):
     """Missing cells of the rows in Yi (targets x rows, grouped by pattern), pattern by pattern:
     y_M = mu_M + K (y_O - mu_O) + C z with the factors of :func:`pattern_factors`. ``mu`` holds
@@ -416,6 +445,7 @@ def pan_iterate(n_steps, rec0, diag_only, rng, dfs, z, chi,
     A = np.empty((pr, pr))
     cvec = np.empty(pr)
     XtY = np.empty((p, r))
+    YtY = np.empty((r, r))
     Kp = np.zeros((max(n_pat, 1), r, r))
     Cp = np.zeros((max(n_pat, 1), r, r))
     mu = np.empty((r, max(n_inc, 1)))
@@ -453,27 +483,10 @@ def pan_iterate(n_steps, rec0, diag_only, rng, dfs, z, chi,
                 val = _dot(v[x], v[y])
                 SB[x, y] = val
                 SB[y, x] = val
-        for k in range(p):
-            for t in range(r):
-                acc = XtY[k, t]
-                for a in range(q):
-                    acc -= _dot(ZtX[a, k], B[a, t])
-                XtW[k, t] = acc
         for t in range(r):
-            for u in range(t + 1):
-                acc = YtYc[t, u] + YtYi[t, u]
-                for a in range(q):
-                    acc -= _dot(B[a, t], ZtY[a, u]) + _dot(ZtY[a, t], B[a, u])
-                    for j in range(J):
-                        tmp[j] = 0.0
-                    for b in range(q):
-                        Zab = ZtZ[a, b]
-                        Bbu = B[b, u]
-                        for j in range(J):
-                            tmp[j] += Zab[j] * Bbu[j]
-                    acc += _dot(B[a, t], tmp)
-                WtW[t, u] = acc
-                WtW[u, t] = acc
+            for u in range(r):
+                YtY[t, u] = YtYc[t, u] + YtYi[t, u]
+        residual_crossproducts(XtY, YtY, ZtX, ZtY, ZtZ, B, tmp, XtW, WtW)
         # 2. Psi
         for x in range(d):
             for y in range(d):

@@ -20,6 +20,7 @@ from ..result import ImputationResult
 from ._jomo_kernel import jomo_draw_counts, jomo_hr_iterate, jomo_iterate
 from ._layout import pattern_layout
 from ._pan_kernel import cluster_crossproducts, rows_crossproducts
+from ._prior import check_prior
 
 __all__ = ["jomo_impute"]
 
@@ -279,28 +280,8 @@ def _default_prior(r: int, d: int, hr: bool = False) -> dict:
 
 
 def _check_prior(prior: Mapping | None, r: int, d: int, hr: bool = False) -> dict:
-    out = _default_prior(r, d, hr)
-    if prior is None:
-        return out
-    if not isinstance(prior, Mapping):
-        raise TypeError("`prior` must be a dict with keys 'Binv' and 'Dinv' (mitml's names).")
-    unknown = set(prior) - set(out)
-    if unknown:
-        raise ValueError(f"`prior` has unknown key(s) {sorted(unknown)}; use {sorted(out)}.")
-    for key, dim in (("Binv", r), ("Dinv", d)):
-        if key in prior:
-            mat = np.atleast_2d(np.asarray(prior[key], dtype=float))
-            if mat.shape != (dim, dim):
-                raise ValueError(f"`prior['{key}']` must be a {dim} x {dim} matrix; got shape {mat.shape}.")
-            if not np.allclose(mat, mat.T) or np.linalg.eigvalsh(mat).min() <= 0:
-                raise ValueError(f"`prior['{key}']` must be symmetric positive definite.")
-            out[key] = mat
-    if hr and "a" in prior:
-        val = float(prior["a"])
-        if not val > 0:
-            raise ValueError(f"`prior['a']` (prior degrees of freedom of random_L1) must be positive; got {val}.")
-        out["a"] = val
-    return out
+    scalars = {"a": (0.0, "prior degrees of freedom of random_L1")} if hr else {}
+    return check_prior(prior, _default_prior(r, d, hr), {"Binv": r, "Dinv": d}, scalars)
 
 
 @dataclass

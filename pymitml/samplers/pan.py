@@ -13,6 +13,7 @@ from ..chains import SEGMENT, imputation_plan, run_tasks
 from ..result import ImputationResult
 from ._layout import pattern_layout
 from ._pan_kernel import cluster_crossproducts, pan_draw_counts, pan_iterate, rows_crossproducts
+from ._prior import check_prior
 
 __all__ = ["pan_impute"]
 
@@ -22,29 +23,9 @@ def _default_prior(r: int, q: int) -> dict:
 
 
 def _check_prior(prior: Mapping | None, r: int, q: int) -> dict:
-    out = _default_prior(r, q)
-    if prior is None:
-        return out
-    if not isinstance(prior, Mapping):
-        raise TypeError("`prior` must be a dict with keys 'a', 'Binv', 'c', 'Dinv' (mitml's names).")
-    unknown = set(prior) - set(out)
-    if unknown:
-        raise ValueError(f"`prior` has unknown key(s) {sorted(unknown)}; use 'a', 'Binv', 'c', 'Dinv'.")
-    for key, dim in (("Binv", r), ("Dinv", r * q)):
-        if key in prior:
-            mat = np.atleast_2d(np.asarray(prior[key], dtype=float))
-            if mat.shape != (dim, dim):
-                raise ValueError(f"`prior['{key}']` must be a {dim} x {dim} matrix; got shape {mat.shape}.")
-            if not np.allclose(mat, mat.T) or np.linalg.eigvalsh(mat).min() <= 0:
-                raise ValueError(f"`prior['{key}']` must be symmetric positive definite.")
-            out[key] = mat
-    for key, dim in (("a", r), ("c", r * q)):
-        if key in prior:
-            val = float(prior[key])
-            if not val > dim - 1:
-                raise ValueError(f"`prior['{key}']` (degrees of freedom) must exceed {dim - 1}; got {val}.")
-            out[key] = val
-    return out
+    d = r * q
+    return check_prior(prior, _default_prior(r, q), {"Binv": r, "Dinv": d},
+                       {"a": (r - 1, "degrees of freedom"), "c": (d - 1, "degrees of freedom")})
 
 
 def _run_chain(tick, *, gd: GroupData, seed: int, prior: dict, n_burn: int, n_iter: int, m_c: int,
