@@ -1,7 +1,7 @@
 PY ?= python3
 STAMP := .make-install.stamp
 
-.PHONY: install demo test test-slow bench r-refs
+.PHONY: install demo test test-slow bench r-refs clean
 
 # first use installs the package (editable) with the test extra, and the R extra when R is here
 $(STAMP): pyproject.toml
@@ -25,3 +25,8 @@ bench: $(STAMP)
 
 r-refs:
 	for f in r_compat/*.R; do Rscript $$f; done
+
+# numba's on-disk cache does not notice edits to a kernel's imported helpers: clear it after such edits
+clean:
+	find pymitml -name '*.nbi' -delete -o -name '*.nbc' -delete
+	rm -f $(STAMP)
