@@ -49,6 +49,7 @@ from ._pan_kernel import (
     draw_missing_cells,
     pattern_factors,
     residual_crossproducts,
+    row_means,
     rows_crossproducts,
 )
 from ._truncnorm import norm_cdf, truncnorm_draw
@@ -118,28 +119,6 @@ def _mh_sigma(Sigma, S, N, free, nrm, unif, w1, w2, r):
                 Sigma[k, j] = old
             c += 1
     return acc
-
-
-@njit
-def _row_means(Xi, Zi, Ci, beta, B, mu):
-    """mu[t, i] = x_i beta_t + z_i u_{c(i), t} for the stored rows."""
-    p, n = Xi.shape
-    q = Zi.shape[0]
-    r = mu.shape[0]
-    for t in range(r):
-        mt = mu[t]
-        for i in range(n):
-            mt[i] = 0.0
-        for k in range(p):
-            bk = beta[k, t]
-            xk = Xi[k]
-            for i in range(n):
-                mt[i] += xk[i] * bk
-        for a in range(q):
-            Bat = B[a, t]
-            za = Zi[a]
-            for i in range(n):
-                mt[i] += za[i] * Bat[Ci[i]]
 
 
 @njit
@@ -557,7 +536,7 @@ def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
             return 1
         # 1-2. latents and missing cells of the stored rows
         if n_inc > 0:
-            _row_means(Xi, Zi, Ci, beta, B, mu)
+            row_means(Xi, Zi, Ci, beta, B, mu)
             if ncat > 0:
                 if n_thr > 0:
                     _update_thresholds(Yi, mu, Sinv, cat_start, cat_obs, cat_K, cat_ord, gam, thr_sd,
@@ -839,7 +818,7 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
         z = nrm[s]
         cur = 0
         # 1. missing cells, row by row under the cluster's Sigma_j
-        _row_means(Xi, Zi, Ci, beta, B, mu)
+        row_means(Xi, Zi, Ci, beta, B, mu)
         cm = J * d + nps + nls + pr
         for g in range(n_pat):
             no = pat_nobs[g]

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pattern_layout"]
+from ._pan_kernel import rows_crossproducts
+
+__all__ = ["pattern_layout", "row_blocks"]
 
 
 def pattern_layout(miss: np.ndarray, rows: np.ndarray | None = None):
@@ -31,3 +33,32 @@ def pattern_layout(miss: np.ndarray, rows: np.ndarray | None = None):
         pat_obs[g, :len(o)], pat_mis[g, :len(mm)] = o, mm
         nobs[g], nmis[g] = len(o), len(mm)
     return rows, pat_start, pat_obs, nobs, pat_mis, nmis
+
+
+
+def row_blocks(X, Z, Y, clus, J, miss, rows_mask=None):
+    """The samplers' data layout: rows outside ``rows_mask`` (default: the complete rows) enter
+    through constant cross-products; the others are stored transposed, grouped by pattern.
+
+    Returns a dict with ``rows``, ``pat_start``, ``pat_obs``, ``pat_nobs``, ``pat_mis``,
+    ``pat_nmis`` (see :func:`pattern_layout`), the constant ``XtYc``, ``ZtYc``, ``YtYc``, the blocks
+    ``Xi``, ``Zi``, ``Yi``, ``Ci`` and their current cross-products ``XtYi``, ``ZtYi``, ``YtYi``.
+    """
+    p, q, r = X.shape[1], Z.shape[1], Y.shape[1]
+    keep = miss.any(axis=1) if rows_mask is None else rows_mask
+    rows, pat_start, pobs, nobs, pmis, nmis = pattern_layout(miss, keep)
+    comp = np.flatnonzero(~keep)
+    out = dict(rows=rows, pat_start=pat_start, pat_obs=pobs, pat_nobs=nobs, pat_mis=pmis,
+               pat_nmis=nmis)
+    out["XtYc"], out["ZtYc"], out["YtYc"] = np.zeros((p, r)), np.zeros((q, r, J)), np.zeros((r, r))
+    rows_crossproducts(np.ascontiguousarray(X[comp].T), np.ascontiguousarray(Z[comp].T),
+                       np.ascontiguousarray(Y[comp].T), clus[comp], J,
+                       out["XtYc"], out["ZtYc"], out["YtYc"])
+    out["Xi"] = np.ascontiguousarray(X[rows].T)
+    out["Zi"] = np.ascontiguousarray(Z[rows].T)
+    out["Yi"] = np.ascontiguousarray(Y[rows].T)
+    out["Ci"] = np.ascontiguousarray(clus[rows])
+    out["XtYi"], out["ZtYi"], out["YtYi"] = np.zeros((p, r)), np.zeros((q, r, J)), np.zeros((r, r))
+    rows_crossproducts(out["Xi"], out["Zi"], out["Yi"], out["Ci"], J,
+                       out["XtYi"], out["ZtYi"], out["YtYi"])
+    return out

@@ -331,6 +331,28 @@ def _draw_beta_collapsed(zb, XtX, XtY, ZtX, ZtY, Sinv, P, F, f, A, c, beta):
 
 
 @njit
+def row_means(Xi, Zi, Ci, beta, B, mu):
+    """mu[t, i] = x_i beta_t + z_i b_{c(i), t} for rows stored transposed (Xi: p x n, Zi: q x n)."""
+    p, n = Xi.shape
+    q = Zi.shape[0]
+    r = mu.shape[0]
+    for t in range(r):
+        mt = mu[t]
+        for i in range(n):
+            mt[i] = 0.0
+        for k in range(p):
+            bk = beta[k, t]
+            xk = Xi[k]
+            for i in range(n):
+                mt[i] += xk[i] * bk
+        for a in range(q):
+            Bat = B[a, t]
+            za = Zi[a]
+            for i in range(n):
+                mt[i] += za[i] * Bat[Ci[i]]
+
+
+@njit
 def residual_crossproducts(XtY, YtY, ZtX, ZtY, ZtZ, B, tmp, XtW, WtW):
     """X'W and W'W of W = Y - Z b from the sufficient statistics (arrays (..., J) per cluster):
     X'W = X'Y - sum_j Z_j'X_j' b_j,  W'W = Y'Y - b'Z'Y - Y'Z b + b'Z'Z b. ``tmp``: J work values."""
@@ -511,20 +533,7 @@ def pan_iterate(n_steps, rec0, diag_only, rng, dfs, z, chi,
         # 4. missing cells, pattern by pattern
         if n_inc > 0:
             pattern_factors(Sigma, pat_obs, pat_nobs, pat_mis, pat_nmis, Kp, Cp, w1, w2)
-            for t in range(r):
-                mt = mu[t]
-                for i in range(n_inc):
-                    mt[i] = 0.0
-                for k in range(p):
-                    bk = beta[k, t]
-                    xk = Xi[k]
-                    for i in range(n_inc):
-                        mt[i] += xk[i] * bk
-                for a in range(q):
-                    Bat = B[a, t]
-                    za = Zi[a]
-                    for i in range(n_inc):
-                        mt[i] += za[i] * Bat[Ci[i]]
+            row_means(Xi, Zi, Ci, beta, B, mu)
             cur = draw_missing_cells(Yi, mu, z, cur, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis,
                                      Kp, Cp)
             rows_crossproducts(Xi, Zi, Yi, Ci, J, XtYi, ZtYi, YtYi)

@@ -18,8 +18,8 @@ from ..chains import SEGMENT, imputation_plan, run_tasks
 from ..formula import parse_formula
 from ..result import ImputationResult
 from ._jomo_kernel import jomo_draw_counts, jomo_hr_iterate, jomo_iterate
-from ._layout import pattern_layout
-from ._pan_kernel import cluster_crossproducts, rows_crossproducts
+from ._layout import pattern_layout, row_blocks
+from ._pan_kernel import cluster_crossproducts
 from ._prior import check_prior
 
 __all__ = ["jomo_impute"]
@@ -388,18 +388,12 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
     XtX = np.ascontiguousarray(X.T @ X)
     Lx = np.ascontiguousarray(np.linalg.cholesky(XtX))
     ZtZ, ZtX = cluster_crossproducts(X, Z, clus, J)
-    rows, pat_start, pobs, nobs, pmis, nmis = pattern_layout(miss, varying)
-    comp = np.flatnonzero(~varying)
-    XtYc, ZtYc, YtYc = np.zeros((p, r)), np.zeros((q, r, J)), np.zeros((r, r))
-    rows_crossproducts(np.ascontiguousarray(X[comp].T), np.ascontiguousarray(Z[comp].T),
-                       np.ascontiguousarray(Y[comp].T), clus[comp], J, XtYc, ZtYc, YtYc)
-    Xi = np.ascontiguousarray(X[rows].T)
-    Zi = np.ascontiguousarray(Z[rows].T)
-    Yi = np.ascontiguousarray(Y[rows].T)
-    Ci = np.ascontiguousarray(clus[rows])
+    blk = row_blocks(X, Z, Y, clus, J, miss, varying)
+    rows, pat_start, pobs, nobs, pmis, nmis = (blk[k] for k in (
+        "rows", "pat_start", "pat_obs", "pat_nobs", "pat_mis", "pat_nmis"))
+    XtYc, ZtYc, YtYc, XtYi, ZtYi, YtYi = (blk[k] for k in ("XtYc", "ZtYc", "YtYc", "XtYi", "ZtYi", "YtYi"))
+    Xi, Zi, Yi, Ci = blk["Xi"], blk["Zi"], blk["Yi"], blk["Ci"]
     cat_obs = np.ascontiguousarray(cat_local[:, rows]) if ncat else np.zeros((0, len(rows)), np.int64)
-    XtYi, ZtYi, YtYi = np.zeros((p, r)), np.zeros((q, r, J)), np.zeros((r, r))
-    rows_crossproducts(Xi, Zi, Yi, Ci, J, XtYi, ZtYi, YtYi)
     # start: OLS, residual covariance (latent blocks fixed), Psi = diag/2
     beta = np.linalg.solve(XtX, X.T @ Y)
     res = Y - X @ beta

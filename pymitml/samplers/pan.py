@@ -11,8 +11,8 @@ from .._model import GroupData, check_positive_int, prepare_model
 from .._random import spawn_seeds
 from ..chains import SEGMENT, imputation_plan, run_tasks
 from ..result import ImputationResult
-from ._layout import pattern_layout
-from ._pan_kernel import cluster_crossproducts, pan_draw_counts, pan_iterate, rows_crossproducts
+from ._layout import row_blocks
+from ._pan_kernel import cluster_crossproducts, pan_draw_counts, pan_iterate
 from ._prior import check_prior
 
 __all__ = ["pan_impute"]
@@ -47,17 +47,8 @@ def _run_chain(tick, *, gd: GroupData, seed: int, prior: dict, n_burn: int, n_it
     XtX = np.ascontiguousarray(X.T @ X)
     ZtZ, ZtX = cluster_crossproducts(X, Z, clus, J)
     # complete rows -> constant cross-products; incomplete rows -> transposed blocks by pattern
-    rows, pat_start, pobs, nobs, pmis, nmis = pattern_layout(miss)
-    comp = np.flatnonzero(~miss.any(axis=1))
-    XtYc, ZtYc, YtYc = np.zeros((p, r)), np.zeros((q, r, J)), np.zeros((r, r))
-    rows_crossproducts(np.ascontiguousarray(X[comp].T), np.ascontiguousarray(Z[comp].T),
-                       np.ascontiguousarray(Y[comp].T), clus[comp], J, XtYc, ZtYc, YtYc)
-    Xi = np.ascontiguousarray(X[rows].T)
-    Zi = np.ascontiguousarray(Z[rows].T)
-    Yi = np.ascontiguousarray(Y[rows].T)
-    Ci = np.ascontiguousarray(clus[rows])
-    XtYi, ZtYi, YtYi = np.zeros((p, r)), np.zeros((q, r, J)), np.zeros((r, r))
-    rows_crossproducts(Xi, Zi, Yi, Ci, J, XtYi, ZtYi, YtYi)
+    lay = row_blocks(X, Z, Y, clus, J, miss)
+    rows, Yi = lay["rows"], lay["Yi"]
     beta = np.linalg.solve(XtX, X.T @ Y)
     res = Y - X @ beta
     Sigma = np.cov(res, rowvar=False).reshape(r, r) + 1e-8 * np.eye(r)
@@ -80,9 +71,10 @@ def _run_chain(tick, *, gd: GroupData, seed: int, prior: dict, n_burn: int, n_it
     n_norm = pan_draw_counts(J, p, q, r, len(ct))
     dfs = np.concatenate([prior["c"] + J - np.arange(d), prior["a"] + N - np.arange(r)])
     z_buf, chi_buf = np.empty(n_norm), np.empty(d + r)
-    state = (XtX, ZtZ, ZtX, XtYc, ZtYc, YtYc, Xi, Zi, Ci, Yi, pat_start, pobs, nobs, pmis, nmis, N,
+    state = (XtX, ZtZ, ZtX, lay["XtYc"], lay["ZtYc"], lay["YtYc"], lay["Xi"], lay["Zi"], lay["Ci"], Yi,
+             lay["pat_start"], lay["pat_obs"], lay["pat_nobs"], lay["pat_mis"], lay["pat_nmis"], N,
              np.ascontiguousarray(prior["Binv"]), np.ascontiguousarray(prior["Dinv"]),
-             beta, Sigma, Psi, B, XtYi, ZtYi, YtYi)
+             beta, Sigma, Psi, B, lay["XtYi"], lay["ZtYi"], lay["YtYi"])
 
     def advance(n, rec0, ch):
         done = 0
