@@ -427,7 +427,7 @@ def _draw_missing_l2(Y2, U2, v, X2, beta2, Psi, perm2, pat_start, pat_obs, pat_n
 
 
 @njit
-def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
+def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
                  Lx, XtX, ZtZ, ZtX, XtYc, ZtYc, YtYc,
                  Xi, Zi, Ci, Yi, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis, N,
                  cat_start, cat_k1, cat_obs, free, box_lo, box_hi,
@@ -437,7 +437,8 @@ def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
                  cat_K, cat_ord, gam, thr_sd, thr_acc, ch_gam, cat2_start, cat2_k1, cat2_obs, free2):
     """Run ``n_steps`` iterations in place; iteration s is stored at index rec0 + s of the chains.
 
-    Randomness comes in pre-drawn per iteration s: ``nrm[s]`` (random effects (d, J), Psi,
+    Randomness: ``rng`` is the chain's numpy Generator; each iteration draws into row 0 of the
+    buffers ``nrm``, ``unif`` and ``chi`` (chi-square on ``dfs``), laid out as: ``nrm`` (random effects (d, J), Psi,
     Sigma (Bartlett normals, or one proposal per free element), beta (r, p), missing cells by
     pattern), ``unif[s]`` (latent components (n_latent, rows), then Metropolis-Hastings
     acceptances) and ``chi[s]`` (d for Psi, r for Sigma). ``accepted[0]`` counts accepted
@@ -530,8 +531,15 @@ def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
     off_free2 = n_lat * n_inc + n_free
     off_lat2 = off_free2 + n_free2
     for s in range(n_steps):
-        z = nrm[s]
-        uu = unif[s]
+        # this iteration's random numbers, drawn from the chain's generator into row 0
+        z = nrm[0]
+        uu = unif[0]
+        for i_ in range(z.shape[0]):
+            z[i_] = rng.standard_normal()
+        for i_ in range(uu.shape[0]):
+            uu[i_] = max(rng.random(), 1e-300)  # open interval (0, 1)
+        for i_ in range(chi.shape[1]):
+            chi[0, i_] = rng.chisquare(dfs[i_])
         if not spd_inverse(Sigma, Sinv, w1, r):
             return 1
         # 1-2. latents and missing cells of the stored rows
@@ -622,7 +630,7 @@ def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
                 for x in range(du):
                     for y in range(du):
                         scale_p[x, y] = Dinv[x, y] + SB[x, y]
-                if not draw_inv_wishart(chi[s, :du], z[cur:cur + npsi], scale_p, Psi, w1, w2, du):
+                if not draw_inv_wishart(chi[0, :du], z[cur:cur + npsi], scale_p, Psi, w1, w2, du):
                     return 4
         cur += npsi
         # W = Y - Z u: X'W and W'W
@@ -681,7 +689,7 @@ def jomo_iterate(n_steps, rec0, diag_only, nrm, unif, chi,
             for t in range(r):
                 for u in range(r):
                     scale_s[t, u] = Binv[t, u] + S[t, u]
-            if not draw_inv_wishart(chi[s, du:du + r], z[cur_sig:cur_sig + nsig], scale_s, Sigma,
+            if not draw_inv_wishart(chi[0, du:du + r], z[cur_sig:cur_sig + nsig], scale_s, Sigma,
                                     w1, w2, r):
                 return 6
         # 6. missing level-2 values

@@ -531,9 +531,9 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
     draws = np.zeros((len(ct), m_c))
     rng = np.random.default_rng(seed)
     dfs = np.concatenate([J + du - np.arange(du), N - 1 - np.arange(r)]).astype(float)
-    seg = int(max(1, min(SEGMENT, (1 << 19) // max(n_norm + n_unif, 1))))
-    nrm_buf = np.empty((seg, n_norm))
-    unif_buf = np.empty((seg, max(n_unif, 1)))
+    nrm_buf = np.empty((1, n_norm))
+    unif_buf = np.empty((1, max(n_unif, 1)))
+    chi_buf = np.empty((1, du + r))
     accepted = np.zeros(1, np.int64)
     state = (Lx, XtX, ZtZ, ZtX, XtYc, ZtYc, YtYc, Xi, Zi, Ci, Yi, pat_start, pobs, nobs, pmis, nmis, N,
              lay.cat_start, lay.cat_k1, cat_obs, free, float(box[0]), float(box[1]),
@@ -545,14 +545,8 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
     def advance(n, rec0, ch):
         done = 0
         while done < n:
-            k = min(seg, n - done)
-            nrm = nrm_buf[:k]
-            rng.standard_normal(out=nrm)
-            unif = unif_buf[:k]
-            rng.random(out=unif)
-            np.maximum(unif, 1e-300, out=unif)  # open interval (0, 1)
-            chi = rng.chisquare(dfs, size=(k, du + r))
-            code = jomo_iterate(k, rec0 + done, diag_only, nrm, unif, chi, *state,
+            k = min(SEGMENT, n - done)
+            code = jomo_iterate(k, rec0 + done, diag_only, rng, dfs, nrm_buf, unif_buf, chi_buf, *state,
                                 ch["beta"], ch["psi"], ch["sigma"], accepted, *state2, ch["beta2"],
                                 cat_K, cat_ord_all, gam, thr_sd, thr_acc, ch["gam"],
                                 cat2_start, cat2_k1, cat2_obs, free2)
