@@ -516,3 +516,19 @@ def test_type_list_gives_level2_targets_and_group(mixed):
 def test_error_type_codes(mixed, kw, err, msg):
     with pytest.raises(err, match=msg):
         jomo_impute(mixed, m=1, n_burn=1, n_iter=1, **kw)
+
+
+@pytest.mark.parametrize("lo,hi", [(-np.inf, np.inf), (0.3, np.inf), (2.5, np.inf), (-np.inf, -1.7),
+                                   (-1.0, 1.2), (0.2, 0.6), (1.0, 1.5)])
+def test_truncnorm_rng_matches_scipy(lo, hi):
+    """The rejection samplers used for latent draws: KS test against scipy's truncated normal."""
+    from scipy import stats
+
+    from pymitml.samplers._truncnorm import truncnorm_rng
+
+    rng = np.random.default_rng(11)
+    mean, sd = 0.4, 1.3
+    draws = np.array([truncnorm_rng(rng, mean, sd, lo, hi) for _ in range(20000)])
+    a, b = (lo - mean) / sd, (hi - mean) / sd
+    assert draws.min() >= lo and draws.max() <= hi
+    assert stats.kstest(draws, stats.truncnorm(a, b, loc=mean, scale=sd).cdf).pvalue > 0.001

@@ -52,7 +52,7 @@ from ._pan_kernel import (
     row_means,
     rows_crossproducts,
 )
-from ._truncnorm import norm_cdf, truncnorm_draw
+from ._truncnorm import norm_cdf, truncnorm_draw, truncnorm_rng
 
 
 def jomo_draw_counts(J, p, q, r, n_cells, n_inc, n_lat, n_free, p2=0, r2=0, n_cells2=0, n_thr=0,
@@ -188,12 +188,11 @@ def _update_thresholds(Yi, mu, Q, cat_start, cat_obs, cat_K, cat_ord, gam, thr_s
 
 
 @njit
-def _draw_latents(Yi, mu, Q, cat_start, cat_k1, cat_obs, cat_ord, gam, box_lo, box_hi, unif, tmp):
+def _draw_latents(rng, Yi, mu, Q, cat_start, cat_k1, cat_obs, cat_ord, gam, box_lo, box_hi, tmp):
     """Step 1: truncated-normal Gibbs over every latent component of every observed category
     (ordinal targets: one latent between the thresholds of the observed level)."""
     r, n = Yi.shape
     ncat = cat_start.shape[0]
-    cu = 0
     for v in range(ncat):
         c0 = cat_start[v]
         k1 = cat_k1[v]
@@ -223,8 +222,7 @@ def _draw_latents(Yi, mu, Q, cat_start, cat_k1, cat_obs, cat_ord, gam, box_lo, b
                     hi = gam[v, lev + 1]
                 else:
                     lo, hi = _latent_bounds(Yi, i, c0, k1, k, lev, box_lo, box_hi)
-                yc[i] = truncnorm_draw(mc[i] - tmp[i], sd, lo, hi, unif[cu + i])
-            cu += n
+                yc[i] = truncnorm_rng(rng, mc[i] - tmp[i], sd, lo, hi)
 
 
 @njit
@@ -536,7 +534,7 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
         uu = unif[0]
         for i_ in range(z.shape[0]):
             z[i_] = rng.standard_normal()
-        for i_ in range(uu.shape[0]):
+        for i_ in range(n_lat * n_inc, uu.shape[0]):  # level-1 latents draw from rng directly
             uu[i_] = max(rng.random(), 1e-300)  # open interval (0, 1)
         for i_ in range(chi.shape[1]):
             chi[0, i_] = rng.chisquare(dfs[i_])
@@ -549,7 +547,7 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
                 if n_thr > 0:
                     _update_thresholds(Yi, mu, Sinv, cat_start, cat_obs, cat_K, cat_ord, gam, thr_sd,
                                        thr_acc, z[z.shape[0] - n_thr:], uu[uu.shape[0] - n_thr:], tmp)
-                _draw_latents(Yi, mu, Sinv, cat_start, cat_k1, cat_obs, cat_ord, gam, box_lo, box_hi, uu, tmp)
+                _draw_latents(rng, Yi, mu, Sinv, cat_start, cat_k1, cat_obs, cat_ord, gam, box_lo, box_hi, tmp)
             cur_m = J * d + npsi + nsig + p * r
             pattern_factors(Sigma, pat_obs, pat_nobs, pat_mis, pat_nmis, Kp, Cp, w1, w2)
             draw_missing_cells(Yi, mu, z, cur_m, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis,
