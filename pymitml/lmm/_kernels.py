@@ -201,16 +201,7 @@ def gradient_d(ZtZ, ZtX, Zty, P, RZX, cu, LX, beta, r2, n, reml, G):
     W = np.empty((q, p))
     WC = np.empty((q, p))
     for j in range(J):
-        for a in range(q):
-            s = cu[j, a]
-            for c in range(p):
-                s -= RZX[j, a, c] * beta[c]
-            ucur[a] = s
-        for a in range(q):
-            s = 0.0
-            for k in range(q):
-                s += P[j, k, a] * ucur[k]
-            tmp[a] = s
+        _cluster_mode(P, RZX, cu, beta, j, ucur, tmp)
         for a in range(q):
             s = Zty[j, a]
             for c in range(p):
@@ -261,22 +252,29 @@ def gradient_d(ZtZ, ZtX, Zty, P, RZX, cu, LX, beta, r2, n, reml, G):
 
 
 @njit
+def _cluster_mode(P, RZX, cu, beta, j, ucur, out):
+    """out = P_j'(c_u,j - R_ZX,j beta): cluster j's conditional mode (``ucur``: q work values)."""
+    q = cu.shape[1]
+    p = beta.shape[0]
+    for a in range(q):
+        s = cu[j, a]
+        for c in range(p):
+            s -= RZX[j, a, c] * beta[c]
+        ucur[a] = s
+    for a in range(q):
+        s = 0.0
+        for k in range(q):
+            s += P[j, k, a] * ucur[k]
+        out[a] = s
+
+
+@njit
 def random_effects(P, RZX, cu, beta, B):
     """Conditional modes b_j = T u_j = P_j'(c_u,j - R_ZX,j beta), written into B (J, q)."""
     J, q = cu.shape
-    p = beta.shape[0]
     ucur = np.empty(q)
     for j in range(J):
-        for a in range(q):
-            s = cu[j, a]
-            for c in range(p):
-                s -= RZX[j, a, c] * beta[c]
-            ucur[a] = s
-        for a in range(q):
-            s = 0.0
-            for k in range(q):
-                s += P[j, k, a] * ucur[k]
-            B[j, a] = s
+        _cluster_mode(P, RZX, cu, beta, j, ucur, B[j])
 
 
 @njit

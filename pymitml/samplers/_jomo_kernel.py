@@ -48,6 +48,7 @@ from ._pan_kernel import (
     _draw_random_effects,
     draw_missing_cells,
     pattern_factors,
+    record_covariances,
     residual_crossproducts,
     row_means,
     rows_crossproducts,
@@ -199,18 +200,8 @@ def _draw_latents(rng, Yi, mu, Q, cat_start, cat_k1, cat_obs, cat_ord, gam, box_
         obs = cat_obs[v]
         for k in range(k1):
             col = c0 + k
-            qkk = Q[col, col]
-            sd = 1.0 / math.sqrt(qkk)
-            for i in range(n):
-                tmp[i] = 0.0
-            for ll in range(r):
-                if ll == col:
-                    continue
-                qkl = Q[col, ll] / qkk
-                yl = Yi[ll]
-                ml = mu[ll]
-                for i in range(n):
-                    tmp[i] += qkl * (yl[i] - ml[i])
+            sd = 1.0 / math.sqrt(Q[col, col])
+            _conditional_offsets(Yi, mu, Q, col, tmp)
             yc = Yi[col]
             mc = mu[col]
             for i in range(n):
@@ -706,18 +697,7 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
             for vv in range(gam.shape[0]):  # level-1 then level-2 ordinal targets
                 for j in range(gam.shape[1]):
                     ch_gam[vv, j, o] = gam[vv, j]
-            if diag_only:
-                for x in range(du):
-                    ch_psi[x, 0, o] = Psi[x, x]
-                for t in range(r):
-                    ch_sigma[t, 0, o] = Sigma[t, t]
-            else:
-                for x in range(du):
-                    for y in range(du):
-                        ch_psi[x, y, o] = Psi[x, y]
-                for t in range(r):
-                    for u in range(r):
-                        ch_sigma[t, u, o] = Sigma[t, u]
+            record_covariances(Psi, Sigma, ch_psi, ch_sigma, o, diag_only)
     return 0
 
 

@@ -331,6 +331,24 @@ def _draw_beta_collapsed(zb, XtX, XtY, ZtX, ZtY, Sinv, P, F, f, A, c, beta):
 
 
 @njit
+def record_covariances(Psi, Sigma, ch_psi, ch_sigma, o, diag_only):
+    """Store Psi and Sigma as iteration ``o`` of their chains (only the variances, in column 0,
+    when ``diag_only``: mitml's keep.chains = "diagonal")."""
+    for x in range(Psi.shape[0]):
+        if diag_only:
+            ch_psi[x, 0, o] = Psi[x, x]
+        else:
+            for y in range(Psi.shape[1]):
+                ch_psi[x, y, o] = Psi[x, y]
+    for t in range(Sigma.shape[0]):
+        if diag_only:
+            ch_sigma[t, 0, o] = Sigma[t, t]
+        else:
+            for u in range(Sigma.shape[1]):
+                ch_sigma[t, u, o] = Sigma[t, u]
+
+
+@njit
 def row_means(Xi, Zi, Ci, beta, B, mu):
     """mu[t, i] = x_i beta_t + z_i b_{c(i), t} for rows stored transposed (Xi: p x n, Zi: q x n)."""
     p, n = Xi.shape
@@ -543,16 +561,5 @@ def pan_iterate(n_steps, rec0, diag_only, rng, dfs, z, chi,
             for k in range(p):
                 for t in range(r):
                     ch_beta[k, t, o] = beta[k, t]
-            if diag_only:
-                for x in range(d):
-                    ch_psi[x, 0, o] = Psi[x, x]
-                for t in range(r):
-                    ch_sigma[t, 0, o] = Sigma[t, t]
-            else:
-                for x in range(d):
-                    for y in range(d):
-                        ch_psi[x, y, o] = Psi[x, y]
-                for t in range(r):
-                    for u in range(r):
-                        ch_sigma[t, u, o] = Sigma[t, u]
+            record_covariances(Psi, Sigma, ch_psi, ch_sigma, o, diag_only)
     return 0
