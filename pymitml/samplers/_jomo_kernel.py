@@ -340,17 +340,9 @@ def _conditional_prior(Psi, d, U2, Pinv, M, w1, w2):
     for x in range(d):
         for t in range(r2):
             w2[x, t] = Psi[x, d + t]
-        # solve Psi_22 k = psi_x21 (symmetric)
-        for i in range(r2):
-            acc = w2[x, i]
-            for k in range(i):
-                acc -= w1[i, k] * w2[x, k]
-            w2[x, i] = acc / w1[i, i]
-        for i in range(r2 - 1, -1, -1):
-            acc = w2[x, i]
-            for k in range(i + 1, r2):
-                acc -= w1[k, i] * w2[x, k]
-            w2[x, i] = acc / w1[i, i]
+        # solve Psi_22 k = psi_x21 (symmetric; w1 holds the Cholesky factor of Psi_22)
+        solve_lower(w1, w2[x], r2)
+        solve_lower_t(w1, w2[x], r2)
     for x in range(d):
         mx = M[x]
         for j in range(J):
