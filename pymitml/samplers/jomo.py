@@ -87,18 +87,9 @@ def _codes(s: pd.Series, cats: list, name: str, missing_code) -> np.ndarray:
     if isinstance(s.dtype, pd.CategoricalDtype):
         c = s.cat.codes.to_numpy().astype(np.float64)
     else:
-        lookup = {k: i for i, k in enumerate(cats)}
-        vals = s.to_numpy(dtype=object)
-        c = np.full(len(vals), np.nan)
-        bad = []
-        for i, v in enumerate(vals):  # set-up only (object columns)
-            if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
-                continue
-            k = lookup.get(v)
-            if k is None:
-                bad.append(v)
-            else:
-                c[i] = k
+        codes = pd.Categorical(s, categories=cats).codes
+        c = np.where(codes >= 0, codes, np.nan).astype(np.float64)
+        bad = s[s.notna().to_numpy() & (codes < 0)].tolist()
         if bad:
             raise ValueError(f"target '{name}' has value(s) {sorted(set(map(str, bad)))[:5]} outside "
                              f"its levels {cats}.")
