@@ -35,7 +35,7 @@ from ._linalg import chol_inplace, draw_inv_wishart, solve_lower, solve_lower_t,
 
 
 def pan_draw_counts(J, p, q, r, n_cells):
-    """Standard normals one iteration consumes: clusters, Psi, Sigma, beta, missing cells."""
+    """Standard normals one iteration consumes: beta, clusters, Psi, Sigma, missing cells."""
     d = q * r
     return J * d + d * (d - 1) // 2 + r * (r - 1) // 2 + p * r + n_cells
 
