@@ -53,7 +53,7 @@ from ._pan_kernel import (
     row_means,
     rows_crossproducts,
 )
-from ._truncnorm import norm_cdf, truncnorm_draw, truncnorm_rng
+from ._truncnorm import norm_cdf, truncnorm_batch, truncnorm_draw
 
 
 def jomo_draw_counts(J, p, q, r, n_cells, n_inc, n_lat, n_free, p2=0, r2=0, n_cells2=0, n_thr=0,
@@ -189,31 +189,48 @@ def _update_thresholds(Yi, mu, Q, cat_start, cat_obs, cat_K, cat_ord, gam, thr_s
 
 
 @njit
-def _draw_latents(rng, Yi, mu, Q, cat_start, cat_k1, cat_obs, cat_ord, gam, box_lo, box_hi, tmp):
+def _draw_latents(rng, Yi, mu, Q, cat_start, cat_k1, cat_obs, cat_ord, gam, box_lo, box_hi, tmp, lw, li,
+                  obs_rows, n_obs):
     """Step 1: truncated-normal Gibbs over every latent component of every observed category
-    (ordinal targets: one latent between the thresholds of the observed level)."""
-    r, n = Yi.shape
+    (ordinal targets: one latent between the thresholds of the observed level). One component at
+    a time, the draws of all rows are made together (:func:`truncnorm_batch`); ``obs_rows[v, :n_obs[v]]``
+    are the rows where target v is observed; ``lw`` (6, n) and ``li`` (1, n) are work arrays."""
     ncat = cat_start.shape[0]
+    bm, blo, bhi, bout, wt, ws = lw[0], lw[1], lw[2], lw[3], lw[4], lw[5]
+    wi = li[0]
+    lo_pos = max(box_lo, 0.0)
+    hi_neg = min(box_hi, 0.0)
     for v in range(ncat):
         c0 = cat_start[v]
         k1 = cat_k1[v]
         obs = cat_obs[v]
+        rows = obs_rows[v]
+        nv = n_obs[v]
+        binary = k1 == 1 and not cat_ord[v]
         for k in range(k1):
             col = c0 + k
             sd = 1.0 / math.sqrt(Q[col, col])
             _conditional_offsets(Yi, mu, Q, col, tmp)
             yc = Yi[col]
             mc = mu[col]
-            for i in range(n):
+            for c in range(nv):
+                i = rows[c]
                 lev = obs[i]
-                if lev < 0:
-                    continue
-                if cat_ord[v]:  # no bounds: the thresholds are updated with the latents integrated out
+                if binary:  # level 0 <=> latent > 0 (without a data-dependent branch)
+                    pos = lev == 0
+                    lo = lo_pos if pos else box_lo
+                    hi = box_hi if pos else hi_neg
+                elif cat_ord[v]:  # no bounds: the thresholds are updated with the latents integrated out
                     lo = gam[v, lev]
                     hi = gam[v, lev + 1]
                 else:
                     lo, hi = _latent_bounds(Yi, i, c0, k1, k, lev, box_lo, box_hi)
-                yc[i] = truncnorm_rng(rng, mc[i] - tmp[i], sd, lo, hi)
+                bm[c] = mc[i] - tmp[i]
+                blo[c] = lo
+                bhi[c] = hi
+            truncnorm_batch(rng, bm, sd, blo, bhi, bout, nv, wi, wt, ws)
+            for c in range(nv):
+                yc[rows[c]] = bout[c]
 
 
 @njit
@@ -410,7 +427,7 @@ def _draw_missing_l2(Y2, U2, v, X2, beta2, Psi, perm2, pat_start, pat_obs, pat_n
 @njit
 def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
                  Lx, XtX, ZtZ, ZtX, XtYc, ZtYc, YtYc,
-                 Xi, Zi, Ci, Yi, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis, N,
+                 Xi, Zi, Ci, Seg, Yi, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis, N,
                  cat_start, cat_k1, cat_obs, free, box_lo, box_hi,
                  Binv, Dinv, beta, Sigma, Psi, B, XtYi, ZtYi, YtYi,
                  ch_beta, ch_psi, ch_sigma, accepted,
@@ -483,6 +500,15 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
     P = np.empty((d, d, J))
     v = np.empty((d, J))
     tmp = np.empty(max(J, n_inc, 1))
+    lw = np.empty((6, max(n_inc, 1)))  # work arrays of the batched latent draws
+    li = np.empty((1, max(n_inc, 1)), np.int64)
+    obs_rows = np.empty((ncat, max(n_inc, 1)), np.int64)  # rows where each categorical is observed
+    n_obs = np.zeros(ncat, np.int64)
+    for vv in range(ncat):
+        for i_ in range(n_inc):
+            if cat_obs[vv, i_] >= 0:
+                obs_rows[vv, n_obs[vv]] = i_
+                n_obs[vv] += 1
     SB = np.empty((du, du))
     XtW = np.empty((p, r))
     XtYs = np.empty((p, r))
@@ -530,12 +556,13 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
                 if n_thr > 0:
                     _update_thresholds(Yi, mu, Sinv, cat_start, cat_obs, cat_K, cat_ord, gam, thr_sd,
                                        thr_acc, z[z.shape[0] - n_thr:], uu[uu.shape[0] - n_thr:], tmp)
-                _draw_latents(rng, Yi, mu, Sinv, cat_start, cat_k1, cat_obs, cat_ord, gam, box_lo, box_hi, tmp)
+                _draw_latents(rng, Yi, mu, Sinv, cat_start, cat_k1, cat_obs, cat_ord, gam, box_lo, box_hi, tmp,
+                              lw, li, obs_rows, n_obs)
             cur_m = J * d + npsi + nsig + p * r
             pattern_factors(Sigma, pat_obs, pat_nobs, pat_mis, pat_nmis, Kp, Cp, w1, w2)
             draw_missing_cells(Yi, mu, z, cur_m, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis,
                                Kp, Cp)
-            rows_crossproducts(Xi, Zi, Yi, Ci, J, XtYi, ZtYi, YtYi)
+            rows_crossproducts(Xi, Zi, Yi, Ci, Seg, XtYi, ZtYi, YtYi)
         cur = 0
         for a in range(q):
             for t in range(r):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._pan_kernel import rows_crossproducts
+from ._pan_kernel import cluster_runs, rows_crossproducts
 
 __all__ = ["pattern_layout", "row_blocks"]
 
@@ -38,27 +38,33 @@ def pattern_layout(miss: np.ndarray, rows: np.ndarray | None = None):
 
 def row_blocks(X, Z, Y, clus, J, miss, rows_mask=None):
     """The samplers' data layout: rows outside ``rows_mask`` (default: the complete rows) enter
-    through constant cross-products; the others are stored transposed, grouped by pattern.
+    through constant cross-products; the others are stored transposed, grouped by pattern and,
+    within a pattern, by cluster (stable), so that a cluster's rows of one pattern are contiguous.
 
     Returns a dict with ``rows``, ``pat_start``, ``pat_obs``, ``pat_nobs``, ``pat_mis``,
     ``pat_nmis`` (see :func:`pattern_layout`), the constant ``XtYc``, ``ZtYc``, ``YtYc``, the blocks
-    ``Xi``, ``Zi``, ``Yi``, ``Ci`` and their current cross-products ``XtYi``, ``ZtYi``, ``YtYi``.
+    ``Xi``, ``Zi``, ``Yi``, ``Ci``, the runs ``Seg`` of equal cluster codes in ``Ci`` and the
+    blocks' current cross-products ``XtYi``, ``ZtYi``, ``YtYi``.
     """
     p, q, r = X.shape[1], Z.shape[1], Y.shape[1]
     keep = miss.any(axis=1) if rows_mask is None else rows_mask
     rows, pat_start, pobs, nobs, pmis, nmis = pattern_layout(miss, keep)
+    pat_of = np.repeat(np.arange(len(nobs)), np.diff(pat_start))
+    rows = rows[np.lexsort((clus[rows], pat_of))]
     comp = np.flatnonzero(~keep)
+    comp = comp[np.argsort(clus[comp], kind="stable")]
     out = dict(rows=rows, pat_start=pat_start, pat_obs=pobs, pat_nobs=nobs, pat_mis=pmis,
                pat_nmis=nmis)
     out["XtYc"], out["ZtYc"], out["YtYc"] = np.zeros((p, r)), np.zeros((q, r, J)), np.zeros((r, r))
     rows_crossproducts(np.ascontiguousarray(X[comp].T), np.ascontiguousarray(Z[comp].T),
-                       np.ascontiguousarray(Y[comp].T), clus[comp], J,
+                       np.ascontiguousarray(Y[comp].T), clus[comp], cluster_runs(clus[comp]),
                        out["XtYc"], out["ZtYc"], out["YtYc"])
     out["Xi"] = np.ascontiguousarray(X[rows].T)
     out["Zi"] = np.ascontiguousarray(Z[rows].T)
     out["Yi"] = np.ascontiguousarray(Y[rows].T)
     out["Ci"] = np.ascontiguousarray(clus[rows])
+    out["Seg"] = cluster_runs(out["Ci"])
     out["XtYi"], out["ZtYi"], out["YtYi"] = np.zeros((p, r)), np.zeros((q, r, J)), np.zeros((r, r))
-    rows_crossproducts(out["Xi"], out["Zi"], out["Yi"], out["Ci"], J,
+    rows_crossproducts(out["Xi"], out["Zi"], out["Yi"], out["Ci"], out["Seg"],
                        out["XtYi"], out["ZtYi"], out["YtYi"])
     return out

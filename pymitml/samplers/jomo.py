@@ -383,7 +383,7 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
     rows, pat_start, pobs, nobs, pmis, nmis = (blk[k] for k in (
         "rows", "pat_start", "pat_obs", "pat_nobs", "pat_mis", "pat_nmis"))
     XtYc, ZtYc, YtYc, XtYi, ZtYi, YtYi = (blk[k] for k in ("XtYc", "ZtYc", "YtYc", "XtYi", "ZtYi", "YtYi"))
-    Xi, Zi, Yi, Ci = blk["Xi"], blk["Zi"], blk["Yi"], blk["Ci"]
+    Xi, Zi, Yi, Ci, Seg = blk["Xi"], blk["Zi"], blk["Yi"], blk["Ci"], blk["Seg"]
     cat_obs = np.ascontiguousarray(cat_local[:, rows]) if ncat else np.zeros((0, len(rows)), np.int64)
     # start: OLS, residual covariance (latent blocks fixed), Psi = diag/2
     beta = np.linalg.solve(XtX, X.T @ Y)
@@ -526,7 +526,8 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
     unif_buf = np.empty((1, max(n_unif, 1)))
     chi_buf = np.empty((1, du + r))
     accepted = np.zeros(1, np.int64)
-    state = (Lx, XtX, ZtZ, ZtX, XtYc, ZtYc, YtYc, Xi, Zi, Ci, Yi, pat_start, pobs, nobs, pmis, nmis, N,
+    state = (Lx, XtX, ZtZ, ZtX, XtYc, ZtYc, YtYc, Xi, Zi, Ci, Seg, Yi, pat_start, pobs, nobs, pmis, nmis,
+             N,
              lay.cat_start, lay.cat_k1, cat_obs, free, float(box[0]), float(box[1]),
              np.ascontiguousarray(prior["Binv"]), np.ascontiguousarray(prior.get("Dinv", np.zeros((0, 0)))),
              beta, Sigma, Psi, B, XtYi, ZtYi, YtYi)

@@ -71,7 +71,8 @@ def _run_chain(tick, *, gd: GroupData, seed: int, prior: dict, n_burn: int, n_it
     n_norm = pan_draw_counts(J, p, q, r, len(ct))
     dfs = np.concatenate([prior["c"] + J - np.arange(d), prior["a"] + N - np.arange(r)])
     z_buf, chi_buf = np.empty(n_norm), np.empty(d + r)
-    state = (XtX, ZtZ, ZtX, lay["XtYc"], lay["ZtYc"], lay["YtYc"], lay["Xi"], lay["Zi"], lay["Ci"], Yi,
+    state = (XtX, ZtZ, ZtX, lay["XtYc"], lay["ZtYc"], lay["YtYc"], lay["Xi"], lay["Zi"], lay["Ci"],
+             lay["Seg"], Yi,
              lay["pat_start"], lay["pat_obs"], lay["pat_nobs"], lay["pat_mis"], lay["pat_nmis"], N,
              np.ascontiguousarray(prior["Binv"]), np.ascontiguousarray(prior["Dinv"]),
              beta, Sigma, Psi, B, lay["XtYi"], lay["ZtYi"], lay["YtYi"])
