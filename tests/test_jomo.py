@@ -561,7 +561,7 @@ def test_truncnorm_batch_matches_scipy():
 
     def run(seed):
         out, wi, wt, ws = np.empty(n), np.empty(n, np.int64), np.empty(n), np.empty(n)
-        truncnorm_batch(np.random.default_rng(seed), mean, sd, lo, hi, out, n, wi, wt, ws)
+        truncnorm_batch(np.random.default_rng(seed), mean, np.full(n, sd), lo, hi, out, n, wi, wt, ws)
         return out
 
     out = run(5)

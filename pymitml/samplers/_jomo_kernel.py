@@ -153,20 +153,44 @@ def _log_interval_prob(lo, hi, m, sd):
 
 
 @njit
-def _update_thresholds(Yi, mu, Q, cat_start, cat_obs, cat_K, cat_ord, gam, thr_sd, thr_acc, z, uu, tmp):
+def _latent_moments(Yi, mu, Q, Ci, col, cm, csd):
+    """Mean ``cm[i]`` and SD ``csd[i]`` of latent ``col`` of row i given the rest of the row, with
+    precision Q[:, :, 0] for every row (Q of shape (r, r, 1)) or Q[:, :, Ci[i]] (cluster-specific
+    level-1 covariance matrices)."""
+    r, n = Yi.shape
+    if Q.shape[2] == 1:
+        Q0 = Q[:, :, 0]
+        _conditional_offsets(Yi, mu, Q0, col, cm)
+        sd = 1.0 / math.sqrt(Q0[col, col])
+        mc = mu[col]
+        for i in range(n):
+            cm[i] = mc[i] - cm[i]
+            csd[i] = sd
+        return
+    for i in range(n):
+        c = Ci[i]
+        qkk = Q[col, col, c]
+        acc = 0.0
+        for ll in range(r):
+            if ll != col:
+                acc += Q[col, ll, c] * (Yi[ll, i] - mu[ll, i])
+        cm[i] = mu[col, i] - acc / qkk
+        csd[i] = 1.0 / math.sqrt(qkk)
+
+
+@njit
+def _update_thresholds(Yi, mu, Q, Ci, cat_start, cat_obs, cat_K, cat_ord, gam, thr_sd, thr_acc, z, uu, cm, csd):
     """Thresholds of ordinal targets: random-walk Metropolis-Hastings, one threshold at a time,
-    with the latent normals integrated out (Cowles 1996); the first threshold is fixed at 0."""
+    with the latent normals integrated out (Cowles 1996); the first threshold is fixed at 0.
+    ``Q``: precision (r, r, 1) or per cluster (r, r, J), see :func:`_latent_moments`."""
     n = Yi.shape[1]
     c = 0
     for v in range(cat_start.shape[0]):
         if not cat_ord[v]:
             continue
         K = cat_K[v]
-        col = cat_start[v]
-        _conditional_offsets(Yi, mu, Q, col, tmp)
-        sd = 1.0 / math.sqrt(Q[col, col])
+        _latent_moments(Yi, mu, Q, Ci, cat_start[v], cm, csd)
         obs = cat_obs[v]
-        mc = mu[col]
         for j in range(2, K):
             old = gam[v, j]
             new = old + thr_sd[v, j] * z[c]
@@ -175,13 +199,11 @@ def _update_thresholds(Yi, mu, Q, cat_start, cat_obs, cat_K, cat_ord, gam, thr_s
                 for i in range(n):
                     lev = obs[i]
                     if lev == j - 1:
-                        m = mc[i] - tmp[i]
-                        dl += _log_interval_prob(gam[v, j - 1], new, m, sd) - \
-                            _log_interval_prob(gam[v, j - 1], old, m, sd)
+                        dl += _log_interval_prob(gam[v, j - 1], new, cm[i], csd[i]) - \
+                            _log_interval_prob(gam[v, j - 1], old, cm[i], csd[i])
                     elif lev == j:
-                        m = mc[i] - tmp[i]
-                        dl += _log_interval_prob(new, gam[v, j + 1], m, sd) - \
-                            _log_interval_prob(old, gam[v, j + 1], m, sd)
+                        dl += _log_interval_prob(new, gam[v, j + 1], cm[i], csd[i]) - \
+                            _log_interval_prob(old, gam[v, j + 1], cm[i], csd[i])
                 if math.log(uu[c]) < dl:
                     gam[v, j] = new
                     thr_acc[v, j] += 1
@@ -189,14 +211,15 @@ def _update_thresholds(Yi, mu, Q, cat_start, cat_obs, cat_K, cat_ord, gam, thr_s
 
 
 @njit
-def _draw_latents(rng, Yi, mu, Q, cat_start, cat_k1, cat_obs, cat_ord, gam, box_lo, box_hi, tmp, lw, li,
+def _draw_latents(rng, Yi, mu, Q, Ci, cat_start, cat_k1, cat_obs, cat_ord, gam, box_lo, box_hi, cm, csd, lw, li,
                   obs_rows, n_obs):
     """Step 1: truncated-normal Gibbs over every latent component of every observed category
     (ordinal targets: one latent between the thresholds of the observed level). One component at
     a time, the draws of all rows are made together (:func:`truncnorm_batch`); ``obs_rows[v, :n_obs[v]]``
-    are the rows where target v is observed; ``lw`` (6, n) and ``li`` (1, n) are work arrays."""
+    are the rows where target v is observed; ``Q`` is the precision (r, r, 1) or per cluster
+    (r, r, J); ``cm``, ``csd`` (n), ``lw`` (7, n) and ``li`` (1, n) are work arrays."""
     ncat = cat_start.shape[0]
-    bm, blo, bhi, bout, wt, ws = lw[0], lw[1], lw[2], lw[3], lw[4], lw[5]
+    bm, bs, blo, bhi, bout, wt, ws = lw[0], lw[1], lw[2], lw[3], lw[4], lw[5], lw[6]
     wi = li[0]
     lo_pos = max(box_lo, 0.0)
     hi_neg = min(box_hi, 0.0)
@@ -209,10 +232,8 @@ def _draw_latents(rng, Yi, mu, Q, cat_start, cat_k1, cat_obs, cat_ord, gam, box_
         binary = k1 == 1 and not cat_ord[v]
         for k in range(k1):
             col = c0 + k
-            sd = 1.0 / math.sqrt(Q[col, col])
-            _conditional_offsets(Yi, mu, Q, col, tmp)
+            _latent_moments(Yi, mu, Q, Ci, col, cm, csd)
             yc = Yi[col]
-            mc = mu[col]
             for c in range(nv):
                 i = rows[c]
                 lev = obs[i]
@@ -225,12 +246,27 @@ def _draw_latents(rng, Yi, mu, Q, cat_start, cat_k1, cat_obs, cat_ord, gam, box_
                     hi = gam[v, lev + 1]
                 else:
                     lo, hi = _latent_bounds(Yi, i, c0, k1, k, lev, box_lo, box_hi)
-                bm[c] = mc[i] - tmp[i]
+                bm[c] = cm[i]
+                bs[c] = csd[i]
                 blo[c] = lo
                 bhi[c] = hi
-            truncnorm_batch(rng, bm, sd, blo, bhi, bout, nv, wi, wt, ws)
+            truncnorm_batch(rng, bm, bs, blo, bhi, bout, nv, wi, wt, ws)
             for c in range(nv):
                 yc[rows[c]] = bout[c]
+
+
+@njit
+def _observed_rows(cat_obs):
+    """(rows, counts): rows[v, :counts[v]] are the rows where categorical target v is observed."""
+    ncat, n = cat_obs.shape
+    rows = np.empty((ncat, max(n, 1)), np.int64)
+    cnt = np.zeros(ncat, np.int64)
+    for v in range(ncat):
+        for i in range(n):
+            if cat_obs[v, i] >= 0:
+                rows[v, cnt[v]] = i
+                cnt[v] += 1
+    return rows, cnt
 
 
 @njit
@@ -487,6 +523,7 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
     w2 = np.empty((mx, mx))
     w3 = np.empty((mx, mx))
     Sinv = np.empty((r, r))
+    Sinv3 = Sinv.reshape((r, r, 1))  # the same memory, as the latent helpers take it
     Pinv = np.empty((max(d, 1), max(d, 1)))
     U2 = np.empty((r2, J))
     M = np.zeros((d, J))
@@ -500,15 +537,11 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
     P = np.empty((d, d, J))
     v = np.empty((d, J))
     tmp = np.empty(max(J, n_inc, 1))
-    lw = np.empty((6, max(n_inc, 1)))  # work arrays of the batched latent draws
+    csd = np.empty(max(J, n_inc, 1))
+    lw = np.empty((7, max(n_inc, 1)))  # work arrays of the batched latent draws
     li = np.empty((1, max(n_inc, 1)), np.int64)
-    obs_rows = np.empty((ncat, max(n_inc, 1)), np.int64)  # rows where each categorical is observed
-    n_obs = np.zeros(ncat, np.int64)
-    for vv in range(ncat):
-        for i_ in range(n_inc):
-            if cat_obs[vv, i_] >= 0:
-                obs_rows[vv, n_obs[vv]] = i_
-                n_obs[vv] += 1
+    obs_rows, n_obs = _observed_rows(cat_obs)
+    C0 = np.zeros(max(J, 1), np.int64)  # cluster codes of level-2 rows (unused: one precision)
     SB = np.empty((du, du))
     XtW = np.empty((p, r))
     XtYs = np.empty((p, r))
@@ -554,10 +587,10 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
             row_means(Xi, Zi, Ci, beta, B, mu)
             if ncat > 0:
                 if n_thr > 0:
-                    _update_thresholds(Yi, mu, Sinv, cat_start, cat_obs, cat_K, cat_ord, gam, thr_sd,
-                                       thr_acc, z[z.shape[0] - n_thr:], uu[uu.shape[0] - n_thr:], tmp)
-                _draw_latents(rng, Yi, mu, Sinv, cat_start, cat_k1, cat_obs, cat_ord, gam, box_lo, box_hi, tmp,
-                              lw, li, obs_rows, n_obs)
+                    _update_thresholds(Yi, mu, Sinv3, Ci, cat_start, cat_obs, cat_K, cat_ord, gam, thr_sd,
+                                       thr_acc, z[z.shape[0] - n_thr:], uu[uu.shape[0] - n_thr:], tmp, csd)
+                _draw_latents(rng, Yi, mu, Sinv3, Ci, cat_start, cat_k1, cat_obs, cat_ord, gam, box_lo, box_hi,
+                              tmp, csd, lw, li, obs_rows, n_obs)
             cur_m = J * d + npsi + nsig + p * r
             pattern_factors(Sigma, pat_obs, pat_nobs, pat_mis, pat_nmis, Kp, Cp, w1, w2)
             draw_missing_cells(Yi, mu, z, cur_m, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis,
@@ -587,8 +620,9 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
                         Ybig[d + t, j] = Y2[t, j]
                 zt = z.shape[0] - n_thr - n_thr2
                 ut = uu.shape[0] - n_thr - n_thr2
-                _update_thresholds(Ybig, mubig, Q2, cs2, cat2_obs, cat_K[ncat:], cat_ord[ncat:], gam[ncat:],
-                                   thr_sd[ncat:], thr_acc[ncat:], z[zt:zt + n_thr2], uu[ut:ut + n_thr2], tmp)
+                _update_thresholds(Ybig, mubig, Q2.reshape((du, du, 1)), C0, cs2, cat2_obs, cat_K[ncat:],
+                                   cat_ord[ncat:], gam[ncat:], thr_sd[ncat:], thr_acc[ncat:], z[zt:zt + n_thr2],
+                                   uu[ut:ut + n_thr2], tmp, csd)
             _draw_latents_l2(Y2, X2, beta2, B, Q2, d, cat2_start, cat2_k1, cat2_obs, cat_ord[ncat:], gam[ncat:],
                              box_lo, box_hi, uu[off_lat2:off_lat2 + n_lat2 * J], wu)
         if r2 > 0:

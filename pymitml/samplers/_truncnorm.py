@@ -187,7 +187,7 @@ def truncnorm_rng(rng, mean, sd, lo, hi):
 
 @njit
 def truncnorm_batch(rng, mean, sd, lo, hi, out, n, wi, wt, ws):
-    """out[k] ~ N(mean[k], sd^2) restricted to (lo[k], hi[k]) for k < n, from the Generator ``rng``.
+    """out[k] ~ N(mean[k], sd[k]^2) restricted to (lo[k], hi[k]) for k < n, from the Generator ``rng``.
 
     The same exact samplers as :func:`truncnorm_rng`, arranged for many draws: every one-sided
     draw becomes z >= t for a standard normal (or Robert's exponential proposal when t > 0.45),
@@ -202,10 +202,10 @@ def truncnorm_batch(rng, mean, sd, lo, hi, out, n, wi, wt, ws):
     ne = 0
     for k in range(n):
         m = mean[k]
-        a = (lo[k] - m) / sd
-        b = (hi[k] - m) / sd
+        a = (lo[k] - m) / sd[k]
+        b = (hi[k] - m) / sd[k]
         if a > -math.inf and b < math.inf:  # two-sided (rare in the samplers): at once
-            out[k] = truncnorm_rng(rng, m, sd, lo[k], hi[k])
+            out[k] = truncnorm_rng(rng, m, sd[k], lo[k], hi[k])
             continue
         up = b == math.inf  # bounded below (or not at all: t = -inf, accepted at the first draw)
         t = a if up else -b
@@ -228,7 +228,7 @@ def truncnorm_batch(rng, mean, sd, lo, hi, out, n, wi, wt, ws):
             t = wt[j]
             s = ws[j]
             z = rng.standard_normal()
-            out[k] = mean[k] + s * sd * z
+            out[k] = mean[k] + s * sd[k] * z
             wi[c] = k
             wt[c] = t
             ws[c] = s
@@ -246,7 +246,7 @@ def truncnorm_batch(rng, mean, sd, lo, hi, out, n, wi, wt, ws):
             x = t + rng.standard_exponential() / lam
             dx = x - lam
             keep = rng.random() > math.exp(-0.5 * dx * dx)
-            out[k] = mean[k] + s * sd * x
+            out[k] = mean[k] + s * sd[k] * x
             wi[c - 1] = k  # slot c - 1 is free (pending draws occupy c..n-1) or is j itself
             wt[c - 1] = t
             ws[c - 1] = s
