@@ -5,6 +5,7 @@ import builtins
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -318,20 +319,16 @@ def _layout(Ycodes: np.ndarray, order: list, where: str) -> _Layout:
     return _Layout(n_con, np.array(starts, np.int64), np.array(k1s, np.int64), levels, names, ords)
 
 
-def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n_iter: int, m_c: int,
-               diag_only: bool, intercept: bool, single: bool, box, l2=None, lay2=None, mode=0):
-    X, Z, clus = gd.X, gd.Z, gd.clus
-    if single:
-        Z = np.zeros((len(X), 0))
-        clus = np.zeros(len(X), np.int64)
-    N, p = X.shape
-    q = Z.shape[1]
+def _level1_start(gd, lay: _Layout, intercept: bool, X: np.ndarray) -> SimpleNamespace:
+    """Starting state of the level-1 part, shared by both samplers: the working matrix ``Y``
+    (continuous targets, centred with an intercept, then the latents of the categorical ones), its
+    missing cells ``miss``, the local level of every row's category (``cat_local``, -1 missing),
+    ordinal thresholds ``gam`` (with proposal SDs and acceptance counters), the OLS ``beta`` and
+    a residual covariance ``Sigma`` whose latent blocks are fixed (``free`` marks the rest)."""
+    N = len(X)
     r = lay.r
-    d = q * r
-    J = 1 if single else len(gd.cluster_labels)
     nc = lay.n_con
     ncat = len(lay.cat_k1)
-    # working matrix: continuous targets (centred with an intercept), then latents
     Y = np.zeros((N, r))
     miss = np.zeros((N, r), dtype=bool)
     cmiss = np.isnan(gd.Y[:, :nc])
@@ -353,10 +350,9 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
     for v in range(ncat):
         codes = gd.Y[:, nc + v]
         c0, k1 = lay.cat_start[v], lay.cat_k1[v]
-        lmap = {int(c): i for i, c in enumerate(lay.levels[v])}
         ok = ~np.isnan(codes)
         loc = np.full(N, -1, np.int64)
-        loc[ok] = [lmap[int(c)] for c in codes[ok]]
+        loc[ok] = np.searchsorted(lay.levels[v], codes[ok].astype(np.int64))  # levels are sorted codes
         cat_local[v] = loc
         if lay.cat_ord[v]:
             K = len(lay.levels[v])
@@ -375,18 +371,7 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
         blk[rows_obs, loc[rows_obs]] = 0.5
         Y[:, c0:c0 + k1] = blk
         miss[:, c0:c0 + k1] = ~ok[:, None]
-    varying = miss.any(axis=1) | (ncat > 0)
-    XtX = np.ascontiguousarray(X.T @ X)
-    Lx = np.ascontiguousarray(np.linalg.cholesky(XtX))
-    ZtZ, ZtX = cluster_crossproducts(X, Z, clus, J)
-    blk = row_blocks(X, Z, Y, clus, J, miss, varying)
-    rows, pat_start, pobs, nobs, pmis, nmis = (blk[k] for k in (
-        "rows", "pat_start", "pat_obs", "pat_nobs", "pat_mis", "pat_nmis"))
-    XtYc, ZtYc, YtYc, XtYi, ZtYi, YtYi = (blk[k] for k in ("XtYc", "ZtYc", "YtYc", "XtYi", "ZtYi", "YtYi"))
-    Xi, Zi, Yi, Ci, Seg = blk["Xi"], blk["Zi"], blk["Yi"], blk["Ci"], blk["Seg"]
-    cat_obs = np.ascontiguousarray(cat_local[:, rows]) if ncat else np.zeros((0, len(rows)), np.int64)
-    # start: OLS, residual covariance (latent blocks fixed), Psi = diag/2
-    beta = np.linalg.solve(XtX, X.T @ Y)
+    beta = np.linalg.solve(X.T @ X, X.T @ Y)
     res = Y - X @ beta
     Sigma = np.eye(r)
     free = np.ones((r, r), dtype=bool)
@@ -397,6 +382,37 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
         c0, k1 = lay.cat_start[v], lay.cat_k1[v]
         Sigma[c0:c0 + k1, c0:c0 + k1] = 0.5 + 0.5 * np.eye(k1)
         free[c0:c0 + k1, c0:c0 + k1] = False  # (an ordinal latent: its variance, fixed to 1)
+    return SimpleNamespace(Y=Y, miss=miss, shift=shift, cat_local=cat_local, cat_K=cat_K, gam=gam, thr_sd=thr_sd,
+                           thr_acc=thr_acc, n_thr=n_thr, beta=beta, Sigma=Sigma, free=free)
+
+
+def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n_iter: int, m_c: int,
+               diag_only: bool, intercept: bool, single: bool, box, l2=None, lay2=None, mode=0):
+    X, Z, clus = gd.X, gd.Z, gd.clus
+    if single:
+        Z = np.zeros((len(X), 0))
+        clus = np.zeros(len(X), np.int64)
+    N, p = X.shape
+    q = Z.shape[1]
+    r = lay.r
+    d = q * r
+    J = 1 if single else len(gd.cluster_labels)
+    nc = lay.n_con
+    ncat = len(lay.cat_k1)
+    st = _level1_start(gd, lay, intercept, X)
+    Y, miss, shift, cat_local, cat_K, gam, thr_sd, thr_acc, n_thr, beta, Sigma, free = (getattr(st, k) for k in (
+        "Y", "miss", "shift", "cat_local", "cat_K", "gam", "thr_sd", "thr_acc", "n_thr", "beta", "Sigma", "free"))
+    varying = miss.any(axis=1) | (ncat > 0)
+    XtX = np.ascontiguousarray(X.T @ X)
+    Lx = np.ascontiguousarray(np.linalg.cholesky(XtX))
+    ZtZ, ZtX = cluster_crossproducts(X, Z, clus, J)
+    blk = row_blocks(X, Z, Y, clus, J, miss, varying)
+    rows, pat_start, pobs, nobs, pmis, nmis = (blk[k] for k in (
+        "rows", "pat_start", "pat_obs", "pat_nobs", "pat_mis", "pat_nmis"))
+    XtYc, ZtYc, YtYc, XtYi, ZtYi, YtYi = (blk[k] for k in ("XtYc", "ZtYc", "YtYc", "XtYi", "ZtYi", "YtYi"))
+    Xi, Zi, Yi, Ci, Seg = blk["Xi"], blk["Zi"], blk["Yi"], blk["Ci"], blk["Seg"]
+    cat_obs = np.ascontiguousarray(cat_local[:, rows]) if ncat else np.zeros((0, len(rows)), np.int64)
+    # start (see _level1_start): Psi = diag/2
     Psi = np.diag(np.repeat(0.5 * np.diag(Sigma), q)) if q else np.zeros((0, 0))
     if q:  # target-major order of vec(u): index t * q + a
         Psi = np.kron(np.diag(0.5 * np.diag(Sigma)), np.eye(q))
@@ -435,9 +451,8 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
         for v in range(ncat2):
             codes = Y2codes[:, nc2 + v]
             c0, k1 = lay2.cat_start[v], lay2.cat_k1[v]
-            lmap = {int(c): i for i, c in enumerate(lay2.levels[v])}
             ok = ~np.isnan(codes)
-            cat2_obs[v, ok] = [lmap[int(c)] for c in codes[ok]]
+            cat2_obs[v, ok] = np.searchsorted(lay2.levels[v], codes[ok].astype(np.int64))
             if lay2.cat_ord[v]:  # ordinal: one latent cut at thresholds (the first at 0)
                 K = len(lay2.levels[v])
                 cum = np.cumsum(np.bincount(cat2_obs[v, ok], minlength=K))[:-1] / ok.sum()
