@@ -452,6 +452,70 @@ def test_random_L1_recovers_heteroscedastic_clusters():
     np.testing.assert_array_equal(imp_m.replacement, imp.replacement)
 
 
+def _heteroscedastic_binary(seed=7, J=120, n=30):
+    """y continuous and a binary ``b`` = 1{latent > 0}; cluster j has residual covariance
+    [[s_j, c_j], [c_j, 1]] (latent variance fixed at 1 as in the model) with s_j spread over 0.2-4."""
+    rng = np.random.default_rng(seed)
+    idx = np.repeat(np.arange(J), n)
+    s = np.exp(rng.uniform(np.log(0.2), np.log(4.0), J))
+    c = 0.5 * np.sqrt(s)
+    z = rng.normal(size=J * n)
+    u = rng.normal(0, 0.5, (J, 2))
+    e1 = rng.normal(size=J * n)
+    e2 = rng.normal(size=J * n)
+    ey = np.sqrt(s[idx]) * e1
+    el = (c[idx] / np.sqrt(s[idx])) * e1 + np.sqrt(1 - c[idx] ** 2 / s[idx]) * e2
+    y = 1 + 0.5 * z + u[idx, 0] + ey
+    lat = 0.3 - 0.4 * z + u[idx, 1] + el
+    df = pd.DataFrame({"id": idx, "y": y, "b": pd.Categorical(np.where(lat > 0, "yes", "no"), categories=["yes", "no"]),
+                       "z": z})
+    df.loc[rng.random(J * n) < 0.2, "y"] = np.nan
+    df.loc[rng.random(J * n) < 0.2, "b"] = np.nan
+    return df, s
+
+
+def test_random_L1_with_a_binary_target_recovers_heteroscedastic_clusters():
+    """random_L1 with a categorical target (jomo's jomo1rancathr): each cluster's latent variance
+    stays fixed at 1, the cluster variances of y follow the truth, the fixed effects of y and of
+    the latent are covered, and the imputed categories are valid with observed cells unchanged."""
+    df, s = _heteroscedastic_binary()
+    imp = jomo_impute(df, "y + b ~ 1 + z + (1|id)", random_L1="full", m=2, n_burn=500, n_iter=750, seed=2)
+    J = len(s)
+    sj = imp.par_imputation["sigma"][:, :, :, 0].reshape(J, 2, 2, -1)
+    assert np.all(sj[:, 1, 1] == 1.0)
+    assert np.corrcoef(np.log(sj[:, 0, 0].mean(-1)), np.log(s))[0, 1] > 0.85
+    ch = imp.par_imputation["beta"][:, :, :, 0]
+    lo, hi = np.quantile(ch, [0.0005, 0.9995], axis=-1)
+    truth = np.array([[1.0, 0.3], [0.5, -0.4]])  # level "yes" is the latent's (reference: "no")
+    assert np.all((lo < truth) & (truth < hi)), (lo, hi)
+    assert imp.param_names["beta"][1] == ["y", "b.yes"]
+    assert 0.1 < imp.extra["sigma_acceptance"][0, 0] < 0.9
+    for d in imp.complete():
+        assert d["b"].dtype == df["b"].dtype and d["b"].notna().all() and d["y"].notna().all()
+        seen = df["b"].notna()
+        assert (d["b"][seen] == df["b"][seen]).all()
+        np.testing.assert_array_equal(d["y"][df["y"].notna()], df["y"][df["y"].notna()])
+
+
+def test_random_L1_with_an_ordinal_target_recovers_thresholds():
+    """An ordered target under random_L1: thresholds from the latent cut points 0 and 0.8."""
+    rng = np.random.default_rng(4)
+    J, n = 80, 25
+    idx = np.repeat(np.arange(J), n)
+    u = rng.normal(0, 0.4, J)
+    lat = 0.5 + u[idx] + rng.normal(size=J * n)
+    y = 2 + u[idx] * 0.5 + 0.6 * lat + rng.normal(0, np.exp(rng.uniform(-1, 1, J))[idx])
+    o = pd.Categorical(np.digitize(lat, [0.0, 0.8]).astype(str), categories=["0", "1", "2"], ordered=True)
+    df = pd.DataFrame({"id": idx, "y": y, "o": o})
+    df.loc[rng.random(J * n) < 0.15, "o"] = np.nan
+    imp = jomo_impute(df, "y + o ~ 1 + (1|id)", random_L1="mean", m=2, n_burn=500, n_iter=500, seed=1)
+    thr = imp.extra["thresholds"]["o"][:, :, 0]
+    assert np.all(thr[0] == 0.0)
+    lo, hi = np.quantile(thr[1], [0.0005, 0.9995])
+    assert lo < 0.8 < hi
+    assert set(imp.complete()[0]["o"].astype(str)) <= {"0", "1", "2"}
+
+
 # ---- latent_bounds -----------------------------------------------------------------------
 
 def test_latent_bounds_keep_latents_in_the_box_and_jomo_alias(mixed):

@@ -94,8 +94,10 @@ def _log_target(Sigma, S, N, w1, w2, r):
 
 
 @njit
-def _mh_sigma(Sigma, S, N, free, nrm, unif, w1, w2, r):
-    """jomo's element-wise random-walk Metropolis-Hastings for Sigma; returns accepted moves."""
+def _mh_sigma(Sigma, S, N, free, nrm, unif, w1, w2, r, n_prop):
+    """jomo's element-wise random-walk Metropolis-Hastings for Sigma with log target
+    -tr(Sigma^-1 S)/2 - N log|Sigma|/2 (see :func:`_log_target`); the proposal SD of a variance is
+    its value times sqrt(11.6 / n_prop), of a covariance 0.1 sqrt(s_jj s_kk). Returns accepted moves."""
     cur = _log_target(Sigma, S, N, w1, w2, r)
     acc = 0
     c = 0
@@ -105,7 +107,7 @@ def _mh_sigma(Sigma, S, N, free, nrm, unif, w1, w2, r):
                 continue
             old = Sigma[j, k]
             if j == k:
-                sd = old * math.sqrt(11.6 / N)
+                sd = old * math.sqrt(11.6 / n_prop)
             else:
                 sd = 0.1 * math.sqrt(Sigma[j, j] * Sigma[k, k])
             new = old + sd * nrm[c]
@@ -667,7 +669,7 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
                     SB[y, x] = val
             if ncat2 > 0:  # jomo2com: random-walk Metropolis-Hastings (flat prior), latent block fixed
                 accepted[0] += _mh_sigma(Psi, SB, float(J), free2, z[cur:cur + npsi],
-                                         uu[off_free2:off_free2 + n_free2], w1, w2, du)
+                                         uu[off_free2:off_free2 + n_free2], w1, w2, du, float(J))
             else:
                 for x in range(du):
                     for y in range(du):
@@ -726,7 +728,7 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
                 S[u, t] = acc
         if mh:
             accepted[0] += _mh_sigma(Sigma, S, float(N), free, z[cur_sig:cur_sig + nsig],
-                                     uu[n_lat * n_inc:], w1, w2, r)
+                                     uu[n_lat * n_inc:], w1, w2, r, float(N))
         else:
             for t in range(r):
                 for u in range(r):
@@ -798,7 +800,9 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
                     Xi, Zi, Ci, Yi, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis, nj,
                     XtXj, ZtZ, ZtX, Ginv, Dinv, eta,
                     beta, SigJ, Psi, Lam, a_state, a_sd, a_acc, B,
-                    ch_beta, ch_psi, ch_sigma, ch_a):
+                    ch_beta, ch_psi, ch_sigma, ch_a,
+                    rng, cat_start, cat_k1, cat_obs, cat_K, cat_ord, gam, thr_sd, thr_acc, box_lo, box_hi,
+                    free, mh_acc, ch_gam):
     """``random_L1``: cluster-specific level-1 covariance matrices (jomo's ``jomo1ranconhr``).
 
     Sigma_j | . ~ IW(n_j + a, Lambda + S_j) (S_j: the cluster's residual cross-products),
@@ -807,6 +811,12 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
     chi-square density with ``eta`` degrees of freedom; a > r as in jomo). beta is drawn from its
     GLS conditional, u_j with the cluster's own Sigma_j, missing cells from the conditional
     normal of their row under the cluster's Sigma_j. All rows are stored transposed (Xi, Zi, Yi).
+
+    Categorical targets (jomo's ``jomo1rancathr``): the latent blocks of every Sigma_j are fixed
+    like Sigma's in :func:`jomo_iterate`; latents are drawn as there with the cluster's precision,
+    and the free elements of each Sigma_j get jomo's element-wise Metropolis-Hastings with the
+    full conditional IW(n_j + a, Lambda + S_j) density as target (proposals and the latent and
+    threshold steps draw from the Generator ``rng``; accepted moves are counted in ``mh_acc``).
 
     ``mode`` 0 records the mean of the Sigma_j ("mean"), 1 every Sigma_j stacked cluster-major
     ("full"). Chi-square and Bartlett normals of the J Wishart draws come from numba's generator
@@ -844,6 +854,27 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
     vj = np.empty(d)
     nps = d * (d - 1) // 2
     nls = r * (r - 1) // 2
+    ncat = cat_start.shape[0]
+    n_thr = 0
+    for vv in range(ncat):
+        if cat_ord[vv] and cat_K[vv] > 2:
+            n_thr += cat_K[vv] - 2
+    n_free = 0
+    for t in range(r):
+        for u in range(t, r):
+            if free[t, u]:
+                n_free += 1
+    lcm = np.empty(max(n, 1))  # conditional moments of the latents
+    lcsd = np.empty(max(n, 1))
+    lw = np.empty((7, max(n, 1)))
+    li = np.empty((1, max(n, 1)), np.int64)
+    obs_rows, n_obs = _observed_rows(cat_obs)
+    zt = np.empty(max(n_thr, 1))
+    ut = np.empty(max(n_thr, 1))
+    z_mh = np.empty(max(n_free, 1))
+    u_mh = np.empty(max(n_free, 1))
+    Sj = np.empty((r, r))
+    Mj = np.empty((r, r))
     for j in range(J):
         for t in range(r):
             for u in range(r):
@@ -856,8 +887,18 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
     for s in range(n_steps):
         z = nrm[s]
         cur = 0
-        # 1. missing cells, row by row under the cluster's Sigma_j
+        # 1. latents of observed categories (thresholds first), then missing cells, row by row
+        # under the cluster's Sigma_j
         row_means(Xi, Zi, Ci, beta, B, mu)
+        if ncat > 0:
+            if n_thr > 0:
+                for x in range(n_thr):
+                    zt[x] = rng.standard_normal()
+                    ut[x] = max(rng.random(), 1e-300)
+                _update_thresholds(Yi, mu, SinvJ, Ci, cat_start, cat_obs, cat_K, cat_ord, gam, thr_sd, thr_acc,
+                                   zt, ut, lcm, lcsd)
+            _draw_latents(rng, Yi, mu, SinvJ, Ci, cat_start, cat_k1, cat_obs, cat_ord, gam, box_lo, box_hi,
+                          lcm, lcsd, lw, li, obs_rows, n_obs)
         cm = J * d + nps + nls + pr
         for g in range(n_pat):
             no = pat_nobs[g]
@@ -1028,12 +1069,25 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
                 for u in range(t + 1):
                     w2[t, u] = Lam[t, u] + S[t, u, j]
                     w2[u, t] = w2[t, u]
-            for x in range(r):
-                chi[x] = np.random.chisquare(nj[j] + a - x)
-            for x in range(nls):
-                nb[x] = np.random.standard_normal()
-            if not draw_inv_wishart(chi, nb, w2, scale, w1, w3, r):
-                return 8
+            if ncat > 0:  # free elements: Metropolis-Hastings on the IW(n_j + a, Lambda + S_j) density
+                for t in range(r):
+                    for u in range(r):
+                        Sj[t, u] = SigJ[t, u, j]
+                        Mj[t, u] = w2[t, u]
+                for x in range(n_free):
+                    z_mh[x] = rng.standard_normal()
+                    u_mh[x] = max(rng.random(), 1e-300)
+                mh_acc[0] += _mh_sigma(Sj, Mj, nj[j] + a + r + 1.0, free, z_mh, u_mh, w1, w3, r, nj[j])
+                for t in range(r):
+                    for u in range(r):
+                        scale[t, u] = Sj[t, u]
+            else:
+                for x in range(r):
+                    chi[x] = np.random.chisquare(nj[j] + a - x)
+                for x in range(nls):
+                    nb[x] = np.random.standard_normal()
+                if not draw_inv_wishart(chi, nb, w2, scale, w1, w3, r):
+                    return 8
             for t in range(r):
                 for u in range(r):
                     SigJ[t, u, j] = scale[t, u]
@@ -1046,6 +1100,9 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
         if rec0 >= 0:
             o = rec0 + s
             ch_a[o] = a
+            for vv in range(gam.shape[0]):
+                for x in range(gam.shape[1]):
+                    ch_gam[vv, x, o] = gam[vv, x]
             for k in range(p):
                 for t in range(r):
                     ch_beta[k, t, o] = beta[k, t]

@@ -594,7 +594,7 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
 
 
 def _run_chain_hr(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n_iter: int,
-                  m_c: int, diag_only: bool, intercept: bool, mode: int, **_):
+                  m_c: int, diag_only: bool, intercept: bool, mode: int, box, **_):
     """One chain with cluster-specific level-1 covariance matrices (random_L1 = "mean" / "full")."""
     X, Z, clus = gd.X, gd.Z, gd.clus
     N, p = X.shape
@@ -602,47 +602,51 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int
     r = lay.r
     d = q * r
     J = len(gd.cluster_labels)
-    miss = np.isnan(gd.Y)
-    obs_mean = np.nanmean(gd.Y, axis=0)
-    shift = obs_mean if intercept else np.zeros(r)
-    Y = np.where(miss, obs_mean, gd.Y) - shift
+    nc = lay.n_con
+    ncat = len(lay.cat_k1)
+    st = _level1_start(gd, lay, intercept, X)
+    Y, miss, shift, beta, Sigma, gam = st.Y, st.miss, st.shift, st.beta, st.Sigma, st.gam
     rows, pat_start, pobs, nobs, pmis, nmis = pattern_layout(miss, np.ones(N, dtype=bool))
     Xi = np.ascontiguousarray(X[rows].T)
     Zi = np.ascontiguousarray(Z[rows].T)
     Yi = np.ascontiguousarray(Y[rows].T)
     Ci = np.ascontiguousarray(clus[rows])
+    cat_obs = np.ascontiguousarray(st.cat_local[:, rows]) if ncat else np.zeros((0, N), np.int64)
     nj = np.bincount(clus, minlength=J).astype(np.float64)
     XtXj = np.empty((p, p, J))
     for k in range(p):  # set-up only (p^2 bincounts)
         for k2 in range(p):
             XtXj[k, k2] = np.bincount(clus, weights=X[:, k] * X[:, k2], minlength=J)
     ZtZ, ZtX = cluster_crossproducts(X, Z, clus, J)
-    beta = np.linalg.solve(X.T @ X, X.T @ Y)
-    Sigma = np.atleast_2d(np.cov(Y - X @ beta, rowvar=False))
-    if np.linalg.eigvalsh(Sigma).min() <= 1e-8:
-        Sigma = np.diag(np.maximum(np.diag(Sigma), 1e-3))
     a0 = r + 2.0
     SigJ = np.ascontiguousarray(np.repeat(Sigma[:, :, None], J, axis=2))
     Lam = Sigma * (a0 - r - 1.0)
     Psi = np.kron(np.diag(0.5 * np.diag(Sigma)), np.eye(q))
     B = np.zeros((q, r, J))
     a_state, a_sd, a_acc = np.array([a0]), np.array([0.3]), np.zeros(1, np.int64)
+    mh_acc = np.zeros(1, np.int64)
+    free = st.free if ncat else np.zeros((r, r), dtype=bool)
+    n_free = int(np.triu(free).sum())
     Ginv = np.linalg.inv(prior["Binv"])
     n_cells = int(miss.sum())
     n_norm = J * d + d * (d - 1) // 2 + r * (r - 1) // 2 + p * r + n_cells + 1
     pos_of_row = np.empty(N, np.int64)
     pos_of_row[rows] = np.arange(N)
-    cells = np.argwhere(miss.T)
+    # missing cells of the data columns (continuous targets, then categorical ones)
+    cells = np.argwhere(np.isnan(gd.Y).T)
     ct, cr = cells[:, 0], cells[:, 1]
     cpos = pos_of_row[cr]
     ns = 1 if diag_only else r
-    shapes = {"beta": (p, r), "psi": (d, 1 if diag_only else d), "sigma": ((r if mode == 0 else r * J), ns)}
+    shapes = {"beta": (p, r), "psi": (d, 1 if diag_only else d), "sigma": ((r if mode == 0 else r * J), ns),
+              "gam": gam.shape}
     burn = {k: np.zeros(sh + (n_burn,)) for k, sh in shapes.items()}
     imp = {k: np.zeros(sh + (m_c * n_iter,)) for k, sh in shapes.items()}
     burn["a"], imp["a"] = np.zeros(n_burn), np.zeros(m_c * n_iter)
     draws = np.zeros((len(ct), m_c))
     rng = np.random.default_rng(seed)
     seg = int(max(1, min(SEGMENT, (1 << 19) // max(n_norm, 1))))
+    cat = (lay.cat_start, lay.cat_k1, cat_obs, st.cat_K, lay.cat_ord, gam, st.thr_sd, st.thr_acc,
+           float(box[0]), float(box[1]), free, mh_acc)
 
     def advance(n, rec0, ch, adapt):
         done = 0
@@ -653,27 +657,33 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int
             code = jomo_hr_iterate(k, rec0 + done, mode, int(rng.integers(2**31 - 1)), nrm, unif,
                                    Xi, Zi, Ci, Yi, pat_start, pobs, nobs, pmis, nmis, nj, XtXj, ZtZ, ZtX,
                                    Ginv, np.ascontiguousarray(prior["Dinv"]), float(prior["a"]), beta, SigJ,
-                                   Psi, Lam, a_state, a_sd, a_acc, B, ch["beta"], ch["psi"], ch["sigma"], ch["a"])
+                                   Psi, Lam, a_state, a_sd, a_acc, B, ch["beta"], ch["psi"], ch["sigma"], ch["a"],
+                                   rng, *cat, ch["gam"])
             if code:
                 raise FloatingPointError(
                     f"a covariance matrix lost positive definiteness during sampling (random_L1, step {code}); "
                     "rescale the variables or use a more informative `prior`."
                 )
-            if adapt:  # burn-in only: tune the proposal of the degrees of freedom
+            if adapt:  # burn-in only: tune the proposals of the degrees of freedom and the thresholds
                 rate = a_acc[0] / k
                 a_sd[0] *= 0.7 if rate < 0.25 else (1.4 if rate > 0.55 else 1.0)
+                if st.n_thr:
+                    rt = st.thr_acc / k
+                    st.thr_sd[:] = np.where(rt < 0.3, st.thr_sd * 0.7, np.where(rt > 0.6, st.thr_sd * 1.4, st.thr_sd))
             a_acc[0] = 0
+            st.thr_acc[:] = 0
             done += k
             tick(k)
 
     advance(n_burn, 0, burn, True)
     for k in range(m_c):
         advance(n_iter, k * n_iter, imp, False)
-        draws[:, k] = Yi[ct, cpos] + shift[ct]
-    if intercept:
+        draws[:, k] = _current_values(Yi, ct, cpos, lay, shift, gam)
+    if intercept and nc:
         for ch in (burn, imp):
             ch["beta"][0] += shift[:, None]
-    return burn, imp, draws, (ct, cr), 0.0
+    n_total = n_burn + m_c * n_iter
+    return burn, imp, draws, (ct, cr), mh_acc[0] / max(n_free * J * n_total, 1)
 
 
 def _current_values(Yi, ct, cpos, lay: _Layout, shift, gam) -> np.ndarray:
@@ -727,9 +737,10 @@ def jomo_impute(data: Any, formula: str | list | None = None, random_L1: str = "
         ordinal), polars Categorical/Enum, string and boolean columns; numeric columns are
         continuous.
     random_L1 : ``"none"``, or ``"mean"`` / ``"full"``: cluster-specific level-1 covariance matrices
-        Sigma_j ~ IW(a, Lambda) with Lambda and a estimated (continuous level-1 targets only);
-        ``"mean"`` stores their average per iteration, ``"full"`` every cluster's (stacked
-        cluster-major, ``r J`` rows).
+        Sigma_j ~ IW(a, Lambda) with Lambda and a estimated (level-1 targets of every kind; the
+        latent blocks of categorical targets stay fixed in every Sigma_j, whose free elements get
+        jomo's Metropolis-Hastings steps as in ``jomo1rancathr``); ``"mean"`` stores their average
+        per iteration, ``"full"`` every cluster's (stacked cluster-major, ``r J`` rows).
     m, n_burn, n_iter : imputations, burn-in iterations, iterations between imputations.
     seed : int, numpy Generator or None; results do not depend on ``n_threads``.
     group : column whose levels are imputed completely separately.
@@ -804,10 +815,10 @@ def jomo_impute(data: Any, formula: str | list | None = None, random_L1: str = "
                 "`random_L1` = 'mean' / 'full' needs a cluster term in `formula` (cluster-specific "
                 "covariance matrices); add '(1|cluster)' or use random_L1='none'."
             )
-        if r2 or any(x.kind != "continuous" for x in order):
+        if r2:
             raise NotImplementedError(
-                "`random_L1` = 'mean' / 'full' is implemented for continuous level-1 targets only (no "
-                "categorical or level-2 targets yet); use random_L1='none' for this model."
+                "`random_L1` = 'mean' / 'full' is implemented for level-1 targets only (no level-2 "
+                "targets yet); use random_L1='none' for this model."
             )
     intercept = bool(spec.x_names) and spec.x_names[0] == "(Intercept)"
     q = 0 if single else len(spec.z_names)
