@@ -386,42 +386,14 @@ def _level1_start(gd, lay: _Layout, intercept: bool, X: np.ndarray) -> SimpleNam
                            thr_acc=thr_acc, n_thr=n_thr, beta=beta, Sigma=Sigma, free=free)
 
 
-def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n_iter: int, m_c: int,
-               diag_only: bool, intercept: bool, single: bool, box, l2=None, lay2=None, mode=0):
-    X, Z, clus = gd.X, gd.Z, gd.clus
-    if single:
-        Z = np.zeros((len(X), 0))
-        clus = np.zeros(len(X), np.int64)
-    N, p = X.shape
-    q = Z.shape[1]
-    r = lay.r
-    d = q * r
-    J = 1 if single else len(gd.cluster_labels)
-    nc = lay.n_con
-    ncat = len(lay.cat_k1)
-    st = _level1_start(gd, lay, intercept, X)
-    Y, miss, shift, cat_local, cat_K, gam, thr_sd, thr_acc, n_thr, beta, Sigma, free = (getattr(st, k) for k in (
-        "Y", "miss", "shift", "cat_local", "cat_K", "gam", "thr_sd", "thr_acc", "n_thr", "beta", "Sigma", "free"))
-    varying = miss.any(axis=1) | (ncat > 0)
-    XtX = np.ascontiguousarray(X.T @ X)
-    Lx = np.ascontiguousarray(np.linalg.cholesky(XtX))
-    ZtZ, ZtX = cluster_crossproducts(X, Z, clus, J)
-    blk = row_blocks(X, Z, Y, clus, J, miss, varying)
-    rows, pat_start, pobs, nobs, pmis, nmis = (blk[k] for k in (
-        "rows", "pat_start", "pat_obs", "pat_nobs", "pat_mis", "pat_nmis"))
-    XtYc, ZtYc, YtYc, XtYi, ZtYi, YtYi = (blk[k] for k in ("XtYc", "ZtYc", "YtYc", "XtYi", "ZtYi", "YtYi"))
-    Xi, Zi, Yi, Ci, Seg = blk["Xi"], blk["Zi"], blk["Yi"], blk["Ci"], blk["Seg"]
-    cat_obs = np.ascontiguousarray(cat_local[:, rows]) if ncat else np.zeros((0, len(rows)), np.int64)
-    # start (see _level1_start): Psi = diag/2
-    Psi = np.diag(np.repeat(0.5 * np.diag(Sigma), q)) if q else np.zeros((0, 0))
-    if q:  # target-major order of vec(u): index t * q + a
-        Psi = np.kron(np.diag(0.5 * np.diag(Sigma)), np.eye(q))
-    B = np.zeros((q, r, J))
-    pos_of_row = np.full(N, -1, dtype=np.int64)
-    pos_of_row[rows] = np.arange(len(rows))
-    n_cells = int(sum(nmis[g] * (pat_start[g + 1] - pat_start[g]) for g in range(len(nmis))))
-    n_free = int(np.triu(free).sum()) if ncat else 0
-    # level 2: per-cluster targets (centred with an intercept) and design, clusters by pattern
+def _level2_start(gd, l2, lay: _Layout, lay2, st: SimpleNamespace, Psi: np.ndarray, q: int, J: int) -> SimpleNamespace:
+    """Starting state of the level-2 part (both samplers): per-cluster targets (continuous ones
+    centred with an intercept, then latents) and design, clusters arranged by missingness pattern,
+    the joint Psi of (u_j, u2_j) (``Psi`` holds the level-1 block), and the thresholds of ordinal
+    targets of both levels in one array (level-2 rows after the level-1 ones)."""
+    Sigma = st.Sigma
+    d = q * lay.r
+    gam, thr_sd, thr_acc, cat_K, n_thr = st.gam, st.thr_sd, st.thr_acc, st.cat_K, st.n_thr
     ncat2 = 0
     cat2_start = cat2_k1 = np.zeros(0, np.int64)
     if lay2 is not None:
@@ -511,6 +483,55 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
         cat_K = np.concatenate([cat_K, K2])
         cat_ord_all = np.concatenate([lay.cat_ord, lay2.cat_ord])
         n_thr += int(sum(K - 2 for K, o in zip(K2, lay2.cat_ord) if o and K > 2))
+    return SimpleNamespace(ncat2=ncat2, cat2_start=cat2_start, cat2_k1=cat2_k1, cat2_obs=cat2_obs,
+                           free2=free2, r2=r2, p2=p2, n_cells2=n_cells2, X2=X2, Y2=Y2, Lx2=Lx2, perm2=perm2,
+                           pat2_start=pat2_start, p2obs=p2obs, n2obs=n2obs, p2mis=p2mis, n2mis=n2mis,
+                           beta2=beta2, shift2=shift2, du=du, gam=gam, thr_sd=thr_sd, thr_acc=thr_acc,
+                           cat_K=cat_K, cat_ord_all=cat_ord_all, n_thr=n_thr, Psi=Psi)
+
+
+def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n_iter: int, m_c: int,
+               diag_only: bool, intercept: bool, single: bool, box, l2=None, lay2=None, mode=0):
+    X, Z, clus = gd.X, gd.Z, gd.clus
+    if single:
+        Z = np.zeros((len(X), 0))
+        clus = np.zeros(len(X), np.int64)
+    N, p = X.shape
+    q = Z.shape[1]
+    r = lay.r
+    J = 1 if single else len(gd.cluster_labels)
+    nc = lay.n_con
+    ncat = len(lay.cat_k1)
+    st = _level1_start(gd, lay, intercept, X)
+    Y, miss, shift, cat_local, cat_K, gam, thr_sd, thr_acc, n_thr, beta, Sigma, free = (getattr(st, k) for k in (
+        "Y", "miss", "shift", "cat_local", "cat_K", "gam", "thr_sd", "thr_acc", "n_thr", "beta", "Sigma", "free"))
+    varying = miss.any(axis=1) | (ncat > 0)
+    XtX = np.ascontiguousarray(X.T @ X)
+    Lx = np.ascontiguousarray(np.linalg.cholesky(XtX))
+    ZtZ, ZtX = cluster_crossproducts(X, Z, clus, J)
+    blk = row_blocks(X, Z, Y, clus, J, miss, varying)
+    rows, pat_start, pobs, nobs, pmis, nmis = (blk[k] for k in (
+        "rows", "pat_start", "pat_obs", "pat_nobs", "pat_mis", "pat_nmis"))
+    XtYc, ZtYc, YtYc, XtYi, ZtYi, YtYi = (blk[k] for k in ("XtYc", "ZtYc", "YtYc", "XtYi", "ZtYi", "YtYi"))
+    Xi, Zi, Yi, Ci, Seg = blk["Xi"], blk["Zi"], blk["Yi"], blk["Ci"], blk["Seg"]
+    cat_obs = np.ascontiguousarray(cat_local[:, rows]) if ncat else np.zeros((0, len(rows)), np.int64)
+    # start (see _level1_start): Psi = diag/2
+    Psi = np.diag(np.repeat(0.5 * np.diag(Sigma), q)) if q else np.zeros((0, 0))
+    if q:  # target-major order of vec(u): index t * q + a
+        Psi = np.kron(np.diag(0.5 * np.diag(Sigma)), np.eye(q))
+    B = np.zeros((q, r, J))
+    pos_of_row = np.full(N, -1, dtype=np.int64)
+    pos_of_row[rows] = np.arange(len(rows))
+    n_cells = int(sum(nmis[g] * (pat_start[g + 1] - pat_start[g]) for g in range(len(nmis))))
+    n_free = int(np.triu(free).sum()) if ncat else 0
+    L2 = _level2_start(gd, l2, lay, lay2, st, Psi, q, J)
+    (ncat2, cat2_start, cat2_k1, cat2_obs, free2, r2, p2, n_cells2, X2, Y2, Lx2, perm2, pat2_start,
+     p2obs, n2obs, p2mis, n2mis, beta2, shift2, du, gam, thr_sd, thr_acc, cat_K, cat_ord_all, n_thr,
+     Psi) = (
+        getattr(L2, k) for k in ('ncat2', 'cat2_start', 'cat2_k1', 'cat2_obs', 'free2', 'r2', 'p2',
+            'n_cells2', 'X2', 'Y2', 'Lx2', 'perm2', 'pat2_start', 'p2obs', 'n2obs', 'p2mis',
+            'n2mis', 'beta2', 'shift2', 'du', 'gam', 'thr_sd', 'thr_acc', 'cat_K', 'cat_ord_all',
+            'n_thr', 'Psi'))
     n_free2 = int(np.triu(free2).sum()) if ncat2 else 0
     n_norm, n_unif = jomo_draw_counts(J, p, q, r, n_cells, len(rows), int(lay.cat_k1.sum()), n_free,
                                       p2, r2, n_cells2, n_thr, int(cat2_k1.sum()) if ncat2 else 0, n_free2)
