@@ -516,6 +516,57 @@ def test_random_L1_with_an_ordinal_target_recovers_thresholds():
     assert set(imp.complete()[0]["o"].astype(str)) <= {"0", "1", "2"}
 
 
+def test_random_L1_with_level2_targets_recovers_psi_and_clusters():
+    """random_L1 with a level-2 target (jomo's jomo2hr): the joint Psi of (u_y, u_x, w) and beta2
+    are covered, the cluster variances follow the truth, imputed w is constant within clusters."""
+    from scipy.stats import invwishart
+
+    rng = np.random.default_rng(5)
+    J, n, a_true = 150, 20, 8.0
+    idx = np.repeat(np.arange(J), n)
+    SJ = invwishart.rvs(df=a_true, scale=np.array([[1.0, 0.3], [0.3, 1.0]]) * (a_true - 3), size=J, random_state=5)
+    P = np.array([[0.4, 0.1, 0.2], [0.1, 0.3, -0.1], [0.2, -0.1, 0.5]])
+    U = rng.multivariate_normal(np.zeros(3), P, size=J)
+    E = np.concatenate([rng.multivariate_normal([0, 0], SJ[j], size=n) for j in range(J)])
+    z = rng.normal(size=J * n)
+    df = pd.DataFrame({"id": idx, "y": 1 + 0.5 * z + U[idx, 0] + E[:, 0], "x": -1 + U[idx, 1] + E[:, 1], "z": z,
+                       "w": (0.5 + U[:, 2])[idx]})
+    df.loc[rng.random(J * n) < 0.2, "y"] = np.nan
+    df.loc[rng.random(J * n) < 0.2, "x"] = np.nan
+    df.loc[np.isin(idx, np.flatnonzero(rng.random(J) < 0.15)), "w"] = np.nan
+    imp = jomo_impute(df, ["y + x ~ 1 + z + (1|id)", "w ~ 1"], random_L1="full", m=2, n_burn=500, n_iter=1000,
+                      seed=1)
+    ps = imp.par_imputation["psi"][..., 0]
+    lo, hi = np.quantile(ps, [0.0005, 0.9995], axis=-1)
+    assert np.all((lo < P) & (P < hi)), (lo, hi)
+    lo, hi = np.quantile(imp.par_imputation["beta2"][0, 0, :, 0], [0.0005, 0.9995])
+    assert lo < 0.5 < hi
+    sj = imp.par_imputation["sigma"][..., 0].reshape(J, 2, 2, -1)
+    assert np.corrcoef(sj[:, 0, 0].mean(-1), SJ[:, 0, 0])[0, 1] > 0.75
+    assert imp.param_names["psi"][0] == ["y:(Intercept)", "x:(Intercept)", "w"]
+    for d in imp.complete():
+        assert d.groupby("id")["w"].nunique().max() == 1 and d["w"].notna().all()
+        np.testing.assert_array_equal(d["w"][df["w"].notna()], df["w"][df["w"].notna()])
+
+
+def test_random_L1_with_a_categorical_level2_target():
+    """A binary level-2 target under random_L1: its latent variance in Psi stays 1, imputed
+    categories are constant within clusters, valid and keep the dtype."""
+    df, s = _heteroscedastic_binary(J=60, n=15)
+    rng = np.random.default_rng(3)
+    lev = np.where(rng.random(60) < 0.4, "A", "B").astype(object)
+    lev[rng.random(60) < 0.2] = None
+    df["k"] = pd.Categorical(lev[df["id"].to_numpy()], categories=["B", "A"])
+    imp = jomo_impute(df, ["y + b ~ 1 + z + (1|id)", "k ~ 1"], random_L1="mean", m=2, n_burn=200, n_iter=200,
+                      seed=1)
+    assert np.all(imp.par_imputation["psi"][-1, -1, :, 0] == 1.0)
+    for d in imp.complete():
+        assert d["k"].dtype == df["k"].dtype and d["k"].notna().all()
+        assert d.groupby("id", observed=True)["k"].nunique().max() == 1
+        seen = df["k"].notna()
+        assert (d["k"][seen] == df["k"][seen]).all()
+
+
 # ---- latent_bounds -----------------------------------------------------------------------
 
 def test_latent_bounds_keep_latents_in_the_box_and_jomo_alias(mixed):

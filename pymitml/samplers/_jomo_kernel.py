@@ -802,7 +802,9 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
                     beta, SigJ, Psi, Lam, a_state, a_sd, a_acc, B,
                     ch_beta, ch_psi, ch_sigma, ch_a,
                     rng, cat_start, cat_k1, cat_obs, cat_K, cat_ord, gam, thr_sd, thr_acc, box_lo, box_hi,
-                    free, mh_acc, ch_gam):
+                    free, mh_acc, ch_gam,
+                    X2, Lx2, Y2, perm2, pat2_start, pat2_obs, pat2_nobs, pat2_mis, pat2_nmis, beta2, ch_beta2,
+                    cat2_start, cat2_k1, cat2_obs, free2):
     """``random_L1``: cluster-specific level-1 covariance matrices (jomo's ``jomo1ranconhr``).
 
     Sigma_j | . ~ IW(n_j + a, Lambda + S_j) (S_j: the cluster's residual cross-products),
@@ -818,6 +820,10 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
     full conditional IW(n_j + a, Lambda + S_j) density as target (proposals and the latent and
     threshold steps draw from the Generator ``rng``; accepted moves are counted in ``mh_acc``).
 
+    Level-2 targets (jomo's ``jomo2hr``): beta2, the level-2 latents, the conditional prior of u_j
+    given u2_j, Psi of (u_j, u2_j) and the missing level-2 values as in :func:`jomo_iterate`
+    (their noise from ``rng``).
+
     ``mode`` 0 records the mean of the Sigma_j ("mean"), 1 every Sigma_j stacked cluster-major
     ("full"). Chi-square and Bartlett normals of the J Wishart draws come from numba's generator
     seeded with ``seed`` (their degrees of freedom change with a); the other noise is pre-drawn:
@@ -832,7 +838,10 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
     d = q * r
     pr = p * r
     n_pat = pat_nobs.shape[0]
-    mx = max(d, r, p, pr, 1)
+    r2 = Y2.shape[0]
+    p2 = X2.shape[0]
+    du = d + r2
+    mx = max(du, r, p, pr, p2, 1)
     w1 = np.empty((mx, mx))
     w2 = np.empty((mx, mx))
     w3 = np.empty((mx, mx))
@@ -848,11 +857,11 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
     SumInv = np.empty((r, r))
     scale = np.empty((r, r))
     e = np.empty(r)
-    chi = np.empty(max(d, r, 1))
-    nb = np.empty(max(d * (d - 1) // 2, r * (r - 1) // 2, 1))
+    chi = np.empty(max(du, r, 1))
+    nb = np.empty(max(r * (r - 1) // 2, 1))
     Pj = np.empty((d, d))
     vj = np.empty(d)
-    nps = d * (d - 1) // 2
+    nps = du * (du - 1) // 2
     nls = r * (r - 1) // 2
     ncat = cat_start.shape[0]
     n_thr = 0
@@ -864,8 +873,8 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
         for u in range(t, r):
             if free[t, u]:
                 n_free += 1
-    lcm = np.empty(max(n, 1))  # conditional moments of the latents
-    lcsd = np.empty(max(n, 1))
+    lcm = np.empty(max(n, J, 1))  # conditional moments of the latents
+    lcsd = np.empty(max(n, J, 1))
     lw = np.empty((7, max(n, 1)))
     li = np.empty((1, max(n, 1)), np.int64)
     obs_rows, n_obs = _observed_rows(cat_obs)
@@ -875,6 +884,37 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
     u_mh = np.empty(max(n_free, 1))
     Sj = np.empty((r, r))
     Mj = np.empty((r, r))
+    # level 2
+    ncat2 = cat2_start.shape[0]
+    n_thr2 = 0
+    n_lat2 = 0
+    for vv in range(ncat2):
+        n_lat2 += cat2_k1[vv]
+        if cat_ord[ncat + vv] and cat_K[ncat + vv] > 2:
+            n_thr2 += cat_K[ncat + vv] - 2
+    n_free2 = 0
+    if ncat2 > 0:
+        for x in range(du):
+            for y in range(x, du):
+                if free2[x, y]:
+                    n_free2 += 1
+    n_cells2 = 0
+    for g in range(pat2_nobs.shape[0]):
+        n_cells2 += pat2_nmis[g] * (pat2_start[g + 1] - pat2_start[g])
+    U2 = np.empty((r2, J))
+    M = np.zeros((d, J))
+    bh2 = np.empty((max(p2, 1), max(r2, 1)))
+    Q2 = np.empty((du, du))
+    Ybig = np.empty((du, J))
+    mubig = np.empty((du, J))
+    cs2 = cat2_start + d
+    C0 = np.zeros(J, np.int64)
+    wu = np.empty(max(du, 1))
+    n_pat2 = pat2_nobs.shape[0]
+    Kp2 = np.zeros((max(n_pat2, 1), du, du))
+    Cp2 = np.zeros((max(n_pat2, 1), du, du))
+    z2 = np.empty(max(p2 * r2 + n_cells2 + n_thr2 + n_free2, 1))  # level-2 noise of one iteration
+    u2 = np.empty(max(n_lat2 * J + n_thr2 + n_free2, 1))
     for j in range(J):
         for t in range(r):
             for u in range(r):
@@ -937,15 +977,47 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
                 acc_ = ZtY[a_, t]
                 for i in range(n):
                     acc_[Ci[i]] += za[i] * yt[i]
+        if r2 > 0:  # level 2: latents, beta2, residuals u2 and the conditional prior u_j | u2_j
+            for x in range(z2.shape[0]):
+                z2[x] = rng.standard_normal()
+            for x in range(u2.shape[0]):
+                u2[x] = max(rng.random(), 1e-300)
+            if ncat2 > 0:
+                if not spd_inverse(Psi, Q2, w1, du):
+                    return 9
+                if n_thr2 > 0:
+                    for t in range(r):
+                        for a_ in range(q):
+                            Ybig[t * q + a_] = B[a_, t]
+                            mubig[t * q + a_] = 0.0
+                    for t in range(r2):
+                        for j in range(J):
+                            acc = 0.0
+                            for k in range(p2):
+                                acc += X2[k, j] * beta2[k, t]
+                            mubig[d + t, j] = acc
+                            Ybig[d + t, j] = Y2[t, j]
+                    o2 = p2 * r2 + n_cells2
+                    _update_thresholds(Ybig, mubig, Q2.reshape((du, du, 1)), C0, cs2, cat2_obs, cat_K[ncat:],
+                                       cat_ord[ncat:], gam[ncat:], thr_sd[ncat:], thr_acc[ncat:],
+                                       z2[o2:o2 + n_thr2], u2[n_lat2 * J:n_lat2 * J + n_thr2], lcm, lcsd)
+                _draw_latents_l2(Y2, X2, beta2, B, Q2, d, cat2_start, cat2_k1, cat2_obs, cat_ord[ncat:],
+                                 gam[ncat:], box_lo, box_hi, u2[:n_lat2 * J], wu)
+            if not _draw_beta2(X2, Lx2, Y2, Psi, d, z2[:p2 * r2], beta2, U2, w1, bh2):
+                return 10
+            if d > 0 and not _conditional_prior(Psi, d, U2, Pinv, M, w1, w2):
+                return 11
+        elif d > 0 and not spd_inverse(Psi, Pinv, w1, d):
+            return 3
         if d > 0:
-            if not spd_inverse(Psi, Pinv, w1, d):
-                return 3
             for j in range(J):
-                for a_ in range(q):  # R = Z'Y - Z'X beta -> v = vec(R Sinv_j)
+                for a_ in range(q):  # R = Z'Y - Z'X beta (- Z'Z M_j) -> v = vec(R Sinv_j)
                     for t in range(r):
                         acc = ZtY[a_, t, j]
                         for k in range(p):
                             acc -= ZtX[a_, k, j] * beta[k, t]
+                        for b in range(q):
+                            acc -= ZtZ[a_, b, j] * M[t * q + b, j]
                         w2[a_, t] = acc
                 for t in range(r):
                     for a_ in range(q):
@@ -966,20 +1038,35 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
                 solve_lower_t(Pj, vj, d)
                 for t in range(r):
                     for a_ in range(q):
-                        B[a_, t, j] = vj[t * q + a_]
-                        V[t * q + a_, j] = vj[t * q + a_]
+                        x = t * q + a_
+                        B[a_, t, j] = vj[x] + M[x, j]
+                        V[x, j] = vj[x] + M[x, j]
         cur += d * J
-        # 3. Psi
-        if d > 0:
-            for x in range(d):
+        # 3. Psi of (u_j, u2_j): inverse Wishart, or Metropolis-Hastings with categorical level-2 targets
+        if du > 0:
+            for x in range(du):
                 for y in range(x + 1):
-                    val = _dot(V[x], V[y])
+                    if x < d:
+                        val = _dot(V[x], V[y])
+                    elif y < d:
+                        val = _dot(U2[x - d], V[y])
+                    else:
+                        val = _dot(U2[x - d], U2[y - d])
                     w2[x, y] = Dinv[x, y] + val
                     w2[y, x] = Dinv[y, x] + val
-            for x in range(d):
-                chi[x] = np.random.chisquare(J + d - x)
-            if not draw_inv_wishart(chi, z[cur:cur + nps], w2, Psi, w1, w3, d):
-                return 5
+            if ncat2 > 0:  # flat prior as in jomo2com: the cross-products alone
+                for x in range(du):
+                    for y in range(du):
+                        Q2[x, y] = w2[x, y] - Dinv[x, y]
+                o2 = p2 * r2 + n_cells2 + n_thr2
+                o3 = n_lat2 * J + n_thr2
+                mh_acc[0] += _mh_sigma(Psi, Q2, float(J), free2, z2[o2:o2 + n_free2], u2[o3:o3 + n_free2],
+                                       w1, w3, du, float(J))
+            else:
+                for x in range(du):
+                    chi[x] = np.random.chisquare(J + du - x)
+                if not draw_inv_wishart(chi, z[cur:cur + nps], w2, Psi, w1, w3, du):
+                    return 5
         cur += nps
         lam_off = cur
         cur += nls
@@ -1096,10 +1183,17 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
             for t in range(r):
                 for u in range(r):
                     SinvJ[t, u, j] = w1[t, u]
+        # 7. missing level-2 values
+        if r2 > 0:
+            _draw_missing_l2(Y2, U2, V, X2, beta2, Psi, perm2, pat2_start, pat2_obs, pat2_nobs, pat2_mis,
+                             pat2_nmis, Kp2, Cp2, w1, w2, z2[p2 * r2:p2 * r2 + n_cells2])
         # record
         if rec0 >= 0:
             o = rec0 + s
             ch_a[o] = a
+            for k in range(p2):
+                for t in range(r2):
+                    ch_beta2[k, t, o] = beta2[k, t]
             for vv in range(gam.shape[0]):
                 for x in range(gam.shape[1]):
                     ch_gam[vv, x, o] = gam[vv, x]

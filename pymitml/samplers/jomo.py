@@ -615,7 +615,7 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
 
 
 def _run_chain_hr(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n_iter: int,
-                  m_c: int, diag_only: bool, intercept: bool, mode: int, box, **_):
+                  m_c: int, diag_only: bool, intercept: bool, mode: int, box, l2=None, lay2=None, **_):
     """One chain with cluster-specific level-1 covariance matrices (random_L1 = "mean" / "full")."""
     X, Z, clus = gd.X, gd.Z, gd.clus
     N, p = X.shape
@@ -648,26 +648,35 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int
     mh_acc = np.zeros(1, np.int64)
     free = st.free if ncat else np.zeros((r, r), dtype=bool)
     n_free = int(np.triu(free).sum())
+    L2 = _level2_start(gd, l2, lay, lay2, st, Psi, q, J)
+    du, gam, r2 = L2.du, L2.gam, L2.r2
+    n_free2 = int(np.triu(L2.free2).sum()) if L2.ncat2 else 0
     Ginv = np.linalg.inv(prior["Binv"])
     n_cells = int(miss.sum())
-    n_norm = J * d + d * (d - 1) // 2 + r * (r - 1) // 2 + p * r + n_cells + 1
+    n_norm = J * d + du * (du - 1) // 2 + r * (r - 1) // 2 + p * r + n_cells + 1
     pos_of_row = np.empty(N, np.int64)
     pos_of_row[rows] = np.arange(N)
-    # missing cells of the data columns (continuous targets, then categorical ones)
+    # missing cells of the data columns (continuous targets, then categorical ones), then of the
+    # level-2 targets (one per row: the value of the row's cluster)
     cells = np.argwhere(np.isnan(gd.Y).T)
     ct, cr = cells[:, 0], cells[:, 1]
+    if r2:
+        cells2 = np.argwhere(np.isnan(l2["Y"][gd.rows]).T)
+        ct = np.concatenate([ct, cells2[:, 0] + gd.Y.shape[1]])
+        cr = np.concatenate([cr, cells2[:, 1]])
     cpos = pos_of_row[cr]
     ns = 1 if diag_only else r
-    shapes = {"beta": (p, r), "psi": (d, 1 if diag_only else d), "sigma": ((r if mode == 0 else r * J), ns),
-              "gam": gam.shape}
+    shapes = {"beta": (p, r), "psi": (du, 1 if diag_only else du), "sigma": ((r if mode == 0 else r * J), ns),
+              "gam": gam.shape, "beta2": (L2.p2, r2)}
     burn = {k: np.zeros(sh + (n_burn,)) for k, sh in shapes.items()}
     imp = {k: np.zeros(sh + (m_c * n_iter,)) for k, sh in shapes.items()}
     burn["a"], imp["a"] = np.zeros(n_burn), np.zeros(m_c * n_iter)
     draws = np.zeros((len(ct), m_c))
     rng = np.random.default_rng(seed)
     seg = int(max(1, min(SEGMENT, (1 << 19) // max(n_norm, 1))))
-    cat = (lay.cat_start, lay.cat_k1, cat_obs, st.cat_K, lay.cat_ord, gam, st.thr_sd, st.thr_acc,
+    cat = (lay.cat_start, lay.cat_k1, cat_obs, L2.cat_K, L2.cat_ord_all, gam, L2.thr_sd, L2.thr_acc,
            float(box[0]), float(box[1]), free, mh_acc)
+    lev2 = (L2.X2, L2.Lx2, L2.Y2, L2.perm2, L2.pat2_start, L2.p2obs, L2.n2obs, L2.p2mis, L2.n2mis, L2.beta2)
 
     def advance(n, rec0, ch, adapt):
         done = 0
@@ -678,8 +687,9 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int
             code = jomo_hr_iterate(k, rec0 + done, mode, int(rng.integers(2**31 - 1)), nrm, unif,
                                    Xi, Zi, Ci, Yi, pat_start, pobs, nobs, pmis, nmis, nj, XtXj, ZtZ, ZtX,
                                    Ginv, np.ascontiguousarray(prior["Dinv"]), float(prior["a"]), beta, SigJ,
-                                   Psi, Lam, a_state, a_sd, a_acc, B, ch["beta"], ch["psi"], ch["sigma"], ch["a"],
-                                   rng, *cat, ch["gam"])
+                                   L2.Psi, Lam, a_state, a_sd, a_acc, B, ch["beta"], ch["psi"], ch["sigma"],
+                                   ch["a"], rng, *cat, ch["gam"], *lev2, ch["beta2"], L2.cat2_start, L2.cat2_k1,
+                                   L2.cat2_obs, L2.free2)
             if code:
                 raise FloatingPointError(
                     f"a covariance matrix lost positive definiteness during sampling (random_L1, step {code}); "
@@ -688,23 +698,30 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int
             if adapt:  # burn-in only: tune the proposals of the degrees of freedom and the thresholds
                 rate = a_acc[0] / k
                 a_sd[0] *= 0.7 if rate < 0.25 else (1.4 if rate > 0.55 else 1.0)
-                if st.n_thr:
-                    rt = st.thr_acc / k
-                    st.thr_sd[:] = np.where(rt < 0.3, st.thr_sd * 0.7, np.where(rt > 0.6, st.thr_sd * 1.4, st.thr_sd))
+                if L2.n_thr:
+                    rt = L2.thr_acc / k
+                    L2.thr_sd[:] = np.where(rt < 0.3, L2.thr_sd * 0.7, np.where(rt > 0.6, L2.thr_sd * 1.4, L2.thr_sd))
             a_acc[0] = 0
-            st.thr_acc[:] = 0
+            L2.thr_acc[:] = 0
             done += k
             tick(k)
 
     advance(n_burn, 0, burn, True)
     for k in range(m_c):
         advance(n_iter, k * n_iter, imp, False)
-        draws[:, k] = _current_values(Yi, ct, cpos, lay, shift, gam)
-    if intercept and nc:
-        for ch in (burn, imp):
+        sel1 = ct < nc + ncat
+        draws[sel1, k] = _current_values(Yi, ct[sel1], cpos[sel1], lay, shift, gam)
+        if r2:  # the cluster's values (categories from its latents) as level-1 style cells
+            sel2 = ~sel1
+            draws[sel2, k] = _current_values(L2.Y2, ct[sel2] - nc - ncat, clus[cr[sel2]], lay2, L2.shift2,
+                                             gam[ncat:])
+    for ch in (burn, imp):
+        if intercept and nc:
             ch["beta"][0] += shift[:, None]
+        if r2:
+            ch["beta2"][0] += L2.shift2[:, None]
     n_total = n_burn + m_c * n_iter
-    return burn, imp, draws, (ct, cr), mh_acc[0] / max(n_free * J * n_total, 1)
+    return burn, imp, draws, (ct, cr), mh_acc[0] / max((n_free * J + n_free2) * n_total, 1)
 
 
 def _current_values(Yi, ct, cpos, lay: _Layout, shift, gam) -> np.ndarray:
@@ -758,10 +775,11 @@ def jomo_impute(data: Any, formula: str | list | None = None, random_L1: str = "
         ordinal), polars Categorical/Enum, string and boolean columns; numeric columns are
         continuous.
     random_L1 : ``"none"``, or ``"mean"`` / ``"full"``: cluster-specific level-1 covariance matrices
-        Sigma_j ~ IW(a, Lambda) with Lambda and a estimated (level-1 targets of every kind; the
-        latent blocks of categorical targets stay fixed in every Sigma_j, whose free elements get
-        jomo's Metropolis-Hastings steps as in ``jomo1rancathr``); ``"mean"`` stores their average
-        per iteration, ``"full"`` every cluster's (stacked cluster-major, ``r J`` rows).
+        Sigma_j ~ IW(a, Lambda) with Lambda and a estimated, for every kind of target and with
+        level-2 targets (jomo's ``jomo1ranconhr``, ``jomo1rancathr``, ``jomo2hr``): the latent
+        blocks of categorical targets stay fixed in every Sigma_j, whose free elements then get
+        jomo's Metropolis-Hastings steps; ``"mean"`` stores the average of the Sigma_j per
+        iteration, ``"full"`` every cluster's (stacked cluster-major, ``r J`` rows).
     m, n_burn, n_iter : imputations, burn-in iterations, iterations between imputations.
     seed : int, numpy Generator or None; results do not depend on ``n_threads``.
     group : column whose levels are imputed completely separately.
@@ -835,11 +853,6 @@ def jomo_impute(data: Any, formula: str | list | None = None, random_L1: str = "
             raise ValueError(
                 "`random_L1` = 'mean' / 'full' needs a cluster term in `formula` (cluster-specific "
                 "covariance matrices); add '(1|cluster)' or use random_L1='none'."
-            )
-        if r2:
-            raise NotImplementedError(
-                "`random_L1` = 'mean' / 'full' is implemented for level-1 targets only (no level-2 "
-                "targets yet); use random_L1='none' for this model."
             )
     intercept = bool(spec.x_names) and spec.x_names[0] == "(Intercept)"
     q = 0 if single else len(spec.z_names)
