@@ -6,7 +6,9 @@ Models on ``pm.datasets.random_intercept`` data (MAR missingness in y and x):
 * ``binary``: ``y + xb ~ 1 + z + w + (1|id)`` with ``xb`` = a two-level factor (x > 0);
 * ``level-2``: ``[y + x ~ 1 + z + (1|id), v ~ 1 + w]`` with ``v`` a level-2 variable missing in
   15% of the clusters;
-* ``cat-L2``: ``[y + x ~ 1 + z + (1|id), vb ~ 1 + w]`` with ``vb`` = a two-level factor (v > 0.3).
+* ``cat-L2``: ``[y + x ~ 1 + z + (1|id), vb ~ 1 + w]`` with ``vb`` = a two-level factor (v > 0.3);
+* ``random-L1``: the continuous model with cluster-specific covariance matrices (random_L1="mean");
+* ``binary-L1``: the binary model with cluster-specific covariance matrices (random_L1="mean").
 
 The per-iteration cost is the slope between two run lengths (fixed set-up cost excluded and
 reported separately). R's jomoImpute is not run at 140k rows (several seconds per iteration);
@@ -31,20 +33,22 @@ import pymitml as pm
 from pymitml.samplers.jomo import jomo_impute
 
 DESIGNS = [(200, 20), (2000, 20), (20000, 7)]
-MODELS = {
-    "continuous": ("y + x ~ 1 + z + w + (1|id)", "y + x ~ 1 + z + w + (1|id)"),
-    "binary": ("y + xb ~ 1 + z + w + (1|id)", "y + xb ~ 1 + z + w + (1|id)"),
-    "level-2": (["y + x ~ 1 + z + (1|id)", "v ~ 1 + w"], "list(y + x ~ 1 + z + (1|id), v ~ 1 + w)"),
-    "cat-L2": (["y + x ~ 1 + z + (1|id)", "vb ~ 1 + w"], "list(y + x ~ 1 + z + (1|id), vb ~ 1 + w)"),
+MODELS = {  # name: (pymitml formula, R formula, random_L1)
+    "continuous": ("y + x ~ 1 + z + w + (1|id)", "y + x ~ 1 + z + w + (1|id)", "none"),
+    "binary": ("y + xb ~ 1 + z + w + (1|id)", "y + xb ~ 1 + z + w + (1|id)", "none"),
+    "level-2": (["y + x ~ 1 + z + (1|id)", "v ~ 1 + w"], "list(y + x ~ 1 + z + (1|id), v ~ 1 + w)", "none"),
+    "cat-L2": (["y + x ~ 1 + z + (1|id)", "vb ~ 1 + w"], "list(y + x ~ 1 + z + (1|id), vb ~ 1 + w)", "none"),
+    "random-L1": ("y + x ~ 1 + z + w + (1|id)", "y + x ~ 1 + z + w + (1|id)", "mean"),
+    "binary-L1": ("y + xb ~ 1 + z + w + (1|id)", "y + xb ~ 1 + z + w + (1|id)", "mean"),
 }
 
 R_CODE = r"""
 suppressPackageStartupMessages(library(mitml))
 a <- commandArgs(TRUE)
 d <- read.csv(a[1]); d$xb <- factor(d$xb, levels = c("low", "high")); d$vb <- factor(d$vb, levels = c("low", "high"))
-n1 <- as.integer(a[2]); n2 <- as.integer(a[3]); f <- eval(parse(text = a[4]))
-t1 <- system.time(jomoImpute(d, formula=f, n.burn=n1, n.iter=1, m=1, seed=1, silent=TRUE))[["elapsed"]]
-t2 <- system.time(jomoImpute(d, formula=f, n.burn=n2, n.iter=1, m=1, seed=1, silent=TRUE))[["elapsed"]]
+n1 <- as.integer(a[2]); n2 <- as.integer(a[3]); f <- eval(parse(text = a[4])); hr <- a[5]
+t1 <- system.time(jomoImpute(d, formula=f, random.L1=hr, n.burn=n1, n.iter=1, m=1, seed=1, silent=TRUE))[["elapsed"]]
+t2 <- system.time(jomoImpute(d, formula=f, random.L1=hr, n.burn=n2, n.iter=1, m=1, seed=1, silent=TRUE))[["elapsed"]]
 cat(t1, t2, "\n")
 """
 
@@ -62,28 +66,28 @@ def make_data(J, n):
     return df
 
 
-def time_py(df, formula, n1, n2, reps=2):
-    jomo_impute(df, formula, m=1, n_burn=5, n_iter=1, seed=1)  # compile / load cache
+def time_py(df, formula, n1, n2, reps=2, random_L1="none"):
+    jomo_impute(df, formula, random_L1=random_L1, m=1, n_burn=5, n_iter=1, seed=1)  # compile / load cache
     best1 = best2 = float("inf")
     for _ in range(reps):
         t = time.perf_counter()
-        jomo_impute(df, formula, m=1, n_burn=n1, n_iter=1, seed=1, n_threads=1)
+        jomo_impute(df, formula, random_L1=random_L1, m=1, n_burn=n1, n_iter=1, seed=1, n_threads=1)
         best1 = min(best1, time.perf_counter() - t)
         t = time.perf_counter()
-        jomo_impute(df, formula, m=1, n_burn=n2, n_iter=1, seed=1, n_threads=1)
+        jomo_impute(df, formula, random_L1=random_L1, m=1, n_burn=n2, n_iter=1, seed=1, n_threads=1)
         best2 = min(best2, time.perf_counter() - t)
     per = (best2 - best1) / (n2 - n1)
     return per, best1 - n1 * per
 
 
-def time_r(df, formula, n1, n2):
+def time_r(df, formula, n1, n2, random_L1="none"):
     with tempfile.TemporaryDirectory() as tmp:
         csv = os.path.join(tmp, "d.csv")
         script = os.path.join(tmp, "b.R")
         df.to_csv(csv, index=False)
         with open(script, "w") as fh:
             fh.write(R_CODE)
-        out = subprocess.run(["Rscript", script, csv, str(n1), str(n2), formula], capture_output=True,
+        out = subprocess.run(["Rscript", script, csv, str(n1), str(n2), formula, random_L1], capture_output=True,
                              text=True, check=True).stdout.split()
     t1, t2 = float(out[0]), float(out[1])
     per = (t2 - t1) / (n2 - n1)
@@ -93,18 +97,23 @@ def time_r(df, formula, n1, n2):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="4k rows only")
+    ap.add_argument("--models", nargs="*", choices=list(MODELS), help="only these models")
     args = ap.parse_args(argv)
     designs = DESIGNS[:1] if args.quick else DESIGNS
     print(f"{'model':>10} {'rows':>7} {'clusters':>8} {'pymitml ms/it':>13} {'R jomo ms/it':>12} "
           f"{'ratio R/py':>10} {'py set-up s':>11} {'R set-up s':>10} {'py defaults s':>13}")
     for J, n in designs:
         df = make_data(J, n)
-        for name, (f_py, f_r) in MODELS.items():
+        for name, (f_py, f_r, hr) in MODELS.items():
+            if args.models and name not in args.models:
+                continue
             n1, n2 = {200: (200, 2200), 2000: (100, 1100), 20000: (50, 300)}[J]
-            py, py_setup = time_py(df, f_py, n1, n2)
+            py, py_setup = time_py(df, f_py, n1, n2, random_L1=hr)
             if J <= 2000:
                 rn1, rn2 = (200, 1000) if J == 200 else (10, 40)
-                r, r_setup = time_r(df, f_r, rn1, rn2)
+                if hr != "none":  # jomo's random.L1 sampler is several times slower per iteration
+                    rn1, rn2 = (rn1 // 4, rn2 // 4)
+                r, r_setup = time_r(df, f_r, rn1, rn2, random_L1=hr)
                 rs, ratio, rsu = f"{r * 1e3:12.3f}", f"{r / py:10.1f}", f"{r_setup:10.2f}"
             else:
                 rs, ratio, rsu = f"{'-':>12}", f"{'-':>10}", f"{'-':>10}"

@@ -796,9 +796,49 @@ def _log_post_df(a, eta, J, r, sum_logdet, Ginv, SumInv, w):
 
 
 @njit
+def cluster_rows_crossproducts(Xt, Zt, Yt, C, seg, XtY, ZtY, YtY):
+    """Per-cluster X_j'Y_j (p, r, J), Z_j'Y_j (q, r, J) and Y_j'Y_j (r, r, J) of rows stored
+    transposed; ``seg``: starts of the runs of equal cluster codes in ``C`` (then n). Each run is
+    summed in a small local buffer and added to its cluster once."""
+    p = Xt.shape[0]
+    q = Zt.shape[0]
+    r = Yt.shape[0]
+    XtY[:, :, :] = 0.0
+    ZtY[:, :, :] = 0.0
+    YtY[:, :, :] = 0.0
+    m = p + q + r
+    acc = np.zeros((m, r))
+    v = np.empty(m)
+    for s in range(seg.shape[0] - 1):
+        for k in range(m):
+            for t in range(r):
+                acc[k, t] = 0.0
+        for i in range(seg[s], seg[s + 1]):
+            for k in range(p):
+                v[k] = Xt[k, i]
+            for a in range(q):
+                v[p + a] = Zt[a, i]
+            for t in range(r):
+                v[p + q + t] = Yt[t, i]
+            for k in range(m):
+                vk = v[k]
+                for t in range(r):
+                    acc[k, t] += vk * v[p + q + t]
+        if seg[s + 1] > seg[s]:
+            c = C[seg[s]]
+            for t in range(r):
+                for k in range(p):
+                    XtY[k, t, c] += acc[k, t]
+                for a in range(q):
+                    ZtY[a, t, c] += acc[p + a, t]
+                for u in range(r):
+                    YtY[u, t, c] += acc[p + q + u, t]
+
+
+@njit
 def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
-                    Xi, Zi, Ci, Yi, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis, nj,
-                    XtXj, ZtZ, ZtX, Ginv, Dinv, eta,
+                    Xi, Zi, Ci, Seg, Yi, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis, nj,
+                    XtXj, ZtZ, ZtX, XtYc, ZtYc, YtYc, Ginv, Dinv, eta,
                     beta, SigJ, Psi, Lam, a_state, a_sd, a_acc, B,
                     ch_beta, ch_psi, ch_sigma, ch_a,
                     rng, cat_start, cat_k1, cat_obs, cat_K, cat_ord, gam, thr_sd, thr_acc, box_lo, box_hi,
@@ -812,7 +852,10 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
     by random-walk Metropolis-Hastings on log(a - r) with Lambda integrated out (prior: the
     chi-square density with ``eta`` degrees of freedom; a > r as in jomo). beta is drawn from its
     GLS conditional, u_j with the cluster's own Sigma_j, missing cells from the conditional
-    normal of their row under the cluster's Sigma_j. All rows are stored transposed (Xi, Zi, Yi).
+    normal of their row under the cluster's Sigma_j. Rows that never change enter through their
+    per-cluster cross-products (XtYc, ZtYc, YtYc: (p|q|r, r, J)); the others are stored transposed
+    (Xi, Zi, Yi, cluster codes Ci with runs Seg), grouped by missingness pattern and cluster, and
+    every step after the latents and missing cells works on per-cluster sufficient statistics.
 
     Categorical targets (jomo's ``jomo1rancathr``): the latent blocks of every Sigma_j are fixed
     like Sigma's in :func:`jomo_iterate`; latents are drawn as there with the cluster's precision,
@@ -849,7 +892,10 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
     Pinv = np.empty((max(d, 1), max(d, 1)))
     mu = np.empty((r, max(n, 1)))
     ZtY = np.zeros((q, r, J))
-    G = np.zeros((p, r, J))
+    XtY = np.zeros((p, r, J))
+    YtY = np.zeros((r, r, J))
+    G = np.zeros((p, r, J))  # X_j'W_j with W_j = Y_j - Z_j u_j
+    WtW = np.zeros((r, r, J))
     S = np.zeros((r, r, J))
     V = np.empty((d, J))
     H = np.empty((pr, pr))
@@ -945,15 +991,18 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
             nm = pat_nmis[g]
             if nm == 0:
                 continue
+            c_prev = -1
             for i in range(pat_start[g], pat_start[g + 1]):
                 c = Ci[i]
-                for x in range(no + nm):
-                    ix = pat_obs[g, x] if x < no else pat_mis[g, x - no]
-                    for y in range(no + nm):
-                        iy = pat_obs[g, y] if y < no else pat_mis[g, y - no]
-                        w1[x, y] = SigJ[ix, iy, c]
-                if not chol_inplace(w1, r):
-                    return 2
+                if c != c_prev:  # rows are grouped by cluster within a pattern: one factor per run
+                    c_prev = c
+                    for x in range(no + nm):
+                        ix = pat_obs[g, x] if x < no else pat_mis[g, x - no]
+                        for y in range(no + nm):
+                            iy = pat_obs[g, y] if y < no else pat_mis[g, y - no]
+                            w1[x, y] = SigJ[ix, iy, c]
+                    if not chol_inplace(w1, r):
+                        return 2
                 for x in range(no):  # xi_o = L_oo^-1 (y_o - mu_o)
                     o = pat_obs[g, x]
                     acc = Yi[o, i] - mu[o, i]
@@ -968,15 +1017,17 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
                     for k in range(no + x + 1):
                         acc += w1[no + x, k] * e[k]
                     Yi[pat_mis[g, x], i] = acc
-        # 2. random effects u_j | beta, Sigma_j, Psi (cluster by cluster)
-        ZtY[:, :, :] = 0.0
-        for a_ in range(q):
-            za = Zi[a_]
+        # 2. random effects u_j | beta, Sigma_j, Psi (cluster by cluster), from the per-cluster
+        # cross-products (constant rows + stored rows)
+        cluster_rows_crossproducts(Xi, Zi, Yi, Ci, Seg, XtY, ZtY, YtY)
+        for j in range(J):
             for t in range(r):
-                yt = Yi[t]
-                acc_ = ZtY[a_, t]
-                for i in range(n):
-                    acc_[Ci[i]] += za[i] * yt[i]
+                for k in range(p):
+                    XtY[k, t, j] += XtYc[k, t, j]
+                for a_ in range(q):
+                    ZtY[a_, t, j] += ZtYc[a_, t, j]
+                for u in range(r):
+                    YtY[u, t, j] += YtYc[u, t, j]
         if r2 > 0:  # level 2: latents, beta2, residuals u2 and the conditional prior u_j | u2_j
             for x in range(z2.shape[0]):
                 z2[x] = rng.standard_normal()
@@ -1070,16 +1121,22 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
         cur += nps
         lam_off = cur
         cur += nls
-        # 4. beta | u, Sigma_j: precision sum_j Sinv_j (x) X_j'X_j, rhs sum_j vec(X_j'W_j Sinv_j)
-        G[:, :, :] = 0.0
-        for i in range(n):
-            c = Ci[i]
+        # 4. beta | u, Sigma_j: precision sum_j Sinv_j (x) X_j'X_j, rhs sum_j vec(X_j'W_j Sinv_j);
+        # X_j'W_j = X_j'Y_j - X_j'Z_j B_j and W_j'W_j = Y'Y - B'Z'Y - Y'Z B + B'Z'Z B per cluster
+        for j in range(J):
             for t in range(r):
-                wv = Yi[t, i]
-                for a_ in range(q):
-                    wv -= Zi[a_, i] * B[a_, t, c]
                 for k in range(p):
-                    G[k, t, c] += Xi[k, i] * wv
+                    acc = XtY[k, t, j]
+                    for a_ in range(q):
+                        acc -= ZtX[a_, k, j] * B[a_, t, j]
+                    G[k, t, j] = acc
+                for u in range(t + 1):
+                    acc = YtY[t, u, j]
+                    for a_ in range(q):
+                        acc -= B[a_, t, j] * ZtY[a_, u, j] + B[a_, u, j] * ZtY[a_, t, j]
+                        for b in range(q):
+                            acc += B[a_, t, j] * ZtZ[a_, b, j] * B[b, u, j]
+                    WtW[t, u, j] = acc
         for x in range(pr):
             rhs[x] = 0.0
             for y in range(pr):
@@ -1105,20 +1162,18 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
         for t in range(r):
             for k in range(p):
                 beta[k, t] = rhs[t * p + k]
-        # 5. residual cross-products per cluster
-        S[:, :, :] = 0.0
-        for i in range(n):
-            c = Ci[i]
-            for t in range(r):
-                acc = Yi[t, i]
-                for k in range(p):
-                    acc -= Xi[k, i] * beta[k, t]
-                for a_ in range(q):
-                    acc -= Zi[a_, i] * B[a_, t, c]
-                e[t] = acc
+        # 5. residual cross-products per cluster: S_j = W'W - b'X'W - W'X b + b'X'X b (lower triangle)
+        for j in range(J):
             for t in range(r):
                 for u in range(t + 1):
-                    S[t, u, c] += e[t] * e[u]
+                    acc = WtW[t, u, j]
+                    for k in range(p):
+                        acc -= beta[k, t] * G[k, u, j] + beta[k, u] * G[k, t, j]
+                        sk = 0.0
+                        for ll in range(p):
+                            sk += XtXj[k, ll, j] * beta[ll, u]
+                        acc += beta[k, t] * sk
+                    S[t, u, j] = acc
         # 6. degrees of freedom a (Lambda integrated out), then Lambda, then Sigma_j
         sum_logdet = 0.0
         for t in range(r):

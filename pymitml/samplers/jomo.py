@@ -18,9 +18,14 @@ from .._random import spawn_seeds
 from ..chains import SEGMENT, imputation_plan, run_tasks
 from ..formula import parse_formula
 from ..result import ImputationResult
-from ._jomo_kernel import jomo_draw_counts, jomo_hr_iterate, jomo_iterate
+from ._jomo_kernel import (
+    cluster_rows_crossproducts,
+    jomo_draw_counts,
+    jomo_hr_iterate,
+    jomo_iterate,
+)
 from ._layout import pattern_layout, row_blocks
-from ._pan_kernel import cluster_crossproducts
+from ._pan_kernel import cluster_crossproducts, cluster_runs
 from ._prior import check_prior
 
 __all__ = ["jomo_impute"]
@@ -627,12 +632,19 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int
     ncat = len(lay.cat_k1)
     st = _level1_start(gd, lay, intercept, X)
     Y, miss, shift, beta, Sigma, gam = st.Y, st.miss, st.shift, st.beta, st.Sigma, st.gam
-    rows, pat_start, pobs, nobs, pmis, nmis = pattern_layout(miss, np.ones(N, dtype=bool))
-    Xi = np.ascontiguousarray(X[rows].T)
-    Zi = np.ascontiguousarray(Z[rows].T)
-    Yi = np.ascontiguousarray(Y[rows].T)
-    Ci = np.ascontiguousarray(clus[rows])
-    cat_obs = np.ascontiguousarray(st.cat_local[:, rows]) if ncat else np.zeros((0, N), np.int64)
+    # rows with missing cells or latents: stored by pattern and cluster; the others enter through
+    # their per-cluster cross-products
+    blk = row_blocks(X, Z, Y, clus, J, miss, miss.any(axis=1) | (ncat > 0))
+    rows, pat_start, pobs, nobs, pmis, nmis = (blk[k] for k in (
+        "rows", "pat_start", "pat_obs", "pat_nobs", "pat_mis", "pat_nmis"))
+    Xi, Zi, Yi, Ci, Seg = blk["Xi"], blk["Zi"], blk["Yi"], blk["Ci"], blk["Seg"]
+    comp = np.setdiff1d(np.arange(N), rows)
+    comp = comp[np.argsort(clus[comp], kind="stable")]
+    XtYc, ZtYc, YtYc = np.zeros((p, r, J)), np.zeros((q, r, J)), np.zeros((r, r, J))
+    cluster_rows_crossproducts(np.ascontiguousarray(X[comp].T), np.ascontiguousarray(Z[comp].T),
+                               np.ascontiguousarray(Y[comp].T), clus[comp], cluster_runs(clus[comp]),
+                               XtYc, ZtYc, YtYc)
+    cat_obs = np.ascontiguousarray(st.cat_local[:, rows]) if ncat else np.zeros((0, len(rows)), np.int64)
     nj = np.bincount(clus, minlength=J).astype(np.float64)
     XtXj = np.empty((p, p, J))
     for k in range(p):  # set-up only (p^2 bincounts)
@@ -654,8 +666,8 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int
     Ginv = np.linalg.inv(prior["Binv"])
     n_cells = int(miss.sum())
     n_norm = J * d + du * (du - 1) // 2 + r * (r - 1) // 2 + p * r + n_cells + 1
-    pos_of_row = np.empty(N, np.int64)
-    pos_of_row[rows] = np.arange(N)
+    pos_of_row = np.full(N, -1, np.int64)
+    pos_of_row[rows] = np.arange(len(rows))
     # missing cells of the data columns (continuous targets, then categorical ones), then of the
     # level-2 targets (one per row: the value of the row's cluster)
     cells = np.argwhere(np.isnan(gd.Y).T)
@@ -685,7 +697,8 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int
             nrm = rng.standard_normal((k, n_norm))
             unif = np.maximum(rng.random((k, 1)), 1e-300)
             code = jomo_hr_iterate(k, rec0 + done, mode, int(rng.integers(2**31 - 1)), nrm, unif,
-                                   Xi, Zi, Ci, Yi, pat_start, pobs, nobs, pmis, nmis, nj, XtXj, ZtZ, ZtX,
+                                   Xi, Zi, Ci, Seg, Yi, pat_start, pobs, nobs, pmis, nmis, nj, XtXj, ZtZ, ZtX,
+                                   XtYc, ZtYc, YtYc,
                                    Ginv, np.ascontiguousarray(prior["Dinv"]), float(prior["a"]), beta, SigJ,
                                    L2.Psi, Lam, a_state, a_sd, a_acc, B, ch["beta"], ch["psi"], ch["sigma"],
                                    ch["a"], rng, *cat, ch["gam"], *lev2, ch["beta2"], L2.cat2_start, L2.cat2_k1,
