@@ -42,7 +42,14 @@ import math
 import numpy as np
 
 from .._numba import njit
-from ._linalg import chol_inplace, draw_inv_wishart, solve_lower, solve_lower_t, spd_inverse
+from ._linalg import (
+    chol_inplace,
+    draw_inv_wishart,
+    inv_lower,
+    solve_lower,
+    solve_lower_t,
+    spd_inverse,
+)
 from ._pan_kernel import (
     _dot,
     _draw_random_effects,
@@ -157,11 +164,11 @@ def _log_interval_prob(lo, hi, m, sd):
 @njit
 def _latent_moments(Yi, mu, Q, Ci, col, cm, csd):
     """Mean ``cm[i]`` and SD ``csd[i]`` of latent ``col`` of row i given the rest of the row, with
-    precision Q[:, :, 0] for every row (Q of shape (r, r, 1)) or Q[:, :, Ci[i]] (cluster-specific
-    level-1 covariance matrices)."""
+    precision Q[0] for every row (Q of shape (1, r, r)) or Q[Ci[i]] (cluster-specific level-1
+    covariance matrices, Q of shape (J, r, r))."""
     r, n = Yi.shape
-    if Q.shape[2] == 1:
-        Q0 = Q[:, :, 0]
+    if Q.shape[0] == 1:
+        Q0 = Q[0]
         _conditional_offsets(Yi, mu, Q0, col, cm)
         sd = 1.0 / math.sqrt(Q0[col, col])
         mc = mu[col]
@@ -170,12 +177,12 @@ def _latent_moments(Yi, mu, Q, Ci, col, cm, csd):
             csd[i] = sd
         return
     for i in range(n):
-        c = Ci[i]
-        qkk = Q[col, col, c]
+        Qc = Q[Ci[i]]
+        qkk = Qc[col, col]
         acc = 0.0
         for ll in range(r):
             if ll != col:
-                acc += Q[col, ll, c] * (Yi[ll, i] - mu[ll, i])
+                acc += Qc[col, ll] * (Yi[ll, i] - mu[ll, i])
         cm[i] = mu[col, i] - acc / qkk
         csd[i] = 1.0 / math.sqrt(qkk)
 
@@ -184,7 +191,7 @@ def _latent_moments(Yi, mu, Q, Ci, col, cm, csd):
 def _update_thresholds(Yi, mu, Q, Ci, cat_start, cat_obs, cat_K, cat_ord, gam, thr_sd, thr_acc, z, uu, cm, csd):
     """Thresholds of ordinal targets: random-walk Metropolis-Hastings, one threshold at a time,
     with the latent normals integrated out (Cowles 1996); the first threshold is fixed at 0.
-    ``Q``: precision (r, r, 1) or per cluster (r, r, J), see :func:`_latent_moments`."""
+    ``Q``: precision (1, r, r) or per cluster (J, r, r), see :func:`_latent_moments`."""
     n = Yi.shape[1]
     c = 0
     for v in range(cat_start.shape[0]):
@@ -218,8 +225,8 @@ def _draw_latents(rng, Yi, mu, Q, Ci, cat_start, cat_k1, cat_obs, cat_ord, gam, 
     """Step 1: truncated-normal Gibbs over every latent component of every observed category
     (ordinal targets: one latent between the thresholds of the observed level). One component at
     a time, the draws of all rows are made together (:func:`truncnorm_batch`); ``obs_rows[v, :n_obs[v]]``
-    are the rows where target v is observed; ``Q`` is the precision (r, r, 1) or per cluster
-    (r, r, J); ``cm``, ``csd`` (n), ``lw`` (7, n) and ``li`` (1, n) are work arrays."""
+    are the rows where target v is observed; ``Q`` is the precision (1, r, r) or per cluster
+    (J, r, r); ``cm``, ``csd`` (n), ``lw`` (7, n) and ``li`` (1, n) are work arrays."""
     ncat = cat_start.shape[0]
     bm, bs, blo, bhi, bout, wt, ws = lw[0], lw[1], lw[2], lw[3], lw[4], lw[5], lw[6]
     wi = li[0]
@@ -525,7 +532,7 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
     w2 = np.empty((mx, mx))
     w3 = np.empty((mx, mx))
     Sinv = np.empty((r, r))
-    Sinv3 = Sinv.reshape((r, r, 1))  # the same memory, as the latent helpers take it
+    Sinv3 = Sinv.reshape((1, r, r))  # the same memory, as the latent helpers take it
     Pinv = np.empty((max(d, 1), max(d, 1)))
     U2 = np.empty((r2, J))
     M = np.zeros((d, J))
@@ -622,7 +629,7 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
                         Ybig[d + t, j] = Y2[t, j]
                 zt = z.shape[0] - n_thr - n_thr2
                 ut = uu.shape[0] - n_thr - n_thr2
-                _update_thresholds(Ybig, mubig, Q2.reshape((du, du, 1)), C0, cs2, cat2_obs, cat_K[ncat:],
+                _update_thresholds(Ybig, mubig, Q2.reshape((1, du, du)), C0, cs2, cat2_obs, cat_K[ncat:],
                                    cat_ord[ncat:], gam[ncat:], thr_sd[ncat:], thr_acc[ncat:], z[zt:zt + n_thr2],
                                    uu[ut:ut + n_thr2], tmp, csd)
             _draw_latents_l2(Y2, X2, beta2, B, Q2, d, cat2_start, cat2_k1, cat2_obs, cat_ord[ncat:], gam[ncat:],
@@ -796,48 +803,84 @@ def _log_post_df(a, eta, J, r, sum_logdet, Ginv, SumInv, w):
 
 
 @njit
-def cluster_rows_crossproducts(Xt, Zt, Yt, C, seg, XtY, ZtY, YtY):
-    """Per-cluster X_j'Y_j (p, r, J), Z_j'Y_j (q, r, J) and Y_j'Y_j (r, r, J) of rows stored
-    transposed; ``seg``: starts of the runs of equal cluster codes in ``C`` (then n). Each run is
-    summed in a small local buffer and added to its cluster once."""
-    p = Xt.shape[0]
-    q = Zt.shape[0]
-    r = Yt.shape[0]
-    XtY[:, :, :] = 0.0
-    ZtY[:, :, :] = 0.0
-    YtY[:, :, :] = 0.0
-    m = p + q + r
-    acc = np.zeros((m, r))
-    v = np.empty(m)
-    for s in range(seg.shape[0] - 1):
-        for k in range(m):
-            for t in range(r):
-                acc[k, t] = 0.0
-        for i in range(seg[s], seg[s + 1]):
-            for k in range(p):
-                v[k] = Xt[k, i]
-            for a in range(q):
-                v[p + a] = Zt[a, i]
-            for t in range(r):
-                v[p + q + t] = Yt[t, i]
-            for k in range(m):
-                vk = v[k]
-                for t in range(r):
-                    acc[k, t] += vk * v[p + q + t]
-        if seg[s + 1] > seg[s]:
-            c = C[seg[s]]
-            for t in range(r):
-                for k in range(p):
-                    XtY[k, t, c] += acc[k, t]
-                for a in range(q):
-                    ZtY[a, t, c] += acc[p + a, t]
-                for u in range(r):
-                    YtY[u, t, c] += acc[p + q + u, t]
+def _draw_iw_pair(M, chi, nb, Sig, Sinv, w, r):
+    """Sigma ~ IW(nu, M) and its inverse together, from one Cholesky factor: with M = C C' and the
+    Bartlett factor A (A_ii^2 = chi[i] ~ chi2(nu - i), A_ij = nb below the diagonal),
+    Sigma^-1 = (C^-T A)(C^-T A)' ~ W(nu, M^-1) and Sigma = (C A^-T)(C A^-T)'. Writes ``Sig`` and
+    ``Sinv``; returns log|Sigma| (NaN if M is not positive definite). ``w``: (5, r, r) work."""
+    C, A, Ci, Ai, T = w[0], w[1], w[2], w[3], w[4]
+    for i in range(r):
+        for j in range(r):
+            C[i, j] = M[i, j]
+            A[i, j] = 0.0
+    if not chol_inplace(C, r):
+        return math.nan
+    c = 0
+    ld = 0.0
+    for i in range(r):
+        A[i, i] = math.sqrt(chi[i])
+        ld += 2.0 * (math.log(C[i, i]) - math.log(A[i, i]))
+        for j in range(i):
+            A[i, j] = nb[c]
+            c += 1
+    inv_lower(C, Ci, r)
+    inv_lower(A, Ai, r)
+    for i in range(r):  # T = C A^-T (lower)
+        for k in range(r):
+            acc = 0.0
+            for m in range(min(i, k) + 1):
+                acc += C[i, m] * Ai[k, m]
+            T[i, k] = acc
+    for i in range(r):
+        for k in range(i + 1):
+            acc = 0.0
+            for m in range(r):
+                acc += T[i, m] * T[k, m]
+            Sig[i, k] = acc
+            Sig[k, i] = acc
+    for i in range(r):  # T = C^-T A (upper x lower)
+        for k in range(r):
+            acc = 0.0
+            for m in range(max(i, k), r):
+                acc += Ci[m, i] * A[m, k]
+            T[i, k] = acc
+    for i in range(r):
+        for k in range(i + 1):
+            acc = 0.0
+            for m in range(r):
+                acc += T[i, m] * T[k, m]
+            Sinv[i, k] = acc
+            Sinv[k, i] = acc
+    return ld
 
 
 @njit
-def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
-                    Xi, Zi, Ci, Seg, Yi, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis, nj,
+def cluster_rows_crossproducts(Xt, Zt, Yt, C, XtY, ZtY, YtY):
+    """Per-cluster X_j'Y_j (J, p, r), Z_j'Y_j (J, q, r) and the lower triangle of Y_j'Y_j (J, r, r)
+    of rows stored transposed (cluster codes ``C``); rows grouped by cluster keep the updates
+    within a few cache lines."""
+    p = Xt.shape[0]
+    q = Zt.shape[0]
+    r = Yt.shape[0]
+    n = Yt.shape[1]
+    XtY[:, :, :] = 0.0
+    ZtY[:, :, :] = 0.0
+    YtY[:, :, :] = 0.0
+    for i in range(n):
+        c = C[i]
+        for t in range(r):
+            y = Yt[t, i]
+            for k in range(p):
+                XtY[c, k, t] += Xt[k, i] * y
+            for a in range(q):
+                ZtY[c, a, t] += Zt[a, i] * y
+            for u in range(t + 1):
+                YtY[c, t, u] += Yt[u, i] * y
+
+
+@njit
+def jomo_hr_iterate(n_steps, rec0, mode,
+                    Xi, Zi, Ci, Yi, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis, nj,
                     XtXj, ZtZ, ZtX, XtYc, ZtYc, YtYc, Ginv, Dinv, eta,
                     beta, SigJ, Psi, Lam, a_state, a_sd, a_acc, B,
                     ch_beta, ch_psi, ch_sigma, ch_a,
@@ -853,8 +896,8 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
     chi-square density with ``eta`` degrees of freedom; a > r as in jomo). beta is drawn from its
     GLS conditional, u_j with the cluster's own Sigma_j, missing cells from the conditional
     normal of their row under the cluster's Sigma_j. Rows that never change enter through their
-    per-cluster cross-products (XtYc, ZtYc, YtYc: (p|q|r, r, J)); the others are stored transposed
-    (Xi, Zi, Yi, cluster codes Ci with runs Seg), grouped by missingness pattern and cluster, and
+    per-cluster cross-products (XtYc, ZtYc, YtYc: (J, p|q|r, r)); the others are stored transposed
+    (Xi, Zi, Yi, cluster codes Ci), grouped by missingness pattern and cluster, and
     every step after the latents and missing cells works on per-cluster sufficient statistics.
 
     Categorical targets (jomo's ``jomo1rancathr``): the latent blocks of every Sigma_j are fixed
@@ -868,12 +911,13 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
     (their noise from ``rng``).
 
     ``mode`` 0 records the mean of the Sigma_j ("mean"), 1 every Sigma_j stacked cluster-major
-    ("full"). Chi-square and Bartlett normals of the J Wishart draws come from numba's generator
-    seeded with ``seed`` (their degrees of freedom change with a); the other noise is pre-drawn:
-    ``nrm[s]`` = (u: d J, Psi, Lambda, beta: r p, missing cells, a proposal), ``unif[s]`` = (a acceptance).
+    ("full"). Per-cluster arrays (SigJ, XtXj, ZtZ, ZtX, the cross-products) are cluster-major,
+    (J, ., .). Chi-square draws (their degrees of freedom change with a), the Bartlett normals of
+    the J Wishart draws and all level-2, latent and Metropolis-Hastings noise come from the chain's
+    Generator ``rng``; each iteration first draws its other normals into one buffer laid out as
+    (u: d J, Psi, Lambda, beta: r p, missing cells, a proposal).
     Returns 0, or a step code if a matrix lost positive definiteness.
     """
-    np.random.seed(seed)
     p, n = Xi.shape
     q = Zi.shape[0]
     r = Yi.shape[0]
@@ -888,15 +932,14 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
     w1 = np.empty((mx, mx))
     w2 = np.empty((mx, mx))
     w3 = np.empty((mx, mx))
-    SinvJ = np.empty((r, r, J))
+    SinvJ = np.empty((J, r, r))
     Pinv = np.empty((max(d, 1), max(d, 1)))
     mu = np.empty((r, max(n, 1)))
-    ZtY = np.zeros((q, r, J))
-    XtY = np.zeros((p, r, J))
-    YtY = np.zeros((r, r, J))
-    G = np.zeros((p, r, J))  # X_j'W_j with W_j = Y_j - Z_j u_j
-    WtW = np.zeros((r, r, J))
-    S = np.zeros((r, r, J))
+    ZtY = np.zeros((J, q, r))  # per-cluster arrays are cluster-major here
+    XtY = np.zeros((J, p, r))
+    YtY = np.zeros((J, r, r))
+    G = np.zeros((J, p, r))  # X_j'W_j with W_j = Y_j - Z_j u_j
+    WtW = np.zeros((J, r, r))
     V = np.empty((d, J))
     H = np.empty((pr, pr))
     rhs = np.empty(pr)
@@ -964,14 +1007,29 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
     for j in range(J):
         for t in range(r):
             for u in range(r):
-                w2[t, u] = SigJ[t, u, j]
+                w2[t, u] = SigJ[j, t, u]
         if not spd_inverse(w2, w1, scale, r):
             return 1
         for t in range(r):
             for u in range(r):
-                SinvJ[t, u, j] = w1[t, u]
+                SinvJ[j, t, u] = w1[t, u]
+    sum_logdet = 0.0  # log|Sigma_j| and Sigma_j^-1 summed over the clusters (kept up to date)
+    for t in range(r):
+        for u in range(r):
+            SumInv[t, u] = 0.0
+    for j in range(J):
+        sum_logdet += _logdet_chol(SigJ[j], w1, r)
+        for t in range(r):
+            for u in range(r):
+                SumInv[t, u] += SinvJ[j, t, u]
+    iw = np.empty((5, r, r))
+    n_cells = 0
+    for g in range(n_pat):
+        n_cells += pat_nmis[g] * (pat_start[g + 1] - pat_start[g])
+    z = np.empty(J * d + nps + nls + pr + n_cells + 1)
     for s in range(n_steps):
-        z = nrm[s]
+        for x in range(z.shape[0]):
+            z[x] = rng.standard_normal()
         cur = 0
         # 1. latents of observed categories (thresholds first), then missing cells, row by row
         # under the cluster's Sigma_j
@@ -1000,7 +1058,7 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
                         ix = pat_obs[g, x] if x < no else pat_mis[g, x - no]
                         for y in range(no + nm):
                             iy = pat_obs[g, y] if y < no else pat_mis[g, y - no]
-                            w1[x, y] = SigJ[ix, iy, c]
+                            w1[x, y] = SigJ[c, ix, iy]
                     if not chol_inplace(w1, r):
                         return 2
                 for x in range(no):  # xi_o = L_oo^-1 (y_o - mu_o)
@@ -1019,15 +1077,7 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
                     Yi[pat_mis[g, x], i] = acc
         # 2. random effects u_j | beta, Sigma_j, Psi (cluster by cluster), from the per-cluster
         # cross-products (constant rows + stored rows)
-        cluster_rows_crossproducts(Xi, Zi, Yi, Ci, Seg, XtY, ZtY, YtY)
-        for j in range(J):
-            for t in range(r):
-                for k in range(p):
-                    XtY[k, t, j] += XtYc[k, t, j]
-                for a_ in range(q):
-                    ZtY[a_, t, j] += ZtYc[a_, t, j]
-                for u in range(r):
-                    YtY[u, t, j] += YtYc[u, t, j]
+        cluster_rows_crossproducts(Xi, Zi, Yi, Ci, XtY, ZtY, YtY)
         if r2 > 0:  # level 2: latents, beta2, residuals u2 and the conditional prior u_j | u2_j
             for x in range(z2.shape[0]):
                 z2[x] = rng.standard_normal()
@@ -1049,7 +1099,7 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
                             mubig[d + t, j] = acc
                             Ybig[d + t, j] = Y2[t, j]
                     o2 = p2 * r2 + n_cells2
-                    _update_thresholds(Ybig, mubig, Q2.reshape((du, du, 1)), C0, cs2, cat2_obs, cat_K[ncat:],
+                    _update_thresholds(Ybig, mubig, Q2.reshape((1, du, du)), C0, cs2, cat2_obs, cat_K[ncat:],
                                        cat_ord[ncat:], gam[ncat:], thr_sd[ncat:], thr_acc[ncat:],
                                        z2[o2:o2 + n_thr2], u2[n_lat2 * J:n_lat2 * J + n_thr2], lcm, lcsd)
                 _draw_latents_l2(Y2, X2, beta2, B, Q2, d, cat2_start, cat2_k1, cat2_obs, cat_ord[ncat:],
@@ -1060,27 +1110,40 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
                 return 11
         elif d > 0 and not spd_inverse(Psi, Pinv, w1, d):
             return 3
+        # one pass over the clusters: totals, u_j, then X_j'W_j and W_j'W_j (W_j = Y_j - Z_j u_j) and
+        # their share of beta's precision sum_j Sinv_j (x) X_j'X_j and right side sum_j vec(X_j'W_j Sinv_j)
+        for x in range(pr):
+            rhs[x] = 0.0
+            for y in range(pr):
+                H[x, y] = 0.0
         if d > 0:
             for j in range(J):
+                for t in range(r):
+                    for k in range(p):
+                        XtY[j, k, t] += XtYc[j, k, t]
+                    for a_ in range(q):
+                        ZtY[j, a_, t] += ZtYc[j, a_, t]
+                    for u in range(r):
+                        YtY[j, u, t] += YtYc[j, u, t]
                 for a_ in range(q):  # R = Z'Y - Z'X beta (- Z'Z M_j) -> v = vec(R Sinv_j)
                     for t in range(r):
-                        acc = ZtY[a_, t, j]
+                        acc = ZtY[j, a_, t]
                         for k in range(p):
-                            acc -= ZtX[a_, k, j] * beta[k, t]
+                            acc -= ZtX[j, a_, k] * beta[k, t]
                         for b in range(q):
-                            acc -= ZtZ[a_, b, j] * M[t * q + b, j]
+                            acc -= ZtZ[j, a_, b] * M[t * q + b, j]
                         w2[a_, t] = acc
                 for t in range(r):
                     for a_ in range(q):
                         acc = 0.0
                         for u in range(r):
-                            acc += w2[a_, u] * SinvJ[u, t, j]
+                            acc += w2[a_, u] * SinvJ[j, u, t]
                         vj[t * q + a_] = acc
                 for t in range(r):
                     for a_ in range(q):
                         for u in range(r):
                             for b in range(q):
-                                Pj[t * q + a_, u * q + b] = Pinv[t * q + a_, u * q + b] + SinvJ[t, u, j] * ZtZ[a_, b, j]
+                                Pj[t * q + a_, u * q + b] = Pinv[t * q + a_, u * q + b] + SinvJ[j, t, u] * ZtZ[j, a_, b]
                 if not chol_inplace(Pj, d):
                     return 4
                 solve_lower(Pj, vj, d)
@@ -1092,6 +1155,29 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
                         x = t * q + a_
                         B[a_, t, j] = vj[x] + M[x, j]
                         V[x, j] = vj[x] + M[x, j]
+                for t in range(r):
+                    for k in range(p):
+                        acc = XtY[j, k, t]
+                        for a_ in range(q):
+                            acc -= ZtX[j, a_, k] * B[a_, t, j]
+                        G[j, k, t] = acc
+                    for u in range(t + 1):
+                        acc = YtY[j, t, u]
+                        for a_ in range(q):
+                            acc -= B[a_, t, j] * ZtY[j, a_, u] + B[a_, u, j] * ZtY[j, a_, t]
+                            for b in range(q):
+                                acc += B[a_, t, j] * ZtZ[j, a_, b] * B[b, u, j]
+                        WtW[j, t, u] = acc
+                for t in range(r):
+                    for k in range(p):
+                        acc = 0.0
+                        for u in range(r):
+                            acc += G[j, k, u] * SinvJ[j, u, t]
+                        rhs[t * p + k] += acc
+                        for u in range(r):
+                            st = SinvJ[j, t, u]
+                            for ll in range(p):
+                                H[t * p + k, u * p + ll] += st * XtXj[j, k, ll]
         cur += d * J
         # 3. Psi of (u_j, u2_j): inverse Wishart, or Metropolis-Hastings with categorical level-2 targets
         if du > 0:
@@ -1115,43 +1201,13 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
                                        w1, w3, du, float(J))
             else:
                 for x in range(du):
-                    chi[x] = np.random.chisquare(J + du - x)
+                    chi[x] = rng.chisquare(J + du - x)
                 if not draw_inv_wishart(chi, z[cur:cur + nps], w2, Psi, w1, w3, du):
                     return 5
         cur += nps
         lam_off = cur
         cur += nls
-        # 4. beta | u, Sigma_j: precision sum_j Sinv_j (x) X_j'X_j, rhs sum_j vec(X_j'W_j Sinv_j);
-        # X_j'W_j = X_j'Y_j - X_j'Z_j B_j and W_j'W_j = Y'Y - B'Z'Y - Y'Z B + B'Z'Z B per cluster
-        for j in range(J):
-            for t in range(r):
-                for k in range(p):
-                    acc = XtY[k, t, j]
-                    for a_ in range(q):
-                        acc -= ZtX[a_, k, j] * B[a_, t, j]
-                    G[k, t, j] = acc
-                for u in range(t + 1):
-                    acc = YtY[t, u, j]
-                    for a_ in range(q):
-                        acc -= B[a_, t, j] * ZtY[a_, u, j] + B[a_, u, j] * ZtY[a_, t, j]
-                        for b in range(q):
-                            acc += B[a_, t, j] * ZtZ[a_, b, j] * B[b, u, j]
-                    WtW[t, u, j] = acc
-        for x in range(pr):
-            rhs[x] = 0.0
-            for y in range(pr):
-                H[x, y] = 0.0
-        for j in range(J):
-            for t in range(r):
-                for k in range(p):
-                    acc = 0.0
-                    for u in range(r):
-                        acc += G[k, u, j] * SinvJ[u, t, j]
-                    rhs[t * p + k] += acc
-                    for u in range(r):
-                        st = SinvJ[t, u, j]
-                        for ll in range(p):
-                            H[t * p + k, u * p + ll] += st * XtXj[k, ll, j]
+        # 4. beta | u, Sigma_j (precision and right side from the pass above)
         if not chol_inplace(H, pr):
             return 6
         solve_lower(H, rhs, pr)
@@ -1162,38 +1218,16 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
         for t in range(r):
             for k in range(p):
                 beta[k, t] = rhs[t * p + k]
-        # 5. residual cross-products per cluster: S_j = W'W - b'X'W - W'X b + b'X'X b (lower triangle)
-        for j in range(J):
-            for t in range(r):
-                for u in range(t + 1):
-                    acc = WtW[t, u, j]
-                    for k in range(p):
-                        acc -= beta[k, t] * G[k, u, j] + beta[k, u] * G[k, t, j]
-                        sk = 0.0
-                        for ll in range(p):
-                            sk += XtXj[k, ll, j] * beta[ll, u]
-                        acc += beta[k, t] * sk
-                    S[t, u, j] = acc
-        # 6. degrees of freedom a (Lambda integrated out), then Lambda, then Sigma_j
-        sum_logdet = 0.0
-        for t in range(r):
-            for u in range(r):
-                acc = 0.0
-                for j in range(J):
-                    acc += SinvJ[t, u, j]
-                SumInv[t, u] = acc
-        for j in range(J):
-            for t in range(r):
-                for u in range(r):
-                    w2[t, u] = SigJ[t, u, j]
-            sum_logdet += _logdet_chol(w2, w1, r)
+        # 5-6. degrees of freedom a (Lambda integrated out; SumInv and sum_logdet belong to the
+        # current Sigma_j), then Lambda, then per cluster the residual cross-products
+        # S_j = W'W - b'X'W - W'X b + b'X'X b and Sigma_j
         a = a_state[0]
         phi = math.log(a - r)
         phi_new = phi + a_sd[0] * z[cm]  # the normal after the missing cells
         a_new = r + math.exp(phi_new)
         lp_old = _log_post_df(a, eta, J, r, sum_logdet, Ginv, SumInv, w1) + phi
         lp_new = _log_post_df(a_new, eta, J, r, sum_logdet, Ginv, SumInv, w1) + phi_new
-        if math.log(unif[s, 0]) < lp_new - lp_old:
+        if math.log(max(rng.random(), 1e-300)) < lp_new - lp_old:
             a = a_new
             a_state[0] = a
             a_acc[0] += 1
@@ -1201,20 +1235,31 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
             for u in range(r):
                 w2[t, u] = Ginv[t, u] + SumInv[t, u]
         for x in range(r):
-            chi[x] = np.random.chisquare(J * a + r + 1.0 - x)
+            chi[x] = rng.chisquare(J * a + r + 1.0 - x)
         if not draw_inv_wishart(chi, z[lam_off:lam_off + nls], w2, scale, w1, w3, r):
             return 7
         if not spd_inverse(scale, Lam, w1, r):  # Lambda ~ W(J a + r + 1, (Ginv + sum Sinv)^-1)
             return 7
+        sum_logdet = 0.0
+        for t in range(r):
+            for u in range(r):
+                SumInv[t, u] = 0.0
         for j in range(J):
             for t in range(r):
                 for u in range(t + 1):
-                    w2[t, u] = Lam[t, u] + S[t, u, j]
+                    acc = WtW[j, t, u]
+                    for k in range(p):
+                        acc -= beta[k, t] * G[j, k, u] + beta[k, u] * G[j, k, t]
+                        sk = 0.0
+                        for ll in range(p):
+                            sk += XtXj[j, k, ll] * beta[ll, u]
+                        acc += beta[k, t] * sk
+                    w2[t, u] = Lam[t, u] + acc
                     w2[u, t] = w2[t, u]
             if ncat > 0:  # free elements: Metropolis-Hastings on the IW(n_j + a, Lambda + S_j) density
                 for t in range(r):
                     for u in range(r):
-                        Sj[t, u] = SigJ[t, u, j]
+                        Sj[t, u] = SigJ[j, t, u]
                         Mj[t, u] = w2[t, u]
                 for x in range(n_free):
                     z_mh[x] = rng.standard_normal()
@@ -1222,22 +1267,25 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
                 mh_acc[0] += _mh_sigma(Sj, Mj, nj[j] + a + r + 1.0, free, z_mh, u_mh, w1, w3, r, nj[j])
                 for t in range(r):
                     for u in range(r):
-                        scale[t, u] = Sj[t, u]
+                        SigJ[j, t, u] = Sj[t, u]
+                if not spd_inverse(Sj, w1, w3, r):
+                    return 8
+                for t in range(r):
+                    for u in range(r):
+                        SinvJ[j, t, u] = w1[t, u]
+                ld = _logdet_chol(Sj, w1, r)
             else:
                 for x in range(r):
-                    chi[x] = np.random.chisquare(nj[j] + a - x)
+                    chi[x] = rng.chisquare(nj[j] + a - x)
                 for x in range(nls):
-                    nb[x] = np.random.standard_normal()
-                if not draw_inv_wishart(chi, nb, w2, scale, w1, w3, r):
+                    nb[x] = rng.standard_normal()
+                ld = _draw_iw_pair(w2, chi, nb, SigJ[j], SinvJ[j], iw, r)
+                if ld != ld:
                     return 8
+            sum_logdet += ld
             for t in range(r):
                 for u in range(r):
-                    SigJ[t, u, j] = scale[t, u]
-            if not spd_inverse(scale, w1, w3, r):
-                return 8
-            for t in range(r):
-                for u in range(r):
-                    SinvJ[t, u, j] = w1[t, u]
+                    SumInv[t, u] += SinvJ[j, t, u]
         # 7. missing level-2 values
         if r2 > 0:
             _draw_missing_l2(Y2, U2, V, X2, beta2, Psi, perm2, pat2_start, pat2_obs, pat2_nobs, pat2_mis,
@@ -1263,7 +1311,7 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
                     for u in range(r):
                         acc = 0.0
                         for j in range(J):
-                            acc += SigJ[t, u, j]
+                            acc += SigJ[j, t, u]
                         if ch_sigma.shape[1] == 1:
                             if t == u:
                                 ch_sigma[t, 0, o] = acc / J
@@ -1273,8 +1321,8 @@ def jomo_hr_iterate(n_steps, rec0, mode, seed, nrm, unif,
                 for j in range(J):
                     for t in range(r):
                         if ch_sigma.shape[1] == 1:
-                            ch_sigma[j * r + t, 0, o] = SigJ[t, t, j]
+                            ch_sigma[j * r + t, 0, o] = SigJ[j, t, t]
                         else:
                             for u in range(r):
-                                ch_sigma[j * r + t, u, o] = SigJ[t, u, j]
+                                ch_sigma[j * r + t, u, o] = SigJ[j, t, u]
     return 0

@@ -25,7 +25,7 @@ from ._jomo_kernel import (
     jomo_iterate,
 )
 from ._layout import pattern_layout, row_blocks
-from ._pan_kernel import cluster_crossproducts, cluster_runs
+from ._pan_kernel import cluster_crossproducts
 from ._prior import check_prior
 
 __all__ = ["jomo_impute"]
@@ -626,7 +626,6 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int
     N, p = X.shape
     q = Z.shape[1]
     r = lay.r
-    d = q * r
     J = len(gd.cluster_labels)
     nc = lay.n_con
     ncat = len(lay.cat_k1)
@@ -637,22 +636,21 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int
     blk = row_blocks(X, Z, Y, clus, J, miss, miss.any(axis=1) | (ncat > 0))
     rows, pat_start, pobs, nobs, pmis, nmis = (blk[k] for k in (
         "rows", "pat_start", "pat_obs", "pat_nobs", "pat_mis", "pat_nmis"))
-    Xi, Zi, Yi, Ci, Seg = blk["Xi"], blk["Zi"], blk["Yi"], blk["Ci"], blk["Seg"]
+    Xi, Zi, Yi, Ci = blk["Xi"], blk["Zi"], blk["Yi"], blk["Ci"]
     comp = np.setdiff1d(np.arange(N), rows)
     comp = comp[np.argsort(clus[comp], kind="stable")]
-    XtYc, ZtYc, YtYc = np.zeros((p, r, J)), np.zeros((q, r, J)), np.zeros((r, r, J))
+    XtYc, ZtYc, YtYc = np.zeros((J, p, r)), np.zeros((J, q, r)), np.zeros((J, r, r))
     cluster_rows_crossproducts(np.ascontiguousarray(X[comp].T), np.ascontiguousarray(Z[comp].T),
-                               np.ascontiguousarray(Y[comp].T), clus[comp], cluster_runs(clus[comp]),
-                               XtYc, ZtYc, YtYc)
+                               np.ascontiguousarray(Y[comp].T), clus[comp], XtYc, ZtYc, YtYc)
     cat_obs = np.ascontiguousarray(st.cat_local[:, rows]) if ncat else np.zeros((0, len(rows)), np.int64)
     nj = np.bincount(clus, minlength=J).astype(np.float64)
-    XtXj = np.empty((p, p, J))
+    XtXj = np.empty((J, p, p))  # per-cluster arrays of this sampler are cluster-major
     for k in range(p):  # set-up only (p^2 bincounts)
         for k2 in range(p):
-            XtXj[k, k2] = np.bincount(clus, weights=X[:, k] * X[:, k2], minlength=J)
-    ZtZ, ZtX = cluster_crossproducts(X, Z, clus, J)
+            XtXj[:, k, k2] = np.bincount(clus, weights=X[:, k] * X[:, k2], minlength=J)
+    ZtZ, ZtX = (np.ascontiguousarray(np.moveaxis(x, -1, 0)) for x in cluster_crossproducts(X, Z, clus, J))
     a0 = r + 2.0
-    SigJ = np.ascontiguousarray(np.repeat(Sigma[:, :, None], J, axis=2))
+    SigJ = np.ascontiguousarray(np.repeat(Sigma[None], J, axis=0))
     Lam = Sigma * (a0 - r - 1.0)
     Psi = np.kron(np.diag(0.5 * np.diag(Sigma)), np.eye(q))
     B = np.zeros((q, r, J))
@@ -664,8 +662,6 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int
     du, gam, r2 = L2.du, L2.gam, L2.r2
     n_free2 = int(np.triu(L2.free2).sum()) if L2.ncat2 else 0
     Ginv = np.linalg.inv(prior["Binv"])
-    n_cells = int(miss.sum())
-    n_norm = J * d + du * (du - 1) // 2 + r * (r - 1) // 2 + p * r + n_cells + 1
     pos_of_row = np.full(N, -1, np.int64)
     pos_of_row[rows] = np.arange(len(rows))
     # missing cells of the data columns (continuous targets, then categorical ones), then of the
@@ -685,7 +681,6 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int
     burn["a"], imp["a"] = np.zeros(n_burn), np.zeros(m_c * n_iter)
     draws = np.zeros((len(ct), m_c))
     rng = np.random.default_rng(seed)
-    seg = int(max(1, min(SEGMENT, (1 << 19) // max(n_norm, 1))))
     cat = (lay.cat_start, lay.cat_k1, cat_obs, L2.cat_K, L2.cat_ord_all, gam, L2.thr_sd, L2.thr_acc,
            float(box[0]), float(box[1]), free, mh_acc)
     lev2 = (L2.X2, L2.Lx2, L2.Y2, L2.perm2, L2.pat2_start, L2.p2obs, L2.n2obs, L2.p2mis, L2.n2mis, L2.beta2)
@@ -693,11 +688,9 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int
     def advance(n, rec0, ch, adapt):
         done = 0
         while done < n:
-            k = min(seg, n - done)
-            nrm = rng.standard_normal((k, n_norm))
-            unif = np.maximum(rng.random((k, 1)), 1e-300)
-            code = jomo_hr_iterate(k, rec0 + done, mode, int(rng.integers(2**31 - 1)), nrm, unif,
-                                   Xi, Zi, Ci, Seg, Yi, pat_start, pobs, nobs, pmis, nmis, nj, XtXj, ZtZ, ZtX,
+            k = min(SEGMENT, n - done)
+            code = jomo_hr_iterate(k, rec0 + done, mode,
+                                   Xi, Zi, Ci, Yi, pat_start, pobs, nobs, pmis, nmis, nj, XtXj, ZtZ, ZtX,
                                    XtYc, ZtYc, YtYc,
                                    Ginv, np.ascontiguousarray(prior["Dinv"]), float(prior["a"]), beta, SigJ,
                                    L2.Psi, Lam, a_state, a_sd, a_acc, B, ch["beta"], ch["psi"], ch["sigma"],
