@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from pymitml.samplers._jomo_kernel import cluster_rows_crossproducts
 from pymitml.samplers._linalg import chol_inplace, draw_inv_wishart, inv_lower, spd_inverse
 from pymitml.samplers._pan_kernel import (
     _draw_random_effects,
     cluster_crossproducts,
+    cluster_runs,
     pattern_factors,
     rows_crossproducts,
 )
@@ -56,14 +58,22 @@ def test_random_effects_mean_and_crossproducts():
     clus = np.repeat(np.arange(J), n)
     ZtZ, ZtX = cluster_crossproducts(X, Z, clus, J)
     XtY, ZtY, YtY = np.zeros((p, r)), np.zeros((q, r, J)), np.zeros((r, r))
-    rows_crossproducts(X.T.copy(), Z.T.copy(), Y.T.copy(), clus, J, XtY, ZtY, YtY)
+    # rows in an order where clusters come back in several runs, some of one row
+    order = np.concatenate([np.arange(0, J * n, 2), np.arange(1, J * n, 2)])
+    Xo, Zo, Yo, Co = X[order], Z[order], Y[order], clus[order]
+    rows_crossproducts(Xo.T.copy(), Zo.T.copy(), Yo.T.copy(), Co, cluster_runs(Co), XtY, ZtY, YtY)
     np.testing.assert_allclose(XtY, X.T @ Y)
     np.testing.assert_allclose(YtY, Y.T @ Y)
+    cX, cZ, cY = np.zeros((J, p, r)), np.zeros((J, q, r)), np.zeros((J, r, r))
+    cluster_rows_crossproducts(Xo.T.copy(), Zo.T.copy(), Yo.T.copy(), Co, cX, cZ, cY)
     for j in range(J):
         s = clus == j
         np.testing.assert_allclose(ZtZ[:, :, j], Z[s].T @ Z[s])
         np.testing.assert_allclose(ZtX[:, :, j], Z[s].T @ X[s])
         np.testing.assert_allclose(ZtY[:, :, j], Z[s].T @ Y[s])
+        np.testing.assert_allclose(cX[j], X[s].T @ Y[s])
+        np.testing.assert_allclose(cZ[j], Z[s].T @ Y[s])
+        np.testing.assert_allclose(np.tril(cY[j]), np.tril(Y[s].T @ Y[s]))
     beta = rng.normal(size=(p, r))
     Sigma, Psi = _spd(r), _spd(d)
     Sinv, Pinv = np.linalg.inv(Sigma), np.linalg.inv(Psi)

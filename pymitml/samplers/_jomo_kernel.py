@@ -177,12 +177,12 @@ def _latent_moments(Yi, mu, Q, Ci, col, cm, csd):
             csd[i] = sd
         return
     for i in range(n):
-        Qc = Q[Ci[i]]
-        qkk = Qc[col, col]
+        c = Ci[i]
+        qkk = Q[c, col, col]
         acc = 0.0
         for ll in range(r):
             if ll != col:
-                acc += Qc[col, ll] * (Yi[ll, i] - mu[ll, i])
+                acc += Q[c, col, ll] * (Yi[ll, i] - mu[ll, i])
         cm[i] = mu[col, i] - acc / qkk
         csd[i] = 1.0 / math.sqrt(qkk)
 
@@ -417,16 +417,25 @@ def _conditional_prior(Psi, d, U2, Pinv, M, w1, w2):
     V = np.empty((d, d))
     for x in range(d):
         for y in range(d):
-            acc = Psi[x, y]
-            for t in range(r2):
-                acc -= w2[x, t] * Psi[d + t, y]
-            V[x, y] = acc
-    for x in range(d):
-        for y in range(x):
-            a = 0.5 * (V[x, y] + V[y, x])
-            V[x, y] = a
-            V[y, x] = a
+            V[x, y] = Psi[x, y]
+    _schur_update(V, w2, Psi[d:, :d], d, r2)
     return spd_inverse(V, Pinv, w1, d)
+
+
+@njit
+def _schur_update(A, Bm, Cm, n, k):
+    """A[:n, :n] <- A - Bm[:n, :k] Cm[:k, :n], then made exactly symmetric (a Schur complement)."""
+    for x in range(n):
+        for y in range(n):
+            acc = A[x, y]
+            for t in range(k):
+                acc -= Bm[x, t] * Cm[t, y]
+            A[x, y] = acc
+    for x in range(n):
+        for y in range(x):
+            a = 0.5 * (A[x, y] + A[y, x])
+            A[x, y] = a
+            A[y, x] = a
 
 
 @njit
@@ -855,6 +864,110 @@ def _draw_iw_pair(M, chi, nb, Sig, Sinv, w, r):
 
 
 @njit
+def _draw_iw_given_block(rng, M, nu, idx1, idx2, Cb, Cbi, ld_cb, Sig, Sinv, w, r):
+    """Sigma ~ IW(nu, M) given its principal block Sigma_22 = Cb (rows/columns ``idx2``; the others
+    ``idx1``), drawn exactly: (Sigma_11.2, B = Sigma_22^-1 Sigma_21) is independent of Sigma_22, with
+    Sigma_11.2 ~ IW(nu, M_11.2) and B | Sigma_11.2 ~ MatrixNormal(M_22^-1 M_21, M_22^-1, Sigma_11.2);
+    then Sigma_21 = Cb B and Sigma_11 = Sigma_11.2 + B' Cb B. ``Cbi`` = Cb^-1 and ``ld_cb`` = log|Cb|
+    are given. Writes ``Sig`` and ``Sinv`` (block inverse) and returns log|Sigma| (NaN if a factor
+    fails). ``w``: (20, r, r) work."""
+    p1 = idx1.shape[0]
+    k = idx2.shape[0]
+    M11, M12, L22, K, S11, Sr, Bm, S11i, Ch = w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[10]
+    chi = w[16, 0]  # vectors of length r (w[11:16] is _draw_iw_pair's work)
+    nb = w[17].reshape(r * r)
+    v1 = w[18, 0]
+    v2 = w[19, 0]
+    for i in range(p1):
+        for j in range(p1):
+            M11[i, j] = M[idx1[i], idx1[j]]
+        for j in range(k):
+            M12[i, j] = M[idx1[i], idx2[j]]
+    for i in range(k):
+        for j in range(k):
+            L22[i, j] = M[idx2[i], idx2[j]]
+    if not chol_inplace(L22, k):
+        return math.nan
+    for i in range(p1):  # K[:, i] = M_22^-1 M_21[:, i]
+        for j in range(k):
+            v1[j] = M12[i, j]
+        solve_lower(L22, v1, k)
+        solve_lower_t(L22, v1, k)
+        for j in range(k):
+            K[j, i] = v1[j]
+    _schur_update(M11, M12, K, p1, k)  # M_11.2 = M_11 - M_12 K
+    for i in range(p1):
+        chi[i] = rng.chisquare(nu - i)
+    nn = p1 * (p1 - 1) // 2
+    for i in range(nn):
+        nb[i] = rng.standard_normal()
+    ld1 = _draw_iw_pair(M11, chi, nb, S11, S11i, w[11:16], p1)
+    if ld1 != ld1:
+        return math.nan
+    for i in range(p1):
+        for j in range(p1):
+            Sr[i, j] = S11[i, j]
+    if not chol_inplace(Sr, p1):
+        return math.nan
+    # B = K + L22^-T Z Sr' (k x p1)
+    for j in range(k):
+        for i in range(p1):
+            Bm[j, i] = rng.standard_normal()
+    for i in range(p1):  # rows of Z Sr': (Z Sr')[j, i] = sum_m Z[j, m] Sr[i, m]
+        for j in range(k):
+            acc = 0.0
+            for m in range(i + 1):
+                acc += Bm[j, m] * Sr[i, m]
+            Ch[j, i] = acc  # Z stays intact in Bm until every column is done
+    for i in range(p1):
+        for j in range(k):
+            v2[j] = Ch[j, i]
+        solve_lower_t(L22, v2, k)
+        for j in range(k):
+            Bm[j, i] = K[j, i] + v2[j]
+    # Sigma blocks
+    for i in range(p1):
+        for j in range(k):  # Sigma_12 = B' Cb
+            acc = 0.0
+            for m in range(k):
+                acc += Bm[m, i] * Cb[m, j]
+            Sig[idx1[i], idx2[j]] = acc
+            Sig[idx2[j], idx1[i]] = acc
+    for i in range(p1):
+        for j in range(p1):  # Sigma_11 = S11 + B' Cb B
+            acc = S11[i, j]
+            for m in range(k):
+                acc += Sig[idx1[i], idx2[m]] * Bm[m, j]
+            Sig[idx1[i], idx1[j]] = acc
+    for i in range(k):
+        for j in range(k):
+            Sig[idx2[i], idx2[j]] = Cb[i, j]
+    for i in range(p1):
+        for j in range(i):
+            a = 0.5 * (Sig[idx1[i], idx1[j]] + Sig[idx1[j], idx1[i]])
+            Sig[idx1[i], idx1[j]] = a
+            Sig[idx1[j], idx1[i]] = a
+    # Sigma^-1 blocks: S11^-1, -S11^-1 B', Cb^-1 + B S11^-1 B'
+    for i in range(p1):
+        for j in range(p1):
+            Sinv[idx1[i], idx1[j]] = S11i[i, j]
+        for j in range(k):
+            acc = 0.0
+            for m in range(p1):
+                acc -= S11i[i, m] * Bm[j, m]
+            Sinv[idx1[i], idx2[j]] = acc
+            Sinv[idx2[j], idx1[i]] = acc
+    for i in range(k):
+        for j in range(i + 1):
+            acc = Cbi[i, j]
+            for m in range(p1):
+                acc -= Bm[i, m] * Sinv[idx1[m], idx2[j]]
+            Sinv[idx2[i], idx2[j]] = acc
+            Sinv[idx2[j], idx2[i]] = acc
+    return ld1 + ld_cb
+
+
+@njit
 def cluster_rows_crossproducts(Xt, Zt, Yt, C, XtY, ZtY, YtY):
     """Per-cluster X_j'Y_j (J, p, r), Z_j'Y_j (J, q, r) and the lower triangle of Y_j'Y_j (J, r, r)
     of rows stored transposed (cluster codes ``C``); rows grouped by cluster keep the updates
@@ -901,10 +1014,11 @@ def jomo_hr_iterate(n_steps, rec0, mode,
     every step after the latents and missing cells works on per-cluster sufficient statistics.
 
     Categorical targets (jomo's ``jomo1rancathr``): the latent blocks of every Sigma_j are fixed
-    like Sigma's in :func:`jomo_iterate`; latents are drawn as there with the cluster's precision,
-    and the free elements of each Sigma_j get jomo's element-wise Metropolis-Hastings with the
-    full conditional IW(n_j + a, Lambda + S_j) density as target (proposals and the latent and
-    threshold steps draw from the Generator ``rng``; accepted moves are counted in ``mh_acc``).
+    like Sigma's in :func:`jomo_iterate`; latents are drawn as there with the cluster's precision.
+    The free elements of each Sigma_j follow the full conditional IW(n_j + a, Lambda + S_j)
+    restricted to the fixed blocks: with one categorical target (one fixed principal block) they
+    are drawn exactly (:func:`_draw_iw_given_block`), with several by jomo's element-wise
+    Metropolis-Hastings steps (accepted moves counted in ``mh_acc``).
 
     Level-2 targets (jomo's ``jomo2hr``): beta2, the level-2 latents, the conditional prior of u_j
     given u2_j, Psi of (u_j, u2_j) and the missing level-2 values as in :func:`jomo_iterate`
@@ -1022,7 +1136,27 @@ def jomo_hr_iterate(n_steps, rec0, mode,
         for t in range(r):
             for u in range(r):
                 SumInv[t, u] += SinvJ[j, t, u]
-    iw = np.empty((5, r, r))
+    iw = np.empty((20, r, r))
+    exact = ncat == 1  # one fixed principal block: exact conditional draws of Sigma_j
+    k_fix = cat_k1[0] if exact else 0
+    idx2 = np.empty(k_fix, np.int64)
+    idx1 = np.empty(r - k_fix, np.int64)
+    Cb = np.empty((k_fix, k_fix))
+    if exact:
+        c1 = 0
+        for x in range(r):
+            if cat_start[0] <= x < cat_start[0] + k_fix:
+                idx2[x - cat_start[0]] = x
+            else:
+                idx1[c1] = x
+                c1 += 1
+        for x in range(k_fix):
+            for y in range(k_fix):
+                Cb[x, y] = SigJ[0, idx2[x], idx2[y]]
+    Cbi = np.empty((k_fix, k_fix))
+    ld_cb = _logdet_chol(Cb, iw[0], k_fix) if exact else 0.0
+    if exact and not spd_inverse(Cb, Cbi, iw[0], k_fix):
+        return 8
     n_cells = 0
     for g in range(n_pat):
         n_cells += pat_nmis[g] * (pat_start[g + 1] - pat_start[g])
@@ -1256,7 +1390,11 @@ def jomo_hr_iterate(n_steps, rec0, mode,
                         acc += beta[k, t] * sk
                     w2[t, u] = Lam[t, u] + acc
                     w2[u, t] = w2[t, u]
-            if ncat > 0:  # free elements: Metropolis-Hastings on the IW(n_j + a, Lambda + S_j) density
+            if exact:
+                ld = _draw_iw_given_block(rng, w2, nj[j] + a, idx1, idx2, Cb, Cbi, ld_cb, SigJ[j], SinvJ[j], iw, r)
+                if ld != ld:
+                    return 8
+            elif ncat > 0:  # free elements: Metropolis-Hastings on the IW(n_j + a, Lambda + S_j) density
                 for t in range(r):
                     for u in range(r):
                         Sj[t, u] = SigJ[j, t, u]
@@ -1279,7 +1417,7 @@ def jomo_hr_iterate(n_steps, rec0, mode,
                     chi[x] = rng.chisquare(nj[j] + a - x)
                 for x in range(nls):
                     nb[x] = rng.standard_normal()
-                ld = _draw_iw_pair(w2, chi, nb, SigJ[j], SinvJ[j], iw, r)
+                ld = _draw_iw_pair(w2, chi, nb, SigJ[j], SinvJ[j], iw[:5], r)
                 if ld != ld:
                     return 8
             sum_logdet += ld

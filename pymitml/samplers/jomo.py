@@ -727,7 +727,8 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int
         if r2:
             ch["beta2"][0] += L2.shift2[:, None]
     n_total = n_burn + m_c * n_iter
-    return burn, imp, draws, (ct, cr), mh_acc[0] / max((n_free * J + n_free2) * n_total, 1)
+    n_mh = (n_free * J if ncat > 1 else 0) + n_free2  # one categorical target: exact draws, no MH
+    return burn, imp, draws, (ct, cr), (mh_acc[0] / (n_mh * n_total) if n_mh else np.nan)
 
 
 def _current_values(Yi, ct, cpos, lay: _Layout, shift, gam) -> np.ndarray:
