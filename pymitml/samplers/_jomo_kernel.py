@@ -586,6 +586,15 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
     mubig = np.empty((du, J))
     cs2 = cat2_start + d
     wu = np.empty(max(du, 1))
+    # one categorical target (one fixed principal block) and a proper conditional: exact draws of
+    # the free elements instead of Metropolis-Hastings (the same flat-prior target)
+    iw = np.empty((20, mx, mx))
+    ws = np.empty((mx, mx))
+    exact1 = ncat == 1 and N - r - 1 > r - 1
+    exact2 = ncat2 == 1 and J - du - 1 > du - 1
+    i1a, i1b, Cb1, Cbi1, ld1 = _fixed_block(Sigma, cat_start[0] if exact1 else 0, cat_k1[0] if exact1 else 0, r)
+    i2a, i2b, Cb2, Cbi2, ld2 = _fixed_block(Psi, d + cat2_start[0] if exact2 else 0, cat2_k1[0] if exact2 else 0,
+                                            du)
     off_free2 = n_lat * n_inc + n_free
     off_lat2 = off_free2 + n_free2
     for s in range(n_steps):
@@ -683,7 +692,11 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
                         val = _dot(U2[x - d], U2[y - d])
                     SB[x, y] = val
                     SB[y, x] = val
-            if ncat2 > 0:  # jomo2com: random-walk Metropolis-Hastings (flat prior), latent block fixed
+            if exact2:  # flat prior: IW(J - du - 1, SB) given the latent block
+                ld = _draw_iw_given_block(rng, SB, J - du - 1.0, i2a, i2b, Cb2, Cbi2, ld2, Psi, ws, iw, du)
+                if ld != ld:
+                    return 4
+            elif ncat2 > 0:  # jomo2com: random-walk Metropolis-Hastings (flat prior), latent block fixed
                 accepted[0] += _mh_sigma(Psi, SB, float(J), free2, z[cur:cur + npsi],
                                          uu[off_free2:off_free2 + n_free2], w1, w2, du, float(J))
             else:
@@ -742,7 +755,11 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
                     acc += beta[k, t] * sk
                 S[t, u] = acc
                 S[u, t] = acc
-        if mh:
+        if exact1:  # flat prior: IW(N - r - 1, S) given the latent block
+            ld = _draw_iw_given_block(rng, S, N - r - 1.0, i1a, i1b, Cb1, Cbi1, ld1, Sigma, ws, iw, r)
+            if ld != ld:
+                return 6
+        elif mh:
             accepted[0] += _mh_sigma(Sigma, S, float(N), free, z[cur_sig:cur_sig + nsig],
                                      uu[n_lat * n_inc:], w1, w2, r, float(N))
         else:
@@ -875,7 +892,7 @@ def _draw_iw_given_block(rng, M, nu, idx1, idx2, Cb, Cbi, ld_cb, Sig, Sinv, w, r
     k = idx2.shape[0]
     M11, M12, L22, K, S11, Sr, Bm, S11i, Ch = w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[10]
     chi = w[16, 0]  # vectors of length r (w[11:16] is _draw_iw_pair's work)
-    nb = w[17].reshape(r * r)
+    nb = w[17].reshape(w.shape[1] * w.shape[2])
     v1 = w[18, 0]
     v2 = w[19, 0]
     for i in range(p1):
@@ -965,6 +982,27 @@ def _draw_iw_given_block(rng, M, nu, idx1, idx2, Cb, Cbi, ld_cb, Sig, Sinv, w, r
             Sinv[idx2[i], idx2[j]] = acc
             Sinv[idx2[j], idx2[i]] = acc
     return ld1 + ld_cb
+
+
+@njit
+def _fixed_block(Mat, start, k, n):
+    """Index sets of a fixed principal block Mat[start:start+k, start:start+k] of an n x n matrix and
+    the others, the block, its inverse and its log-determinant (for :func:`_draw_iw_given_block`)."""
+    idx2 = np.arange(start, start + k)
+    idx1 = np.empty(n - k, np.int64)
+    c = 0
+    for x in range(n):
+        if x < start or x >= start + k:
+            idx1[c] = x
+            c += 1
+    Cb = np.empty((k, k))
+    for x in range(k):
+        for y in range(k):
+            Cb[x, y] = Mat[start + x, start + y]
+    w = np.empty((max(k, 1), max(k, 1)))
+    Cbi = np.empty((k, k))
+    spd_inverse(Cb, Cbi, w, k)
+    return idx1, idx2, Cb, Cbi, _logdet_chol(Cb, w, k)
 
 
 @njit
@@ -1138,25 +1176,7 @@ def jomo_hr_iterate(n_steps, rec0, mode,
                 SumInv[t, u] += SinvJ[j, t, u]
     iw = np.empty((20, r, r))
     exact = ncat == 1  # one fixed principal block: exact conditional draws of Sigma_j
-    k_fix = cat_k1[0] if exact else 0
-    idx2 = np.empty(k_fix, np.int64)
-    idx1 = np.empty(r - k_fix, np.int64)
-    Cb = np.empty((k_fix, k_fix))
-    if exact:
-        c1 = 0
-        for x in range(r):
-            if cat_start[0] <= x < cat_start[0] + k_fix:
-                idx2[x - cat_start[0]] = x
-            else:
-                idx1[c1] = x
-                c1 += 1
-        for x in range(k_fix):
-            for y in range(k_fix):
-                Cb[x, y] = SigJ[0, idx2[x], idx2[y]]
-    Cbi = np.empty((k_fix, k_fix))
-    ld_cb = _logdet_chol(Cb, iw[0], k_fix) if exact else 0.0
-    if exact and not spd_inverse(Cb, Cbi, iw[0], k_fix):
-        return 8
+    idx1, idx2, Cb, Cbi, ld_cb = _fixed_block(SigJ[0], cat_start[0] if exact else 0, cat_k1[0] if exact else 0, r)
     n_cells = 0
     for g in range(n_pat):
         n_cells += pat_nmis[g] * (pat_start[g + 1] - pat_start[g])

@@ -616,7 +616,9 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
         if r2:
             ch["beta2"][0] += shift2[:, None]
     n_total = n_burn + m_c * n_iter
-    return burn, imp, draws, (ct, cr), accepted[0] / max((n_free + n_free2) * n_total, 1)
+    # one categorical target at a level (and enough rows / clusters): exact draws there, no MH
+    n_mh = (n_free if ncat > 1 or N - r - 1 <= r - 1 else 0) + (n_free2 if ncat2 > 1 or J - du - 1 <= du - 1 else 0)
+    return burn, imp, draws, (ct, cr), (accepted[0] / (n_mh * n_total) if n_mh else np.nan)
 
 
 def _run_chain_hr(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n_iter: int,
