@@ -826,11 +826,14 @@ def jomo_impute(data: Any, formula: str | list | None = None, random_L1: str = "
     Notes
     -----
     As in jomo, Sigma ~ IW(N - 1, Binv + S) given the residuals when all targets are continuous;
-    with categorical targets its free elements are updated by jomo's random-walk
-    Metropolis-Hastings with a flat prior; likewise Psi (and ``Dinv`` is unused) when there are
-    categorical level-2 targets. Latent normals are drawn by exact truncated-normal
-    Gibbs steps; jomo's rejection sampler only keeps latents inside (-3, 4), which shifts its
-    latent-scale estimates slightly (see ``latent_bounds``).
+    with categorical targets its free elements have jomo's flat-prior target, likewise Psi (and
+    ``Dinv`` is unused) when there are categorical level-2 targets. With one categorical target at
+    a level that target is an inverse Wishart restricted to the fixed latent block, and the free
+    elements are drawn from it exactly (much better mixing than jomo's steps); with several, by
+    jomo's element-wise random-walk Metropolis-Hastings (``extra["sigma_acceptance"]``; NaN when
+    no such step is taken). Latent normals are drawn by exact truncated-normal Gibbs steps;
+    jomo's rejection sampler only keeps latents inside (-3, 4), which shifts its latent-scale
+    estimates slightly (see ``latent_bounds``).
 
     Examples
     --------
