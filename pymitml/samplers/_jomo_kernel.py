@@ -52,7 +52,9 @@ from ._linalg import (
 )
 from ._pan_kernel import (
     _dot,
-    _draw_random_effects,
+    _draw_beta_collapsed,
+    _draw_given_cholesky,
+    _precision_cholesky,
     draw_missing_cells,
     pattern_factors,
     record_covariances,
@@ -545,6 +547,12 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
     Pinv = np.empty((max(d, 1), max(d, 1)))
     U2 = np.empty((r2, J))
     M = np.zeros((d, J))
+    XtYm = np.empty((p, r))  # X'(Y - Z M) and work of the collapsed beta draw
+    F = np.empty((d, p * r, J))
+    fv = np.empty((d, J))
+    Ac = np.empty((p * r, p * r))
+    cvec = np.empty(p * r)
+    off_beta = J * d + max(du * (du - 1) // 2, n_free2) + max(r * (r - 1) // 2, n_free)
     ZtYm = np.empty((q, r, J))
     bh2 = np.empty((max(p2, 1), max(r2, 1)))
     n_pat2 = pat2_nobs.shape[0]
@@ -666,13 +674,23 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
                         ZtYm[a, t, j] = acc
         elif d > 0 and not spd_inverse(Psi, Pinv, w1, d):
             return 2
-        if d > 0:
-            if r2 > 0:
-                ok = _draw_random_effects(z[cur:cur + d * J], ZtZ, ZtX, ZtYm, beta, Sinv, Pinv, B, R, P, v)
-            else:
-                ok = _draw_random_effects(z[cur:cur + d * J], ZtZ, ZtX, ZtY, beta, Sinv, Pinv, B, R, P, v)
-            if not ok:
+        if d > 0:  # (beta, u) as one block: beta with u integrated out (GLS), then u | beta
+            for t in range(r):
+                for k in range(p):
+                    acc = XtYc[k, t] + XtYi[k, t]
+                    if r2 > 0:  # Y - Z M: the conditional prior mean of u moved to the data
+                        for a in range(q):
+                            Ma = M[t * q + a]
+                            Xa = ZtX[a, k]
+                            for j in range(J):
+                                acc -= Xa[j] * Ma[j]
+                    XtYm[k, t] = acc
+            if not _precision_cholesky(ZtZ, Sinv, Pinv, P):
                 return 3
+            if not _draw_beta_collapsed(z[off_beta:off_beta + p * r], XtX, XtYm, ZtX, ZtYm if r2 > 0 else ZtY,
+                                        Sinv, P, F, fv, Ac, cvec, beta):
+                return 5
+            _draw_given_cholesky(z[cur:cur + d * J], ZtX, ZtYm if r2 > 0 else ZtY, beta, Sinv, B, R, P, v)
             if r2 > 0:
                 for t in range(r):
                     for a in range(q):
@@ -715,8 +733,8 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
         residual_crossproducts(XtYs, YtYs, ZtX, ZtY, ZtZ, B, tmp, XtW, WtW)
         cur_sig = cur
         cur += nsig
-        # 4. beta | u, Sigma
-        for t in range(r):
+        # 4. beta | u, Sigma (single-level models; with clusters beta was drawn with u above)
+        for t in range(r if d == 0 else 0):
             for k in range(p):
                 bh[k, t] = XtW[k, t]
             for i in range(p):  # L^-1
@@ -737,7 +755,7 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
             solve_lower_t(Lx, nz, p)
             for k in range(p):
                 w2[k, u] = nz[k]
-        for k in range(p):
+        for k in range(p if d == 0 else 0):
             for t in range(r):
                 acc = bh[k, t]
                 for u in range(t + 1):
