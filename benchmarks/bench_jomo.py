@@ -14,8 +14,12 @@ The per-iteration cost is the slope between two run lengths (fixed set-up cost e
 reported separately). R's jomoImpute is not run at 140k rows (several seconds per iteration);
 there pymitml alone is timed, with the projected time of mitml's defaults (5,000 + 10 x 100).
 
-    python benchmarks/bench_jomo.py            # 4k, 40k (R and pymitml) and 140k (pymitml)
-    python benchmarks/bench_jomo.py --quick    # 4k rows only
+Then, for the binary model on 4k rows, effective samples per second of every free element of
+beta, psi and sigma from one long chain of each (pymitml draws (beta, u) as a block and the free
+elements of sigma exactly; jomo uses u | beta, beta | u and Metropolis-Hastings steps).
+
+    python benchmarks/bench_jomo.py            # 4k, 40k (R and pymitml) and 140k (pymitml), mixing
+    python benchmarks/bench_jomo.py --quick    # 4k rows only, shorter mixing run
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ import time
 
 import numpy as np
 import pandas as pd
+from _rscript import run_rscript
 
 import pymitml as pm
 from pymitml.samplers.jomo import jomo_impute
@@ -94,6 +99,50 @@ def time_r(df, formula, n1, n2, random_L1="none"):
     return per, t1 - n1 * per
 
 
+R_MIX = r"""
+suppressPackageStartupMessages(library(mitml))
+a <- commandArgs(TRUE)
+d <- read.csv(a[1]); d$xb <- factor(d$xb, levels = c("low", "high")); n <- as.integer(a[2])
+t <- system.time(imp <- jomoImpute(d, formula = y + xb ~ 1 + z + w + (1|id), n.burn = 500, n.iter = n,
+                                   m = 1, seed = 1, silent = TRUE))[["elapsed"]]
+pi <- imp$par.imputation
+flat <- function(x) t(matrix(x[, , , 1], ncol = n))
+write.csv(cbind(flat(pi$beta), flat(pi$psi), flat(pi$sigma)), a[3], row.names = FALSE)
+cat(t, "\n")
+"""
+
+
+def mixing(iters=20000):
+    """tau and effective samples per second, binary model on 4k rows, pymitml vs jomoImpute."""
+    from bench_pan import _tau
+
+    df = make_data(200, 20)
+    f = MODELS["binary"][0]
+    jomo_impute(df, f, m=1, n_burn=5, n_iter=1, seed=1)  # compile / load cache
+    t = time.perf_counter()
+    imp = jomo_impute(df, f, m=1, n_burn=500, n_iter=iters, seed=1, n_threads=1)
+    t_py = time.perf_counter() - t
+    pi = imp.par_imputation
+    ours = np.column_stack([pi[b][..., 0].reshape(-1, iters, order="F").T for b in ("beta", "psi", "sigma")])
+    with tempfile.TemporaryDirectory() as tmp:
+        csv, out = os.path.join(tmp, "d.csv"), os.path.join(tmp, "o.csv")
+        df.to_csv(csv, index=False)
+        t_r = float(run_rscript(R_MIX, csv, iters, out).split()[0])
+        theirs = pd.read_csv(out).to_numpy()
+    names = ([f"beta[{k},{t}]" for t in range(2) for k in range(3)]
+             + [f"psi[{a},{b}]" for b in range(2) for a in range(2)]
+             + [f"sigma[{a},{b}]" for b in range(2) for a in range(2)])
+    print(f"\nMixing, binary model on {len(df)} rows, {iters} iterations each "
+          f"(tau = integrated autocorrelation time; seconds: pymitml {t_py:.1f}, R {t_r:.1f}):")
+    print(f"{'parameter':>11} {'tau py':>7} {'tau R':>7} {'ESS/s py':>10} {'ESS/s R':>9} {'ratio':>7}")
+    for k, name in enumerate(names):
+        if name in ("psi[1,0]", "sigma[1,0]", "sigma[1,1]"):  # symmetric or fixed (latent variance)
+            continue
+        tp, tr = _tau(ours[:, k]), _tau(theirs[:, k])
+        ep, er = iters / tp / t_py, iters / tr / t_r
+        print(f"{name:>11} {tp:>7.1f} {tr:>7.1f} {ep:>10.0f} {er:>9.0f} {ep / er:>7.1f}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="4k rows only")
@@ -120,6 +169,8 @@ def main(argv=None):
             defaults = py_setup + 6000 * py
             print(f"{name:>10} {len(df):>7} {J:>8} {py * 1e3:>13.3f} {rs} {ratio} {py_setup:>11.3f} "
                   f"{rsu} {defaults:>13.1f}", flush=True)
+    if not args.models:
+        mixing(iters=5000 if args.quick else 20000)
 
 
 if __name__ == "__main__":
