@@ -64,6 +64,10 @@ def test_random_effects_mean_and_crossproducts():
     rows_crossproducts(Xo.T.copy(), Zo.T.copy(), Yo.T.copy(), Co, cluster_runs(Co), XtY, ZtY, YtY)
     np.testing.assert_allclose(XtY, X.T @ Y)
     np.testing.assert_allclose(YtY, Y.T @ Y)
+    # rows grouped by cluster (runs of n rows: the per-run sums) give the same Z_j'Y_j
+    ZtY_runs = np.zeros((q, r, J))
+    rows_crossproducts(X.T.copy(), Z.T.copy(), Y.T.copy(), clus, cluster_runs(clus), XtY, ZtY_runs, YtY)
+    np.testing.assert_allclose(ZtY_runs, ZtY)
     cX, cZ, cY = np.zeros((J, p, r)), np.zeros((J, q, r)), np.zeros((J, r, r))
     cluster_rows_crossproducts(Xo.T.copy(), Zo.T.copy(), Yo.T.copy(), Co, cX, cZ, cY)
     for j in range(J):

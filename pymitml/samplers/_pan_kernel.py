@@ -79,8 +79,8 @@ def rows_crossproducts(Xt, Zt, Yt, C, seg, XtY, ZtY, YtY):
     """X'Y (p, r), Z_j'Y_j (q, r, J), Y'Y (r, r) of rows stored transposed (Xt: p x n, ...).
 
     ``seg`` holds the starts of the runs of equal cluster codes in ``C`` (and n at the end, see
-    :func:`cluster_runs`): each run is summed in registers and added to its cluster once, instead
-    of one read-modify-write of ZtY per row.
+    :func:`cluster_runs`): when runs are long enough (4 rows on average) each is summed in
+    registers and added to its cluster once, instead of one read-modify-write of ZtY per row.
     """
     p = Xt.shape[0]
     q = Zt.shape[0]
@@ -94,6 +94,16 @@ def rows_crossproducts(Xt, Zt, Yt, C, seg, XtY, ZtY, YtY):
             YtY[u, t] = v
     ZtY[:, :, :] = 0.0
     n_seg = seg.shape[0] - 1
+    n = Yt.shape[1]
+    if n < 4 * n_seg:  # short runs: a read-modify-write per row is cheaper than a loop per run
+        for a in range(q):
+            za = Zt[a]
+            for t in range(r):
+                yt = Yt[t]
+                acc = ZtY[a, t]
+                for i in range(n):
+                    acc[C[i]] += za[i] * yt[i]
+        return
     for a in range(q):
         za = Zt[a]
         for t in range(r):
