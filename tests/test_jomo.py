@@ -759,11 +759,12 @@ def test_truncnorm_batch_matches_scipy():
 
 
 def test_inverse_wishart_draws_of_the_random_L1_sampler():
-    """_draw_iw_pair: Sigma ~ IW(nu, M) with its exact inverse and log-determinant (E Sigma =
+    """draw_inv_wishart_pair: Sigma ~ IW(nu, M) with its exact inverse and log-determinant (E Sigma =
     M / (nu - r - 1), E Sigma^-1 = nu M^-1). _draw_iw_given_block: the conditional draw given a
     fixed principal block has the distribution of (Sigma_11.2, Sigma_22^-1 Sigma_21) under IW(nu, M)
     (both independent of Sigma_22): their means and SDs match unconstrained draws."""
-    from pymitml.samplers._jomo_kernel import _draw_iw_given_block, _draw_iw_pair
+    from pymitml.samplers._jomo_kernel import _draw_iw_given_block
+    from pymitml.samplers._linalg import draw_inv_wishart_pair as _draw_iw_pair
 
     rng = np.random.default_rng(3)
     r, nu, K = 4, 12.0, 40000

@@ -6,7 +6,8 @@ import numpy as np
 from pymitml.samplers._jomo_kernel import cluster_rows_crossproducts
 from pymitml.samplers._linalg import chol_inplace, draw_inv_wishart, inv_lower, spd_inverse
 from pymitml.samplers._pan_kernel import (
-    _draw_random_effects,
+    _draw_given_cholesky,
+    _precision_cholesky,
     cluster_crossproducts,
     cluster_runs,
     pattern_factors,
@@ -84,7 +85,9 @@ def test_random_effects_mean_and_crossproducts():
     B = np.zeros((q, r, J))
     work = (np.zeros((q, r, J)), np.zeros((d, d, J)), np.zeros((d, J)))
     noise = rng.standard_normal(d * J)
-    assert _draw_random_effects(noise, ZtZ, ZtX, ZtY, beta, Sinv, Pinv, B, *work)
+    R, P, v = work
+    assert _precision_cholesky(ZtZ, Sinv, Pinv, P)
+    _draw_given_cholesky(noise, ZtX, ZtY, beta, Sinv, B, R, P, v)
     for j in range(J):
         prec = Pinv + np.kron(Sinv, ZtZ[:, :, j])
         rhs = ((ZtY[:, :, j] - ZtX[:, :, j] @ beta) @ Sinv).T.reshape(-1)

@@ -45,7 +45,7 @@ from .._numba import njit
 from ._linalg import (
     chol_inplace,
     draw_inv_wishart,
-    inv_lower,
+    draw_inv_wishart_pair,
     solve_lower,
     solve_lower_t,
     spd_inverse,
@@ -481,6 +481,78 @@ def _draw_missing_l2(Y2, U2, v, X2, beta2, Psi, perm2, pat_start, pat_obs, pat_n
 
 
 @njit
+def _level_counts(pat_start, pat_nmis, cat_k1, cat_K, cat_ord, free):
+    """(missing cells, latent columns, free thresholds, free elements of the covariance matrix
+    (upper triangle; only with categorical targets)) of one level, for the noise layout."""
+    n_cells = 0
+    for g in range(pat_nmis.shape[0]):
+        n_cells += pat_nmis[g] * (pat_start[g + 1] - pat_start[g])
+    ncat = cat_k1.shape[0]
+    n_lat = 0
+    n_thr = 0
+    for v in range(ncat):
+        n_lat += cat_k1[v]
+        if cat_ord[v] and cat_K[v] > 2:
+            n_thr += cat_K[v] - 2
+    n_free = 0
+    if ncat > 0:
+        for j in range(free.shape[0]):
+            for k in range(j, free.shape[0]):
+                if free[j, k]:
+                    n_free += 1
+    return n_cells, n_lat, n_thr, n_free
+
+
+@njit
+def _level2_work(du, J, p2, r2):
+    """Work arrays of :func:`_level2_step`."""
+    return (np.empty((du, du)), np.empty((du, J)), np.empty((du, J)), np.zeros(max(J, 1), np.int64),
+            np.empty(max(du, 1)), np.empty((max(p2, 1), max(r2, 1))))
+
+
+@njit
+def _level2_step(Psi, d, B, X2, Lx2, Y2, beta2, U2, Pinv, M, cat2_start, cat2_k1, cat2_obs, cat_K2, cat_ord2,
+                 gam2, thr_sd2, thr_acc2, box_lo, box_hi, z_beta2, z_thr, u_thr, u_lat, cm, csd, work, w1, w2):
+    """The level-2 part of an iteration (jomo2com / jomo2hr), shared by both samplers: thresholds
+    of ordinal level-2 targets (latents integrated out) and the latents of observed level-2
+    categories, both given the cluster's vector (u_j, u2_j) (precision Psi^-1); then beta2 and the
+    residuals U2 (:func:`_draw_beta2`) and the conditional prior u_j | u2_j ~ N(M_j, Pinv^-1).
+    Noise: ``z_beta2`` (p2 r2 normals), ``z_thr`` / ``u_thr`` (threshold proposals), ``u_lat``
+    (uniforms of the latents, n_lat2 J). ``work`` from :func:`_level2_work`. Returns 0, or 9 (Psi
+    not positive definite), 7 (beta2) or 8 (conditional prior)."""
+    Q2, Ybig, mubig, C0, wu, bh2 = work
+    du = Psi.shape[0]
+    q, r, J = B.shape
+    r2, p2 = Y2.shape[0], X2.shape[0]
+    ncat2 = cat2_start.shape[0]
+    n_thr2 = z_thr.shape[0]
+    if ncat2 > 0:
+        if not spd_inverse(Psi, Q2, w1, du):
+            return 9
+        if n_thr2 > 0:
+            for t in range(r):
+                for a in range(q):
+                    Ybig[t * q + a] = B[a, t]
+                    mubig[t * q + a] = 0.0
+            for t in range(r2):
+                for j in range(J):
+                    acc = 0.0
+                    for k in range(p2):
+                        acc += X2[k, j] * beta2[k, t]
+                    mubig[d + t, j] = acc
+                    Ybig[d + t, j] = Y2[t, j]
+            _update_thresholds(Ybig, mubig, Q2.reshape((1, du, du)), C0, cat2_start + d, cat2_obs, cat_K2, cat_ord2,
+                               gam2, thr_sd2, thr_acc2, z_thr, u_thr, cm, csd)
+        _draw_latents_l2(Y2, X2, beta2, B, Q2, d, cat2_start, cat2_k1, cat2_obs, cat_ord2, gam2, box_lo, box_hi,
+                         u_lat, wu)
+    if not _draw_beta2(X2, Lx2, Y2, Psi, d, z_beta2, beta2, U2, w1, bh2):
+        return 7
+    if d > 0 and not _conditional_prior(Psi, d, U2, Pinv, M, w1, w2):
+        return 8
+    return 0
+
+
+@njit
 def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
                  Lx, XtX, ZtZ, ZtX, XtYc, ZtYc, YtYc,
                  Xi, Zi, Ci, Seg, Yi, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis, N,
@@ -505,39 +577,14 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
     p2 = X2.shape[0]
     du = d + r2
     n_pat = pat_nobs.shape[0]
-    n_cells = 0
-    for g in range(n_pat):
-        n_cells += pat_nmis[g] * (pat_start[g + 1] - pat_start[g])
     n_inc = Yi.shape[1]
     ncat = cat_start.shape[0]
-    n_lat = 0
-    for vv in range(ncat):
-        n_lat += cat_k1[vv]
     mh = ncat > 0
-    n_free = 0  # free elements of Sigma (Metropolis-Hastings only; as jomo_draw_counts' n_free)
-    if mh:
-        for j in range(r):
-            for k in range(j, r):
-                if free[j, k]:
-                    n_free += 1
-    n_thr = 0
-    for vv in range(ncat):
-        if cat_ord[vv] and cat_K[vv] > 2:
-            n_thr += cat_K[vv] - 2
     ncat2 = cat2_start.shape[0]
-    n_thr2 = 0  # level-2 ordinal thresholds: rows ncat.. of gam, cat_K and cat_ord
-    for vv in range(ncat2):
-        if cat_ord[ncat + vv] and cat_K[ncat + vv] > 2:
-            n_thr2 += cat_K[ncat + vv] - 2
-    n_lat2 = 0
-    for vv in range(ncat2):
-        n_lat2 += cat2_k1[vv]
-    n_free2 = 0
-    if ncat2 > 0:
-        for j in range(du):
-            for k in range(j, du):
-                if free2[j, k]:
-                    n_free2 += 1
+    # level 2: rows ncat.. of gam, cat_K and cat_ord
+    n_cells, n_lat, n_thr, n_free = _level_counts(pat_start, pat_nmis, cat_k1, cat_K[:ncat], cat_ord[:ncat], free)
+    n_cells2, n_lat2, n_thr2, n_free2 = _level_counts(pat2_start, pat2_nmis, cat2_k1, cat_K[ncat:], cat_ord[ncat:],
+                                                      free2)
     mx = max(du, r, p, p2, 1)
     w1 = np.empty((mx, mx))
     w2 = np.empty((mx, mx))
@@ -554,7 +601,6 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
     cvec = np.empty(p * r)
     off_beta = J * d + max(du * (du - 1) // 2, n_free2) + max(r * (r - 1) // 2, n_free)
     ZtYm = np.empty((q, r, J))
-    bh2 = np.empty((max(p2, 1), max(r2, 1)))
     n_pat2 = pat2_nobs.shape[0]
     Kp2 = np.zeros((max(n_pat2, 1), du, du))
     Cp2 = np.zeros((max(n_pat2, 1), du, du))
@@ -567,7 +613,6 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
     lw = np.empty((7, max(n_inc, 1)))  # work arrays of the batched latent draws
     li = np.empty((1, max(n_inc, 1)), np.int64)
     obs_rows, n_obs = _observed_rows(cat_obs)
-    C0 = np.zeros(max(J, 1), np.int64)  # cluster codes of level-2 rows (unused: one precision)
     SB = np.empty((du, du))
     XtW = np.empty((p, r))
     XtYs = np.empty((p, r))
@@ -583,26 +628,18 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
     mu = np.empty((r, max(n_inc, 1)))
     npsi = max(du * (du - 1) // 2, n_free2)
     nsig = max(r * (r - 1) // 2, n_free)
-    n_cells2 = 0
-    for g in range(pat2_nobs.shape[0]):
-        n_cells2 += pat2_nmis[g] * (pat2_start[g + 1] - pat2_start[g])
     if (nrm.shape[1] != J * d + npsi + nsig + p * r + n_cells + p2 * r2 + n_cells2 + n_thr + n_thr2
             or unif.shape[1] < n_lat * n_inc + n_free + n_free2 + n_lat2 * J + n_thr + n_thr2):
         return 10  # the pre-drawn noise does not match the layout of jomo_draw_counts
-    Q2 = np.empty((du, du))
-    Ybig = np.empty((du, J))
-    mubig = np.empty((du, J))
-    cs2 = cat2_start + d
-    wu = np.empty(max(du, 1))
+    l2w = _level2_work(du, J, p2, r2)
     # one categorical target (one fixed principal block) and a proper conditional: exact draws of
     # the free elements instead of Metropolis-Hastings (the same flat-prior target)
     iw = np.empty((20, mx, mx))
     ws = np.empty((mx, mx))
     exact1 = ncat == 1 and N - r - 1 > r - 1
     exact2 = ncat2 == 1 and J - du - 1 > du - 1
-    i1a, i1b, Cb1, Cbi1, ld1 = _fixed_block(Sigma, cat_start[0] if exact1 else 0, cat_k1[0] if exact1 else 0, r)
-    i2a, i2b, Cb2, Cbi2, ld2 = _fixed_block(Psi, d + cat2_start[0] if exact2 else 0, cat2_k1[0] if exact2 else 0,
-                                            du)
+    blk1 = _fixed_block(Sigma, cat_start[0] if exact1 else 0, cat_k1[0] if exact1 else 0, r)
+    blk2 = _fixed_block(Psi, d + cat2_start[0] if exact2 else 0, cat2_k1[0] if exact2 else 0, du)
     off_free2 = n_lat * n_inc + n_free
     off_lat2 = off_free2 + n_free2
     for s in range(n_steps):
@@ -638,33 +675,15 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
                     ZtY[a, t, j] = ZtYc[a, t, j] + ZtYi[a, t, j]
         # 3. (level 2: beta2, residuals u2, conditional prior of u1) random effects and Psi
         cur_l2 = J * d + npsi + nsig + p * r + n_cells
-        if ncat2 > 0:  # latents of observed level-2 categories
-            if not spd_inverse(Psi, Q2, w1, du):
-                return 9
-            if n_thr2 > 0:  # thresholds of ordinal level-2 targets, latents integrated out
-                for t in range(r):
-                    for a in range(q):
-                        Ybig[t * q + a] = B[a, t]
-                        mubig[t * q + a] = 0.0
-                for t in range(r2):
-                    for j in range(J):
-                        acc = 0.0
-                        for k in range(p2):
-                            acc += X2[k, j] * beta2[k, t]
-                        mubig[d + t, j] = acc
-                        Ybig[d + t, j] = Y2[t, j]
-                zt = z.shape[0] - n_thr - n_thr2
-                ut = uu.shape[0] - n_thr - n_thr2
-                _update_thresholds(Ybig, mubig, Q2.reshape((1, du, du)), C0, cs2, cat2_obs, cat_K[ncat:],
-                                   cat_ord[ncat:], gam[ncat:], thr_sd[ncat:], thr_acc[ncat:], z[zt:zt + n_thr2],
-                                   uu[ut:ut + n_thr2], tmp, csd)
-            _draw_latents_l2(Y2, X2, beta2, B, Q2, d, cat2_start, cat2_k1, cat2_obs, cat_ord[ncat:], gam[ncat:],
-                             box_lo, box_hi, uu[off_lat2:off_lat2 + n_lat2 * J], wu)
         if r2 > 0:
-            if not _draw_beta2(X2, Lx2, Y2, Psi, d, z[cur_l2:cur_l2 + p2 * r2], beta2, U2, w1, bh2):
-                return 7
-            if not _conditional_prior(Psi, d, U2, Pinv, M, w1, w2):
-                return 8
+            zt = z.shape[0] - n_thr - n_thr2
+            ut = uu.shape[0] - n_thr - n_thr2
+            code = _level2_step(Psi, d, B, X2, Lx2, Y2, beta2, U2, Pinv, M, cat2_start, cat2_k1, cat2_obs,
+                                cat_K[ncat:], cat_ord[ncat:], gam[ncat:], thr_sd[ncat:], thr_acc[ncat:], box_lo,
+                                box_hi, z[cur_l2:cur_l2 + p2 * r2], z[zt:zt + n_thr2], uu[ut:ut + n_thr2],
+                                uu[off_lat2:off_lat2 + n_lat2 * J], tmp, csd, l2w, w1, w2)
+            if code:
+                return code
             for a in range(q):
                 for t in range(r):
                     for j in range(J):
@@ -710,13 +729,13 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
                         val = _dot(U2[x - d], U2[y - d])
                     SB[x, y] = val
                     SB[y, x] = val
-            if exact2:  # flat prior: IW(J - du - 1, SB) given the latent block
-                ld = _draw_iw_given_block(rng, SB, J - du - 1.0, i2a, i2b, Cb2, Cbi2, ld2, Psi, ws, iw, du)
-                if ld != ld:
+            if ncat2 > 0:  # jomo2com: flat prior, latent block fixed
+                acc_mh, ld = _restricted_update(rng, Psi, SB, float(J), float(J), exact2, blk2, free2,
+                                                z[cur:cur + npsi], uu[off_free2:off_free2 + n_free2], ws, iw,
+                                                w1, w2, du)
+                if exact2 and ld != ld:
                     return 4
-            elif ncat2 > 0:  # jomo2com: random-walk Metropolis-Hastings (flat prior), latent block fixed
-                accepted[0] += _mh_sigma(Psi, SB, float(J), free2, z[cur:cur + npsi],
-                                         uu[off_free2:off_free2 + n_free2], w1, w2, du, float(J))
+                accepted[0] += acc_mh
             else:
                 for x in range(du):
                     for y in range(du):
@@ -773,13 +792,12 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
                     acc += beta[k, t] * sk
                 S[t, u] = acc
                 S[u, t] = acc
-        if exact1:  # flat prior: IW(N - r - 1, S) given the latent block
-            ld = _draw_iw_given_block(rng, S, N - r - 1.0, i1a, i1b, Cb1, Cbi1, ld1, Sigma, ws, iw, r)
-            if ld != ld:
+        if mh:  # jomo1ran with categorical targets: flat prior, latent blocks fixed
+            acc_mh, ld = _restricted_update(rng, Sigma, S, float(N), float(N), exact1, blk1, free,
+                                            z[cur_sig:cur_sig + nsig], uu[n_lat * n_inc:], ws, iw, w1, w2, r)
+            if exact1 and ld != ld:
                 return 6
-        elif mh:
-            accepted[0] += _mh_sigma(Sigma, S, float(N), free, z[cur_sig:cur_sig + nsig],
-                                     uu[n_lat * n_inc:], w1, w2, r, float(N))
+            accepted[0] += acc_mh
         else:
             for t in range(r):
                 for u in range(r):
@@ -847,58 +865,6 @@ def _log_post_df(a, eta, J, r, sum_logdet, Ginv, SumInv, w):
 
 
 @njit
-def _draw_iw_pair(M, chi, nb, Sig, Sinv, w, r):
-    """Sigma ~ IW(nu, M) and its inverse together, from one Cholesky factor: with M = C C' and the
-    Bartlett factor A (A_ii^2 = chi[i] ~ chi2(nu - i), A_ij = nb below the diagonal),
-    Sigma^-1 = (C^-T A)(C^-T A)' ~ W(nu, M^-1) and Sigma = (C A^-T)(C A^-T)'. Writes ``Sig`` and
-    ``Sinv``; returns log|Sigma| (NaN if M is not positive definite). ``w``: (5, r, r) work."""
-    C, A, Ci, Ai, T = w[0], w[1], w[2], w[3], w[4]
-    for i in range(r):
-        for j in range(r):
-            C[i, j] = M[i, j]
-            A[i, j] = 0.0
-    if not chol_inplace(C, r):
-        return math.nan
-    c = 0
-    ld = 0.0
-    for i in range(r):
-        A[i, i] = math.sqrt(chi[i])
-        ld += 2.0 * (math.log(C[i, i]) - math.log(A[i, i]))
-        for j in range(i):
-            A[i, j] = nb[c]
-            c += 1
-    inv_lower(C, Ci, r)
-    inv_lower(A, Ai, r)
-    for i in range(r):  # T = C A^-T (lower)
-        for k in range(r):
-            acc = 0.0
-            for m in range(min(i, k) + 1):
-                acc += C[i, m] * Ai[k, m]
-            T[i, k] = acc
-    for i in range(r):
-        for k in range(i + 1):
-            acc = 0.0
-            for m in range(r):
-                acc += T[i, m] * T[k, m]
-            Sig[i, k] = acc
-            Sig[k, i] = acc
-    for i in range(r):  # T = C^-T A (upper x lower)
-        for k in range(r):
-            acc = 0.0
-            for m in range(max(i, k), r):
-                acc += Ci[m, i] * A[m, k]
-            T[i, k] = acc
-    for i in range(r):
-        for k in range(i + 1):
-            acc = 0.0
-            for m in range(r):
-                acc += T[i, m] * T[k, m]
-            Sinv[i, k] = acc
-            Sinv[k, i] = acc
-    return ld
-
-
-@njit
 def _draw_iw_given_block(rng, M, nu, idx1, idx2, Cb, Cbi, ld_cb, Sig, Sinv, w, r):
     """Sigma ~ IW(nu, M) given its principal block Sigma_22 = Cb (rows/columns ``idx2``; the others
     ``idx1``), drawn exactly: (Sigma_11.2, B = Sigma_22^-1 Sigma_21) is independent of Sigma_22, with
@@ -936,7 +902,7 @@ def _draw_iw_given_block(rng, M, nu, idx1, idx2, Cb, Cbi, ld_cb, Sig, Sinv, w, r
     nn = p1 * (p1 - 1) // 2
     for i in range(nn):
         nb[i] = rng.standard_normal()
-    ld1 = _draw_iw_pair(M11, chi, nb, S11, S11i, w[11:16], p1)
+    ld1 = draw_inv_wishart_pair(M11, chi, nb, S11, S11i, w[11:16], p1)
     if ld1 != ld1:
         return math.nan
     for i in range(p1):
@@ -1021,6 +987,21 @@ def _fixed_block(Mat, start, k, n):
     Cbi = np.empty((k, k))
     spd_inverse(Cb, Cbi, w, k)
     return idx1, idx2, Cb, Cbi, _logdet_chol(Cb, w, k)
+
+
+@njit
+def _restricted_update(rng, Mat, S, N, n_prop, exact, blk, free, nrm, unif, Minv, iw, w1, w2, n):
+    """The free elements of a covariance matrix ``Mat`` (n x n) with fixed latent block(s), under
+    the target |Mat|^(-N/2) exp(-tr(Mat^-1 S)/2), i.e. IW(N - n - 1, S) restricted to the fixed
+    blocks: drawn exactly when they form one principal block (``exact``; ``blk`` from
+    :func:`_fixed_block`; ``Minv`` receives Mat^-1), else by jomo's element-wise
+    Metropolis-Hastings steps (:func:`_mh_sigma`, proposal scale ``n_prop``; noise ``nrm``,
+    ``unif``). Returns (accepted moves, log|Mat|): the log-determinant only from the exact draw
+    (NaN there if a factor failed), NaN after the MH steps."""
+    if exact:
+        idx1, idx2, Cb, Cbi, ld_cb = blk
+        return 0, _draw_iw_given_block(rng, S, N - n - 1.0, idx1, idx2, Cb, Cbi, ld_cb, Mat, Minv, iw, n)
+    return _mh_sigma(Mat, S, N, free, nrm, unif, w1, w2, n, n_prop), math.nan
 
 
 @njit
@@ -1123,15 +1104,10 @@ def jomo_hr_iterate(n_steps, rec0, mode,
     nps = du * (du - 1) // 2
     nls = r * (r - 1) // 2
     ncat = cat_start.shape[0]
-    n_thr = 0
-    for vv in range(ncat):
-        if cat_ord[vv] and cat_K[vv] > 2:
-            n_thr += cat_K[vv] - 2
-    n_free = 0
-    for t in range(r):
-        for u in range(t, r):
-            if free[t, u]:
-                n_free += 1
+    ncat2 = cat2_start.shape[0]
+    n_cells, n_lat, n_thr, n_free = _level_counts(pat_start, pat_nmis, cat_k1, cat_K[:ncat], cat_ord[:ncat], free)
+    n_cells2, n_lat2, n_thr2, n_free2 = _level_counts(pat2_start, pat2_nmis, cat2_k1, cat_K[ncat:], cat_ord[ncat:],
+                                                      free2)
     lcm = np.empty(max(n, J, 1))  # conditional moments of the latents
     lcsd = np.empty(max(n, J, 1))
     lw = np.empty((7, max(n, 1)))
@@ -1141,34 +1117,11 @@ def jomo_hr_iterate(n_steps, rec0, mode,
     ut = np.empty(max(n_thr, 1))
     z_mh = np.empty(max(n_free, 1))
     u_mh = np.empty(max(n_free, 1))
-    Sj = np.empty((r, r))
-    Mj = np.empty((r, r))
     # level 2
-    ncat2 = cat2_start.shape[0]
-    n_thr2 = 0
-    n_lat2 = 0
-    for vv in range(ncat2):
-        n_lat2 += cat2_k1[vv]
-        if cat_ord[ncat + vv] and cat_K[ncat + vv] > 2:
-            n_thr2 += cat_K[ncat + vv] - 2
-    n_free2 = 0
-    if ncat2 > 0:
-        for x in range(du):
-            for y in range(x, du):
-                if free2[x, y]:
-                    n_free2 += 1
-    n_cells2 = 0
-    for g in range(pat2_nobs.shape[0]):
-        n_cells2 += pat2_nmis[g] * (pat2_start[g + 1] - pat2_start[g])
     U2 = np.empty((r2, J))
     M = np.zeros((d, J))
-    bh2 = np.empty((max(p2, 1), max(r2, 1)))
+    l2w = _level2_work(du, J, p2, r2)
     Q2 = np.empty((du, du))
-    Ybig = np.empty((du, J))
-    mubig = np.empty((du, J))
-    cs2 = cat2_start + d
-    C0 = np.zeros(J, np.int64)
-    wu = np.empty(max(du, 1))
     n_pat2 = pat2_nobs.shape[0]
     Kp2 = np.zeros((max(n_pat2, 1), du, du))
     Cp2 = np.zeros((max(n_pat2, 1), du, du))
@@ -1193,11 +1146,13 @@ def jomo_hr_iterate(n_steps, rec0, mode,
             for u in range(r):
                 SumInv[t, u] += SinvJ[j, t, u]
     iw = np.empty((20, r, r))
-    exact = ncat == 1  # one fixed principal block: exact conditional draws of Sigma_j
-    idx1, idx2, Cb, Cbi, ld_cb = _fixed_block(SigJ[0], cat_start[0] if exact else 0, cat_k1[0] if exact else 0, r)
-    n_cells = 0
-    for g in range(n_pat):
-        n_cells += pat_nmis[g] * (pat_start[g + 1] - pat_start[g])
+    # one fixed principal block (one categorical target at the level): exact conditional draws
+    exact = ncat == 1
+    blk1 = _fixed_block(SigJ[0], cat_start[0] if exact else 0, cat_k1[0] if exact else 0, r)
+    exact2 = ncat2 == 1 and J - du - 1 > du - 1
+    blk2 = _fixed_block(Psi, d + cat2_start[0] if exact2 else 0, cat2_k1[0] if exact2 else 0, du)
+    iw2 = np.empty((20, max(du, 1), max(du, 1)))  # work of the exact Psi draw
+    psi_inv = np.empty((du, du))
     z = np.empty(J * d + nps + nls + pr + n_cells + 1)
     for s in range(n_steps):
         for x in range(z.shape[0]):
@@ -1255,31 +1210,13 @@ def jomo_hr_iterate(n_steps, rec0, mode,
                 z2[x] = rng.standard_normal()
             for x in range(u2.shape[0]):
                 u2[x] = max(rng.random(), 1e-300)
-            if ncat2 > 0:
-                if not spd_inverse(Psi, Q2, w1, du):
-                    return 9
-                if n_thr2 > 0:
-                    for t in range(r):
-                        for a_ in range(q):
-                            Ybig[t * q + a_] = B[a_, t]
-                            mubig[t * q + a_] = 0.0
-                    for t in range(r2):
-                        for j in range(J):
-                            acc = 0.0
-                            for k in range(p2):
-                                acc += X2[k, j] * beta2[k, t]
-                            mubig[d + t, j] = acc
-                            Ybig[d + t, j] = Y2[t, j]
-                    o2 = p2 * r2 + n_cells2
-                    _update_thresholds(Ybig, mubig, Q2.reshape((1, du, du)), C0, cs2, cat2_obs, cat_K[ncat:],
-                                       cat_ord[ncat:], gam[ncat:], thr_sd[ncat:], thr_acc[ncat:],
-                                       z2[o2:o2 + n_thr2], u2[n_lat2 * J:n_lat2 * J + n_thr2], lcm, lcsd)
-                _draw_latents_l2(Y2, X2, beta2, B, Q2, d, cat2_start, cat2_k1, cat2_obs, cat_ord[ncat:],
-                                 gam[ncat:], box_lo, box_hi, u2[:n_lat2 * J], wu)
-            if not _draw_beta2(X2, Lx2, Y2, Psi, d, z2[:p2 * r2], beta2, U2, w1, bh2):
-                return 10
-            if d > 0 and not _conditional_prior(Psi, d, U2, Pinv, M, w1, w2):
-                return 11
+            o2 = p2 * r2 + n_cells2
+            code = _level2_step(Psi, d, B, X2, Lx2, Y2, beta2, U2, Pinv, M, cat2_start, cat2_k1, cat2_obs,
+                                cat_K[ncat:], cat_ord[ncat:], gam[ncat:], thr_sd[ncat:], thr_acc[ncat:], box_lo,
+                                box_hi, z2[:p2 * r2], z2[o2:o2 + n_thr2], u2[n_lat2 * J:n_lat2 * J + n_thr2],
+                                u2[:n_lat2 * J], lcm, lcsd, l2w, w1, w2)
+            if code:
+                return code
         elif d > 0 and not spd_inverse(Psi, Pinv, w1, d):
             return 3
         # one pass over the clusters: totals, u_j, then X_j'W_j and W_j'W_j (W_j = Y_j - Z_j u_j) and
@@ -1369,8 +1306,11 @@ def jomo_hr_iterate(n_steps, rec0, mode,
                         Q2[x, y] = w2[x, y] - Dinv[x, y]
                 o2 = p2 * r2 + n_cells2 + n_thr2
                 o3 = n_lat2 * J + n_thr2
-                mh_acc[0] += _mh_sigma(Psi, Q2, float(J), free2, z2[o2:o2 + n_free2], u2[o3:o3 + n_free2],
-                                       w1, w3, du, float(J))
+                acc_mh, ld = _restricted_update(rng, Psi, Q2, float(J), float(J), exact2, blk2, free2,
+                                                z2[o2:o2 + n_free2], u2[o3:o3 + n_free2], psi_inv, iw2, w1, w3, du)
+                if exact2 and ld != ld:
+                    return 5
+                mh_acc[0] += acc_mh
             else:
                 for x in range(du):
                     chi[x] = rng.chisquare(J + du - x)
@@ -1409,9 +1349,9 @@ def jomo_hr_iterate(n_steps, rec0, mode,
         for x in range(r):
             chi[x] = rng.chisquare(J * a + r + 1.0 - x)
         if not draw_inv_wishart(chi, z[lam_off:lam_off + nls], w2, scale, w1, w3, r):
-            return 7
+            return 12
         if not spd_inverse(scale, Lam, w1, r):  # Lambda ~ W(J a + r + 1, (Ginv + sum Sinv)^-1)
-            return 7
+            return 12
         sum_logdet = 0.0
         for t in range(r):
             for u in range(r):
@@ -1428,36 +1368,30 @@ def jomo_hr_iterate(n_steps, rec0, mode,
                         acc += beta[k, t] * sk
                     w2[t, u] = Lam[t, u] + acc
                     w2[u, t] = w2[t, u]
-            if exact:
-                ld = _draw_iw_given_block(rng, w2, nj[j] + a, idx1, idx2, Cb, Cbi, ld_cb, SigJ[j], SinvJ[j], iw, r)
-                if ld != ld:
-                    return 8
-            elif ncat > 0:  # free elements: Metropolis-Hastings on the IW(n_j + a, Lambda + S_j) density
-                for t in range(r):
-                    for u in range(r):
-                        Sj[t, u] = SigJ[j, t, u]
-                        Mj[t, u] = w2[t, u]
-                for x in range(n_free):
+            if ncat > 0:  # the IW(n_j + a, Lambda + S_j) density restricted to the latent blocks
+                for x in range(n_free if not exact else 0):
                     z_mh[x] = rng.standard_normal()
                     u_mh[x] = max(rng.random(), 1e-300)
-                mh_acc[0] += _mh_sigma(Sj, Mj, nj[j] + a + r + 1.0, free, z_mh, u_mh, w1, w3, r, nj[j])
-                for t in range(r):
-                    for u in range(r):
-                        SigJ[j, t, u] = Sj[t, u]
-                if not spd_inverse(Sj, w1, w3, r):
-                    return 8
-                for t in range(r):
-                    for u in range(r):
-                        SinvJ[j, t, u] = w1[t, u]
-                ld = _logdet_chol(Sj, w1, r)
+                acc_mh, ld = _restricted_update(rng, SigJ[j], w2, nj[j] + a + r + 1.0, nj[j], exact, blk1, free,
+                                                z_mh, u_mh, SinvJ[j], iw, w1, w3, r)
+                mh_acc[0] += acc_mh
+                if not exact:  # the MH steps leave the inverse and log-determinant to compute
+                    if not spd_inverse(SigJ[j], w1, w3, r):
+                        return 13
+                    for t in range(r):
+                        for u in range(r):
+                            SinvJ[j, t, u] = w1[t, u]
+                    ld = _logdet_chol(SigJ[j], w1, r)
+                if ld != ld:
+                    return 13
             else:
                 for x in range(r):
                     chi[x] = rng.chisquare(nj[j] + a - x)
                 for x in range(nls):
                     nb[x] = rng.standard_normal()
-                ld = _draw_iw_pair(w2, chi, nb, SigJ[j], SinvJ[j], iw[:5], r)
+                ld = draw_inv_wishart_pair(w2, chi, nb, SigJ[j], SinvJ[j], iw[:5], r)
                 if ld != ld:
-                    return 8
+                    return 13
             sum_logdet += ld
             for t in range(r):
                 for u in range(r):

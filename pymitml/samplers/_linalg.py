@@ -6,6 +6,8 @@ function has a NumPy reference test in tests/test_samplers_linalg.py.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._numba import njit
@@ -90,6 +92,49 @@ def spd_inverse(a, out, work, n):
 
 
 @njit
+def _bartlett_root(chi, nrm, scale, C, A, Ai, T, n):
+    """The factors of an inverse-Wishart draw IW(nu, scale) of order n: C = chol(scale), the
+    Bartlett factor A (lower; A_ii = sqrt(chi[i]) with chi[i] ~ chi2(nu - i), ``nrm`` below the
+    diagonal), Ai = A^-1 and T = C A^-T, so that T T' ~ IW(nu, scale) and
+    (C^-T A)(C^-T A)' = (T T')^-1 ~ Wishart(nu, scale^-1). ``T`` may be the same buffer as ``A``
+    (A is not read once Ai is known). Returns False if ``scale`` is not positive definite."""
+    for i in range(n):
+        for j in range(n):
+            C[i, j] = scale[i, j]
+    if not chol_inplace(C, n):
+        return False
+    c = 0
+    for i in range(n):
+        for j in range(n):
+            A[i, j] = 0.0
+        A[i, i] = np.sqrt(chi[i])
+        for j in range(i):
+            A[i, j] = nrm[c]
+            c += 1
+    inv_lower(A, Ai, n)
+    # T[i, j] = sum_k C[i, k] Ai[j, k]  (k <= i and k <= j)
+    for i in range(n):
+        for j in range(n):
+            s = 0.0
+            for k in range(min(j, i) + 1):
+                s += C[i, k] * Ai[j, k]
+            T[i, j] = s
+    return True
+
+
+@njit
+def _gram(T, out, n):
+    """out <- T T' (symmetric; ``out`` must not be ``T``)."""
+    for i in range(n):
+        for j in range(i + 1):
+            s = 0.0
+            for k in range(n):
+                s += T[i, k] * T[j, k]
+            out[i, j] = s
+            out[j, i] = s
+
+
+@njit
 def draw_inv_wishart(chi, nrm, scale, out, w1, w2, n):
     """out <- a draw from the inverse Wishart IW(nu, scale) of order n (E = scale / (nu - n - 1)).
 
@@ -100,38 +145,34 @@ def draw_inv_wishart(chi, nrm, scale, out, w1, w2, n):
     W = C^{-T} A A' C^{-1} ~ Wishart(nu, scale^{-1}), so out = W^{-1} = (C A^{-T})(C A^{-T})'.
     Buffers w1, w2 are n x n work space. Returns False if ``scale`` is not positive definite.
     """
-    for i in range(n):
-        for j in range(n):
-            w1[i, j] = scale[i, j]
-    if not chol_inplace(w1, n):
+    if not _bartlett_root(chi, nrm, scale, w1, out, w2, out, n):
         return False
-    # Bartlett factor A into out (lower), then its inverse into w2
-    c = 0
-    for i in range(n):
-        for j in range(n):
-            out[i, j] = 0.0
-        out[i, i] = np.sqrt(chi[i])
-        for j in range(i):
-            out[i, j] = nrm[c]
-            c += 1
-    inv_lower(out, w2, n)
-    # T = C A^{-T}: T[i, j] = sum_k C[i, k] * Ainv[j, k]  (k <= i and k <= j) -> store in out
-    for i in range(n):
-        for j in range(n):
-            s = 0.0
-            kmax = min(j, i)
-            for k in range(kmax + 1):
-                s += w1[i, k] * w2[j, k]
-            out[i, j] = s
-    # out <- T T'
     for i in range(n):
         for j in range(n):
             w2[i, j] = out[i, j]
-    for i in range(n):
-        for j in range(i + 1):
-            s = 0.0
-            for k in range(n):
-                s += w2[i, k] * w2[j, k]
-            out[i, j] = s
-            out[j, i] = s
+    _gram(w2, out, n)
     return True
+
+
+@njit
+def draw_inv_wishart_pair(M, chi, nb, Sig, Sinv, w, r):
+    """Sigma ~ IW(nu, M) and its inverse together from one set of factors (see
+    :func:`_bartlett_root`): Sigma = T T' and Sigma^-1 = (C^-T A)(C^-T A)'. Writes ``Sig`` and
+    ``Sinv``; returns log|Sigma| = 2 sum(log C_ii - log A_ii) (NaN if M is not positive definite).
+    ``w``: (5, r, r) work."""
+    C, A, Ci, Ai, T = w[0], w[1], w[2], w[3], w[4]
+    if not _bartlett_root(chi, nb, M, C, A, Ai, T, r):
+        return math.nan
+    ld = 0.0
+    for i in range(r):
+        ld += 2.0 * (math.log(C[i, i]) - math.log(A[i, i]))
+    _gram(T, Sig, r)
+    inv_lower(C, Ci, r)
+    for i in range(r):  # T = C^-T A (upper x lower)
+        for k in range(r):
+            acc = 0.0
+            for m in range(max(i, k), r):
+                acc += Ci[m, i] * A[m, k]
+            T[i, k] = acc
+    _gram(T, Sinv, r)
+    return ld

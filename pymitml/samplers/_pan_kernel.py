@@ -272,15 +272,6 @@ def _draw_given_cholesky(z0, ZtX, ZtY, beta, Sinv, B, R, P, v):
 
 
 @njit
-def _draw_random_effects(z0, ZtZ, ZtX, ZtY, beta, Sinv, Pinv, B, R, P, v):
-    """Step 1 for all clusters at once (arrays (..., J)); False if a precision is not PD."""
-    if not _precision_cholesky(ZtZ, Sinv, Pinv, P):
-        return False
-    _draw_given_cholesky(z0, ZtX, ZtY, beta, Sinv, B, R, P, v)
-    return True
-
-
-@njit
 def _draw_beta_collapsed(zb, XtX, XtY, ZtX, ZtY, Sinv, P, F, f, A, c, beta):
     """beta | Sigma, Psi, Y with the random effects integrated out (generalised least squares).
 

@@ -729,7 +729,8 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int
         if r2:
             ch["beta2"][0] += L2.shift2[:, None]
     n_total = n_burn + m_c * n_iter
-    n_mh = (n_free * J if ncat > 1 else 0) + n_free2  # one categorical target: exact draws, no MH
+    # one categorical target at a level (and enough clusters for Psi): exact draws there, no MH
+    n_mh = (n_free * J if ncat > 1 else 0) + (n_free2 if L2.ncat2 > 1 or J - du - 1 <= du - 1 else 0)
     return burn, imp, draws, (ct, cr), (mh_acc[0] / (n_mh * n_total) if n_mh else np.nan)
 
 
