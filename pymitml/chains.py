@@ -12,10 +12,23 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["SEGMENT", "imputation_plan", "run_tasks"]
+from ._model import check_positive_int
+
+__all__ = ["SEGMENT", "check_run", "imputation_plan", "run_tasks"]
 
 #: iterations per kernel call; the progress bar advances between calls
 SEGMENT = 250
+
+
+def check_run(m, n_burn, n_iter, chains, keep_chains) -> tuple[int, int, int, int, list[int]]:
+    """The samplers' common run arguments, checked: (m, n_burn, n_iter, chains, imputations per chain)."""
+    m = check_positive_int(m, "m")
+    n_burn = check_positive_int(n_burn, "n_burn", minimum=0)
+    n_iter = check_positive_int(n_iter, "n_iter")
+    chains = check_positive_int(chains, "chains")
+    if keep_chains not in ("full", "diagonal"):
+        raise ValueError(f"`keep_chains` must be 'full' or 'diagonal'; got {keep_chains!r}.")
+    return m, n_burn, n_iter, chains, imputation_plan(m, chains)
 
 
 def imputation_plan(m: int, chains: int) -> list[int]:

@@ -42,9 +42,10 @@ def row_blocks(X, Z, Y, clus, J, miss, rows_mask=None):
     within a pattern, by cluster (stable), so that a cluster's rows of one pattern are contiguous.
 
     Returns a dict with ``rows``, ``pat_start``, ``pat_obs``, ``pat_nobs``, ``pat_mis``,
-    ``pat_nmis`` (see :func:`pattern_layout`), the constant ``XtYc``, ``ZtYc``, ``YtYc``, the blocks
-    ``Xi``, ``Zi``, ``Yi``, ``Ci``, the runs ``Seg`` of equal cluster codes in ``Ci`` and the
-    blocks' current cross-products ``XtYi``, ``ZtYi``, ``YtYi``.
+    ``pat_nmis`` (see :func:`pattern_layout`), the other rows ``comp`` (ordered by cluster), their
+    constant ``XtYc``, ``ZtYc``, ``YtYc``, the blocks ``Xi``, ``Zi``, ``Yi``, ``Ci``, the runs
+    ``Seg`` of equal cluster codes in ``Ci`` and the blocks' current cross-products ``XtYi``,
+    ``ZtYi``, ``YtYi``.
     """
     p, q, r = X.shape[1], Z.shape[1], Y.shape[1]
     keep = miss.any(axis=1) if rows_mask is None else rows_mask
@@ -54,7 +55,7 @@ def row_blocks(X, Z, Y, clus, J, miss, rows_mask=None):
     comp = np.flatnonzero(~keep)
     comp = comp[np.argsort(clus[comp], kind="stable")]
     out = dict(rows=rows, pat_start=pat_start, pat_obs=pobs, pat_nobs=nobs, pat_mis=pmis,
-               pat_nmis=nmis)
+               pat_nmis=nmis, comp=comp)
     out["XtYc"], out["ZtYc"], out["YtYc"] = np.zeros((p, r)), np.zeros((q, r, J)), np.zeros((r, r))
     rows_crossproducts(np.ascontiguousarray(X[comp].T), np.ascontiguousarray(Z[comp].T),
                        np.ascontiguousarray(Y[comp].T), clus[comp], cluster_runs(clus[comp]),

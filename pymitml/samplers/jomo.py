@@ -13,9 +13,9 @@ import pandas as pd
 from scipy.stats import norm
 
 from .._frame import Codebook, ColumnCodec, check_columns
-from .._model import check_positive_int, formula_from_type, prepare_model
+from .._model import formula_from_type, prepare_model
 from .._random import spawn_seeds
-from ..chains import SEGMENT, imputation_plan, run_tasks
+from ..chains import SEGMENT, check_run, run_tasks
 from ..formula import parse_formula
 from ..result import ImputationResult
 from ._jomo_kernel import (
@@ -112,6 +112,22 @@ class _Target:
     ordered: bool = False
 
 
+def _classify_targets(pdf: pd.DataFrame, names, missing_code) -> tuple[list, dict]:
+    """Targets in the samplers' order (continuous ones first, then categorical ones) and the
+    category codes of the categorical ones (name -> float array, NaN missing)."""
+    targets, codes = [], {}
+    for t in names:
+        s = pdf[t]
+        if _is_categorical(s):
+            cats, ordered = _categories(s, t)
+            codes[t] = _codes(s, cats, t, missing_code)
+            targets.append(_Target(t, "categorical", cats, ordered))
+        else:
+            targets.append(_Target(t, "continuous"))
+    return ([x for x in targets if x.kind == "continuous"] + [x for x in targets if x.kind == "categorical"],
+            codes)
+
+
 def _prepare(data, formula, group, missing_code):
     """ModelSpec (continuous targets first, categorical ones as codes), the codebook, the level-1
     target order and the level-2 part (None without level-2 targets)."""
@@ -126,31 +142,18 @@ def _prepare(data, formula, group, missing_code):
     f = parse_formula(formula)
     codebook, pdf = Codebook.from_data(data, missing_code)
     check_columns(pdf, f.targets, "target(s)")
-    targets = []
+    order, codes = _classify_targets(pdf, f.targets, missing_code)
     work = pdf.copy()
-    for t in f.targets:
-        s = pdf[t]
-        if _is_categorical(s):
-            cats, ordered = _categories(s, t)
-            work[t] = _codes(s, cats, t, missing_code)
-            targets.append(_Target(t, "categorical", cats, ordered))
-        else:
-            targets.append(_Target(t, "continuous"))
-    order = [x for x in targets if x.kind == "continuous"] + [x for x in targets if x.kind == "categorical"]
+    for t, c in codes.items():
+        work[t] = c
     rhs = f.text.split("~", 1)[1]
     ftext = " + ".join(f"`{x.name}`" if not x.name.isidentifier() else x.name for x in order) + " ~ " + rhs
     spec, _ = prepare_model(work, ftext, None, group, None, require_cluster=False, method="jomo_impute")
     spec.formula = f.text
-    codecs = [ColumnCodec(x.name) if x.kind == "continuous" else
-              ColumnCodec(x.name, "categorical", categories=x.categories, ordered=x.ordered)
-              for x in order]
-    l2 = None
-    if level2 is not None:
-        l2 = _prepare_level2(pdf, level2, f, spec, missing_code)
-        codecs += [ColumnCodec(x.name) if x.kind == "continuous" else
-                   ColumnCodec(x.name, "categorical", categories=x.categories, ordered=x.ordered)
-                   for x in l2["order"]]
-    codebook.targets = codecs
+    l2 = None if level2 is None else _prepare_level2(pdf, level2, f, spec, missing_code)
+    codebook.targets = [ColumnCodec(x.name) if x.kind == "continuous" else
+                        ColumnCodec(x.name, "categorical", categories=x.categories, ordered=x.ordered)
+                        for x in order + ([] if l2 is None else l2["order"])]
     return spec, codebook, order, l2
 
 
@@ -166,17 +169,10 @@ def _prepare_level2(pdf: pd.DataFrame, text: str, f1, spec, missing_code=None) -
     if both:
         raise ValueError(f"column(s) {sorted(both)} are targets at both levels; name each once.")
     clus = pd.factorize(pdf[f1.cluster])[0]
-    order2, values = [], {}
+    order2, values = _classify_targets(pdf, f2.targets, missing_code)
     for t in f2.targets:
-        s = pdf[t]
-        if _is_categorical(s):
-            cats, ordered = _categories(s, t)
-            values[t] = _codes(s, cats, t, missing_code)
-            order2.append(_Target(t, "categorical", cats, ordered))
-        else:
-            values[t] = s.to_numpy(dtype=np.float64, na_value=np.nan)
-            order2.append(_Target(t, "continuous"))
-    order2 = [x for x in order2 if x.kind == "continuous"] + [x for x in order2 if x.kind == "categorical"]
+        if t not in values:
+            values[t] = pdf[t].to_numpy(dtype=np.float64, na_value=np.nan)
     for t in f2.targets:
         vals = values[t]
         g = pd.DataFrame({"c": clus, "v": vals}).dropna().groupby("c")["v"]
@@ -545,21 +541,7 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
     shapes["gam"] = gam.shape
     burn = {k: np.zeros(sh + (n_burn,)) for k, sh in shapes.items()}
     imp = {k: np.zeros(sh + (m_c * n_iter,)) for k, sh in shapes.items()}
-    # missing cells of the data columns (continuous targets, then categorical ones)
-    cells_t, cells_r = [], []
-    for t in range(nc + ncat):
-        rr = np.flatnonzero(np.isnan(gd.Y[:, t]))
-        cells_t.append(np.full(len(rr), t, np.int64))
-        cells_r.append(rr)
-    ct, cr = np.concatenate(cells_t), np.concatenate(cells_r)
-    cpos = pos_of_row[cr]
-    if r2:  # missing level-2 cells: the value of their cluster
-        for t in range(len(l2["targets"])):
-            rr = np.flatnonzero(np.isnan(l2["Y"][gd.rows][:, t]))
-            cells_t.append(np.full(len(rr), nc + ncat + t, np.int64))
-            cells_r.append(rr)
-        ct, cr = np.concatenate(cells_t), np.concatenate(cells_r)
-        cpos = pos_of_row[cr]
+    ct, cr, cpos = _missing_cells(gd, l2, pos_of_row)
     draws = np.zeros((len(ct), m_c))
     rng = np.random.default_rng(seed)
     dfs = np.concatenate([J + du - np.arange(du), N - 1 - np.arange(r)]).astype(float)
@@ -593,28 +575,15 @@ def _run_chain(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int, n
                 )
             done += k
             tick(k)
-            if adapt and n_thr:  # burn-in only: tune the threshold proposals (acceptance ~ 0.45)
-                rate = thr_acc / k
-                thr_sd[:] = np.where(rate < 0.3, thr_sd * 0.7, np.where(rate > 0.6, thr_sd * 1.4, thr_sd))
-            thr_acc[:] = 0
+            _tune_thresholds(thr_sd, thr_acc, k, adapt and n_thr)
 
     adapt = True
     advance(n_burn, 0, burn)
     adapt = False
     for k in range(m_c):
         advance(n_iter, k * n_iter, imp)
-        sel1 = ct < nc + ncat
-        draws[sel1, k] = _current_values(Yi, ct[sel1], cpos[sel1], lay, shift, gam)
-        if r2:
-            sel2 = ~sel1
-            t2 = ct[sel2] - nc - ncat
-            # the cluster's values (categories from its latents) as level-1 style cells
-            draws[sel2, k] = _current_values(Y2, t2, clus[cr[sel2]], lay2, shift2, gam[ncat:])
-    for ch in (burn, imp):
-        if intercept and nc:
-            ch["beta"][0] += shift[:, None]
-        if r2:
-            ch["beta2"][0] += shift2[:, None]
+        draws[:, k] = _imputed_values(Yi, Y2, ct, cr, cpos, clus, lay, lay2, shift, shift2, gam)
+    _restore_intercepts((burn, imp), shift if intercept and nc else None, shift2 if r2 else None)
     n_total = n_burn + m_c * n_iter
     # one categorical target at a level (and enough rows / clusters): exact draws there, no MH
     n_mh = (n_free if ncat > 1 or N - r - 1 <= r - 1 else 0) + (n_free2 if ncat2 > 1 or J - du - 1 <= du - 1 else 0)
@@ -639,8 +608,7 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int
     rows, pat_start, pobs, nobs, pmis, nmis = (blk[k] for k in (
         "rows", "pat_start", "pat_obs", "pat_nobs", "pat_mis", "pat_nmis"))
     Xi, Zi, Yi, Ci = blk["Xi"], blk["Zi"], blk["Yi"], blk["Ci"]
-    comp = np.setdiff1d(np.arange(N), rows)
-    comp = comp[np.argsort(clus[comp], kind="stable")]
+    comp = blk["comp"]
     XtYc, ZtYc, YtYc = np.zeros((J, p, r)), np.zeros((J, q, r)), np.zeros((J, r, r))
     cluster_rows_crossproducts(np.ascontiguousarray(X[comp].T), np.ascontiguousarray(Z[comp].T),
                                np.ascontiguousarray(Y[comp].T), clus[comp], XtYc, ZtYc, YtYc)
@@ -666,15 +634,7 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int
     Ginv = np.linalg.inv(prior["Binv"])
     pos_of_row = np.full(N, -1, np.int64)
     pos_of_row[rows] = np.arange(len(rows))
-    # missing cells of the data columns (continuous targets, then categorical ones), then of the
-    # level-2 targets (one per row: the value of the row's cluster)
-    cells = np.argwhere(np.isnan(gd.Y).T)
-    ct, cr = cells[:, 0], cells[:, 1]
-    if r2:
-        cells2 = np.argwhere(np.isnan(l2["Y"][gd.rows]).T)
-        ct = np.concatenate([ct, cells2[:, 0] + gd.Y.shape[1]])
-        cr = np.concatenate([cr, cells2[:, 1]])
-    cpos = pos_of_row[cr]
+    ct, cr, cpos = _missing_cells(gd, l2, pos_of_row)
     ns = 1 if diag_only else r
     shapes = {"beta": (p, r), "psi": (du, 1 if diag_only else du), "sigma": ((r if mode == 0 else r * J), ns),
               "gam": gam.shape, "beta2": (L2.p2, r2)}
@@ -706,32 +666,65 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int
             if adapt:  # burn-in only: tune the proposals of the degrees of freedom and the thresholds
                 rate = a_acc[0] / k
                 a_sd[0] *= 0.7 if rate < 0.25 else (1.4 if rate > 0.55 else 1.0)
-                if L2.n_thr:
-                    rt = L2.thr_acc / k
-                    L2.thr_sd[:] = np.where(rt < 0.3, L2.thr_sd * 0.7, np.where(rt > 0.6, L2.thr_sd * 1.4, L2.thr_sd))
+            _tune_thresholds(L2.thr_sd, L2.thr_acc, k, adapt and L2.n_thr)
             a_acc[0] = 0
-            L2.thr_acc[:] = 0
             done += k
             tick(k)
 
     advance(n_burn, 0, burn, True)
     for k in range(m_c):
         advance(n_iter, k * n_iter, imp, False)
-        sel1 = ct < nc + ncat
-        draws[sel1, k] = _current_values(Yi, ct[sel1], cpos[sel1], lay, shift, gam)
-        if r2:  # the cluster's values (categories from its latents) as level-1 style cells
-            sel2 = ~sel1
-            draws[sel2, k] = _current_values(L2.Y2, ct[sel2] - nc - ncat, clus[cr[sel2]], lay2, L2.shift2,
-                                             gam[ncat:])
-    for ch in (burn, imp):
-        if intercept and nc:
-            ch["beta"][0] += shift[:, None]
-        if r2:
-            ch["beta2"][0] += L2.shift2[:, None]
+        draws[:, k] = _imputed_values(Yi, L2.Y2, ct, cr, cpos, clus, lay, lay2, shift, L2.shift2, gam)
+    _restore_intercepts((burn, imp), shift if intercept and nc else None, L2.shift2 if r2 else None)
     n_total = n_burn + m_c * n_iter
     # one categorical target at a level (and enough clusters for Psi): exact draws there, no MH
     n_mh = (n_free * J if ncat > 1 else 0) + (n_free2 if L2.ncat2 > 1 or J - du - 1 <= du - 1 else 0)
     return burn, imp, draws, (ct, cr), (mh_acc[0] / (n_mh * n_total) if n_mh else np.nan)
+
+
+def _missing_cells(gd, l2, pos_of_row):
+    """Missing cells (data column, row) of a group: the level-1 targets' (continuous, then
+    categorical), then the level-2 targets' (each row of a cluster whose value is missing), with
+    the position of each row in the sampler's block."""
+    cells = np.argwhere(np.isnan(gd.Y).T)
+    ct, cr = cells[:, 0], cells[:, 1]
+    if l2 is not None:
+        cells2 = np.argwhere(np.isnan(l2["Y"][gd.rows]).T)
+        ct = np.concatenate([ct, cells2[:, 0] + gd.Y.shape[1]])
+        cr = np.concatenate([cr, cells2[:, 1]])
+    return ct, cr, pos_of_row[cr]
+
+
+def _imputed_values(Yi, Y2, ct, cr, cpos, clus, lay: _Layout, lay2, shift, shift2, gam) -> np.ndarray:
+    """The current values of the missing cells: level-1 ones from the stored rows, level-2 ones
+    from their cluster's values (categories from the latents, see :func:`_current_values`)."""
+    n1 = lay.n_con + len(lay.cat_k1)
+    out = np.empty(len(ct))
+    sel1 = ct < n1
+    out[sel1] = _current_values(Yi, ct[sel1], cpos[sel1], lay, shift, gam)
+    if lay2 is not None:
+        sel2 = ~sel1
+        out[sel2] = _current_values(Y2, ct[sel2] - n1, clus[cr[sel2]], lay2, shift2, gam[len(lay.cat_k1):])
+    return out
+
+
+def _tune_thresholds(thr_sd, thr_acc, k, adapt) -> None:
+    """After k iterations: during burn-in (``adapt``) tune the threshold proposals towards an
+    acceptance of about 0.45; then reset the acceptance counts."""
+    if adapt:
+        rate = thr_acc / k
+        thr_sd[:] = np.where(rate < 0.3, thr_sd * 0.7, np.where(rate > 0.6, thr_sd * 1.4, thr_sd))
+    thr_acc[:] = 0
+
+
+def _restore_intercepts(chains, shift, shift2) -> None:
+    """Targets were centred internally: put the intercept rows of beta (and beta2) back on the
+    data's scale (``None``: nothing to restore)."""
+    for ch in chains:
+        if shift is not None:
+            ch["beta"][0] += shift[:, None]
+        if shift2 is not None:
+            ch["beta2"][0] += shift2[:, None]
 
 
 def _current_values(Yi, ct, cpos, lay: _Layout, shift, gam) -> np.ndarray:
@@ -844,19 +837,13 @@ def jomo_impute(data: Any, formula: str | list | None = None, random_L1: str = "
     >>> len(imp.complete())
     2
     """
-    m = check_positive_int(m, "m")
-    n_burn = check_positive_int(n_burn, "n_burn", minimum=0)
-    n_iter = check_positive_int(n_iter, "n_iter")
-    chains = check_positive_int(chains, "chains")
-    if keep_chains not in ("full", "diagonal"):
-        raise ValueError(f"`keep_chains` must be 'full' or 'diagonal'; got {keep_chains!r}.")
+    m, n_burn, n_iter, chains, per_chain = check_run(m, n_burn, n_iter, chains, keep_chains)
     if random_L1 not in ("none", "mean", "full"):
         raise ValueError(f"`random_L1` must be 'none', 'mean' or 'full'; got {random_L1!r}.")
     box = _check_latent_bounds(latent_bounds)
     formula, group = _formula_of_type(formula, type, group)
     if not isinstance(formula, (str, list, tuple)):
         raise TypeError(f"`formula` must be a string or a list of two strings; got {builtins.type(formula).__name__}.")
-    per_chain = imputation_plan(m, chains)
     spec, codebook, order, l2 = _prepare(data, formula, group, missing_code)
     r2 = 0 if l2 is None else len(l2["targets"])
     single = spec.cluster is None

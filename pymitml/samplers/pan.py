@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from .._model import GroupData, check_positive_int, prepare_model
+from .._model import GroupData, prepare_model
 from .._random import spawn_seeds
-from ..chains import SEGMENT, imputation_plan, run_tasks
+from ..chains import SEGMENT, check_run, run_tasks
 from ..result import ImputationResult
 from ._layout import row_blocks
 from ._pan_kernel import cluster_crossproducts, pan_draw_counts, pan_iterate
@@ -142,13 +142,7 @@ def pan_impute(data: Any, formula: str | None = None, *, type: Mapping[str, int]
     ...                     n_iter=50, seed=1)
     >>> implist = imp.complete()
     """
-    m = check_positive_int(m, "m")
-    n_burn = check_positive_int(n_burn, "n_burn", minimum=0)
-    n_iter = check_positive_int(n_iter, "n_iter")
-    chains = check_positive_int(chains, "chains")
-    if keep_chains not in ("full", "diagonal"):
-        raise ValueError(f"`keep_chains` must be 'full' or 'diagonal'; got {keep_chains!r}.")
-    per_chain = imputation_plan(m, chains)
+    m, n_burn, n_iter, chains, per_chain = check_run(m, n_burn, n_iter, chains, keep_chains)
     spec, codebook = prepare_model(data, formula, type, group, missing_code, method="pan_impute")
     r, q = len(spec.targets), len(spec.z_names)
     prior_ = _check_prior(prior, r, q)
