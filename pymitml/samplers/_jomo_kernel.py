@@ -638,8 +638,8 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
     ws = np.empty((mx, mx))
     exact1 = ncat == 1 and N - r - 1 > r - 1
     exact2 = ncat2 == 1 and J - du - 1 > du - 1
-    blk1 = _fixed_block(Sigma, cat_start[0] if exact1 else 0, cat_k1[0] if exact1 else 0, r)
-    blk2 = _fixed_block(Psi, d + cat2_start[0] if exact2 else 0, cat2_k1[0] if exact2 else 0, du)
+    i1a, i1b, Cb1, Cbi1, ld1 = _fixed_block(Sigma, cat_start[0] if exact1 else 0, cat_k1[0] if exact1 else 0, r)
+    i2a, i2b, Cb2, Cbi2, ld2 = _fixed_block(Psi, d + cat2_start[0] if exact2 else 0, cat2_k1[0] if exact2 else 0, du)
     off_free2 = n_lat * n_inc + n_free
     off_lat2 = off_free2 + n_free2
     for s in range(n_steps):
@@ -730,7 +730,7 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
                     SB[x, y] = val
                     SB[y, x] = val
             if ncat2 > 0:  # jomo2com: flat prior, latent block fixed
-                acc_mh, ld = _restricted_update(rng, Psi, SB, float(J), float(J), exact2, blk2, free2,
+                acc_mh, ld = _restricted_update(rng, Psi, SB, float(J), float(J), exact2, i2a, i2b, Cb2, Cbi2, ld2, free2,
                                                 z[cur:cur + npsi], uu[off_free2:off_free2 + n_free2], ws, iw,
                                                 w1, w2, du)
                 if exact2 and ld != ld:
@@ -793,7 +793,7 @@ def jomo_iterate(n_steps, rec0, diag_only, rng, dfs, nrm, unif, chi,
                 S[t, u] = acc
                 S[u, t] = acc
         if mh:  # jomo1ran with categorical targets: flat prior, latent blocks fixed
-            acc_mh, ld = _restricted_update(rng, Sigma, S, float(N), float(N), exact1, blk1, free,
+            acc_mh, ld = _restricted_update(rng, Sigma, S, float(N), float(N), exact1, i1a, i1b, Cb1, Cbi1, ld1, free,
                                             z[cur_sig:cur_sig + nsig], uu[n_lat * n_inc:], ws, iw, w1, w2, r)
             if exact1 and ld != ld:
                 return 6
@@ -990,16 +990,16 @@ def _fixed_block(Mat, start, k, n):
 
 
 @njit
-def _restricted_update(rng, Mat, S, N, n_prop, exact, blk, free, nrm, unif, Minv, iw, w1, w2, n):
+def _restricted_update(rng, Mat, S, N, n_prop, exact, idx1, idx2, Cb, Cbi, ld_cb, free, nrm, unif, Minv, iw, w1, w2,
+                       n):
     """The free elements of a covariance matrix ``Mat`` (n x n) with fixed latent block(s), under
     the target |Mat|^(-N/2) exp(-tr(Mat^-1 S)/2), i.e. IW(N - n - 1, S) restricted to the fixed
-    blocks: drawn exactly when they form one principal block (``exact``; ``blk`` from
+    blocks: drawn exactly when they form one principal block (``exact``; ``idx1`` ... ``ld_cb`` from
     :func:`_fixed_block`; ``Minv`` receives Mat^-1), else by jomo's element-wise
     Metropolis-Hastings steps (:func:`_mh_sigma`, proposal scale ``n_prop``; noise ``nrm``,
     ``unif``). Returns (accepted moves, log|Mat|): the log-determinant only from the exact draw
     (NaN there if a factor failed), NaN after the MH steps."""
     if exact:
-        idx1, idx2, Cb, Cbi, ld_cb = blk
         return 0, _draw_iw_given_block(rng, S, N - n - 1.0, idx1, idx2, Cb, Cbi, ld_cb, Mat, Minv, iw, n)
     return _mh_sigma(Mat, S, N, free, nrm, unif, w1, w2, n, n_prop), math.nan
 
@@ -1148,11 +1148,7 @@ def jomo_hr_iterate(n_steps, rec0, mode,
     iw = np.empty((20, r, r))
     # one fixed principal block (one categorical target at the level): exact conditional draws
     exact = ncat == 1
-    blk1 = _fixed_block(SigJ[0], cat_start[0] if exact else 0, cat_k1[0] if exact else 0, r)
-    exact2 = ncat2 == 1 and J - du - 1 > du - 1
-    blk2 = _fixed_block(Psi, d + cat2_start[0] if exact2 else 0, cat2_k1[0] if exact2 else 0, du)
-    iw2 = np.empty((20, max(du, 1), max(du, 1)))  # work of the exact Psi draw
-    psi_inv = np.empty((du, du))
+    i1a, i1b, Cb1, Cbi1, ld1 = _fixed_block(SigJ[0], cat_start[0] if exact else 0, cat_k1[0] if exact else 0, r)
     z = np.empty(J * d + nps + nls + pr + n_cells + 1)
     for s in range(n_steps):
         for x in range(z.shape[0]):
@@ -1306,11 +1302,8 @@ def jomo_hr_iterate(n_steps, rec0, mode,
                         Q2[x, y] = w2[x, y] - Dinv[x, y]
                 o2 = p2 * r2 + n_cells2 + n_thr2
                 o3 = n_lat2 * J + n_thr2
-                acc_mh, ld = _restricted_update(rng, Psi, Q2, float(J), float(J), exact2, blk2, free2,
-                                                z2[o2:o2 + n_free2], u2[o3:o3 + n_free2], psi_inv, iw2, w1, w3, du)
-                if exact2 and ld != ld:
-                    return 5
-                mh_acc[0] += acc_mh
+                mh_acc[0] += _mh_sigma(Psi, Q2, float(J), free2, z2[o2:o2 + n_free2], u2[o3:o3 + n_free2],
+                                       w1, w3, du, float(J))
             else:
                 for x in range(du):
                     chi[x] = rng.chisquare(J + du - x)
@@ -1372,9 +1365,13 @@ def jomo_hr_iterate(n_steps, rec0, mode,
                 for x in range(n_free if not exact else 0):
                     z_mh[x] = rng.standard_normal()
                     u_mh[x] = max(rng.random(), 1e-300)
-                acc_mh, ld = _restricted_update(rng, SigJ[j], w2, nj[j] + a + r + 1.0, nj[j], exact, blk1, free,
-                                                z_mh, u_mh, SinvJ[j], iw, w1, w3, r)
-                mh_acc[0] += acc_mh
+                # (the exact draw is called directly in this per-cluster loop: going through
+                # _restricted_update here costs about 15% of the iteration at 20,000 clusters)
+                if exact:
+                    ld = _draw_iw_given_block(rng, w2, nj[j] + a, i1a, i1b, Cb1, Cbi1, ld1, SigJ[j], SinvJ[j], iw, r)
+                else:
+                    mh_acc[0] += _restricted_update(rng, SigJ[j], w2, nj[j] + a + r + 1.0, nj[j], False, i1a, i1b,
+                                                    Cb1, Cbi1, ld1, free, z_mh, u_mh, SinvJ[j], iw, w1, w3, r)[0]
                 if not exact:  # the MH steps leave the inverse and log-determinant to compute
                     if not spd_inverse(SigJ[j], w1, w3, r):
                         return 13

@@ -91,7 +91,7 @@ def spd_inverse(a, out, work, n):
     return True
 
 
-@njit
+@njit(inline="always")
 def _bartlett_root(chi, nrm, scale, C, A, Ai, T, n):
     """The factors of an inverse-Wishart draw IW(nu, scale) of order n: C = chol(scale), the
     Bartlett factor A (lower; A_ii = sqrt(chi[i]) with chi[i] ~ chi2(nu - i), ``nrm`` below the
@@ -122,7 +122,7 @@ def _bartlett_root(chi, nrm, scale, C, A, Ai, T, n):
     return True
 
 
-@njit
+@njit(inline="always")
 def _gram(T, out, n):
     """out <- T T' (symmetric; ``out`` must not be ``T``)."""
     for i in range(n):
@@ -154,7 +154,7 @@ def draw_inv_wishart(chi, nrm, scale, out, w1, w2, n):
     return True
 
 
-@njit
+@njit(inline="always")
 def draw_inv_wishart_pair(M, chi, nb, Sig, Sinv, w, r):
     """Sigma ~ IW(nu, M) and its inverse together from one set of factors (see
     :func:`_bartlett_root`): Sigma = T T' and Sigma^-1 = (C^-T A)(C^-T A)'. Writes ``Sig`` and

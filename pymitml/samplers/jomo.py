@@ -677,8 +677,7 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, seed: int, prior: dict, n_burn: int
         draws[:, k] = _imputed_values(Yi, L2.Y2, ct, cr, cpos, clus, lay, lay2, shift, L2.shift2, gam)
     _restore_intercepts((burn, imp), shift if intercept and nc else None, L2.shift2 if r2 else None)
     n_total = n_burn + m_c * n_iter
-    # one categorical target at a level (and enough clusters for Psi): exact draws there, no MH
-    n_mh = (n_free * J if ncat > 1 else 0) + (n_free2 if L2.ncat2 > 1 or J - du - 1 <= du - 1 else 0)
+    n_mh = (n_free * J if ncat > 1 else 0) + n_free2  # one level-1 categorical target: exact draws of Sigma_j
     return burn, imp, draws, (ct, cr), (mh_acc[0] / (n_mh * n_total) if n_mh else np.nan)
 
 
