@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pymitml.samplers._jomo_kernel import cluster_rows_crossproducts
-from pymitml.samplers._linalg import chol_inplace, draw_inv_wishart, inv_lower, spd_inverse
-from pymitml.samplers._pan_kernel import (
+from pymitml.samplers._gibbs import (
     _draw_given_cholesky,
     _precision_cholesky,
     cluster_crossproducts,
@@ -13,6 +11,8 @@ from pymitml.samplers._pan_kernel import (
     pattern_factors,
     rows_crossproducts,
 )
+from pymitml.samplers._jomo_kernel import cluster_rows_crossproducts
+from pymitml.samplers._linalg import chol_inplace, draw_inv_wishart, inv_lower, spd_inverse
 
 rng = np.random.default_rng(42)
 

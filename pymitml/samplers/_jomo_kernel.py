@@ -42,15 +42,7 @@ import math
 import numpy as np
 
 from .._numba import njit
-from ._linalg import (
-    chol_inplace,
-    draw_inv_wishart,
-    draw_inv_wishart_pair,
-    solve_lower,
-    solve_lower_t,
-    spd_inverse,
-)
-from ._pan_kernel import (
+from ._gibbs import (
     _dot,
     _draw_beta_collapsed,
     _draw_given_cholesky,
@@ -61,6 +53,14 @@ from ._pan_kernel import (
     residual_crossproducts,
     row_means,
     rows_crossproducts,
+)
+from ._linalg import (
+    chol_inplace,
+    draw_inv_wishart,
+    draw_inv_wishart_pair,
+    solve_lower,
+    solve_lower_t,
+    spd_inverse,
 )
 from ._truncnorm import norm_cdf, truncnorm_batch, truncnorm_draw
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._pan_kernel import cluster_runs, rows_crossproducts
+from ._gibbs import cluster_runs, rows_crossproducts
 
 __all__ = ["pattern_layout", "row_blocks"]
 

@@ -18,6 +18,7 @@ from .._random import spawn_seeds
 from ..chains import SEGMENT, check_run, run_tasks
 from ..formula import parse_formula
 from ..result import ImputationResult
+from ._gibbs import cluster_crossproducts
 from ._jomo_kernel import (
     cluster_rows_crossproducts,
     jomo_draw_counts,
@@ -25,7 +26,6 @@ from ._jomo_kernel import (
     jomo_iterate,
 )
 from ._layout import pattern_layout, row_blocks
-from ._pan_kernel import cluster_crossproducts
 from ._prior import check_prior
 
 __all__ = ["jomo_impute"]

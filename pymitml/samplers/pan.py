@@ -11,8 +11,9 @@ from .._model import GroupData, prepare_model
 from .._random import spawn_seeds
 from ..chains import SEGMENT, check_run, run_tasks
 from ..result import ImputationResult
+from ._gibbs import cluster_crossproducts
 from ._layout import row_blocks
-from ._pan_kernel import cluster_crossproducts, pan_draw_counts, pan_iterate
+from ._pan_kernel import pan_draw_counts, pan_iterate
 from ._prior import check_prior
 
 __all__ = ["pan_impute"]
