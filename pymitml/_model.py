@@ -14,17 +14,10 @@ import numpy as np
 import pandas as pd
 
 from ._frame import Codebook, ColumnCodec, check_columns, encode_clusters, numeric_values
+from ._validation import check_positive_int
 from .formula import design_matrix, parse_formula, term_variables
 
 __all__ = ["GroupData", "ModelSpec", "check_positive_int", "formula_from_type", "prepare_model"]
-
-
-def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum``, or a ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < minimum:
-        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"`{name}` must be {what}; got {value!r}.")
-    return int(value)
 
 
 def formula_from_type(type: Mapping[str, int]) -> tuple[str, str | None]:
