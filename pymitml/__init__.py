@@ -9,8 +9,20 @@ The mitml + pan + jomo + lme4 workflow of R, natively::
 """
 from __future__ import annotations
 
-from . import bridge, datasets, io
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+from . import datasets, io
 from .diagnostics import ChainSummary, gelman_rubin, mcse, psr_by_iteration, summarize
+from .exceptions import (
+    ConvergenceWarning,
+    FileFormatError,
+    NumericalFailureError,
+    PymitmlError,
+    PymitmlWarning,
+    SamplingInterrupted,
+)
 from .formula import parse_formula
 from .io import (
     read_blimp,
@@ -21,7 +33,6 @@ from .io import (
     read_stata,
     read_stata_characteristics,
 )
-from .lmm import LmerFit, lmer
 from .missing import MissingPattern, complete_case_analysis, missing_pattern
 from .mitml_list import MitmlList, MitmlResult, cluster_means, long_to_mitml_list
 from .pool import (
@@ -31,21 +42,48 @@ from .pool import (
     multilevel_r2,
     pool_constraints,
     pool_estimates,
+    register_model,
 )
 from .result import ImputationResult
-from .samplers.jomo import jomo_impute
-from .samplers.pan import pan_impute
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:  # imported on first use, see __getattr__
+    from . import bridge
+    from .lmm import LmerFit, lmer
+    from .plots import plot_chains, plot_psr
+    from .samplers.jomo import jomo_impute
+    from .samplers.pan import pan_impute
+
+try:
+    __version__ = version("pymitml")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+
+#: public names whose modules are imported on first use: numba (the samplers' and lmer's
+#: kernels), matplotlib and rpy2 take most of the import time and many sessions need none of them
+_LAZY = {
+    "bridge": (".bridge", None),
+    "jomo_impute": (".samplers.jomo", "jomo_impute"),
+    "LmerFit": (".lmm", "LmerFit"),
+    "lmer": (".lmm", "lmer"),
+    "pan_impute": (".samplers.pan", "pan_impute"),
+    "plot_chains": (".plots", "plot_chains"),
+    "plot_psr": (".plots", "plot_psr"),
+}
 
 __all__ = [
     "ChainSummary",
+    "ConvergenceWarning",
+    "FileFormatError",
     "ImputationResult",
     "LmerFit",
     "MissingPattern",
     "MitmlList",
     "MitmlResult",
+    "NumericalFailureError",
     "PooledEstimates",
+    "PymitmlError",
+    "PymitmlWarning",
+    "SamplingInterrupted",
     "anova",
     "bridge",
     "cluster_means",
@@ -54,13 +92,13 @@ __all__ = [
     "datasets",
     "gelman_rubin",
     "io",
+    "jomo_impute",
     "lmer",
     "long_to_mitml_list",
     "mcse",
     "missing_pattern",
     "multilevel_r2",
     "pan_impute",
-    "jomo_impute",
     "parse_formula",
     "plot_chains",
     "plot_psr",
@@ -74,14 +112,22 @@ __all__ = [
     "read_spss",
     "read_stata",
     "read_stata_characteristics",
+    "register_model",
     "summarize",
 ]
 
 
-def __getattr__(name: str):
-    """Plotting is imported on first use (matplotlib is slow to import)."""
-    if name in ("plot_chains", "plot_psr"):
-        from . import plots
+def __getattr__(name: str) -> Any:
+    """The names in ``_LAZY``, imported on first access and then cached in the module."""
+    try:
+        module_name, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'pymitml' has no attribute {name!r}") from None
+    module = importlib.import_module(module_name, __name__)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value
+    return value
 
-        return getattr(plots, name)
-    raise AttributeError(f"module 'pymitml' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

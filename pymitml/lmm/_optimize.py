@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 __all__ = ["OptimResult", "minimize_theta"]
 
@@ -146,6 +145,8 @@ def _escape(fg, x, f, lower):
             continue
         lo = grid[k - 1] if k > 0 else 0.0
         hi = grid[k + 1] if k + 1 < len(grid) else grid[k] * 10.0
+        from scipy.optimize import minimize_scalar  # lazy: scipy.optimize is slow to import
+
         r = minimize_scalar(along, bounds=(lo, hi), method="bounded", options={"xatol": 1e-8})
         t, ft = (r.x, r.fun) if r.fun < vals[k] else (grid[k], vals[k])
         if best is None or ft < best[1]:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..exceptions import ConvergenceWarning
 from . import _kernels
 from ._design import CrossProducts, LmerDesign, build_design, cross_products
 from ._optimize import minimize_theta
@@ -24,10 +25,6 @@ __all__ = ["ConvergenceWarning", "LmerFit", "lmer"]
 #: lme4's ``isSingular`` tolerance on the diagonal of T
 SINGULAR_TOL = 1e-4
 SINGULAR_MESSAGE = "boundary (singular) fit: see help('isSingular') in lme4"
-
-
-class ConvergenceWarning(UserWarning):
-    """The optimiser of :func:`lmer` stopped away from an optimum (lme4's ``checkConv``)."""
 
 
 def _tri_index(q: int) -> tuple[np.ndarray, np.ndarray]:

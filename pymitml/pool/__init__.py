@@ -1,12 +1,17 @@
 """Pooling across imputed data sets: estimates (Rubin's rules), model tests, constraints, R2.
 
-Estimates are read from fitted models by :func:`extract_estimates` (a ``functools.singledispatch``
-function: register an adapter for a new model class with ``@extract_estimates.register(MyFit)``).
+Fitted models are recognised through one registry of model classes (:mod:`._registry`):
+pymitml's ``LmerFit``, statsmodels results (OLS, GLM, MixedLM, ...), ``(estimates, covariance)``
+tuples and dicts are built in; :func:`register_model` adds a class of your own::
+
+    pm.register_model(MyFit, lambda fit: (coef_series, vcov_frame))
 """
 from __future__ import annotations
 
+from . import _builtin  # noqa: F401  (enters the built-in model classes into the registry)
 from ._extract import estimates as extract_estimates
 from ._extract import variance_components as extract_variance_components
+from ._registry import ModelAdapter, register_model
 from .anova import AnovaResult, anova
 from .constraints import ConstraintTestResult, pool_constraints
 from .estimates import COLUMNS, PooledEstimates, pool_estimates
@@ -17,6 +22,7 @@ __all__ = [
     "COLUMNS",
     "AnovaResult",
     "ConstraintTestResult",
+    "ModelAdapter",
     "ModelTestResult",
     "PooledEstimates",
     "anova",
@@ -26,4 +32,5 @@ __all__ = [
     "multilevel_r2",
     "pool_constraints",
     "pool_estimates",
+    "register_model",
 ]

@@ -3,28 +3,24 @@
 :func:`estimates` returns a fit's coefficients and their covariance matrix; :func:`variance_components`
 returns the extra parameters mitml pools with ``extra.pars=TRUE`` (variance components, residual
 variance, ICC) under mitml's names (``"Intercept~~Intercept|ID"``, ``"Residual~~Residual"``,
-``"ICC|ID"``). Both are :func:`functools.singledispatch` functions, so a user can teach pymitml a new
-model class::
+``"ICC|ID"``). Both look the fit's class up in the one model registry (:mod:`._registry`); a user
+teaches pymitml a new class with :func:`pymitml.register_model`.
 
-    from pymitml.pool import extract_estimates
-    @extract_estimates.register(MyFit)
-    def _(fit):
-        return pd.Series(fit.b, index=fit.names), pd.DataFrame(fit.V, fit.names, fit.names)
-
-Built in: pymitml's ``LmerFit`` (registered lazily, so this module never imports the mixed-model code
-itself), statsmodels results (OLS/WLS/GLM: ``params`` and ``cov_params()``; ``MixedLMResults``: fixed
-effects only), and plain ``(estimates, covariance)`` tuples or ``{"coef": ..., "vcov": ...}`` dicts.
+The adapters defined here (registered in :mod:`._builtin`): pymitml's ``LmerFit`` and any object
+with lme4's ``fixef``, ``vcov`` and ``varcorr``, statsmodels results (OLS/WLS/GLM: ``params`` and
+``cov_params()``; ``MixedLMResults``: fixed effects only), and plain ``(estimates, covariance)``
+tuples or ``{"coef": ..., "vcov": ...}`` dicts.
 """
 from __future__ import annotations
 
-import sys
 import warnings
 from collections.abc import Mapping, Sequence
-from functools import singledispatch
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from ._registry import adapter_for, register_model, update_model
 
 __all__ = ["estimates", "stack_estimates", "variance_components"]
 
@@ -43,8 +39,7 @@ def _unknown_fit(fit: Any) -> TypeError:
         f"pool_estimates cannot extract estimates from a fit of type '{_type_name(fit)}'. "
         "Pass them directly instead: pool_estimates(qhat=..., uhat=...) with qhat an (m, k) array of "
         "estimates and uhat an (m, k, k) array of covariance matrices (or (m, k) variances); or "
-        "register an adapter: @pymitml.pool.extract_estimates.register("
-        f"{name}) def _(fit): return coef_series, vcov_frame."
+        f"register the class: pymitml.register_model({name}, lambda fit: (coef, vcov))."
     )
 
 
@@ -86,7 +81,6 @@ def _as_vcov(values: Any, names: list[str]) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 # estimates(fit) -> (coef, vcov)
 # --------------------------------------------------------------------------------------------
-@singledispatch
 def estimates(fit: Any) -> tuple[pd.Series, pd.DataFrame]:
     """Coefficients and their covariance matrix of one fitted model.
 
@@ -105,21 +99,24 @@ def estimates(fit: Any) -> tuple[pd.Series, pd.DataFrame]:
     TypeError
         For an unknown fit type (the message says how to pass ``qhat``/``uhat`` instead).
     """
-    if _register_lazily():
-        impl = estimates.dispatch(type(fit))
-        if impl is not _estimates_default:
-            return impl(fit)
-    if _looks_like_lmer(fit):
-        return _estimates_lmer(fit)
-    if _looks_like_statsmodels(fit):
-        return _estimates_statsmodels(fit)
-    raise _unknown_fit(fit)
+    adapter = adapter_for(fit)
+    if adapter is None:
+        raise _unknown_fit(fit)
+    coef, vcov = adapter.estimates(fit)
+    if isinstance(coef, pd.Series) and isinstance(vcov, pd.DataFrame) and coef.dtype == np.float64:
+        return coef, vcov
+    coef = _as_coef(coef)
+    return coef, _as_vcov(vcov, list(coef.index))
 
 
-_estimates_default = estimates.dispatch(object)
+def _register_estimates(cls: type, func: Any = None) -> Any:
+    """``extract_estimates.register(cls)``: the wave-1 spelling of :func:`register_model`."""
+    return register_model(cls, func)
 
 
-@estimates.register(tuple)
+estimates.register = _register_estimates  # type: ignore[attr-defined]
+
+
 def _estimates_pair(fit: Sequence) -> tuple[pd.Series, pd.DataFrame]:
     if len(fit) != 2:
         raise ValueError(
@@ -133,7 +130,6 @@ _COEF_KEYS = ("coef", "estimates", "qhat", "params")
 _VCOV_KEYS = ("vcov", "covariance", "uhat", "cov_params")
 
 
-@estimates.register(dict)
 def _estimates_dict(fit: Mapping) -> tuple[pd.Series, pd.DataFrame]:
     ck = [k for k in _COEF_KEYS if k in fit]
     vk = [k for k in _VCOV_KEYS if k in fit]
@@ -153,11 +149,6 @@ def _looks_like_lmer(fit: Any) -> bool:
 def _estimates_lmer(fit: Any) -> tuple[pd.Series, pd.DataFrame]:
     coef = _as_coef(fit.fixef)
     return coef, _as_vcov(fit.vcov, list(coef.index))
-
-
-def _looks_like_statsmodels(fit: Any) -> bool:
-    return type(fit).__module__.startswith("statsmodels") and hasattr(fit, "params") \
-        and callable(getattr(fit, "cov_params", None))
 
 
 def _is_mixedlm(fit: Any) -> bool:
@@ -186,7 +177,6 @@ def _estimates_statsmodels(fit: Any) -> tuple[pd.Series, pd.DataFrame]:
 # --------------------------------------------------------------------------------------------
 # variance_components(fit) -> Series | None     (mitml's .getMisc)
 # --------------------------------------------------------------------------------------------
-@singledispatch
 def variance_components(fit: Any) -> pd.Series | None:
     """The extra parameters mitml pools with ``extra.pars=TRUE``, or None if the class has none.
 
@@ -196,18 +186,21 @@ def variance_components(fit: Any) -> pd.Series | None:
     include the intercept, ``"ICC|g"`` = tau_00 / (tau_00 + sigma^2). For a linear model the residual
     variance sum(e^2)/df_residual.
     """
-    if _register_lazily():
-        impl = variance_components.dispatch(type(fit))
-        if impl is not _vc_default:
-            return impl(fit)
-    if _looks_like_lmer(fit):
-        return _vc_lmer(fit)
-    if _looks_like_statsmodels(fit):
-        return _vc_statsmodels(fit)
-    return None     # no extra parameters known for this class (mitml warns and pools none)
+    adapter = adapter_for(fit)
+    if adapter is None or adapter.variance_components is None:
+        return None     # no extra parameters known for this class (mitml warns and pools none)
+    return adapter.variance_components(fit)
 
 
-_vc_default = variance_components.dispatch(object)
+def _register_variance_components(cls: type, func: Any = None) -> Any:
+    """``extract_variance_components.register(cls)``: extra parameters of a registered class."""
+    if func is None:
+        return lambda f: _register_variance_components(cls, f)
+    update_model(cls, variance_components=func)
+    return func
+
+
+variance_components.register = _register_variance_components  # type: ignore[attr-defined]
 
 
 def _mitml_term(name: str) -> str:
@@ -302,31 +295,6 @@ def _vc_statsmodels(fit: Any) -> pd.Series | None:
         resid = np.asarray(fit.resid_response if model == "GLM" else fit.resid, dtype=np.float64)
         return pd.Series([float(resid @ resid) / float(fit.df_resid)], index=["Residual~~Residual"])
     return None
-
-
-# --------------------------------------------------------------------------------------------
-# lazy registration (pymitml.lmm and statsmodels are imported only if the user already did)
-# --------------------------------------------------------------------------------------------
-_REGISTERED: set[str] = set()
-
-
-def _register_lazily() -> bool:
-    """Register adapters for classes whose modules are loaded; True if anything new was added."""
-    added = False
-    if "lmer" not in _REGISTERED and "pymitml.lmm" in sys.modules:
-        LmerFit = getattr(sys.modules["pymitml.lmm"], "LmerFit", None)
-        if isinstance(LmerFit, type):
-            estimates.register(LmerFit, _estimates_lmer)
-            variance_components.register(LmerFit, _vc_lmer)
-            _REGISTERED.add("lmer")
-            added = True
-    if "statsmodels" not in _REGISTERED and "statsmodels.base.wrapper" in sys.modules:
-        wrapper = sys.modules["statsmodels.base.wrapper"].ResultsWrapper
-        estimates.register(wrapper, _estimates_statsmodels)
-        variance_components.register(wrapper, _vc_statsmodels)
-        _REGISTERED.add("statsmodels")
-        added = True
-    return added
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ One adapter per model class answers what mitml asks of a fit through ``logLik``,
 - ``stacked_loglik``: the log-likelihood of the model refitted to the m data sets stacked (D4),
   clusters relabelled per imputation.
 
-Built in: statsmodels OLS results (psi = beta, sigma^2 with the ML estimate RSS/n), pymitml's
+The adapters are found through the model registry (:mod:`._registry`, entries in
+:mod:`._builtin`). Built in: statsmodels OLS results (psi = beta, sigma^2 with the ML estimate RSS/n), pymitml's
 ``LmerFit`` (psi = beta, Tau = sigma^2 T T', sigma^2), and statsmodels GLM (binomial, Poisson)
 and Logit/Probit/Poisson results (log-likelihood and stacked refits only: D2 and D4, no D3, as in
 mitml).
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ._extract import stack_estimates
+from ._registry import adapter_for
 
 __all__ = [
     "adapter",
@@ -271,14 +273,13 @@ class _GLM(_MaximumLikelihood):
 # dispatch
 
 
-_ADAPTERS = (_OLS, _Lmer, _GLM)
-
-
 def adapter(fit: Any, what: str = "the likelihood"):
-    """The likelihood adapter of ``fit``'s class, or a TypeError naming the supported classes."""
-    for a in _ADAPTERS:
-        if a.matches(fit):
-            return a
+    """The likelihood adapter of ``fit``'s class (from the model registry, :mod:`._registry`),
+    or a TypeError naming the supported classes."""
+    entry = adapter_for(fit)
+    found = entry.likelihood(fit) if entry is not None and entry.likelihood is not None else None
+    if found is not None:
+        return found
     raise _NoLikelihood(
         f"cannot evaluate {what} for fits of class '{type(fit).__name__}': the likelihood methods "
         "(D2 with use='likelihood', D3, D4, anova) support pymitml.lmer fits and statsmodels OLS "

@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from ._extract import stack_estimates
 from .model_tests import (
@@ -52,6 +51,21 @@ def _dnorm(x):
     return np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
 
 
+def _special(name: str) -> Callable:
+    """``scipy.special.<name>``, imported on first call (scipy is slow to import)."""
+
+    def call(x):
+        from scipy import special
+
+        return getattr(special, name)(x)
+
+    call.__name__ = name
+    return call
+
+
+_expit, _logit, _ndtr, _ndtri = (_special(n) for n in ("expit", "logit", "ndtr", "ndtri"))
+
+
 #: name -> (function, derivative)
 _FUNCTIONS: dict[str, tuple[Callable, Callable]] = {
     "exp": (np.exp, np.exp),
@@ -71,10 +85,10 @@ _FUNCTIONS: dict[str, tuple[Callable, Callable]] = {
     "sinh": (np.sinh, np.cosh),
     "cosh": (np.cosh, np.sinh),
     "tanh": (np.tanh, lambda x: 1 / np.cosh(x) ** 2),
-    "plogis": (special.expit, lambda x: special.expit(x) * (1 - special.expit(x))),
-    "qlogis": (special.logit, lambda x: 1 / (x * (1 - x))),
-    "pnorm": (special.ndtr, _dnorm),
-    "qnorm": (special.ndtri, lambda x: 1 / _dnorm(special.ndtri(x))),
+    "plogis": (_expit, lambda x: _expit(x) * (1 - _expit(x))),
+    "qlogis": (_logit, lambda x: 1 / (x * (1 - x))),
+    "pnorm": (_ndtr, _dnorm),
+    "qnorm": (_ndtri, lambda x: 1 / _dnorm(_ndtri(x))),
 }
 
 

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ._extract import _as_coef, _check_same_names, stack_estimates, stack_variance_components
 
@@ -85,6 +84,8 @@ class PooledEstimates:
             parm = list(parm)
             tab = tab.iloc[parm] if all(isinstance(p, (int, np.integer)) for p in parm) else tab.loc[parm]
         a = (1.0 - level) / 2.0
+        from scipy import stats  # lazy: scipy.stats is slow to import
+
         fac = stats.t.ppf(1.0 - a, tab["df"].to_numpy())
         est, se = tab["Estimate"].to_numpy(), tab["Std.Error"].to_numpy()
         lo, hi = _percent_labels(a)
@@ -185,6 +186,8 @@ def _rubin(qhat: np.ndarray, uhat: np.ndarray, diagonal: bool, df_com: np.ndarra
 
     Returns the (k, 7) table in ``COLUMNS`` order and the total covariance t (None if diagonal).
     """
+    from scipy import stats  # lazy: scipy.stats is slow to import
+
     m = qhat.shape[0]
     q_bar = qhat.mean(axis=0)
     dev = qhat - q_bar

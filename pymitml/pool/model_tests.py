@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from . import _likelihood as _ll
 
@@ -157,6 +156,8 @@ def wald_statistics(q_hat: np.ndarray, u_hat: np.ndarray) -> np.ndarray:
 
 def _table_row(f: float, k: int, v: float, r: float) -> list[float]:
     """One row of the test table: F, df1, df2, P(>F), RIV."""
+    from scipy import stats  # lazy: scipy.stats is slow to import
+
     return [f, float(k), v, float(stats.f.sf(f, k, v)), r]
 
 
