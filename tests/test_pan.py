@@ -291,3 +291,87 @@ def test_coverage_study():
     tab = mod.run(200)
     assert tab["coverage"].between(0.91, 0.99).all(), tab
     assert (tab["bias"].abs() < 0.05).all(), tab
+
+
+# --- the kernel's named steps against plain NumPy (issue 12) --------------------------------
+
+
+def test_generic_covariance_steps_match_numpy():
+    from pymitml.samplers import _gibbs as G
+
+    rng = np.random.default_rng(5)
+    v = rng.normal(size=(3, 11))
+    S = np.empty((3, 3))
+    G.sum_outer(v, S)
+    assert np.allclose(S, v @ v.T)
+    # E = (W - X beta)'(W - X beta) from cross-products
+    X, W, beta = rng.normal(size=(40, 3)), rng.normal(size=(40, 2)), rng.normal(size=(3, 2))
+    E = np.empty((2, 2))
+    G.fixed_residual_crossproducts(W.T @ W, X.T @ W, X.T @ X, beta, E)
+    res = W - X @ beta
+    assert np.allclose(E, res.T @ res)
+    # the conjugate IW step = draw_inv_wishart on prior + cross
+    from pymitml.samplers._linalg import draw_inv_wishart
+
+    chi, nrm = rng.chisquare(10, 3), rng.normal(size=3)
+    prior, cross = np.eye(3), v @ v.T
+    out1, out2, scale = np.empty((3, 3)), np.empty((3, 3)), np.empty((4, 4))
+    w1, w2 = np.empty((4, 4)), np.empty((4, 4))
+    assert G.draw_covariance_iw(chi, nrm, prior, cross, scale, out1, w1, w2)
+    assert draw_inv_wishart(chi, nrm, prior + cross, out2, w1, w2, 3)
+    assert np.array_equal(out1, out2)
+    assert not G.draw_covariance_iw(chi, nrm, -prior, cross * 0, scale, out1, w1, w2)
+
+
+def test_record_steps_and_total_crossproducts():
+    from pymitml.samplers import _gibbs as G
+
+    rng = np.random.default_rng(6)
+    S = rng.normal(size=(3, 3))
+    S = S @ S.T
+    full, diag = np.zeros((3, 3, 4)), np.zeros((3, 1, 4))
+    G.record_covariance(S, full, 2)
+    G.record_covariance(S, diag, 1)
+    assert np.array_equal(full[..., 2], S) and np.array_equal(diag[:, 0, 1], np.diag(S))
+    assert not full[..., :2].any() and not diag[..., 0].any()
+    a = [rng.normal(size=sh) for sh in ((2, 3), (1, 3, 5), (3, 3))]
+    b = [rng.normal(size=x.shape) for x in a]
+    out = [np.empty(x.shape) for x in a]
+    G.total_crossproducts(*a, *b, *out)
+    for x, y, o in zip(a, b, out):
+        assert np.array_equal(o, x + y)
+
+
+def test_fill_normals_draws_in_numpys_order():
+    from pymitml.samplers import _gibbs as G
+
+    z, chi, dfs = np.empty(5), np.empty(2), np.array([3.0, 7.5])
+    G.fill_normals(np.random.default_rng(1), z, chi, dfs)
+    ref = np.random.default_rng(1)
+    zz = [ref.standard_normal() for _ in range(5)]
+    cc = [ref.chisquare(d) for d in dfs]
+    assert np.array_equal(z, zz) and np.array_equal(chi, cc)
+
+
+def test_kernel_failure_names_the_step():
+    """A covariance that is not positive definite stops the chain with the step's Status."""
+    from pymitml.exceptions import Status
+    from pymitml.samplers import _pan_kernel as K
+
+    df = pm.datasets.random_intercept(5, 6, seed=2)
+    imp = pm.pan_impute(df, "y + x ~ 1 + z + (1|id)", m=1, n_burn=1, n_iter=1, seed=1)
+    assert imp.m == 1
+    r, p, q, J = 2, 2, 1, 3
+    data = K.PanData(np.eye(p), np.ones((q, q, J)), np.zeros((q, p, J)), np.zeros((p, r)),
+                     np.zeros((q, r, J)), np.eye(r), np.zeros((p, 0)), np.zeros((q, 0)),
+                     np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64),
+                     np.zeros((0, r), np.int64), np.zeros(0, np.int64), np.zeros((0, r), np.int64),
+                     np.zeros(0, np.int64), np.eye(r), np.eye(q * r), np.full(q * r + r, 10.0))
+    par = K.PanParams(np.zeros((p, r)), -np.eye(r), np.eye(q * r), np.zeros((q, r, J)),
+                      np.zeros((r, 0)), np.zeros((p, r)), np.zeros((q, r, J)), np.zeros((r, r)))
+    work = K.pan_work(data, r, 0)
+    store = K.ChainStore(np.zeros((p, r, 1)), np.zeros((2, 2, 1)), np.zeros((r, r, 1)))
+    code = K.pan_iterate(1, 0, np.random.default_rng(0), data, par, work, store)
+    assert code == Status.SIGMA and work.failed_at[0] == 0
+    with pytest.raises(pm.exceptions.NumericalFailureError, match="Sigma"):
+        pm.exceptions.raise_for_status(code, sampler="pan_impute", iteration=0, chain=0)

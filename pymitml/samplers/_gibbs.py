@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._numba import njit
-from ._linalg import chol_inplace, solve_lower, solve_lower_t
+from ._linalg import chol_inplace, draw_inv_wishart, solve_lower, solve_lower_t
 
 
 @njit
@@ -432,3 +432,96 @@ def draw_missing_cells(Yi, mu, z, cur, pat_start, pat_obs, pat_nobs, pat_mis, pa
                     yw[s0 + i] += cwu * zz[i]
         cur += nm * n
     return cur
+
+
+# --- steps composed by the samplers' iterations (issue 12): each reads like one line of the maths
+
+
+@njit
+def fill_normals(rng, z, chi, dfs):
+    """One iteration's randomness, drawn up front: z[k] ~ N(0, 1) for every k, then
+    chi[k] ~ chi2(dfs[k]) (the Bartlett diagonals of the inverse-Wishart draws)."""
+    for k in range(z.shape[0]):
+        z[k] = rng.standard_normal()
+    for k in range(chi.shape[0]):
+        chi[k] = rng.chisquare(dfs[k])
+
+
+@njit
+def total_crossproducts(XtYc, ZtYc, YtYc, XtYi, ZtYi, YtYi, XtY, ZtY, YtY):
+    """X'Y, Z_j'Y_j, Y'Y of the completed data: the complete rows' constant part (``...c``) plus
+    the incomplete rows' current part (``...i``); ZtY is laid out (q, r, J)."""
+    q, r, J = ZtYc.shape
+    p = XtYc.shape[0]
+    for a in range(q):
+        for t in range(r):
+            for j in range(J):
+                ZtY[a, t, j] = ZtYc[a, t, j] + ZtYi[a, t, j]
+    for k in range(p):
+        for t in range(r):
+            XtY[k, t] = XtYc[k, t] + XtYi[k, t]
+    for t in range(r):
+        for u in range(r):
+            YtY[t, u] = YtYc[t, u] + YtYi[t, u]
+
+
+@njit
+def sum_outer(v, S):
+    """S = sum_j v_j v_j' over the columns v_j of ``v`` (d, J) (e.g. sum_j vec(b_j) vec(b_j)')."""
+    d = v.shape[0]
+    for x in range(d):
+        for y in range(x + 1):
+            val = _dot(v[x], v[y])
+            S[x, y] = val
+            S[y, x] = val
+
+
+@njit
+def fixed_residual_crossproducts(WtW, XtW, XtX, beta, E):
+    """E = (W - X beta)'(W - X beta) = W'W - beta'X'W - W'X beta + beta'X'X beta from the
+    cross-products (beta: p x r; E symmetric r x r)."""
+    p, r = beta.shape
+    for t in range(r):
+        for u in range(t + 1):
+            acc = WtW[t, u]
+            for k in range(p):
+                acc -= beta[k, t] * XtW[k, u] + XtW[k, t] * beta[k, u]
+                bt = beta[k, t]
+                for kk in range(p):
+                    acc += bt * XtX[k, kk] * beta[kk, u]
+            E[t, u] = acc
+            E[u, t] = acc
+
+
+@njit
+def draw_covariance_iw(chi, nrm, prior_scale, cross, scale, out, w1, w2):
+    """Conjugate covariance step: out ~ IW(nu, prior_scale + cross), ``cross`` the sum of the
+    residual (or random-effect) cross-products, nu fixed by the chi-square draws ``chi`` (see
+    :func:`draw_inv_wishart`). ``scale`` receives prior_scale + cross. False if not positive
+    definite."""
+    n = out.shape[0]
+    for x in range(n):
+        for y in range(n):
+            scale[x, y] = prior_scale[x, y] + cross[x, y]
+    return draw_inv_wishart(chi, nrm, scale, out, w1, w2, n)
+
+
+@njit
+def record_matrix(M, ch, o):
+    """ch[:, :, o] = M (a parameter block's draw as iteration ``o`` of its chain)."""
+    for x in range(M.shape[0]):
+        for y in range(M.shape[1]):
+            ch[x, y, o] = M[x, y]
+
+
+@njit
+def record_covariance(S, ch, o):
+    """Store the covariance S as iteration ``o`` of its chain: the whole matrix, or only its
+    variances (in column 0) when the chain has a single column and S more than one (mitml's
+    keep.chains = "diagonal")."""
+    n = S.shape[0]
+    if ch.shape[1] == n:
+        record_matrix(S, ch, o)
+    else:
+        for x in range(n):
+            ch[x, 0, o] = S[x, x]

@@ -25,25 +25,135 @@ Steps 1-3 need only sufficient statistics: X'Y, Z_j'Y_j and Y'Y, split into the 
 the complete rows and the part of the incomplete rows, recomputed after step 4. Cluster-level
 arrays are laid out (..., J) and incomplete rows are stored transposed, grouped by missingness
 pattern, so that the innermost loops run over clusters or rows and vectorise.
+
+Sampler state lives in four bundles (NamedTuples of arrays, passed to numba as one argument
+each): :class:`PanData` (constant for a chain), :class:`PanParams` (the current draws),
+:class:`PanWork` (buffers, allocated once per chain) and :class:`ChainStore` (the stored chains).
+:func:`pan_iterate` is the composition of the steps 1-4 above, one function each.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
 from .._numba import njit
+from ..exceptions import Status
 from ._gibbs import (
-    _dot,
     _draw_beta_collapsed,
     _draw_given_cholesky,
     _precision_cholesky,
+    draw_covariance_iw,
     draw_missing_cells,
+    fill_normals,
+    fixed_residual_crossproducts,
     pattern_factors,
-    record_covariances,
+    record_covariance,
+    record_matrix,
     residual_crossproducts,
     row_means,
     rows_crossproducts,
+    sum_outer,
+    total_crossproducts,
 )
-from ._linalg import draw_inv_wishart, spd_inverse
+from ._linalg import spd_inverse
+
+__all__ = ["ChainStore", "PanData", "PanParams", "PanWork", "pan_draw_counts", "pan_iterate",
+           "pan_work"]
+
+# status codes as plain ints (numba freezes module globals as constants)
+_OK = int(Status.OK)
+_SIGMA = int(Status.SIGMA)
+_PSI = int(Status.PSI)
+_BETA = int(Status.BETA)
+_RANDOM_EFFECTS = int(Status.RANDOM_EFFECTS)
+
+
+class PanData(NamedTuple):
+    """What stays fixed during a chain.
+
+    XtX (p, p), ZtZ (q, q, J), ZtX (q, p, J): the design's cross-products; XtYc (p, r),
+    ZtYc (q, r, J), YtYc (r, r): those of the complete rows. Incomplete rows, stored transposed and
+    grouped by missingness pattern (rows pat_start[g]:pat_start[g+1]): Xi (p, n), Zi (q, n),
+    Ci (n,) cluster codes, Seg the starts of the runs of equal codes; pattern g observes targets
+    pat_obs[g, :pat_nobs[g]] and misses pat_mis[g, :pat_nmis[g]]. Prior: Binv (r, r), Dinv (d, d);
+    dfs (d + r,): the chi-square degrees of freedom of the Bartlett draws (Psi's, then Sigma's).
+    """
+
+    XtX: np.ndarray
+    ZtZ: np.ndarray
+    ZtX: np.ndarray
+    XtYc: np.ndarray
+    ZtYc: np.ndarray
+    YtYc: np.ndarray
+    Xi: np.ndarray
+    Zi: np.ndarray
+    Ci: np.ndarray
+    Seg: np.ndarray
+    pat_start: np.ndarray
+    pat_obs: np.ndarray
+    pat_nobs: np.ndarray
+    pat_mis: np.ndarray
+    pat_nmis: np.ndarray
+    Binv: np.ndarray
+    Dinv: np.ndarray
+    dfs: np.ndarray
+
+
+class PanParams(NamedTuple):
+    """The chain's current state, updated in place: beta (p, r), Sigma (r, r), Psi (d, d), the
+    random effects B (q, r, J), the incomplete rows' current values Yi (r, n) and their
+    cross-products XtYi (p, r), ZtYi (q, r, J), YtYi (r, r) (kept equal to those of Yi)."""
+
+    beta: np.ndarray
+    Sigma: np.ndarray
+    Psi: np.ndarray
+    B: np.ndarray
+    Yi: np.ndarray
+    XtYi: np.ndarray
+    ZtYi: np.ndarray
+    YtYi: np.ndarray
+
+
+class PanWork(NamedTuple):
+    """Buffers, allocated once per chain by :func:`pan_work`; nothing in them survives an iteration
+    except ``failed_at`` (the iteration, within the last call, whose step failed)."""
+
+    z: np.ndarray
+    chi: np.ndarray
+    w1: np.ndarray
+    w2: np.ndarray
+    Sinv: np.ndarray
+    Pinv: np.ndarray
+    XtY: np.ndarray
+    ZtY: np.ndarray
+    YtY: np.ndarray
+    R: np.ndarray
+    P: np.ndarray
+    v: np.ndarray
+    F: np.ndarray
+    f: np.ndarray
+    A: np.ndarray
+    cvec: np.ndarray
+    tmp: np.ndarray
+    SB: np.ndarray
+    XtW: np.ndarray
+    WtW: np.ndarray
+    E: np.ndarray
+    scale: np.ndarray
+    Kp: np.ndarray
+    Cp: np.ndarray
+    mu: np.ndarray
+    failed_at: np.ndarray
+
+
+class ChainStore(NamedTuple):
+    """Stored draws, iteration on the last axis: beta (p, r, n), psi (d, d or 1, n),
+    sigma (r, r or 1, n); one column: only the variances (keep_chains = "diagonal")."""
+
+    beta: np.ndarray
+    psi: np.ndarray
+    sigma: np.ndarray
 
 
 def pan_draw_counts(J, p, q, r, n_cells):
@@ -52,131 +162,126 @@ def pan_draw_counts(J, p, q, r, n_cells):
     return J * d + d * (d - 1) // 2 + r * (r - 1) // 2 + p * r + n_cells
 
 
-@njit
-def pan_iterate(n_steps, rec0, diag_only, rng, dfs, z, chi,
-                XtX, ZtZ, ZtX, XtYc, ZtYc, YtYc,
-                Xi, Zi, Ci, Seg, Yi, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis, N,
-                Binv, Dinv, beta, Sigma, Psi, B, XtYi, ZtYi, YtYi,
-                ch_beta, ch_psi, ch_sigma):
-    """Run ``n_steps`` Gibbs iterations in place; iteration s is stored at index rec0 + s of the
-    chain arrays (rec0 < 0: not stored).
-
-    Data: complete rows enter through their constant cross-products (XtYc, ZtYc, YtYc);
-    incomplete rows are stored transposed (Xi: p x n, Zi: q x n, Yi: r x n, Ci: cluster codes,
-    Seg: starts of its runs of equal codes) and grouped by missingness pattern (rows
-    pat_start[g]:pat_start[g+1]); their cross-products
-    XtYi, ZtYi, YtYi must match Yi on entry and are kept up to date.
-    Randomness: ``rng`` is the chain's numpy Generator. Each iteration first fills the buffer ``z``
-    with its standard normals (beta as (r, p), clusters as (d, J), Psi, Sigma, then per pattern
-    its missing cells as (n_mis, rows)) and ``chi`` with chi-square draws on ``dfs`` degrees of
-    freedom (d for Psi, then r for Sigma). Returns 0, or 1 if a covariance matrix lost positive
-    definiteness (the caller raises).
-
-    Order within an iteration: beta | Sigma, Psi, Y (b integrated out), b | beta, ...; Psi | b;
-    Sigma | beta, b, Y; missing cells. Drawing (beta, b) as one block keeps fixed effects that
-    are confounded with random effects (a random slope on an uncentred predictor) mixing well.
-    """
-    p = XtX.shape[0]
-    q, r, J = ZtYc.shape
+def pan_work(data: PanData, r: int, n_cells: int) -> PanWork:
+    """The buffers of one chain (``r`` targets, ``n_cells`` missing cells)."""
+    p = data.XtX.shape[0]
+    q, _, J = data.ZtYc.shape
     d = q * r
-    n_pat = pat_nobs.shape[0]
-    n_inc = Yi.shape[1]
-    mx = max(d, r, p, 1)
-    w1 = np.empty((mx, mx))
-    w2 = np.empty((mx, mx))
-    Sinv = np.empty((r, r))
-    Pinv = np.empty((d, d))
-    ZtY = np.empty((q, r, J))
-    R = np.empty((q, r, J))
-    P = np.empty((d, d, J))
-    v = np.empty((d, J))
-    tmp = np.empty(J)
-    SB = np.empty((d, d))
-    XtW = np.empty((p, r))
-    WtW = np.empty((r, r))
-    scale_s = np.empty((r, r))
-    scale_p = np.empty((d, d))
     pr = p * r
-    F = np.empty((d, pr, J))
-    f = np.empty((d, J))
-    A = np.empty((pr, pr))
-    cvec = np.empty(pr)
-    XtY = np.empty((p, r))
-    YtY = np.empty((r, r))
-    Kp = np.zeros((max(n_pat, 1), r, r))
-    Cp = np.zeros((max(n_pat, 1), r, r))
-    mu = np.empty((r, max(n_inc, 1)))
-    npsi = d * (d - 1) // 2
-    nsig = r * (r - 1) // 2
-    n_norm = z.shape[0]
+    mx = max(d, r, p, 1)
+    n_pat = max(data.pat_nobs.shape[0], 1)
+    n_inc = data.Xi.shape[1]
+    e = np.empty
+    return PanWork(
+        z=e(pan_draw_counts(J, p, q, r, n_cells)), chi=e(d + r), w1=e((mx, mx)), w2=e((mx, mx)),
+        Sinv=e((r, r)), Pinv=e((d, d)), XtY=e((p, r)), ZtY=e((q, r, J)), YtY=e((r, r)),
+        R=e((q, r, J)), P=e((d, d, J)), v=e((d, J)), F=e((d, pr, J)), f=e((d, J)), A=e((pr, pr)),
+        cvec=e(pr), tmp=e(J), SB=e((d, d)), XtW=e((p, r)), WtW=e((r, r)), E=e((r, r)),
+        scale=e((mx, mx)), Kp=np.zeros((n_pat, r, r)), Cp=np.zeros((n_pat, r, r)),
+        mu=e((r, max(n_inc, 1))), failed_at=np.zeros(1, np.int64),
+    )
+
+
+@njit
+def draw_effects(data, par, w):
+    """1. (beta, b) | Sigma, Psi, Y as one block: beta with b integrated out (GLS), then
+    b_j | beta ~ N(P_j^-1 vec(Z_j'(Y_j - X_j beta) Sigma^-1), P_j^-1). Normals: z[:p r] for beta,
+    z[p r : p r + d J] for b. Returns a Status code."""
+    p = data.XtX.shape[0]
+    q, r, J = data.ZtYc.shape
+    d = q * r
+    pr = p * r
+    if not spd_inverse(par.Sigma, w.Sinv, w.w1, r):
+        return _SIGMA
+    if not spd_inverse(par.Psi, w.Pinv, w.w1, d):
+        return _PSI
+    if not _precision_cholesky(data.ZtZ, w.Sinv, w.Pinv, w.P):
+        return _RANDOM_EFFECTS
+    if not _draw_beta_collapsed(w.z[0:pr], data.XtX, w.XtY, data.ZtX, w.ZtY, w.Sinv, w.P, w.F, w.f,
+                                w.A, w.cvec, par.beta):
+        return _BETA
+    _draw_given_cholesky(w.z[pr:pr + d * J], data.ZtX, w.ZtY, par.beta, w.Sinv, par.B, w.R, w.P, w.v)
+    return _OK
+
+
+@njit
+def draw_psi(data, par, w, cur):
+    """2. Psi | b ~ IW(c + J, Dinv + sum_j vec(b_j) vec(b_j)'); the vec(b_j) are the columns of
+    w.v after :func:`draw_effects`. Normals from z[cur:]. Returns a Status code."""
+    d = par.Psi.shape[0]
+    sum_outer(w.v, w.SB)
+    if not draw_covariance_iw(w.chi[:d], w.z[cur:cur + d * (d - 1) // 2], data.Dinv, w.SB,
+                              w.scale, par.Psi, w.w1, w.w2):
+        return _PSI
+    return _OK
+
+
+@njit
+def draw_sigma(data, par, w, cur):
+    """3. Sigma | beta, b, Y ~ IW(a + N, Binv + E'E), E = Y - X beta - Z b, from the
+    cross-products: W = Y - Z b first, then E = W - X beta. Normals from z[cur:]."""
+    r = par.Sigma.shape[0]
+    d = par.Psi.shape[0]
+    residual_crossproducts(w.XtY, w.YtY, data.ZtX, w.ZtY, data.ZtZ, par.B, w.tmp, w.XtW, w.WtW)
+    fixed_residual_crossproducts(w.WtW, w.XtW, data.XtX, par.beta, w.E)
+    if not draw_covariance_iw(w.chi[d:d + r], w.z[cur:cur + r * (r - 1) // 2], data.Binv, w.E,
+                              w.scale, par.Sigma, w.w1, w.w2):
+        return _SIGMA
+    return _OK
+
+
+@njit
+def draw_missing(data, par, w, cur):
+    """4. Missing cells of each incomplete row | its observed cells: normal with mean
+    x_i beta + z_i b_j and covariance Sigma, pattern by pattern; then the incomplete rows'
+    cross-products are brought up to date. Normals from z[cur:]."""
+    pattern_factors(par.Sigma, data.pat_obs, data.pat_nobs, data.pat_mis, data.pat_nmis, w.Kp, w.Cp,
+                    w.w1, w.w2)
+    row_means(data.Xi, data.Zi, data.Ci, par.beta, par.B, w.mu)
+    draw_missing_cells(par.Yi, w.mu, w.z, cur, data.pat_start, data.pat_obs, data.pat_nobs,
+                       data.pat_mis, data.pat_nmis, w.Kp, w.Cp)
+    rows_crossproducts(data.Xi, data.Zi, par.Yi, data.Ci, data.Seg, par.XtYi, par.ZtYi, par.YtYi)
+
+
+@njit
+def record(par, store, o):
+    """Store beta, Psi and Sigma as iteration ``o`` of their chains."""
+    record_matrix(par.beta, store.beta, o)
+    record_covariance(par.Psi, store.psi, o)
+    record_covariance(par.Sigma, store.sigma, o)
+
+
+@njit
+def pan_iterate(n_steps, rec0, rng, data, par, w, store):
+    """Run ``n_steps`` Gibbs iterations in place (steps 1-4 of the module docstring); iteration s
+    is stored at index rec0 + s of ``store`` (rec0 < 0: not stored).
+
+    ``rng`` is the chain's numpy Generator; each iteration first draws all its normals into w.z
+    (beta as (r, p), clusters as (d, J), Psi, Sigma, then per pattern its missing cells as
+    (n_mis, rows)) and its chi-squares into w.chi (d for Psi, then r for Sigma). Returns 0, or the
+    :class:`~pymitml.exceptions.Status` of the failing step, with the failing iteration (counted
+    within this call) in w.failed_at[0].
+    """
+    p = data.XtX.shape[0]
+    q, r, J = data.ZtYc.shape
+    d = q * r
+    cur_psi = p * r + d * J
+    cur_sigma = cur_psi + d * (d - 1) // 2
+    cur_missing = cur_sigma + r * (r - 1) // 2
     for s in range(n_steps):
-        for k in range(n_norm):
-            z[k] = rng.standard_normal()
-        for k in range(d + r):
-            chi[k] = rng.chisquare(dfs[k])
-        cur = 0
-        if not spd_inverse(Sigma, Sinv, w1, r):
-            return 1
-        if not spd_inverse(Psi, Pinv, w1, d):
-            return 1
-        for a in range(q):
-            for t in range(r):
-                for j in range(J):
-                    ZtY[a, t, j] = ZtYc[a, t, j] + ZtYi[a, t, j]
-        for k in range(p):
-            for t in range(r):
-                XtY[k, t] = XtYc[k, t] + XtYi[k, t]
-        # 1. (beta, b) | Sigma, Psi, Y: beta with b integrated out, then b | beta
-        if not _precision_cholesky(ZtZ, Sinv, Pinv, P):
-            return 1
-        if not _draw_beta_collapsed(z[cur:cur + pr], XtX, XtY, ZtX, ZtY, Sinv, P, F, f, A, cvec, beta):
-            return 1
-        cur += pr
-        _draw_given_cholesky(z[cur:cur + d * J], ZtX, ZtY, beta, Sinv, B, R, P, v)
-        cur += d * J
-        # sum b b', X'W = X'Y - sum Z_j'X_j' b_j, W'W = Y'Y - b'Z'Y - Y'Z b + b'Z'Z b
-        for x in range(d):
-            for y in range(x + 1):
-                val = _dot(v[x], v[y])
-                SB[x, y] = val
-                SB[y, x] = val
-        for t in range(r):
-            for u in range(r):
-                YtY[t, u] = YtYc[t, u] + YtYi[t, u]
-        residual_crossproducts(XtY, YtY, ZtX, ZtY, ZtZ, B, tmp, XtW, WtW)
-        # 2. Psi
-        for x in range(d):
-            for y in range(d):
-                scale_p[x, y] = Dinv[x, y] + SB[x, y]
-        if not draw_inv_wishart(chi[:d], z[cur:cur + npsi], scale_p, Psi, w1, w2, d):
-            return 1
-        cur += npsi
-        # 3. Sigma | beta, b, Y: residual cross-products W'W - beta'X'W - W'X beta + beta'X'X beta
-        for t in range(r):
-            for u in range(t + 1):
-                acc = WtW[t, u]
-                for k in range(p):
-                    acc -= beta[k, t] * XtW[k, u] + XtW[k, t] * beta[k, u]
-                    bt = beta[k, t]
-                    for kk in range(p):
-                        acc += bt * XtX[k, kk] * beta[kk, u]
-                scale_s[t, u] = Binv[t, u] + acc
-                scale_s[u, t] = Binv[u, t] + acc
-        if not draw_inv_wishart(chi[d:d + r], z[cur:cur + nsig], scale_s, Sigma, w1, w2, r):
-            return 1
-        cur += nsig
-        # 4. missing cells, pattern by pattern
-        if n_inc > 0:
-            pattern_factors(Sigma, pat_obs, pat_nobs, pat_mis, pat_nmis, Kp, Cp, w1, w2)
-            row_means(Xi, Zi, Ci, beta, B, mu)
-            cur = draw_missing_cells(Yi, mu, z, cur, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis,
-                                     Kp, Cp)
-            rows_crossproducts(Xi, Zi, Yi, Ci, Seg, XtYi, ZtYi, YtYi)
-        # record
+        w.failed_at[0] = s
+        fill_normals(rng, w.z, w.chi, data.dfs)
+        total_crossproducts(data.XtYc, data.ZtYc, data.YtYc, par.XtYi, par.ZtYi, par.YtYi,
+                            w.XtY, w.ZtY, w.YtY)
+        code = draw_effects(data, par, w)
+        if code == _OK:
+            code = draw_psi(data, par, w, cur_psi)
+        if code == _OK:
+            code = draw_sigma(data, par, w, cur_sigma)
+        if code != _OK:
+            return code
+        if data.Xi.shape[1] > 0:
+            draw_missing(data, par, w, cur_missing)
         if rec0 >= 0:
-            o = rec0 + s
-            for k in range(p):
-                for t in range(r):
-                    ch_beta[k, t, o] = beta[k, t]
-            record_covariances(Psi, Sigma, ch_psi, ch_sigma, o, diag_only)
-    return 0
+            record(par, store, rec0 + s)
+    return _OK

@@ -10,10 +10,11 @@ import numpy as np
 from .._model import GroupData, prepare_model
 from .._random import spawn_seeds
 from ..chains import SEGMENT, check_run, run_tasks
+from ..exceptions import raise_for_status
 from ..result import ImputationResult
 from ._gibbs import cluster_crossproducts
 from ._layout import row_blocks
-from ._pan_kernel import pan_draw_counts, pan_iterate
+from ._pan_kernel import ChainStore, PanData, PanParams, pan_iterate, pan_work
 from ._prior import check_prior
 
 __all__ = ["pan_impute"]
@@ -69,26 +70,21 @@ def _run_chain(tick, *, gd: GroupData, seed: int, prior: dict, n_burn: int, n_it
     imp = {k: np.zeros(sh + (m_c * n_iter,)) for k, sh in shapes.items()}
     draws = np.zeros((len(ct), m_c))
     rng = np.random.default_rng(seed)
-    n_norm = pan_draw_counts(J, p, q, r, len(ct))
     dfs = np.concatenate([prior["c"] + J - np.arange(d), prior["a"] + N - np.arange(r)])
-    z_buf, chi_buf = np.empty(n_norm), np.empty(d + r)
-    state = (XtX, ZtZ, ZtX, lay["XtYc"], lay["ZtYc"], lay["YtYc"], lay["Xi"], lay["Zi"], lay["Ci"],
-             lay["Seg"], Yi,
-             lay["pat_start"], lay["pat_obs"], lay["pat_nobs"], lay["pat_mis"], lay["pat_nmis"], N,
-             np.ascontiguousarray(prior["Binv"]), np.ascontiguousarray(prior["Dinv"]),
-             beta, Sigma, Psi, B, lay["XtYi"], lay["ZtYi"], lay["YtYi"])
+    data = PanData(XtX, ZtZ, ZtX, lay["XtYc"], lay["ZtYc"], lay["YtYc"], lay["Xi"], lay["Zi"],
+                   lay["Ci"], lay["Seg"], lay["pat_start"], lay["pat_obs"], lay["pat_nobs"],
+                   lay["pat_mis"], lay["pat_nmis"], np.ascontiguousarray(prior["Binv"]),
+                   np.ascontiguousarray(prior["Dinv"]), dfs)
+    par = PanParams(beta, Sigma, Psi, B, Yi, lay["XtYi"], lay["ZtYi"], lay["YtYi"])
+    work = pan_work(data, r, len(ct))
 
     def advance(n, rec0, ch):
+        store = ChainStore(ch["beta"], ch["psi"], ch["sigma"])
         done = 0
         while done < n:
             k = min(SEGMENT, n - done)
-            code = pan_iterate(k, rec0 + done, diag_only, rng, dfs, z_buf, chi_buf, *state,
-                               ch["beta"], ch["psi"], ch["sigma"])
-            if code:
-                raise FloatingPointError(
-                    "a covariance matrix lost positive definiteness during sampling; rescale the "
-                    "variables (e.g. to unit variance) or use a more informative `prior`."
-                )
+            code = pan_iterate(k, rec0 + done, rng, data, par, work, store)
+            raise_for_status(code, sampler="pan_impute")
             done += k
             tick(k)
 
