@@ -23,6 +23,7 @@ import pandas as pd
 
 from ._frame import as_pandas, library_of
 from .mitml_list import MitmlList
+from .pool.estimates import PooledEstimates
 
 __all__ = ["compare_tables", "from_r", "r_pool_estimates", "r_run", "side_by_side", "to_r"]
 
@@ -451,8 +452,6 @@ def r_pool_estimates(mitml_list: Any, formula: str, REML: bool = True, extra_par
     and ``.extra`` are R's numbers, so it compares directly with :func:`pymitml.pool_estimates`
     (see :func:`compare_tables`).
     """
-    from .pool.estimates import PooledEstimates
-
     ro = _robjects()
     if not isinstance(formula, str) or "~" not in formula:
         raise ValueError(f"`formula` must be an R formula string such as 'y ~ x + (1|g)'; got {formula!r}.")

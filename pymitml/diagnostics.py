@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._frame import as_pandas
+
 __all__ = [
     "BLOCKS",
     "RHAT_THRESHOLD",
@@ -739,8 +741,6 @@ def summarize(par: Mapping[str, Any], n_iter: int, n_Rhat: int | None = 3,
 def _missing_rates(data: Any) -> pd.DataFrame | None:
     if data is None:
         return None
-    from ._frame import as_pandas
-
     df = as_pandas(data)
     return pd.DataFrame([df.isna().mean().to_numpy() * 100], index=["MD%"],
                         columns=[str(c) for c in df.columns])

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 
 from ._frame import as_pandas, library_of
 
-__all__ = ["MitmlList", "MitmlResult", "cluster_means", "long_to_mitml_list"]
+__all__ = ["MitmlList", "MitmlResult", "cluster_means", "long_to_mitml_list", "register_writer"]
 
 
 class MitmlResult(list):
@@ -145,43 +145,61 @@ class MitmlList(Sequence):
         return pd.concat(parts, axis=0)
 
 
-    # --- interchange (thin: each writer lives in pymitml.io.<format>) -------
+    # --- interchange: the writers live in pymitml.io and register themselves ----------
     def to_stata(self, path, **kwargs):
         """Write one Stata .dta in ``mi flong`` style (see :func:`pymitml.io.stata.write_stata`)."""
-        from .io.stata import write_stata
-
-        return write_stata(self, path, **kwargs)
+        return _writer("stata")(self, path, **kwargs)
 
     def to_spss(self, path, **kwargs):
         """Write one SPSS .sav stacked by ``Imputation_`` plus a .sps (:func:`pymitml.io.spss.write_spss`)."""
-        from .io.spss import write_spss
-
-        return write_spss(self, path, **kwargs)
+        return _writer("spss")(self, path, **kwargs)
 
     def to_mplus(self, stem, **kwargs):
         """Write Mplus TYPE=IMPUTATION files (:func:`pymitml.io.mplus.write_mplus`)."""
-        from .io.mplus import write_mplus
-
-        return write_mplus(self, stem, **kwargs)
+        return _writer("mplus")(self, stem, **kwargs)
 
     def to_blimp(self, path, **kwargs):
         """Write Blimp-style stacked or separate files (:func:`pymitml.io.blimp.write_blimp`)."""
-        from .io.blimp import write_blimp
-
-        return write_blimp(self, path, **kwargs)
+        return _writer("blimp")(self, path, **kwargs)
 
     def to_rds(self, path, **kwargs):
         """Write an R .rds holding a real ``mitml.list`` (needs R; :func:`pymitml.io.rds.write_rds`)."""
-        from .io.rds import write_rds
-
-        return write_rds(self, path, **kwargs)
+        return _writer("rds")(self, path, **kwargs)
 
     def to_file(self, path, **kwargs):
         """Write the long format (CSV or parquet, by extension) with an imputation column
         (:func:`pymitml.io.long.write_long`)."""
-        from .io.long import write_long
+        return _writer("long")(self, path, **kwargs)
 
-        return write_long(self, path, **kwargs)
+
+# --------------------------------------------------------------------------------------------
+# writer registry: pymitml.io depends on this module, never the other way round. Each format
+# module of pymitml.io enters its writer here when it is imported (``import pymitml`` imports
+# them all), and the ``to_*`` methods above look the writer up by format name.
+
+#: format name -> ``writer(mitml_list, target, **kwargs)``
+_WRITERS: dict[str, Callable[..., Any]] = {}
+
+_W = TypeVar("_W", bound=Callable[..., Any])
+
+
+def register_writer(fmt: str) -> Callable[[_W], _W]:
+    """Decorator entering ``writer(mitml_list, target, **kwargs)`` as the writer of ``fmt``."""
+
+    def decorator(writer: _W) -> _W:
+        _WRITERS[fmt] = writer
+        return writer
+
+    return decorator
+
+
+def _writer(fmt: str) -> Callable[..., Any]:
+    try:
+        return _WRITERS[fmt]
+    except KeyError:
+        raise LookupError(f"no writer is registered for the format {fmt!r} (registered: "
+                          f"{sorted(_WRITERS)}); `import pymitml.io` registers the built-in "
+                          "writers.") from None
 
 
 def _like(p: pd.DataFrame, template):

@@ -5,9 +5,13 @@ Every writer takes a :class:`~pymitml.MitmlList`; every reader gives one back (p
 rename a column silently (``names="map"`` prints the mapping), and store a schema sidecar
 (``<file>.schema.json``; inside the file for parquet) so that a round trip gives back identical
 data, dtypes and categories.
+
+Each format module registers its writer and reader (:mod:`._registry`): ``MitmlList.to_stata``
+etc. find the writer there, and :func:`formats` lists what is available.
 """
 from __future__ import annotations
 
+from ._registry import formats, reader, register_reader, register_writer, writer
 from .blimp import read_blimp, write_blimp
 from .long import read_long, write_long
 from .mplus import read_mplus, write_mplus
@@ -16,6 +20,11 @@ from .spss import read_spss, write_spss
 from .stata import read_stata, read_stata_characteristics, write_stata
 
 __all__ = [
+    "formats",
+    "reader",
+    "register_reader",
+    "register_writer",
+    "writer",
     "read_blimp",
     "read_long",
     "read_mplus",

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from pandas import isna as pd_isna
 
+from ..exceptions import FileFormatError
+
 __all__ = ["MISSING", "STATA_TYPES", "DtaVariable", "read_characteristics", "read_value_label_names", "write_dta"]
 
 # type codes of formats 117/118 (str# is the width itself, 1..2045)
@@ -166,11 +168,11 @@ def write_dta(path: Path, variables: list[DtaVariable], nobs: int, *, version: i
 def _layout(raw: bytes, path: Path) -> tuple[int, str, int, str, tuple]:
     """Release, byte order, name width, encoding and section offsets of a 117-119 file."""
     if not raw.startswith(b"<stata_dta><header><release>"):
-        raise ValueError(f"'{path}' is not a Stata 13+ .dta file (formats 117-119); older formats have "
+        raise FileFormatError(f"'{path}' is not a Stata 13+ .dta file (formats 117-119); older formats have "
                          "no characteristics section this reader understands.")
     release = int(raw[28:31])
     if release not in (117, 118, 119):
-        raise ValueError(f"'{path}' has .dta release {release}; this reader knows 117, 118 and 119.")
+        raise FileFormatError(f"'{path}' has .dta release {release}; this reader knows 117, 118 and 119.")
     at = raw.index(b"<byteorder>") + 11
     bo = "<" if raw[at:at + 3] == b"LSF" else ">"
     namelen = 33 if release == 117 else 129
@@ -205,7 +207,7 @@ def read_characteristics(path: Path) -> dict[str, dict[str, str]]:
     _, bo, namelen, enc, offsets = _layout(raw, path)
     pos = offsets[8]
     if raw[pos:pos + 17] != b"<characteristics>":
-        raise ValueError(f"'{path}': the map does not point at <characteristics> (corrupt file).")
+        raise FileFormatError(f"'{path}': the map does not point at <characteristics> (corrupt file).")
     pos += 17
     out: dict[str, dict[str, str]] = {}
     while raw[pos:pos + 4] == b"<ch>":
@@ -217,8 +219,8 @@ def read_characteristics(path: Path) -> dict[str, dict[str, str]]:
         out.setdefault(var, {})[name] = contents
         pos += 8 + length
         if raw[pos:pos + 5] != b"</ch>":
-            raise ValueError(f"'{path}': a characteristic record is not closed by </ch> (corrupt file).")
+            raise FileFormatError(f"'{path}': a characteristic record is not closed by </ch> (corrupt file).")
         pos += 5
     if raw[pos:pos + 18] != b"</characteristics>":
-        raise ValueError(f"'{path}': the characteristics section is not closed (corrupt file).")
+        raise FileFormatError(f"'{path}': the characteristics section is not closed (corrupt file).")
     return out

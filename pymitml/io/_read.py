@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..exceptions import FileFormatError
+from ..mitml_list import MitmlList
 from ._schema import (
     ColumnSpec,
     Schema,
@@ -68,11 +70,9 @@ def assemble(df: pd.DataFrame, key: str, schema: Schema, library: str,
              original_key: Any = 0) -> Any:
     """MitmlList from stacked plain rows grouped by ``key``; the ``original_key`` block (when the
     schema says the file holds the original data) becomes ``original``."""
-    from ..mitml_list import MitmlList
-
     keys = df[key].to_numpy()
     if pd.isna(keys).any():
-        raise ValueError(f"the imputation column '{key}' has missing values; every row needs an imputation number.")
+        raise FileFormatError(f"the imputation column '{key}' has missing values; every row needs an imputation number.")
     imps, original = [], None
     for k, a, b in split_sorted(keys):
         raw = df.iloc[a:b].reset_index(drop=True)
@@ -82,7 +82,7 @@ def assemble(df: pd.DataFrame, key: str, schema: Schema, library: str,
             continue
         imps.append(decode_block(raw, schema))
     if not imps:
-        raise ValueError(f"the file holds no imputed data sets (no '{key}' other than {original_key}).")
+        raise FileFormatError(f"the file holds no imputed data sets (no '{key}' other than {original_key}).")
     imps = [to_library(f, library) for f in imps]
     if original is not None:
         original = to_library(original, library)

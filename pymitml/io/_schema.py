@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._frame import as_pandas
+from .._frame import as_pandas, library_of
+from ..exceptions import FileFormatError
+from ._files import sidecar_path
 
 __all__ = [
     "ColumnSpec",
@@ -160,7 +162,7 @@ class Schema:
     def from_json(cls, text: str) -> Schema:
         d = json.loads(text)
         if d.pop("pymitml_schema", None) != 1:
-            raise ValueError("not a pymitml schema (version 1).")
+            raise FileFormatError("not a pymitml schema (version 1).")
         d["columns"] = [ColumnSpec(**c) for c in d["columns"]]
         return cls(**d)
 
@@ -177,8 +179,6 @@ def read_sidecar(path: Path, schema: Any, file_columns: Sequence[str] | None = N
     """The schema for ``path``: ``schema=None`` uses ``<path>.schema.json`` when it is there,
     ``False`` ignores it, a path names another sidecar. A sidecar that does not match the file's
     columns is ignored with a warning (the file was changed after pymitml wrote it)."""
-    from ._files import sidecar_path
-
     if schema is False:
         return None
     side = sidecar_path(path) if schema is None or schema is True else Path(schema)
@@ -327,7 +327,7 @@ def _category_index(raw: np.ndarray, spec: ColumnSpec) -> np.ndarray:
     bad = (idx < 0) & ~missing
     if bad.any():
         vals = pd.unique(np.asarray(raw, dtype=object)[bad])[:5].tolist()
-        raise ValueError(f"column '{spec.file}' holds values {vals} that are not in its code table "
+        raise FileFormatError(f"column '{spec.file}' holds values {vals} that are not in its code table "
                          f"{dict(zip(codes, spec.categories))}; the file was changed after it was written. "
                          "Read it with schema=False to take the categories from the file itself.")
     return idx
@@ -356,7 +356,7 @@ def _decode_pandas(raw: np.ndarray, spec: ColumnSpec, codec: dict) -> Any:
         return b.to_numpy(dtype=bool) if codec["name"] == "bool" else b
     dt = _pandas_dtype(codec)
     if isinstance(dt, np.dtype) and dt.kind in "iub" and np.isnan(f).any():
-        raise ValueError(f"column '{spec.file}' has missing values but dtype {dt}; the file does not match its schema.")
+        raise FileFormatError(f"column '{spec.file}' has missing values but dtype {dt}; the file does not match its schema.")
     return pd.Series(f).astype(dt).array
 
 
@@ -394,8 +394,6 @@ def decode_block(raw: pd.DataFrame, schema: Schema, is_original: bool = False) -
 
 def to_library(frame: Any, library: str) -> Any:
     """``frame`` converted to ``library`` (no copy when it is already there)."""
-    from .._frame import library_of
-
     if library_of(frame) == library:
         return frame
     if library == "pandas":

@@ -8,14 +8,13 @@ from typing import Any
 import numpy as np
 
 from .._frame import as_pandas
+from ..mitml_list import MitmlList
 
 __all__ = ["check_mlist", "imputed_columns", "varying_cells"]
 
 
 def check_mlist(mlist: Any, fn: str):
     """``mlist`` must be a MitmlList (an ImputationResult is completed first)."""
-    from ..mitml_list import MitmlList
-
     if not isinstance(mlist, MitmlList) and hasattr(mlist, "complete"):
         mlist = mlist.complete()
     if not isinstance(mlist, MitmlList):

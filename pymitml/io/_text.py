@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..exceptions import FileFormatError
 from ._schema import Schema, kind_of
 
 __all__ = ["check_numeric", "flag_text", "integral_columns", "read_table", "write_table"]
@@ -79,13 +80,13 @@ def read_table(path: Path, names: Sequence[str] | None, missing: Sequence[float]
                      skipinitialspace=True)
     if names is not None:
         if len(names) != df.shape[1]:
-            raise ValueError(f"'{path}' has {df.shape[1]} columns but {len(names)} names were given: {list(names)}.")
+            raise FileFormatError(f"'{path}' has {df.shape[1]} columns but {len(names)} names were given: {list(names)}.")
         df.columns = list(names)
     else:
         df.columns = [f"V{j + 1}" for j in range(df.shape[1])]
     bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
     if bad:
-        raise ValueError(f"'{path}' has non-numeric values in columns {bad}; Mplus/Blimp data are numeric.")
+        raise FileFormatError(f"'{path}' has non-numeric values in columns {bad}; Mplus/Blimp data are numeric.")
     if missing:
         flags = np.asarray(list(missing), dtype=np.float64)
         fix = {}

@@ -17,6 +17,7 @@ import pandas as pd
 from ._files import as_path, check_library, check_new, sidecar_path
 from ._names import BLIMP, file_names
 from ._read import assemble, infer_schema
+from ._registry import register_reader, register_writer
 from ._schema import build_schema, encode_block, read_sidecar
 from ._stack import check_mlist
 from ._text import check_numeric, flag_text, integral_columns, read_table, write_table
@@ -42,6 +43,7 @@ def _names_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}_names.txt")
 
 
+@register_writer("blimp")
 def write_blimp(mlist, path, *, layout: str = "stacked", include_original: bool = False,
                 missing: float = -999, sep: str = ",", names: str = "error",
                 rename: Mapping[str, str] | None = None, schema: bool = True,
@@ -127,6 +129,7 @@ def _first_token(path: Path) -> str:
     return line.replace(",", " ").split()[0] if line.split() else ""
 
 
+@register_reader("blimp")
 def read_blimp(path, *, names: Sequence[str] | None = None, missing: float | Sequence[float] | None = -999,
                layout: str | None = None, library: str = "pandas", schema: Any = None) -> Any:
     """Read Blimp imputations, stacked or separate, into a MitmlList.

@@ -19,9 +19,12 @@ import numpy as np
 import pandas as pd
 
 from .._frame import library_of
+from ..exceptions import FileFormatError
+from ..mitml_list import MitmlList
 from ._files import as_path, check_library, check_new, sidecar_path
 from ._names import LONG, file_names
 from ._read import assemble, infer_schema
+from ._registry import register_reader, register_writer
 from ._schema import (
     _pandas_codec,
     _pandas_dtype,
@@ -53,6 +56,7 @@ def _format_of(path: Path, fmt: str | None) -> str:
     return fmt
 
 
+@register_writer("long")
 def write_long(mlist, path, *, imputation: str = ".imp", id: str = ".id", include_original: bool = True,
                format: str | None = None, rename: Mapping[str, str] | None = None, schema: bool = True,
                overwrite: bool = False) -> list[Path]:
@@ -183,6 +187,7 @@ def _write_parquet(mlist, path: Path, fnames, imputation: str, id: str, with_ori
     pq.write_table(table.replace_schema_metadata(md), path)
 
 
+@register_reader("long")
 def read_long(path, *, imputation: str | None = None, id: str | None = None, library: str = "pandas",
               schema: Any = None) -> Any:
     """Read the long format (CSV or parquet) into a MitmlList.
@@ -216,13 +221,13 @@ def read_long(path, *, imputation: str | None = None, id: str | None = None, lib
     else:
         df = pd.read_csv(path)
     if imp not in df.columns:
-        raise ValueError(f"'{path}' has no imputation column '{imp}'; its columns are {list(df.columns)[:10]}. "
+        raise FileFormatError(f"'{path}' has no imputation column '{imp}'; its columns are {list(df.columns)[:10]}. "
                          "Pass `imputation=`.")
     sort = (df[rid].to_numpy(), df[imp].to_numpy()) if rid in df.columns else (df[imp].to_numpy(),)
     df = df.iloc[np.lexsort(sort)].reset_index(drop=True)
     users = [c for c in df.columns if c not in (imp, rid)]
     if sch is not None and users != sch.file_columns:
-        raise ValueError(f"the columns of '{path}' {users} do not match its schema's {sch.file_columns}; "
+        raise FileFormatError(f"the columns of '{path}' {users} do not match its schema's {sch.file_columns}; "
                          "pass schema=False.")
     if sch is None:
         sch = infer_schema(df, users, {}, ordered=(), library=library, fmt="long-csv")
@@ -233,8 +238,6 @@ def _read_parquet(path: Path, imputation, id, library: str):
     import json
 
     import pyarrow.parquet as pq
-
-    from ..mitml_list import MitmlList
 
     table = pq.read_table(path)
     raw = (table.schema.metadata or {}).get(_META)
@@ -251,7 +254,7 @@ def _read_parquet(path: Path, imputation, id, library: str):
         df = table.to_pandas()
     cols = list(df.columns)
     if imp not in cols:
-        raise ValueError(f"'{path}' has no imputation column '{imp}'; its columns are {cols[:10]}. Pass `imputation=`.")
+        raise FileFormatError(f"'{path}' has no imputation column '{imp}'; its columns are {cols[:10]}. Pass `imputation=`.")
     keys = np.asarray(df[imp].to_numpy())
     ids = np.asarray(df[rid].to_numpy()) if rid in cols else np.zeros(len(keys))
     order = np.lexsort((ids, keys))
@@ -276,6 +279,6 @@ def _read_parquet(path: Path, imputation, id, library: str):
         else:
             imps.append(block)
     if not imps:
-        raise ValueError(f"'{path}' holds no imputed data sets (no '{imp}' other than 0).")
+        raise FileFormatError(f"'{path}' holds no imputed data sets (no '{imp}' other than 0).")
     return MitmlList([to_library(f, library) for f in imps],
                      None if original is None else to_library(original, library))

@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..exceptions import FileFormatError
 from ._files import as_path, check_library, check_new, sidecar_path
 from ._names import MPLUS, file_names
 from ._read import assemble, infer_schema
+from ._registry import register_reader, register_writer
 from ._schema import build_schema, encode_block, read_sidecar
 from ._stack import check_mlist
 from ._text import check_numeric, flag_text, integral_columns, read_table, write_table
@@ -36,6 +38,7 @@ def _stem_paths(stem: Path, m: int) -> tuple[list[Path], Path, Path, Path]:
             stem.with_name(f"{stem.name}.log"))
 
 
+@register_writer("mplus")
 def write_mplus(mlist, stem, *, missing: float = -999, cluster: str | None = None, sep: str = "\t",
                 names: str = "error", rename: Mapping[str, str] | None = None, inp: bool = True,
                 schema: bool = True, overwrite: bool = False) -> list[Path]:
@@ -233,6 +236,7 @@ def _find_inp(listfile: Path) -> Path | None:
     return None
 
 
+@register_reader("mplus")
 def read_mplus(listfile, *, names: Sequence[str] | None = None, missing: float | Sequence[float] | None = None,
                library: str = "pandas", schema: Any = None, inp: Any = None) -> Any:
     """Read Mplus ``TYPE = IMPUTATION`` data (a list file naming one data file per line) into a MitmlList.
@@ -261,7 +265,7 @@ def read_mplus(listfile, *, names: Sequence[str] | None = None, missing: float |
         raise FileNotFoundError(f"list file '{listfile}' does not exist.")
     files = [ln.strip().strip('"') for ln in listfile.read_text(encoding="utf-8").splitlines() if ln.strip()]
     if not files:
-        raise ValueError(f"list file '{listfile}' names no data files.")
+        raise FileFormatError(f"list file '{listfile}' names no data files.")
     paths = [Path(f) if Path(f).is_absolute() else listfile.parent / f for f in files]
     sch = read_sidecar(listfile, schema, None, "mplus")
     info: dict[str, Any] = {}

@@ -10,11 +10,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..bridge import _robjects, from_r, to_r
+from ..exceptions import FileFormatError
 from ..mitml_list import MitmlList, long_to_mitml_list
+from ._registry import register_reader, register_writer
 
 __all__ = ["read_rds", "write_rds"]
 
 
+@register_writer("rds")
 def write_rds(mitml_list: Any, path: str | os.PathLike, overwrite: bool = False,
               compress: bool = True) -> Path:
     """Save the imputed data sets as an R ``mitml.list`` in an .rds file.
@@ -35,8 +39,6 @@ def write_rds(mitml_list: Any, path: str | os.PathLike, overwrite: bool = False,
     >>> write_rds(implist, "imputations.rds")      # doctest: +SKIP
     >>> # in R: x <- readRDS("imputations.rds"); testEstimates(with(x, lm(y ~ x)))
     """
-    from ..bridge import _robjects, to_r
-
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"'{path}' already exists; pass overwrite=True to replace it.")
@@ -54,6 +56,7 @@ def write_rds(mitml_list: Any, path: str | os.PathLike, overwrite: bool = False,
     return path
 
 
+@register_reader("rds")
 def read_rds(path: str | os.PathLike, library: str = "pandas") -> MitmlList:
     """Read imputed data sets from an R .rds file.
 
@@ -68,8 +71,6 @@ def read_rds(path: str | os.PathLike, library: str = "pandas") -> MitmlList:
     -------
     MitmlList (``.original`` set for mids, mitml and stacked files that include it).
     """
-    from ..bridge import _robjects, from_r
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no file '{path}'.")
@@ -81,7 +82,7 @@ def read_rds(path: str | os.PathLike, library: str = "pandas") -> MitmlList:
     cols = getattr(out, "columns", None)
     if cols is not None and ".imp" in list(cols):
         return long_to_mitml_list(out, split=".imp", exclude=[0])
-    raise ValueError(
+    raise FileFormatError(
         f"'{path}' holds an R object of class {list(obj.rclass)}, not imputed data sets; expected a "
         "mitml.list, a list of data frames, a mids or mitml object, or a stacked data frame with an "
         "'.imp' column. Read other objects with pymitml.bridge.from_r(rpy2.robjects.r.readRDS(path))."

@@ -16,10 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..exceptions import FileFormatError
 from ._files import as_path, check_library, check_new, sidecar_path
 from ._names import SPSS, file_names
 from ._read import assemble, infer_schema, numeric_objects
-from ._schema import build_schema, encode_block, read_sidecar
+from ._registry import register_reader, register_writer
+from ._schema import build_schema, encode_block, kind_of, read_sidecar
 from ._stack import check_mlist
 
 __all__ = ["read_spss", "write_spss"]
@@ -27,6 +29,7 @@ __all__ = ["read_spss", "write_spss"]
 IMP = "Imputation_"
 
 
+@register_writer("spss")
 def write_spss(mlist, path, *, variable_labels: Mapping[str, str] | None = None,
                include_original: bool = True, label: str | None = None, names: str = "error",
                rename: Mapping[str, str] | None = None, syntax: bool = True, schema: bool = True,
@@ -118,8 +121,6 @@ def write_spss(mlist, path, *, variable_labels: Mapping[str, str] | None = None,
 
 
 def _kind(codec):
-    from ._schema import kind_of
-
     return kind_of(codec)
 
 
@@ -150,6 +151,7 @@ def _sps_text(path: Path, m: int, n: int, with_orig: bool) -> str:
     ])
 
 
+@register_reader("spss")
 def read_spss(path, *, library: str = "pandas", schema: Any = None, original_code: int | None = 0) -> Any:
     """Read an SPSS .sav stacked by ``Imputation_`` into a MitmlList.
 
@@ -177,7 +179,7 @@ def read_spss(path, *, library: str = "pandas", schema: Any = None, original_cod
     df, meta = pyreadstat.read_sav(str(path), apply_value_formats=False, user_missing=False)
     df = numeric_objects(df, meta.readstat_variable_types)
     if IMP not in df.columns:
-        raise ValueError(f"'{path}' has no '{IMP}' column, so it is not SPSS's stacked multiple-imputation "
+        raise FileFormatError(f"'{path}' has no '{IMP}' column, so it is not SPSS's stacked multiple-imputation "
                          f"layout; its columns are {list(df.columns)}.")
     order = np.argsort(df[IMP].to_numpy(), kind="stable")
     df = df.iloc[order].reset_index(drop=True)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..exceptions import FileFormatError
 from ._dta import (
     INT_RANGE,
     STR_MAX,
@@ -30,7 +31,8 @@ from ._dta import (
 from ._files import as_path, check_library, check_new, sidecar_path
 from ._names import STATA, STATA117, file_names
 from ._read import assemble, infer_schema, numeric_objects
-from ._schema import Schema, build_schema, encode_block, kind_of
+from ._registry import register_reader, register_writer
+from ._schema import Schema, build_schema, encode_block, kind_of, read_sidecar
 from ._stack import check_mlist, imputed_columns, varying_cells
 
 __all__ = ["read_stata", "read_stata_characteristics", "write_stata"]
@@ -39,6 +41,7 @@ _SYSTEM = ("_mi_miss", "_mi_m", "_mi_id")
 _EPOCH = _dt.datetime(1960, 1, 1)
 
 
+@register_writer("stata")
 def write_stata(mlist, path, *, imputed: Sequence[str] | None = None, passive: Sequence[str] | None = None,
                 variable_labels: Mapping[str, str] | None = None, label: str | None = None,
                 version: int = 118, names: str = "error", rename: Mapping[str, str] | None = None,
@@ -256,6 +259,7 @@ def read_stata_characteristics(path) -> dict[str, dict[str, str]]:
     return read_characteristics(path)
 
 
+@register_reader("stata")
 def read_stata(path, *, library: str = "pandas", schema: Any = None) -> Any:
     """Read a Stata .dta in ``mi flong`` style (``_mi_m``, ``_mi_id``) into a MitmlList.
 
@@ -281,11 +285,11 @@ def read_stata(path, *, library: str = "pandas", schema: Any = None) -> Any:
     except ValueError:
         style = None
     if style is not None and style != "flong":
-        raise ValueError(f"'{path}' is mi {style} data; in Stata run `mi convert flong` and save it again.")
+        raise FileFormatError(f"'{path}' is mi {style} data; in Stata run `mi convert flong` and save it again.")
     df, vlabels = _read_dta(path)
     missing = [c for c in ("_mi_m", "_mi_id") if c not in df.columns]
     if missing:
-        raise ValueError(f"'{path}' has no {missing} column(s), so it is not mi flong data; in Stata run "
+        raise FileFormatError(f"'{path}' has no {missing} column(s), so it is not mi flong data; in Stata run "
                          "`mi convert flong` (or `mi import`) and save it again.")
     df = df.iloc[np.lexsort((df["_mi_id"].to_numpy(), df["_mi_m"].to_numpy()))].reset_index(drop=True)
     users = [c for c in df.columns if c not in _SYSTEM]
@@ -315,6 +319,4 @@ def _read_dta(path: Path) -> tuple[pd.DataFrame, dict[str, dict]]:
 
 
 def _schema_from_sidecar(path: Path, schema, users):
-    from ._schema import read_sidecar
-
     return read_sidecar(path, schema, users, "stata")

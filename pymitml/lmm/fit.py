@@ -19,6 +19,7 @@ from ..exceptions import ConvergenceWarning
 from . import _kernels
 from ._design import CrossProducts, LmerDesign, build_design, cross_products
 from ._optimize import minimize_theta
+from ._summary import format_summary
 
 __all__ = ["ConvergenceWarning", "LmerFit", "lmer"]
 
@@ -344,8 +345,6 @@ class LmerFit:
     # ----- printing -----
     def summary(self) -> str:
         """lme4-style summary (``summary(fit)`` in R) as a string."""
-        from ._summary import format_summary
-
         return format_summary(self)
 
     def __str__(self) -> str:

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ._extract import stack_estimates
+from .estimates import _qhat_array, _uhat_array
 from .model_tests import (
     TEST_COLUMNS,
     _check_df_com,
@@ -442,8 +443,6 @@ def _parameters(fits, qhat, uhat) -> tuple[list[str], np.ndarray, np.ndarray]:
                          + ("neither." if fits is None else "both."))
     if fits is not None:
         return stack_estimates(fits)
-    from .estimates import _qhat_array, _uhat_array
-
     names, q = _qhat_array(qhat)
     u, diagonal = _uhat_array(uhat, q.shape[0], q.shape[1])
     if diagonal:
