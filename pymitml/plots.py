@@ -21,19 +21,10 @@ from matplotlib.figure import Figure
 from matplotlib.gridspec import GridSpec
 from matplotlib.ticker import MaxNLocator
 
-from .diagnostics import (
-    BLOCKS,
-    RHAT_THRESHOLD,
-    _as_chains,
-    _block_series,
-    _imp_chains,
-    _labels,
-    _quantile7,
-    gelman_rubin,
-    lag_autocorrelation,
-    moving_average,
-    psr_by_iteration,
-)
+from .diagnostics._psr import psr_by_iteration
+from .diagnostics._statistics import gelman_rubin, lag_autocorrelation, moving_average
+from .diagnostics._summary import _imp_chains, _quantile7
+from .diagnostics._tables import BLOCKS, RHAT_THRESHOLD, _as_chains, _block_series, _labels
 
 __all__ = ["block_figure", "kde", "parameter_statistics", "plot_chains", "plot_psr"]
 
