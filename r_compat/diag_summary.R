@@ -86,6 +86,8 @@ out$md_pattern_leadership <- mdp(leadership)
 write.csv(studentratings, file.path(here, "diag_studentratings.csv"), row.names = FALSE)
 write.csv(leadership, file.path(here, "diag_leadership.csv"), row.names = FALSE)
 
+source(file.path(dirname(sub("--file=", "", grep("--file=", commandArgs(FALSE), value = TRUE)[1])), "_versions.R"))
+out$r_versions <- r_versions(c("jomo", "jsonlite", "mice", "mitml", "pan"))
 write_json(out, file.path(here, "diag_summary_ref.json"), digits = NA, auto_unbox = TRUE,
            pretty = FALSE, na = "string")
 cat("wrote", file.path(here, "diag_summary_ref.json"), "\n")

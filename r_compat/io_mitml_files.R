@@ -24,5 +24,7 @@ write.mitmlSAV(x, "mitml.sav")
 setwd(old)
 ref <- list(m = m, names = names(base), sex_levels = levels(base$sex),
             y = lapply(imps, function(d) d$y), sex = lapply(imps, function(d) as.character(d$sex)))
+source(file.path(dirname(sub("--file=", "", grep("--file=", commandArgs(FALSE), value = TRUE)[1])), "_versions.R"))
+ref$r_versions <- r_versions(c("jsonlite", "mitml"))
 writeLines(toJSON(ref, digits = NA, auto_unbox = TRUE, pretty = TRUE),
            file.path("r_compat", "io_mitml_files_ref.json"))

@@ -28,5 +28,7 @@ res <- list(seconds = secs, n_iter = length(keep),
             truth = list(sigma_mean = Reduce(`+`, SJ) / J, psi = diag(0.36, 2), a = a),
             jomo = list(beta = summ(fit$collectbeta[, , keep, drop = FALSE]),
                         psi = summ(fit$collectcovu[, , keep, drop = FALSE]), sigma_mean = summ(sig_mean)))
+source(file.path(dirname(sub("--file=", "", grep("--file=", commandArgs(FALSE), value = TRUE)[1])), "_versions.R"))
+res$r_versions <- r_versions(c("jomo", "jsonlite"))
 write_json(res, "r_compat/jomo_hr_sim_ref.json", digits = 10, matrix = "rowmajor", auto_unbox = TRUE)
 cat("seconds", secs, "\n")

@@ -9,5 +9,7 @@ implist <- mitmlComplete(imp, "all")
 fits <- with(implist, lmer(sat ~ jor + sex + jcl + (1|id), REML = TRUE))
 est <- testEstimates(fits)$estimates
 out <- list(terms = rownames(est), estimate = unname(est[, "Estimate"]), se = unname(est[, "Std.Error"]))
+source(file.path(dirname(sub("--file=", "", grep("--file=", commandArgs(FALSE), value = TRUE)[1])), "_versions.R"))
+out$r_versions <- r_versions(c("jomo", "jsonlite", "lme4", "mitml"))
 write_json(out, "r_compat/jomo_pooled_ref.json", digits = 10, auto_unbox = TRUE)
 print(est)

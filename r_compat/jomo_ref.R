@@ -29,4 +29,6 @@ for (nm in names(models)) {
   out[[nm]] <- res
   cat(nm, res$seconds, "\n")
 }
+source(file.path(dirname(sub("--file=", "", grep("--file=", commandArgs(FALSE), value = TRUE)[1])), "_versions.R"))
+out$r_versions <- r_versions(c("jomo", "jsonlite", "mitml"))
 write_json(out, "r_compat/jomo_ref.json", digits = 10, matrix = "rowmajor", auto_unbox = TRUE)

@@ -117,5 +117,7 @@ for (cs in cases) {
     loglik_at = pert
   )
 }
+source(file.path(dirname(sub("--file=", "", grep("--file=", commandArgs(FALSE), value = TRUE)[1])), "_versions.R"))
+out$r_versions <- r_versions(c("jsonlite", "lme4", "mitml"))
 write_json(out, file.path(here, "lmer_ref.json"), digits = NA, auto_unbox = TRUE, pretty = TRUE)
 cat("wrote", length(out), "cases\n")

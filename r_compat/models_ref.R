@@ -165,4 +165,6 @@ out$loglik$full_ml <- sapply(lmer_full_ml, function(f) as.numeric(logLik(f)))
 out$loglik$null_ml <- sapply(lmer_null_ml, function(f) as.numeric(logLik(f)))
 out$loglik$lead_slope_reml <- sapply(lead_slope, function(f) as.numeric(logLik(f)))
 
+source(file.path(dirname(sub("--file=", "", grep("--file=", commandArgs(FALSE), value = TRUE)[1])), "_versions.R"))
+out$r_versions <- r_versions(c("jsonlite", "lme4", "mitml"))
 write_json(out, "r_compat/models_ref.json", digits = NA, auto_unbox = TRUE, pretty = TRUE)

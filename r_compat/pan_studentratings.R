@@ -39,4 +39,6 @@ to_json <- function(x) {
   else if (length(x) == 1) sprintf("%.17g", x)
   else paste0("[", paste(sprintf("%.17g", x), collapse = ", "), "]")
 }
+source(file.path(dirname(sub("--file=", "", grep("--file=", commandArgs(FALSE), value = TRUE)[1])), "_versions.R"))
+out$r_versions <- r_versions(c("jsonlite", "mitml", "pan"))
 writeLines(to_json(out), file.path(dirname(sub("--file=", "", grep("--file=", commandArgs(FALSE), value = TRUE))), "pan_studentratings_ref.json"))

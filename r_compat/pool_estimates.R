@@ -98,6 +98,8 @@ ref <- list(
               m = length(implist), n = nrow(implist[[1]])),
   cases = cases
 )
+source(file.path(dirname(sub("--file=", "", grep("--file=", commandArgs(FALSE), value = TRUE)[1])), "_versions.R"))
+ref$r_versions <- r_versions(c("jsonlite", "lme4", "mitml", "pan"))
 writeLines(toJSON(ref, digits = NA, auto_unbox = TRUE, null = "null", pretty = FALSE),
            file.path(out_dir, "pool_estimates_ref.json"))
 cat("wrote", file.path(out_dir, "pool_estimates_ref.json"), "\n")
