@@ -1,7 +1,7 @@
 PY ?= python3
 STAMP := .make-install.stamp
 
-.PHONY: install demo test test-slow bench r-refs clean
+.PHONY: install demo lint typecheck test test-slow bench r-refs clean
 
 # first use installs the package (editable) with the test extra, and the R extra when R is here
 $(STAMP): pyproject.toml
@@ -13,6 +13,12 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m pymitml.demo
+
+lint: $(STAMP)
+	$(PY) -m ruff check pymitml tests
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
 
 test: $(STAMP)
 	$(PY) -m pytest -q
