@@ -1,8 +1,8 @@
 """ImputationResult: what an imputation run returns (mitml's class ``mitml``)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -10,7 +10,58 @@ import numpy as np
 from ._frame import Codebook
 from .mitml_list import MitmlList
 
-__all__ = ["ImputationResult"]
+__all__ = ["ImputationResult", "RunSettings"]
+
+
+@dataclass(frozen=True)
+class RunSettings(Mapping):
+    """How a sampler was run; typed fields, and read-only dict access (``settings["n_burn"]``,
+    ``.get``, ``dict(settings)``) as before.
+
+    Attributes
+    ----------
+    n_burn, n_iter, m, chains : burn-in iterations, iterations between imputations, imputations,
+        chains.
+    keep_chains : ``"full"`` or ``"diagonal"``.
+    group, cluster : the grouping and cluster columns (None when absent).
+    seed : the integer seed if one was given, else None.
+    random_L1 : jomo's random_L1 (None for samplers without it; then not a key).
+    """
+
+    n_burn: int
+    n_iter: int
+    m: int
+    chains: int
+    keep_chains: str = "full"
+    group: str | None = None
+    cluster: str | None = None
+    seed: int | None = None
+    random_L1: str | None = None
+
+    def _keys(self) -> list[str]:
+        return [f.name for f in fields(self) if not (f.name == "random_L1" and self.random_L1 is None)]
+
+    def __getitem__(self, key: str):
+        if key in self._keys():
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys())
+
+    def __len__(self) -> int:
+        return len(self._keys())
+
+    @classmethod
+    def coerce(cls, value):
+        """``value`` as RunSettings when it is a mapping of exactly these keys (n_burn, n_iter, m
+        and chains required); any other mapping is returned unchanged."""
+        if isinstance(value, cls) or not isinstance(value, Mapping):
+            return value
+        names = {f.name for f in fields(cls)}
+        if set(value) <= names and {"n_burn", "n_iter", "m", "chains"} <= set(value):
+            return cls(**value)
+        return value
 
 
 @dataclass(frozen=True, eq=False)
@@ -23,7 +74,8 @@ class ImputationResult:
     formula : the model formula(s) as given (or built from ``type``).
     targets : imputed columns, in model order.
     prior : the priors used (mitml's names: a, Binv, c, Dinv; one dict per group).
-    settings : n_burn, n_iter, m, chains, seed, keep_chains, group.
+    settings : :class:`RunSettings` (n_burn, n_iter, m, chains, keep_chains, group, cluster, seed;
+        also readable as a dict).
     par_burnin, par_imputation : dict block -> array (rows, cols, iterations, groups) laid out like
         mitml's ``par.burnin`` / ``par.imputation`` (first chain). Blocks: ``beta`` (fixed effects x
         targets), ``psi`` (random effects, target-major), ``sigma`` (level-1 covariance).
@@ -39,7 +91,7 @@ class ImputationResult:
     formula: Any
     targets: list[str]
     prior: list[dict]
-    settings: dict
+    settings: RunSettings | dict
     par_burnin: dict
     par_imputation: dict
     par_chains_burnin: dict
@@ -50,6 +102,9 @@ class ImputationResult:
     param_names: dict = field(default_factory=dict)
     group_labels: list = field(default_factory=lambda: [None])
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "settings", RunSettings.coerce(self.settings))
 
     @property
     def m(self) -> int:

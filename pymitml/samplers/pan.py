@@ -8,14 +8,13 @@ from typing import Any
 import numpy as np
 
 from .._model import GroupData, prepare_model
-from .._random import spawn_seeds
-from ..chains import SEGMENT, check_run, run_tasks
-from ..exceptions import raise_for_status
-from ..result import ImputationResult
+from .._validation import check_run
+from ..result import ImputationResult, RunSettings
 from ._gibbs import cluster_crossproducts
 from ._layout import row_blocks
 from ._pan_kernel import ChainStore, PanData, PanParams, pan_iterate, pan_work
 from ._prior import check_prior
+from .driver import Chain, assemble_result, run_chains
 
 __all__ = ["pan_impute"]
 
@@ -30,9 +29,8 @@ def _check_prior(prior: Mapping | None, r: int, q: int) -> dict:
                        {"a": (r - 1, "degrees of freedom"), "c": (d - 1, "degrees of freedom")})
 
 
-def _run_chain(tick, *, gd: GroupData, seed: int, prior: dict, n_burn: int, n_iter: int, m_c: int,
-               diag_only: bool, intercept: bool):
-    """One chain of one group: burn-in, then m_c imputations n_iter iterations apart."""
+def _make_chain(gd: GroupData, seed: int, *, prior: dict, diag_only: bool, intercept: bool) -> Chain:
+    """One chain of one group, as the driver runs it: start values, data layout, kernel state."""
     X, Z, clus = gd.X, gd.Z, gd.clus
     N, p = X.shape
     q = Z.shape[1]
@@ -65,10 +63,6 @@ def _run_chain(tick, *, gd: GroupData, seed: int, prior: dict, n_burn: int, n_it
     cells = np.argwhere(miss.T)
     ct, cr = cells[:, 0], cells[:, 1]
     cpos = pos_of_row[cr]
-    shapes = dict(beta=(p, r), psi=(d, 1 if diag_only else d), sigma=(r, 1 if diag_only else r))
-    burn = {k: np.zeros(sh + (n_burn,)) for k, sh in shapes.items()}
-    imp = {k: np.zeros(sh + (m_c * n_iter,)) for k, sh in shapes.items()}
-    draws = np.zeros((len(ct), m_c))
     rng = np.random.default_rng(seed)
     dfs = np.concatenate([prior["c"] + J - np.arange(d), prior["a"] + N - np.arange(r)])
     data = PanData(XtX, ZtZ, ZtX, lay["XtYc"], lay["ZtYc"], lay["YtYc"], lay["Xi"], lay["Zi"],
@@ -78,24 +72,19 @@ def _run_chain(tick, *, gd: GroupData, seed: int, prior: dict, n_burn: int, n_it
     par = PanParams(beta, Sigma, Psi, B, Yi, lay["XtYi"], lay["ZtYi"], lay["YtYi"])
     work = pan_work(data, r, len(ct))
 
-    def advance(n, rec0, ch):
-        store = ChainStore(ch["beta"], ch["psi"], ch["sigma"])
-        done = 0
-        while done < n:
-            k = min(SEGMENT, n - done)
-            code = pan_iterate(k, rec0 + done, rng, data, par, work, store)
-            raise_for_status(code, sampler="pan_impute")
-            done += k
-            tick(k)
+    def advance(n, rec0, store):
+        code = pan_iterate(n, rec0, rng, data, par, work, ChainStore(**store))
+        return code, int(work.failed_at[0])
 
-    advance(n_burn, 0, burn)
-    for k in range(m_c):
-        advance(n_iter, k * n_iter, imp)
-        draws[:, k] = Yi[ct, cpos] + shift[ct]
-    if intercept:  # the intercept row of beta back on the data's scale
-        for ch in (burn, imp):
-            ch["beta"][0] += shift[:, None]
-    return burn, imp, draws, (ct, cr)
+    def finish(burn, imp):
+        if intercept:  # the intercept row of beta back on the data's scale
+            for ch in (burn, imp):
+                ch["beta"][0] += shift[:, None]
+
+    return Chain(advance=advance,
+                 shapes=dict(beta=(p, r), psi=(d, 1 if diag_only else d),
+                             sigma=(r, 1 if diag_only else r)),
+                 current=lambda: Yi[ct, cpos] + shift[ct], cells=(ct, cr), finish=finish)
 
 
 def pan_impute(data: Any, formula: str | None = None, *, type: Mapping[str, int] | None = None,
@@ -144,58 +133,33 @@ def pan_impute(data: Any, formula: str | None = None, *, type: Mapping[str, int]
     r, q = len(spec.targets), len(spec.z_names)
     prior_ = _check_prior(prior, r, q)
     intercept = bool(spec.x_names) and spec.x_names[0] == "(Intercept)"
-    G = len(spec.groups)
-    seeds = spawn_seeds(seed, G * chains)
-    tasks = []
-    for g, gd in enumerate(spec.groups):
+    for gd in spec.groups:
         if len(gd.cluster_labels) < 2:
             raise ValueError(
                 f"the cluster id '{spec.cluster}' has a single cluster"
                 + ("" if gd.label is None else f" in group {spec.group}={gd.label!r}")
                 + "; a two-level model needs at least two clusters."
             )
-        for c in range(chains):
-            tasks.append(partial(_run_chain, gd=gd, seed=seeds[g * chains + c], prior=prior_,
-                                 n_burn=n_burn, n_iter=n_iter, m_c=per_chain[c],
-                                 diag_only=keep_chains == "diagonal", intercept=intercept))
-    total = G * chains * n_burn + G * m * n_iter
-    out = run_tasks(tasks, total, n_threads=n_threads, progress=progress)
-    # assemble chains: (rows, cols, iterations, groups, chains)
-    blocks = ("beta", "psi", "sigma")
-    ch_burn = {b: np.stack([np.stack([out[g * chains + c][0][b] for c in range(chains)], axis=-1)
-                            for g in range(G)], axis=-2) for b in blocks}
-    ch_imp = {b: np.stack([np.stack([out[g * chains + c][1][b] for c in range(chains)], axis=-1)
-                           for g in range(G)], axis=-2) for b in blocks}
-    # replacement matrix: cells ordered by target, then row; imputations chain by chain
-    rows_all, cols_all, vals = [], [], []
-    for g, gd in enumerate(spec.groups):
-        ct, cr = out[g * chains][3]
-        rows_all.append(gd.rows[cr])
-        cols_all.append(np.asarray(spec.target_positions, dtype=np.int64)[ct])
-        vals.append(np.concatenate([out[g * chains + c][2] for c in range(chains)], axis=1))
-    rows_all = np.concatenate(rows_all) if rows_all else np.zeros(0, np.int64)
-    cols_all = np.concatenate(cols_all) if cols_all else np.zeros(0, np.int64)
-    vals = np.concatenate(vals, axis=0) if vals else np.zeros((0, m))
-    tpos = {p: k for k, p in enumerate(spec.target_positions)}
-    order = np.lexsort((rows_all, np.array([tpos[c] for c in cols_all], dtype=np.int64)))
-    index = np.column_stack([rows_all[order], cols_all[order]]).astype(np.int64)
-    replacement = np.ascontiguousarray(vals[order])
+    make = partial(_make_chain, prior=prior_, diag_only=keep_chains == "diagonal",
+                   intercept=intercept)
+    labels = [gd.label for gd in spec.groups]
+    out = run_chains(lambda g, c, s: make(spec.groups[g], s), labels, n_burn=n_burn,
+                     n_iter=n_iter, per_chain=per_chain, seed=seed, n_threads=n_threads,
+                     progress=progress, sampler="pan_impute")
     qn = [f"{t}:{z}" for t in spec.targets for z in spec.z_names]
     param_names = {
         "beta": (spec.x_names, spec.targets),
         "psi": (qn, qn if keep_chains == "full" else ["var"]),
         "sigma": (spec.targets, spec.targets if keep_chains == "full" else ["var"]),
     }
-    settings = dict(n_burn=n_burn, n_iter=n_iter, m=m, chains=chains, keep_chains=keep_chains,
-                    group=spec.group, cluster=spec.cluster, seed=seed if isinstance(seed, int) else None)
-    return ImputationResult(
-        method="pan", formula=spec.formula, targets=spec.targets, prior=[prior_] * G,
-        settings=settings,
-        par_burnin={b: v[..., 0] for b, v in ch_burn.items()},
-        par_imputation={b: v[..., 0] for b, v in ch_imp.items()},
-        par_chains_burnin=ch_burn, par_chains_imputation=ch_imp,
-        replacement=replacement, index=index, codebook=codebook, param_names=param_names,
-        group_labels=[gd.label for gd in spec.groups],
+    settings = RunSettings(n_burn=n_burn, n_iter=n_iter, m=m, chains=chains, keep_chains=keep_chains,
+                           group=spec.group, cluster=spec.cluster,
+                           seed=seed if isinstance(seed, int) else None)
+    return assemble_result(
+        out, blocks=("beta", "psi", "sigma"), group_rows=[gd.rows for gd in spec.groups],
+        target_columns=spec.target_positions,
+        method="pan", formula=spec.formula, targets=spec.targets, prior=[prior_] * len(labels),
+        settings=settings, codebook=codebook, param_names=param_names, group_labels=labels,
         extra={"target_positions": spec.target_positions, "x_names": spec.x_names,
                "z_names": spec.z_names},
     )
