@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -55,7 +55,7 @@ def replace_missing_code(df: pd.DataFrame, code: float | Sequence[float] | None,
     """Copy of ``df`` where ``code`` (e.g. -99, as in Blimp/HLM files) in ``columns`` is NaN."""
     if code is None:
         return df
-    codes = [code] if np.isscalar(code) else list(code)
+    codes = [code] if np.isscalar(code) else list(cast(Sequence[float], code))
     out = df.copy()
     for c in columns:
         s = out[c]

@@ -108,13 +108,13 @@ def _helper(name: str):
 def _float_vec(arr: np.ndarray):
     from rpy2.rinterface import FloatSexpVector
 
-    return FloatSexpVector.from_memoryview(memoryview(np.ascontiguousarray(arr, dtype=np.float64)))
+    return FloatSexpVector.from_memoryview(np.ascontiguousarray(arr, dtype=np.float64).data)
 
 
 def _int_vec(arr: np.ndarray):
     from rpy2.rinterface import IntSexpVector
 
-    return IntSexpVector.from_memoryview(memoryview(np.ascontiguousarray(arr, dtype=np.int32)))
+    return IntSexpVector.from_memoryview(np.ascontiguousarray(arr, dtype=np.int32).data)
 
 
 def _column_to_r(name: str, s: pd.Series):

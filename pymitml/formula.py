@@ -54,8 +54,7 @@ class ModelFormula:
                 out += term_variables(part)
         if self.cluster:
             out.append(self.cluster)
-        seen: set[str] = set()
-        return [v for v in out if not (v in seen or seen.add(v))]
+        return list(dict.fromkeys(out))  # unique, first occurrence kept
 
 
 def _r_to_python(expr: str) -> str:
@@ -135,8 +134,7 @@ def term_variables(rhs: str) -> list[str]:
         if name.startswith("np.") or name in ("T",):
             continue
         out.append(name)
-    seen: set[str] = set()
-    return [v for v in out if not (v in seen or seen.add(v))]
+    return list(dict.fromkeys(out))  # unique, first occurrence kept
 
 
 def _r_name(name: str) -> str:

@@ -12,7 +12,7 @@ from ._frame import as_pandas, library_of
 __all__ = ["MitmlList", "MitmlResult", "cluster_means", "long_to_mitml_list", "register_writer"]
 
 
-class MitmlResult(list):
+class MitmlResult(list[Any]):
     """The list of analysis results returned by :meth:`MitmlList.with_` (mitml's mitml.result)."""
 
     def __repr__(self) -> str:
@@ -73,7 +73,7 @@ class MitmlList(Sequence):
         return list(self._frames[0].columns)
 
     # --- analysis ----------------------------------------------------------
-    def with_(self, func: Callable[[Any], Any], include_data: bool = False) -> MitmlResult:
+    def with_(self, func: Callable[..., Any], include_data: bool = False) -> MitmlResult:
         """Run ``func`` on every data set (mitml's ``with``); returns the list of results.
 
         ``include_data=True`` calls ``func(data, i)`` with the 0-based imputation number too.

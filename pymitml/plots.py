@@ -14,7 +14,7 @@ import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -127,7 +127,7 @@ def _draw_parameter(fig: Figure, gs_cell, title: str, burn: np.ndarray | None, i
         series, first = np.concatenate([burn, imp], axis=1), 1
     series = series[:, thin - 1::thin]
     x = first + thin - 1 + thin * np.arange(series.shape[1])
-    drw = (burn if trace == "burnin" else imp)[:, thin - 1::thin]
+    drw = cast(np.ndarray, burn if trace == "burnin" else imp)[:, thin - 1::thin]
     sub = gs_cell.subgridspec(2, 2, width_ratios=(5, 1), height_ratios=(1.13, 1),
                               wspace=0.02, hspace=0.6)
     ax_tr = fig.add_subplot(sub[0, 0])
@@ -154,7 +154,7 @@ def _draw_parameter(fig: Figure, gs_cell, title: str, burn: np.ndarray | None, i
             ax_tr.plot(x, moving_average(series[c], half), color="tab:orange" if not many else col,
                        lw=1.2, alpha=0.9)
     if many:
-        handles = [h for h in ax_tr.get_lines() if h.get_label().startswith("chain ")]
+        handles = [h for h in ax_tr.get_lines() if str(h.get_label()).startswith("chain ")]
         ax_tr.legend(handles=handles, loc="upper right", fontsize=6, ncol=len(handles),
                      frameon=False, handlelength=1.2)
     ax_tr.set_ylim(ymin - 0.03 * yr, ymax + 0.03 * yr)
@@ -335,7 +335,7 @@ def plot_chains(x: Any, path: str | os.PathLike | None = None, *, blocks: Sequen
     out: dict = {}
     if path is not None:
         os.makedirs(path, exist_ok=True)
-    kw = {"burnin": burnin, "n_iter": n_iter, "trace": trace, "thin": thin, "smooth": smooth, "n_Rhat": n_Rhat}
+    kw: dict[str, Any] = {"burnin": burnin, "n_iter": n_iter, "trace": trace, "thin": thin, "smooth": smooth, "n_Rhat": n_Rhat}
     for b in todo:
         if fmt == "png":
             fig = block_figure(x, b, groups=groups, max_params=max_params, **kw)

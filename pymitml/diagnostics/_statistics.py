@@ -133,15 +133,15 @@ def lag_autocorrelation(x: Any, lag: int, smooth: int = 0, sd: float = 0.5) -> n
     y = a - a.mean(-1, keepdims=True)
     ss = np.where(_constant(a), 0.0, (y * y).sum(-1))
     lags = lag + np.arange(-smooth, smooth + 1)
-    acs = []
+    ac_lags: list[np.ndarray] = []
     for ll in np.abs(lags):
         if ll >= n:
             ac = np.full(ss.shape, np.nan)
         else:
             ac = (y[..., : n - ll] * y[..., ll:]).sum(-1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            acs.append(np.where(ss > 0, ac / np.where(ss > 0, ss, 1.0), 0.0))
-    acs = np.stack(acs, -1)
+            ac_lags.append(np.where(ss > 0, ac / np.where(ss > 0, ss, 1.0), 0.0))
+    acs = np.stack(ac_lags, -1)
     if smooth > 0:
         w = np.exp(-0.5 * (np.arange(-smooth, smooth + 1) / sd) ** 2)
         out = (acs * (w / w.sum())).sum(-1)

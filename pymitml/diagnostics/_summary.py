@@ -180,10 +180,10 @@ class ChainSummary:
                 show = fl.head(10)
                 for _, r in show.iterrows():
                     g = "" if s.get("n_groups", 1) <= 1 else f" (group {r['group']})"
-                    vals = f"Rhat {_num(r['Rhat'])}"
+                    text = f"Rhat {_num(r['Rhat'])}"
                     if "Rhat_chains" in r:
-                        vals += f", between chains {_num(r['Rhat_chains'])}"
-                    lines.append(f"  {r['parameter']}{g}: {vals}")
+                        text += f", between chains {_num(r['Rhat_chains'])}"
+                    lines.append(f"  {r['parameter']}{g}: {text}")
                 if len(fl) > len(show):
                     lines.append(f"  ... and {len(fl) - len(show)} more (see .flagged)")
             else:

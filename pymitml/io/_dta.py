@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,9 +108,9 @@ def _value_label_table(name: str, entries: list[tuple[int, str]], sz: dict) -> b
 
 
 def write_dta(path: Path, variables: list[DtaVariable], nobs: int, *, version: int = 118,
-              data_label: str = "", characteristics: list[tuple[str, str, str]] = (),
+              data_label: str = "", characteristics: Sequence[tuple[str, str, str]] = (),
               value_labels: dict[str, list[tuple[int, str]]] | None = None,
-              sort_by: list[str] = (), timestamp: _dt.datetime | None = None) -> None:
+              sort_by: Sequence[str] = (), timestamp: _dt.datetime | None = None) -> None:
     """Write a .dta file (format 117 or 118) with the given variables and characteristics."""
     sz = _sizes(version)
     enc = sz["enc"]

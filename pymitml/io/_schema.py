@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -289,14 +289,15 @@ def encode_block(frame: Any, schema: Schema, is_original: bool = False) -> dict[
                 idx = s.cat.codes.to_numpy()
             else:
                 idx = pd.Categorical(s.astype(object), categories=spec.categories).codes
-            if spec.codes and isinstance(spec.codes[0], str):
-                table = np.asarray(spec.codes + [None], dtype=object)
+            codes = cast(list, spec.codes)   # set for every categorical column
+            if codes and isinstance(codes[0], str):
+                table = np.asarray(codes + [None], dtype=object)
             else:
-                table = np.asarray(spec.codes + [np.nan], dtype=np.float64)
+                table = np.asarray(codes + [np.nan], dtype=np.float64)
             out[spec.file] = table[idx]
         elif kind == "string":
             v = s.to_numpy(dtype=object)
-            out[spec.file] = np.where(pd.isna(v), None, v)
+            out[spec.file] = _none_where(pd.isna(v), v)
         elif kind == "bool":
             out[spec.file] = pd.array(s.to_numpy(dtype=object), dtype="boolean").to_numpy(
                 dtype=np.float64, na_value=np.nan)
@@ -314,7 +315,7 @@ def encode_block(frame: Any, schema: Schema, is_original: bool = False) -> dict[
 
 # --- decode: plain values -> a data set ------------------------------------------------------
 def _category_index(raw: np.ndarray, spec: ColumnSpec) -> np.ndarray:
-    codes = spec.codes
+    codes = cast(list, spec.codes)   # set for every categorical column
     if codes and isinstance(codes[0], str):
         obj = pd.Series(raw, dtype=object)
         missing = obj.isna().to_numpy()
@@ -328,7 +329,7 @@ def _category_index(raw: np.ndarray, spec: ColumnSpec) -> np.ndarray:
     if bad.any():
         vals = pd.unique(np.asarray(raw, dtype=object)[bad])[:5].tolist()
         raise FileFormatError(f"column '{spec.file}' holds values {vals} that are not in its code table "
-                         f"{dict(zip(codes, spec.categories))}; the file was changed after it was written. "
+                         f"{dict(zip(codes, cast(list, spec.categories)))}; the file was changed after it was written. "
                          "Read it with schema=False to take the categories from the file itself.")
     return idx
 
@@ -336,7 +337,14 @@ def _category_index(raw: np.ndarray, spec: ColumnSpec) -> np.ndarray:
 def _text(raw: np.ndarray) -> np.ndarray:
     """Object array of text with None for missing."""
     raw = np.asarray(raw, dtype=object)
-    return np.where(pd.isna(raw), None, raw)
+    return _none_where(pd.isna(raw), raw)
+
+
+def _none_where(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """A copy of the object array ``values`` with None where ``mask``."""
+    out = np.array(values, dtype=object)
+    out[mask] = None
+    return out
 
 
 def _decode_pandas(raw: np.ndarray, spec: ColumnSpec, codec: dict) -> Any:
@@ -366,7 +374,7 @@ def _decode_polars(raw: np.ndarray, spec: ColumnSpec, codec: dict):
     kind = kind_of(codec)
     if kind == "category":
         idx = _category_index(raw, spec)
-        labels = np.asarray([str(c) for c in spec.categories] + [None], dtype=object)[idx]
+        labels = np.array([str(c) for c in cast(list, spec.categories)] + [None], dtype=object)[idx]
         return pl.Series(spec.name, labels, dtype=pl.String).cast(_polars_dtype(codec))
     if kind == "string":
         return pl.Series(spec.name, _text(raw), dtype=pl.String)

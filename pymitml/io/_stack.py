@@ -78,5 +78,5 @@ def imputed_columns(mlist, imputed: Sequence[str] | None) -> list[str]:
         warnings.warn("with one imputation and no original data the imputed variables cannot be told; "
                       "pass `imputed=[...]`.", UserWarning, stacklevel=3)
         return []
-    vary = varying_cells(mlist).any(axis=0)
+    vary = np.asarray(varying_cells(mlist).any(axis=0))
     return [c for c, k in zip(cols, vary) if k]

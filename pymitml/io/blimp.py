@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -161,7 +161,8 @@ def read_blimp(path, *, names: Sequence[str] | None = None, missing: float | Seq
         flags = [sch.extra["missing"]]
         cols = sch.file_columns
     else:
-        flags = [] if missing is None else ([missing] if np.isscalar(missing) else list(missing))
+        flags = [] if missing is None else ([missing] if np.isscalar(missing)
+                                            else list(cast(Sequence[float], missing)))
         cols = None
     if names is not None:
         cols = list(names)

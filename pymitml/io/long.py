@@ -13,7 +13,7 @@ import base64
 import io
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -241,7 +241,7 @@ def _read_parquet(path: Path, imputation, id, library: str):
 
     table = pq.read_table(path)
     raw = (table.schema.metadata or {}).get(_META)
-    meta = json.loads(raw) if raw else {"library": library, "imputation": ".imp", "id": ".id", "original": True,
+    meta: dict[str, Any] = json.loads(raw) if raw else {"library": library, "imputation": ".imp", "id": ".id", "original": True,
                                         "names": {}, "imputed": None, "orig": None}
     imp = imputation or meta["imputation"]
     rid = id or meta["id"]
@@ -252,6 +252,7 @@ def _read_parquet(path: Path, imputation, id, library: str):
         df = pl.from_arrow(table)
     else:
         df = table.to_pandas()
+    df = cast(Any, df)   # a pandas or polars DataFrame, used through their common methods
     cols = list(df.columns)
     if imp not in cols:
         raise FileFormatError(f"'{path}' has no imputation column '{imp}'; its columns are {cols[:10]}. Pass `imputation=`.")

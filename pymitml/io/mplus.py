@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -92,7 +92,7 @@ def write_mplus(mlist, stem, *, missing: float = -999, cluster: str | None = Non
         write_table(p, [block[c.file] for c in sch.columns], integral, missing, sep)
     lst.write_text("".join(p.name + "\n" for p in data), encoding="utf-8")
     if inp:
-        inp_path.write_text(_inp_text(sch, lst.name, flag, fnames.get(cluster)), encoding="utf-8")
+        inp_path.write_text(_inp_text(sch, lst.name, flag, fnames.get(cluster) if cluster is not None else None), encoding="utf-8")
         log_path.write_text(_log_text(sch), encoding="utf-8")
     if schema:
         sch.write(sidecar_path(lst))
@@ -278,13 +278,14 @@ def read_mplus(listfile, *, names: Sequence[str] | None = None, missing: float |
             if log.exists():
                 codes = parse_log(log.read_text(encoding="utf-8", errors="replace"))
     if names is not None:
-        cols = list(names)
+        cols: list[str] | None = list(names)
     elif sch is not None:
         cols = sch.file_columns
     else:
         cols = info.get("names")
+    flags: list[Any]
     if missing is not None:
-        flags = [missing] if np.isscalar(missing) else list(missing)
+        flags = [missing] if np.isscalar(missing) else list(cast(Sequence[float], missing))
     elif sch is not None:
         flags = [sch.extra["missing"]]
     else:

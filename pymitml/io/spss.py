@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -83,7 +83,8 @@ def write_spss(mlist, path, *, variable_labels: Mapping[str, str] | None = None,
     first = 0 if with_orig else 1
     m, n = len(mlist), sch.n
     data = {IMP: np.repeat(np.arange(first, m + 1, dtype=np.float64), n)}
-    measure, fmt, vlabels = {IMP: "nominal"}, {IMP: f"F{len(str(m))}.0"}, {}
+    vlabels: dict[str, dict[Any, str]] = {}
+    measure, fmt = {IMP: "nominal"}, {IMP: f"F{len(str(m))}.0"}
     if with_orig:
         vlabels[IMP] = {0: "Original data"}
     for spec in sch.columns:
@@ -95,7 +96,7 @@ def write_spss(mlist, path, *, variable_labels: Mapping[str, str] | None = None,
             continue
         data[spec.file] = vals.astype(np.float64)
         if spec.categories is not None:
-            vlabels[spec.file] = {c: str(k) for c, k in zip(spec.codes, spec.categories)}
+            vlabels[spec.file] = {c: str(k) for c, k in zip(cast(list, spec.codes), spec.categories)}
             measure[spec.file] = "ordinal" if spec.ordered else "nominal"
         elif kinds == {"bool"}:
             measure[spec.file] = "nominal"

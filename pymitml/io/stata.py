@@ -14,7 +14,7 @@ import datetime as _dt
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -126,7 +126,7 @@ def write_stata(mlist, path, *, imputed: Sequence[str] | None = None, passive: S
     mi_id = np.tile(np.arange(1, n + 1, dtype=np.float64), m + 1)
     variables += [DtaVariable("_mi_miss", "byte", mi_miss), DtaVariable("_mi_m", _int_type(mi_m), mi_m),
                   DtaVariable("_mi_id", _int_type(mi_id), mi_id)]
-    value_labels = {spec.file: [(int(c), str(k)) for c, k in zip(spec.codes, spec.categories)]
+    value_labels = {spec.file: [(int(c), str(k)) for c, k in zip(cast(list, spec.codes), spec.categories)]
                     for spec in sch.columns if spec.categories is not None}
 
     fn = [fnames[c] for c in mlist.columns]
@@ -172,7 +172,7 @@ def _passive(mlist, ivars: list[str], passive: Sequence[str] | None) -> list[str
         return [c for c in cols if c in passive]
     if len(mlist) < 2:
         return []
-    vary = varying_cells(mlist).any(axis=0)
+    vary = np.asarray(varying_cells(mlist).any(axis=0))
     return [c for c, k in zip(cols, vary) if k and c not in ivars]
 
 

@@ -17,7 +17,7 @@ For numerical accuracy the optimiser works with orthogonalised designs:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -69,7 +69,7 @@ class LmerDesign:
 
     @property
     def cluster(self) -> str:
-        return self.formula.cluster
+        return cast(str, self.formula.cluster)   # lmer's formulas always have one
 
 
 @dataclass(frozen=True, eq=False)
@@ -197,7 +197,7 @@ def build_design(formula: str, data: Any, na_action: str = "fail") -> LmerDesign
             f"response '{response}' has no variation (every value is {y[0]:g}); a linear mixed "
             "model needs a varying response."
         )
-    codes, labels = encode_clusters(sub, f.cluster)
+    codes, labels = encode_clusters(sub, cast(str, f.cluster))
     codes, labels = _sorted_codes(codes, labels)
     X, xnames = design_matrix(f.fixed, sub)
     Z, znames = design_matrix(f.random, sub)

@@ -362,7 +362,8 @@ def _varcorr(design: LmerDesign, T: np.ndarray, sigma: float) -> pd.DataFrame:
     sd = np.sqrt(np.diag(cov))
     names = design.random_names
     g = design.cluster
-    rows = [(g, names[a], None, cov[a, a], sd[a]) for a in range(len(names))]
+    rows: list[tuple[str, str | None, str | None, float, float]] = [
+        (g, names[a], None, cov[a, a], sd[a]) for a in range(len(names))]
     for a in range(len(names)):
         for b in range(a + 1, len(names)):
             den = sd[a] * sd[b]

@@ -355,5 +355,6 @@ def stack_variance_components(fits: Sequence[Any]) -> tuple[list[str], np.ndarra
             f"'{_type_name(fits[0])}'; extra_pars is ignored.", UserWarning, stacklevel=3,
         )
         return None
-    names = _check_same_names([list(c.index) for c in comps], "variance components")
-    return names, np.stack([c.to_numpy(dtype=np.float64) for c in comps])
+    series = [c for c in comps if c is not None]   # all of them (checked above)
+    names = _check_same_names([list(c.index) for c in series], "variance components")
+    return names, np.stack([c.to_numpy(dtype=np.float64) for c in series])

@@ -224,7 +224,7 @@ class _GLM(_MaximumLikelihood):
 
     @staticmethod
     def matches(fit: Any) -> bool:
-        model = getattr(fit, "model", None)
+        model: Any = getattr(fit, "model", None)
         kind = type(model).__name__
         if not type(model).__module__.startswith("statsmodels"):
             return False

@@ -144,7 +144,7 @@ def register_model(
     return estimates
 
 
-def update_model(cls: type, **fields: Callable[[Any], Any] | None) -> None:
+def update_model(cls: type, **fields: Any) -> None:
     """Replace some functions of the adapter registered for exactly ``cls`` (others kept)."""
     current = _lookup.registry.get(cls)
     base = current(None) if current is not None else None

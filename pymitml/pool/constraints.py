@@ -21,7 +21,7 @@ import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -163,14 +163,15 @@ class _Expression:
     def _scalar(self, node: ast.AST, x: list[float]) -> float:
         """The value of the expression at one parameter vector (R's double arithmetic)."""
         if isinstance(node, ast.Constant):
-            return float(node.value)
+            return float(cast(float, node.value))
         if isinstance(node, ast.Name):
             return x[self._aliases[node.id]] if node.id in self._aliases else math.pi
         if isinstance(node, ast.UnaryOp):
             v = self._scalar(node.operand, x)
             return -v if isinstance(node.op, ast.USub) else v
         if isinstance(node, ast.Call):
-            return _scalar_call(node.func.id, self._scalar(node.args[0], x))
+            return _scalar_call(cast(ast.Name, node.func).id, self._scalar(node.args[0], x))
+        node = cast(ast.BinOp, node)   # the only node type left after _check
         a = self._scalar(node.left, x)
         b = self._scalar(node.right, x)
         op = node.op
@@ -188,7 +189,7 @@ class _Expression:
         """(value (m,), gradient (m, p)) by forward-mode automatic differentiation."""
         m, p = theta.shape
         if isinstance(node, ast.Constant):
-            return np.full(m, float(node.value)), np.zeros((m, p))
+            return np.full(m, float(cast(float, node.value))), np.zeros((m, p))
         if isinstance(node, ast.Name):
             if node.id not in self._aliases:          # pi
                 return np.full(m, np.pi), np.zeros((m, p))
@@ -201,8 +202,9 @@ class _Expression:
             return (-v, -g) if isinstance(node.op, ast.USub) else (v, g)
         if isinstance(node, ast.Call):
             v, g = self._dual(node.args[0], theta)
-            f, df = _FUNCTIONS[node.func.id]
+            f, df = _FUNCTIONS[cast(ast.Name, node.func).id]
             return f(v), df(v)[:, None] * g
+        node = cast(ast.BinOp, node)   # the only node type left after _check
         a, ga = self._dual(node.left, theta)
         b, gb = self._dual(node.right, theta)
         op = node.op
@@ -243,7 +245,7 @@ def _r_pow(a: float, b: float) -> float:
         return math.nan if a < 0 else math.inf
 
 
-_SCALAR = {"exp": math.exp, "log": math.log, "log10": math.log10, "log2": math.log2,
+_SCALAR: dict[str, Callable[[float], float]] = {"exp": math.exp, "log": math.log, "log10": math.log10, "log2": math.log2,
            "log1p": math.log1p, "expm1": math.expm1, "sqrt": math.sqrt, "abs": abs,
            "sin": math.sin, "cos": math.cos, "tan": math.tan, "asin": math.asin,
            "acos": math.acos, "atan": math.atan, "sinh": math.sinh, "cosh": math.cosh,

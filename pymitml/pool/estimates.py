@@ -17,7 +17,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -81,8 +81,8 @@ class PooledEstimates:
             raise ValueError("confidence intervals need standard errors: pool with `uhat` given.")
         tab = self._table
         if parm is not None:
-            parm = list(parm)
-            tab = tab.iloc[parm] if all(isinstance(p, (int, np.integer)) for p in parm) else tab.loc[parm]
+            sel = list(parm)
+            tab = tab.iloc[sel] if all(isinstance(p, (int, np.integer)) for p in sel) else tab.loc[sel]
         a = (1.0 - level) / 2.0
         from scipy import stats  # lazy: scipy.stats is slow to import
 
@@ -378,7 +378,7 @@ def pool_estimates(fits: Sequence[Any] | None = None, *, qhat: Any = None, uhat:
         table = pd.DataFrame(arr, index=names, columns=list(COLUMNS))
         if t is not None:
             total = pd.DataFrame(t, index=names, columns=names)
-    df_store = None if dfc is None else (float(dfc[0]) if np.size(df_com) == 1 else dfc)
+    df_store = None if dfc is None else (float(dfc[0]) if np.size(cast(Any, df_com)) == 1 else dfc)
     if isinstance(df_store, np.ndarray):
         df_store.setflags(write=False)
     return PooledEstimates(table, extra, int(q.shape[0]), df_store, total, call)

@@ -391,7 +391,8 @@ def _choice(value: Any, allowed: Sequence[str], name: str) -> str:
 def _check_df_com(df_com: Any) -> float | None:
     if df_com is None:
         return None
-    if isinstance(df_com, bool) or not np.isscalar(df_com) or not np.isfinite(df_com) or df_com <= 0:
+    scalar = bool(np.isscalar(df_com))   # (a plain bool: no type narrowing of df_com)
+    if isinstance(df_com, bool) or not scalar or not np.isfinite(df_com) or df_com <= 0:
         raise ValueError(f"`df_com` must be a positive number (complete-data degrees of freedom) "
                          f"or None; got {df_com!r}.")
     return float(df_com)

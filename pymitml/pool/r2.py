@@ -101,8 +101,9 @@ def _codes(method: Any) -> tuple[str, ...]:
 
 def _check_lmer(fit: Any) -> None:
     lmm = sys.modules.get("pymitml.lmm")
-    cls = getattr(lmm, "LmerFit", None)
-    if not (isinstance(cls, type) and isinstance(fit, cls)):
+    cls: Any = getattr(lmm, "LmerFit", None)
+    is_lmer = isinstance(cls, type) and isinstance(fit, cls)   # (a bool: fit stays Any)
+    if not is_lmer:
         raise TypeError("multilevel R-squared is available for pymitml.lmer fits; got a fit of "
                         f"class '{type(fit).__name__}'.")
     if not fit.fixed_names or fit.fixed_names[0] != "(Intercept)":
