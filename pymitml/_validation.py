@@ -5,11 +5,21 @@ value received and the fix, e.g. "`n_burn` must be an integer >= 0; got -5.".
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["check_positive_int", "check_run", "check_threads", "imputation_plan"]
+__all__ = [
+    "check_bool",
+    "check_choice",
+    "check_df_com",
+    "check_library",
+    "check_positive_int",
+    "check_run",
+    "check_threads",
+    "imputation_plan",
+]
 
 
 def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
@@ -48,3 +58,35 @@ def check_threads(n_threads: Any, n_tasks: int, cpu_count: int) -> int:
     if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
         raise ValueError(f"`n_threads` must be a positive integer or None; got {n_threads!r}.")
     return int(n_threads)
+
+
+def check_choice(value: Any, allowed: Sequence[str], name: str) -> str:
+    """``value`` if it is one of the strings ``allowed``, else a ValueError listing them."""
+    if not isinstance(value, str) or value not in allowed:
+        alts = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"`{name}` must be one of {alts}; got {value!r}.")
+    return value
+
+
+def check_bool(value: Any, name: str) -> None:
+    """A TypeError unless ``value`` is a bool (Python's or NumPy's)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be True or False; got {value!r}.")
+
+
+def check_library(library: Any) -> str:
+    """``library`` if it is ``"pandas"`` or ``"polars"``, else a ValueError."""
+    if library not in ("pandas", "polars"):
+        raise ValueError(f"`library` must be 'pandas' or 'polars'; got {library!r}.")
+    return library
+
+
+def check_df_com(df_com: Any) -> float | None:
+    """The complete-data degrees of freedom: None, or a positive finite number as a float."""
+    if df_com is None:
+        return None
+    scalar = bool(np.isscalar(df_com))   # (a plain bool: no type narrowing of df_com)
+    if isinstance(df_com, bool) or not scalar or not np.isfinite(df_com) or df_com <= 0:
+        raise ValueError(f"`df_com` must be a positive number (complete-data degrees of freedom) "
+                         f"or None; got {df_com!r}.")
+    return float(df_com)

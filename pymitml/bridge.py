@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ._frame import as_pandas, library_of
+from ._validation import check_library
 from .mitml_list import MitmlList
 from .pool.estimates import PooledEstimates
 
@@ -327,8 +328,7 @@ def from_r(obj: Any, library: str = "pandas") -> Any:
     numbers, None for strings; integers with NA become float); :class:`~pymitml.MitmlList` for
     the lists (``.original`` is the incomplete data for ``mids`` and ``mitml`` objects).
     """
-    if library not in ("pandas", "polars"):
-        raise ValueError(f"`library` must be 'pandas' or 'polars'; got {library!r}.")
+    check_library(library)
     _robjects()
     cls = _rclass(obj)
     if "data.frame" in cls:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._frame import as_pandas
+from .._validation import check_positive_int
 from ._tables import _TITLES, BLOCKS, RHAT_THRESHOLD, _as_chains, _block_series, parameter_table
 
 # ---------------------------------------------------------------------------------------------
@@ -255,8 +256,7 @@ def summarize(par: Mapping[str, Any], n_iter: int, n_Rhat: int | None = 3,
     """
     if not isinstance(par, Mapping):
         raise TypeError(f"`par` must be a dict block -> array; got {type(par).__name__}.")
-    if not isinstance(n_iter, (int, np.integer)) or isinstance(n_iter, bool) or n_iter < 1:
-        raise ValueError(f"`n_iter` must be a positive integer; got {n_iter!r}.")
+    check_positive_int(n_iter, "n_iter")
     n_Rhat = _check_n_rhat(n_Rhat)
     total = 0
     for b in BLOCKS:

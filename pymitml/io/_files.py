@@ -5,7 +5,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["as_path", "check_library", "check_new", "sidecar_path"]
+__all__ = ["as_path", "check_new", "sidecar_path"]
 
 
 def as_path(path, what: str = "path") -> Path:
@@ -33,8 +33,3 @@ def sidecar_path(path: Path) -> Path:
     """Where the schema sidecar of the file a reader opens lives: ``<file>.schema.json``."""
     return path.with_name(path.name + ".schema.json")
 
-
-def check_library(library: str) -> str:
-    if library not in ("pandas", "polars"):
-        raise ValueError(f"`library` must be 'pandas' or 'polars'; got {library!r}.")
-    return library

@@ -14,7 +14,8 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from ._files import as_path, check_library, check_new, sidecar_path
+from .._validation import check_library
+from ._files import as_path, check_new, sidecar_path
 from ._names import BLIMP, file_names
 from ._read import assemble, infer_schema
 from ._registry import register_reader, register_writer

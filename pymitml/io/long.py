@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 
 from .._frame import library_of
+from .._validation import check_library
 from ..exceptions import FileFormatError
 from ..mitml_list import MitmlList
-from ._files import as_path, check_library, check_new, sidecar_path
+from ._files import as_path, check_new, sidecar_path
 from ._names import LONG, file_names
 from ._read import assemble, infer_schema
 from ._registry import register_reader, register_writer

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._validation import check_bool
 from ..exceptions import ConvergenceWarning
 from . import _kernels
 from ._design import CrossProducts, LmerDesign, build_design, cross_products
@@ -475,7 +476,6 @@ def lmer(formula: str, data: Any, REML: bool = True, *, na_action: str = "fail")
     >>> fit.fixef.round(2).tolist()  # doctest: +SKIP
     [0.95, 0.52]
     """
-    if not isinstance(REML, (bool, np.bool_)):
-        raise TypeError(f"`REML` must be True or False; got {REML!r}.")
+    check_bool(REML, "REML")
     design = build_design(formula, data, na_action)
     return _fit(design, bool(REML))

@@ -15,13 +15,13 @@ from typing import Any
 
 import pandas as pd
 
+from .._validation import check_choice
 from . import _likelihood as _ll
 from .model_tests import (
     TEST_COLUMNS,
     ModelTestResult,
     _as_fit_list,
     _check_same_data,
-    _choice,
     _compare,
     _format_table,
 )
@@ -107,8 +107,8 @@ def anova(*fits: Sequence[Any], method: str | None = None, ariv: str = "default"
     >>> f2 = implist.with_(lambda d: pm.lmer("y ~ x + (1 + x|g)", d))      # doctest: +SKIP
     >>> print(pm.anova(f0, f1, f2))                                        # doctest: +SKIP
     """
-    method = _choice("D3" if method is None else method, _ORDER, "method")
-    ariv = _choice(ariv, ("default", "positive", "robust"), "ariv")
+    method = check_choice("D3" if method is None else method, _ORDER, "method")
+    ariv = check_choice(ariv, ("default", "positive", "robust"), "ariv")
     if len(fits) < 2:
         raise ValueError(f"anova needs at least two lists of fits (one per model); got {len(fits)}.")
     lists = [_as_fit_list(f, f"fits[{i}]") for i, f in enumerate(fits)]

@@ -26,12 +26,11 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
+from .._validation import check_choice, check_df_com
 from ._extract import stack_estimates
 from .estimates import _qhat_array, _uhat_array
 from .model_tests import (
     TEST_COLUMNS,
-    _check_df_com,
-    _choice,
     _df_com_footer,
     _format_table,
     _table_row,
@@ -384,10 +383,10 @@ def pool_constraints(fits: Sequence[Any] | None = None, constraints: Sequence[st
     >>> res = pm.pool_constraints(fits, ["ReadDis - SES", "Girl^2"], method="D1")  # doctest: +SKIP
     >>> print(res)                                                                # doctest: +SKIP
     """
-    method = _choice(method, ("D1", "D2"), "method")
-    ariv = _choice(ariv, ("default", "positive"), "ariv")
-    derivative = _choice(derivative, ("forward", "exact"), "derivative")
-    df_com = _check_df_com(df_com)
+    method = check_choice(method, ("D1", "D2"), "method")
+    ariv = check_choice(ariv, ("default", "positive"), "ariv")
+    derivative = check_choice(derivative, ("forward", "exact"), "derivative")
+    df_com = check_df_com(df_com)
     if df_com is not None and method == "D2":
         warnings.warn("`df_com` is only used with method 'D1' and was ignored with 'D2'.",
                       UserWarning, stacklevel=2)

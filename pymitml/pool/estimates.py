@@ -22,6 +22,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
+from .._validation import check_bool
 from ._extract import _as_coef, _check_same_names, stack_estimates, stack_variance_components
 
 __all__ = ["COLUMNS", "PooledEstimates", "pool_estimates"]
@@ -344,8 +345,7 @@ def pool_estimates(fits: Sequence[Any] | None = None, *, qhat: Any = None, uhat:
     """
     if (fits is None) == (qhat is None):
         raise ValueError("give either `fits` (fitted models) or `qhat` (estimates), not both or neither.")
-    if not isinstance(extra_pars, (bool, np.bool_)):
-        raise TypeError(f"`extra_pars` must be True or False; got {extra_pars!r}.")
+    check_bool(extra_pars, "extra_pars")
     call = _call_string(fits, qhat, uhat, bool(extra_pars), df_com)
     extra = None
     if fits is not None:

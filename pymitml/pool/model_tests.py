@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._validation import check_choice, check_df_com
 from . import _likelihood as _ll
 
 __all__ = ["ModelTestResult", "compare_models"]
@@ -313,11 +314,11 @@ def compare_models(fits: Sequence[Any], null_fits: Sequence[Any], method: str = 
     >>> null = implist.with_(lambda d: pm.lmer("y ~ x + (1|g)", d))       # doctest: +SKIP
     >>> print(pm.compare_models(fits, null, method="D3"))                 # doctest: +SKIP
     """
-    method = _choice(method, _METHODS, "method")
-    use = _choice(use, _USES, "use")
-    ariv = _choice(ariv, _ARIVS, "ariv")
+    method = check_choice(method, _METHODS, "method")
+    use = check_choice(use, _USES, "use")
+    ariv = check_choice(ariv, _ARIVS, "ariv")
     fits, null_fits = _check_fit_lists(fits, null_fits)
-    df_com = _check_df_com(df_com)
+    df_com = check_df_com(df_com)
     _warn_ignored(method, use, ariv, df_com)
     return _compare(fits, null_fits, method, use, ariv, df_com)
 
@@ -379,23 +380,6 @@ def _compare(fits: list, null_fits: list, method: str, use: str, ariv: str,
 
 # --------------------------------------------------------------------------------------------
 # validation
-
-
-def _choice(value: Any, allowed: Sequence[str], name: str) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        alts = ", ".join(repr(a) for a in allowed)
-        raise ValueError(f"`{name}` must be one of {alts}; got {value!r}.")
-    return value
-
-
-def _check_df_com(df_com: Any) -> float | None:
-    if df_com is None:
-        return None
-    scalar = bool(np.isscalar(df_com))   # (a plain bool: no type narrowing of df_com)
-    if isinstance(df_com, bool) or not scalar or not np.isfinite(df_com) or df_com <= 0:
-        raise ValueError(f"`df_com` must be a positive number (complete-data degrees of freedom) "
-                         f"or None; got {df_com!r}.")
-    return float(df_com)
 
 
 def _as_fit_list(fits: Any, name: str) -> list:
