@@ -1,0 +1,406 @@
+"""One jomo chain: the state bundles of :mod:`._jomo_state` built from a group's data, the kernel
+run segment by segment (burn-in, then m_c imputations), the imputed values read off the state."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..chains import SEGMENT
+from ..exceptions import raise_for_status
+from ._covariance import CovWork, FixedBlock, fixed_block
+from ._gibbs import cluster_crossproducts
+from ._jomo_hr_kernel import cluster_rows_crossproducts, jomo_hr_iterate
+from ._jomo_kernel import jomo_draw_counts, jomo_iterate
+from ._jomo_start import _level1_start, _level2_start
+from ._jomo_state import (
+    ClusterMoments,
+    Moments,
+    OffsetsHR,
+    Params,
+    ParamsHR,
+    Prior,
+    PriorHR,
+    Rows,
+    Store,
+    StoreHR,
+    Work,
+    WorkHR,
+    noise_offsets,
+)
+from ._jomo_targets import _Layout
+from ._latent import CatSpec, Thresholds, latent_work, observed_rows
+from ._layout import row_blocks
+from ._level2 import Level2, level2_work
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What one chain is asked to do (the same for every chain of a run but ``seed``, ``m_c`` and
+    ``chain``)."""
+
+    seed: object
+    prior: dict
+    n_burn: int
+    n_iter: int
+    m_c: int             # imputations this chain draws
+    diag_only: bool      # keep_chains == "diagonal"
+    intercept: bool      # the first predictor is the intercept (targets are centred)
+    single: bool         # no cluster term
+    box: tuple           # latent bounds (lo, hi)
+    mode: int = 0        # random_L1: 0 "mean", 1 "full"
+    chain: int = 0
+    group: object = None
+
+
+def _no_block(n: int) -> FixedBlock:
+    """A FixedBlock of the right types when no exact draw is made (it is never read)."""
+    return FixedBlock(np.arange(n, dtype=np.int64), np.zeros(0, np.int64), np.zeros((0, 0)), np.zeros((0, 0)), 0.0)
+
+
+def _cat_spec(start, k1, obs, K, ordinal, free, exact, block, box, rows=True) -> CatSpec:
+    if rows:
+        obs_rows, n_obs = observed_rows(obs)
+    else:
+        obs_rows, n_obs = np.zeros((len(start), 1), np.int64), np.zeros(len(start), np.int64)
+    return CatSpec(start, k1, obs, K, ordinal, obs_rows, n_obs, free, bool(exact), block, float(box[0]), float(box[1]))
+
+
+def _thresholds(L2, lo, hi) -> Thresholds:
+    return Thresholds(L2.gam[lo:hi], L2.thr_sd[lo:hi], L2.thr_acc[lo:hi])
+
+
+def _level2_bundle(L2, d, J, ncat, box):
+    """The Level2 bundle of a chain (None without level-2 targets)."""
+    if not L2.r2:
+        return None
+    du = d + L2.r2
+    exact2 = L2.ncat2 == 1 and J - du - 1 > du - 1
+    block2 = fixed_block(L2.Psi, d + L2.cat2_start[0], L2.cat2_k1[0]) if exact2 else _no_block(du)
+    cat2 = _cat_spec(L2.cat2_start, L2.cat2_k1, L2.cat2_obs, L2.cat_K[ncat:], L2.cat_ord_all[ncat:], L2.free2,
+                     exact2, block2, box, rows=False)
+    return Level2(L2.X2, L2.Lx2, L2.Y2, L2.beta2, np.empty((L2.r2, J)), np.zeros((d, J)), L2.perm2, L2.pat2_start,
+                  L2.p2obs, L2.n2obs, L2.p2mis, L2.n2mis, cat2, _thresholds(L2, ncat, None),
+                  level2_work(d, J, L2.p2, L2.r2, L2.n2obs.shape[0]))
+
+
+def _chain_arrays(shapes, n_burn, n_total):
+    return ({k: np.zeros(sh + (n_burn,)) for k, sh in shapes.items()},
+            {k: np.zeros(sh + (n_total,)) for k, sh in shapes.items()})
+
+
+def _check_noise(n_norm, n_unif, end_norm, end_unif):
+    if n_norm != end_norm or max(n_unif, 1) < end_unif:
+        raise RuntimeError("internal error: the pre-drawn random numbers do not match the sampler's layout; "
+                           "please report this with the model formula.")
+
+
+def _work(dims, blk, n_inc, off, noise):
+    """The Work bundle of jomo_iterate (allocated once per chain)."""
+    J, p, q, r, p2, r2 = dims
+    d, du, pr = q * r, q * r + r2, p * r
+    mx = max(du, r, p, p2, 1)
+    n_pat = blk["pat_nobs"].shape[0]
+    lat = latent_work(max(J, n_inc))
+    lat = lat._replace(lw=np.empty((7, max(n_inc, 1))), li=np.empty((1, max(n_inc, 1)), np.int64))
+    w1, w2 = np.empty((mx, mx)), np.empty((mx, mx))
+    iw = np.empty((20, mx, mx))
+    return Work(*noise, off, w1, w2, np.empty((mx, mx)), np.empty((1, r, r)), np.empty((max(d, 1), max(d, 1))),
+                np.empty((p, r)), np.empty((d, pr, J)), np.empty((d, J)), np.empty((pr, pr)), np.empty(pr),
+                np.empty((q, r, J)), np.empty((q, r, J)), np.empty((q, r, J)), np.empty((d, d, J)), np.empty((d, J)),
+                lat, np.empty((r, max(n_inc, 1))), np.zeros((max(n_pat, 1), r, r)), np.zeros((max(n_pat, 1), r, r)),
+                np.empty((du, du)), np.empty((du, du)), np.empty((p, r)), np.empty((p, r)), np.empty((r, r)),
+                np.empty((r, r)), np.empty((r, r)), np.empty((r, r)), np.empty((p, r)), np.empty(p),
+                CovWork(iw, w1, w2), np.empty((mx, mx)), np.zeros(1, np.int64))
+
+
+def _advance(kernel, n, rec0, args, on_segment, where):
+    """Run ``n`` iterations in segments; ``args`` = (rng, rows, mom, cat, thr, par, prior, l2,
+    store, work); ``on_segment(k)`` after each; ``where`` = (settings, iterations done before)."""
+    settings, before = where
+    done = 0
+    while done < n:
+        k = min(SEGMENT, n - done)
+        code = kernel(k, rec0 + done if rec0 >= 0 else -1, *args)
+        if code:
+            raise_for_status(code, sampler="jomo_impute", iteration=before + done + int(args[-1].fail_at[0]),
+                             chain=settings.chain, group=settings.group)
+        done += k
+        on_segment(k)
+
+
+def _run_chain(tick, *, gd, lay: _Layout, settings: RunSettings, l2=None, lay2=None):
+    """One chain of jomo_iterate (random_L1 = "none")."""
+    S = settings
+    X, Z, clus = gd.X, gd.Z, gd.clus
+    if S.single:
+        Z = np.zeros((len(X), 0))
+        clus = np.zeros(len(X), np.int64)
+    N, p = X.shape
+    q = Z.shape[1]
+    r = lay.r
+    J = 1 if S.single else len(gd.cluster_labels)
+    ncat = len(lay.cat_k1)
+    st = _level1_start(gd, lay, S.intercept, X)
+    XtX = np.ascontiguousarray(X.T @ X)
+    Lx = np.ascontiguousarray(np.linalg.cholesky(XtX))
+    ZtZ, ZtX = cluster_crossproducts(X, Z, clus, J)
+    blk = row_blocks(X, Z, st.Y, clus, J, st.miss, st.miss.any(axis=1) | (ncat > 0))
+    rows = blk["rows"]
+    n_inc = len(rows)
+    cat_obs = np.ascontiguousarray(st.cat_local[:, rows]) if ncat else np.zeros((0, n_inc), np.int64)
+    Psi = np.kron(np.diag(0.5 * np.diag(st.Sigma)), np.eye(q)) if q else np.zeros((0, 0))  # target-major vec(u)
+    B = np.zeros((q, r, J))
+    pos_of_row = np.full(N, -1, dtype=np.int64)
+    pos_of_row[rows] = np.arange(n_inc)
+    pat_start, nmis = blk["pat_start"], blk["pat_nmis"]
+    n_cells = int(sum(nmis[g] * (pat_start[g + 1] - pat_start[g]) for g in range(len(nmis))))
+    n_free = int(np.triu(st.free).sum()) if ncat else 0
+    n_thr1 = st.n_thr
+    L2 = _level2_start(gd, l2, lay, lay2, st, Psi, q, J)
+    r2, p2, du, Psi = L2.r2, L2.p2, L2.du, L2.Psi
+    n_free2 = int(np.triu(L2.free2).sum()) if L2.ncat2 else 0
+    n_lat2 = int(L2.cat2_k1.sum()) if L2.ncat2 else 0
+    n_norm, n_unif = jomo_draw_counts((J, p, q, r), (n_cells, n_inc, int(lay.cat_k1.sum()), n_free),
+                                      (p2, r2, L2.n_cells2, n_lat2, n_free2, L2.n_thr))
+    off = noise_offsets((J, q * r, p, r, du), (n_cells, int(lay.cat_k1.sum()) * n_inc, n_free, n_thr1),
+                        (p2 * r2, L2.n_cells2, L2.n_thr - n_thr1, n_free2, n_lat2 * J))
+    _check_noise(n_norm, n_unif, off.thr1 + off.n_thr1, off.uthr1 + off.n_thr1)
+    shapes = {"beta": (p, r), "psi": (du, 1 if S.diag_only else du), "sigma": (r, 1 if S.diag_only else r),
+              "beta2": (p2, r2), "gam": L2.gam.shape}
+    burn, imp = _chain_arrays(shapes, S.n_burn, S.m_c * S.n_iter)
+    ct, cr, cpos = _missing_cells(gd, l2, pos_of_row)
+    draws = np.zeros((len(ct), S.m_c))
+    rng = np.random.default_rng(S.seed)
+    dfs = np.concatenate([J + du - np.arange(du), N - 1 - np.arange(r)]).astype(float)
+    noise = (dfs, np.empty((1, n_norm)), np.empty((1, max(n_unif, 1))), np.empty((1, du + r)))
+    accepted = np.zeros(1, np.int64)
+    exact1 = ncat == 1 and N - r - 1 > r - 1
+    cat = None
+    if ncat:
+        block1 = fixed_block(st.Sigma, lay.cat_start[0], lay.cat_k1[0]) if exact1 else _no_block(r)
+        cat = _cat_spec(lay.cat_start, lay.cat_k1, cat_obs, L2.cat_K[:ncat], L2.cat_ord_all[:ncat], st.free,
+                        exact1, block1, S.box)
+    Rows_ = Rows(blk["Xi"], blk["Zi"], blk["Ci"], blk["Seg"], blk["Yi"], pat_start, blk["pat_obs"], blk["pat_nobs"],
+                 blk["pat_mis"], nmis)
+    mom = Moments(Lx, XtX, ZtZ, ZtX, blk["XtYc"], blk["ZtYc"], blk["YtYc"], blk["XtYi"], blk["ZtYi"], blk["YtYi"],
+                  float(N))
+    lev2 = _level2_bundle(L2, q * r, J, ncat, S.box)
+    prior = Prior(np.ascontiguousarray(S.prior["Binv"]), np.ascontiguousarray(S.prior.get("Dinv", np.zeros((0, 0)))))
+    par = Params(st.beta, st.Sigma, Psi, B)
+    work = _work((J, p, q, r, p2, r2), blk, n_inc, off, noise)
+    thr = _thresholds(L2, 0, ncat)
+
+    def args(ch):
+        store = Store(ch["beta"], ch["psi"], ch["sigma"], ch["beta2"], ch["gam"], accepted, S.diag_only)
+        return (rng, Rows_, mom, cat, thr, par, prior, lev2, store, work)
+
+    def segment_done(adapt):
+        def f(k):
+            tick(k)
+            _tune_thresholds(L2.thr_sd, L2.thr_acc, k, adapt and L2.n_thr)
+        return f
+
+    _advance(jomo_iterate, S.n_burn, 0, args(burn), segment_done(True), (S, 0))
+    for k in range(S.m_c):
+        _advance(jomo_iterate, S.n_iter, k * S.n_iter, args(imp), segment_done(False),
+                 (S, S.n_burn + k * S.n_iter))
+        draws[:, k] = _imputed_values(blk["Yi"], L2.Y2, ct, cr, cpos, clus, lay, lay2, st.shift, L2.shift2, L2.gam)
+    _restore_intercepts((burn, imp), st.shift if S.intercept and lay.n_con else None, L2.shift2 if r2 else None)
+    n_total = S.n_burn + S.m_c * S.n_iter
+    # one categorical target at a level (and enough rows / clusters): exact draws there, no MH
+    n_mh = (n_free if ncat > 1 or N - r - 1 <= r - 1 else 0) + (n_free2 if L2.ncat2 > 1 or J - du - 1 <= du - 1 else 0)
+    return burn, imp, draws, (ct, cr), (accepted[0] / (n_mh * n_total) if n_mh else np.nan)
+
+
+def _work_hr(dims, n_inc, counts, off):
+    """The WorkHR bundle of jomo_hr_iterate (allocated once per chain)."""
+    J, p, q, r, p2, r2 = dims
+    n_thr1, n_free, n_z2, n_u2, n_pat2 = counts
+    d, du, pr = q * r, q * r + r2, p * r
+    mx = max(du, r, p, pr, p2, 1)
+    n = max(n_inc, J, 1)
+    lat = latent_work(n)._replace(lw=np.empty((7, max(n_inc, 1))), li=np.empty((1, max(n_inc, 1)), np.int64))
+    n_z = J * d + du * (du - 1) // 2 + r * (r - 1) // 2 + pr + (off.a - off.cells) + 1
+    return WorkHR(np.empty((mx, mx)), np.empty((mx, mx)), np.empty((mx, mx)), np.empty((J, r, r)),
+                  np.empty((max(d, 1), max(d, 1))), np.empty((r, max(n_inc, 1))), np.zeros((J, p, r)),
+                  np.zeros((J, q, r)), np.zeros((J, r, r)), np.zeros((J, p, r)), np.zeros((J, r, r)), np.empty((d, J)),
+                  np.empty((pr, pr)), np.empty(pr), np.empty((r, r)), np.zeros(1), np.empty((r, r)), np.empty(r),
+                  np.empty(max(du, r, 1)), np.empty(max(r * (r - 1) // 2, 1)), np.empty((d, d)), np.empty(d), lat,
+                  np.empty(max(n_thr1, 1)), np.empty(max(n_thr1, 1)), np.empty(max(n_free, 1)),
+                  np.empty(max(n_free, 1)), np.empty((du, du)), np.empty(max(n_z2, 1)), np.empty(max(n_u2, 1)),
+                  np.empty((20, r, r)), np.empty(n_z), np.empty((du, du)), np.zeros((d, J)), off, np.zeros(1, np.int64))
+
+
+def _cluster_moments(X, Z, Y, clus, J, comp):
+    """Per-cluster cross-products (cluster-major) of a random_L1 chain."""
+    p, q, r = X.shape[1], Z.shape[1], Y.shape[1]
+    XtYc, ZtYc, YtYc = np.zeros((J, p, r)), np.zeros((J, q, r)), np.zeros((J, r, r))
+    cluster_rows_crossproducts(np.ascontiguousarray(X[comp].T), np.ascontiguousarray(Z[comp].T),
+                               np.ascontiguousarray(Y[comp].T), clus[comp], XtYc, ZtYc, YtYc)
+    nj = np.bincount(clus, minlength=J).astype(np.float64)
+    XtXj = np.empty((J, p, p))
+    for k in range(p):  # set-up only (p^2 bincounts)
+        for k2 in range(p):
+            XtXj[:, k, k2] = np.bincount(clus, weights=X[:, k] * X[:, k2], minlength=J)
+    ZtZ, ZtX = (np.ascontiguousarray(np.moveaxis(x, -1, 0)) for x in cluster_crossproducts(X, Z, clus, J))
+    return ClusterMoments(nj, XtXj, ZtZ, ZtX, XtYc, ZtYc, YtYc)
+
+
+def _run_chain_hr(tick, *, gd, lay: _Layout, settings: RunSettings, l2=None, lay2=None):
+    """One chain with cluster-specific level-1 covariance matrices (random_L1 = "mean" / "full")."""
+    S = settings
+    X, Z, clus = gd.X, gd.Z, gd.clus
+    N, p = X.shape
+    q = Z.shape[1]
+    r = lay.r
+    J = len(gd.cluster_labels)
+    ncat = len(lay.cat_k1)
+    st = _level1_start(gd, lay, S.intercept, X)
+    # rows with missing cells or latents: stored by pattern and cluster; the others enter through
+    # their per-cluster cross-products
+    blk = row_blocks(X, Z, st.Y, clus, J, st.miss, st.miss.any(axis=1) | (ncat > 0))
+    rows = blk["rows"]
+    n_inc = len(rows)
+    mom = _cluster_moments(X, Z, st.Y, clus, J, blk["comp"])
+    cat_obs = np.ascontiguousarray(st.cat_local[:, rows]) if ncat else np.zeros((0, n_inc), np.int64)
+    a0 = r + 2.0
+    SigJ = np.ascontiguousarray(np.repeat(st.Sigma[None], J, axis=0))
+    Psi = np.kron(np.diag(0.5 * np.diag(st.Sigma)), np.eye(q))
+    free = st.free if ncat else np.zeros((r, r), dtype=bool)
+    n_free = int(np.triu(free).sum())
+    L2 = _level2_start(gd, l2, lay, lay2, st, Psi, q, J)
+    du, r2 = L2.du, L2.r2
+    n_free2 = int(np.triu(L2.free2).sum()) if L2.ncat2 else 0
+    n_lat2 = int(L2.cat2_k1.sum()) if L2.ncat2 else 0
+    n_thr2 = L2.n_thr - st.n_thr
+    pat_start, nmis = blk["pat_start"], blk["pat_nmis"]
+    n_cells = int(sum(nmis[g] * (pat_start[g + 1] - pat_start[g]) for g in range(len(nmis))))
+    d = q * r
+    o_psi = J * d
+    o_lam = o_psi + du * (du - 1) // 2
+    o_beta = o_lam + r * (r - 1) // 2
+    off = OffsetsHR(0, o_psi, o_lam, o_beta, o_beta + p * r, o_beta + p * r + n_cells, st.n_thr,
+                    n_free if ncat else 0, L2.p2 * r2, L2.n_cells2, n_thr2, n_free2, n_lat2 * J)
+    pos_of_row = np.full(N, -1, np.int64)
+    pos_of_row[rows] = np.arange(n_inc)
+    ct, cr, cpos = _missing_cells(gd, l2, pos_of_row)
+    shapes = {"beta": (p, r), "psi": (du, 1 if S.diag_only else du),
+              "sigma": ((r if S.mode == 0 else r * J), 1 if S.diag_only else r), "gam": L2.gam.shape,
+              "beta2": (L2.p2, r2)}
+    burn, imp = _chain_arrays(shapes, S.n_burn, S.m_c * S.n_iter)
+    burn["a"], imp["a"] = np.zeros(S.n_burn), np.zeros(S.m_c * S.n_iter)
+    draws = np.zeros((len(ct), S.m_c))
+    rng = np.random.default_rng(S.seed)
+    mh_acc = np.zeros(1, np.int64)
+    cat = None
+    if ncat:
+        block1 = fixed_block(SigJ[0], lay.cat_start[0], lay.cat_k1[0]) if ncat == 1 else _no_block(r)
+        cat = _cat_spec(lay.cat_start, lay.cat_k1, cat_obs, L2.cat_K[:ncat], L2.cat_ord_all[:ncat], free,
+                        ncat == 1, block1, S.box)
+    Rows_ = Rows(blk["Xi"], blk["Zi"], blk["Ci"], blk["Seg"], blk["Yi"], pat_start, blk["pat_obs"], blk["pat_nobs"],
+                 blk["pat_mis"], nmis)
+    lev2 = _level2_bundle(L2, d, J, ncat, S.box)
+    if lev2 is not None:  # jomo2hr: Metropolis-Hastings on Psi with categorical level-2 targets, never exact
+        lev2 = lev2._replace(cat=lev2.cat._replace(exact=False, block=_no_block(du)))
+    par = ParamsHR(st.beta, SigJ, L2.Psi, st.Sigma * (a0 - r - 1.0), np.zeros((q, r, J)), np.array([a0]),
+                   np.array([0.3]), np.zeros(1, np.int64))
+    prior = PriorHR(np.linalg.inv(S.prior["Binv"]), np.ascontiguousarray(S.prior["Dinv"]), float(S.prior["a"]))
+    n_z2 = L2.p2 * r2 + L2.n_cells2 + n_thr2 + n_free2 if r2 else 0
+    n_u2 = n_lat2 * J + n_thr2 + n_free2 if r2 else 0
+    work = _work_hr((J, p, q, r, L2.p2, r2), n_inc, (st.n_thr, n_free, n_z2, n_u2, L2.n2obs.shape[0]), off)
+    thr = _thresholds(L2, 0, ncat)
+
+    def args(ch):
+        store = StoreHR(ch["beta"], ch["psi"], ch["sigma"], ch["beta2"], ch["gam"], ch["a"], mh_acc, S.mode)
+        return (rng, Rows_, mom, cat, thr, par, prior, lev2, store, work)
+
+    def segment_done(adapt):
+        def f(k):
+            if adapt:  # burn-in only: tune the proposals of the degrees of freedom and the thresholds
+                rate = par.a_acc[0] / k
+                par.a_sd[0] *= 0.7 if rate < 0.25 else (1.4 if rate > 0.55 else 1.0)
+            _tune_thresholds(L2.thr_sd, L2.thr_acc, k, adapt and L2.n_thr)
+            par.a_acc[0] = 0
+            tick(k)
+        return f
+
+    _advance(jomo_hr_iterate, S.n_burn, 0, args(burn), segment_done(True), (S, 0))
+    for k in range(S.m_c):
+        _advance(jomo_hr_iterate, S.n_iter, k * S.n_iter, args(imp), segment_done(False),
+                 (S, S.n_burn + k * S.n_iter))
+        draws[:, k] = _imputed_values(blk["Yi"], L2.Y2, ct, cr, cpos, clus, lay, lay2, st.shift, L2.shift2, L2.gam)
+    _restore_intercepts((burn, imp), st.shift if S.intercept and lay.n_con else None, L2.shift2 if r2 else None)
+    n_total = S.n_burn + S.m_c * S.n_iter
+    n_mh = (n_free * J if ncat > 1 else 0) + n_free2  # one level-1 categorical target: exact draws of Sigma_j
+    return burn, imp, draws, (ct, cr), (mh_acc[0] / (n_mh * n_total) if n_mh else np.nan)
+
+
+def _missing_cells(gd, l2, pos_of_row):
+    """Missing cells (data column, row) of a group: the level-1 targets' (continuous, then
+    categorical), then the level-2 targets' (each row of a cluster whose value is missing), with
+    the position of each row in the sampler's block."""
+    cells = np.argwhere(np.isnan(gd.Y).T)
+    ct, cr = cells[:, 0], cells[:, 1]
+    if l2 is not None:
+        cells2 = np.argwhere(np.isnan(l2["Y"][gd.rows]).T)
+        ct = np.concatenate([ct, cells2[:, 0] + gd.Y.shape[1]])
+        cr = np.concatenate([cr, cells2[:, 1]])
+    return ct, cr, pos_of_row[cr]
+
+
+def _imputed_values(Yi, Y2, ct, cr, cpos, clus, lay: _Layout, lay2, shift, shift2, gam) -> np.ndarray:
+    """The current values of the missing cells: level-1 ones from the stored rows, level-2 ones
+    from their cluster's values (categories from the latents, see :func:`_current_values`)."""
+    n1 = lay.n_con + len(lay.cat_k1)
+    out = np.empty(len(ct))
+    sel1 = ct < n1
+    out[sel1] = _current_values(Yi, ct[sel1], cpos[sel1], lay, shift, gam)
+    if lay2 is not None:
+        sel2 = ~sel1
+        out[sel2] = _current_values(Y2, ct[sel2] - n1, clus[cr[sel2]], lay2, shift2, gam[len(lay.cat_k1):])
+    return out
+
+
+def _tune_thresholds(thr_sd, thr_acc, k, adapt) -> None:
+    """After k iterations: during burn-in (``adapt``) tune the threshold proposals towards an
+    acceptance of about 0.45; then reset the acceptance counts."""
+    if adapt:
+        rate = thr_acc / k
+        thr_sd[:] = np.where(rate < 0.3, thr_sd * 0.7, np.where(rate > 0.6, thr_sd * 1.4, thr_sd))
+    thr_acc[:] = 0
+
+
+def _restore_intercepts(chains, shift, shift2) -> None:
+    """Targets were centred internally: put the intercept rows of beta (and beta2) back on the
+    data's scale (``None``: nothing to restore)."""
+    for ch in chains:
+        if shift is not None:
+            ch["beta"][0] += shift[:, None]
+        if shift2 is not None:
+            ch["beta2"][0] += shift2[:, None]
+
+
+def _current_values(Yi, ct, cpos, lay: _Layout, shift, gam) -> np.ndarray:
+    """Values of the missing cells: continuous draws, or category codes from the latents."""
+    out = np.empty(len(ct))
+    nc = lay.n_con
+    con = ct < nc
+    out[con] = Yi[ct[con], cpos[con]] + shift[ct[con]]
+    for v in range(len(lay.cat_k1)):
+        sel = np.flatnonzero(ct == nc + v)
+        if not len(sel):
+            continue
+        c0, k1 = lay.cat_start[v], lay.cat_k1[v]
+        if lay.cat_ord[v]:  # level = number of thresholds below the latent
+            K = len(lay.levels[v])
+            local = np.searchsorted(gam[v, 1:K], Yi[c0, cpos[sel]], side="left")
+            out[sel] = lay.levels[v][local]
+            continue
+        lat = Yi[c0:c0 + k1][:, cpos[sel]]
+        top = lat.max(axis=0)
+        local = np.where(top > 0, lat.argmax(axis=0), k1)
+        out[sel] = lay.levels[v][local]
+    return out
+
+
