@@ -117,12 +117,13 @@ def pattern_factors(Sigma, pat_obs, pat_nobs, pat_mis, pat_nmis, K, Cf, w1, w2):
                 w1[u, v] = Sigma[pat_obs[g, u], pat_obs[g, v]]
         chol_inplace(w1, no)
         for v in range(nm):
+            col = w2[0]  # a contiguous row of the work space: one compiled layout of the solves
             for u in range(no):
-                w2[u, 0] = Sigma[pat_obs[g, u], pat_mis[g, v]]
-            solve_lower(w1, w2[:, 0], no)
-            solve_lower_t(w1, w2[:, 0], no)
+                col[u] = Sigma[pat_obs[g, u], pat_mis[g, v]]
+            solve_lower(w1, col, no)
+            solve_lower_t(w1, col, no)
             for u in range(no):
-                K[g, v, u] = w2[u, 0]
+                K[g, v, u] = col[u]
         for v in range(nm):
             for w in range(nm):
                 s = Sigma[pat_mis[g, v], pat_mis[g, w]]
@@ -207,7 +208,9 @@ def _draw_given_cholesky(z0, ZtX, ZtY, beta, Sinv, B, R, P, v):
     for a in range(q):
         for t in range(r):
             Rat = R[a, t]
-            Rat[:] = ZtY[a, t]
+            Yat = ZtY[a, t]
+            for j in range(J):  # element loops, not slice copies: no shape-check code to compile
+                Rat[j] = Yat[j]
             for k in range(p):
                 bk = beta[k, t]
                 Xak = ZtX[a, k]
@@ -242,7 +245,10 @@ def _draw_given_cholesky(z0, ZtX, ZtY, beta, Sinv, B, R, P, v):
             vx[j] /= Pxx[j]
     for t in range(r):
         for a in range(q):
-            B[a, t, :] = v[t * q + a]
+            vx = v[t * q + a]
+            Bat = B[a, t]
+            for j in range(J):
+                Bat[j] = vx[j]
 
 
 @njit

@@ -5,7 +5,7 @@ import numpy as np
 
 from ._gibbs import cluster_runs, rows_crossproducts
 
-__all__ = ["pattern_layout", "row_blocks"]
+__all__ = ["design_crossproducts", "pattern_layout", "row_blocks"]
 
 
 def pattern_layout(miss: np.ndarray, rows: np.ndarray | None = None):
@@ -69,3 +69,18 @@ def row_blocks(X, Z, Y, clus, J, miss, rows_mask=None):
     rows_crossproducts(out["Xi"], out["Zi"], out["Yi"], out["Ci"], out["Seg"],
                        out["XtYi"], out["ZtYi"], out["YtYi"])
     return out
+
+
+def design_crossproducts(X, Z, clus, J):
+    """Fixed per-cluster cross-products Z_j'Z_j (q, q, J) and Z_j'X_j (q, p, J), by NumPy (set-up
+    only; sums in row order, so equal to :func:`cluster_crossproducts` bit for bit, without
+    compiling a kernel for a one-off computation)."""
+    q, p = Z.shape[1], X.shape[1]
+    ZtZ = np.empty((q, q, J))
+    ZtX = np.empty((q, p, J))
+    for a in range(q):  # loops over columns (q^2 + q p bincounts), not rows
+        for b in range(q):
+            ZtZ[a, b] = np.bincount(clus, weights=Z[:, a] * Z[:, b], minlength=J)
+        for k in range(p):
+            ZtX[a, k] = np.bincount(clus, weights=Z[:, a] * X[:, k], minlength=J)
+    return ZtZ, ZtX

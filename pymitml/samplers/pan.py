@@ -10,8 +10,7 @@ import numpy as np
 from .._model import GroupData, prepare_model
 from .._validation import check_run
 from ..result import ImputationResult, RunSettings
-from ._gibbs import cluster_crossproducts
-from ._layout import row_blocks
+from ._layout import design_crossproducts, row_blocks
 from ._pan_kernel import ChainStore, PanData, PanParams, pan_iterate, pan_work
 from ._prior import check_prior
 from .driver import Chain, assemble_result, run_chains
@@ -45,7 +44,7 @@ def _make_chain(gd: GroupData, seed: int, *, prior: dict, diag_only: bool, inter
         Y = gd.Y - shift
     Y[miss] = np.broadcast_to(obs_mean - shift, Y.shape)[miss]
     XtX = np.ascontiguousarray(X.T @ X)
-    ZtZ, ZtX = cluster_crossproducts(X, Z, clus, J)
+    ZtZ, ZtX = design_crossproducts(X, Z, clus, J)
     # complete rows -> constant cross-products; incomplete rows -> transposed blocks by pattern
     lay = row_blocks(X, Z, Y, clus, J, miss)
     rows, Yi = lay["rows"], lay["Yi"]
