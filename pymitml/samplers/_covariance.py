@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._numba import njit
+from ._kernel_options import step
 from ._linalg import chol_inplace, draw_inv_wishart_pair, solve_lower, solve_lower_t, spd_inverse
 
 
@@ -39,7 +40,7 @@ class CovWork(NamedTuple):
     w2: np.ndarray
 
 
-@njit
+@step
 def lmgamma(x, p):
     """log of the multivariate gamma function Gamma_p(x)."""
     s = 0.25 * p * (p - 1) * math.log(math.pi)
@@ -48,7 +49,7 @@ def lmgamma(x, p):
     return s
 
 
-@njit
+@step
 def logdet_chol(a, w, n):
     """log|a| through a Cholesky factor in w (-inf if a is not positive definite)."""
     for i in range(n):
@@ -62,7 +63,7 @@ def logdet_chol(a, w, n):
     return s
 
 
-@njit
+@step
 def schur_update(A, Bm, Cm, n, k):
     """A[:n, :n] <- A - Bm[:n, :k] Cm[:k, :n], then made exactly symmetric (a Schur complement)."""
     for x in range(n):
@@ -78,7 +79,7 @@ def schur_update(A, Bm, Cm, n, k):
             A[y, x] = a
 
 
-@njit
+@step
 def log_target(Sigma, S, N, w1, w2, r):
     """-tr(Sigma^-1 S)/2 - N log|Sigma|/2, or -inf if Sigma is not positive definite."""
     for i in range(r):
@@ -103,7 +104,7 @@ def log_target(Sigma, S, N, w1, w2, r):
     return -0.5 * tr - 0.5 * N * logdet
 
 
-@njit
+@step
 def mh_covariance(Sigma, S, N, free, nrm, unif, w1, w2, r, n_prop):
     """jomo's element-wise random-walk Metropolis-Hastings over the free elements of Sigma with log
     target -tr(Sigma^-1 S)/2 - N log|Sigma|/2 (:func:`log_target`); the proposal SD of a variance
@@ -161,7 +162,7 @@ def fixed_block(Mat, start, k) -> FixedBlock:
     return FixedBlock(*fixed_block_parts(np.ascontiguousarray(Mat), int(start), int(k), Mat.shape[0]))
 
 
-@njit
+@step
 def _matrix_normal_given_block(rng, K, L22, S11, Sr, Bm, Ch, v2, p1, k):
     """B = K + L22^-T Z Sr' (k x p1) with Z standard normal (row-major draws), Sr = chol(S11)."""
     for i in range(p1):
@@ -187,7 +188,7 @@ def _matrix_normal_given_block(rng, K, L22, S11, Sr, Bm, Ch, v2, p1, k):
     return True
 
 
-@njit
+@step
 def _assemble_given_block(blk, S11, S11i, Bm, Sig, Sinv, p1, k):
     """Sigma and Sigma^-1 from Sigma_11.2 = S11 (inverse S11i), B = Bm and the fixed block:
     Sigma_21 = Cb B, Sigma_11 = S11 + B' Cb B; Sigma^-1 = [S11^-1, -S11^-1 B'; ., Cb^-1 + B S11^-1 B']."""
@@ -278,7 +279,7 @@ def draw_iw_given_block(rng, M, nu, blk, Sig, Sinv, w, r):
     return ld1 + blk.ld
 
 
-@njit
+@step
 def restricted_update(rng, Mat, S, N, exact, blk, free, nrm, unif, Minv, work):
     """The free elements of a covariance matrix ``Mat`` (n x n) with fixed latent block(s) under
     the target |Mat|^(-N/2) exp(-tr(Mat^-1 S)/2), i.e. IW(N - n - 1, S) restricted to the fixed

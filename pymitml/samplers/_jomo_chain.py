@@ -9,7 +9,6 @@ import numpy as np
 from ..chains import SEGMENT
 from ..exceptions import raise_for_status
 from ._covariance import CovWork, FixedBlock, fixed_block
-from ._gibbs import cluster_crossproducts
 from ._jomo_hr_kernel import cluster_rows_crossproducts, jomo_hr_iterate
 from ._jomo_kernel import jomo_draw_counts, jomo_iterate
 from ._jomo_start import _level1_start, _level2_start
@@ -22,6 +21,7 @@ from ._jomo_state import (
     Prior,
     PriorHR,
     Rows,
+    SingleLevel,
     Store,
     StoreHR,
     Work,
@@ -30,7 +30,7 @@ from ._jomo_state import (
 )
 from ._jomo_targets import _Layout
 from ._latent import CatSpec, Thresholds, latent_work, observed_rows
-from ._layout import row_blocks
+from ._layout import design_crossproducts, row_blocks
 from ._level2 import Level2, level2_work
 
 
@@ -58,12 +58,15 @@ def _no_block(n: int) -> FixedBlock:
     return FixedBlock(np.arange(n, dtype=np.int64), np.zeros(0, np.int64), np.zeros((0, 0)), np.zeros((0, 0)), 0.0)
 
 
-def _cat_spec(start, k1, obs, K, ordinal, free, exact, block, box, rows=True) -> CatSpec:
+def _cat_spec(start, k1, obs, K, ordinal, constraint, box, thr, rows=True) -> CatSpec:
+    """``constraint`` = (free elements, exact, FixedBlock) of the level's covariance matrix."""
+    free, exact, block = constraint
     if rows:
         obs_rows, n_obs = observed_rows(obs)
     else:
         obs_rows, n_obs = np.zeros((len(start), 1), np.int64), np.zeros(len(start), np.int64)
-    return CatSpec(start, k1, obs, K, ordinal, obs_rows, n_obs, free, bool(exact), block, float(box[0]), float(box[1]))
+    return CatSpec(start, k1, obs, K, ordinal, obs_rows, n_obs, free, bool(exact), block, float(box[0]), float(box[1]),
+                   thr)
 
 
 def _thresholds(L2, lo, hi) -> Thresholds:
@@ -77,10 +80,10 @@ def _level2_bundle(L2, d, J, ncat, box):
     du = d + L2.r2
     exact2 = L2.ncat2 == 1 and J - du - 1 > du - 1
     block2 = fixed_block(L2.Psi, d + L2.cat2_start[0], L2.cat2_k1[0]) if exact2 else _no_block(du)
-    cat2 = _cat_spec(L2.cat2_start, L2.cat2_k1, L2.cat2_obs, L2.cat_K[ncat:], L2.cat_ord_all[ncat:], L2.free2,
-                     exact2, block2, box, rows=False)
+    cat2 = _cat_spec(L2.cat2_start, L2.cat2_k1, L2.cat2_obs, L2.cat_K[ncat:], L2.cat_ord_all[ncat:],
+                     (L2.free2, exact2, block2), box, _thresholds(L2, ncat, None), rows=False)
     return Level2(L2.X2, L2.Lx2, L2.Y2, L2.beta2, np.empty((L2.r2, J)), np.zeros((d, J)), L2.perm2, L2.pat2_start,
-                  L2.p2obs, L2.n2obs, L2.p2mis, L2.n2mis, cat2, _thresholds(L2, ncat, None),
+                  L2.p2obs, L2.n2obs, L2.p2mis, L2.n2mis, cat2,
                   level2_work(d, J, L2.p2, L2.r2, L2.n2obs.shape[0]))
 
 
@@ -110,13 +113,13 @@ def _work(dims, blk, n_inc, off, noise):
                 np.empty((q, r, J)), np.empty((q, r, J)), np.empty((q, r, J)), np.empty((d, d, J)), np.empty((d, J)),
                 lat, np.empty((r, max(n_inc, 1))), np.zeros((max(n_pat, 1), r, r)), np.zeros((max(n_pat, 1), r, r)),
                 np.empty((du, du)), np.empty((du, du)), np.empty((p, r)), np.empty((p, r)), np.empty((r, r)),
-                np.empty((r, r)), np.empty((r, r)), np.empty((r, r)), np.empty((p, r)), np.empty(p),
+                np.empty((r, r)), np.empty((r, r)), np.empty((r, r)),
                 CovWork(iw, w1, w2), np.empty((mx, mx)), np.zeros(1, np.int64))
 
 
 def _advance(kernel, n, rec0, args, on_segment, where):
-    """Run ``n`` iterations in segments; ``args`` = (rng, rows, mom, cat, thr, par, prior, l2,
-    store, work); ``on_segment(k)`` after each; ``where`` = (settings, iterations done before)."""
+    """Run ``n`` iterations in segments; ``args``: the kernel's arguments after (n_steps, rec0),
+    the Work bundle last; ``on_segment(k)`` after each; ``where`` = (settings, iterations done before)."""
     settings, before = where
     done = 0
     while done < n:
@@ -144,7 +147,7 @@ def _run_chain(tick, *, gd, lay: _Layout, settings: RunSettings, l2=None, lay2=N
     st = _level1_start(gd, lay, S.intercept, X)
     XtX = np.ascontiguousarray(X.T @ X)
     Lx = np.ascontiguousarray(np.linalg.cholesky(XtX))
-    ZtZ, ZtX = cluster_crossproducts(X, Z, clus, J)
+    ZtZ, ZtX = design_crossproducts(X, Z, clus, J)
     blk = row_blocks(X, Z, st.Y, clus, J, st.miss, st.miss.any(axis=1) | (ncat > 0))
     rows = blk["rows"]
     n_inc = len(rows)
@@ -179,21 +182,21 @@ def _run_chain(tick, *, gd, lay: _Layout, settings: RunSettings, l2=None, lay2=N
     cat = None
     if ncat:
         block1 = fixed_block(st.Sigma, lay.cat_start[0], lay.cat_k1[0]) if exact1 else _no_block(r)
-        cat = _cat_spec(lay.cat_start, lay.cat_k1, cat_obs, L2.cat_K[:ncat], L2.cat_ord_all[:ncat], st.free,
-                        exact1, block1, S.box)
+        cat = _cat_spec(lay.cat_start, lay.cat_k1, cat_obs, L2.cat_K[:ncat], L2.cat_ord_all[:ncat],
+                        (st.free, exact1, block1), S.box, _thresholds(L2, 0, ncat))
     Rows_ = Rows(blk["Xi"], blk["Zi"], blk["Ci"], blk["Seg"], blk["Yi"], pat_start, blk["pat_obs"], blk["pat_nobs"],
                  blk["pat_mis"], nmis)
-    mom = Moments(Lx, XtX, ZtZ, ZtX, blk["XtYc"], blk["ZtYc"], blk["YtYc"], blk["XtYi"], blk["ZtYi"], blk["YtYi"],
+    mom = Moments(XtX, ZtZ, ZtX, blk["XtYc"], blk["ZtYc"], blk["YtYc"], blk["XtYi"], blk["ZtYi"], blk["YtYi"],
                   float(N))
     lev2 = _level2_bundle(L2, q * r, J, ncat, S.box)
     prior = Prior(np.ascontiguousarray(S.prior["Binv"]), np.ascontiguousarray(S.prior.get("Dinv", np.zeros((0, 0)))))
     par = Params(st.beta, st.Sigma, Psi, B)
     work = _work((J, p, q, r, p2, r2), blk, n_inc, off, noise)
-    thr = _thresholds(L2, 0, ncat)
+    single = SingleLevel(Lx, np.empty((p, r)), np.empty(p)) if S.single else None
 
     def args(ch):
         store = Store(ch["beta"], ch["psi"], ch["sigma"], ch["beta2"], ch["gam"], accepted, S.diag_only)
-        return (rng, Rows_, mom, cat, thr, par, prior, lev2, store, work)
+        return (rng, Rows_, mom, cat, par, prior, lev2, single, store, work)
 
     def segment_done(adapt):
         def f(k):
@@ -243,7 +246,7 @@ def _cluster_moments(X, Z, Y, clus, J, comp):
     for k in range(p):  # set-up only (p^2 bincounts)
         for k2 in range(p):
             XtXj[:, k, k2] = np.bincount(clus, weights=X[:, k] * X[:, k2], minlength=J)
-    ZtZ, ZtX = (np.ascontiguousarray(np.moveaxis(x, -1, 0)) for x in cluster_crossproducts(X, Z, clus, J))
+    ZtZ, ZtX = (np.ascontiguousarray(np.moveaxis(x, -1, 0)) for x in design_crossproducts(X, Z, clus, J))
     return ClusterMoments(nj, XtXj, ZtZ, ZtX, XtYc, ZtYc, YtYc)
 
 
@@ -296,8 +299,8 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, settings: RunSettings, l2=None, lay
     cat = None
     if ncat:
         block1 = fixed_block(SigJ[0], lay.cat_start[0], lay.cat_k1[0]) if ncat == 1 else _no_block(r)
-        cat = _cat_spec(lay.cat_start, lay.cat_k1, cat_obs, L2.cat_K[:ncat], L2.cat_ord_all[:ncat], free,
-                        ncat == 1, block1, S.box)
+        cat = _cat_spec(lay.cat_start, lay.cat_k1, cat_obs, L2.cat_K[:ncat], L2.cat_ord_all[:ncat],
+                        (free, ncat == 1, block1), S.box, _thresholds(L2, 0, ncat))
     Rows_ = Rows(blk["Xi"], blk["Zi"], blk["Ci"], blk["Seg"], blk["Yi"], pat_start, blk["pat_obs"], blk["pat_nobs"],
                  blk["pat_mis"], nmis)
     lev2 = _level2_bundle(L2, d, J, ncat, S.box)
@@ -309,11 +312,10 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, settings: RunSettings, l2=None, lay
     n_z2 = L2.p2 * r2 + L2.n_cells2 + n_thr2 + n_free2 if r2 else 0
     n_u2 = n_lat2 * J + n_thr2 + n_free2 if r2 else 0
     work = _work_hr((J, p, q, r, L2.p2, r2), n_inc, (st.n_thr, n_free, n_z2, n_u2, L2.n2obs.shape[0]), off)
-    thr = _thresholds(L2, 0, ncat)
 
     def args(ch):
         store = StoreHR(ch["beta"], ch["psi"], ch["sigma"], ch["beta2"], ch["gam"], ch["a"], mh_acc, S.mode)
-        return (rng, Rows_, mom, cat, thr, par, prior, lev2, store, work)
+        return (rng, Rows_, mom, cat, par, prior, lev2, store, work)
 
     def segment_done(adapt):
         def f(k):

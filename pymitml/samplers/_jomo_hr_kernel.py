@@ -36,6 +36,7 @@ from ..exceptions import Status
 from ._covariance import draw_iw_given_block, lmgamma, logdet_chol, mh_covariance
 from ._gibbs import row_means
 from ._jomo_steps import random_effects_crossproducts, record_level2
+from ._kernel_options import compose, step
 from ._latent import latent_step
 from ._level2 import draw_missing_level2, level2_step
 from ._linalg import (
@@ -79,7 +80,7 @@ def cluster_rows_crossproducts(Xt, Zt, Yt, C, XtY, ZtY, YtY):
                 YtY[c, t, u] += Yt[u, i] * y
 
 
-@njit
+@step
 def _log_post_df(a, eta, J, r, sum_logdet, Ginv, SumInv, w):
     """log p(a | Sigma_1..J) with the scale matrix integrated out (jomo2hr's model):
     Sigma_j ~ IW(a, Lambda), Lambda ~ W(r + 1, Binv), a ~ chi2(eta) (density at a)."""
@@ -94,7 +95,7 @@ def _log_post_df(a, eta, J, r, sum_logdet, Ginv, SumInv, w):
             - 0.5 * (J * a + g) * ld)
 
 
-@njit
+@compose
 def _cluster_inverses(par, work):
     """Sigma_j^-1, sum_j Sigma_j^-1 and sum_j log|Sigma_j| of the current Sigma_j."""
     SigJ, SinvJ, w1, w2 = par.SigJ, work.SinvJ, work.w1, work.w2
@@ -119,17 +120,17 @@ def _cluster_inverses(par, work):
     return True
 
 
-@njit
-def _latents_hr(rng, rows, cat, thr, par, work, off):
+@compose
+def _latents_hr(rng, rows, cat, work, off):
     """Step 1a: thresholds (their proposals drawn here) and latents under the cluster's Sigma_j."""
     zt, ut = work.zt, work.ut
     for x in range(off.n_thr1):
         zt[x] = rng.standard_normal()
         ut[x] = max(rng.random(), 1e-300)
-    latent_step(rng, rows.Yi, work.mu, work.SinvJ, rows.Ci, cat, thr, zt[:off.n_thr1], ut[:off.n_thr1], work.lat)
+    latent_step(rng, rows.Yi, work.mu, work.SinvJ, rows.Ci, cat, zt[:off.n_thr1], ut[:off.n_thr1], work.lat)
 
 
-@njit
+@compose
 def _missing_cells_hr(rows, par, work, cm):
     """Step 1b: missing cells row by row under the cluster's Sigma_j (normals z[cm:]). Returns
     the position after them, or -1 if a conditional covariance failed."""
@@ -170,7 +171,7 @@ def _missing_cells_hr(rows, par, work, cm):
     return cm
 
 
-@njit
+@compose
 def _level2_prior_hr(rng, par, l2, work, off):
     """Step 2: the level-2 step (its noise drawn here), or Psi^-1. Returns a Status code."""
     d = work.V.shape[0]
@@ -188,7 +189,7 @@ def _level2_prior_hr(rng, par, l2, work, off):
                        u2[off.n_lat2:off.n_lat2 + off.n_thr2], u2[:off.n_lat2], work.lat, work.w1, work.w2)
 
 
-@njit
+@step
 def _cluster_random_effects(j, mom, par, M, work, z0):
     """u_j | beta, Sigma_j, Psi (mean with the conditional prior mean M_j); writes B[:, :, j]
     and V[:, j]. Returns False if the cluster's posterior precision is not positive definite."""
@@ -230,7 +231,7 @@ def _cluster_random_effects(j, mom, par, M, work, z0):
     return True
 
 
-@njit
+@step
 def _cluster_beta_share(j, mom, par, work):
     """X_j'W_j and W_j'W_j (W_j = Y_j - Z_j u_j) and the cluster's share of beta's precision
     Sinv_j (x) X_j'X_j and right side vec(X_j'W_j Sinv_j)."""
@@ -263,7 +264,7 @@ def _cluster_beta_share(j, mom, par, work):
                     work.H[t * p + k, u * p + ll] += st * XtXj[j, k, ll]
 
 
-@njit
+@compose
 def _random_effects_pass(mom, par, l2, work, off):
     """Step 3: one pass over the clusters (totals, u_j, beta's precision and right side)."""
     q, r, J = par.B.shape
@@ -288,7 +289,7 @@ def _random_effects_pass(mom, par, l2, work, off):
     return True
 
 
-@njit
+@compose
 def _psi_step_hr(rng, par, prior, l2, store, work, off):
     """Step 4: Psi of (u_j, u2_j). Returns a Status code."""
     Psi, w2, Dinv = par.Psi, work.w2, prior.Dinv
@@ -318,7 +319,7 @@ def _psi_step_hr(rng, par, prior, l2, store, work, off):
     return 0
 
 
-@njit
+@compose
 def _beta_step_hr(par, work, off):
     """Step 5: beta | u, Sigma_j from the precision and right side of the pass over the clusters."""
     H, rhs = work.H, work.rhs
@@ -336,7 +337,7 @@ def _beta_step_hr(par, work, off):
     return True
 
 
-@njit
+@compose
 def _df_lambda_step(rng, par, prior, work, off):
     """Step 6: a (Lambda integrated out; SumInv and the log-determinants belong to the current
     Sigma_j), then Lambda ~ W(J a + r + 1, (Ginv + sum Sinv)^-1). Returns False on failure."""
@@ -362,7 +363,7 @@ def _df_lambda_step(rng, par, prior, work, off):
     return spd_inverse(work.scale, par.Lam, work.w1, r)
 
 
-@njit
+@step
 def _cluster_scale(j, mom, par, work):
     """w2 <- Lambda + S_j, S_j = W'W - b'X'W - W'X b + b'X'X b of cluster j."""
     beta, G, XtXj, w2 = par.beta, work.G, mom.XtXj, work.w2
@@ -380,7 +381,7 @@ def _cluster_scale(j, mom, par, work):
             w2[u, t] = w2[t, u]
 
 
-@njit
+@step
 def _restricted_sigma_j(rng, j, nj, cat, par, store, work, off):
     """Sigma_j's free elements under IW(nj + a, Lambda + S_j) (scale in work.w2) restricted to the
     latent blocks: exact with one fixed block, else jomo's Metropolis-Hastings steps (proposal
@@ -403,7 +404,7 @@ def _restricted_sigma_j(rng, j, nj, cat, par, store, work, off):
     return logdet_chol(SigJ[j], work.w1, r)
 
 
-@njit
+@compose
 def _sigma_j_step(rng, mom, cat, par, store, work, off):
     """Step 7: Sigma_j per cluster; keeps sum_j Sigma_j^-1 and sum_j log|Sigma_j| up to date.
     Returns False if a draw failed."""
@@ -432,7 +433,7 @@ def _sigma_j_step(rng, mom, cat, par, store, work, off):
     return True
 
 
-@njit
+@step
 def _record_sigma_j(store, SigJ, o):
     """The Sigma_j as iteration o: their mean (mode 0) or every one stacked (mode 1); only the
     variances when the chain keeps one column."""
@@ -459,10 +460,10 @@ def _record_sigma_j(store, SigJ, o):
                     store.sigma[j * r + t, u, o] = SigJ[j, t, u]
 
 
-@njit
-def _record_hr(store, par, l2, thr, o):
+@compose
+def _record_hr(store, par, l2, cat, o):
     store.a[o] = par.a[0]
-    record_level2(store, l2, thr, o)
+    record_level2(store, l2, cat, o)
     for k in range(par.beta.shape[0]):
         for t in range(par.beta.shape[1]):
             store.beta[k, t, o] = par.beta[k, t]
@@ -474,55 +475,45 @@ def _record_hr(store, par, l2, thr, o):
 
 
 @njit
-def _iteration_hr(rng, rows, mom, cat, thr, par, prior, l2, store, work):
-    """One iteration (steps 1-8 of the module docstring). Returns 0 or a Status code."""
-    off = work.off
-    for x in range(work.z.shape[0]):
-        work.z[x] = rng.standard_normal()
-    row_means(rows.Xi, rows.Zi, rows.Ci, par.beta, par.B, work.mu)
-    if cat is not None:
-        _latents_hr(rng, rows, cat, thr, par, work, off)
-    if _missing_cells_hr(rows, par, work, off.cells) < 0:
-        return _MISSING
-    cluster_rows_crossproducts(rows.Xi, rows.Zi, rows.Yi, rows.Ci, work.XtY, work.ZtY, work.YtY)
-    code = _level2_prior_hr(rng, par, l2, work, off)
-    if code:
-        return code
-    if not _random_effects_pass(mom, par, l2, work, off):
-        return _RANDOM_EFFECTS
-    code = _psi_step_hr(rng, par, prior, l2, store, work, off)
-    if code:
-        return code
-    if not _beta_step_hr(par, work, off):
-        return _BETA
-    if not _df_lambda_step(rng, par, prior, work, off):
-        return _LAMBDA
-    if not _sigma_j_step(rng, mom, cat, par, store, work, off):
-        return _SIGMA_J
-    if l2 is not None:
-        draw_missing_level2(l2, work.V, par.Psi, work.w1, work.w2, work.z2[off.p2r2:off.p2r2 + off.n_cells2])
-    return 0
-
-
-@njit
-def jomo_hr_iterate(n_steps, rec0, rng, rows, mom, cat, thr, par, prior, l2, store, work):
+def jomo_hr_iterate(n_steps, rec0, rng, rows, mom, cat, par, prior, l2, store, work):
     """Run ``n_steps`` iterations in place (the steps of the module docstring); iteration s is
     stored at index rec0 + s of the chains (rec0 < 0: not stored).
 
     Bundles: ``rows`` (:class:`~._jomo_state.Rows`), ``mom`` (ClusterMoments), ``cat`` (CatSpec
-    or None), ``thr`` (Thresholds), ``par`` (ParamsHR), ``prior`` (PriorHR), ``l2`` (Level2 or
-    None), ``store`` (StoreHR), ``work`` (WorkHR, with its noise layout ``work.off``). Returns 0
-    or the :class:`~pymitml.exceptions.Status` of the failing step (its iteration in
-    ``work.fail_at``).
+    with thresholds, or None), ``par`` (ParamsHR), ``prior`` (PriorHR), ``l2`` (Level2 or None),
+    ``store`` (StoreHR), ``work`` (WorkHR, with its noise layout ``work.off``). Returns 0 or the
+    :class:`~pymitml.exceptions.Status` of the failing step (its iteration in ``work.fail_at``).
     """
+    off = work.off
+    work.fail_at[0] = 0
     if not _cluster_inverses(par, work):
-        work.fail_at[0] = 0
         return _SIGMA_J
     for s in range(n_steps):
-        code = _iteration_hr(rng, rows, mom, cat, thr, par, prior, l2, store, work)
+        work.fail_at[0] = s
+        for x in range(work.z.shape[0]):
+            work.z[x] = rng.standard_normal()
+        row_means(rows.Xi, rows.Zi, rows.Ci, par.beta, par.B, work.mu)
+        if cat is not None:
+            _latents_hr(rng, rows, cat, work, off)
+        if _missing_cells_hr(rows, par, work, off.cells) < 0:
+            return _MISSING
+        cluster_rows_crossproducts(rows.Xi, rows.Zi, rows.Yi, rows.Ci, work.XtY, work.ZtY, work.YtY)
+        code = _level2_prior_hr(rng, par, l2, work, off)
         if code:
-            work.fail_at[0] = s
             return code
+        if not _random_effects_pass(mom, par, l2, work, off):
+            return _RANDOM_EFFECTS
+        code = _psi_step_hr(rng, par, prior, l2, store, work, off)
+        if code:
+            return code
+        if not _beta_step_hr(par, work, off):
+            return _BETA
+        if not _df_lambda_step(rng, par, prior, work, off):
+            return _LAMBDA
+        if not _sigma_j_step(rng, mom, cat, par, store, work, off):
+            return _SIGMA_J
+        if l2 is not None:
+            draw_missing_level2(l2, work.V, par.Psi, work.w1, work.w2, work.z2[off.p2r2:off.p2r2 + off.n_cells2])
         if rec0 >= 0:
-            _record_hr(store, par, l2, thr, rec0 + s)
+            _record_hr(store, par, l2, cat, rec0 + s)
     return 0

@@ -50,6 +50,7 @@ from ._gibbs import (
 )
 from ._jomo_hr_kernel import cluster_rows_crossproducts, jomo_hr_iterate  # noqa: F401  (re-exported)
 from ._jomo_steps import random_effects_crossproducts, record_level2
+from ._kernel_options import compose, step
 from ._latent import latent_step
 from ._level2 import draw_missing_level2, level2_step
 from ._linalg import chol_inplace, draw_inv_wishart, solve_lower_t, spd_inverse
@@ -79,7 +80,7 @@ def jomo_draw_counts(dims, level1, level2=(0, 0, 0, 0, 0)):
             n_lat * n_inc + n_free + n_free2 + n_lat2 * J + n_thr)
 
 
-@njit
+@compose
 def _draw_noise(rng, work):
     """This iteration's random numbers, from the chain's generator into row 0 of the buffers (the
     uniforms of the level-1 latents are drawn later, directly)."""
@@ -93,7 +94,7 @@ def _draw_noise(rng, work):
         work.chi[0, i] = rng.chisquare(work.dfs[i])
 
 
-@njit
+@compose
 def _add_cluster_moments(A, Bm, out):
     """out = A + Bm (arrays (q, r, J))."""
     q, r, J = out.shape
@@ -103,13 +104,13 @@ def _add_cluster_moments(A, Bm, out):
                 out[a, t, j] = A[a, t, j] + Bm[a, t, j]
 
 
-@njit
-def _rows_step(rng, rows, mom, cat, thr, par, work):
+@compose
+def _rows_step(rng, rows, mom, cat, par, work):
     """Steps 1: latents and missing cells of the stored rows, then their cross-products."""
     z, uu, off = work.nrm[0], work.unif[0], work.off
     row_means(rows.Xi, rows.Zi, rows.Ci, par.beta, par.B, work.mu)
     if cat is not None:
-        latent_step(rng, rows.Yi, work.mu, work.Sinv, rows.Ci, cat, thr, z[off.thr1:off.thr1 + off.n_thr1],
+        latent_step(rng, rows.Yi, work.mu, work.Sinv, rows.Ci, cat, z[off.thr1:off.thr1 + off.n_thr1],
                     uu[off.uthr1:off.uthr1 + off.n_thr1], work.lat)
     pattern_factors(par.Sigma, rows.pat_obs, rows.pat_nobs, rows.pat_mis, rows.pat_nmis, work.Kp, work.Cp,
                     work.w1, work.w2)
@@ -118,7 +119,7 @@ def _rows_step(rng, rows, mom, cat, thr, par, work):
     rows_crossproducts(rows.Xi, rows.Zi, rows.Yi, rows.Ci, rows.Seg, mom.XtYi, mom.ZtYi, mom.YtYi)
 
 
-@njit
+@compose
 def _level2_prior_step(mom, par, l2, work):
     """Step 2: the level-2 step and Z'(Y - Z M) (the conditional prior mean of u moved to the
     data), or without level-2 targets Psi^-1. Returns a Status code."""
@@ -146,7 +147,7 @@ def _level2_prior_step(mom, par, l2, work):
     return 0
 
 
-@njit
+@step
 def _data_crossproduct_x(mom, l2, work):
     """X'(Y - Z M) into work.XtYm (X'Y without level-2 targets)."""
     q, r, J = work.ZtY.shape
@@ -163,7 +164,7 @@ def _data_crossproduct_x(mom, l2, work):
             work.XtYm[k, t] = acc
 
 
-@njit
+@compose
 def _beta_u_step(mom, par, l2, work):
     """Step 3a: (beta, u) as one block, beta with u integrated out, then u | beta (u = v + M with
     level-2 targets). Returns a Status code."""
@@ -190,7 +191,7 @@ def _beta_u_step(mom, par, l2, work):
     return 0
 
 
-@njit
+@compose
 def _psi_step(rng, par, prior, l2, store, work):
     """Step 3b: Psi of (u_j, u2_j). Returns a Status code."""
     Psi = par.Psi
@@ -219,7 +220,7 @@ def _psi_step(rng, par, prior, l2, store, work):
     return 0
 
 
-@njit
+@compose
 def _residual_step(mom, par, work):
     """X'W and W'W of W = Y - Z u from the sufficient statistics."""
     r = par.Sigma.shape[0]
@@ -232,10 +233,10 @@ def _residual_step(mom, par, work):
     residual_crossproducts(work.XtYs, work.YtYs, mom.ZtX, work.ZtY, mom.ZtZ, par.B, work.lat.cm, work.XtW, work.WtW)
 
 
-@njit
-def _beta_single_level(mom, par, work):
+@compose
+def _beta_single_level(single, par, work):
     """Step 4 (no clusters): beta | Sigma ~ MatrixNormal((X'X)^-1 X'W, (X'X)^-1, Sigma)."""
-    Lx, bh, w2, w3, nz = mom.Lx, work.bh, work.w2, work.w3, work.nz
+    Lx, bh, w2, w3, nz = single.Lx, single.bh, work.w2, work.w3, single.nz
     z = work.nrm[0]
     cur = work.off.beta
     p = Lx.shape[0]
@@ -270,7 +271,7 @@ def _beta_single_level(mom, par, work):
     return 0
 
 
-@njit
+@step
 def _residual_sscp(XtX, beta, XtW, WtW, S):
     """S = W'W - b'X'W - W'X b + b'X'X b (the residual cross-products of the level-1 model)."""
     p, r = beta.shape
@@ -287,7 +288,7 @@ def _residual_sscp(XtX, beta, XtW, WtW, S):
             S[u, t] = acc
 
 
-@njit
+@compose
 def _sigma_step(rng, mom, cat, par, prior, store, work):
     """Step 5: Sigma | beta, u (IW, or the restricted flat-prior target with categorical targets).
     Returns a Status code."""
@@ -313,61 +314,52 @@ def _sigma_step(rng, mom, cat, par, prior, store, work):
     return 0
 
 
-@njit
-def _record(store, par, l2, thr, o):
+@compose
+def _record(store, par, l2, cat, o):
     for k in range(par.beta.shape[0]):
         for t in range(par.beta.shape[1]):
             store.beta[k, t, o] = par.beta[k, t]
-    record_level2(store, l2, thr, o)
+    record_level2(store, l2, cat, o)
     record_covariances(par.Psi, par.Sigma, store.psi, store.sigma, o, store.diag_only)
 
 
 @njit
-def _iteration(rng, rows, mom, cat, thr, par, prior, l2, store, work):
-    """One iteration (steps 1-6 of the module docstring). Returns 0 or a Status code."""
-    d = work.v.shape[0]
-    _draw_noise(rng, work)
-    if not spd_inverse(par.Sigma, work.Sinv[0], work.w1, par.Sigma.shape[0]):
-        return _SIGMA
-    if rows.Yi.shape[1] > 0:
-        _rows_step(rng, rows, mom, cat, thr, par, work)
-    _add_cluster_moments(mom.ZtYc, mom.ZtYi, work.ZtY)
-    code = _level2_prior_step(mom, par, l2, work)
-    if code == 0 and d > 0:
-        code = _beta_u_step(mom, par, l2, work)
-    if code == 0:
-        code = _psi_step(rng, par, prior, l2, store, work)
-    if code:
-        return code
-    _residual_step(mom, par, work)
-    if d == 0:
-        code = _beta_single_level(mom, par, work)
-    if code == 0:
-        code = _sigma_step(rng, mom, cat, par, prior, store, work)
-    if code:
-        return code
-    if l2 is not None:
-        draw_missing_level2(l2, work.v, par.Psi, work.w1, work.w2, work.nrm[0, work.off.cells2:])
-    return 0
-
-
-@njit
-def jomo_iterate(n_steps, rec0, rng, rows, mom, cat, thr, par, prior, l2, store, work):
+def jomo_iterate(n_steps, rec0, rng, rows, mom, cat, par, prior, l2, single, store, work):
     """Run ``n_steps`` iterations in place (the steps of the module docstring); iteration s is
     stored at index rec0 + s of the chains (rec0 < 0: not stored).
 
     Bundles: ``rows`` (:class:`~._jomo_state.Rows`), ``mom`` (Moments), ``cat`` (CatSpec of the
-    level-1 categorical targets, or None), ``thr`` (their Thresholds), ``par`` (Params), ``prior``,
-    ``l2`` (Level2, or None), ``store`` (Store), ``work`` (Work: noise buffers laid out by
+    level-1 categorical targets with their thresholds, or None), ``par`` (Params), ``prior``,
+    ``l2`` (Level2, or None), ``single`` (SingleLevel for models without clusters, else None),
+    ``store`` (Store), ``work`` (Work: noise buffers laid out by
     ``work.off``, work arrays). Randomness: ``rng`` is the chain's numpy Generator; each iteration
     first draws its normals, uniforms and chi-squares into the buffers. Returns 0 or the
     :class:`~pymitml.exceptions.Status` of the failing step (its iteration in ``work.fail_at``).
     """
     for s in range(n_steps):
-        code = _iteration(rng, rows, mom, cat, thr, par, prior, l2, store, work)
+        work.fail_at[0] = s
+        _draw_noise(rng, work)
+        if not spd_inverse(par.Sigma, work.Sinv[0], work.w1, par.Sigma.shape[0]):
+            return _SIGMA
+        if rows.Yi.shape[1] > 0:
+            _rows_step(rng, rows, mom, cat, par, work)
+        _add_cluster_moments(mom.ZtYc, mom.ZtYi, work.ZtY)
+        code = _level2_prior_step(mom, par, l2, work)
+        if single is None and code == 0:
+            code = _beta_u_step(mom, par, l2, work)
+        if code == 0:
+            code = _psi_step(rng, par, prior, l2, store, work)
         if code:
-            work.fail_at[0] = s
             return code
+        _residual_step(mom, par, work)
+        if single is not None:
+            code = _beta_single_level(single, par, work)
+        if code == 0:
+            code = _sigma_step(rng, mom, cat, par, prior, store, work)
+        if code:
+            return code
+        if l2 is not None:
+            draw_missing_level2(l2, work.v, par.Psi, work.w1, work.w2, work.nrm[0, work.off.cells2:])
         if rec0 >= 0:
-            _record(store, par, l2, thr, rec0 + s)
+            _record(store, par, l2, cat, rec0 + s)
     return 0

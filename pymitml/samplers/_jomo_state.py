@@ -88,7 +88,6 @@ def noise_offsets(dims, level1, level2) -> Offsets:
 class Moments(NamedTuple):
     """Sufficient statistics of the level-1 model (per-cluster arrays have J last)."""
 
-    Lx: np.ndarray     # (p, p) chol(X'X)
     XtX: np.ndarray    # (p, p)
     ZtZ: np.ndarray    # (q, q, J)
     ZtX: np.ndarray    # (q, p, J)
@@ -99,6 +98,14 @@ class Moments(NamedTuple):
     ZtYi: np.ndarray
     YtYi: np.ndarray
     N: float           # rows
+
+
+class SingleLevel(NamedTuple):
+    """Models without clusters: beta is drawn from its own conditional (chol(X'X), work)."""
+
+    Lx: np.ndarray     # (p, p)
+    bh: np.ndarray     # (p, r)
+    nz: np.ndarray     # (p,)
 
 
 class Params(NamedTuple):
@@ -160,8 +167,6 @@ class Work(NamedTuple):
     WtW: np.ndarray
     S: np.ndarray      # (r, r) residual cross-products
     scale_s: np.ndarray
-    bh: np.ndarray     # (p, r)
-    nz: np.ndarray     # (p,)
     cov: object        # CovWork of the restricted updates
     ws: np.ndarray     # (mx, mx) inverse from the exact restricted draw (unused)
     fail_at: np.ndarray  # (1,) the iteration of the segment whose step failed

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._numba import njit
+from ._kernel_options import step
 from ._truncnorm import norm_cdf, truncnorm_batch
 
 
@@ -36,6 +36,7 @@ class CatSpec(NamedTuple):
     block: object         # its FixedBlock (see :mod:`._covariance`)
     lo: float             # box bounds of every latent (-inf, inf for the exact probit model)
     hi: float
+    thr: object           # Thresholds of the ordinal targets (rows in target order)
 
 
 class Thresholds(NamedTuple):
@@ -74,7 +75,7 @@ def observed_rows(cat_obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rows, cnt
 
 
-@njit
+@step
 def _conditional_offsets(Yi, mu, Q, col, tmp):
     """tmp[i] = sum_{l != col} Q[col, l] (y_il - mu_il) / Q[col, col]: the normal of latent ``col``
     given the rest of row i has mean mu_i,col - tmp[i] and variance 1 / Q[col, col]."""
@@ -92,7 +93,7 @@ def _conditional_offsets(Yi, mu, Q, col, tmp):
             tmp[i] += qkl * (yl[i] - ml[i])
 
 
-@njit
+@step
 def log_interval_prob(lo, hi, m, sd):
     """log P(lo < X <= hi) for X ~ N(m, sd^2), computed on the tail that keeps precision."""
     a = (lo - m) / sd
@@ -104,7 +105,7 @@ def log_interval_prob(lo, hi, m, sd):
     return math.log(pr) if pr > 1e-300 else -690.8
 
 
-@njit
+@step
 def latent_moments(Yi, mu, Q, Ci, col, cm, csd):
     """Mean ``cm[i]`` and SD ``csd[i]`` of latent ``col`` of row i given the rest of the row, with
     precision Q[0] for every row (Q of shape (1, r, r)) or Q[Ci[i]] (cluster-specific level-1
@@ -130,7 +131,7 @@ def latent_moments(Yi, mu, Q, Ci, col, cm, csd):
         csd[i] = 1.0 / math.sqrt(qkk)
 
 
-@njit
+@step
 def _threshold_loglik_change(obs, gam, v, j, old, new, cm, csd):
     """Change of the log-likelihood (latents integrated out) when threshold j moves old -> new."""
     dl = 0.0
@@ -145,13 +146,14 @@ def _threshold_loglik_change(obs, gam, v, j, old, new, cm, csd):
     return dl
 
 
-@njit
-def update_thresholds(Yi, mu, Q, Ci, cat, off, thr, z, uu, work):
+@step
+def update_thresholds(Yi, mu, Q, Ci, cat, off, z, uu, work):
     """Thresholds of ordinal targets: random-walk Metropolis-Hastings, one threshold at a time,
     with the latent normals integrated out; the first threshold is fixed at 0. Target v's latent
     is column ``off + cat.start[v]`` of ``Yi``; ``Q``: precision (1, r, r) or per cluster (J, r, r)
     (see :func:`latent_moments`); proposals ``z`` (normals) and ``uu`` (uniforms), one per
     threshold that moves."""
+    thr = cat.thr
     gam = thr.gam
     c = 0
     for v in range(cat.start.shape[0]):
@@ -170,7 +172,7 @@ def update_thresholds(Yi, mu, Q, Ci, cat, off, thr, z, uu, work):
             c += 1
 
 
-@njit
+@step
 def latent_bounds(Yc, i, c0, k1, k, lev, box_lo, box_hi):
     """Truncation region of latent k (of k1) of a nominal target observed at local level ``lev``;
     ``Yc[c0 + l, i]`` are the current latents of that row or cluster."""
@@ -189,7 +191,7 @@ def latent_bounds(Yc, i, c0, k1, k, lev, box_lo, box_hi):
     return lo, hi
 
 
-@njit
+@step
 def _latent_regions(Yi, cat, gam, v, k, work):
     """Means, SDs and truncation regions of latent k of target v in the rows where v is observed
     (into rows 0..3 of ``work.lw``)."""
@@ -220,7 +222,7 @@ def _latent_regions(Yi, cat, gam, v, k, work):
         bhi[c] = hi
 
 
-@njit
+@step
 def draw_latents(rng, Yi, mu, Q, Ci, cat, gam, work):
     """Truncated-normal Gibbs over every latent component of every observed category (ordinal
     targets: one latent between the thresholds of the observed level). One component at a time,
@@ -241,11 +243,11 @@ def draw_latents(rng, Yi, mu, Q, Ci, cat, gam, work):
                 yc[rows[c]] = bout[c]
 
 
-@njit
-def latent_step(rng, Yi, mu, Q, Ci, cat, thr, z_thr, u_thr, work):
+@step
+def latent_step(rng, Yi, mu, Q, Ci, cat, z_thr, u_thr, work):
     """Step "latents" of a level: the thresholds of its ordinal targets (proposals ``z_thr``,
     ``u_thr``; none when it has no ordinal target with more than two levels), then the latents
     of its observed categories (:func:`draw_latents`), given means ``mu`` and precision ``Q``."""
     if z_thr.shape[0] > 0:
-        update_thresholds(Yi, mu, Q, Ci, cat, 0, thr, z_thr, u_thr, work)
-    draw_latents(rng, Yi, mu, Q, Ci, cat, thr.gam, work)
+        update_thresholds(Yi, mu, Q, Ci, cat, 0, z_thr, u_thr, work)
+    draw_latents(rng, Yi, mu, Q, Ci, cat, cat.thr.gam, work)

@@ -22,10 +22,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._numba import njit
 from ..exceptions import Status
 from ._covariance import schur_update
 from ._gibbs import _dot, pattern_factors
+from ._kernel_options import step
 from ._latent import latent_bounds, update_thresholds
 from ._linalg import chol_inplace, solve_lower, solve_lower_t, spd_inverse
 from ._truncnorm import truncnorm_draw
@@ -66,8 +66,7 @@ class Level2(NamedTuple):
     pat_nobs: np.ndarray
     pat_mis: np.ndarray
     pat_nmis: np.ndarray
-    cat: object            # CatSpec of the level-2 categorical targets
-    thr: object            # Thresholds of the ordinal level-2 targets
+    cat: object            # CatSpec of the level-2 categorical targets (with their thresholds)
     work: Level2Work
 
 
@@ -79,7 +78,7 @@ def level2_work(d: int, J: int, p2: int, r2: int, n_pat2: int) -> Level2Work:
                       np.empty((max(d, 1), max(d, 1))))
 
 
-@njit
+@step
 def _cluster_vector(Y2, X2, beta2, B, d, j, w):
     """w <- (u_j, Y2_j - X2_j beta2) of cluster j (vec(u_j) target-major)."""
     q, r, J = B.shape
@@ -93,12 +92,12 @@ def _cluster_vector(Y2, X2, beta2, B, d, j, w):
         w[d + t] = Y2[t, j] - m
 
 
-@njit
+@step
 def draw_latents_level2(l2, B, Q, d, unif):
     """Latent normals of observed level-2 categories, cluster by cluster: each component from the
     normal of its level-2 residual given the rest of the cluster's vector (u_j, u2_j) (precision
     ``Q`` = Psi^-1), truncated to the region of the cluster's level; ``unif``: n_lat2 J uniforms."""
-    Y2, X2, beta2, cat, gam2, w = l2.Y2, l2.X2, l2.beta2, l2.cat, l2.thr.gam, l2.work.wu
+    Y2, X2, beta2, cat, gam2, w = l2.Y2, l2.X2, l2.beta2, l2.cat, l2.cat.thr.gam, l2.work.wu
     J = B.shape[2]
     du = Q.shape[0]
     for j in range(J):
@@ -127,7 +126,7 @@ def draw_latents_level2(l2, B, Q, d, unif):
                 cu += 1
 
 
-@njit
+@step
 def draw_beta2(l2, Psi, d, z, w1):
     """beta2 ~ MatrixNormal(OLS of Y2 on X2, (X2'X2)^-1, Psi_22); then the residuals
     U2 = Y2 - X2 beta2. Returns False if Psi_22 is not positive definite."""
@@ -172,7 +171,7 @@ def draw_beta2(l2, Psi, d, z, w1):
     return True
 
 
-@njit
+@step
 def conditional_prior(Psi, d, l2, Pinv, w1, w2):
     """u1 | u2 ~ N(M, V): M = Psi_12 Psi_22^-1 u2 (into l2.M), Pinv <- V^-1 with
     V = Psi_11 - Psi_12 Psi_22^-1 Psi_21. Returns False if a factor fails."""
@@ -205,7 +204,7 @@ def conditional_prior(Psi, d, l2, Pinv, w1, w2):
     return spd_inverse(V, Pinv, w1, d)
 
 
-@njit
+@step
 def _prepare_thresholds(l2, B, d):
     """(u_j, Y2_j) stacked with their means (0, X2_j beta2), for the level-2 threshold update."""
     Ybig, mubig, X2, Y2, beta2 = l2.work.Ybig, l2.work.mubig, l2.X2, l2.Y2, l2.beta2
@@ -224,7 +223,7 @@ def _prepare_thresholds(l2, B, d):
             Ybig[d + t, j] = Y2[t, j]
 
 
-@njit
+@step
 def level2_step(Psi, d, B, l2, Pinv, z_beta2, z_thr, u_thr, u_lat, lat_work, w1, w2):
     """Steps 1-3 of the module docstring. Noise: ``z_beta2`` (p2 r2 normals), ``z_thr`` /
     ``u_thr`` (threshold proposals), ``u_lat`` (uniforms of the latents, n_lat2 J);
@@ -236,7 +235,7 @@ def level2_step(Psi, d, B, l2, Pinv, z_beta2, z_thr, u_thr, u_lat, lat_work, w1,
             return _LATENT
         if z_thr.shape[0] > 0:
             _prepare_thresholds(l2, B, d)
-            update_thresholds(l2.work.Ybig, l2.work.mubig, Q3, l2.work.C0, l2.cat, d, l2.thr, z_thr, u_thr, lat_work)
+            update_thresholds(l2.work.Ybig, l2.work.mubig, Q3, l2.work.C0, l2.cat, d, z_thr, u_thr, lat_work)
         draw_latents_level2(l2, B, Q3[0], d, u_lat)
     if not draw_beta2(l2, Psi, d, z_beta2, w1):
         return _BETA2
@@ -245,7 +244,7 @@ def level2_step(Psi, d, B, l2, Pinv, z_beta2, z_thr, u_thr, u_lat, lat_work, w1,
     return 0
 
 
-@njit
+@step
 def draw_missing_level2(l2, v, Psi, w1, w2, z):
     """Missing level-2 values of each cluster given its random effects ``v`` (d, J) and observed
     level-2 values, pattern by pattern over the clusters ``l2.perm2``. Returns the normals used."""
