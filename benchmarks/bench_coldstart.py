@@ -95,14 +95,14 @@ def measure(what: str, profile: bool = False) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("which", nargs="*", default=list(CALLS), choices=list(CALLS))
+    ap.add_argument("which", nargs="*", choices=[*CALLS, []], help="default: all")
     ap.add_argument("--profile", action="store_true",
                     help="list the functions compiled by the first-ever call and their compile times")
     args = ap.parse_args(argv)
     print(f"{'entry point':>12} {'import s':>9} {'first-ever s':>13} {'(CPU s)':>8} {'warm s':>7}   "
           f"(targets: import < {TARGETS['import']:g} s, first-ever <= {TARGETS['first-ever']:g} s, "
           f"warm <= {TARGETS['warm']:g} s)")
-    for what in args.which:
+    for what in args.which or list(CALLS):
         res = measure(what, args.profile)
         flags = " ".join(f"{k} over target" for k in TARGETS if res[k] > TARGETS[k])
         print(f"{what:>12} {res['import']:>9.2f} {res['first-ever']:>13.2f} {res['cpu']:>8.2f} "

@@ -148,3 +148,19 @@ def test_sigint_during_threaded_sampling_stops_promptly(tmp_path):
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 3 and "nothing was returned" in out
     assert time.perf_counter() - t < 10
+
+
+def test_settings_are_typed_and_read_like_a_dict():
+    from pymitml.result import RunSettings
+
+    df = pm.datasets.random_intercept(6, 5, seed=1)
+    imp = pm.pan_impute(df, "y + x ~ 1 + z + (1|id)", m=2, n_burn=3, n_iter=2, seed=7)
+    s = imp.settings
+    assert isinstance(s, RunSettings) and s.n_burn == 3 and s.seed == 7
+    assert s["n_iter"] == 2 and s.get("random_L1") is None and "random_L1" not in s
+    assert dict(s) == {"n_burn": 3, "n_iter": 2, "m": 2, "chains": 1, "keep_chains": "full",
+                       "group": None, "cluster": "id", "seed": 7}
+    # a sampler that still passes a plain dict gets the same record; unknown keys stay a dict
+    j = RunSettings.coerce({**dict(s), "random_L1": "mean"})
+    assert isinstance(j, RunSettings) and j["random_L1"] == "mean"
+    assert RunSettings.coerce({"n_burn": 1, "other": 2}) == {"n_burn": 1, "other": 2}

@@ -18,6 +18,26 @@ start to finish on one worker thread; numba kernels release the GIL, so tasks ru
 Interruption: Ctrl-C (a KeyboardInterrupt in the main thread, or raised by a worker) sets a stop
 flag, the workers finish their current segment and stop, and :class:`SamplingInterrupted` is
 raised once they have all returned; nothing is returned.
+
+A sampler on the driver (pan's ``pan_impute`` is the worked example)::
+
+    def make_chain(g, c, seed):                      # runs on the worker thread
+        rng = np.random.default_rng(seed)
+        ...                                          # start values, layout, kernel bundles
+        def advance(n, rec0, store):                 # store: block -> (..., iterations) array
+            code = my_iterate(n, rec0, rng, data, par, work, store["beta"], store["sigma"])
+            return code, int(work.failed_at[0])      # or just code
+        return Chain(advance, shapes={"beta": (p, r), "sigma": (r, r)},
+                     current=lambda: Yi[ct, cpos] + shift[ct], cells=(ct, cr),
+                     after_segment=None, finish=None)
+
+    out = run_chains(make_chain, [gd.label for gd in spec.groups], n_burn=n_burn,
+                     n_iter=n_iter, per_chain=per_chain, seed=seed, n_threads=n_threads,
+                     progress=progress, sampler="my_impute")
+    return assemble_result(out, blocks=("beta", "sigma"), group_rows=[gd.rows for gd in spec.groups],
+                           target_columns=spec.target_positions, method="mine", formula=...,
+                           targets=..., prior=..., settings=RunSettings(...), codebook=codebook,
+                           param_names=..., group_labels=[gd.label for gd in spec.groups], extra={})
 """
 from __future__ import annotations
 
