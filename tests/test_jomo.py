@@ -752,10 +752,10 @@ def test_truncnorm_batch_matches_scipy():
 
 def test_inverse_wishart_draws_of_the_random_L1_sampler():
     """draw_inv_wishart_pair: Sigma ~ IW(nu, M) with its exact inverse and log-determinant (E Sigma =
-    M / (nu - r - 1), E Sigma^-1 = nu M^-1). _draw_iw_given_block: the conditional draw given a
+    M / (nu - r - 1), E Sigma^-1 = nu M^-1). draw_iw_given_block: the conditional draw given a
     fixed principal block has the distribution of (Sigma_11.2, Sigma_22^-1 Sigma_21) under IW(nu, M)
     (both independent of Sigma_22): their means and SDs match unconstrained draws."""
-    from pymitml.samplers._jomo_kernel import _draw_iw_given_block
+    from pymitml.samplers._covariance import FixedBlock, draw_iw_given_block
     from pymitml.samplers._linalg import draw_inv_wishart_pair as _draw_iw_pair
 
     rng = np.random.default_rng(3)
@@ -764,6 +764,7 @@ def test_inverse_wishart_draws_of_the_random_L1_sampler():
     i1, i2 = np.array([0, 1]), np.array([2, 3])
     Cb = np.array([[1.0, 0.5], [0.5, 1.0]])
     S, Si, w = np.empty((r, r)), np.empty((r, r)), np.empty((20, r, r))
+    blk = FixedBlock(i1, i2, Cb, np.linalg.inv(Cb), float(np.linalg.slogdet(Cb)[1]))
 
     def parts(S):
         B = np.linalg.solve(S[np.ix_(i2, i2)], S[np.ix_(i2, i1)])
@@ -778,7 +779,7 @@ def test_inverse_wishart_draws_of_the_random_L1_sampler():
         sums += S
         sums_inv += Si
         free.append(parts(S))
-        ld = _draw_iw_given_block(rng, M, nu, i1, i2, Cb, np.linalg.inv(Cb), np.linalg.slogdet(Cb)[1], S, Si, w, r)
+        ld = draw_iw_given_block(rng, M, nu, blk, S, Si, w, r)
         np.testing.assert_array_equal(S[np.ix_(i2, i2)], Cb)
         np.testing.assert_allclose(S @ Si, np.eye(r), atol=1e-12)
         assert abs(ld - np.linalg.slogdet(S)[1]) < 1e-10
