@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._numba import njit
-from ._kernel_options import step
+from ._kernel_options import compose, step
 from ._linalg import chol_inplace, draw_inv_wishart_pair, solve_lower, solve_lower_t, spd_inverse
 
 
@@ -162,7 +162,7 @@ def fixed_block(Mat, start, k) -> FixedBlock:
     return FixedBlock(*fixed_block_parts(np.ascontiguousarray(Mat), int(start), int(k), Mat.shape[0]))
 
 
-@step
+@compose
 def _matrix_normal_given_block(rng, K, L22, S11, Sr, Bm, Ch, v2, p1, k):
     """B = K + L22^-T Z Sr' (k x p1) with Z standard normal (row-major draws), Sr = chol(S11)."""
     for i in range(p1):
@@ -188,7 +188,7 @@ def _matrix_normal_given_block(rng, K, L22, S11, Sr, Bm, Ch, v2, p1, k):
     return True
 
 
-@step
+@compose
 def _assemble_given_block(blk, S11, S11i, Bm, Sig, Sinv, p1, k):
     """Sigma and Sigma^-1 from Sigma_11.2 = S11 (inverse S11i), B = Bm and the fixed block:
     Sigma_21 = Cb B, Sigma_11 = S11 + B' Cb B; Sigma^-1 = [S11^-1, -S11^-1 B'; ., Cb^-1 + B S11^-1 B']."""

@@ -3,6 +3,7 @@ run segment by segment (burn-in, then m_c imputations), the imputed values read 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -132,6 +133,46 @@ def _advance(kernel, n, rec0, args, on_segment, where):
         on_segment(k)
 
 
+def _start(gd, lay: _Layout, S: RunSettings, design, l2, lay2) -> SimpleNamespace:
+    """What both samplers start from: the level-1 state, the stored rows (by pattern and cluster)
+    and their Rows bundle, the level-2 state, the missing cells. ``design`` = (X, Z, clus, J)."""
+    X, Z, clus, J = design
+    q = Z.shape[1]
+    ncat = len(lay.cat_k1)
+    st = _level1_start(gd, lay, S.intercept, X)
+    # rows with missing cells or latents: stored by pattern and cluster; the others enter through
+    # their cross-products
+    blk = row_blocks(X, Z, st.Y, clus, J, st.miss, st.miss.any(axis=1) | (ncat > 0))
+    rows = blk["rows"]
+    n_inc = len(rows)
+    cat_obs = np.ascontiguousarray(st.cat_local[:, rows]) if ncat else np.zeros((0, n_inc), np.int64)
+    Psi = np.kron(np.diag(0.5 * np.diag(st.Sigma)), np.eye(q)) if q else np.zeros((0, 0))  # target-major vec(u)
+    pos_of_row = np.full(len(X), -1, dtype=np.int64)
+    pos_of_row[rows] = np.arange(n_inc)
+    pat_start, nmis = blk["pat_start"], blk["pat_nmis"]
+    n_cells = int(sum(nmis[g] * (pat_start[g + 1] - pat_start[g]) for g in range(len(nmis))))
+    L2 = _level2_start(gd, l2, lay, lay2, st, Psi, q, J)
+    rows_b = Rows(blk["Xi"], blk["Zi"], blk["Ci"], blk["Seg"], blk["Yi"], pat_start, blk["pat_obs"], blk["pat_nobs"],
+                  blk["pat_mis"], nmis)
+    return SimpleNamespace(st=st, blk=blk, n_inc=n_inc, cat_obs=cat_obs, n_cells=n_cells, L2=L2, rows=rows_b,
+                           cells=_missing_cells(gd, l2, pos_of_row),
+                           n_free2=int(np.triu(L2.free2).sum()) if L2.ncat2 else 0,
+                           n_lat2=int(L2.cat2_k1.sum()) if L2.ncat2 else 0)
+
+
+def _sample(kernel, make_args, chains, S: RunSettings, segment_done, read, n_cells):
+    """Burn-in, then m_c imputations n_iter iterations apart: ``make_args(ch)`` gives the kernel's
+    arguments writing into the chains ``ch`` (burn-in, imputation phase); ``read()`` the current
+    values of the ``n_cells`` missing cells. Returns the draws (n_cells, m_c)."""
+    burn, imp = chains
+    _advance(kernel, S.n_burn, 0, make_args(burn), segment_done(True), (S, 0))
+    draws = np.zeros((n_cells, S.m_c))
+    for k in range(S.m_c):
+        _advance(kernel, S.n_iter, k * S.n_iter, make_args(imp), segment_done(False), (S, S.n_burn + k * S.n_iter))
+        draws[:, k] = read()
+    return draws
+
+
 def _run_chain(tick, *, gd, lay: _Layout, settings: RunSettings, l2=None, lay2=None):
     """One chain of jomo_iterate (random_L1 = "none")."""
     S = settings
@@ -144,36 +185,20 @@ def _run_chain(tick, *, gd, lay: _Layout, settings: RunSettings, l2=None, lay2=N
     r = lay.r
     J = 1 if S.single else len(gd.cluster_labels)
     ncat = len(lay.cat_k1)
-    st = _level1_start(gd, lay, S.intercept, X)
+    c = _start(gd, lay, S, (X, Z, clus, J), l2, lay2)
+    st, blk, L2, n_inc, n_cells = c.st, c.blk, c.L2, c.n_inc, c.n_cells
     XtX = np.ascontiguousarray(X.T @ X)
-    Lx = np.ascontiguousarray(np.linalg.cholesky(XtX))
     ZtZ, ZtX = design_crossproducts(X, Z, clus, J)
-    blk = row_blocks(X, Z, st.Y, clus, J, st.miss, st.miss.any(axis=1) | (ncat > 0))
-    rows = blk["rows"]
-    n_inc = len(rows)
-    cat_obs = np.ascontiguousarray(st.cat_local[:, rows]) if ncat else np.zeros((0, n_inc), np.int64)
-    Psi = np.kron(np.diag(0.5 * np.diag(st.Sigma)), np.eye(q)) if q else np.zeros((0, 0))  # target-major vec(u)
-    B = np.zeros((q, r, J))
-    pos_of_row = np.full(N, -1, dtype=np.int64)
-    pos_of_row[rows] = np.arange(n_inc)
-    pat_start, nmis = blk["pat_start"], blk["pat_nmis"]
-    n_cells = int(sum(nmis[g] * (pat_start[g + 1] - pat_start[g]) for g in range(len(nmis))))
     n_free = int(np.triu(st.free).sum()) if ncat else 0
-    n_thr1 = st.n_thr
-    L2 = _level2_start(gd, l2, lay, lay2, st, Psi, q, J)
-    r2, p2, du, Psi = L2.r2, L2.p2, L2.du, L2.Psi
-    n_free2 = int(np.triu(L2.free2).sum()) if L2.ncat2 else 0
-    n_lat2 = int(L2.cat2_k1.sum()) if L2.ncat2 else 0
+    r2, p2, du = L2.r2, L2.p2, L2.du
     n_norm, n_unif = jomo_draw_counts((J, p, q, r), (n_cells, n_inc, int(lay.cat_k1.sum()), n_free),
-                                      (p2, r2, L2.n_cells2, n_lat2, n_free2, L2.n_thr))
-    off = noise_offsets((J, q * r, p, r, du), (n_cells, int(lay.cat_k1.sum()) * n_inc, n_free, n_thr1),
-                        (p2 * r2, L2.n_cells2, L2.n_thr - n_thr1, n_free2, n_lat2 * J))
+                                      (p2, r2, L2.n_cells2, c.n_lat2, c.n_free2, L2.n_thr))
+    off = noise_offsets((J, q * r, p, r, du), (n_cells, int(lay.cat_k1.sum()) * n_inc, n_free, st.n_thr),
+                        (p2 * r2, L2.n_cells2, L2.n_thr - st.n_thr, c.n_free2, c.n_lat2 * J))
     _check_noise(n_norm, n_unif, off.thr1 + off.n_thr1, off.uthr1 + off.n_thr1)
     shapes = {"beta": (p, r), "psi": (du, 1 if S.diag_only else du), "sigma": (r, 1 if S.diag_only else r),
               "beta2": (p2, r2), "gam": L2.gam.shape}
-    burn, imp = _chain_arrays(shapes, S.n_burn, S.m_c * S.n_iter)
-    ct, cr, cpos = _missing_cells(gd, l2, pos_of_row)
-    draws = np.zeros((len(ct), S.m_c))
+    chains = _chain_arrays(shapes, S.n_burn, S.m_c * S.n_iter)
     rng = np.random.default_rng(S.seed)
     dfs = np.concatenate([J + du - np.arange(du), N - 1 - np.arange(r)]).astype(float)
     noise = (dfs, np.empty((1, n_norm)), np.empty((1, max(n_unif, 1))), np.empty((1, du + r)))
@@ -182,21 +207,20 @@ def _run_chain(tick, *, gd, lay: _Layout, settings: RunSettings, l2=None, lay2=N
     cat = None
     if ncat:
         block1 = fixed_block(st.Sigma, lay.cat_start[0], lay.cat_k1[0]) if exact1 else _no_block(r)
-        cat = _cat_spec(lay.cat_start, lay.cat_k1, cat_obs, L2.cat_K[:ncat], L2.cat_ord_all[:ncat],
+        cat = _cat_spec(lay.cat_start, lay.cat_k1, c.cat_obs, L2.cat_K[:ncat], L2.cat_ord_all[:ncat],
                         (st.free, exact1, block1), S.box, _thresholds(L2, 0, ncat))
-    Rows_ = Rows(blk["Xi"], blk["Zi"], blk["Ci"], blk["Seg"], blk["Yi"], pat_start, blk["pat_obs"], blk["pat_nobs"],
-                 blk["pat_mis"], nmis)
     mom = Moments(XtX, ZtZ, ZtX, blk["XtYc"], blk["ZtYc"], blk["YtYc"], blk["XtYi"], blk["ZtYi"], blk["YtYi"],
                   float(N))
     lev2 = _level2_bundle(L2, q * r, J, ncat, S.box)
     prior = Prior(np.ascontiguousarray(S.prior["Binv"]), np.ascontiguousarray(S.prior.get("Dinv", np.zeros((0, 0)))))
-    par = Params(st.beta, st.Sigma, Psi, B)
+    par = Params(st.beta, st.Sigma, L2.Psi, np.zeros((q, r, J)))
     work = _work((J, p, q, r, p2, r2), blk, n_inc, off, noise)
+    Lx = np.ascontiguousarray(np.linalg.cholesky(XtX))  # (also the check that X'X is positive definite)
     single = SingleLevel(Lx, np.empty((p, r)), np.empty(p)) if S.single else None
 
     def args(ch):
         store = Store(ch["beta"], ch["psi"], ch["sigma"], ch["beta2"], ch["gam"], accepted, S.diag_only)
-        return (rng, Rows_, mom, cat, par, prior, lev2, single, store, work)
+        return (rng, c.rows, mom, cat, par, prior, lev2, single, store, work)
 
     def segment_done(adapt):
         def f(k):
@@ -204,16 +228,15 @@ def _run_chain(tick, *, gd, lay: _Layout, settings: RunSettings, l2=None, lay2=N
             _tune_thresholds(L2.thr_sd, L2.thr_acc, k, adapt and L2.n_thr)
         return f
 
-    _advance(jomo_iterate, S.n_burn, 0, args(burn), segment_done(True), (S, 0))
-    for k in range(S.m_c):
-        _advance(jomo_iterate, S.n_iter, k * S.n_iter, args(imp), segment_done(False),
-                 (S, S.n_burn + k * S.n_iter))
-        draws[:, k] = _imputed_values(blk["Yi"], L2.Y2, ct, cr, cpos, clus, lay, lay2, st.shift, L2.shift2, L2.gam)
-    _restore_intercepts((burn, imp), st.shift if S.intercept and lay.n_con else None, L2.shift2 if r2 else None)
+    ct, cr, cpos = c.cells
+    draws = _sample(jomo_iterate, args, chains, S, segment_done, lambda: _imputed_values(
+        blk["Yi"], L2.Y2, ct, cr, cpos, clus, lay, lay2, st.shift, L2.shift2, L2.gam), len(ct))
+    _restore_intercepts(chains, st.shift if S.intercept and lay.n_con else None, L2.shift2 if r2 else None)
     n_total = S.n_burn + S.m_c * S.n_iter
     # one categorical target at a level (and enough rows / clusters): exact draws there, no MH
-    n_mh = (n_free if ncat > 1 or N - r - 1 <= r - 1 else 0) + (n_free2 if L2.ncat2 > 1 or J - du - 1 <= du - 1 else 0)
-    return burn, imp, draws, (ct, cr), (accepted[0] / (n_mh * n_total) if n_mh else np.nan)
+    n_mh = (n_free if ncat > 1 or N - r - 1 <= r - 1 else 0) + (c.n_free2 if L2.ncat2 > 1 or J - du - 1 <= du - 1
+                                                                else 0)
+    return chains[0], chains[1], draws, (ct, cr), (accepted[0] / (n_mh * n_total) if n_mh else np.nan)
 
 
 def _work_hr(dims, n_inc, counts, off):
@@ -254,68 +277,50 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, settings: RunSettings, l2=None, lay
     """One chain with cluster-specific level-1 covariance matrices (random_L1 = "mean" / "full")."""
     S = settings
     X, Z, clus = gd.X, gd.Z, gd.clus
-    N, p = X.shape
+    p = X.shape[1]
     q = Z.shape[1]
     r = lay.r
     J = len(gd.cluster_labels)
     ncat = len(lay.cat_k1)
-    st = _level1_start(gd, lay, S.intercept, X)
-    # rows with missing cells or latents: stored by pattern and cluster; the others enter through
-    # their per-cluster cross-products
-    blk = row_blocks(X, Z, st.Y, clus, J, st.miss, st.miss.any(axis=1) | (ncat > 0))
-    rows = blk["rows"]
-    n_inc = len(rows)
+    c = _start(gd, lay, S, (X, Z, clus, J), l2, lay2)
+    st, blk, L2, n_inc, n_cells = c.st, c.blk, c.L2, c.n_inc, c.n_cells
     mom = _cluster_moments(X, Z, st.Y, clus, J, blk["comp"])
-    cat_obs = np.ascontiguousarray(st.cat_local[:, rows]) if ncat else np.zeros((0, n_inc), np.int64)
     a0 = r + 2.0
     SigJ = np.ascontiguousarray(np.repeat(st.Sigma[None], J, axis=0))
-    Psi = np.kron(np.diag(0.5 * np.diag(st.Sigma)), np.eye(q))
     free = st.free if ncat else np.zeros((r, r), dtype=bool)
     n_free = int(np.triu(free).sum())
-    L2 = _level2_start(gd, l2, lay, lay2, st, Psi, q, J)
-    du, r2 = L2.du, L2.r2
-    n_free2 = int(np.triu(L2.free2).sum()) if L2.ncat2 else 0
-    n_lat2 = int(L2.cat2_k1.sum()) if L2.ncat2 else 0
+    du, r2, d = L2.du, L2.r2, q * r
     n_thr2 = L2.n_thr - st.n_thr
-    pat_start, nmis = blk["pat_start"], blk["pat_nmis"]
-    n_cells = int(sum(nmis[g] * (pat_start[g + 1] - pat_start[g]) for g in range(len(nmis))))
-    d = q * r
     o_psi = J * d
     o_lam = o_psi + du * (du - 1) // 2
     o_beta = o_lam + r * (r - 1) // 2
     off = OffsetsHR(0, o_psi, o_lam, o_beta, o_beta + p * r, o_beta + p * r + n_cells, st.n_thr,
-                    n_free if ncat else 0, L2.p2 * r2, L2.n_cells2, n_thr2, n_free2, n_lat2 * J)
-    pos_of_row = np.full(N, -1, np.int64)
-    pos_of_row[rows] = np.arange(n_inc)
-    ct, cr, cpos = _missing_cells(gd, l2, pos_of_row)
+                    n_free if ncat else 0, L2.p2 * r2, L2.n_cells2, n_thr2, c.n_free2, c.n_lat2 * J)
     shapes = {"beta": (p, r), "psi": (du, 1 if S.diag_only else du),
               "sigma": ((r if S.mode == 0 else r * J), 1 if S.diag_only else r), "gam": L2.gam.shape,
               "beta2": (L2.p2, r2)}
-    burn, imp = _chain_arrays(shapes, S.n_burn, S.m_c * S.n_iter)
-    burn["a"], imp["a"] = np.zeros(S.n_burn), np.zeros(S.m_c * S.n_iter)
-    draws = np.zeros((len(ct), S.m_c))
+    chains = _chain_arrays(shapes, S.n_burn, S.m_c * S.n_iter)
+    chains[0]["a"], chains[1]["a"] = np.zeros(S.n_burn), np.zeros(S.m_c * S.n_iter)
     rng = np.random.default_rng(S.seed)
     mh_acc = np.zeros(1, np.int64)
     cat = None
     if ncat:
         block1 = fixed_block(SigJ[0], lay.cat_start[0], lay.cat_k1[0]) if ncat == 1 else _no_block(r)
-        cat = _cat_spec(lay.cat_start, lay.cat_k1, cat_obs, L2.cat_K[:ncat], L2.cat_ord_all[:ncat],
+        cat = _cat_spec(lay.cat_start, lay.cat_k1, c.cat_obs, L2.cat_K[:ncat], L2.cat_ord_all[:ncat],
                         (free, ncat == 1, block1), S.box, _thresholds(L2, 0, ncat))
-    Rows_ = Rows(blk["Xi"], blk["Zi"], blk["Ci"], blk["Seg"], blk["Yi"], pat_start, blk["pat_obs"], blk["pat_nobs"],
-                 blk["pat_mis"], nmis)
     lev2 = _level2_bundle(L2, d, J, ncat, S.box)
     if lev2 is not None:  # jomo2hr: Metropolis-Hastings on Psi with categorical level-2 targets, never exact
         lev2 = lev2._replace(cat=lev2.cat._replace(exact=False, block=_no_block(du)))
     par = ParamsHR(st.beta, SigJ, L2.Psi, st.Sigma * (a0 - r - 1.0), np.zeros((q, r, J)), np.array([a0]),
                    np.array([0.3]), np.zeros(1, np.int64))
     prior = PriorHR(np.linalg.inv(S.prior["Binv"]), np.ascontiguousarray(S.prior["Dinv"]), float(S.prior["a"]))
-    n_z2 = L2.p2 * r2 + L2.n_cells2 + n_thr2 + n_free2 if r2 else 0
-    n_u2 = n_lat2 * J + n_thr2 + n_free2 if r2 else 0
+    n_z2 = L2.p2 * r2 + L2.n_cells2 + n_thr2 + c.n_free2 if r2 else 0
+    n_u2 = c.n_lat2 * J + n_thr2 + c.n_free2 if r2 else 0
     work = _work_hr((J, p, q, r, L2.p2, r2), n_inc, (st.n_thr, n_free, n_z2, n_u2, L2.n2obs.shape[0]), off)
 
     def args(ch):
         store = StoreHR(ch["beta"], ch["psi"], ch["sigma"], ch["beta2"], ch["gam"], ch["a"], mh_acc, S.mode)
-        return (rng, Rows_, mom, cat, par, prior, lev2, store, work)
+        return (rng, c.rows, mom, cat, par, prior, lev2, store, work)
 
     def segment_done(adapt):
         def f(k):
@@ -327,15 +332,13 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, settings: RunSettings, l2=None, lay
             tick(k)
         return f
 
-    _advance(jomo_hr_iterate, S.n_burn, 0, args(burn), segment_done(True), (S, 0))
-    for k in range(S.m_c):
-        _advance(jomo_hr_iterate, S.n_iter, k * S.n_iter, args(imp), segment_done(False),
-                 (S, S.n_burn + k * S.n_iter))
-        draws[:, k] = _imputed_values(blk["Yi"], L2.Y2, ct, cr, cpos, clus, lay, lay2, st.shift, L2.shift2, L2.gam)
-    _restore_intercepts((burn, imp), st.shift if S.intercept and lay.n_con else None, L2.shift2 if r2 else None)
+    ct, cr, cpos = c.cells
+    draws = _sample(jomo_hr_iterate, args, chains, S, segment_done, lambda: _imputed_values(
+        blk["Yi"], L2.Y2, ct, cr, cpos, clus, lay, lay2, st.shift, L2.shift2, L2.gam), len(ct))
+    _restore_intercepts(chains, st.shift if S.intercept and lay.n_con else None, L2.shift2 if r2 else None)
     n_total = S.n_burn + S.m_c * S.n_iter
-    n_mh = (n_free * J if ncat > 1 else 0) + n_free2  # one level-1 categorical target: exact draws of Sigma_j
-    return burn, imp, draws, (ct, cr), (mh_acc[0] / (n_mh * n_total) if n_mh else np.nan)
+    n_mh = (n_free * J if ncat > 1 else 0) + c.n_free2  # one level-1 categorical target: exact draws of Sigma_j
+    return chains[0], chains[1], draws, (ct, cr), (mh_acc[0] / (n_mh * n_total) if n_mh else np.nan)
 
 
 def _missing_cells(gd, l2, pos_of_row):

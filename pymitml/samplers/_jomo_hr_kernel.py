@@ -189,84 +189,89 @@ def _level2_prior_hr(rng, par, l2, work, off):
                        u2[off.n_lat2:off.n_lat2 + off.n_thr2], u2[:off.n_lat2], work.lat, work.w1, work.w2)
 
 
-@step
-def _cluster_random_effects(j, mom, par, M, work, z0):
-    """u_j | beta, Sigma_j, Psi (mean with the conditional prior mean M_j); writes B[:, :, j]
-    and V[:, j]. Returns False if the cluster's posterior precision is not positive definite."""
+@compose
+def _random_effects_all(mom, par, M, work, z0):
+    """u_j | beta, Sigma_j, Psi for every cluster (mean with the conditional prior mean M_j);
+    writes B and V. Returns False if a cluster's posterior precision is not positive definite.
+    (Arrays are taken out of the bundles once, outside the loop over clusters.)"""
     ZtY, ZtX, ZtZ, SinvJ, Pinv, Pj, vj, w2 = work.ZtY, mom.ZtX, mom.ZtZ, work.SinvJ, work.Pinv, work.Pj, work.vj, \
         work.w2
-    q, r, J = par.B.shape
-    p = par.beta.shape[0]
+    beta, B, V = par.beta, par.B, work.V
+    q, r, J = B.shape
+    p = beta.shape[0]
     d = q * r
-    for a_ in range(q):  # R = Z'Y - Z'X beta (- Z'Z M_j) -> v = vec(R Sinv_j)
-        for t in range(r):
-            acc = ZtY[j, a_, t]
-            for k in range(p):
-                acc -= ZtX[j, a_, k] * par.beta[k, t]
-            for b in range(q):
-                acc -= ZtZ[j, a_, b] * M[t * q + b, j]
-            w2[a_, t] = acc
-    for t in range(r):
-        for a_ in range(q):
-            acc = 0.0
-            for u in range(r):
-                acc += w2[a_, u] * SinvJ[j, u, t]
-            vj[t * q + a_] = acc
-    for t in range(r):
-        for a_ in range(q):
-            for u in range(r):
+    for j in range(J):
+        for a_ in range(q):  # R = Z'Y - Z'X beta (- Z'Z M_j) -> v = vec(R Sinv_j)
+            for t in range(r):
+                acc = ZtY[j, a_, t]
+                for k in range(p):
+                    acc -= ZtX[j, a_, k] * beta[k, t]
                 for b in range(q):
-                    Pj[t * q + a_, u * q + b] = Pinv[t * q + a_, u * q + b] + SinvJ[j, t, u] * ZtZ[j, a_, b]
-    if not chol_inplace(Pj, d):
-        return False
-    solve_lower(Pj, vj, d)
-    for x in range(d):
-        vj[x] += z0[x * J + j]
-    solve_lower_t(Pj, vj, d)
-    for t in range(r):
-        for a_ in range(q):
-            x = t * q + a_
-            par.B[a_, t, j] = vj[x] + M[x, j]
-            work.V[x, j] = vj[x] + M[x, j]
+                    acc -= ZtZ[j, a_, b] * M[t * q + b, j]
+                w2[a_, t] = acc
+        for t in range(r):
+            for a_ in range(q):
+                acc = 0.0
+                for u in range(r):
+                    acc += w2[a_, u] * SinvJ[j, u, t]
+                vj[t * q + a_] = acc
+        for t in range(r):
+            for a_ in range(q):
+                for u in range(r):
+                    for b in range(q):
+                        Pj[t * q + a_, u * q + b] = Pinv[t * q + a_, u * q + b] + SinvJ[j, t, u] * ZtZ[j, a_, b]
+        if not chol_inplace(Pj, d):
+            return False
+        solve_lower(Pj, vj, d)
+        for x in range(d):
+            vj[x] += z0[x * J + j]
+        solve_lower_t(Pj, vj, d)
+        for t in range(r):
+            for a_ in range(q):
+                x = t * q + a_
+                B[a_, t, j] = vj[x] + M[x, j]
+                V[x, j] = vj[x] + M[x, j]
     return True
 
 
-@step
-def _cluster_beta_share(j, mom, par, work):
-    """X_j'W_j and W_j'W_j (W_j = Y_j - Z_j u_j) and the cluster's share of beta's precision
-    Sinv_j (x) X_j'X_j and right side vec(X_j'W_j Sinv_j)."""
+@compose
+def _beta_shares_all(mom, par, work):
+    """Per cluster X_j'W_j and W_j'W_j (W_j = Y_j - Z_j u_j) and the cluster's share of beta's
+    precision Sinv_j (x) X_j'X_j and right side vec(X_j'W_j Sinv_j), summed in cluster order."""
     XtY, ZtY, YtY, G, WtW, SinvJ, B = work.XtY, work.ZtY, work.YtY, work.G, work.WtW, work.SinvJ, par.B
-    ZtX, ZtZ, XtXj = mom.ZtX, mom.ZtZ, mom.XtXj
+    ZtX, ZtZ, XtXj, rhs, H = mom.ZtX, mom.ZtZ, mom.XtXj, work.rhs, work.H
     q, r, J = B.shape
     p = par.beta.shape[0]
-    for t in range(r):
-        for k in range(p):
-            acc = XtY[j, k, t]
-            for a_ in range(q):
-                acc -= ZtX[j, a_, k] * B[a_, t, j]
-            G[j, k, t] = acc
-        for u in range(t + 1):
-            acc = YtY[j, t, u]
-            for a_ in range(q):
-                acc -= B[a_, t, j] * ZtY[j, a_, u] + B[a_, u, j] * ZtY[j, a_, t]
-                for b in range(q):
-                    acc += B[a_, t, j] * ZtZ[j, a_, b] * B[b, u, j]
-            WtW[j, t, u] = acc
-    for t in range(r):
-        for k in range(p):
-            acc = 0.0
-            for u in range(r):
-                acc += G[j, k, u] * SinvJ[j, u, t]
-            work.rhs[t * p + k] += acc
-            for u in range(r):
-                st = SinvJ[j, t, u]
-                for ll in range(p):
-                    work.H[t * p + k, u * p + ll] += st * XtXj[j, k, ll]
+    for j in range(J):
+        for t in range(r):
+            for k in range(p):
+                acc = XtY[j, k, t]
+                for a_ in range(q):
+                    acc -= ZtX[j, a_, k] * B[a_, t, j]
+                G[j, k, t] = acc
+            for u in range(t + 1):
+                acc = YtY[j, t, u]
+                for a_ in range(q):
+                    acc -= B[a_, t, j] * ZtY[j, a_, u] + B[a_, u, j] * ZtY[j, a_, t]
+                    for b in range(q):
+                        acc += B[a_, t, j] * ZtZ[j, a_, b] * B[b, u, j]
+                WtW[j, t, u] = acc
+        for t in range(r):
+            for k in range(p):
+                acc = 0.0
+                for u in range(r):
+                    acc += G[j, k, u] * SinvJ[j, u, t]
+                rhs[t * p + k] += acc
+                for u in range(r):
+                    st = SinvJ[j, t, u]
+                    for ll in range(p):
+                        H[t * p + k, u * p + ll] += st * XtXj[j, k, ll]
 
 
 @compose
 def _random_effects_pass(mom, par, l2, work, off):
-    """Step 3: one pass over the clusters (totals, u_j, beta's precision and right side)."""
+    """Step 3: the clusters' totals (constant rows + stored rows), u_j, then beta's precision and
+    right side."""
     q, r, J = par.B.shape
     p = par.beta.shape[0]
     work.rhs[:] = 0.0
@@ -274,18 +279,18 @@ def _random_effects_pass(mom, par, l2, work, off):
     if q * r == 0:
         return True
     M = work.M if l2 is None else l2.M
-    z0 = work.z[off.u:off.u + q * r * J]
+    XtY, ZtY, YtY, XtYc, ZtYc, YtYc = work.XtY, work.ZtY, work.YtY, mom.XtYc, mom.ZtYc, mom.YtYc
     for j in range(J):
         for t in range(r):
             for k in range(p):
-                work.XtY[j, k, t] += mom.XtYc[j, k, t]
+                XtY[j, k, t] += XtYc[j, k, t]
             for a_ in range(q):
-                work.ZtY[j, a_, t] += mom.ZtYc[j, a_, t]
+                ZtY[j, a_, t] += ZtYc[j, a_, t]
             for u in range(r):
-                work.YtY[j, u, t] += mom.YtYc[j, u, t]
-        if not _cluster_random_effects(j, mom, par, M, work, z0):
-            return False
-        _cluster_beta_share(j, mom, par, work)
+                YtY[j, u, t] += YtYc[j, u, t]
+    if not _random_effects_all(mom, par, M, work, work.z[off.u:off.u + q * r * J]):
+        return False
+    _beta_shares_all(mom, par, work)
     return True
 
 
@@ -364,71 +369,74 @@ def _df_lambda_step(rng, par, prior, work, off):
 
 
 @step
-def _cluster_scale(j, mom, par, work):
-    """w2 <- Lambda + S_j, S_j = W'W - b'X'W - W'X b + b'X'X b of cluster j."""
-    beta, G, XtXj, w2 = par.beta, work.G, mom.XtXj, work.w2
-    p, r = beta.shape
-    for t in range(r):
-        for u in range(t + 1):
-            acc = work.WtW[j, t, u]
-            for k in range(p):
-                acc -= beta[k, t] * G[j, k, u] + beta[k, u] * G[j, k, t]
-                sk = 0.0
-                for ll in range(p):
-                    sk += XtXj[j, k, ll] * beta[ll, u]
-                acc += beta[k, t] * sk
-            w2[t, u] = par.Lam[t, u] + acc
-            w2[u, t] = w2[t, u]
-
-
-@step
-def _restricted_sigma_j(rng, j, nj, cat, par, store, work, off):
-    """Sigma_j's free elements under IW(nj + a, Lambda + S_j) (scale in work.w2) restricted to the
-    latent blocks: exact with one fixed block, else jomo's Metropolis-Hastings steps (proposal
-    scale nj). Returns log|Sigma_j| (NaN: a factor failed)."""
-    r = par.Lam.shape[0]
-    a = par.a[0]
-    SigJ, SinvJ = par.SigJ, work.SinvJ
-    for x in range(0 if cat.exact else off.n_free1):
-        work.z_mh[x] = rng.standard_normal()
-        work.u_mh[x] = max(rng.random(), 1e-300)
-    if cat.exact:
-        return draw_iw_given_block(rng, work.w2, nj + a, cat.block, SigJ[j], SinvJ[j], work.iw, r)
-    store.accepted[0] += mh_covariance(SigJ[j], work.w2, nj + a + r + 1.0, cat.free, work.z_mh, work.u_mh,
-                                       work.w1, work.w3, r, nj)
-    if not spd_inverse(SigJ[j], work.w1, work.w3, r):
-        return math.nan
+def _mh_sigma_j(rng, SigJ_j, SinvJ_j, S, N, n_prop, free, mh, w):
+    """jomo's Metropolis-Hastings steps for the free elements of one Sigma_j (several categorical
+    targets) under IW restricted to the latent blocks, then its inverse and log-determinant.
+    ``mh`` = (normals, uniforms) of the steps, drawn here; ``w`` = (w1, w3) work. Returns
+    (accepted moves, log|Sigma_j|; NaN if it lost positive definiteness)."""
+    z_mh, u_mh = mh
+    w1, w3 = w
+    r = SigJ_j.shape[0]
+    for x in range(z_mh.shape[0]):
+        z_mh[x] = rng.standard_normal()
+        u_mh[x] = max(rng.random(), 1e-300)
+    acc = mh_covariance(SigJ_j, S, N, free, z_mh, u_mh, w1, w3, r, n_prop)
+    if not spd_inverse(SigJ_j, w1, w3, r):
+        return acc, math.nan
     for t in range(r):
         for u in range(r):
-            SinvJ[j, t, u] = work.w1[t, u]
-    return logdet_chol(SigJ[j], work.w1, r)
+            SinvJ_j[t, u] = w1[t, u]
+    return acc, logdet_chol(SigJ_j, w1, r)
 
 
 @compose
 def _sigma_j_step(rng, mom, cat, par, store, work, off):
-    """Step 7: Sigma_j per cluster; keeps sum_j Sigma_j^-1 and sum_j log|Sigma_j| up to date.
-    Returns False if a draw failed."""
-    r = par.Lam.shape[0]
-    J = par.SigJ.shape[0]
+    """Step 7: Sigma_j ~ IW(n_j + a, Lambda + S_j) per cluster, S_j = W'W - b'X'W - W'X b + b'X'X b
+    (restricted to the latent blocks with categorical targets); keeps sum_j Sigma_j^-1 and
+    sum_j log|Sigma_j| up to date. Returns False if a draw failed."""
+    beta, G, XtXj, w2, WtW, Lam = par.beta, work.G, mom.XtXj, work.w2, work.WtW, par.Lam
+    SigJ, SinvJ, SumInv, chi, nb, nj, iw = par.SigJ, work.SinvJ, work.SumInv, work.chi, work.nb, mom.nj, work.iw
+    iw5 = iw[:5]
+    p, r = beta.shape
+    J = SigJ.shape[0]
     a = par.a[0]
+    nls = off.beta - off.lam
+    mh = (work.z_mh[:off.n_free1], work.u_mh[:off.n_free1])
+    ww = (work.w1, work.w3)
+    n_acc = 0
     sum_logdet = 0.0
-    work.SumInv[:, :] = 0.0
+    SumInv[:, :] = 0.0
     for j in range(J):
-        _cluster_scale(j, mom, par, work)
-        if cat is not None:
-            ld = _restricted_sigma_j(rng, j, mom.nj[j], cat, par, store, work, off)
-        else:
+        for t in range(r):
+            for u in range(t + 1):
+                acc = WtW[j, t, u]
+                for k in range(p):
+                    acc -= beta[k, t] * G[j, k, u] + beta[k, u] * G[j, k, t]
+                    sk = 0.0
+                    for ll in range(p):
+                        sk += XtXj[j, k, ll] * beta[ll, u]
+                    acc += beta[k, t] * sk
+                w2[t, u] = Lam[t, u] + acc
+                w2[u, t] = w2[t, u]
+        if cat is None:
             for x in range(r):
-                work.chi[x] = rng.chisquare(mom.nj[j] + a - x)
-            for x in range(off.beta - off.lam):
-                work.nb[x] = rng.standard_normal()
-            ld = draw_inv_wishart_pair(work.w2, work.chi, work.nb, par.SigJ[j], work.SinvJ[j], work.iw[:5], r)
+                chi[x] = rng.chisquare(nj[j] + a - x)
+            for x in range(nls):
+                nb[x] = rng.standard_normal()
+            ld = draw_inv_wishart_pair(w2, chi, nb, SigJ[j], SinvJ[j], iw5, r)
+        elif cat.exact:  # one categorical target: the exact draw given its fixed block
+            ld = draw_iw_given_block(rng, w2, nj[j] + a, cat.block, SigJ[j], SinvJ[j], iw, r)
+        else:
+            acc_j, ld = _mh_sigma_j(rng, SigJ[j], SinvJ[j], w2, nj[j] + a + r + 1.0, nj[j], cat.free, mh, ww)
+            n_acc += acc_j
         if ld != ld:
+            store.accepted[0] += n_acc
             return False
         sum_logdet += ld
         for t in range(r):
             for u in range(r):
-                work.SumInv[t, u] += work.SinvJ[j, t, u]
+                SumInv[t, u] += SinvJ[j, t, u]
+    store.accepted[0] += n_acc
     work.logdet[0] = sum_logdet
     return True
 
@@ -488,10 +496,11 @@ def jomo_hr_iterate(n_steps, rec0, rng, rows, mom, cat, par, prior, l2, store, w
     work.fail_at[0] = 0
     if not _cluster_inverses(par, work):
         return _SIGMA_J
+    z = work.z
     for s in range(n_steps):
         work.fail_at[0] = s
-        for x in range(work.z.shape[0]):
-            work.z[x] = rng.standard_normal()
+        for x in range(z.shape[0]):
+            z[x] = rng.standard_normal()
         row_means(rows.Xi, rows.Zi, rows.Ci, par.beta, par.B, work.mu)
         if cat is not None:
             _latents_hr(rng, rows, cat, work, off)

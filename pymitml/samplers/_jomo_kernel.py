@@ -135,33 +135,34 @@ def _level2_prior_step(mom, par, l2, work):
                        uu[off.lat2:off.lat2 + off.n_lat2], work.lat, work.w1, work.w2)
     if code:
         return code
-    q, r, J = work.ZtY.shape
-    ZtZ, M = mom.ZtZ, l2.M
+    ZtY, ZtYm, ZtZ, M = work.ZtY, work.ZtYm, mom.ZtZ, l2.M
+    q, r, J = ZtY.shape
     for a in range(q):
         for t in range(r):
             for j in range(J):
-                acc = work.ZtY[a, t, j]
+                acc = ZtY[a, t, j]
                 for b in range(q):
                     acc -= ZtZ[a, b, j] * M[t * q + b, j]
-                work.ZtYm[a, t, j] = acc
+                ZtYm[a, t, j] = acc
     return 0
 
 
 @step
 def _data_crossproduct_x(mom, l2, work):
     """X'(Y - Z M) into work.XtYm (X'Y without level-2 targets)."""
+    XtYc, XtYi, ZtX, XtYm = mom.XtYc, mom.XtYi, mom.ZtX, work.XtYm
     q, r, J = work.ZtY.shape
     p = mom.XtX.shape[0]
     for t in range(r):
         for k in range(p):
-            acc = mom.XtYc[k, t] + mom.XtYi[k, t]
+            acc = XtYc[k, t] + XtYi[k, t]
             if l2 is not None:
                 for a in range(q):
                     Ma = l2.M[t * q + a]
-                    Xa = mom.ZtX[a, k]
+                    Xa = ZtX[a, k]
                     for j in range(J):
                         acc -= Xa[j] * Ma[j]
-            work.XtYm[k, t] = acc
+            XtYm[k, t] = acc
 
 
 @compose
@@ -182,12 +183,13 @@ def _beta_u_step(mom, par, l2, work):
         return _BETA
     _draw_given_cholesky(z[off.u:off.u + d * J], mom.ZtX, ZtYu, par.beta, Sinv, par.B, work.R, work.P, work.v)
     if l2 is not None:
+        v, M, B = work.v, l2.M, par.B
         for t in range(r):
             for a in range(q):
                 x = t * q + a
                 for j in range(J):
-                    work.v[x, j] += l2.M[x, j]
-                    par.B[a, t, j] = work.v[x, j]
+                    v[x, j] += M[x, j]
+                    B[a, t, j] = v[x, j]
     return 0
 
 

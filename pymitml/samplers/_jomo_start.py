@@ -79,6 +79,62 @@ def _level1_start(gd, lay: _Layout, intercept: bool, X: np.ndarray) -> SimpleNam
                            thr_acc=thr_acc, n_thr=n_thr, beta=beta, Sigma=Sigma, free=free)
 
 
+def _level2_working(Y2codes: np.ndarray, lay2: _Layout, J: int) -> tuple:
+    """The working level-2 matrix (J, r2): continuous targets (mean-imputed), then the K - 1 latent
+    normals of each nominal level-2 target (one latent cut at thresholds for an ordinal one);
+    with its missing cells, the column means, the clusters' local levels and the thresholds."""
+    nc2 = lay2.n_con
+    ncat2 = len(lay2.cat_k1)
+    r2 = lay2.r
+    Y2c = np.zeros((J, r2))
+    miss2 = np.zeros((J, r2), dtype=bool)
+    miss2[:, :nc2] = np.isnan(Y2codes[:, :nc2])
+    mean2 = np.zeros(r2)
+    mean2[:nc2] = np.nanmean(Y2codes[:, :nc2], axis=0)
+    Y2c[:, :nc2] = np.where(miss2[:, :nc2], mean2[:nc2], Y2codes[:, :nc2])
+    cat2_obs = np.full((ncat2, J), -1, np.int64)
+    K2 = np.array([len(lv) for lv in lay2.levels], np.int64)
+    gam2 = np.full((ncat2, max(K2, default=2) + 1), np.inf)
+    gam2[:, 0] = -np.inf
+    gam2[:, 1] = 0.0
+    for v in range(ncat2):
+        codes = Y2codes[:, nc2 + v]
+        c0, k1 = lay2.cat_start[v], lay2.cat_k1[v]
+        ok = ~np.isnan(codes)
+        cat2_obs[v, ok] = np.searchsorted(lay2.levels[v], codes[ok].astype(np.int64))
+        if lay2.cat_ord[v]:  # ordinal: one latent cut at thresholds (the first at 0)
+            K = len(lay2.levels[v])
+            cum = np.cumsum(np.bincount(cat2_obs[v, ok], minlength=K))[:-1] / ok.sum()
+            z0 = norm.ppf(np.clip(cum, 1e-6, 1 - 1e-6))
+            gam2[v, 1:K] = z0 - z0[0]
+            mid = np.empty(K)
+            mid[0], mid[K - 1] = gam2[v, 1] - 0.5, gam2[v, K - 1] + 0.5
+            mid[1:K - 1] = 0.5 * (gam2[v, 1:K - 1] + gam2[v, 2:K])
+            Y2c[:, c0] = np.where(ok, mid[np.maximum(cat2_obs[v], 0)], 0.0)
+            miss2[:, c0] = ~ok
+            continue
+        blk = np.where(ok[:, None], -0.5, 0.0) * np.ones((J, k1))
+        sel = np.flatnonzero(ok & (cat2_obs[v] < k1))
+        blk[sel, cat2_obs[v, sel]] = 0.5
+        Y2c[:, c0:c0 + k1] = blk
+        miss2[:, c0:c0 + k1] = ~ok[:, None]
+    return Y2c, miss2, mean2, cat2_obs, K2, gam2
+
+
+def _merge_thresholds(st: SimpleNamespace, lay: _Layout, lay2: _Layout, K2: np.ndarray, gam2: np.ndarray) -> tuple:
+    """Thresholds of both levels in one array (level-2 rows after the level-1 ones), fresh
+    proposal SDs and counters, the levels and ordinal flags of every categorical target."""
+    width = max(st.gam.shape[1], gam2.shape[1])
+
+    def widen(a, fill):
+        return np.hstack([a, np.full((a.shape[0], width - a.shape[1]), fill, a.dtype)])
+
+    gam = np.ascontiguousarray(np.vstack([widen(st.gam, np.inf), widen(gam2, np.inf)]))
+    n_thr = st.n_thr + int(sum(K - 2 for K, o in zip(K2, lay2.cat_ord) if o and K > 2))
+    return (gam, np.full(gam.shape, 0.05), np.zeros(gam.shape, np.int64), np.concatenate([st.cat_K, K2]),
+            np.concatenate([lay.cat_ord, lay2.cat_ord]), n_thr)
+
+
 def _level2_start(gd, l2, lay: _Layout, lay2, st: SimpleNamespace, Psi: np.ndarray, q: int, J: int) -> SimpleNamespace:
     """Starting state of the level-2 part (both samplers): per-cluster targets (continuous ones
     centred with an intercept, then latents) and design, clusters arranged by missingness pattern,
@@ -94,46 +150,12 @@ def _level2_start(gd, l2, lay: _Layout, lay2, st: SimpleNamespace, Psi: np.ndarr
     cat2_obs = np.zeros((0, J), np.int64)
     free2 = np.zeros((0, 0), dtype=bool)
     if l2 is not None:
-        # working level-2 matrix (J, r2): continuous targets (centred with an intercept), then the
-        # K - 1 latent normals of each nominal level-2 target (one set per cluster)
         X2c, Y2codes = _cluster_level(gd, l2)
-        nc2 = lay2.n_con
         ncat2 = len(lay2.cat_k1)
         r2, p2 = lay2.r, X2c.shape[1]
         if np.all(np.isnan(Y2codes), axis=0).any():
             raise ValueError("a level-2 target has no observed value in this group; drop it from the model.")
-        Y2c = np.zeros((J, r2))
-        miss2 = np.zeros((J, r2), dtype=bool)
-        miss2[:, :nc2] = np.isnan(Y2codes[:, :nc2])
-        mean2 = np.zeros(r2)
-        mean2[:nc2] = np.nanmean(Y2codes[:, :nc2], axis=0)
-        Y2c[:, :nc2] = np.where(miss2[:, :nc2], mean2[:nc2], Y2codes[:, :nc2])
-        cat2_obs = np.full((ncat2, J), -1, np.int64)
-        K2 = np.array([len(lv) for lv in lay2.levels], np.int64)
-        gam2 = np.full((ncat2, max(K2, default=2) + 1), np.inf)
-        gam2[:, 0] = -np.inf
-        gam2[:, 1] = 0.0
-        for v in range(ncat2):
-            codes = Y2codes[:, nc2 + v]
-            c0, k1 = lay2.cat_start[v], lay2.cat_k1[v]
-            ok = ~np.isnan(codes)
-            cat2_obs[v, ok] = np.searchsorted(lay2.levels[v], codes[ok].astype(np.int64))
-            if lay2.cat_ord[v]:  # ordinal: one latent cut at thresholds (the first at 0)
-                K = len(lay2.levels[v])
-                cum = np.cumsum(np.bincount(cat2_obs[v, ok], minlength=K))[:-1] / ok.sum()
-                z0 = norm.ppf(np.clip(cum, 1e-6, 1 - 1e-6))
-                gam2[v, 1:K] = z0 - z0[0]
-                mid = np.empty(K)
-                mid[0], mid[K - 1] = gam2[v, 1] - 0.5, gam2[v, K - 1] + 0.5
-                mid[1:K - 1] = 0.5 * (gam2[v, 1:K - 1] + gam2[v, 2:K])
-                Y2c[:, c0] = np.where(ok, mid[np.maximum(cat2_obs[v], 0)], 0.0)
-                miss2[:, c0] = ~ok
-                continue
-            blk = np.where(ok[:, None], -0.5, 0.0) * np.ones((J, k1))
-            sel = np.flatnonzero(ok & (cat2_obs[v] < k1))
-            blk[sel, cat2_obs[v, sel]] = 0.5
-            Y2c[:, c0:c0 + k1] = blk
-            miss2[:, c0:c0 + k1] = ~ok[:, None]
+        Y2c, miss2, mean2, cat2_obs, K2, gam2 = _level2_working(Y2codes, lay2, J)
         shift2 = mean2 if (l2["x_names"] and l2["x_names"][0] == "(Intercept)") else np.zeros(r2)
         Y2 = np.ascontiguousarray((Y2c - shift2).T)
         X2 = np.ascontiguousarray(X2c.T)
@@ -165,17 +187,7 @@ def _level2_start(gd, l2, lay: _Layout, lay2, st: SimpleNamespace, Psi: np.ndarr
     du = d + r2
     cat_ord_all = lay.cat_ord
     if ncat2:  # level-2 thresholds in the rows after the level-1 ones
-        width = max(gam.shape[1], gam2.shape[1])
-
-        def widen(a, fill):
-            return np.hstack([a, np.full((a.shape[0], width - a.shape[1]), fill, a.dtype)])
-
-        gam = np.ascontiguousarray(np.vstack([widen(gam, np.inf), widen(gam2, np.inf)]))
-        thr_sd = np.full(gam.shape, 0.05)
-        thr_acc = np.zeros(gam.shape, np.int64)
-        cat_K = np.concatenate([cat_K, K2])
-        cat_ord_all = np.concatenate([lay.cat_ord, lay2.cat_ord])
-        n_thr += int(sum(K - 2 for K, o in zip(K2, lay2.cat_ord) if o and K > 2))
+        gam, thr_sd, thr_acc, cat_K, cat_ord_all, n_thr = _merge_thresholds(st, lay, lay2, K2, gam2)
     return SimpleNamespace(ncat2=ncat2, cat2_start=cat2_start, cat2_k1=cat2_k1, cat2_obs=cat2_obs,
                            free2=free2, r2=r2, p2=p2, n_cells2=n_cells2, X2=X2, Y2=Y2, Lx2=Lx2, perm2=perm2,
                            pat2_start=pat2_start, p2obs=p2obs, n2obs=n2obs, p2mis=p2mis, n2mis=n2mis,

@@ -196,6 +196,7 @@ def _latent_regions(Yi, cat, gam, v, k, work):
     """Means, SDs and truncation regions of latent k of target v in the rows where v is observed
     (into rows 0..3 of ``work.lw``)."""
     bm, bs, blo, bhi = work.lw[0], work.lw[1], work.lw[2], work.lw[3]
+    cm, csd = work.cm, work.csd
     c0 = cat.start[v]
     k1 = cat.k1[v]
     obs = cat.obs[v]
@@ -203,7 +204,8 @@ def _latent_regions(Yi, cat, gam, v, k, work):
     box_lo, box_hi = cat.lo, cat.hi
     lo_pos = max(box_lo, 0.0)
     hi_neg = min(box_hi, 0.0)
-    binary = k1 == 1 and not cat.ordinal[v]
+    ordinal = cat.ordinal[v] != 0
+    binary = k1 == 1 and not ordinal
     for c in range(cat.n_obs[v]):
         i = rows[c]
         lev = obs[i]
@@ -211,13 +213,13 @@ def _latent_regions(Yi, cat, gam, v, k, work):
             pos = lev == 0
             lo = lo_pos if pos else box_lo
             hi = box_hi if pos else hi_neg
-        elif cat.ordinal[v]:  # the thresholds are updated with the latents integrated out
+        elif ordinal:  # the thresholds are updated with the latents integrated out
             lo = gam[v, lev]
             hi = gam[v, lev + 1]
         else:
             lo, hi = latent_bounds(Yi, i, c0, k1, k, lev, box_lo, box_hi)
-        bm[c] = work.cm[i]
-        bs[c] = work.csd[i]
+        bm[c] = cm[i]
+        bs[c] = csd[i]
         blo[c] = lo
         bhi[c] = hi
 

@@ -98,15 +98,16 @@ def draw_latents_level2(l2, B, Q, d, unif):
     normal of its level-2 residual given the rest of the cluster's vector (u_j, u2_j) (precision
     ``Q`` = Psi^-1), truncated to the region of the cluster's level; ``unif``: n_lat2 J uniforms."""
     Y2, X2, beta2, cat, gam2, w = l2.Y2, l2.X2, l2.beta2, l2.cat, l2.cat.thr.gam, l2.work.wu
+    start, k1s, obs, ordinal, box_lo, box_hi = cat.start, cat.k1, cat.obs, cat.ordinal, cat.lo, cat.hi
     J = B.shape[2]
     du = Q.shape[0]
     for j in range(J):
         _cluster_vector(Y2, X2, beta2, B, d, j, w)
         cu = 0
-        for v in range(cat.start.shape[0]):
-            c0 = cat.start[v]
-            k1 = cat.k1[v]
-            lev = cat.obs[v, j]
+        for v in range(start.shape[0]):
+            c0 = start[v]
+            k1 = k1s[v]
+            lev = obs[v, j]
             for k in range(k1):
                 if lev >= 0:
                     x = d + c0 + k
@@ -115,11 +116,11 @@ def draw_latents_level2(l2, B, Q, d, unif):
                         if ll != x:
                             acc += Q[x, ll] * w[ll]
                     xb = Y2[c0 + k, j] - w[x]
-                    if cat.ordinal[v]:  # ordinal: between the thresholds of the cluster's level
+                    if ordinal[v]:  # ordinal: between the thresholds of the cluster's level
                         lo = gam2[v, lev]
                         hi = gam2[v, lev + 1]
                     else:
-                        lo, hi = latent_bounds(Y2, j, c0, k1, k, lev, cat.lo, cat.hi)
+                        lo, hi = latent_bounds(Y2, j, c0, k1, k, lev, box_lo, box_hi)
                     y = truncnorm_draw(xb - acc / Q[x, x], 1.0 / math.sqrt(Q[x, x]), lo, hi, unif[cu * J + j])
                     Y2[c0 + k, j] = y
                     w[x] = y - xb
