@@ -790,3 +790,28 @@ def test_inverse_wishart_draws_of_the_random_L1_sampler():
     se = free.std(0) / np.sqrt(K)
     assert np.all(np.abs(free.mean(0) - block.mean(0)) < 5 * np.sqrt(2) * se)
     np.testing.assert_allclose(block.std(0), free.std(0), rtol=0.05)
+
+
+def test_a_failing_kernel_step_is_reported_with_its_step_iteration_chain_and_group():
+    """The kernels return the Status of the failing step (and its iteration within the segment in
+    work.fail_at); the chain turns it into NumericalFailureError (a FloatingPointError)."""
+    from types import SimpleNamespace
+
+    from pymitml.exceptions import NumericalFailureError, Status
+    from pymitml.samplers._jomo_chain import RunSettings, _advance
+
+    work = SimpleNamespace(fail_at=np.array([3]))
+    calls = []
+
+    def kernel(k, rec0, *args):
+        calls.append((k, rec0))
+        return int(Status.PSI) if len(calls) == 2 else 0
+
+    settings = RunSettings(seed=1, prior={}, n_burn=600, n_iter=1, m_c=1, diag_only=False, intercept=True,
+                           single=False, box=(-np.inf, np.inf), chain=1, group="g1")
+    with pytest.raises(NumericalFailureError) as err:
+        _advance(kernel, 600, 0, (work,), lambda k: None, (settings, 100))
+    assert isinstance(err.value, FloatingPointError)
+    assert err.value.status == Status.PSI and err.value.chain == 1 and err.value.group == "g1"
+    assert err.value.iteration == 100 + 250 + 3  # the second segment of 250, its 4th iteration
+    assert "Psi" in str(err.value)
