@@ -107,6 +107,7 @@ def prepare_model(data: Any, formula: str | None, type: Mapping[str, int] | None
         if group is not None and tgroup is not None and group != tgroup:
             raise ValueError("`group` and the group column in `type` (code -1) disagree.")
         group = group or tgroup
+    assert formula is not None  # exactly one of formula / type was given
     f = parse_formula(formula)
     codebook, pdf = Codebook.from_data(data, missing_code)
     check_columns(pdf, f.targets, "target(s)")

@@ -47,6 +47,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -155,7 +156,7 @@ def _execute(tasks: Sequence[Callable[[], Any]], n_threads: int, stop: threading
         if any(f.exception() is not None for f in futures if f.done()):
             stop.set()
             wait(futures)
-            errors = [f.exception() for f in futures if f.exception() is not None]
+            errors: list[BaseException] = [e for f in futures if (e := f.exception()) is not None]
             raise next((e for e in errors if not isinstance(e, _Stop)), errors[0])
         return [f.result() for f in futures]
 
@@ -182,7 +183,7 @@ def run_tasks(tasks: Sequence[Callable[[Callable[[int], None]], object]], total:
         prog.tick(n)
 
     try:
-        return _execute([lambda t=t: t(tick) for t in tasks], n_threads, stop)
+        return _execute([partial(t, tick) for t in tasks], n_threads, stop)
     except (KeyboardInterrupt, _Stop):
         stop.set()
         raise _interrupted(prog) from None
@@ -260,7 +261,7 @@ def run_chains(make_chain: Callable[[int, int, int], Chain], group_labels: Seque
         return ChainOutput(burn, imp, draws, ch.cells, extra)
 
     try:
-        flat = _execute([lambda k=k: task(k) for k in range(G * chains)], n_threads, stop)
+        flat = _execute([partial(task, k) for k in range(G * chains)], n_threads, stop)
     except (KeyboardInterrupt, _Stop):
         stop.set()
         raise _interrupted(prog) from None
@@ -289,16 +290,18 @@ def replacement_matrix(outputs: Sequence[Sequence[ChainOutput]], group_rows: Seq
     (cells, m))``.
     """
     cols_of = np.asarray(target_columns, dtype=np.int64)
-    rows_all, ts, vals = [], [], []
+    row_parts: list[np.ndarray] = []
+    t_parts: list[np.ndarray] = []
+    val_parts: list[np.ndarray] = []
     for outs, grows in zip(outputs, group_rows):
         ct, cr = outs[0].cells
-        rows_all.append(np.asarray(grows)[cr])
-        ts.append(np.asarray(ct, dtype=np.int64))
-        vals.append(np.concatenate([o.draws for o in outs], axis=1))
+        row_parts.append(np.asarray(grows)[cr])
+        t_parts.append(np.asarray(ct, dtype=np.int64))
+        val_parts.append(np.concatenate([o.draws for o in outs], axis=1))
     m = sum(o.draws.shape[1] for o in outputs[0]) if outputs else 0
-    rows_all = np.concatenate(rows_all).astype(np.int64) if rows_all else np.zeros(0, np.int64)
-    ts = np.concatenate(ts) if ts else np.zeros(0, np.int64)
-    vals = np.concatenate(vals, axis=0) if vals else np.zeros((0, m))
+    rows_all = np.concatenate(row_parts).astype(np.int64) if row_parts else np.zeros(0, np.int64)
+    ts = np.concatenate(t_parts) if t_parts else np.zeros(0, np.int64)
+    vals = np.concatenate(val_parts, axis=0) if val_parts else np.zeros((0, m))
     order = np.lexsort((rows_all, ts))
     index = np.column_stack([rows_all[order], cols_of[ts[order]]]).astype(np.int64)
     return index, np.ascontiguousarray(vals[order])
