@@ -280,14 +280,15 @@ def draw_iw_given_block(rng, M, nu, blk, Sig, Sinv, w, r):
 
 
 @step
-def restricted_update(rng, Mat, S, N, exact, blk, free, nrm, unif, Minv, work):
+def restricted_update(rng, Mat, S, N, blk, free, nrm, unif, Minv, work):
     """The free elements of a covariance matrix ``Mat`` (n x n) with fixed latent block(s) under
     the target |Mat|^(-N/2) exp(-tr(Mat^-1 S)/2), i.e. IW(N - n - 1, S) restricted to the fixed
-    blocks: drawn exactly when they form one principal block (``exact``, block ``blk``; ``Minv``
-    receives Mat^-1), else by jomo's element-wise Metropolis-Hastings steps
+    blocks: drawn exactly when they form one principal block (its FixedBlock ``blk``; ``Minv``
+    receives Mat^-1), else (``blk`` None, so that only one of the two is compiled) by jomo's
+    element-wise Metropolis-Hastings steps
     (:func:`mh_covariance` with proposal scale N; noise ``nrm``, ``unif``). Returns (accepted moves, log|Mat|): the
     log-determinant only from the exact draw (NaN there if a factor failed), NaN after MH steps."""
     n = Mat.shape[0]
-    if exact:
-        return 0, draw_iw_given_block(rng, S, N - n - 1.0, blk, Mat, Minv, work.iw, n)
-    return mh_covariance(Mat, S, N, free, nrm, unif, work.w1, work.w2, n, N), math.nan
+    if blk is None:
+        return mh_covariance(Mat, S, N, free, nrm, unif, work.w1, work.w2, n, N), math.nan
+    return 0, draw_iw_given_block(rng, S, N - n - 1.0, blk, Mat, Minv, work.iw, n)

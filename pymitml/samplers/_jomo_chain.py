@@ -9,7 +9,7 @@ import numpy as np
 
 from ..chains import SEGMENT
 from ..exceptions import raise_for_status
-from ._covariance import CovWork, FixedBlock, fixed_block
+from ._covariance import CovWork, fixed_block
 from ._jomo_hr_kernel import cluster_rows_crossproducts, jomo_hr_iterate
 from ._jomo_kernel import jomo_draw_counts, jomo_iterate
 from ._jomo_start import _level1_start, _level2_start
@@ -54,11 +54,6 @@ class RunSettings:
     group: object = None
 
 
-def _no_block(n: int) -> FixedBlock:
-    """A FixedBlock of the right types when no exact draw is made (it is never read)."""
-    return FixedBlock(np.arange(n, dtype=np.int64), np.zeros(0, np.int64), np.zeros((0, 0)), np.zeros((0, 0)), 0.0)
-
-
 def _cat_spec(start, k1, obs, K, ordinal, constraint, box, thr, rows=True) -> CatSpec:
     """``constraint`` = (free elements, exact, FixedBlock) of the level's covariance matrix."""
     free, exact, block = constraint
@@ -80,7 +75,7 @@ def _level2_bundle(L2, d, J, ncat, box):
         return None
     du = d + L2.r2
     exact2 = L2.ncat2 == 1 and J - du - 1 > du - 1
-    block2 = fixed_block(L2.Psi, d + L2.cat2_start[0], L2.cat2_k1[0]) if exact2 else _no_block(du)
+    block2 = fixed_block(L2.Psi, d + L2.cat2_start[0], L2.cat2_k1[0]) if exact2 else None
     cat2 = _cat_spec(L2.cat2_start, L2.cat2_k1, L2.cat2_obs, L2.cat_K[ncat:], L2.cat_ord_all[ncat:],
                      (L2.free2, exact2, block2), box, _thresholds(L2, ncat, None), rows=False)
     return Level2(L2.X2, L2.Lx2, L2.Y2, L2.beta2, np.empty((L2.r2, J)), np.zeros((d, J)), L2.perm2, L2.pat2_start,
@@ -206,7 +201,7 @@ def _run_chain(tick, *, gd, lay: _Layout, settings: RunSettings, l2=None, lay2=N
     exact1 = ncat == 1 and N - r - 1 > r - 1
     cat = None
     if ncat:
-        block1 = fixed_block(st.Sigma, lay.cat_start[0], lay.cat_k1[0]) if exact1 else _no_block(r)
+        block1 = fixed_block(st.Sigma, lay.cat_start[0], lay.cat_k1[0]) if exact1 else None
         cat = _cat_spec(lay.cat_start, lay.cat_k1, c.cat_obs, L2.cat_K[:ncat], L2.cat_ord_all[:ncat],
                         (st.free, exact1, block1), S.box, _thresholds(L2, 0, ncat))
     mom = Moments(XtX, ZtZ, ZtX, blk["XtYc"], blk["ZtYc"], blk["YtYc"], blk["XtYi"], blk["ZtYi"], blk["YtYi"],
@@ -305,12 +300,12 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, settings: RunSettings, l2=None, lay
     mh_acc = np.zeros(1, np.int64)
     cat = None
     if ncat:
-        block1 = fixed_block(SigJ[0], lay.cat_start[0], lay.cat_k1[0]) if ncat == 1 else _no_block(r)
+        block1 = fixed_block(SigJ[0], lay.cat_start[0], lay.cat_k1[0]) if ncat == 1 else None
         cat = _cat_spec(lay.cat_start, lay.cat_k1, c.cat_obs, L2.cat_K[:ncat], L2.cat_ord_all[:ncat],
                         (free, ncat == 1, block1), S.box, _thresholds(L2, 0, ncat))
     lev2 = _level2_bundle(L2, d, J, ncat, S.box)
     if lev2 is not None:  # jomo2hr: Metropolis-Hastings on Psi with categorical level-2 targets, never exact
-        lev2 = lev2._replace(cat=lev2.cat._replace(exact=False, block=_no_block(du)))
+        lev2 = lev2._replace(cat=lev2.cat._replace(exact=False, block=None))
     par = ParamsHR(st.beta, SigJ, L2.Psi, st.Sigma * (a0 - r - 1.0), np.zeros((q, r, J)), np.array([a0]),
                    np.array([0.3]), np.zeros(1, np.int64))
     prior = PriorHR(np.linalg.inv(S.prior["Binv"]), np.ascontiguousarray(S.prior["Dinv"]), float(S.prior["a"]))

@@ -389,11 +389,13 @@ def _mh_sigma_j(rng, SigJ_j, SinvJ_j, S, N, n_prop, free, mh, w):
     return acc, logdet_chol(SigJ_j, w1, r)
 
 
-@compose
-def _sigma_j_step(rng, mom, cat, par, store, work, off):
+@step
+def _sigma_j_step(rng, mom, cat, block, par, store, work, off):
     """Step 7: Sigma_j ~ IW(n_j + a, Lambda + S_j) per cluster, S_j = W'W - b'X'W - W'X b + b'X'X b
-    (restricted to the latent blocks with categorical targets); keeps sum_j Sigma_j^-1 and
-    sum_j log|Sigma_j| up to date. Returns False if a draw failed."""
+    (with categorical targets restricted to the latent blocks: exact given the one fixed block
+    ``block``, or with ``block`` None jomo's Metropolis-Hastings steps; compiled on its own so
+    that only the path in use is); keeps sum_j Sigma_j^-1 and sum_j log|Sigma_j| up to date.
+    Returns False if a draw failed."""
     beta, G, XtXj, w2, WtW, Lam = par.beta, work.G, mom.XtXj, work.w2, work.WtW, par.Lam
     SigJ, SinvJ, SumInv, chi, nb, nj, iw = par.SigJ, work.SinvJ, work.SumInv, work.chi, work.nb, mom.nj, work.iw
     iw5 = iw[:5]
@@ -424,11 +426,11 @@ def _sigma_j_step(rng, mom, cat, par, store, work, off):
             for x in range(nls):
                 nb[x] = rng.standard_normal()
             ld = draw_inv_wishart_pair(w2, chi, nb, SigJ[j], SinvJ[j], iw5, r)
-        elif cat.exact:  # one categorical target: the exact draw given its fixed block
-            ld = draw_iw_given_block(rng, w2, nj[j] + a, cat.block, SigJ[j], SinvJ[j], iw, r)
-        else:
+        elif block is None:
             acc_j, ld = _mh_sigma_j(rng, SigJ[j], SinvJ[j], w2, nj[j] + a + r + 1.0, nj[j], cat.free, mh, ww)
             n_acc += acc_j
+        else:  # one categorical target: the exact draw given its fixed block
+            ld = draw_iw_given_block(rng, w2, nj[j] + a, block, SigJ[j], SinvJ[j], iw, r)
         if ld != ld:
             store.accepted[0] += n_acc
             return False
@@ -519,7 +521,7 @@ def jomo_hr_iterate(n_steps, rec0, rng, rows, mom, cat, par, prior, l2, store, w
             return _BETA
         if not _df_lambda_step(rng, par, prior, work, off):
             return _LAMBDA
-        if not _sigma_j_step(rng, mom, cat, par, store, work, off):
+        if not _sigma_j_step(rng, mom, cat, None if cat is None else cat.block, par, store, work, off):
             return _SIGMA_J
         if l2 is not None:
             draw_missing_level2(l2, work.V, par.Psi, work.w1, work.w2, work.z2[off.p2r2:off.p2r2 + off.n_cells2])

@@ -207,7 +207,7 @@ def _psi_step(rng, par, prior, l2, store, work):
     random_effects_crossproducts(work.v, l2, work.SB, d)
     if l2 is not None and l2.cat.start.shape[0] > 0:  # jomo2com: flat prior, latent block fixed
         c2 = l2.cat
-        acc_mh, ld = restricted_update(rng, Psi, work.SB, float(J), c2.exact, c2.block, c2.free,
+        acc_mh, ld = restricted_update(rng, Psi, work.SB, float(J), c2.block, c2.free,
                                        z[off.psi:off.psi + npsi], uu[off.free2:off.free2 + off.n_free2], work.ws,
                                        work.cov)
         if c2.exact and ld != ld:
@@ -301,7 +301,7 @@ def _sigma_step(rng, mom, cat, par, prior, store, work):
     nsig = off.beta - off.sigma
     _residual_sscp(mom.XtX, par.beta, work.XtW, work.WtW, S)
     if cat is not None:  # jomo1ran with categorical targets: flat prior, latent blocks fixed
-        acc_mh, ld = restricted_update(rng, Sigma, S, mom.N, cat.exact, cat.block, cat.free,
+        acc_mh, ld = restricted_update(rng, Sigma, S, mom.N, cat.block, cat.free,
                                        z[off.sigma:off.sigma + nsig], uu[off.free1:], work.ws, work.cov)
         if cat.exact and ld != ld:
             return _SIGMA

@@ -33,7 +33,7 @@ class CatSpec(NamedTuple):
     n_obs: np.ndarray     # (ncat,)
     free: np.ndarray      # (m, m) bool: the free elements of the level's covariance matrix
     exact: bool           # one fixed principal block: exact draws of the free elements
-    block: object         # its FixedBlock (see :mod:`._covariance`)
+    block: object         # its FixedBlock (see :mod:`._covariance`), None without exact draws
     lo: float             # box bounds of every latent (-inf, inf for the exact probit model)
     hi: float
     thr: object           # Thresholds of the ordinal targets (rows in target order)
