@@ -792,26 +792,29 @@ def test_inverse_wishart_draws_of_the_random_L1_sampler():
     np.testing.assert_allclose(block.std(0), free.std(0), rtol=0.05)
 
 
-def test_a_failing_kernel_step_is_reported_with_its_step_iteration_chain_and_group():
+def test_a_failing_kernel_step_is_reported_with_its_step_iteration_chain_and_group(monkeypatch):
     """The kernels return the Status of the failing step (and its iteration within the segment in
-    work.fail_at); the chain turns it into NumericalFailureError (a FloatingPointError)."""
-    from types import SimpleNamespace
-
+    work.fail_at); the chain hands both to the driver, which raises NumericalFailureError (a
+    FloatingPointError) with the step, iteration, chain and group."""
+    from pymitml.datasets import random_intercept
     from pymitml.exceptions import NumericalFailureError, Status
-    from pymitml.samplers._jomo_chain import RunSettings, _advance
+    from pymitml.samplers import _jomo_chain
 
-    work = SimpleNamespace(fail_at=np.array([3]))
     calls = []
 
-    def kernel(k, rec0, *args):
+    def kernel(k, rec0, *args):  # chain 1 of group "b" (the 4th task) fails in its 2nd segment
         calls.append((k, rec0))
-        return int(Status.PSI) if len(calls) == 2 else 0
+        args[-1].fail_at[0] = 3
+        return int(Status.PSI) if len(calls) == 3 * 4 + 2 else 0
 
-    settings = RunSettings(seed=1, prior={}, n_burn=600, n_iter=1, m_c=1, diag_only=False, intercept=True,
-                           single=False, box=(-np.inf, np.inf), chain=1, group="g1")
-    with pytest.raises(NumericalFailureError) as err:
-        _advance(kernel, 600, 0, (work,), lambda k: None, (settings, 100))
+    monkeypatch.setattr(_jomo_chain, "jomo_iterate", kernel)
+    df = random_intercept(10, 5, seed=1)
+    df["g"] = np.where(np.arange(len(df)) < 25, "a", "b")
+    with pytest.raises(NumericalFailureError) as err:  # 4 calls a task: 250 + 250 + 100, then 1
+        jomo_impute(df, "y ~ 1 + z + (1|id)", group="g", m=2, chains=2, n_burn=600, n_iter=1,
+                       seed=1, n_threads=1)
     assert isinstance(err.value, FloatingPointError)
-    assert err.value.status == Status.PSI and err.value.chain == 1 and err.value.group == "g1"
-    assert err.value.iteration == 100 + 250 + 3  # the second segment of 250, its 4th iteration
+    assert err.value.status == Status.PSI and err.value.chain == 1 and err.value.group == "b"
+    assert err.value.iteration == 250 + 3  # the second segment of 250, its 4th iteration
+    assert calls[-2:] == [(250, 0), (250, 250)]
     assert "Psi" in str(err.value)

@@ -1,5 +1,6 @@
-"""One jomo chain: the state bundles of :mod:`._jomo_state` built from a group's data, the kernel
-run segment by segment (burn-in, then m_c imputations), the imputed values read off the state."""
+"""One jomo chain: the state bundles of :mod:`._jomo_state` built from a group's data, and the
+driver's :class:`~.driver.Chain` around them (the kernel call of a segment, the threshold and
+proposal tuning between segments, the imputed values read off the state)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,8 +8,6 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..chains import SEGMENT
-from ..exceptions import raise_for_status
 from ._covariance import CovWork, fixed_block
 from ._jomo_hr_kernel import cluster_rows_crossproducts, jomo_hr_iterate
 from ._jomo_kernel import jomo_draw_counts, jomo_iterate
@@ -33,6 +32,7 @@ from ._jomo_targets import _Layout
 from ._latent import CatSpec, Thresholds, latent_work, observed_rows
 from ._layout import design_crossproducts, row_blocks
 from ._level2 import Level2, level2_work
+from .driver import Chain
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class RunSettings:
     """What one chain is asked to do (the same for every chain of a run but ``seed``, ``m_c`` and
     ``chain``)."""
 
-    seed: object
+    seed: int            # the task's seed (from spawn_seeds)
     prior: dict
     n_burn: int
     n_iter: int
@@ -83,11 +83,6 @@ def _level2_bundle(L2, d, J, ncat, box):
                   level2_work(d, J, L2.p2, L2.r2, L2.n2obs.shape[0]))
 
 
-def _chain_arrays(shapes, n_burn, n_total):
-    return ({k: np.zeros(sh + (n_burn,)) for k, sh in shapes.items()},
-            {k: np.zeros(sh + (n_total,)) for k, sh in shapes.items()})
-
-
 def _check_noise(n_norm, n_unif, end_norm, end_unif):
     if n_norm != end_norm or max(n_unif, 1) < end_unif:
         raise RuntimeError("internal error: the pre-drawn random numbers do not match the sampler's layout; "
@@ -104,28 +99,14 @@ def _work(dims, blk, n_inc, off, noise):
     lat = lat._replace(lw=np.empty((7, max(n_inc, 1))), li=np.empty((1, max(n_inc, 1)), np.int64))
     w1, w2 = np.empty((mx, mx)), np.empty((mx, mx))
     iw = np.empty((20, mx, mx))
-    return Work(*noise, off, w1, w2, np.empty((mx, mx)), np.empty((1, r, r)), np.empty((max(d, 1), max(d, 1))),
+    dfs, nrm, unif, chi = noise
+    return Work(dfs, nrm, unif, chi, off, w1, w2, np.empty((mx, mx)), np.empty((1, r, r)), np.empty((max(d, 1), max(d, 1))),
                 np.empty((p, r)), np.empty((d, pr, J)), np.empty((d, J)), np.empty((pr, pr)), np.empty(pr),
                 np.empty((q, r, J)), np.empty((q, r, J)), np.empty((q, r, J)), np.empty((d, d, J)), np.empty((d, J)),
                 lat, np.empty((r, max(n_inc, 1))), np.zeros((max(n_pat, 1), r, r)), np.zeros((max(n_pat, 1), r, r)),
                 np.empty((du, du)), np.empty((du, du)), np.empty((p, r)), np.empty((p, r)), np.empty((r, r)),
                 np.empty((r, r)), np.empty((r, r)), np.empty((r, r)),
                 CovWork(iw, w1, w2), np.empty((mx, mx)), np.zeros(1, np.int64))
-
-
-def _advance(kernel, n, rec0, args, on_segment, where):
-    """Run ``n`` iterations in segments; ``args``: the kernel's arguments after (n_steps, rec0),
-    the Work bundle last; ``on_segment(k)`` after each; ``where`` = (settings, iterations done before)."""
-    settings, before = where
-    done = 0
-    while done < n:
-        k = min(SEGMENT, n - done)
-        code = kernel(k, rec0 + done if rec0 >= 0 else -1, *args)
-        if code:
-            raise_for_status(code, sampler="jomo_impute", iteration=before + done + int(args[-1].fail_at[0]),
-                             chain=settings.chain, group=settings.group)
-        done += k
-        on_segment(k)
 
 
 def _start(gd, lay: _Layout, S: RunSettings, design, l2, lay2) -> SimpleNamespace:
@@ -155,22 +136,8 @@ def _start(gd, lay: _Layout, S: RunSettings, design, l2, lay2) -> SimpleNamespac
                            n_lat2=int(L2.cat2_k1.sum()) if L2.ncat2 else 0)
 
 
-def _sample(kernel, make_args, chains, S: RunSettings, segment_done, read, n_cells):
-    """Burn-in, then m_c imputations n_iter iterations apart: ``make_args(ch)`` gives the kernel's
-    arguments writing into the chains ``ch`` (burn-in, imputation phase); ``read()`` the current
-    values of the ``n_cells`` missing cells. Returns the draws (n_cells, m_c)."""
-    burn, imp = chains
-    _advance(kernel, S.n_burn, 0, make_args(burn), segment_done(True), (S, 0))
-    draws = np.zeros((n_cells, S.m_c))
-    for k in range(S.m_c):
-        _advance(kernel, S.n_iter, k * S.n_iter, make_args(imp), segment_done(False), (S, S.n_burn + k * S.n_iter))
-        draws[:, k] = read()
-    return draws
-
-
-def _run_chain(tick, *, gd, lay: _Layout, settings: RunSettings, l2=None, lay2=None):
-    """One chain of jomo_iterate (random_L1 = "none")."""
-    S = settings
+def _run_chain(gd, lay: _Layout, S: RunSettings, l2=None, lay2=None) -> Chain:
+    """One chain of jomo_iterate (random_L1 = "none"), as the driver's :class:`Chain`."""
     X, Z, clus = gd.X, gd.Z, gd.clus
     if S.single:
         Z = np.zeros((len(X), 0))
@@ -181,22 +148,15 @@ def _run_chain(tick, *, gd, lay: _Layout, settings: RunSettings, l2=None, lay2=N
     J = 1 if S.single else len(gd.cluster_labels)
     ncat = len(lay.cat_k1)
     c = _start(gd, lay, S, (X, Z, clus, J), l2, lay2)
-    st, blk, L2, n_inc, n_cells = c.st, c.blk, c.L2, c.n_inc, c.n_cells
+    st, blk, L2, n_inc = c.st, c.blk, c.L2, c.n_inc
     XtX = np.ascontiguousarray(X.T @ X)
     ZtZ, ZtX = design_crossproducts(X, Z, clus, J)
     n_free = int(np.triu(st.free).sum()) if ncat else 0
     r2, p2, du = L2.r2, L2.p2, L2.du
-    n_norm, n_unif = jomo_draw_counts((J, p, q, r), (n_cells, n_inc, int(lay.cat_k1.sum()), n_free),
-                                      (p2, r2, L2.n_cells2, c.n_lat2, c.n_free2, L2.n_thr))
-    off = noise_offsets((J, q * r, p, r, du), (n_cells, int(lay.cat_k1.sum()) * n_inc, n_free, st.n_thr),
-                        (p2 * r2, L2.n_cells2, L2.n_thr - st.n_thr, c.n_free2, c.n_lat2 * J))
-    _check_noise(n_norm, n_unif, off.thr1 + off.n_thr1, off.uthr1 + off.n_thr1)
+    off, noise = _noise(c, (J, p, q, r, N), n_free, int(lay.cat_k1.sum()))
     shapes = {"beta": (p, r), "psi": (du, 1 if S.diag_only else du), "sigma": (r, 1 if S.diag_only else r),
               "beta2": (p2, r2), "gam": L2.gam.shape}
-    chains = _chain_arrays(shapes, S.n_burn, S.m_c * S.n_iter)
     rng = np.random.default_rng(S.seed)
-    dfs = np.concatenate([J + du - np.arange(du), N - 1 - np.arange(r)]).astype(float)
-    noise = (dfs, np.empty((1, n_norm)), np.empty((1, max(n_unif, 1))), np.empty((1, du + r)))
     accepted = np.zeros(1, np.int64)
     exact1 = ncat == 1 and N - r - 1 > r - 1
     cat = None
@@ -213,25 +173,55 @@ def _run_chain(tick, *, gd, lay: _Layout, settings: RunSettings, l2=None, lay2=N
     Lx = np.ascontiguousarray(np.linalg.cholesky(XtX))  # (also the check that X'X is positive definite)
     single = SingleLevel(Lx, np.empty((p, r)), np.empty(p)) if S.single else None
 
-    def args(ch):
+    def advance(n, rec0, ch):
         store = Store(ch["beta"], ch["psi"], ch["sigma"], ch["beta2"], ch["gam"], accepted, S.diag_only)
-        return (rng, c.rows, mom, cat, par, prior, lev2, single, store, work)
+        code = jomo_iterate(n, rec0, rng, c.rows, mom, cat, par, prior, lev2, single, store, work)
+        return code, int(work.fail_at[0])
 
-    def segment_done(adapt):
-        def f(k):
-            tick(k)
-            _tune_thresholds(L2.thr_sd, L2.thr_acc, k, adapt and L2.n_thr)
-        return f
+    def after_segment(n, burn_in):
+        _tune_thresholds(L2.thr_sd, L2.thr_acc, n, burn_in and L2.n_thr)
 
-    ct, cr, cpos = c.cells
-    draws = _sample(jomo_iterate, args, chains, S, segment_done, lambda: _imputed_values(
-        blk["Yi"], L2.Y2, ct, cr, cpos, clus, lay, lay2, st.shift, L2.shift2, L2.gam), len(ct))
-    _restore_intercepts(chains, st.shift if S.intercept and lay.n_con else None, L2.shift2 if r2 else None)
-    n_total = S.n_burn + S.m_c * S.n_iter
     # one categorical target at a level (and enough rows / clusters): exact draws there, no MH
     n_mh = (n_free if ncat > 1 or N - r - 1 <= r - 1 else 0) + (c.n_free2 if L2.ncat2 > 1 or J - du - 1 <= du - 1
                                                                 else 0)
-    return chains[0], chains[1], draws, (ct, cr), (accepted[0] / (n_mh * n_total) if n_mh else np.nan)
+    return _chain(c, (S, lay, lay2, clus), shapes, advance, after_segment, (accepted, n_mh))
+
+
+def _noise(c: SimpleNamespace, dims, n_free: int, n_lat: int) -> tuple:
+    """The noise offsets of jomo_iterate and its noise buffers (dfs, normals, uniforms,
+    chi-squares of one iteration); ``dims`` = (J, p, q, r, N)."""
+    J, p, q, r, N = dims
+    st, L2, n_inc, n_cells = c.st, c.L2, c.n_inc, c.n_cells
+    du, p2, r2 = L2.du, L2.p2, L2.r2
+    n_norm, n_unif = jomo_draw_counts((J, p, q, r), (n_cells, n_inc, n_lat, n_free),
+                                      (p2, r2, L2.n_cells2, c.n_lat2, c.n_free2, L2.n_thr))
+    off = noise_offsets((J, q * r, p, r, du), (n_cells, n_lat * n_inc, n_free, st.n_thr),
+                        (p2 * r2, L2.n_cells2, L2.n_thr - st.n_thr, c.n_free2, c.n_lat2 * J))
+    _check_noise(n_norm, n_unif, off.thr1 + off.n_thr1, off.uthr1 + off.n_thr1)
+    dfs = np.concatenate([J + du - np.arange(du), N - 1 - np.arange(r)]).astype(float)
+    return off, (dfs, np.empty((1, n_norm)), np.empty((1, max(n_unif, 1))), np.empty((1, du + r)))
+
+
+def _chain(c: SimpleNamespace, context, shapes, advance, after_segment, acceptance) -> Chain:
+    """The driver's Chain of either sampler: the missing cells and how to read them, and at the end
+    the intercepts back on the data's scale and the Metropolis-Hastings acceptance rate
+    (``acceptance`` = (counter, steps per iteration)) as the chain's extra. ``context`` =
+    (settings, layout, level-2 layout, cluster of every row)."""
+    S, lay, lay2, clus = context
+    st, L2 = c.st, c.L2
+    accepted, n_mh = acceptance
+    ct, cr, cpos = c.cells
+    n_total = S.n_burn + S.m_c * S.n_iter
+
+    def current():
+        return _imputed_values(c.blk["Yi"], L2.Y2, ct, cr, cpos, clus, lay, lay2, st.shift, L2.shift2, L2.gam)
+
+    def finish(burn, imp):
+        _restore_intercepts((burn, imp), st.shift if S.intercept and lay.n_con else None,
+                            L2.shift2 if L2.r2 else None)
+        return accepted[0] / (n_mh * n_total) if n_mh else np.nan
+
+    return Chain(advance, shapes, current, (ct, cr), after_segment=after_segment, finish=finish)
 
 
 def _work_hr(dims, n_inc, counts, off):
@@ -268,9 +258,9 @@ def _cluster_moments(X, Z, Y, clus, J, comp):
     return ClusterMoments(nj, XtXj, ZtZ, ZtX, XtYc, ZtYc, YtYc)
 
 
-def _run_chain_hr(tick, *, gd, lay: _Layout, settings: RunSettings, l2=None, lay2=None):
-    """One chain with cluster-specific level-1 covariance matrices (random_L1 = "mean" / "full")."""
-    S = settings
+def _run_chain_hr(gd, lay: _Layout, S: RunSettings, l2=None, lay2=None) -> Chain:
+    """One chain with cluster-specific level-1 covariance matrices (random_L1 = "mean" / "full"),
+    as the driver's :class:`Chain`."""
     X, Z, clus = gd.X, gd.Z, gd.clus
     p = X.shape[1]
     q = Z.shape[1]
@@ -293,9 +283,7 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, settings: RunSettings, l2=None, lay
                     n_free if ncat else 0, L2.p2 * r2, L2.n_cells2, n_thr2, c.n_free2, c.n_lat2 * J)
     shapes = {"beta": (p, r), "psi": (du, 1 if S.diag_only else du),
               "sigma": ((r if S.mode == 0 else r * J), 1 if S.diag_only else r), "gam": L2.gam.shape,
-              "beta2": (L2.p2, r2)}
-    chains = _chain_arrays(shapes, S.n_burn, S.m_c * S.n_iter)
-    chains[0]["a"], chains[1]["a"] = np.zeros(S.n_burn), np.zeros(S.m_c * S.n_iter)
+              "beta2": (L2.p2, r2), "a": ()}
     rng = np.random.default_rng(S.seed)
     mh_acc = np.zeros(1, np.int64)
     cat = None
@@ -313,27 +301,20 @@ def _run_chain_hr(tick, *, gd, lay: _Layout, settings: RunSettings, l2=None, lay
     n_u2 = c.n_lat2 * J + n_thr2 + c.n_free2 if r2 else 0
     work = _work_hr((J, p, q, r, L2.p2, r2), n_inc, (st.n_thr, n_free, n_z2, n_u2, L2.n2obs.shape[0]), off)
 
-    def args(ch):
+    def advance(n, rec0, ch):
         store = StoreHR(ch["beta"], ch["psi"], ch["sigma"], ch["beta2"], ch["gam"], ch["a"], mh_acc, S.mode)
-        return (rng, c.rows, mom, cat, par, prior, lev2, store, work)
+        code = jomo_hr_iterate(n, rec0, rng, c.rows, mom, cat, par, prior, lev2, store, work)
+        return code, int(work.fail_at[0])
 
-    def segment_done(adapt):
-        def f(k):
-            if adapt:  # burn-in only: tune the proposals of the degrees of freedom and the thresholds
-                rate = par.a_acc[0] / k
-                par.a_sd[0] *= 0.7 if rate < 0.25 else (1.4 if rate > 0.55 else 1.0)
-            _tune_thresholds(L2.thr_sd, L2.thr_acc, k, adapt and L2.n_thr)
-            par.a_acc[0] = 0
-            tick(k)
-        return f
+    def after_segment(n, burn_in):
+        if burn_in:  # burn-in only: tune the proposals of the degrees of freedom and the thresholds
+            rate = par.a_acc[0] / n
+            par.a_sd[0] *= 0.7 if rate < 0.25 else (1.4 if rate > 0.55 else 1.0)
+        _tune_thresholds(L2.thr_sd, L2.thr_acc, n, burn_in and L2.n_thr)
+        par.a_acc[0] = 0
 
-    ct, cr, cpos = c.cells
-    draws = _sample(jomo_hr_iterate, args, chains, S, segment_done, lambda: _imputed_values(
-        blk["Yi"], L2.Y2, ct, cr, cpos, clus, lay, lay2, st.shift, L2.shift2, L2.gam), len(ct))
-    _restore_intercepts(chains, st.shift if S.intercept and lay.n_con else None, L2.shift2 if r2 else None)
-    n_total = S.n_burn + S.m_c * S.n_iter
     n_mh = (n_free * J if ncat > 1 else 0) + c.n_free2  # one level-1 categorical target: exact draws of Sigma_j
-    return chains[0], chains[1], draws, (ct, cr), (mh_acc[0] / (n_mh * n_total) if n_mh else np.nan)
+    return _chain(c, (S, lay, lay2, clus), shapes, advance, after_segment, (mh_acc, n_mh))
 
 
 def _missing_cells(gd, l2, pos_of_row):

@@ -6,7 +6,6 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
-from scipy.stats import norm
 
 from ._jomo_targets import _cluster_level, _Layout
 from ._layout import pattern_layout
@@ -18,6 +17,8 @@ def _level1_start(gd, lay: _Layout, intercept: bool, X: np.ndarray) -> SimpleNam
     missing cells ``miss``, the local level of every row's category (``cat_local``, -1 missing),
     ordinal thresholds ``gam`` (with proposal SDs and acceptance counters), the OLS ``beta`` and
     a residual covariance ``Sigma`` whose latent blocks are fixed (``free`` marks the rest)."""
+    from scipy.stats import norm  # lazy: scipy.stats is slow to import
+
     N = len(X)
     r = lay.r
     nc = lay.n_con
@@ -83,6 +84,8 @@ def _level2_working(Y2codes: np.ndarray, lay2: _Layout, J: int) -> tuple:
     """The working level-2 matrix (J, r2): continuous targets (mean-imputed), then the K - 1 latent
     normals of each nominal level-2 target (one latent cut at thresholds for an ordinal one);
     with its missing cells, the column means, the clusters' local levels and the thresholds."""
+    from scipy.stats import norm  # lazy: scipy.stats is slow to import
+
     nc2 = lay2.n_con
     ncat2 = len(lay2.cat_k1)
     r2 = lay2.r

@@ -6,6 +6,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -251,7 +252,7 @@ def _formula_of_type(formula, type, group):
 
 
 def _default_prior(r: int, d: int, hr: bool = False) -> dict:
-    out = {"Binv": np.eye(r), "Dinv": np.eye(d)} if d else {"Binv": np.eye(r)}
+    out: dict[str, Any] = {"Binv": np.eye(r), "Dinv": np.eye(d)} if d else {"Binv": np.eye(r)}
     if hr:
         out["a"] = float(r)
     return out
@@ -271,7 +272,7 @@ class _Layout:
     cat_k1: np.ndarray      # latent columns (observed levels - 1)
     levels: list            # per categorical target: codes (into its categories) of observed levels
     names: list             # column names
-    cat_ord: np.ndarray = None  # 1 for ordinal targets (one latent, thresholds), else 0
+    cat_ord: np.ndarray     # 1 for ordinal targets (one latent, thresholds), else 0
 
     @property
     def r(self) -> int:

@@ -281,7 +281,7 @@ def stack_chains(outputs: Sequence[Sequence[ChainOutput]], blocks: Sequence[str]
 
 
 def replacement_matrix(outputs: Sequence[Sequence[ChainOutput]], group_rows: Sequence[np.ndarray],
-                       target_columns: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+                       target_columns: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """mitml's replacement matrix and its index from the tasks' imputed values.
 
     Cell (t, i) of group g is data row ``group_rows[g][i]`` and data column ``target_columns[t]``;
@@ -308,7 +308,7 @@ def replacement_matrix(outputs: Sequence[Sequence[ChainOutput]], group_rows: Seq
 
 
 def assemble_result(outputs: Sequence[Sequence[ChainOutput]], *, blocks: Sequence[str],
-                    group_rows: Sequence[np.ndarray], target_columns: Sequence[int],
+                    group_rows: Sequence[np.ndarray], target_columns: Sequence[int] | np.ndarray,
                     pad: Callable[[np.ndarray, str], np.ndarray] | None = None, **fields):
     """The :class:`~pymitml.result.ImputationResult` of a run.
 

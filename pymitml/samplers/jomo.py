@@ -12,19 +12,21 @@ from typing import Any
 
 import numpy as np
 
-from .._random import spawn_seeds
-from ..chains import check_run, run_tasks
-from ..result import ImputationResult
-from ._jomo_chain import RunSettings, _run_chain, _run_chain_hr
+from .._validation import check_run
+from ..result import ImputationResult, RunSettings
+from ._jomo_chain import RunSettings as _ChainSettings
+from ._jomo_chain import _run_chain, _run_chain_hr
 from ._jomo_targets import (  # noqa: F401  (JOMO_LATENT_BOUNDS and the helpers are imported from here)
     JOMO_LATENT_BOUNDS,
     _check_latent_bounds,
     _check_prior,
     _cluster_level,
     _formula_of_type,
+    _Layout,
     _layout,
     _prepare,
 )
+from .driver import Chain, ChainOutput, assemble_result, run_chains
 
 __all__ = ["jomo_impute"]
 
@@ -124,89 +126,104 @@ def jomo_impute(data: Any, formula: str | list | None = None, *, random_L1: str 
     if not isinstance(formula, (str, list, tuple)):
         raise TypeError(f"`formula` must be a string or a list of two strings; got {builtins.type(formula).__name__}.")
     spec, codebook, order, l2 = _prepare(data, formula, group, missing_code)
-    r2 = 0 if l2 is None else len(l2["targets"])
     single = spec.cluster is None
     hr = random_L1 != "none"
-    if hr:
-        if single:
-            raise ValueError(
-                "`random_L1` = 'mean' / 'full' needs a cluster term in `formula` (cluster-specific "
-                "covariance matrices); add '(1|cluster)' or use random_L1='none'."
-            )
-    intercept = bool(spec.x_names) and spec.x_names[0] == "(Intercept)"
+    if hr and single:
+        raise ValueError(
+            "`random_L1` = 'mean' / 'full' needs a cluster term in `formula` (cluster-specific "
+            "covariance matrices); add '(1|cluster)' or use random_L1='none'."
+        )
     q = 0 if single else len(spec.z_names)
-    G = len(spec.groups)
-    seeds = spawn_seeds(seed, G * chains)
-    tasks, layouts, layouts2, priors = [], [], [], []
-    for g, gd in enumerate(spec.groups):
+    layouts, layouts2, priors = _group_layouts(spec, order, l2, prior, (single, q, hr))
+    base: dict[str, Any] = {"n_burn": n_burn, "n_iter": n_iter, "diag_only": keep_chains == "diagonal", "single": single,
+            "intercept": bool(spec.x_names) and spec.x_names[0] == "(Intercept)", "box": box,
+            "mode": int(random_L1 == "full")}
+    run = _run_chain_hr if hr else _run_chain
+
+    def make_chain(g: int, c: int, seed_gc: int) -> Chain:
+        gd = spec.groups[g]
+        settings = _ChainSettings(seed=seed_gc, prior=priors[g], m_c=per_chain[c], chain=c, group=gd.label, **base)
+        return run(gd, layouts[g], settings, l2, layouts2[g])
+
+    labels = [gd.label for gd in spec.groups]
+    out = run_chains(make_chain, labels, n_burn=n_burn, n_iter=n_iter, per_chain=per_chain, seed=seed,
+                     n_threads=n_threads, progress=progress, sampler="jomo_impute")
+    lays2 = [lay2 for lay2 in layouts2 if lay2 is not None]  # all of them with level-2 targets, else none
+    blocks = ("beta", "sigma") if single else (("beta", "beta2", "psi", "sigma") if lays2 else ("beta", "psi", "sigma"))
+    tpos = np.asarray([spec.target_positions[spec.targets.index(x.name)] for x in order]
+                      + ([] if l2 is None else l2["positions"]), np.int64)
+    z_names = [] if single else spec.z_names
+    return assemble_result(
+        out, blocks=blocks, group_rows=[gd.rows for gd in spec.groups], target_columns=tpos,
+        pad=partial(_pad, dims=(q, max(lay.r for lay in layouts), max((x.r for x in lays2), default=0),
+                                max(len(gd.cluster_labels) for gd in spec.groups)),
+                    diagonal=keep_chains == "diagonal", full=random_L1 == "full"),
+        method="jomo", formula=formula, targets=[x.name for x in order] + ([] if l2 is None else l2["targets"]),
+        prior=priors,
+        settings=RunSettings(n_burn=n_burn, n_iter=n_iter, m=m, chains=chains, keep_chains=keep_chains,
+                             group=spec.group, cluster=spec.cluster, random_L1=random_L1,
+                             seed=seed if isinstance(seed, int) else None),
+        codebook=codebook, param_names=_param_names(spec, layouts, lays2, l2, (keep_chains, random_L1)),
+        group_labels=labels,
+        extra={"target_positions": [int(x) for x in tpos], "x_names": spec.x_names, "z_names": z_names,
+               "single_level": single, "sigma_acceptance": np.array([[o.extra for o in outs] for outs in out]),
+               "thresholds": _threshold_chains(out, order, l2, layouts, lays2),
+               "random_L1_df": np.stack([outs[0].imputation["a"] for outs in out], axis=-1) if hr else None},
+    )
+
+
+def _group_layouts(spec, order: list, l2, prior: Mapping | None, model: tuple) -> tuple[list, list, list]:
+    """Per group: the layout of the level-1 working matrix, of the level-2 one (None without
+    level-2 targets) and the checked prior; ``model`` = (single-level, q, random_L1)."""
+    single, q, hr = model
+    layouts: list[_Layout] = []
+    layouts2: list[_Layout | None] = []
+    priors: list[dict] = []
+    for gd in spec.groups:
         where = "" if gd.label is None else f"in group {spec.group}={gd.label!r} "
         lay = _layout(gd.Y, order, where)
         if not single and len(gd.cluster_labels) < 2:
             raise ValueError(f"the cluster id '{spec.cluster}' has a single cluster {where}; "
                              "a two-level model needs at least two clusters.")
         lay2 = None if l2 is None else _layout(_cluster_level(gd, l2)[1], l2["order"], where)
-        pr = _check_prior(prior, lay.r, q * lay.r + (0 if lay2 is None else lay2.r), hr)
+        priors.append(_check_prior(prior, lay.r, q * lay.r + (0 if lay2 is None else lay2.r), hr))
         layouts.append(lay)
         layouts2.append(lay2)
-        priors.append(pr)
-        for c in range(chains):
-            settings = RunSettings(seed=seeds[g * chains + c], prior=pr, n_burn=n_burn, n_iter=n_iter,
-                                   m_c=per_chain[c], diag_only=keep_chains == "diagonal", intercept=intercept,
-                                   single=single, box=box, mode=int(random_L1 == "full"), chain=c, group=gd.label)
-            tasks.append(partial(_run_chain_hr if hr else _run_chain, gd=gd, lay=lay, settings=settings, l2=l2,
-                                 lay2=lay2))
-    total = G * chains * n_burn + G * m * n_iter
-    out = run_tasks(tasks, total, n_threads=n_threads, progress=progress)
-    blocks = ("beta", "sigma") if single else (("beta", "beta2", "psi", "sigma") if r2 else ("beta", "psi", "sigma"))
-    # groups may differ in their number of latent columns: pad with NaN as mitml does
-    rmax = max(lay.r for lay in layouts)
-    r2w = max(lay2.r for lay2 in layouts2) if r2 else 0  # level-2 working columns (with latents)
-    names2 = max(layouts2, key=lambda lay2: lay2.r).names if r2 else []
+    return layouts, layouts2, priors
 
-    jmax = max(len(gd.cluster_labels) for gd in spec.groups)
 
-    def pad(a, b):
-        if b == "beta":
-            shape = (a.shape[0], rmax)
-        elif b == "beta2":
-            shape = (a.shape[0], r2w)
-        elif keep_chains == "diagonal":
-            shape = (q * rmax + r2w if b == "psi" else rmax * (jmax if random_L1 == "full" else 1), 1)
-        elif b == "sigma" and random_L1 == "full":
-            shape = (rmax * jmax, rmax)
-        else:
-            k = q * rmax + r2w if b == "psi" else rmax
-            shape = (k, k)
-        o = np.full(shape + a.shape[2:], np.nan)
-        o[:a.shape[0], :a.shape[1]] = a
-        return o
+def _pad(a: np.ndarray, b: str, *, dims: tuple, diagonal: bool, full: bool) -> np.ndarray:
+    """Groups may differ in their number of latent columns: block ``b``'s draws ``a`` padded with
+    NaN to the widest group's shape, as mitml does. ``dims`` = (q, widest r, widest level-2 r,
+    most clusters)."""
+    q, rmax, r2w, jmax = dims
+    if b == "beta":
+        shape: tuple = (a.shape[0], rmax)
+    elif b == "beta2":
+        shape = (a.shape[0], r2w)
+    elif diagonal:
+        shape = (q * rmax + r2w if b == "psi" else rmax * (jmax if full else 1), 1)
+    elif b == "sigma" and full:
+        shape = (rmax * jmax, rmax)
+    else:
+        k = q * rmax + r2w if b == "psi" else rmax
+        shape = (k, k)
+    o = np.full(shape + a.shape[2:], np.nan)
+    o[:a.shape[0], :a.shape[1]] = a
+    return o
 
-    def stack(phase):
-        return {b: np.stack([np.stack([pad(out[g * chains + c][phase][b], b) for c in range(chains)], axis=-1)
-                             for g in range(G)], axis=-2) for b in blocks}
 
-    ch_burn, ch_imp = stack(0), stack(1)
-    rows_all, cols_all, vals = [], [], []
-    tpos = np.asarray([spec.target_positions[spec.targets.index(x.name)] for x in order]
-                      + ([] if l2 is None else l2["positions"]), np.int64)
-    for g, gd in enumerate(spec.groups):
-        ct, cr = out[g * chains][3]
-        rows_all.append(gd.rows[cr])
-        cols_all.append(tpos[ct])
-        vals.append(np.concatenate([out[g * chains + c][2] for c in range(chains)], axis=1))
-    rows_all = np.concatenate(rows_all)
-    cols_all = np.concatenate(cols_all)
-    vals = np.concatenate(vals, axis=0)
-    rank = {int(pp): k for k, pp in enumerate(tpos)}
-    order_ = np.lexsort((rows_all, np.array([rank[int(c)] for c in cols_all], dtype=np.int64)))
-    index = np.column_stack([rows_all[order_], cols_all[order_]]).astype(np.int64)
-    replacement = np.ascontiguousarray(vals[order_])
+def _param_names(spec, layouts: list[_Layout], lays2: list[_Layout], l2, keep: tuple) -> dict:
+    """Row and column names of every block; ``keep`` = (keep_chains, random_L1)."""
+    keep_chains, random_L1 = keep
     names = max(layouts, key=lambda lay: lay.r).names
-    z_names = [] if single else spec.z_names
-    qn = [f"{t}:{z}" for t in names for z in z_names] + names2
+    names2 = max(lays2, key=lambda lay2: lay2.r).names if lays2 else []
+    single = spec.cluster is None
+    qn = [f"{t}:{z}" for t in names for z in ([] if single else spec.z_names)] + names2
     if random_L1 == "full":
         # cluster labels (one group) or cluster positions within each group (several groups)
-        labels = spec.groups[0].cluster_labels if G == 1 else range(1, jmax + 1)
+        jmax = max(len(gd.cluster_labels) for gd in spec.groups)
+        labels = spec.groups[0].cluster_labels if len(spec.groups) == 1 else range(1, jmax + 1)
         srows = [f"{t}[{lab}]" for lab in labels for t in names]
     else:
         srows = names
@@ -214,43 +231,28 @@ def jomo_impute(data: Any, formula: str | list | None = None, *, random_L1: str 
                    "sigma": (srows, names if keep_chains == "full" else ["var"])}
     if not single:
         param_names["psi"] = (qn, qn if keep_chains == "full" else ["var"])
-    if r2:
+    if lays2:
         param_names["beta2"] = (l2["x_names"], names2)
-    settings = {"n_burn": n_burn, "n_iter": n_iter, "m": m, "chains": chains, "keep_chains": keep_chains,
-                    "group": spec.group, "cluster": spec.cluster, "random_L1": random_L1,
-                    "seed": seed if isinstance(seed, int) else None}
-    acc = np.array([[out[g * chains + c][4] for c in range(chains)] for g in range(G)])
-    # thresholds of ordinal targets (the first is fixed at 0): name -> (K - 1, iterations, groups)
-    thresholds = {}
-    for v, x in enumerate(order[layouts[0].n_con:]):
-        if x.ordered:
-            K = max(len(lay.levels[v]) for lay in layouts)
-            arr = np.full((K - 1, m * n_iter, G), np.nan)
-            for g in range(G):
-                kg = len(layouts[g].levels[v])
-                arr[:kg - 1, :, g] = np.concatenate(
-                    [out[g * chains + c][1]["gam"][v, 1:kg] for c in range(chains)], axis=-1)
-            thresholds[x.name] = arr
-    if r2:  # level-2 ordinal targets: rows after the level-1 categorical ones
+    return param_names
+
+
+def _threshold_chains(out: list[list[ChainOutput]], order: list, l2, layouts: list[_Layout],
+                      lays2: list[_Layout]) -> dict:
+    """Threshold chains of the ordinal targets (the first threshold is fixed at 0): name ->
+    (K - 1, iterations, groups); level-2 ones from the rows after the level-1 categorical ones."""
+    levels = [(v, x, [lay.levels[v] for lay in layouts]) for v, x in enumerate(order[layouts[0].n_con:])]
+    if lays2:
         n1 = len(layouts[0].cat_k1)
-        for v, x in enumerate(l2["order"][layouts2[0].n_con:]):
-            if x.ordered:
-                K = max(len(lay2.levels[v]) for lay2 in layouts2)
-                arr = np.full((K - 1, m * n_iter, G), np.nan)
-                for g in range(G):
-                    kg = len(layouts2[g].levels[v])
-                    arr[:kg - 1, :, g] = np.concatenate(
-                        [out[g * chains + c][1]["gam"][n1 + v, 1:kg] for c in range(chains)], axis=-1)
-                thresholds[x.name] = arr
-    return ImputationResult(
-        method="jomo", formula=formula, targets=[x.name for x in order] + ([] if l2 is None else l2["targets"]),
-        prior=priors, settings=settings,
-        par_burnin={b: v[..., 0] for b, v in ch_burn.items()},
-        par_imputation={b: v[..., 0] for b, v in ch_imp.items()},
-        par_chains_burnin=ch_burn, par_chains_imputation=ch_imp,
-        replacement=replacement, index=index, codebook=codebook, param_names=param_names,
-        group_labels=[gd.label for gd in spec.groups],
-        extra={"target_positions": [int(x) for x in tpos], "x_names": spec.x_names, "z_names": z_names,
-               "single_level": single, "sigma_acceptance": acc, "thresholds": thresholds,
-               "random_L1_df": (np.stack([out[g * chains][1]["a"] for g in range(G)], axis=-1) if hr else None)},
-    )
+        levels += [(n1 + v, x, [lay2.levels[v] for lay2 in lays2])
+                   for v, x in enumerate(l2["order"][lays2[0].n_con:])]
+    thresholds = {}
+    for row, x, lv in levels:
+        if not x.ordered:
+            continue
+        K = max(len(lvg) for lvg in lv)
+        arr = np.full((K - 1, sum(o.imputation["gam"].shape[-1] for o in out[0]), len(out)), np.nan)
+        for g, outs in enumerate(out):
+            kg = len(lv[g])
+            arr[:kg - 1, :, g] = np.concatenate([o.imputation["gam"][row, 1:kg] for o in outs], axis=-1)
+        thresholds[x.name] = arr
+    return thresholds
