@@ -65,6 +65,15 @@ def _level1_start(gd, lay: _Layout, intercept: bool, X: np.ndarray) -> SimpleNam
         blk[rows_obs, loc[rows_obs]] = 0.5
         Y[:, c0:c0 + k1] = blk
         miss[:, c0:c0 + k1] = ~ok[:, None]
+    beta, Sigma, free = _beta_sigma_start(X, Y, lay)
+    return SimpleNamespace(Y=Y, miss=miss, shift=shift, cat_local=cat_local, cat_K=cat_K, gam=gam, thr_sd=thr_sd,
+                           thr_acc=thr_acc, n_thr=n_thr, beta=beta, Sigma=Sigma, free=free)
+
+
+def _beta_sigma_start(X: np.ndarray, Y: np.ndarray, lay: _Layout) -> tuple:
+    """The OLS ``beta`` of the starting working matrix and a residual covariance ``Sigma`` whose
+    latent blocks are fixed (1 on the diagonal, 0.5 off it; ``free`` marks the other elements)."""
+    r, nc = lay.r, lay.n_con
     beta = np.linalg.solve(X.T @ X, X.T @ Y)
     res = Y - X @ beta
     Sigma = np.eye(r)
@@ -72,12 +81,11 @@ def _level1_start(gd, lay: _Layout, intercept: bool, X: np.ndarray) -> SimpleNam
     if nc:
         Sc = np.atleast_2d(np.cov(res[:, :nc], rowvar=False))
         Sigma[:nc, :nc] = Sc if np.linalg.eigvalsh(Sc).min() > 1e-8 else np.diag(np.maximum(np.diag(Sc), 1e-3))
-    for v in range(ncat):
+    for v in range(len(lay.cat_k1)):
         c0, k1 = lay.cat_start[v], lay.cat_k1[v]
         Sigma[c0:c0 + k1, c0:c0 + k1] = 0.5 + 0.5 * np.eye(k1)
         free[c0:c0 + k1, c0:c0 + k1] = False  # (an ordinal latent: its variance, fixed to 1)
-    return SimpleNamespace(Y=Y, miss=miss, shift=shift, cat_local=cat_local, cat_K=cat_K, gam=gam, thr_sd=thr_sd,
-                           thr_acc=thr_acc, n_thr=n_thr, beta=beta, Sigma=Sigma, free=free)
+    return beta, Sigma, free
 
 
 def _level2_working(Y2codes: np.ndarray, lay2: _Layout, J: int) -> tuple:
