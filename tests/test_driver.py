@@ -112,11 +112,6 @@ def test_ctrl_c_in_a_real_sampler_raises_sampling_interrupted(monkeypatch):
     assert issubclass(SamplingInterrupted, KeyboardInterrupt)
 
 
-def test_run_tasks_interface_still_works():
-    out = driver.run_tasks([lambda tick, k=k: (tick(3), k)[1] for k in range(3)], 9, n_threads=2)
-    assert out == [0, 1, 2]
-
-
 def test_sigint_during_threaded_sampling_stops_promptly(tmp_path):
     """A real Ctrl-C (SIGINT to the process) while two worker threads sample."""
     import os

@@ -57,7 +57,7 @@ from .._validation import check_threads
 from ..exceptions import SamplingInterrupted, raise_for_status
 
 __all__ = ["SEGMENT", "Chain", "ChainOutput", "assemble_result", "replacement_matrix", "run_chains",
-           "run_tasks", "stack_chains"]
+           "stack_chains"]
 
 #: iterations per kernel call; the progress bar advances and the stop flag is read between calls
 SEGMENT = 250
@@ -166,29 +166,6 @@ def _interrupted(prog: _Progress) -> SamplingInterrupted:
         f"sampling interrupted by the user after {prog.done} of {prog.total} iterations "
         "(over all chains); nothing was returned."
     )
-
-
-def run_tasks(tasks: Sequence[Callable[[Callable[[int], None]], object]], total: int,
-              n_threads: int | None = None, progress: bool | None = None,
-              desc: str = "imputing") -> list:
-    """Run ``tasks`` (each called with a ``tick(n_iterations)`` callback) and return their results
-    in task order (the older interface, kept for samplers not yet on :func:`run_chains`).
-    ``total`` is the number of iterations over all tasks, for the progress bar."""
-    n_threads = check_threads(n_threads, len(tasks), os.cpu_count() or 1)
-    prog, stop = _Progress(total, progress, desc), threading.Event()
-
-    def tick(n: int) -> None:
-        if stop.is_set():
-            raise _Stop
-        prog.tick(n)
-
-    try:
-        return _execute([partial(t, tick) for t in tasks], n_threads, stop)
-    except (KeyboardInterrupt, _Stop):
-        stop.set()
-        raise _interrupted(prog) from None
-    finally:
-        prog.close()
 
 
 def run_chains(make_chain: Callable[[int, int, int], Chain], group_labels: Sequence, *,
