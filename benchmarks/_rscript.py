@@ -1,4 +1,5 @@
 """Running an R script for the benchmarks: write it to a temporary file, run Rscript, return stdout."""
+
 from __future__ import annotations
 
 import os
@@ -12,7 +13,8 @@ def run_rscript(code: str, *args: str) -> str:
         fh.write(code)
         script = fh.name
     try:
-        return subprocess.run(["Rscript", script, *map(str, args)], capture_output=True, text=True,
-                              check=True).stdout
+        return subprocess.run(
+            ["Rscript", script, *map(str, args)], capture_output=True, text=True, check=True
+        ).stdout
     finally:
         os.unlink(script)

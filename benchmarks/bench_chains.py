@@ -5,6 +5,7 @@
 Prints the wall time of chains=1 and chains=2 with n_threads=1 and 2, and checks that the draws
 do not depend on the number of threads (identical replacement matrices).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,10 @@ def main(argv=None):
     for c, th, sec, _ in rows:
         print(f"{c:>6} {th:>7} {sec:>8.3f}")
     same = np.array_equal(rows[1][3].replacement, rows[2][3].replacement)
-    print(f"2 chains: 2 threads / 1 thread time = {rows[2][2] / rows[1][2]:.2f}; "
-          f"identical draws: {same}")
+    print(
+        f"2 chains: 2 threads / 1 thread time = {rows[2][2] / rows[1][2]:.2f}; "
+        f"identical draws: {same}"
+    )
 
 
 if __name__ == "__main__":

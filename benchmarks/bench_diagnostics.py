@@ -10,6 +10,7 @@ Best of ``--repeat``. The largest difference between the two sets of statistics 
 
 Usage: python benchmarks/bench_diagnostics.py [--quick] [--repeat 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from pymitml.diagnostics import summarize
 
-SIZES = [(30, 1_000), (150, 5_000), (450, 10_000)]      # (rows of sigma, iterations)
+SIZES = [(30, 1_000), (150, 5_000), (450, 10_000)]  # (rows of sigma, iterations)
 
 R_CODE = r"""
 suppressPackageStartupMessages(library(mitml))
@@ -62,7 +63,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     a = ap.parse_args()
     sizes = SIZES[:1] if a.quick else SIZES
-    print(f"{'params':>7} {'iters':>6} {'pymitml s':>10} {'mitml s':>9} {'ratio':>7} {'max rel diff':>13}")
+    print(
+        f"{'params':>7} {'iters':>6} {'pymitml s':>10} {'mitml s':>9} {'ratio':>7} {'max rel diff':>13}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         rfile = os.path.join(tmp, "bench.R")
         with open(rfile, "w") as fh:
@@ -72,21 +75,27 @@ def main() -> None:
             binf = os.path.join(tmp, "x.bin")
             sig.ravel(order="F").astype("<f8").tofile(binf)
             par = {"beta": np.zeros((1, 3, iters, 1)), "sigma": sig}
-            summarize(par, 10, goodness_of_appr=True, autocorrelation=True)       # warm-up
+            summarize(par, 10, goodness_of_appr=True, autocorrelation=True)  # warm-up
             best = np.inf
             for _ in range(a.repeat):
                 t0 = time.perf_counter()
                 s = summarize(par, 10, goodness_of_appr=True, autocorrelation=True)
                 best = min(best, time.perf_counter() - t0)
-            r = subprocess.run(["Rscript", rfile, binf, str(rows), str(iters), str(a.repeat)],
-                               capture_output=True, text=True, check=True)
+            r = subprocess.run(
+                ["Rscript", rfile, binf, str(rows), str(iters), str(a.repeat)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             res = json.loads(r.stdout)
             want = np.array(res["conv"], dtype=float)
             mine = s.table[s.table.block == "sigma"][["Rhat", "SDprop", "lag-1", "lag-k", "lag-2k"]]
             diff = np.max(np.abs(mine.to_numpy() - want) / np.maximum(np.abs(want), 1e-12))
             n_par = len(mine)
-            print(f"{n_par:>7} {iters:>6} {best:>10.3f} {res['time']:>9.3f} "
-                  f"{res['time'] / best:>6.1f}x {diff:>13.1e}")
+            print(
+                f"{n_par:>7} {iters:>6} {best:>10.3f} {res['time']:>9.3f} "
+                f"{res['time'] / best:>6.1f}x {diff:>13.1e}"
+            )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ elements of sigma exactly; jomo uses u | beta, beta | u and Metropolis-Hastings 
     python benchmarks/bench_jomo.py            # 4k, 40k (R and pymitml) and 140k (pymitml), mixing
     python benchmarks/bench_jomo.py --quick    # 4k rows only, shorter mixing run
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,16 @@ DESIGNS = [(200, 20), (2000, 20), (20000, 7)]
 MODELS = {  # name: (pymitml formula, R formula, random_L1)
     "continuous": ("y + x ~ 1 + z + w + (1|id)", "y + x ~ 1 + z + w + (1|id)", "none"),
     "binary": ("y + xb ~ 1 + z + w + (1|id)", "y + xb ~ 1 + z + w + (1|id)", "none"),
-    "level-2": (["y + x ~ 1 + z + (1|id)", "v ~ 1 + w"], "list(y + x ~ 1 + z + (1|id), v ~ 1 + w)", "none"),
-    "cat-L2": (["y + x ~ 1 + z + (1|id)", "vb ~ 1 + w"], "list(y + x ~ 1 + z + (1|id), vb ~ 1 + w)", "none"),
+    "level-2": (
+        ["y + x ~ 1 + z + (1|id)", "v ~ 1 + w"],
+        "list(y + x ~ 1 + z + (1|id), v ~ 1 + w)",
+        "none",
+    ),
+    "cat-L2": (
+        ["y + x ~ 1 + z + (1|id)", "vb ~ 1 + w"],
+        "list(y + x ~ 1 + z + (1|id), vb ~ 1 + w)",
+        "none",
+    ),
     "random-L1": ("y + x ~ 1 + z + w + (1|id)", "y + x ~ 1 + z + w + (1|id)", "mean"),
     "binary-L1": ("y + xb ~ 1 + z + w + (1|id)", "y + xb ~ 1 + z + w + (1|id)", "mean"),
 }
@@ -60,19 +69,25 @@ cat(t1, t2, "\n")
 
 def make_data(J, n):
     df = pm.datasets.random_intercept(J, n, seed=1)
-    df["xb"] = pd.Categorical(np.where(df["x"].isna(), None, np.where(df["x"] > 0, "high", "low")),
-                              categories=["low", "high"])
+    df["xb"] = pd.Categorical(
+        np.where(df["x"].isna(), None, np.where(df["x"] > 0, "high", "low")),
+        categories=["low", "high"],
+    )
     rng = np.random.default_rng(2)
     v = 0.5 * rng.normal(size=J) + 0.3
     v[rng.random(J) < 0.15] = np.nan
     df["v"] = v[df["id"].to_numpy() - 1] + 0.4 * df["w"]
-    df["vb"] = pd.Categorical(np.where(df["v"].isna(), None, np.where(df["v"] > 0.3, "high", "low")),
-                              categories=["low", "high"])
+    df["vb"] = pd.Categorical(
+        np.where(df["v"].isna(), None, np.where(df["v"] > 0.3, "high", "low")),
+        categories=["low", "high"],
+    )
     return df
 
 
 def time_py(df, formula, n1, n2, reps=2, random_L1="none"):
-    jomo_impute(df, formula, random_L1=random_L1, m=1, n_burn=5, n_iter=1, seed=1)  # compile / load cache
+    jomo_impute(
+        df, formula, random_L1=random_L1, m=1, n_burn=5, n_iter=1, seed=1
+    )  # compile / load cache
     best1 = best2 = float("inf")
     for _ in range(reps):
         t = time.perf_counter()
@@ -92,8 +107,12 @@ def time_r(df, formula, n1, n2, random_L1="none"):
         df.to_csv(csv, index=False)
         with open(script, "w") as fh:
             fh.write(R_CODE)
-        out = subprocess.run(["Rscript", script, csv, str(n1), str(n2), formula, random_L1], capture_output=True,
-                             text=True, check=True).stdout.split()
+        out = subprocess.run(
+            ["Rscript", script, csv, str(n1), str(n2), formula, random_L1],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
     t1, t2 = float(out[0]), float(out[1])
     per = (t2 - t1) / (n2 - n1)
     return per, t1 - n1 * per
@@ -123,18 +142,26 @@ def mixing(iters=20000):
     imp = jomo_impute(df, f, m=1, n_burn=500, n_iter=iters, seed=1, n_threads=1)
     t_py = time.perf_counter() - t
     pi = imp.par_imputation
-    ours = np.column_stack([pi[b][..., 0].reshape(-1, iters, order="F").T for b in ("beta", "psi", "sigma")])
+    ours = np.column_stack(
+        [pi[b][..., 0].reshape(-1, iters, order="F").T for b in ("beta", "psi", "sigma")]
+    )
     with tempfile.TemporaryDirectory() as tmp:
         csv, out = os.path.join(tmp, "d.csv"), os.path.join(tmp, "o.csv")
         df.to_csv(csv, index=False)
         t_r = float(run_rscript(R_MIX, csv, iters, out).split()[0])
         theirs = pd.read_csv(out).to_numpy()
-    names = ([f"beta[{k},{t}]" for t in range(2) for k in range(3)]
-             + [f"psi[{a},{b}]" for b in range(2) for a in range(2)]
-             + [f"sigma[{a},{b}]" for b in range(2) for a in range(2)])
-    print(f"\nMixing, binary model on {len(df)} rows, {iters} iterations each "
-          f"(tau = integrated autocorrelation time; seconds: pymitml {t_py:.1f}, R {t_r:.1f}):")
-    print(f"{'parameter':>11} {'tau py':>7} {'tau R':>7} {'ESS/s py':>10} {'ESS/s R':>9} {'ratio':>7}")
+    names = (
+        [f"beta[{k},{t}]" for t in range(2) for k in range(3)]
+        + [f"psi[{a},{b}]" for b in range(2) for a in range(2)]
+        + [f"sigma[{a},{b}]" for b in range(2) for a in range(2)]
+    )
+    print(
+        f"\nMixing, binary model on {len(df)} rows, {iters} iterations each "
+        f"(tau = integrated autocorrelation time; seconds: pymitml {t_py:.1f}, R {t_r:.1f}):"
+    )
+    print(
+        f"{'parameter':>11} {'tau py':>7} {'tau R':>7} {'ESS/s py':>10} {'ESS/s R':>9} {'ratio':>7}"
+    )
     for k, name in enumerate(names):
         if name in ("psi[1,0]", "sigma[1,0]", "sigma[1,1]"):  # symmetric or fixed (latent variance)
             continue
@@ -149,8 +176,10 @@ def main(argv=None):
     ap.add_argument("--models", nargs="*", choices=list(MODELS), help="only these models")
     args = ap.parse_args(argv)
     designs = DESIGNS[:1] if args.quick else DESIGNS
-    print(f"{'model':>10} {'rows':>7} {'clusters':>8} {'pymitml ms/it':>13} {'R jomo ms/it':>12} "
-          f"{'ratio R/py':>10} {'py set-up s':>11} {'R set-up s':>10} {'py defaults s':>13}")
+    print(
+        f"{'model':>10} {'rows':>7} {'clusters':>8} {'pymitml ms/it':>13} {'R jomo ms/it':>12} "
+        f"{'ratio R/py':>10} {'py set-up s':>11} {'R set-up s':>10} {'py defaults s':>13}"
+    )
     for J, n in designs:
         df = make_data(J, n)
         for name, (f_py, f_r, hr) in MODELS.items():
@@ -167,8 +196,11 @@ def main(argv=None):
             else:
                 rs, ratio, rsu = f"{'-':>12}", f"{'-':>10}", f"{'-':>10}"
             defaults = py_setup + 6000 * py
-            print(f"{name:>10} {len(df):>7} {J:>8} {py * 1e3:>13.3f} {rs} {ratio} {py_setup:>11.3f} "
-                  f"{rsu} {defaults:>13.1f}", flush=True)
+            print(
+                f"{name:>10} {len(df):>7} {J:>8} {py * 1e3:>13.3f} {rs} {ratio} {py_setup:>11.3f} "
+                f"{rsu} {defaults:>13.1f}",
+                flush=True,
+            )
     if not args.models:
         mixing(iters=5000 if args.quick else 20000)
 

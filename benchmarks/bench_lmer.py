@@ -12,6 +12,7 @@ the first call is reported separately). lme4 is timed in one Rscript process wit
 
 Usage: python benchmarks/bench_lmer.py [--quick] [--repeat 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -90,8 +91,10 @@ def main(argv=None) -> None:
     first = time.perf_counter() - t0
     print(f"pymitml first call (numba compile or cache load + imports): {first:.2f} s")
     print()
-    head = (f"{'rows':>8} {'clusters':>8} {'model':>5} {'pymitml s':>10} {'lme4 s':>8} "
-            f"{'ratio':>6} {'evals':>5} {'logLik diff':>12}  notes")
+    head = (
+        f"{'rows':>8} {'clusters':>8} {'model':>5} {'pymitml s':>10} {'lme4 s':>8} "
+        f"{'ratio':>6} {'evals':>5} {'logLik diff':>12}  notes"
+    )
     print(head)
     print("-" * len(head))
     for n, J in sizes:
@@ -111,9 +114,11 @@ def main(argv=None) -> None:
                 notes.append("pymitml singular")
             if r["note"]:
                 notes.append("lme4: " + r["note"].splitlines()[0][:60])
-            print(f"{n:>8} {J:>8} {key:>5} {t_py:>10.3f} {r['time']:>8.3f} "
-                  f"{r['time'] / t_py:>6.1f} {fit.n_evaluations:>5} "
-                  f"{fit.loglik - r['loglik']:>12.2e}  {'; '.join(notes)}")
+            print(
+                f"{n:>8} {J:>8} {key:>5} {t_py:>10.3f} {r['time']:>8.3f} "
+                f"{r['time'] / t_py:>6.1f} {fit.n_evaluations:>5} "
+                f"{fit.loglik - r['loglik']:>12.2e}  {'; '.join(notes)}"
+            )
     print()
     print("ratio = lme4 time / pymitml time (> 1: pymitml faster); logLik diff = pymitml - lme4")
 

@@ -9,6 +9,7 @@ samples per second of every fixed effect and random-effect variance.
     python benchmarks/bench_pan.py            # 4k, 40k and 140k rows
     python benchmarks/bench_pan.py --quick    # 4k rows only
 """
+
 from __future__ import annotations
 
 import argparse
@@ -87,17 +88,26 @@ def mixing(J=200, n=20, iters=40000):
     t = time.perf_counter()
     imp = pm.pan_impute(df, FORMULA, m=1, n_burn=500, n_iter=iters, seed=1, n_threads=1)
     t_py = time.perf_counter() - t
-    ours = np.column_stack([imp.par_imputation["beta"][..., 0].reshape(-1, iters, order="F").T,
-                            imp.par_imputation["psi"][..., 0].reshape(-1, iters, order="F").T])
+    ours = np.column_stack(
+        [
+            imp.par_imputation["beta"][..., 0].reshape(-1, iters, order="F").T,
+            imp.par_imputation["psi"][..., 0].reshape(-1, iters, order="F").T,
+        ]
+    )
     with tempfile.TemporaryDirectory() as tmp:
         csv, out = (os.path.join(tmp, f) for f in ("d.csv", "o.csv"))
         df.to_csv(csv, index=False)
         t_r = float(run_rscript(R_MIX, csv, iters, out).split()[0])
         theirs = pd.read_csv(out).to_numpy()
-    names = [f"beta[{k},{t}]" for t in range(2) for k in range(3)] + \
-            [f"psi[{a},{b}]" for b in range(2) for a in range(2)]
-    print(f"\nMixing on {len(df)} rows, {iters} iterations each (tau = integrated autocorrelation time):")
-    print(f"{'parameter':>10} {'tau py':>7} {'tau R':>7} {'ESS/s py':>10} {'ESS/s R':>9} {'ratio':>7}")
+    names = [f"beta[{k},{t}]" for t in range(2) for k in range(3)] + [
+        f"psi[{a},{b}]" for b in range(2) for a in range(2)
+    ]
+    print(
+        f"\nMixing on {len(df)} rows, {iters} iterations each (tau = integrated autocorrelation time):"
+    )
+    print(
+        f"{'parameter':>10} {'tau py':>7} {'tau R':>7} {'ESS/s py':>10} {'ESS/s R':>9} {'ratio':>7}"
+    )
     for k, name in enumerate(names):
         if name in ("psi[1,0]",):
             continue
@@ -111,15 +121,20 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="4k rows only")
     args = ap.parse_args(argv)
     designs = DESIGNS[:1] if args.quick else DESIGNS
-    print(f"{'rows':>8} {'clusters':>8} {'pymitml ms/it':>14} {'R pan ms/it':>12} {'ratio R/py':>10} "
-          f"{'py set-up s':>11} {'R set-up s':>10}")
+    print(
+        f"{'rows':>8} {'clusters':>8} {'pymitml ms/it':>14} {'R pan ms/it':>12} {'ratio R/py':>10} "
+        f"{'py set-up s':>11} {'R set-up s':>10}"
+    )
     for J, n in designs:
         df = pm.datasets.random_intercept(J, n, seed=1)
         n1, n2 = (200, 2200) if J <= 2000 else (100, 600)
         py, py_setup = time_py(df, n1, n2)
         r, r_setup = time_r(df, n1, n2)
-        print(f"{len(df):>8} {J:>8} {py * 1e3:>14.3f} {r * 1e3:>12.3f} {r / py:>10.2f} "
-              f"{py_setup:>11.3f} {r_setup:>10.3f}", flush=True)
+        print(
+            f"{len(df):>8} {J:>8} {py * 1e3:>14.3f} {r * 1e3:>12.3f} {r / py:>10.2f} "
+            f"{py_setup:>11.3f} {r_setup:>10.3f}",
+            flush=True,
+        )
     mixing(iters=10000 if args.quick else 40000)
 
 

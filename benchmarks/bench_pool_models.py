@@ -11,6 +11,7 @@ table also shows their agreement. Best of ``--repeat``.
 
 Usage: python benchmarks/bench_pool_models.py [--quick] [--repeat 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,7 @@ from _rscript import run_rscript
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-SIZES = [(100, 10, 5), (400, 20, 20), (1000, 20, 20)]      # clusters, rows per cluster, m
+SIZES = [(100, 10, 5), (400, 20, 20), (1000, 20, 20)]  # clusters, rows per cluster, m
 
 R_CODE = r"""
 suppressPackageStartupMessages({library(lme4); library(mitml)})
@@ -62,8 +63,9 @@ def simulate(J: int, nj: int, m: int, seed: int = 1) -> list[pd.DataFrame]:
     x, z = rng.normal(size=n), rng.normal(size=n)
     u0, u1 = rng.normal(0, 0.7, J)[g - 1], rng.normal(0, 0.4, J)[g - 1]
     y = 1 + 0.4 * x + 0.2 * z + u0 + u1 * x + rng.normal(size=n)
-    return [pd.DataFrame({"g": g, "y": y, "x": x + rng.normal(0, 0.3, n), "z": z})
-            for _ in range(m)]
+    return [
+        pd.DataFrame({"g": g, "y": y, "x": x + rng.normal(0, 0.3, n), "z": z}) for _ in range(m)
+    ]
 
 
 def time_pymitml(data: list[pd.DataFrame], reps: int) -> dict:
@@ -108,9 +110,11 @@ def main(argv=None) -> None:
     ap.add_argument("--repeat", type=int, default=3, help="best of this many runs (default 3)")
     args = ap.parse_args(argv)
     sizes = SIZES[:1] if args.quick else SIZES
-    time_pymitml(simulate(20, 5, 2, seed=9), 1)                 # warm up numba kernels
-    head = (f"{'clusters':>8} {'n_j':>4} {'m':>3} {'test':>6} {'pymitml s':>10} {'mitml s':>8} "
-            f"{'ratio':>7} {'rel. diff':>10}")
+    time_pymitml(simulate(20, 5, 2, seed=9), 1)  # warm up numba kernels
+    head = (
+        f"{'clusters':>8} {'n_j':>4} {'m':>3} {'test':>6} {'pymitml s':>10} {'mitml s':>8} "
+        f"{'ratio':>7} {'rel. diff':>10}"
+    )
     print(head)
     print("-" * len(head))
     for J, nj, m in sizes:
@@ -127,12 +131,16 @@ def main(argv=None) -> None:
         for key, p in pres.items():
             r = rres[key]
             rel = abs(p["value"] - r["value"]) / abs(r["value"])
-            print(f"{J:>8} {nj:>4} {m:>3} {key:>6} {p['time']:>10.4f} {r['time']:>8.3f} "
-                  f"{r['time'] / max(p['time'], 1e-9):>7.1f} {rel:>10.1e}")
+            print(
+                f"{J:>8} {nj:>4} {m:>3} {key:>6} {p['time']:>10.4f} {r['time']:>8.3f} "
+                f"{r['time'] / max(p['time'], 1e-9):>7.1f} {rel:>10.1e}"
+            )
     print()
-    print("ratio = mitml time / pymitml time (> 1: pymitml faster); rel. diff of the F value "
-          "(SB for R2)\nbetween the two (lme4's default optimiser tolerance limits D3 and R2 "
-          "agreement to ~1e-5).")
+    print(
+        "ratio = mitml time / pymitml time (> 1: pymitml faster); rel. diff of the F value "
+        "(SB for R2)\nbetween the two (lme4's default optimiser tolerance limits D3 and R2 "
+        "agreement to ~1e-5)."
+    )
 
 
 if __name__ == "__main__":

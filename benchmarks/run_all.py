@@ -1,4 +1,5 @@
 """Run every benchmark in this folder (pass --quick for small sizes only)."""
+
 from __future__ import annotations
 
 import pathlib

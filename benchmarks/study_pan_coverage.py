@@ -8,6 +8,7 @@ completed data set and pools with Rubin's rules. The table gives, per fixed effe
 estimate, bias, the coverage of the 95% interval and the mean FMI. The truth is beta = (1.0, 0.5,
 0.3). Slow test: tests/test_pan.py::test_coverage_study (marked ``slow``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,19 +25,32 @@ def run(reps: int = 200, seed: int = 1) -> pd.DataFrame:
     rows = []
     for k in range(reps):
         df = pm.datasets.random_intercept(50, 10, seed=seed + k)
-        imp = pm.pan_impute(df, "y + x ~ 1 + z + w + (1|id)", m=10, n_burn=500, n_iter=50,
-                            seed=seed + k, progress=False)
+        imp = pm.pan_impute(
+            df,
+            "y + x ~ 1 + z + w + (1|id)",
+            m=10,
+            n_burn=500,
+            n_iter=50,
+            seed=seed + k,
+            progress=False,
+        )
         fits = imp.complete().with_(lambda d: pm.lmer("y ~ 1 + z + w + (1|id)", d, REML=True))
         est = pm.pool_estimates(fits)
         ci = est.confint(0.95)
         for name in TRUTH.index:
             lo, hi = ci.loc[name].iloc[0], ci.loc[name].iloc[1]
-            rows.append({"parameter": name, "estimate": est.table.loc[name, "Estimate"],
-                         "covered": lo <= TRUTH[name] <= hi, "FMI": est.table.loc[name, "FMI"]})
+            rows.append(
+                {
+                    "parameter": name,
+                    "estimate": est.table.loc[name, "Estimate"],
+                    "covered": lo <= TRUTH[name] <= hi,
+                    "FMI": est.table.loc[name, "FMI"],
+                }
+            )
     res = pd.DataFrame(rows)
-    out = res.groupby("parameter", sort=False).agg(mean=("estimate", "mean"),
-                                                   coverage=("covered", "mean"),
-                                                   FMI=("FMI", "mean"))
+    out = res.groupby("parameter", sort=False).agg(
+        mean=("estimate", "mean"), coverage=("covered", "mean"), FMI=("FMI", "mean")
+    )
     out.insert(1, "bias", out["mean"] - TRUTH[out.index].to_numpy())
     out.insert(0, "truth", TRUTH[out.index].to_numpy())
     out.attrs["reps"] = reps

@@ -3,10 +3,12 @@
 The mitml + pan + jomo + lme4 workflow of R, natively::
 
     import pymitml as pm
+
     imp = pm.pan_impute(df, "ReadDis + SES ~ 1 + CognAbility + (1|ID)", m=20, seed=1)
     fits = imp.complete().with_(lambda d: pm.lmer("ReadDis ~ SES + (1|ID)", d))
     pm.pool_estimates(fits)
 """
+
 from __future__ import annotations
 
 import importlib

@@ -4,6 +4,7 @@ In: a pandas or polars DataFrame -> validated float64/int arrays plus a :class:`
 Out: replacement values for the missing cells -> DataFrames in the user's library, with the
 original row order, index, column order, dtypes and categories.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -47,11 +48,14 @@ def check_columns(df: pd.DataFrame, names: Sequence[str], what: str) -> None:
         raise ValueError(f"{what} {missing} not found in the data; available columns: {shown}.")
     dup = [c for c in set(df.columns) if list(df.columns).count(c) > 1]
     if dup:
-        raise ValueError(f"the data have duplicated column names {sorted(map(str, dup))}; rename them first.")
+        raise ValueError(
+            f"the data have duplicated column names {sorted(map(str, dup))}; rename them first."
+        )
 
 
-def replace_missing_code(df: pd.DataFrame, code: float | Sequence[float] | None,
-                         columns: Sequence[str]) -> pd.DataFrame:
+def replace_missing_code(
+    df: pd.DataFrame, code: float | Sequence[float] | None, columns: Sequence[str]
+) -> pd.DataFrame:
     """Copy of ``df`` where ``code`` (e.g. -99, as in Blimp/HLM files) in ``columns`` is NaN."""
     if code is None:
         return df
@@ -62,7 +66,9 @@ def replace_missing_code(df: pd.DataFrame, code: float | Sequence[float] | None,
         if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
             mask = s.isin(codes)
             if mask.any():
-                if pd.api.types.is_integer_dtype(s) and not isinstance(s.dtype, pd.api.extensions.ExtensionDtype):
+                if pd.api.types.is_integer_dtype(s) and not isinstance(
+                    s.dtype, pd.api.extensions.ExtensionDtype
+                ):
                     s = s.astype(np.float64)
                 out[c] = s.mask(mask)
     return out
@@ -71,8 +77,12 @@ def replace_missing_code(df: pd.DataFrame, code: float | Sequence[float] | None,
 def numeric_values(df: pd.DataFrame, col: str, role: str) -> np.ndarray:
     """float64 copy of a numeric column (missing -> NaN); non-numeric is an error naming ``role``."""
     s = df[col]
-    if isinstance(s.dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(s) \
-            or pd.api.types.is_string_dtype(s) or pd.api.types.is_bool_dtype(s):
+    if (
+        isinstance(s.dtype, pd.CategoricalDtype)
+        or pd.api.types.is_object_dtype(s)
+        or pd.api.types.is_string_dtype(s)
+        or pd.api.types.is_bool_dtype(s)
+    ):
         raise ValueError(
             f"{role} '{col}' is not numeric (dtype {s.dtype}); pan_impute imputes continuous "
             "variables only: convert it with astype(float), or use jomo_impute for categorical targets."
@@ -132,7 +142,9 @@ class Codebook:
     targets: list[ColumnCodec] = field(default_factory=list)
 
     @classmethod
-    def from_data(cls, data: Any, missing_code=None, columns: Sequence[str] | None = None) -> tuple[Codebook, pd.DataFrame]:
+    def from_data(
+        cls, data: Any, missing_code=None, columns: Sequence[str] | None = None
+    ) -> tuple[Codebook, pd.DataFrame]:
         """Codebook and pandas working copy (missing codes replaced) of ``data``."""
         lib = library_of(data)
         pdf = as_pandas(data)
@@ -144,7 +156,8 @@ class Codebook:
             codes = [missing_code] if np.isscalar(missing_code) else list(missing_code)
             exprs = [
                 pl.when(pl.col(c).is_in(codes)).then(None).otherwise(pl.col(c)).alias(c)
-                for c in cols if data.schema[c].is_numeric()
+                for c in cols
+                if data.schema[c].is_numeric()
             ]
             native = data.with_columns(exprs) if exprs else data
         else:

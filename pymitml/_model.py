@@ -4,6 +4,7 @@ Shared by every sampler: the frame boundary (:mod:`pymitml._frame`) turns the da
 pandas working copy, :mod:`pymitml.formula` parses the formula, and this module checks the
 model against the data and builds the design matrices.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -27,7 +28,9 @@ def formula_from_type(type: Mapping[str, int]) -> tuple[str, str | None]:
     0 unused. As in mitml, the intercept is in both the fixed and the random part.
     """
     if not isinstance(type, Mapping):
-        raise TypeError("`type` must be a mapping {column: code} with mitml's codes 1, 2, 3, -1, -2, 0.")
+        raise TypeError(
+            "`type` must be a mapping {column: code} with mitml's codes 1, 2, 3, -1, -2, 0."
+        )
     bad = {k: v for k, v in type.items() if v not in (1, 2, 3, -1, -2, 0)}
     if bad:
         raise ValueError(f"`type` codes must be among 1, 2, 3, -1, -2, 0; got {bad}.")
@@ -53,11 +56,11 @@ class GroupData:
     """Arrays of one imputation group (rows of the data in their original positions)."""
 
     label: Any
-    rows: np.ndarray          # positions in the data (int64)
-    X: np.ndarray             # (n, p) fixed design
-    Z: np.ndarray             # (n, q) random design
-    Y: np.ndarray             # (n, r) targets, NaN where missing
-    clus: np.ndarray          # (n,) cluster codes 0..J-1
+    rows: np.ndarray  # positions in the data (int64)
+    X: np.ndarray  # (n, p) fixed design
+    Z: np.ndarray  # (n, q) random design
+    Y: np.ndarray  # (n, r) targets, NaN where missing
+    clus: np.ndarray  # (n,) cluster codes 0..J-1
     cluster_labels: np.ndarray
 
 
@@ -96,9 +99,16 @@ def _check_rank(X: np.ndarray, names: list[str], where: str) -> None:
         )
 
 
-def prepare_model(data: Any, formula: str | None, type: Mapping[str, int] | None,
-                  group: str | None, missing_code=None, *, require_cluster: bool = True,
-                  method: str = "pan_impute") -> tuple[ModelSpec, Codebook]:
+def prepare_model(
+    data: Any,
+    formula: str | None,
+    type: Mapping[str, int] | None,
+    group: str | None,
+    missing_code=None,
+    *,
+    require_cluster: bool = True,
+    method: str = "pan_impute",
+) -> tuple[ModelSpec, Codebook]:
     """Validate ``data`` against the model and build per-group arrays for continuous targets."""
     if (formula is None) == (type is None):
         raise ValueError(f"{method} needs exactly one of `formula` or `type`.")
@@ -125,10 +135,14 @@ def prepare_model(data: Any, formula: str | None, type: Mapping[str, int] | None
     if group is not None:
         check_columns(pdf, [group], "`group` column")
         if pdf[group].isna().any():
-            raise ValueError(f"`group` column '{group}' has missing values; every row needs a group.")
+            raise ValueError(
+                f"`group` column '{group}' has missing values; every row needs a group."
+            )
     both = set(f.targets) & set(fixed_vars + rand_vars)
     if both:
-        raise ValueError(f"column(s) {sorted(both)} are both targets and predictors; use each once.")
+        raise ValueError(
+            f"column(s) {sorted(both)} are both targets and predictors; use each once."
+        )
     if f.cluster in f.targets:
         raise ValueError(f"the cluster id '{f.cluster}' cannot be a target.")
     for v in dict.fromkeys(fixed_vars + rand_vars):
@@ -174,7 +188,14 @@ def prepare_model(data: Any, formula: str | None, type: Mapping[str, int] | None
             clus, labels = np.zeros(len(rows), dtype=np.int64), np.array([None])
         groups.append(GroupData(label, rows, X, np.ascontiguousarray(Z_all[rows]), Y, clus, labels))
     codebook.targets = [ColumnCodec(t) for t in f.targets]
-    spec = ModelSpec(formula=formula, targets=list(f.targets), x_names=x_names, z_names=z_names,
-                     cluster=f.cluster, group=group, groups=groups,
-                     target_positions=[list(pdf.columns).index(t) for t in f.targets])
+    spec = ModelSpec(
+        formula=formula,
+        targets=list(f.targets),
+        x_names=x_names,
+        z_names=z_names,
+        cluster=f.cluster,
+        group=group,
+        groups=groups,
+        target_positions=[list(pdf.columns).index(t) for t in f.targets],
+    )
     return spec, codebook

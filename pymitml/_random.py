@@ -1,4 +1,5 @@
 """Normalising ``seed`` arguments once, and giving every chain its own stream."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -3,6 +3,7 @@
 Each check returns the normalised value or raises ValueError/TypeError naming the argument, the
 value received and the fix, e.g. "`n_burn` must be an integer >= 0; got -5.".
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -85,8 +86,10 @@ def check_df_com(df_com: Any) -> float | None:
     """The complete-data degrees of freedom: None, or a positive finite number as a float."""
     if df_com is None:
         return None
-    scalar = bool(np.isscalar(df_com))   # (a plain bool: no type narrowing of df_com)
+    scalar = bool(np.isscalar(df_com))  # (a plain bool: no type narrowing of df_com)
     if isinstance(df_com, bool) or not scalar or not np.isfinite(df_com) or df_com <= 0:
-        raise ValueError(f"`df_com` must be a positive number (complete-data degrees of freedom) "
-                         f"or None; got {df_com!r}.")
+        raise ValueError(
+            f"`df_com` must be a positive number (complete-data degrees of freedom) "
+            f"or None; got {df_com!r}."
+        )
     return float(df_com)

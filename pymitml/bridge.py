@@ -12,6 +12,7 @@ how to install them.
 - :func:`compare_tables`, :func:`side_by_side`: how far two pooled tables are apart.
 - :func:`r_run`: evaluate R code with Python objects bound to R names.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,7 +36,7 @@ _INSTALL = (
     "r-cran-mice r-cran-jomo r-cran-pan`."
 )
 
-_R_NA_INT = np.iinfo(np.int32).min      # R's NA_integer_ (and NA for logicals)
+_R_NA_INT = np.iinfo(np.int32).min  # R's NA_integer_ (and NA for logicals)
 
 
 def _robjects():
@@ -131,8 +132,11 @@ def _column_to_r(name: str, s: pd.Series):
     if pd.api.types.is_bool_dtype(dtype):
         na = s.isna().to_numpy()
         vals = s.to_numpy(dtype=object)
-        return BoolSexpVector([None if m else bool(v) for v, m in zip(vals, na)]) if na.any() \
+        return (
+            BoolSexpVector([None if m else bool(v) for v, m in zip(vals, na)])
+            if na.any()
             else BoolSexpVector(s.to_numpy(dtype=bool).tolist())
+        )
     if pd.api.types.is_integer_dtype(dtype):
         na = s.isna().to_numpy()
         vals = s.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -210,7 +214,9 @@ def to_r(obj: Any):
 
     Examples
     --------
-    >>> r_df = to_r(pd.DataFrame({"x": [1.0, None], "g": pd.Categorical(["b", "a"])}))  # doctest: +SKIP
+    >>> r_df = to_r(
+    ...     pd.DataFrame({"x": [1.0, None], "g": pd.Categorical(["b", "a"])})
+    ... )  # doctest: +SKIP
     """
     _robjects()
     if isinstance(obj, MitmlList) or (
@@ -275,8 +281,11 @@ def _column_from_r(v) -> Any:
         return np.where(na, np.nan, arr) if na.any() else arr.copy()
     if rtype == "LGLSXP":
         arr = np.asarray(v, dtype=np.int32)
-        return pd.array([None if m else bool(x) for x, m in zip(arr, na)], dtype="boolean") \
-            if na.any() else arr.astype(bool)
+        return (
+            pd.array([None if m else bool(x) for x, m in zip(arr, na)], dtype="boolean")
+            if na.any()
+            else arr.astype(bool)
+        )
     if rtype == "STRSXP":
         return np.array([None if m else str(x) for x, m in zip(v, na)], dtype=object)
     raise TypeError(f"an R column of class {cls} cannot be converted; convert it in R first.")
@@ -291,8 +300,7 @@ def _frame_from_r(x) -> pd.DataFrame:
     df = pd.DataFrame(data, columns=names)
     if n is not None:
         rn = parts[2]
-        vals = np.asarray(rn, dtype=np.int64) if _rtype(rn) == "INTSXP" \
-            else [str(s) for s in rn]
+        vals = np.asarray(rn, dtype=np.int64) if _rtype(rn) == "INTSXP" else [str(s) for s in rn]
         if not (isinstance(vals, np.ndarray) and np.array_equal(vals, np.arange(1, len(vals) + 1))):
             df.index = pd.Index(vals)
     return df
@@ -307,9 +315,7 @@ def _to_library(df: pd.DataFrame, library: str):
 
 
 def _list_of_frames(x) -> bool:
-    return _rtype(x) == "VECSXP" and len(x) > 0 and all(
-        "data.frame" in _rclass(e) for e in x
-    )
+    return _rtype(x) == "VECSXP" and len(x) > 0 and all("data.frame" in _rclass(e) for e in x)
 
 
 def from_r(obj: Any, library: str = "pandas") -> Any:
@@ -395,7 +401,11 @@ def _value_to_r(v: Any):
     from rpy2.robjects import default_converter, numpy2ri
     from rpy2.robjects.conversion import localconverter
 
-    if isinstance(v, (list, tuple)) and all(isinstance(e, (int, float, str, bool)) for e in v) and v:
+    if (
+        isinstance(v, (list, tuple))
+        and all(isinstance(e, (int, float, str, bool)) for e in v)
+        and v
+    ):
         v = np.asarray(v)
     with localconverter(default_converter + numpy2ri.converter) as cv:
         return cv.py2rpy(v)
@@ -413,7 +423,7 @@ def r_run(code: str, convert: bool = True, **objects: Any) -> Any:
 
     Examples
     --------
-    >>> r_run("coef(lm(y ~ x, data = d))", d=df)                  # doctest: +SKIP
+    >>> r_run("coef(lm(y ~ x, data = d))", d=df)  # doctest: +SKIP
     """
     ro = _robjects()
     env = ro.r("new.env(parent = globalenv())")
@@ -434,8 +444,14 @@ def _r_matrix(mat, columns=None) -> pd.DataFrame:
     return pd.DataFrame(vals, index=rows, columns=cols)
 
 
-def r_pool_estimates(mitml_list: Any, formula: str, REML: bool = True, extra_pars: bool = False,
-                     df_com: float | list[float] | None = None, fitter: str = "auto"):
+def r_pool_estimates(
+    mitml_list: Any,
+    formula: str,
+    REML: bool = True,
+    extra_pars: bool = False,
+    df_com: float | list[float] | None = None,
+    fitter: str = "auto",
+):
     """Fit the model in R on every data set and pool with ``mitml::testEstimates``.
 
     Parameters
@@ -454,7 +470,9 @@ def r_pool_estimates(mitml_list: Any, formula: str, REML: bool = True, extra_par
     """
     ro = _robjects()
     if not isinstance(formula, str) or "~" not in formula:
-        raise ValueError(f"`formula` must be an R formula string such as 'y ~ x + (1|g)'; got {formula!r}.")
+        raise ValueError(
+            f"`formula` must be an R formula string such as 'y ~ x + (1|g)'; got {formula!r}."
+        )
     if fitter == "auto":
         fitter = "lmer" if "|" in formula else "lm"
     if fitter not in ("lm", "lmer"):
@@ -474,9 +492,14 @@ def r_pool_estimates(mitml_list: Any, formula: str, REML: bool = True, extra_par
     if df_com is not None:
         d = np.atleast_1d(np.asarray(df_com, dtype=float))
         df_store = float(d[0]) if d.size == 1 else d
-    args = [f"{fitter}({formula})"] + (["extra.pars = TRUE"] if extra_pars else []) + \
-        ([f"df.com = {df_com}"] if df_com is not None else [])
-    return PooledEstimates(table, extra, m, df_store, total, "testEstimates(" + ", ".join(args) + ")")
+    args = (
+        [f"{fitter}({formula})"]
+        + (["extra.pars = TRUE"] if extra_pars else [])
+        + ([f"df.com = {df_com}"] if df_com is not None else [])
+    )
+    return PooledEstimates(
+        table, extra, m, df_store, total, "testEstimates(" + ", ".join(args) + ")"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -487,7 +510,9 @@ def _as_table(x: Any) -> pd.DataFrame:
         return x.table
     if isinstance(x, pd.DataFrame):
         return x
-    raise TypeError(f"expected a DataFrame or a pooled result with `.table`; got {type(x).__name__}.")
+    raise TypeError(
+        f"expected a DataFrame or a pooled result with `.table`; got {type(x).__name__}."
+    )
 
 
 def _align(a: pd.DataFrame, b: pd.DataFrame, by: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -543,8 +568,9 @@ def compare_tables(a: Any, b: Any, by: str = "auto") -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index", columns=["max_abs_diff", "max_rel_diff"])
 
 
-def side_by_side(a: Any, b: Any, labels: tuple[str, str] = ("pymitml", "R"), by: str = "auto"
-                 ) -> pd.DataFrame:
+def side_by_side(
+    a: Any, b: Any, labels: tuple[str, str] = ("pymitml", "R"), by: str = "auto"
+) -> pd.DataFrame:
     """The two tables interleaved column by column (MultiIndex columns: column, label)."""
     ta, tb = _align(_as_table(a), _as_table(b), by)
     cols = [c for c in ta.columns if c in tb.columns]

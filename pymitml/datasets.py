@@ -3,6 +3,7 @@
 Every generator returns a pandas DataFrame (``polars=True`` for polars) and is reproducible from
 ``seed``; the true parameter values are in ``df.attrs["truth"]`` (pandas only).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,13 @@ def _out(df: pd.DataFrame, polars: bool):
     return df
 
 
-def random_intercept(n_clusters: int = 200, cluster_size: int = 20, seed: int = 1,
-                     missing: bool = True, polars: bool = False):
+def random_intercept(
+    n_clusters: int = 200,
+    cluster_size: int = 20,
+    seed: int = 1,
+    missing: bool = True,
+    polars: bool = False,
+):
     """Two-level data ``y, x ~ z + w + (1|id)`` with MAR missingness in ``y`` and ``x``.
 
     The benchmark design of REFERENCE.md §6: ``id`` cluster, level-2 predictor ``w``, auxiliary
@@ -43,8 +49,11 @@ def random_intercept(n_clusters: int = 200, cluster_size: int = 20, seed: int = 
         px = 1 / (1 + np.exp(-(-1.5 + 0.8 * w)))
         df.loc[rng.random(N) < py, "y"] = np.nan
         df.loc[rng.random(N) < px, "x"] = np.nan
-    df.attrs["truth"] = {"beta": [[1.0, -0.5], [0.5, 0.4], [0.3, 0.2]],
-                         "psi": [[0.49, 0.15], [0.15, 0.49]], "sigma": [[1.0, 0.3], [0.3, 1.0]]}
+    df.attrs["truth"] = {
+        "beta": [[1.0, -0.5], [0.5, 0.4], [0.3, 0.2]],
+        "psi": [[0.49, 0.15], [0.15, 0.49]],
+        "sigma": [[1.0, 0.3], [0.3, 1.0]],
+    }
     return _out(df, polars)
 
 
@@ -64,14 +73,25 @@ def schools(n_schools: int = 50, seed: int = 1, polars: bool = False):
     u0 = rng.normal(0, 2.0, n_schools)[sch]
     u1 = rng.normal(0, 0.8, n_schools)[sch]
     ses = rng.normal(0, 1, N) + 0.3 * size
-    math = 12 + 2.5 * ses + 1.2 * (sector == "private") + 0.5 * size + u0 + u1 * ses + rng.normal(0, 3, N)
-    df = pd.DataFrame({
-        "school": pd.Series([f"S{k:03d}" for k in sch]),
-        "student": np.arange(1, N + 1),
-        "ses": ses, "math": math,
-        "sector": pd.Categorical(sector, categories=["public", "private"]),
-        "size": size,
-    })
+    math = (
+        12
+        + 2.5 * ses
+        + 1.2 * (sector == "private")
+        + 0.5 * size
+        + u0
+        + u1 * ses
+        + rng.normal(0, 3, N)
+    )
+    df = pd.DataFrame(
+        {
+            "school": pd.Series([f"S{k:03d}" for k in sch]),
+            "student": np.arange(1, N + 1),
+            "ses": ses,
+            "math": math,
+            "sector": pd.Categorical(sector, categories=["public", "private"]),
+            "size": size,
+        }
+    )
     pm_ = 1 / (1 + np.exp(-(-1.6 + 0.5 * df["ses"].to_numpy())))
     ps = 1 / (1 + np.exp(-(-1.9 + 0.6 * size)))
     df.loc[rng.random(N) < ps, "ses"] = np.nan
@@ -89,8 +109,16 @@ def diary(n_persons: int = 100, days: int = 14, seed: int = 1, polars: bool = Fa
     u = rng.multivariate_normal([0, 0], [[0.6, 0.2], [0.2, 0.5]], size=n_persons)[pid - 1]
     stress = 0.4 * neur + u[:, 1] + rng.normal(0, 0.8, N)
     mood = 5 - 0.5 * stress - 0.3 * neur + u[:, 0] + rng.normal(0, 1, N)
-    df = pd.DataFrame({"person": pid, "day": day, "weekend": (day % 7 >= 5).astype(float),
-                       "neuroticism": neur, "stress": stress, "mood": mood})
+    df = pd.DataFrame(
+        {
+            "person": pid,
+            "day": day,
+            "weekend": (day % 7 >= 5).astype(float),
+            "neuroticism": neur,
+            "stress": stress,
+            "mood": mood,
+        }
+    )
     for col, p in (("stress", 0.12), ("mood", 0.18)):
         df.loc[rng.random(N) < p, col] = np.nan
     return _out(df, polars)

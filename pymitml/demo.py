@@ -4,6 +4,7 @@ Students in 60 schools with missing maths scores and SES: impute with the two-le
 (pan), fit a mixed model to each completed data set with the native lmer, pool with Rubin's rules
 (mitml's testEstimates), and print everything an R user of mitml would look at.
 """
+
 from __future__ import annotations
 
 import time
@@ -18,8 +19,16 @@ def main() -> None:
     print(pm.missing_pattern(df, cluster="school"))
 
     t = time.perf_counter()
-    imp = pm.pan_impute(df, "math + ses ~ 1 + sector + size + (1|school)",
-                        m=20, n_burn=2000, n_iter=100, chains=2, seed=1, progress=False)
+    imp = pm.pan_impute(
+        df,
+        "math + ses ~ 1 + sector + size + (1|school)",
+        m=20,
+        n_burn=2000,
+        n_iter=100,
+        chains=2,
+        seed=1,
+        progress=False,
+    )
     print(f"\nImputation: {imp!r} ({time.perf_counter() - t:.1f} s)\n")
     print(imp.summary())
 

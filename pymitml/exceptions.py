@@ -5,6 +5,7 @@ Kernels cannot raise informative Python errors, so every sampler step returns a 
 :class:`NumericalFailureError` in one place, :func:`raise_for_status`, which names the step, the
 iteration, the chain and what to do.
 """
+
 from __future__ import annotations
 
 from enum import IntEnum
@@ -37,8 +38,15 @@ class NumericalFailureError(PymitmlError, FloatingPointError):
     group : the imputation group's label (``None`` without ``group=``).
     """
 
-    def __init__(self, message: str, *, status: Status, iteration: int | None = None,
-                 chain: int | None = None, group: object = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: Status,
+        iteration: int | None = None,
+        chain: int | None = None,
+        group: object = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.iteration = iteration
@@ -97,8 +105,14 @@ _STEP_TEXT = {
 }
 
 
-def raise_for_status(code: int, *, sampler: str, iteration: int | None = None,
-                     chain: int | None = None, group: object = None) -> None:
+def raise_for_status(
+    code: int,
+    *,
+    sampler: str,
+    iteration: int | None = None,
+    chain: int | None = None,
+    group: object = None,
+) -> None:
     """Raise :class:`NumericalFailureError` for a kernel's non-zero status; return otherwise."""
     if code == 0:
         return
@@ -117,5 +131,8 @@ def raise_for_status(code: int, *, sampler: str, iteration: int | None = None,
         f"{status.step} failed: a matrix lost positive definiteness ({', '.join(where)}). "
         "Rescale the variables (e.g. to unit variance), check for constant or collinear "
         "predictors, or use a more informative `prior`.",
-        status=status, iteration=iteration, chain=chain, group=group,
+        status=status,
+        iteration=iteration,
+        chain=chain,
+        group=group,
     )

@@ -13,6 +13,7 @@ Wilkinson-formula library); this module only splits the mitml/lme4 syntax, trans
 ``^`` inside ``I()`` to Python's ``**`` and names the columns the way R does (``(Intercept)``,
 ``sexmale``, ``I(x^2)``, ``x:z``), so tables line up with mitml's and lme4's.
 """
+
 from __future__ import annotations
 
 import re
@@ -81,7 +82,9 @@ def parse_formula(text: str, *, allow_no_lhs: bool = False) -> ModelFormula:
     (('y1', 'y2'), '1 + x', '1 + x', 'g')
     """
     if not isinstance(text, str):
-        raise TypeError(f"`formula` must be a string such as 'y ~ 1 + x + (1|g)'; got {type(text).__name__}.")
+        raise TypeError(
+            f"`formula` must be a string such as 'y ~ 1 + x + (1|g)'; got {type(text).__name__}."
+        )
     if text.count("~") != 1:
         raise ValueError(f"`formula` must contain exactly one '~'; got {text!r}.")
     lhs, rhs = (s.strip() for s in text.split("~"))
@@ -106,17 +109,26 @@ def parse_formula(text: str, *, allow_no_lhs: bool = False) -> ModelFormula:
         random = m.group(1).strip() or "1"
         cluster = m.group(2).strip().strip("`")
         if not re.fullmatch(r"[A-Za-z_.][\w.]*", cluster):
-            raise ValueError(f"cluster in '({m.group(1)}|{m.group(2)})' must be one column name; got {cluster!r}.")
+            raise ValueError(
+                f"cluster in '({m.group(1)}|{m.group(2)})' must be one column name; got {cluster!r}."
+            )
         if "||" in m.group(0):
             raise ValueError("uncorrelated random effects '||' are not supported; use '|'.")
-        rhs = (rhs[: m.start()] + rhs[m.end():]).strip()
+        rhs = (rhs[: m.start()] + rhs[m.end() :]).strip()
         rhs = re.sub(r"^\s*\+|\+\s*$", "", re.sub(r"\+\s*\+", "+", rhs)).strip()
     if not rhs:
         rhs = "1"
     if "|" in rhs:
-        raise ValueError(f"could not read the random-effects term in {text!r}; write it as '(1 + x | cluster)'.")
-    return ModelFormula(text=text, targets=targets, fixed=_r_to_python(rhs),
-                        random=None if random is None else _r_to_python(random), cluster=cluster)
+        raise ValueError(
+            f"could not read the random-effects term in {text!r}; write it as '(1 + x | cluster)'."
+        )
+    return ModelFormula(
+        text=text,
+        targets=targets,
+        fixed=_r_to_python(rhs),
+        random=None if random is None else _r_to_python(random),
+        cluster=cluster,
+    )
 
 
 _NAME = re.compile(r"[A-Za-z_.][\w.]*")
@@ -128,7 +140,7 @@ def term_variables(rhs: str) -> list[str]:
     out = []
     for m in _NAME.finditer(rhs):
         name = m.group(0)
-        after = rhs[m.end():].lstrip()
+        after = rhs[m.end() :].lstrip()
         if after.startswith("(") or name in _FUNCS or re.fullmatch(r"\d.*", name):
             continue
         if name.startswith("np.") or name in ("T",):
@@ -166,8 +178,10 @@ def design_matrix(rhs: str, data: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     if bools:  # R treats logicals as factors with levels FALSE, TRUE (column name "bTRUE")
         data = data.copy()
         for v in bools:
-            data[v] = pd.Categorical(np.where(data[v].to_numpy(dtype=bool), "TRUE", "FALSE"),
-                                     categories=["FALSE", "TRUE"])
+            data[v] = pd.Categorical(
+                np.where(data[v].to_numpy(dtype=bool), "TRUE", "FALSE"),
+                categories=["FALSE", "TRUE"],
+            )
     try:
         mm = formulaic.model_matrix(rhs, data, na_action="ignore", output="pandas")
     except Exception as exc:  # formulaic's messages are long; keep the essence
@@ -180,5 +194,7 @@ def design_matrix(rhs: str, data: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     names = [_r_name(c) for c in mm.columns]
     x = np.ascontiguousarray(mm.to_numpy(dtype=np.float64))
     if x.shape[0] != len(data):
-        raise ValueError(f"design matrix for '{rhs}' has {x.shape[0]} rows but the data have {len(data)}.")
+        raise ValueError(
+            f"design matrix for '{rhs}' has {x.shape[0]} rows but the data have {len(data)}."
+        )
     return x, names

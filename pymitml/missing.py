@@ -1,6 +1,7 @@
 """The missing-data overview before imputing (mice's ``md.pattern``, WinMICE's per-level rates)
 and a complete-case analysis to put beside the pooled one (as Stat-JR reports both).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -52,25 +53,35 @@ class MissingPattern:
         body = p[vars_ + ["n_missing"]].copy()
         body.index = p["count"].astype(str).to_numpy()
         miss = self.rates.set_index("variable").loc[vars_, "n_missing"].to_numpy()
-        total = pd.DataFrame([list(miss) + [int(miss.sum())]], columns=vars_ + ["n_missing"], index=[""])
+        total = pd.DataFrame(
+            [list(miss) + [int(miss.sum())]], columns=vars_ + ["n_missing"], index=[""]
+        )
         return pd.concat([body, total]).rename(columns={"n_missing": ""})
 
     def __str__(self) -> str:
         lines = ["", "Missing-data patterns (1 = observed, 0 = missing):", ""]
         lines.append(self.table().to_string())
-        lines += ["", f"{self.n_rows} rows, {self.n_complete} complete "
-                      f"({100 * self.n_complete / max(self.n_rows, 1):.1f}%), "
-                      f"{len(self.patterns)} patterns"
-                      + (f", {self.n_clusters} clusters ('{self.cluster}')" if self.cluster else "") + "."]
+        lines += [
+            "",
+            f"{self.n_rows} rows, {self.n_complete} complete "
+            f"({100 * self.n_complete / max(self.n_rows, 1):.1f}%), "
+            f"{len(self.patterns)} patterns"
+            + (f", {self.n_clusters} clusters ('{self.cluster}')" if self.cluster else "")
+            + ".",
+        ]
         lines += ["", "Missing data per variable:"]
         r = self.rates.copy()
         for lev in sorted(r["level"].unique()):
             sub = r[r["level"] == lev]
             lines.append("")
             lines.append(f"Level {lev}:" if self.cluster else "Variables:")
-            show = pd.DataFrame({"missing": sub["n_missing"].to_numpy(),
-                                 "MD%": [f"{v:.1f}" for v in sub["pct_missing"]]},
-                                index=sub["variable"].to_numpy())
+            show = pd.DataFrame(
+                {
+                    "missing": sub["n_missing"].to_numpy(),
+                    "MD%": [f"{v:.1f}" for v in sub["pct_missing"]],
+                },
+                index=sub["variable"].to_numpy(),
+            )
             if self.cluster is not None:
                 show["clusters missing"] = sub["clusters_missing"].to_numpy()
                 show["cluster MD%"] = [f"{v:.1f}" for v in sub["pct_clusters_missing"]]
@@ -91,8 +102,12 @@ def _levels(df: pd.DataFrame, cluster: str, cols: Sequence[str]) -> dict:
     return {c: 2 if (nun[c] <= 1 and cnt[c] >= 2) else 1 for c in cols}
 
 
-def missing_pattern(data: Any, cluster: str | None = None, columns: Sequence[str] | None = None,
-                    level2: Sequence[str] | None = None) -> MissingPattern:
+def missing_pattern(
+    data: Any,
+    cluster: str | None = None,
+    columns: Sequence[str] | None = None,
+    level2: Sequence[str] | None = None,
+) -> MissingPattern:
     """The missing-data pattern table and per-variable missing rates split by level.
 
     Parameters
@@ -126,14 +141,18 @@ def missing_pattern(data: Any, cluster: str | None = None, columns: Sequence[str
             raise TypeError(f"`cluster` must be a column name (str); got {type(cluster).__name__}.")
         check_columns(df, [cluster], "`cluster` column")
         if df[cluster].isna().any():
-            raise ValueError(f"the cluster column '{cluster}' has {int(df[cluster].isna().sum())} missing "
-                             "values; drop or fill those rows first.")
+            raise ValueError(
+                f"the cluster column '{cluster}' has {int(df[cluster].isna().sum())} missing "
+                "values; drop or fill those rows first."
+            )
     if columns is None:
         columns = [c for c in df.columns if c != cluster]
     else:
         if isinstance(columns, str):
-            raise TypeError("`columns` must be a list of column names; got a single string. "
-                            f"Use columns=[{columns!r}].")
+            raise TypeError(
+                "`columns` must be a list of column names; got a single string. "
+                f"Use columns=[{columns!r}]."
+            )
         columns = list(columns)
         check_columns(df, columns, "`columns`")
     if not columns:
@@ -142,14 +161,20 @@ def missing_pattern(data: Any, cluster: str | None = None, columns: Sequence[str
     nmis = R.sum(0)
     order = np.argsort(nmis, kind="stable")
     Rs = R[:, order]
-    pats, counts = np.unique(Rs, axis=0, return_counts=True)     # lexicographic, False < True
+    pats, counts = np.unique(Rs, axis=0, return_counts=True)  # lexicographic, False < True
     cols_sorted = [columns[k] for k in order]
     patterns = pd.DataFrame((~pats).astype(np.int64), columns=cols_sorted)
     patterns["count"] = counts.astype(np.int64)
     patterns["n_missing"] = pats.sum(1).astype(np.int64)
     n = len(df)
-    rates = pd.DataFrame({"variable": columns, "level": 1, "n_missing": nmis.astype(np.int64),
-                          "pct_missing": 100.0 * nmis / max(n, 1)})
+    rates = pd.DataFrame(
+        {
+            "variable": columns,
+            "level": 1,
+            "n_missing": nmis.astype(np.int64),
+            "pct_missing": 100.0 * nmis / max(n, 1),
+        }
+    )
     n_clusters = None
     if cluster is not None:
         lev = _levels(df, cluster, columns)
@@ -164,8 +189,14 @@ def missing_pattern(data: Any, cluster: str | None = None, columns: Sequence[str
         cm = (obs == 0).sum(0)
         rates["clusters_missing"] = cm.astype(np.int64)
         rates["pct_clusters_missing"] = 100.0 * cm / max(n_clusters, 1)
-    return MissingPattern(patterns=patterns, rates=rates, n_rows=n, n_complete=int((~R.any(1)).sum()),
-                          n_clusters=n_clusters, cluster=cluster)
+    return MissingPattern(
+        patterns=patterns,
+        rates=rates,
+        n_rows=n,
+        n_complete=int((~R.any(1)).sum()),
+        n_clusters=n_clusters,
+        cluster=cluster,
+    )
 
 
 @dataclass(frozen=True)
@@ -178,12 +209,15 @@ class CompleteCaseResult:
     columns: list
 
     def __repr__(self) -> str:
-        return (f"<CompleteCaseResult: {self.n_used} complete rows used, {self.n_dropped} dropped "
-                f"(incomplete in {self.columns}); .result = {type(self.result).__name__}>")
+        return (
+            f"<CompleteCaseResult: {self.n_used} complete rows used, {self.n_dropped} dropped "
+            f"(incomplete in {self.columns}); .result = {type(self.result).__name__}>"
+        )
 
 
-def complete_case_analysis(data: Any, func: Callable[[Any], Any],
-                           columns: Sequence[str] | None = None) -> CompleteCaseResult:
+def complete_case_analysis(
+    data: Any, func: Callable[[Any], Any], columns: Sequence[str] | None = None
+) -> CompleteCaseResult:
     """Run ``func`` on the rows without missing values in ``columns`` (listwise deletion), to
     report beside the pooled analysis.
 
@@ -201,13 +235,17 @@ def complete_case_analysis(data: Any, func: Callable[[Any], Any],
     """
     lib = library_of(data)
     if not callable(func):
-        raise TypeError(f"`func` must be callable (a function of a DataFrame); got {type(func).__name__}.")
+        raise TypeError(
+            f"`func` must be callable (a function of a DataFrame); got {type(func).__name__}."
+        )
     df = as_pandas(data)
     if columns is None:
         columns = list(df.columns)
     else:
         if isinstance(columns, str):
-            raise TypeError(f"`columns` must be a list of column names; got a string. Use [{columns!r}].")
+            raise TypeError(
+                f"`columns` must be a list of column names; got a string. Use [{columns!r}]."
+            )
         columns = list(columns)
         check_columns(df, columns, "`columns`")
     keep = ~df[columns].isna().any(axis=1).to_numpy()
@@ -215,5 +253,6 @@ def complete_case_analysis(data: Any, func: Callable[[Any], Any],
         sub = data.loc[keep]
     else:
         sub = data.filter(keep.tolist())
-    return CompleteCaseResult(result=func(sub), n_used=int(keep.sum()), n_dropped=int((~keep).sum()),
-                              columns=columns)
+    return CompleteCaseResult(
+        result=func(sub), n_used=int(keep.sum()), n_dropped=int((~keep).sum()), columns=columns
+    )

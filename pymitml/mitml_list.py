@@ -1,4 +1,5 @@
 """MitmlList: the m completed data sets, and the analyses run on each (mitml's mitml.list)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -30,7 +31,7 @@ class MitmlList(Sequence):
 
     Examples
     --------
-    >>> implist = imp.complete()                                   # doctest: +SKIP
+    >>> implist = imp.complete()  # doctest: +SKIP
     >>> fits = implist.with_(lambda d: pm.lmer("y ~ x + (1|g)", d))  # doctest: +SKIP
     """
 
@@ -40,11 +41,15 @@ class MitmlList(Sequence):
             raise ValueError("a MitmlList needs at least one data set; got none.")
         libs = {library_of(f) for f in frames}
         if len(libs) > 1:
-            raise TypeError("all data sets in a MitmlList must come from one library (pandas or polars).")
+            raise TypeError(
+                "all data sets in a MitmlList must come from one library (pandas or polars)."
+            )
         cols = list(frames[0].columns)
         for i, f in enumerate(frames[1:], start=2):
             if list(f.columns) != cols:
-                raise ValueError(f"data set {i} has columns {list(f.columns)}, but data set 1 has {cols}.")
+                raise ValueError(
+                    f"data set {i} has columns {list(f.columns)}, but data set 1 has {cols}."
+                )
         if original is not None and library_of(original) not in libs:
             raise TypeError("`original` must come from the same library as the data sets.")
         self._frames = frames
@@ -61,8 +66,10 @@ class MitmlList(Sequence):
 
     def __repr__(self) -> str:
         f = self._frames[0]
-        return (f"<MitmlList: {len(self)} imputed data sets ({self.library}), "
-                f"{f.shape[0]} rows x {f.shape[1]} columns>")
+        return (
+            f"<MitmlList: {len(self)} imputed data sets ({self.library}), "
+            f"{f.shape[0]} rows x {f.shape[1]} columns>"
+        )
 
     @property
     def library(self) -> str:
@@ -79,7 +86,9 @@ class MitmlList(Sequence):
         ``include_data=True`` calls ``func(data, i)`` with the 0-based imputation number too.
         """
         if not callable(func):
-            raise TypeError(f"`func` must be callable (e.g. a lambda taking a DataFrame); got {type(func).__name__}.")
+            raise TypeError(
+                f"`func` must be callable (e.g. a lambda taking a DataFrame); got {type(func).__name__}."
+            )
         if include_data:
             return MitmlResult(func(d, i) for i, d in enumerate(self._frames))
         return MitmlResult(func(d) for d in self._frames)
@@ -93,7 +102,9 @@ class MitmlList(Sequence):
         for d in self._frames:
             r = func(d.copy() if self.library == "pandas" else d)
             if r is None:
-                raise ValueError("`func` in within() must return the transformed DataFrame; it returned None.")
+                raise ValueError(
+                    "`func` in within() must return the transformed DataFrame; it returned None."
+                )
             if ignore:
                 r = r.drop(columns=list(ignore))
             out.append(r)
@@ -115,7 +126,9 @@ class MitmlList(Sequence):
         """Every data set sorted by ``by`` (stable)."""
         by = [by] if isinstance(by, str) else list(by)
         if self.library == "pandas":
-            out = [d.sort_values(by, ascending=not descending, kind="mergesort") for d in self._frames]
+            out = [
+                d.sort_values(by, ascending=not descending, kind="mergesort") for d in self._frames
+            ]
         else:
             out = [d.sort(by, descending=descending, maintain_order=True) for d in self._frames]
         return MitmlList(out, None)
@@ -125,17 +138,21 @@ class MitmlList(Sequence):
 
         The inverse is :func:`long_to_mitml_list`.
         """
-        blocks = ([(0, self.original)] if include_original and self.original is not None else [])
+        blocks = [(0, self.original)] if include_original and self.original is not None else []
         blocks += [(i + 1, d) for i, d in enumerate(self._frames)]
         if self.library == "polars":
             import polars as pl
 
-            return pl.concat([
-                d.with_columns(pl.lit(i, dtype=pl.Int64).alias(imputation),
-                               pl.int_range(1, d.height + 1, dtype=pl.Int64).alias(id))
-                 .select([imputation, id, *d.columns])
-                for i, d in blocks
-            ], how="vertical_relaxed")
+            return pl.concat(
+                [
+                    d.with_columns(
+                        pl.lit(i, dtype=pl.Int64).alias(imputation),
+                        pl.int_range(1, d.height + 1, dtype=pl.Int64).alias(id),
+                    ).select([imputation, id, *d.columns])
+                    for i, d in blocks
+                ],
+                how="vertical_relaxed",
+            )
         parts = []
         for i, d in blocks:
             p = d.copy()
@@ -143,7 +160,6 @@ class MitmlList(Sequence):
             p.insert(0, imputation, i)
             parts.append(p)
         return pd.concat(parts, axis=0)
-
 
     # --- interchange: the writers live in pymitml.io and register themselves ----------
     def to_stata(self, path, **kwargs):
@@ -197,9 +213,11 @@ def _writer(fmt: str) -> Callable[..., Any]:
     try:
         return _WRITERS[fmt]
     except KeyError:
-        raise LookupError(f"no writer is registered for the format {fmt!r} (registered: "
-                          f"{sorted(_WRITERS)}); `import pymitml.io` registers the built-in "
-                          "writers.") from None
+        raise LookupError(
+            f"no writer is registered for the format {fmt!r} (registered: "
+            f"{sorted(_WRITERS)}); `import pymitml.io` registers the built-in "
+            "writers."
+        ) from None
 
 
 def _like(p: pd.DataFrame, template):
@@ -208,8 +226,9 @@ def _like(p: pd.DataFrame, template):
     return pl.from_pandas(p).cast(dict(template.schema))
 
 
-def long_to_mitml_list(data: Any, split: str = ".imp", exclude: Sequence | None = None,
-                       drop: Sequence[str] = (".id",)) -> MitmlList:
+def long_to_mitml_list(
+    data: Any, split: str = ".imp", exclude: Sequence | None = None, drop: Sequence[str] = (".id",)
+) -> MitmlList:
     """Split a stacked data set into a MitmlList (mitml's ``long2mitml.list``).
 
     Parameters
@@ -222,7 +241,9 @@ def long_to_mitml_list(data: Any, split: str = ".imp", exclude: Sequence | None 
     """
     lib = library_of(data)
     if split not in data.columns:
-        raise ValueError(f"`split` column '{split}' not found in the data; columns are {list(data.columns)}.")
+        raise ValueError(
+            f"`split` column '{split}' not found in the data; columns are {list(data.columns)}."
+        )
     exclude = list(exclude or [])
     dropcols = [split] + [c for c in drop if c in data.columns]
     if lib == "polars":

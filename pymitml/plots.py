@@ -8,6 +8,7 @@ text panel with EAP, MAP, SD, 2.5%, 97.5%, Rhat and the smoothed ACF at lag ``n_
 Figures are built with :class:`matplotlib.figure.Figure` directly (no pyplot state, Agg
 rendering), so plotting works headless and from threads.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,13 +29,24 @@ from .diagnostics._tables import BLOCKS, RHAT_THRESHOLD, _as_chains, _block_seri
 
 __all__ = ["block_figure", "kde", "parameter_statistics", "plot_chains", "plot_psr"]
 
-_CHAIN_COLORS = ("black", "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple",
-                 "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+_CHAIN_COLORS = (
+    "black",
+    "tab:blue",
+    "tab:orange",
+    "tab:green",
+    "tab:red",
+    "tab:purple",
+    "tab:brown",
+    "tab:pink",
+    "tab:olive",
+    "tab:cyan",
+)
 
 
 # ---------------------------------------------------------------------------------------------
 # numbers shown in the text panel
 # ---------------------------------------------------------------------------------------------
+
 
 def _bw_nrd0(x: np.ndarray) -> float:
     """Silverman's rule of thumb as R's ``bw.nrd0``: 0.9 min(sd, IQR/1.34) n^-1/5."""
@@ -42,7 +54,7 @@ def _bw_nrd0(x: np.ndarray) -> float:
     lo = min(hi, (_quantile7(x, 0.75) - _quantile7(x, 0.25)) / 1.34)
     if not lo > 0:
         lo = hi or abs(float(x[0])) or 1.0
-    return 0.9 * lo * x.size ** -0.2
+    return 0.9 * lo * x.size**-0.2
 
 
 def kde(x: Any, n: int = 512, cut: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
@@ -100,7 +112,9 @@ def parameter_statistics(draws: Any, n_iter: int, n_Rhat: int = 3, thin: int = 1
         "SD": float(flat.std(ddof=1)),
         "2.5%": _quantile7(flat, 0.025),
         "97.5%": _quantile7(flat, 0.975),
-        "Rhat": float(gelman_rubin(d, n_Rhat, chains_axis=0)) if d.shape[1] // n_Rhat >= 2 else np.nan,
+        "Rhat": float(gelman_rubin(d, n_Rhat, chains_axis=0))
+        if d.shape[1] // n_Rhat >= 2
+        else np.nan,
         "ACF-k": float(np.mean(lag_autocorrelation(d, lag, smooth=2))),
     }
     if d.shape[0] > 1:
@@ -112,8 +126,19 @@ def parameter_statistics(draws: Any, n_iter: int, n_Rhat: int = 3, thin: int = 1
 # drawing
 # ---------------------------------------------------------------------------------------------
 
-def _draw_parameter(fig: Figure, gs_cell, title: str, burn: np.ndarray | None, imp: np.ndarray,
-                    n_iter: int, trace: str, thin: int, smooth: int, n_Rhat: int) -> list:
+
+def _draw_parameter(
+    fig: Figure,
+    gs_cell,
+    title: str,
+    burn: np.ndarray | None,
+    imp: np.ndarray,
+    n_iter: int,
+    trace: str,
+    thin: int,
+    smooth: int,
+    n_Rhat: int,
+) -> list:
     """Four axes for one parameter in ``gs_cell``: trace, ACF, density, text.
 
     ``burn`` (chains, n_burn) or None and ``imp`` (chains, n_imp) are the unthinned draws.
@@ -125,11 +150,12 @@ def _draw_parameter(fig: Figure, gs_cell, title: str, burn: np.ndarray | None, i
         series, first = burn, 1
     else:
         series, first = np.concatenate([burn, imp], axis=1), 1
-    series = series[:, thin - 1::thin]
+    series = series[:, thin - 1 :: thin]
     x = first + thin - 1 + thin * np.arange(series.shape[1])
-    drw = cast(np.ndarray, burn if trace == "burnin" else imp)[:, thin - 1::thin]
-    sub = gs_cell.subgridspec(2, 2, width_ratios=(5, 1), height_ratios=(1.13, 1),
-                              wspace=0.02, hspace=0.6)
+    drw = cast(np.ndarray, burn if trace == "burnin" else imp)[:, thin - 1 :: thin]
+    sub = gs_cell.subgridspec(
+        2, 2, width_ratios=(5, 1), height_ratios=(1.13, 1), wspace=0.02, hspace=0.6
+    )
     ax_tr = fig.add_subplot(sub[0, 0])
     ax_acf = fig.add_subplot(sub[1, 0])
     ax_den = fig.add_subplot(sub[0, 1], sharey=ax_tr)
@@ -148,15 +174,27 @@ def _draw_parameter(fig: Figure, gs_cell, title: str, burn: np.ndarray | None, i
             ax_tr.plot(x[inb], series[c, inb], color="0.6", lw=0.7)
             ax_tr.plot(x[~inb], series[c, ~inb], color=col, lw=0.7)
         else:
-            ax_tr.plot(x, series[c], color=col, lw=0.7, alpha=0.8 if many else 1.0,
-                       label=f"chain {c + 1}")
+            ax_tr.plot(
+                x, series[c], color=col, lw=0.7, alpha=0.8 if many else 1.0, label=f"chain {c + 1}"
+            )
         if half > 0:
-            ax_tr.plot(x, moving_average(series[c], half), color="tab:orange" if not many else col,
-                       lw=1.2, alpha=0.9)
+            ax_tr.plot(
+                x,
+                moving_average(series[c], half),
+                color="tab:orange" if not many else col,
+                lw=1.2,
+                alpha=0.9,
+            )
     if many:
         handles = [h for h in ax_tr.get_lines() if str(h.get_label()).startswith("chain ")]
-        ax_tr.legend(handles=handles, loc="upper right", fontsize=6, ncol=len(handles),
-                     frameon=False, handlelength=1.2)
+        ax_tr.legend(
+            handles=handles,
+            loc="upper right",
+            fontsize=6,
+            ncol=len(handles),
+            frameon=False,
+            handlelength=1.2,
+        )
     ax_tr.set_ylim(ymin - 0.03 * yr, ymax + 0.03 * yr)
     ax_tr.set_xlim(x[0] - 0.5, x[-1] + 0.5)
     ax_tr.set_title(title, fontsize=9, loc="left")
@@ -164,8 +202,14 @@ def _draw_parameter(fig: Figure, gs_cell, title: str, burn: np.ndarray | None, i
     ax_tr.set_xlabel("Iteration", fontweight="bold")
     # ACF up to lag ceil(n_iter / thin), averaged over chains
     lag = max(1, math.ceil(n_iter / thin))
-    ac = np.nanmean(np.stack([np.atleast_1d(lag_autocorrelation(drw, k)) for k in range(1, lag + 1)]),
-                    axis=1) if drw.shape[1] > 1 else np.zeros(lag)
+    ac = (
+        np.nanmean(
+            np.stack([np.atleast_1d(lag_autocorrelation(drw, k)) for k in range(1, lag + 1)]),
+            axis=1,
+        )
+        if drw.shape[1] > 1
+        else np.zeros(lag)
+    )
     ax_acf.vlines(np.arange(1, lag + 1), 0, ac, color="black", lw=1.2)
     ax_acf.axhline(0, color="black", lw=0.6)
     for h in (-0.1, 0.1):
@@ -186,9 +230,18 @@ def _draw_parameter(fig: Figure, gs_cell, title: str, burn: np.ndarray | None, i
     short = {"Rhat-chains": "Rhat-c"}
     lines = [f"{short.get(k, k) + ':':<7}{v:7.3f}" for k, v in stats.items()]
     flag = stats["Rhat"] > RHAT_THRESHOLD or stats.get("Rhat-chains", 0) > RHAT_THRESHOLD
-    ax_txt.text(0.0, 0.5, "\n".join(lines), family="monospace", fontsize=7.5, va="center",
-                ha="left", fontweight="bold", color="tab:red" if flag else "black",
-                transform=ax_txt.transAxes)
+    ax_txt.text(
+        0.0,
+        0.5,
+        "\n".join(lines),
+        family="monospace",
+        fontsize=7.5,
+        va="center",
+        ha="left",
+        fontweight="bold",
+        color="tab:red" if flag else "black",
+        transform=ax_txt.transAxes,
+    )
     return [ax_tr, ax_acf, ax_den, ax_txt]
 
 
@@ -196,11 +249,20 @@ def _source(x: Any, burnin: Mapping | None, n_iter: int | None):
     """Normalise the input: (imp dict, burn dict or None, n_iter, n_burn, names, group labels)."""
     if isinstance(x, Mapping):
         if n_iter is None:
-            raise ValueError("`n_iter` is required when `x` is a dict of arrays; pass the iterations "
-                             "between imputations, e.g. n_iter=100.")
+            raise ValueError(
+                "`n_iter` is required when `x` is a dict of arrays; pass the iterations "
+                "between imputations, e.g. n_iter=100."
+            )
         imp = {b: _as_chains(v, b, None) for b, v in x.items() if v is not None and b in BLOCKS}
-        burn = None if burnin is None else {b: _as_chains(v, b, None) for b, v in burnin.items()
-                                            if v is not None and b in BLOCKS}
+        burn = (
+            None
+            if burnin is None
+            else {
+                b: _as_chains(v, b, None)
+                for b, v in burnin.items()
+                if v is not None and b in BLOCKS
+            }
+        )
         return imp, burn, int(n_iter), None, None
     imp_, _ = _imp_chains(x, "imputation")
     burn_, _ = _imp_chains(x, "burnin")
@@ -214,10 +276,20 @@ def _source(x: Any, burnin: Mapping | None, n_iter: int | None):
     return imp, burn, n_it, getattr(x, "param_names", None), (groups if groups != [None] else None)
 
 
-def block_figure(x: Any, block: str, *, burnin: Mapping | None = None, n_iter: int | None = None,
-                 trace: str = "all", thin: int = 1, smooth: int = 3, n_Rhat: int = 3,
-                 groups: Sequence | None = None, max_params: int = 16,
-                 params: Sequence[int] | None = None) -> Figure:
+def block_figure(
+    x: Any,
+    block: str,
+    *,
+    burnin: Mapping | None = None,
+    n_iter: int | None = None,
+    trace: str = "all",
+    thin: int = 1,
+    smooth: int = 3,
+    n_Rhat: int = 3,
+    groups: Sequence | None = None,
+    max_params: int = 16,
+    params: Sequence[int] | None = None,
+) -> Figure:
     """One figure with every parameter of ``block`` stacked (four panels each).
 
     Parameters
@@ -235,14 +307,24 @@ def block_figure(x: Any, block: str, *, burnin: Mapping | None = None, n_iter: i
     """
     items = _items(x, block, burnin, n_iter, groups, params)
     if len(items) > max_params:
-        warnings.warn(f"block '{block}' has {len(items)} parameters; drawing the first {max_params}. "
-                      "Use format='pdf' (one page per parameter), `params=` or `max_params=`.",
-                      stacklevel=2)
+        warnings.warn(
+            f"block '{block}' has {len(items)} parameters; drawing the first {max_params}. "
+            "Use format='pdf' (one page per parameter), `params=` or `max_params=`.",
+            stacklevel=2,
+        )
         items = items[:max_params]
     h = 3.4 * len(items)
     fig = Figure(figsize=(9.0, h), layout=None)
-    gs = GridSpec(len(items), 1, figure=fig, hspace=0.35, left=0.08, right=0.98,
-                  top=1 - 0.3 / h, bottom=0.45 / h)
+    gs = GridSpec(
+        len(items),
+        1,
+        figure=fig,
+        hspace=0.35,
+        left=0.08,
+        right=0.98,
+        top=1 - 0.3 / h,
+        bottom=0.45 / h,
+    )
     for k, (title, b_, i_, n_it) in enumerate(items):
         _draw_parameter(fig, gs[k], title, b_, i_, n_it, _check_trace(trace), thin, smooth, n_Rhat)
     return fig
@@ -269,7 +351,9 @@ def _items(x, block, burnin, n_iter, groups, params):
         sel = np.asarray(params, dtype=int)
     items = []
     for k in sel.tolist():
-        title = labels[k] if G == 1 else f"{labels[k]}  [group {glabels[g[k]] if glabels else g[k]}]"
+        title = (
+            labels[k] if G == 1 else f"{labels[k]}  [group {glabels[g[k]] if glabels else g[k]}]"
+        )
         items.append((title, None if sb is None else sb[k], s[k], n_it))
     return items
 
@@ -280,11 +364,24 @@ def _check_format(fmt: str) -> str:
     return fmt
 
 
-def plot_chains(x: Any, path: str | os.PathLike | None = None, *, blocks: Sequence[str] | None = None,
-                format: str = "png", burnin: Mapping | None = None, n_iter: int | None = None,
-                trace: str = "all", thin: int = 1, smooth: int = 3, n_Rhat: int = 3,
-                groups: Sequence | None = None, max_params: int = 16, psr: bool = True,
-                dpi: int = 90, prefix: str = "chains_") -> dict:
+def plot_chains(
+    x: Any,
+    path: str | os.PathLike | None = None,
+    *,
+    blocks: Sequence[str] | None = None,
+    format: str = "png",
+    burnin: Mapping | None = None,
+    n_iter: int | None = None,
+    trace: str = "all",
+    thin: int = 1,
+    smooth: int = 3,
+    n_Rhat: int = 3,
+    groups: Sequence | None = None,
+    max_params: int = 16,
+    psr: bool = True,
+    dpi: int = 90,
+    prefix: str = "chains_",
+) -> dict:
     """Trace, ACF, density and summary statistics per parameter, one file per block (mitml's
     ``plot``).
 
@@ -321,7 +418,7 @@ def plot_chains(x: Any, path: str | os.PathLike | None = None, *, blocks: Sequen
 
     Examples
     --------
-    >>> files = imp.plot("diagnostics", format="pdf")    # doctest: +SKIP
+    >>> files = imp.plot("diagnostics", format="pdf")  # doctest: +SKIP
     """
     fmt = _check_format(format)
     _check_trace(trace)
@@ -331,11 +428,20 @@ def plot_chains(x: Any, path: str | os.PathLike | None = None, *, blocks: Sequen
     todo = [b for b in BLOCKS if b in imp] if blocks is None else list(blocks)
     bad = [b for b in todo if b not in imp]
     if bad:
-        raise ValueError(f"`blocks` {bad} not in this run; choose from {[b for b in BLOCKS if b in imp]}.")
+        raise ValueError(
+            f"`blocks` {bad} not in this run; choose from {[b for b in BLOCKS if b in imp]}."
+        )
     out: dict = {}
     if path is not None:
         os.makedirs(path, exist_ok=True)
-    kw: dict[str, Any] = {"burnin": burnin, "n_iter": n_iter, "trace": trace, "thin": thin, "smooth": smooth, "n_Rhat": n_Rhat}
+    kw: dict[str, Any] = {
+        "burnin": burnin,
+        "n_iter": n_iter,
+        "trace": trace,
+        "thin": thin,
+        "smooth": smooth,
+        "n_Rhat": n_Rhat,
+    }
     for b in todo:
         if fmt == "png":
             fig = block_figure(x, b, groups=groups, max_params=max_params, **kw)
@@ -363,10 +469,15 @@ def plot_chains(x: Any, path: str | os.PathLike | None = None, *, blocks: Sequen
                     for fig in figs:
                         pdf.savefig(fig)
                 out[b] = fn
-    n_total = next(iter(imp.values())).shape[2] + (0 if burn is None else next(iter(burn.values())).shape[2])
+    n_total = next(iter(imp.values())).shape[2] + (
+        0 if burn is None else next(iter(burn.values())).shape[2]
+    )
     if psr and burn is not None and n_total >= 8:
-        fig = plot_psr(x if not isinstance(x, Mapping) else
-                       {b: np.concatenate([burn[b], imp[b]], axis=2) for b in imp if b in burn})
+        fig = plot_psr(
+            x
+            if not isinstance(x, Mapping)
+            else {b: np.concatenate([burn[b], imp[b]], axis=2) for b in imp if b in burn}
+        )
         if path is None:
             out["psr"] = fig
         else:
@@ -376,8 +487,12 @@ def plot_chains(x: Any, path: str | os.PathLike | None = None, *, blocks: Sequen
     return out
 
 
-def plot_psr(x: Any, path: str | os.PathLike | None = None, checkpoints: Sequence[int] | None = None,
-             n_points: int = 20) -> Figure:
+def plot_psr(
+    x: Any,
+    path: str | os.PathLike | None = None,
+    checkpoints: Sequence[int] | None = None,
+    n_points: int = 20,
+) -> Figure:
     """Largest potential scale reduction per block at increasing iteration counts (the figure
     of :func:`pymitml.diagnostics.psr_by_iteration`, Blimp's burn-in PSR table).
 
@@ -395,8 +510,15 @@ def plot_psr(x: Any, path: str | os.PathLike | None = None, checkpoints: Sequenc
     fig = Figure(figsize=(7.0, 3.6))
     ax = fig.add_subplot(1, 1, 1)
     for k, b in enumerate(b for b in BLOCKS if b in tab):
-        ax.plot(tab["to"], tab[b], marker="o", ms=3, lw=1.2, label=b,
-                color=_CHAIN_COLORS[(k + 1) % len(_CHAIN_COLORS)])
+        ax.plot(
+            tab["to"],
+            tab[b],
+            marker="o",
+            ms=3,
+            lw=1.2,
+            label=b,
+            color=_CHAIN_COLORS[(k + 1) % len(_CHAIN_COLORS)],
+        )
     ax.axhline(1.05, color="0.4", lw=0.8, ls="--")
     ax.axhline(1.1, color="tab:red", lw=0.8, ls=":")
     n_burn = None if isinstance(x, Mapping) else (getattr(x, "settings", {}) or {}).get("n_burn")

@@ -1,4 +1,5 @@
 """ImputationResult: what an imputation run returns (mitml's class ``mitml``)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
@@ -39,7 +40,9 @@ class RunSettings(Mapping):
     random_L1: str | None = None
 
     def _keys(self) -> list[str]:
-        return [f.name for f in fields(self) if not (f.name == "random_L1" and self.random_L1 is None)]
+        return [
+            f.name for f in fields(self) if not (f.name == "random_L1" and self.random_L1 is None)
+        ]
 
     def __getitem__(self, key: str):
         if key in self._keys():
@@ -132,7 +135,9 @@ class ImputationResult:
         m = self.m
         if isinstance(which, str):
             if which != "all":
-                raise ValueError(f"`which` must be 'all', an int in 0..{m} or a list of ints; got {which!r}.")
+                raise ValueError(
+                    f"`which` must be 'all', an int in 0..{m} or a list of ints; got {which!r}."
+                )
             idx = list(range(1, m + 1))
             single = False
         elif isinstance(which, (int, np.integer)):
@@ -141,10 +146,16 @@ class ImputationResult:
             idx, single = [int(i) for i in which], False
         bad = [i for i in idx if not 0 <= i <= m]
         if bad:
-            raise ValueError(f"imputation number(s) {bad} out of range; choose from 0 (incomplete data) to {m}.")
+            raise ValueError(
+                f"imputation number(s) {bad} out of range; choose from 0 (incomplete data) to {m}."
+            )
         # codebook target j <-> data column position
         pos = {p: j for j, p in enumerate(self.extra.get("target_positions", []))}
-        cols = np.array([pos[c] for c in self.index[:, 1]], dtype=np.int64) if len(self.index) else np.zeros(0, np.int64)
+        cols = (
+            np.array([pos[c] for c in self.index[:, 1]], dtype=np.int64)
+            if len(self.index)
+            else np.zeros(0, np.int64)
+        )
         rows = self.index[:, 0]
         frames = []
         for i in idx:
@@ -197,5 +208,7 @@ class ImputationResult:
 
     def __repr__(self) -> str:
         s = self.settings
-        return (f"<ImputationResult ({self.method}): {self.formula!r}; m={self.m}, n_burn={s['n_burn']}, "
-                f"n_iter={s['n_iter']}, chains={s['chains']}, {len(self.index)} missing cells>")
+        return (
+            f"<ImputationResult ({self.method}): {self.formula!r}; m={self.m}, n_burn={s['n_burn']}, "
+            f"n_iter={s['n_iter']}, chains={s['chains']}, {len(self.index)} missing cells>"
+        )

@@ -1,4 +1,5 @@
 """Test data helpers: mitml's studentratings through R (for R comparisons)."""
+
 from __future__ import annotations
 
 import pandas as pd

@@ -3,6 +3,7 @@
 R tests: in CI (environment variable CI set) R must be present and R tests must run; outside CI a
 test that needs R is skipped when R or rpy2 is missing, with the reason.
 """
+
 from __future__ import annotations
 
 import os

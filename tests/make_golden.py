@@ -1,4 +1,5 @@
 """Write the golden draws of tests/_golden.py (run only before a change that must keep them)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The package's error and warning types where pymitml raises them outside the samplers."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +10,9 @@ import pymitml as pm
 
 
 def test_exception_classes_are_exported():
-    assert issubclass(pm.FileFormatError, ValueError) and issubclass(pm.FileFormatError, pm.PymitmlError)
+    assert issubclass(pm.FileFormatError, ValueError) and issubclass(
+        pm.FileFormatError, pm.PymitmlError
+    )
     assert issubclass(pm.ConvergenceWarning, pm.PymitmlWarning)
     assert issubclass(pm.ConvergenceWarning, UserWarning)
     import pymitml.lmm
@@ -20,7 +23,7 @@ def test_exception_classes_are_exported():
 def test_stata_file_that_is_not_mi_flong_is_a_file_format_error(tmp_path):
     path = tmp_path / "plain.dta"
     pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]}).to_stata(path, write_index=False)
-    with pytest.raises(ValueError) as info:          # still a ValueError, as before
+    with pytest.raises(ValueError) as info:  # still a ValueError, as before
         pm.read_stata(path)
     assert isinstance(info.value, pm.FileFormatError)
 
@@ -43,7 +46,9 @@ def test_validation_messages_unchanged():
     fits = [(np.array([1.0]), np.eye(1)), (np.array([1.2]), np.eye(1))]
     with pytest.raises(TypeError, match="`extra_pars` must be True or False; got 1"):
         pm.pool_estimates(fits, extra_pars=1)
-    with pytest.raises(ValueError, match="`method` must be one of 'D1', 'D2', 'D3', 'D4'; got 'D9'"):
+    with pytest.raises(
+        ValueError, match="`method` must be one of 'D1', 'D2', 'D3', 'D4'; got 'D9'"
+    ):
         pm.compare_models(fits, fits, method="D9")
     with pytest.raises(ValueError, match="`df_com` must be a positive number"):
         pm.compare_models(fits, fits, df_com=-1)

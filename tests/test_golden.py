@@ -1,5 +1,6 @@
 """The samplers' exact draws for a fixed seed, frozen before the sampler restructure (issue 12):
 every imputed value and every stored parameter draw must stay identical to the last bit."""
+
 from __future__ import annotations
 
 import numpy as np

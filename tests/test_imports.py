@@ -1,5 +1,6 @@
 """Package structure: module-level imports point one way (no cycles), and `import pymitml` leaves
 the heavy optional libraries unimported."""
+
 from __future__ import annotations
 
 import ast
@@ -26,7 +27,7 @@ def _resolve(module: str, is_pkg: bool, node: ast.ImportFrom) -> list[str]:
         parts = parts[: len(parts) - (node.level - 1)]
         base = ".".join(parts + ([node.module] if node.module else []))
     out = [base]
-    out += [f"{base}.{a.name}" for a in node.names]    # "from . import io" imports pymitml.io
+    out += [f"{base}.{a.name}" for a in node.names]  # "from . import io" imports pymitml.io
     return out
 
 
@@ -39,7 +40,7 @@ def module_graph() -> dict[str, set[str]]:
         tree = ast.parse(path.read_text())
         deps: set[str] = set()
         for node in tree.body:
-            if isinstance(node, ast.If):       # `if TYPE_CHECKING:` blocks do not run
+            if isinstance(node, ast.If):  # `if TYPE_CHECKING:` blocks do not run
                 continue
             if isinstance(node, ast.Import):
                 deps.update(a.name for a in node.names)
@@ -57,7 +58,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         stack.append(n)
         for d in sorted(graph.get(n, ())):
             if state.get(d) == 1:
-                found.append(stack[stack.index(d):] + [d])
+                found.append(stack[stack.index(d) :] + [d])
             elif d not in state:
                 visit(d)
         stack.pop()
@@ -80,17 +81,33 @@ def test_no_import_cycles_between_modules():
 
 def test_core_does_not_import_io_or_bridge():
     graph = module_graph()
-    for core in ("pymitml.mitml_list", "pymitml.result", "pymitml._frame", "pymitml.pool",
-                 "pymitml.pool.estimates", "pymitml.lmm.fit"):
+    for core in (
+        "pymitml.mitml_list",
+        "pymitml.result",
+        "pymitml._frame",
+        "pymitml.pool",
+        "pymitml.pool.estimates",
+        "pymitml.lmm.fit",
+    ):
         leaves = {d for d in graph[core] if d.startswith(("pymitml.io", "pymitml.bridge"))}
         assert not leaves, (core, leaves)
 
 
 def test_import_pymitml_leaves_heavy_libraries_unimported():
-    heavy = ["numba", "scipy.optimize", "scipy.stats", "matplotlib", "polars", "rpy2",
-             "statsmodels", "pyreadstat", "formulaic", "pymitml.samplers", "pymitml.lmm"]
-    code = ("import sys, pymitml; "
-            f"print([m for m in {heavy!r} if m in sys.modules])")
+    heavy = [
+        "numba",
+        "scipy.optimize",
+        "scipy.stats",
+        "matplotlib",
+        "polars",
+        "rpy2",
+        "statsmodels",
+        "pyreadstat",
+        "formulaic",
+        "pymitml.samplers",
+        "pymitml.lmm",
+    ]
+    code = f"import sys, pymitml; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

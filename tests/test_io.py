@@ -1,4 +1,5 @@
 """Interchange writers and readers (pymitml.io): round trips, real readers (R's haven, mitml), bad input."""
+
 from __future__ import annotations
 
 import json
@@ -38,18 +39,26 @@ def _pandas_list(text: bool = True) -> pm.MitmlList:
     y[[1, 4, 7]] = np.nan
     x = rng.normal(size=N).astype(np.float32)
     x[[2, 9]] = np.nan
-    orig = pd.DataFrame({
-        "school": np.repeat(np.arange(1, 5), 3).astype(np.int64),
-        "y": y,
-        "x": x,
-        "cnt": pd.array([3, None, 5, 1, 0, 2, None, 7, 8, 9, 1, 2], dtype="Int64"),
-        "flag": pd.array([True, False, None, True, True, False, False, True, None, False, True, True],
-                         dtype="boolean"),
-        "grp": pd.Categorical(["a", "b", None, "a", "b", "a", "b", None, "a", "b", "a", "b"],
-                              categories=["b", "a", "z"]),
-        "lvl": pd.Categorical([1, 2, 3, None, 1, 2, 3, 1, 2, 3, None, 1], categories=[3, 1, 2, 10], ordered=True),
-        "age": np.arange(20, 20 + N, dtype=np.int8),
-    })
+    orig = pd.DataFrame(
+        {
+            "school": np.repeat(np.arange(1, 5), 3).astype(np.int64),
+            "y": y,
+            "x": x,
+            "cnt": pd.array([3, None, 5, 1, 0, 2, None, 7, 8, 9, 1, 2], dtype="Int64"),
+            "flag": pd.array(
+                [True, False, None, True, True, False, False, True, None, False, True, True],
+                dtype="boolean",
+            ),
+            "grp": pd.Categorical(
+                ["a", "b", None, "a", "b", "a", "b", None, "a", "b", "a", "b"],
+                categories=["b", "a", "z"],
+            ),
+            "lvl": pd.Categorical(
+                [1, 2, 3, None, 1, 2, 3, 1, 2, 3, None, 1], categories=[3, 1, 2, 10], ordered=True
+            ),
+            "age": np.arange(20, 20 + N, dtype=np.int8),
+        }
+    )
     if text:
         orig["name"] = pd.array([f"n{i}é" for i in range(N)], dtype="str")
     frames = []
@@ -76,6 +85,7 @@ def _polars_list(text: bool = True) -> pm.MitmlList:
             pl.col("lvl").cast(pl.Int64).cast(pl.String).cast(pl.Categorical),
             pl.col("cnt").cast(pl.Int32),
         )
+
     return pm.MitmlList([conv(d) for d in p], conv(p.original))
 
 
@@ -147,8 +157,12 @@ def test_mitml_list_methods_write_the_same_files(tmp_path):
     ml.to_mplus(tmp_path / "a")
     ml.to_blimp(tmp_path / "a.csv", include_original=True)
     ml.to_file(tmp_path / "a.parquet")
-    for back in (read_stata(tmp_path / "a.dta"), read_spss(tmp_path / "a.sav"), read_blimp(tmp_path / "a.csv"),
-                 read_long(tmp_path / "a.parquet")):
+    for back in (
+        read_stata(tmp_path / "a.dta"),
+        read_spss(tmp_path / "a.sav"),
+        read_blimp(tmp_path / "a.csv"),
+        read_long(tmp_path / "a.parquet"),
+    ):
         _same(ml, back)
     _same(ml, read_mplus(tmp_path / "alist.dat"), original=False)
 
@@ -165,9 +179,15 @@ def test_cross_library_reading(tmp_path):
 
 def _widening_list(lib: str) -> pm.MitmlList:
     """Imputations hold int64 where the original has float64 with missing values."""
-    orig = pd.DataFrame({"k": [1.0, np.nan, 3.0, np.nan], "g": pd.Categorical(["a", None, "b", "a"])})
-    imps = [orig.assign(k=np.array([1, v, 3, v + 1], dtype=np.int64), g=orig["g"].fillna("b")) for v in (2, 5)]
+    orig = pd.DataFrame(
+        {"k": [1.0, np.nan, 3.0, np.nan], "g": pd.Categorical(["a", None, "b", "a"])}
+    )
+    imps = [
+        orig.assign(k=np.array([1, v, 3, v + 1], dtype=np.int64), g=orig["g"].fillna("b"))
+        for v in (2, 5)
+    ]
     if lib == "polars":
+
         def conv(d):
             return pl.from_pandas(d).with_columns(pl.col("g").cast(pl.Enum(["a", "b"])))
 
@@ -180,8 +200,12 @@ def _widening_list(lib: str) -> pm.MitmlList:
 def test_round_trip_when_the_original_has_other_dtypes(tmp_path, lib, target):
     ml = _widening_list(lib)
     assert str(ml[0].schema["k"] if lib == "polars" else ml[0]["k"].dtype) in ("Int64", "int64")
-    writer = {"parquet": write_long, "csv": write_long, "dta": write_stata, "sav": write_spss}[target[2:]]
-    reader = {"parquet": read_long, "csv": read_long, "dta": read_stata, "sav": read_spss}[target[2:]]
+    writer = {"parquet": write_long, "csv": write_long, "dta": write_stata, "sav": write_spss}[
+        target[2:]
+    ]
+    reader = {"parquet": read_long, "csv": read_long, "dta": read_stata, "sav": read_spss}[
+        target[2:]
+    ]
     writer(ml, tmp_path / target)
     _same(ml, reader(tmp_path / target, library=lib))
 
@@ -193,7 +217,15 @@ def test_stata_characteristics_are_exactly_the_mi_set(tmp_path):
     chars = read_stata_characteristics(tmp_path / "imp.dta")
     assert set(chars) == {"_dta"}
     dta = chars["_dta"]
-    assert set(dta) == {"_mi_marker", "_mi_style", "_mi_M", "_mi_N", "_mi_ivars", "_mi_rvars", "_mi_update"}
+    assert set(dta) == {
+        "_mi_marker",
+        "_mi_style",
+        "_mi_M",
+        "_mi_N",
+        "_mi_ivars",
+        "_mi_rvars",
+        "_mi_update",
+    }
     assert dta["_mi_marker"] == "_mi_ds_1"
     assert dta["_mi_style"] == "flong"
     assert dta["_mi_M"] == str(M) and dta["_mi_N"] == str(N)
@@ -216,15 +248,27 @@ def _dta_raw_records(path: Path):
     """Independent look at the binary file: header numbers and the _mi_* columns via the map."""
     raw = path.read_bytes()
     assert raw[:28] == b"<stata_dta><header><release>" and raw[28:31] == b"118"
-    k = struct.unpack("<H", raw[raw.index(b"<K>") + 3: raw.index(b"<K>") + 5])[0]
-    n = struct.unpack("<Q", raw[raw.index(b"<N>") + 3: raw.index(b"<N>") + 11])[0]
+    k = struct.unpack("<H", raw[raw.index(b"<K>") + 3 : raw.index(b"<K>") + 5])[0]
+    n = struct.unpack("<Q", raw[raw.index(b"<N>") + 3 : raw.index(b"<N>") + 11])[0]
     m0 = raw.index(b"<map>") + 5
-    offs = struct.unpack("<14Q", raw[m0:m0 + 112])
-    tags = [b"<stata_dta>", b"<map>", b"<variable_types>", b"<varnames>", b"<sortlist>", b"<formats>",
-            b"<value_label_names>", b"<variable_labels>", b"<characteristics>", b"<data>", b"<strls>",
-            b"<value_labels>", b"</stata_dta>"]
+    offs = struct.unpack("<14Q", raw[m0 : m0 + 112])
+    tags = [
+        b"<stata_dta>",
+        b"<map>",
+        b"<variable_types>",
+        b"<varnames>",
+        b"<sortlist>",
+        b"<formats>",
+        b"<value_label_names>",
+        b"<variable_labels>",
+        b"<characteristics>",
+        b"<data>",
+        b"<strls>",
+        b"<value_labels>",
+        b"</stata_dta>",
+    ]
     for off, tag in zip(offs, tags):
-        assert raw[off:off + len(tag)] == tag
+        assert raw[off : off + len(tag)] == tag
     assert offs[13] == len(raw)
     return k, n
 
@@ -238,13 +282,24 @@ def test_stata_file_layout(tmp_path):
     assert list(df.columns[-3:]) == ["_mi_miss", "_mi_m", "_mi_id"]
     np.testing.assert_array_equal(df["_mi_m"], np.repeat(np.arange(M + 1), N))
     np.testing.assert_array_equal(df["_mi_id"], np.tile(np.arange(1, N + 1), M + 1))
-    miss0 = ml.original[["y", "x", "cnt", "flag", "grp", "lvl"]].isna().any(axis=1).astype(int).to_numpy()
+    miss0 = (
+        ml.original[["y", "x", "cnt", "flag", "grp", "lvl"]]
+        .isna()
+        .any(axis=1)
+        .astype(int)
+        .to_numpy()
+    )
     np.testing.assert_array_equal(df["_mi_miss"][:N].astype(int), miss0)
     assert all(str(v) == "." for v in df["_mi_miss"][N:])  # Stata's system missing in m > 0
     with pd.io.stata.StataReader(tmp_path / "imp.dta") as rd:
         rd.read()  # pandas reads through the map offsets too
         assert rd.value_labels()["grp"] == {1: "b", 2: "a", 3: "z"}
-        assert rd.value_labels()["lvl"] == {1: "1", 2: "2", 3: "3", 10: "10"}  # integer categories keep values
+        assert rd.value_labels()["lvl"] == {
+            1: "1",
+            2: "2",
+            3: "3",
+            10: "10",
+        }  # integer categories keep values
         assert rd.variable_labels()["y"] == ""
         assert rd.data_label.startswith(f"{M} imputations")
 
@@ -277,7 +332,12 @@ def test_readers_without_sidecar_use_the_files_own_metadata(tmp_path):
     write_spss(ml, tmp_path / "imp.sav", schema=False)
     for back in (read_stata(tmp_path / "imp.dta"), read_spss(tmp_path / "imp.sav")):
         assert list(back[0]["grp"].cat.categories) == ["b", "a", "z"]
-        assert list(back[0]["lvl"].cat.categories) == ["1", "2", "3", "10"]  # in order of the values
+        assert list(back[0]["lvl"].cat.categories) == [
+            "1",
+            "2",
+            "3",
+            "10",
+        ]  # in order of the values
         np.testing.assert_allclose(back[2]["y"].to_numpy(), ml[2]["y"].to_numpy())
         np.testing.assert_array_equal(back.original["y"].isna(), ml.original["y"].isna())
     sav = read_spss(tmp_path / "imp.sav")
@@ -294,7 +354,9 @@ def test_spss_file_layout(tmp_path):
     assert df.columns[0] == "Imputation_"
     np.testing.assert_array_equal(df["Imputation_"], np.repeat(np.arange(M + 1), N))
     assert meta.variable_measure["grp"] == "nominal" and meta.variable_measure["lvl"] == "ordinal"
-    assert meta.variable_measure["y"] == "scale" and meta.variable_measure["Imputation_"] == "nominal"
+    assert (
+        meta.variable_measure["y"] == "scale" and meta.variable_measure["Imputation_"] == "nominal"
+    )
     assert meta.variable_value_labels["grp"] == {1: "b", 2: "a", 3: "z"}
     assert meta.column_labels[list(df.columns).index("y")] == "reading score"
     sps = (tmp_path / "imp.sps").read_text()
@@ -311,8 +373,14 @@ def test_mplus_files(tmp_path):
     first = (tmp_path / "imp1.dat").read_text().splitlines()[0].split("\t")
     assert len(first) == len(ml.columns) and all(_isnum(v) for v in first)
     inp = (tmp_path / "imp.inp").read_text()
-    for line in ("FILE = implist.dat;", "TYPE = IMPUTATION;", "NAMES = school y x cnt flag grp lvl age;",
-                 "MISSING = ALL (-999);", "CLUSTER = school;", "!   grp: 1 = b, 2 = a, 3 = z"):
+    for line in (
+        "FILE = implist.dat;",
+        "TYPE = IMPUTATION;",
+        "NAMES = school y x cnt flag grp lvl age;",
+        "MISSING = ALL (-999);",
+        "CLUSTER = school;",
+        "!   grp: 1 = b, 2 = a, 3 = z",
+    ):
         assert line in inp
     assert max(len(line) for line in inp.splitlines()) <= 90
     log = (tmp_path / "imp.log").read_text()
@@ -344,11 +412,17 @@ def test_blimp_files(tmp_path):
     ml = _pandas_list(text=False)
     write_blimp(ml, tmp_path / "imps.csv", include_original=True)
     rows = (tmp_path / "imps.csv").read_text().splitlines()
-    assert len(rows) == (M + 1) * N and rows[0].split(",")[0] == "0" and rows[-1].split(",")[0] == str(M)
+    assert (
+        len(rows) == (M + 1) * N
+        and rows[0].split(",")[0] == "0"
+        and rows[-1].split(",")[0] == str(M)
+    )
     assert "-999" in rows[1].split(",")  # original data carry the missing code
     assert (tmp_path / "imps_names.txt").read_text().split() == ["imputation", *ml.columns]
     write_blimp(ml, tmp_path / "sep.csv", layout="separate")
-    assert (tmp_path / "seplist.csv").read_text().split() == [f"sep{i}.csv" for i in range(1, M + 1)]
+    assert (tmp_path / "seplist.csv").read_text().split() == [
+        f"sep{i}.csv" for i in range(1, M + 1)
+    ]
     assert len((tmp_path / "sep2.csv").read_text().splitlines()) == N
     back = read_blimp(tmp_path / "imps.csv", schema=False)  # names file + -999
     np.testing.assert_array_equal(back.original["y"].isna(), ml.original["y"].isna())
@@ -359,7 +433,9 @@ def test_long_files(tmp_path):
     ml = _pandas_list()
     write_long(ml, tmp_path / "imp.csv")
     df = pd.read_csv(tmp_path / "imp.csv")
-    assert list(df.columns[:2]) == [".imp", ".id"] and df[".imp"].max() == M and df[".imp"].min() == 0
+    assert (
+        list(df.columns[:2]) == [".imp", ".id"] and df[".imp"].max() == M and df[".imp"].min() == 0
+    )
     assert set(df["grp"].dropna()) <= {"a", "b", "z"}
     write_long(ml, tmp_path / "imp.parquet", include_original=False, imputation="m", id="row")
     import pyarrow.parquet as pq
@@ -404,19 +480,42 @@ def test_haven_reads_dta_and_sav(tmp_path, R):
     for f, imp in (("imp.dta", "_mi_m"), ("imp.sav", "Imputation_")):
         R(f'd <- haven::read_{f[-3:]}("{(tmp_path / f).as_posix()}")')
         assert int(R("nrow(d)")[0]) == (M + 1) * N
-        np.testing.assert_array_equal(np.asarray(R(f"as.numeric(d$`{imp}`)")), np.repeat(np.arange(M + 1), N))
+        np.testing.assert_array_equal(
+            np.asarray(R(f"as.numeric(d$`{imp}`)")), np.repeat(np.arange(M + 1), N)
+        )
         y = np.asarray(R("as.numeric(d$y)"))
         np.testing.assert_array_equal(np.isnan(y), stacked["y"].isna())
         np.testing.assert_allclose(y[~np.isnan(y)], stacked["y"].dropna(), rtol=0, atol=0)
         x = np.asarray(R("as.numeric(d$x)"))
         np.testing.assert_array_equal(x[~np.isnan(x)].astype(np.float32), stacked["x"].dropna())
-        grp = list(R("g <- as.character(haven::as_factor(d$grp, levels = 'labels')); ifelse(is.na(g), '<NA>', g)"))
+        grp = list(
+            R(
+                "g <- as.character(haven::as_factor(d$grp, levels = 'labels')); ifelse(is.na(g), '<NA>', g)"
+            )
+        )
         assert grp == stacked["grp"].astype(object).where(stacked["grp"].notna(), "<NA>").tolist()
-        labels = dict(zip(R("names(attr(d$grp, 'labels'))"), np.asarray(R("as.numeric(attr(d$grp, 'labels'))"))))
+        labels = dict(
+            zip(
+                R("names(attr(d$grp, 'labels'))"),
+                np.asarray(R("as.numeric(attr(d$grp, 'labels'))")),
+            )
+        )
         assert labels == {"b": 1.0, "a": 2.0, "z": 3.0}  # unused level z kept
-        lvl = dict(zip(R("names(attr(d$lvl, 'labels'))"), np.asarray(R("as.numeric(attr(d$lvl, 'labels'))"))))
-        assert lvl == {"3": 3.0, "1": 1.0, "2": 2.0, "10": 10.0}  # integer categories keep their values
-        np.testing.assert_array_equal(np.asarray(R("as.numeric(d$lvl)")), stacked["lvl"].astype(float))
+        lvl = dict(
+            zip(
+                R("names(attr(d$lvl, 'labels'))"),
+                np.asarray(R("as.numeric(attr(d$lvl, 'labels'))")),
+            )
+        )
+        assert lvl == {
+            "3": 3.0,
+            "1": 1.0,
+            "2": 2.0,
+            "10": 10.0,
+        }  # integer categories keep their values
+        np.testing.assert_array_equal(
+            np.asarray(R("as.numeric(d$lvl)")), stacked["lvl"].astype(float)
+        )
         assert R("attr(d$y, 'label')")[0] == "reading score"
         assert list(R("as.character(d$name)")) == stacked["name"].tolist()
 
@@ -473,8 +572,11 @@ def test_illegal_characters_and_reserved_words(tmp_path):
         write_stata(_named({"_mi_x": [1.0, 2.0]}), tmp_path / "x.dta")
     with pytest.raises(ValueError, match="'with' is a reserved word in SPSS"):
         write_spss(_named({"with": [1.0, 2.0]}), tmp_path / "x.sav")
-    with pytest.raises(ValueError, match="'imputation_' differs only in case from 'Imputation_'|"
-                                         "'imputation_' is the name of a column this writer adds"):
+    with pytest.raises(
+        ValueError,
+        match="'imputation_' differs only in case from 'Imputation_'|"
+        "'imputation_' is the name of a column this writer adds",
+    ):
         write_spss(_named({"imputation_": [1.0, 2.0]}), tmp_path / "x.sav")
     with pytest.raises(ValueError, match="'Y' differs only in case from 'y'"):
         write_mplus(_named({"y": [1.0, 2.0], "Y": [1.0, 2.0]}), tmp_path / "x")
@@ -483,7 +585,9 @@ def test_illegal_characters_and_reserved_words(tmp_path):
 
 
 def test_names_map_prints_and_round_trips(tmp_path, capsys):
-    ml = _named({"reading_score_t1": [1.0, 2.0], "reading_score_t2": [3.0, 4.0], "9lives": [1.0, 0.0]})
+    ml = _named(
+        {"reading_score_t1": [1.0, 2.0], "reading_score_t2": [3.0, 4.0], "9lives": [1.0, 0.0]}
+    )
     write_mplus(ml, tmp_path / "x", names="map")
     out = capsys.readouterr().out
     assert "reading_score_t1 -> reading_" in out and "reading_score_t2 -> readin_2" in out
@@ -526,7 +630,9 @@ def test_never_overwrites_unless_asked(tmp_path):
 
 def test_numeric_only_formats_refuse_text(tmp_path):
     ml = _pandas_list(text=True)
-    with pytest.raises(TypeError, match=r"columns \['name'\] hold text, but Mplus data are numeric only"):
+    with pytest.raises(
+        TypeError, match=r"columns \['name'\] hold text, but Mplus data are numeric only"
+    ):
         write_mplus(ml, tmp_path / "x")
     with pytest.raises(TypeError, match="Blimp data are numeric only"):
         write_blimp(ml, tmp_path / "x.csv")
@@ -540,7 +646,9 @@ def test_argument_errors(tmp_path):
         write_stata(ml, tmp_path / "x.dta", version=115)
     with pytest.raises(ValueError, match="`layout` must be 'stacked' or 'separate'; got 'wide'"):
         write_blimp(ml, tmp_path / "x.csv", layout="wide")
-    with pytest.raises(ValueError, match="`include_original=True` but the MitmlList has no original"):
+    with pytest.raises(
+        ValueError, match="`include_original=True` but the MitmlList has no original"
+    ):
         write_blimp(pm.MitmlList(list(ml)), tmp_path / "x.csv", include_original=True)
     with pytest.raises(ValueError, match="`cluster` 'nope' is not a column"):
         write_mplus(ml, tmp_path / "x", cluster="nope")
@@ -555,7 +663,10 @@ def test_argument_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="folder"):
         write_spss(ml, tmp_path / "no" / "x.sav")
     with pytest.raises(TypeError, match="datetime64"):
-        write_spss(pm.MitmlList([pd.DataFrame({"t": pd.to_datetime(["2020-01-01"])})] * 2), tmp_path / "t.sav")
+        write_spss(
+            pm.MitmlList([pd.DataFrame({"t": pd.to_datetime(["2020-01-01"])})] * 2),
+            tmp_path / "t.sav",
+        )
 
 
 def test_stata_117(tmp_path):

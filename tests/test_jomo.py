@@ -1,4 +1,5 @@
 """jomo_impute: agreement with R's jomoImpute, truncated normals, categories, errors."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,11 @@ MODELS = {
 
 # ---- truncated normal kernels ------------------------------------------------------------
 
+
 def test_norm_ppf_matches_scipy():
-    p = np.concatenate([np.logspace(-300, -1, 200), np.linspace(0.01, 0.99, 99), 1 - np.logspace(-15, -2, 30)])
+    p = np.concatenate(
+        [np.logspace(-300, -1, 200), np.linspace(0.01, 0.99, 99), 1 - np.logspace(-15, -2, 30)]
+    )
     ours = np.array([norm_ppf(x) for x in p])
     np.testing.assert_allclose(ours, special.ndtri(p), rtol=1e-12, atol=1e-12)
     x = np.linspace(-30, 8, 200)
@@ -38,14 +42,21 @@ def test_norm_ppf_matches_scipy():
 def test_fast_cdf_of_the_sampler_matches_scipy():
     """The tabulated CDF used by the truncated-normal draws: relative error < 1e-9 on both sides of
     every table node and into the erfc fallback (|x| > 8)."""
-    x = np.concatenate([np.linspace(-37, 9, 20001), np.arange(-512, 513) / 64 + 1 / 128 - 1e-12,
-                        [-8.0, 8.0, -np.inf, np.inf]])
+    x = np.concatenate(
+        [
+            np.linspace(-37, 9, 20001),
+            np.arange(-512, 513) / 64 + 1 / 128 - 1e-12,
+            [-8.0, 8.0, -np.inf, np.inf],
+        ]
+    )
     ours = np.array([_cdf_fast(v) for v in x])
     np.testing.assert_allclose(ours, special.ndtr(x), rtol=1e-9, atol=0)
 
 
-@pytest.mark.parametrize("lo,hi", [(-np.inf, 0.0), (0.3, np.inf), (-1.0, 2.0), (6.0, np.inf),
-                                   (-np.inf, -9.0), (40.0, np.inf)])
+@pytest.mark.parametrize(
+    "lo,hi",
+    [(-np.inf, 0.0), (0.3, np.inf), (-1.0, 2.0), (6.0, np.inf), (-np.inf, -9.0), (40.0, np.inf)],
+)
 def test_truncnorm_draw_matches_scipy(lo, hi):
     mean, sd = 0.2, 0.8
     u = (np.arange(4000) + 0.5) / 4000  # a uniform grid: draws are the exact quantiles
@@ -60,6 +71,7 @@ def test_truncnorm_draw_matches_scipy(lo, hi):
 
 
 # ---- agreement with R's jomoImpute (reference chains in r_compat/jomo_ref.json) -----------
+
 
 def _justice_data():
     path = pathlib.Path(__file__).resolve().parents[1] / "r_compat" / "jomo_justice.csv"
@@ -84,7 +96,9 @@ def _assert_agrees_with_jomoImpute(imp, ref):
             se = np.hypot(batch_means_mcse(ch[i, j], 20), se_r[i, j])
             z = abs(ch[i, j].mean() - mean_r[i, j]) / se
             worst = max(worst, z)
-            assert z < 4, f"{block}[{i},{j}]: {ch[i, j].mean():.5g} vs jomoImpute {mean_r[i, j]:.5g} (z={z:.2f})"
+            assert z < 4, (
+                f"{block}[{i},{j}]: {ch[i, j].mean():.5g} vs jomoImpute {mean_r[i, j]:.5g} (z={z:.2f})"
+            )
     assert worst > 0
 
 
@@ -94,8 +108,9 @@ def test_posterior_means_agree_with_jomoImpute(model):
     of 1,500 iterations). jomo keeps latent normals inside (-3, 4) (its rejection sampler), so the
     models are run with latent_bounds="jomo" (no effect without categorical targets)."""
     ref = json.loads(REF.read_text())[model]
-    imp = jomo_impute(_justice_data(), MODELS[model], m=1, n_burn=1000, n_iter=30000, seed=5,
-                      latent_bounds="jomo")
+    imp = jomo_impute(
+        _justice_data(), MODELS[model], m=1, n_burn=1000, n_iter=30000, seed=5, latent_bounds="jomo"
+    )
     _assert_agrees_with_jomoImpute(imp, ref)
 
 
@@ -106,8 +121,14 @@ def test_pooled_lmer_estimates_agree_with_jomoImpute():
     import pymitml as pm
 
     ref = json.loads((REF.parent / "jomo_pooled_ref.json").read_text())
-    imp = jomo_impute(_justice_data(), ["sat + jor + sex ~ 1 + (1|id)", "jcl ~ 1"], m=50, n_burn=2000,
-                      n_iter=100, seed=1)
+    imp = jomo_impute(
+        _justice_data(),
+        ["sat + jor + sex ~ 1 + (1|id)", "jcl ~ 1"],
+        m=50,
+        n_burn=2000,
+        n_iter=100,
+        seed=1,
+    )
     fits = imp.complete().with_(lambda d: pm.lmer("sat ~ jor + sex + jcl + (1|id)", d, REML=True))
     est = pm.pool_estimates(fits).table
     assert list(est.index) == ref["terms"]
@@ -117,6 +138,7 @@ def test_pooled_lmer_estimates_agree_with_jomoImpute():
 
 
 # ---- recovery of known parameters (exact probit, no latent bounds) ------------------------
+
 
 def _latent_data(K, n=3000, seed=1):
     """x continuous and a K-level categorical from latents (jomo's parametrisation)."""
@@ -164,15 +186,23 @@ def test_ordinal_thresholds_and_parameters_are_recovered():
     L = rng.multivariate_normal([1.0, 0.4], S, size=n)
     thr = np.array([0.0, 0.7, 1.5])
     cats = ["low", "mid", "high", "top"]
-    df = pd.DataFrame({"x": L[:, 0], "o": pd.Categorical(np.array(cats)[np.searchsorted(thr, L[:, 1])],
-                                                         categories=cats, ordered=True)})
+    df = pd.DataFrame(
+        {
+            "x": L[:, 0],
+            "o": pd.Categorical(
+                np.array(cats)[np.searchsorted(thr, L[:, 1])], categories=cats, ordered=True
+            ),
+        }
+    )
     df.loc[rng.random(n) < 0.2, "x"] = np.nan
     df.loc[rng.random(n) < 0.2, "o"] = np.nan
     imp = jomo_impute(df, "x + o ~ 1", m=2, n_burn=1000, n_iter=3000, seed=3)
     assert imp.param_names["beta"][1] == ["x", "o"]
-    checks = [(imp.par_imputation["beta"][:, :, :, 0], np.array([[1.0, 0.4]])),
-              (imp.par_imputation["sigma"][:, :, :, 0], S),
-              (imp.extra["thresholds"]["o"][:, :, 0], thr)]
+    checks = [
+        (imp.par_imputation["beta"][:, :, :, 0], np.array([[1.0, 0.4]])),
+        (imp.par_imputation["sigma"][:, :, :, 0], S),
+        (imp.extra["thresholds"]["o"][:, :, 0], thr),
+    ]
     for ch, truth in checks:
         lo, hi = np.quantile(ch, [0.0005, 0.9995], axis=-1)
         assert np.all((lo <= truth + 1e-12) & (truth - 1e-12 <= hi)), f"{truth} vs [{lo}, {hi}]"
@@ -184,6 +214,7 @@ def test_ordinal_thresholds_and_parameters_are_recovered():
 
 # ---- categories survive the round trip ----------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def mixed():
     rng = np.random.default_rng(4)
@@ -194,13 +225,19 @@ def mixed():
     y = 1 + u + rng.normal(size=N)
     lat = 0.5 * y[:, None] + rng.normal(size=(N, 2))
     lev = np.where(lat.max(axis=1) > 0.6, lat.argmax(axis=1), 2)
-    df = pd.DataFrame({
-        "id": idx, "y": y, "z": rng.normal(size=N),
-        # unused level "none" and a custom order
-        "grp": pd.Categorical(np.array(["hi", "lo", "mid"])[lev], categories=["mid", "hi", "none", "lo"]),
-        "flag": pd.array(lat[:, 0] > 0.5, dtype=object),
-        "word": np.array(["b", "a"])[(lat[:, 1] > 0.7).astype(int)].astype(object),
-    })
+    df = pd.DataFrame(
+        {
+            "id": idx,
+            "y": y,
+            "z": rng.normal(size=N),
+            # unused level "none" and a custom order
+            "grp": pd.Categorical(
+                np.array(["hi", "lo", "mid"])[lev], categories=["mid", "hi", "none", "lo"]
+            ),
+            "flag": pd.array(lat[:, 0] > 0.5, dtype=object),
+            "word": np.array(["b", "a"])[(lat[:, 1] > 0.7).astype(int)].astype(object),
+        }
+    )
     for c, frac in (("y", 0.15), ("grp", 0.2), ("flag", 0.2), ("word", 0.2)):
         df.loc[rng.random(N) < frac, c] = None
     return df
@@ -226,7 +263,9 @@ def test_pandas_categories_round_trip(mixed):
     assert imp.param_names["beta"][1] == ["y", "grp.mid", "grp.hi", "flag.False", "word.a"]
     assert imp.par_imputation["psi"].shape == (5, 5, 30, 1)
     sig = imp.par_imputation["sigma"][:, :, :, 0]
-    np.testing.assert_array_equal(sig[1:3, 1:3], np.broadcast_to([[1, .5], [.5, 1]], (30, 2, 2)).transpose(1, 2, 0))
+    np.testing.assert_array_equal(
+        sig[1:3, 1:3], np.broadcast_to([[1, 0.5], [0.5, 1]], (30, 2, 2)).transpose(1, 2, 0)
+    )
 
 
 def test_polars_categorical_and_enum_round_trip(mixed):
@@ -251,22 +290,31 @@ def test_same_seed_same_draws_whatever_threads(mixed):
     a = jomo_impute(mixed, F_MIXED, n_threads=1, **kw)
     b = jomo_impute(mixed, F_MIXED, n_threads=2, **kw)
     np.testing.assert_array_equal(a.replacement, b.replacement)
-    np.testing.assert_array_equal(a.par_chains_imputation["sigma"], b.par_chains_imputation["sigma"])
+    np.testing.assert_array_equal(
+        a.par_chains_imputation["sigma"], b.par_chains_imputation["sigma"]
+    )
     assert a.par_chains_imputation["beta"].shape[-1] == 2
 
 
 # ---- bad input: one clear error each ------------------------------------------------------
 
+
 def test_error_one_observed_level(mixed):
     df = mixed.copy()
-    df["grp"] = pd.Categorical(np.where(df["grp"].isna(), None, "hi"), categories=["mid", "hi", "lo"])
-    with pytest.raises(ValueError, match=r"categorical target 'grp' has only one observed level \['hi'\]"):
+    df["grp"] = pd.Categorical(
+        np.where(df["grp"].isna(), None, "hi"), categories=["mid", "hi", "lo"]
+    )
+    with pytest.raises(
+        ValueError, match=r"categorical target 'grp' has only one observed level \['hi'\]"
+    ):
         jomo_impute(df, F_MIXED, m=1, n_burn=1, n_iter=1)
 
 
 def test_error_missing_code_is_a_category(mixed):
     df = mixed.assign(word=mixed["word"].where(mixed["word"].notna(), "-99"))
-    with pytest.raises(ValueError, match=r"`missing_code` \[-99\] is a category of the categorical target 'word'"):
+    with pytest.raises(
+        ValueError, match=r"`missing_code` \[-99\] is a category of the categorical target 'word'"
+    ):
         jomo_impute(df, F_MIXED, m=1, n_burn=1, n_iter=1, missing_code=-99)
 
 
@@ -284,11 +332,14 @@ def test_error_random_L1_needs_clusters(mixed):
 
 
 def test_error_random_L1_value(mixed):
-    with pytest.raises(ValueError, match="`random_L1` must be 'none', 'mean' or 'full'; got 'diag'"):
+    with pytest.raises(
+        ValueError, match="`random_L1` must be 'none', 'mean' or 'full'; got 'diag'"
+    ):
         jomo_impute(mixed, F_MIXED, random_L1="diag")
 
 
 # ---- level-2 targets ---------------------------------------------------------------------
+
 
 def test_level2_target_layout_and_cluster_means(mixed):
     rng = np.random.default_rng(8)
@@ -297,12 +348,19 @@ def test_level2_target_layout_and_cluster_means(mixed):
     df["w"] = w[df["id"]]
     df.loc[df["id"].isin([1, 4, 9]), "w"] = np.nan  # three clusters miss w
     with pytest.warns(UserWarning, match=r"replaced with cluster means \(z\)"):
-        imp = jomo_impute(df, ["y + grp ~ 1 + (1|id)", "w ~ 1 + z"], m=2, n_burn=50, n_iter=5, seed=1)
+        imp = jomo_impute(
+            df, ["y + grp ~ 1 + (1|id)", "w ~ 1 + z"], m=2, n_burn=50, n_iter=5, seed=1
+        )
     assert imp.targets == ["y", "grp", "w"]
     assert imp.par_imputation["beta2"].shape == (2, 1, 10, 1)
     assert imp.param_names["beta2"] == (["(Intercept)", "z"], ["w"])
     assert imp.par_imputation["psi"].shape == (4, 4, 10, 1)
-    assert imp.param_names["psi"][0] == ["y:(Intercept)", "grp.mid:(Intercept)", "grp.hi:(Intercept)", "w"]
+    assert imp.param_names["psi"][0] == [
+        "y:(Intercept)",
+        "grp.mid:(Intercept)",
+        "grp.hi:(Intercept)",
+        "w",
+    ]
     for d in imp.complete():
         assert d["w"].notna().all()
         assert (d.groupby("id")["w"].nunique() == 1).all()  # one value per cluster
@@ -316,8 +374,10 @@ def _level2_categorical(mixed):
     J = mixed["id"].max() + 1
     kind = np.array(["b", "a", "c"])[rng.integers(0, 3, J)]
     site = np.array(["north", "south"])[rng.integers(0, 2, J)].astype(object)
-    df = mixed.assign(kind=pd.Categorical(kind[mixed["id"]], categories=["c", "a", "zz", "b"]),
-                      site=site[mixed["id"]])
+    df = mixed.assign(
+        kind=pd.Categorical(kind[mixed["id"]], categories=["c", "a", "zz", "b"]),
+        site=site[mixed["id"]],
+    )
     df.loc[df["id"].isin([2, 5, 11, 17]), "kind"] = np.nan
     df.loc[df["id"].isin([5, 8, 20]), "site"] = None
     return df
@@ -325,20 +385,26 @@ def _level2_categorical(mixed):
 
 def test_categorical_level2_targets_round_trip(mixed):
     df = _level2_categorical(mixed)
-    imp = jomo_impute(df, ["y + grp ~ 1 + (1|id)", "site + kind ~ 1"], m=3, n_burn=100, n_iter=10, seed=4)
+    imp = jomo_impute(
+        df, ["y + grp ~ 1 + (1|id)", "site + kind ~ 1"], m=3, n_burn=100, n_iter=10, seed=4
+    )
     assert imp.targets == ["y", "grp", "site", "kind"]
     # latent columns of the level-2 targets: K - 1 per target, observed levels in category order
     assert imp.param_names["beta2"] == (["(Intercept)"], ["site.north", "kind.c", "kind.a"])
     assert imp.param_names["psi"][0][-3:] == ["site.north", "kind.c", "kind.a"]
     psi = imp.par_imputation["psi"][:, :, :, 0]
     assert psi.shape == (6, 6, 30)
-    np.testing.assert_array_equal(psi[4:, 4:], np.broadcast_to([[1, .5], [.5, 1]], (30, 2, 2)).transpose(1, 2, 0))
+    np.testing.assert_array_equal(
+        psi[4:, 4:], np.broadcast_to([[1, 0.5], [0.5, 1]], (30, 2, 2)).transpose(1, 2, 0)
+    )
     assert np.all(psi[3, 3] == 1.0) and len(np.unique(psi[0, 3])) > 1  # free covariances move
     seen = set()
     for d in imp.complete():
         assert d["kind"].dtype == df["kind"].dtype and d["kind"].notna().all()
         assert set(d["site"]) <= {"north", "south"}
-        assert (d.groupby("id")["kind"].nunique() == 1).all() and (d.groupby("id")["site"].nunique() == 1).all()
+        assert (d.groupby("id")["kind"].nunique() == 1).all() and (
+            d.groupby("id")["site"].nunique() == 1
+        ).all()
         obs = df["kind"].notna()
         assert d.loc[obs, "kind"].tolist() == df.loc[obs, "kind"].tolist()
         seen |= set(d.loc[~obs, "kind"])
@@ -351,7 +417,10 @@ def test_categorical_level2_targets_round_trip(mixed):
     np.testing.assert_array_equal(a.par_chains_imputation["psi"], b.par_chains_imputation["psi"])
 
 
-L2CAT = {"bin": ["sat + jor ~ 1 + (1|id)", "jclhi ~ 1"], "nom": ["sat + jor ~ 1 + (1|id)", "jcl3 ~ 1"]}
+L2CAT = {
+    "bin": ["sat + jor ~ 1 + (1|id)", "jclhi ~ 1"],
+    "nom": ["sat + jor ~ 1 + (1|id)", "jcl3 ~ 1"],
+}
 
 
 @pytest.mark.parametrize("model", list(L2CAT))
@@ -363,7 +432,9 @@ def test_categorical_level2_posterior_means_agree_with_jomoImpute(model):
     df = pd.read_csv(REF.parent / "jomo_justice_l2cat.csv")
     df["jclhi"] = pd.Categorical(df["jclhi"], categories=["low", "high"])
     df["jcl3"] = pd.Categorical(df["jcl3"], categories=["lo", "mid", "hi"])
-    imp = jomo_impute(df, L2CAT[model], m=1, n_burn=1000, n_iter=30000, seed=6, latent_bounds="jomo")
+    imp = jomo_impute(
+        df, L2CAT[model], m=1, n_burn=1000, n_iter=30000, seed=6, latent_bounds="jomo"
+    )
     _assert_agrees_with_jomoImpute(imp, ref)
 
 
@@ -385,10 +456,12 @@ def test_ordinal_level2_target_recovers_thresholds_and_psi():
     df.loc[df["id"].isin(np.flatnonzero(rng.random(J) < 0.2)), "o"] = np.nan
     imp = jomo_impute(df, ["y ~ 1 + (1|id)", "o ~ 1"], m=2, n_burn=1000, n_iter=1500, seed=2)
     assert imp.param_names["beta2"] == (["(Intercept)"], ["o"])
-    checks = [(imp.par_imputation["beta2"][0, 0, :, 0], 0.3),
-              (imp.par_imputation["psi"][0, 1, :, 0], 0.35),
-              (imp.par_imputation["psi"][0, 0, :, 0], 0.5),
-              (imp.extra["thresholds"]["o"][:, :, 0], thr)]
+    checks = [
+        (imp.par_imputation["beta2"][0, 0, :, 0], 0.3),
+        (imp.par_imputation["psi"][0, 1, :, 0], 0.35),
+        (imp.par_imputation["psi"][0, 0, :, 0], 0.5),
+        (imp.extra["thresholds"]["o"][:, :, 0], thr),
+    ]
     for ch, truth in checks:
         lo, hi = np.quantile(ch, [0.0005, 0.9995], axis=-1)
         assert np.all((lo < truth + 1e-12) & (truth - 1e-12 < hi)), f"{truth} vs [{lo}, {hi}]"
@@ -400,11 +473,14 @@ def test_ordinal_level2_target_recovers_thresholds_and_psi():
 
 
 def test_error_level2_target_varies_within_cluster(mixed):
-    with pytest.raises(ValueError, match=r"level-2 target 'z' varies within cluster id=0 \(and 24 other"):
+    with pytest.raises(
+        ValueError, match=r"level-2 target 'z' varies within cluster id=0 \(and 24 other"
+    ):
         jomo_impute(mixed, ["y ~ 1 + (1|id)", "z ~ 1"], m=1, n_burn=1, n_iter=1)
 
 
 # ---- random_L1: cluster-specific covariance matrices --------------------------------------
+
 
 def _heteroscedastic(seed=5, J=100, n=30, a_true=8.0):
     from scipy.stats import invwishart
@@ -416,7 +492,9 @@ def _heteroscedastic(seed=5, J=100, n=30, a_true=8.0):
     u = rng.normal(0, 0.6, (J, 2))
     E = np.concatenate([rng.multivariate_normal([0, 0], SJ[j], size=n) for j in range(J)])
     z = rng.normal(size=J * n)
-    df = pd.DataFrame({"id": idx, "y": 1 + 0.5 * z + u[idx, 0] + E[:, 0], "x": -1 + u[idx, 1] + E[:, 1], "z": z})
+    df = pd.DataFrame(
+        {"id": idx, "y": 1 + 0.5 * z + u[idx, 0] + E[:, 0], "x": -1 + u[idx, 1] + E[:, 1], "z": z}
+    )
     df.loc[rng.random(J * n) < 0.2, "y"] = np.nan
     df.loc[rng.random(J * n) < 0.2, "x"] = np.nan
     return df, SJ, a_true
@@ -424,7 +502,9 @@ def _heteroscedastic(seed=5, J=100, n=30, a_true=8.0):
 
 def test_random_L1_recovers_heteroscedastic_clusters():
     df, SJ, a_true = _heteroscedastic()
-    imp = jomo_impute(df, "y + x ~ 1 + z + (1|id)", random_L1="full", m=2, n_burn=500, n_iter=1000, seed=1)
+    imp = jomo_impute(
+        df, "y + x ~ 1 + z + (1|id)", random_L1="full", m=2, n_burn=500, n_iter=1000, seed=1
+    )
     J = len(SJ)
     assert imp.par_imputation["sigma"].shape == (2 * J, 2, 2000, 1)
     assert imp.param_names["sigma"][0][:3] == ["y[0]", "x[0]", "y[1]"]
@@ -439,8 +519,12 @@ def test_random_L1_recovers_heteroscedastic_clusters():
     truth = np.array([[1.0, -1.0], [0.5, 0.0]])
     assert np.all((lo < truth) & (truth < hi))
     # "mean" stores the average of the cluster matrices: the same chain for the same seed
-    imp_m = jomo_impute(df, "y + x ~ 1 + z + (1|id)", random_L1="mean", m=2, n_burn=500, n_iter=1000, seed=1)
-    np.testing.assert_allclose(imp_m.par_imputation["sigma"][:, :, :, 0], sj.mean(axis=0), rtol=1e-10)
+    imp_m = jomo_impute(
+        df, "y + x ~ 1 + z + (1|id)", random_L1="mean", m=2, n_burn=500, n_iter=1000, seed=1
+    )
+    np.testing.assert_allclose(
+        imp_m.par_imputation["sigma"][:, :, :, 0], sj.mean(axis=0), rtol=1e-10
+    )
     np.testing.assert_array_equal(imp_m.replacement, imp.replacement)
 
 
@@ -459,8 +543,14 @@ def _heteroscedastic_binary(seed=7, J=120, n=30):
     el = (c[idx] / np.sqrt(s[idx])) * e1 + np.sqrt(1 - c[idx] ** 2 / s[idx]) * e2
     y = 1 + 0.5 * z + u[idx, 0] + ey
     lat = 0.3 - 0.4 * z + u[idx, 1] + el
-    df = pd.DataFrame({"id": idx, "y": y, "b": pd.Categorical(np.where(lat > 0, "yes", "no"), categories=["yes", "no"]),
-                       "z": z})
+    df = pd.DataFrame(
+        {
+            "id": idx,
+            "y": y,
+            "b": pd.Categorical(np.where(lat > 0, "yes", "no"), categories=["yes", "no"]),
+            "z": z,
+        }
+    )
     df.loc[rng.random(J * n) < 0.2, "y"] = np.nan
     df.loc[rng.random(J * n) < 0.2, "b"] = np.nan
     return df, s
@@ -473,7 +563,9 @@ def test_random_L1_recovers_the_truth_where_jomo_does_not():
     the Sigma_j 23% above the truth, more than 3 posterior SDs (see the README)."""
     ref = json.loads((REF.parent / "jomo_hr_sim_ref.json").read_text())
     d = pd.read_csv(REF.parent / "jomo_hr_sim.csv")
-    imp = jomo_impute(d, "y + x ~ 1 + (1|id)", random_L1="mean", m=1, n_burn=1000, n_iter=10000, seed=1)
+    imp = jomo_impute(
+        d, "y + x ~ 1 + (1|id)", random_L1="mean", m=1, n_burn=1000, n_iter=10000, seed=1
+    )
     truth = ref["truth"]
     for block, t in (("sigma", truth["sigma_mean"]), ("psi", truth["psi"])):
         ch = imp.par_imputation[block][..., 0]
@@ -497,20 +589,40 @@ def test_random_L1_is_calibrated():
     idx = np.repeat(np.arange(J), n)
     for seed in range(12):
         rng = np.random.default_rng(100 + seed)
-        SJ = invwishart.rvs(df=a_true, scale=np.array([[1.0, 0.3], [0.3, 1.0]]) * (a_true - 3), size=J,
-                            random_state=100 + seed)
+        SJ = invwishart.rvs(
+            df=a_true,
+            scale=np.array([[1.0, 0.3], [0.3, 1.0]]) * (a_true - 3),
+            size=J,
+            random_state=100 + seed,
+        )
         u = rng.normal(0, 0.6, (J, 2))
-        E = np.einsum("jab,jnb->jna", np.linalg.cholesky(SJ), rng.normal(size=(J, n, 2))).reshape(J * n, 2)
+        E = np.einsum("jab,jnb->jna", np.linalg.cholesky(SJ), rng.normal(size=(J, n, 2))).reshape(
+            J * n, 2
+        )
         df = pd.DataFrame({"id": idx, "y": 1 + u[idx, 0] + E[:, 0], "x": -1 + u[idx, 1] + E[:, 1]})
         df.loc[rng.random(J * n) < 0.2, "y"] = np.nan
-        imp = jomo_impute(df, "y + x ~ 1 + (1|id)", random_L1="mean", m=1, n_burn=300, n_iter=2000, seed=seed,
-                          progress=False)
+        imp = jomo_impute(
+            df,
+            "y + x ~ 1 + (1|id)",
+            random_L1="mean",
+            m=1,
+            n_burn=300,
+            n_iter=2000,
+            seed=seed,
+            progress=False,
+        )
         sm = imp.par_imputation["sigma"][..., 0]
         ps = imp.par_imputation["psi"][..., 0]
         a = imp.extra["random_L1_df"][:, 0]
-        zs.append(np.concatenate([((SJ.mean(0) - sm.mean(-1)) / sm.std(-1))[np.triu_indices(2)],
-                                  ((0.36 * np.eye(2) - ps.mean(-1)) / ps.std(-1))[np.triu_indices(2)],
-                                  [(a_true - a.mean()) / a.std()]]))
+        zs.append(
+            np.concatenate(
+                [
+                    ((SJ.mean(0) - sm.mean(-1)) / sm.std(-1))[np.triu_indices(2)],
+                    ((0.36 * np.eye(2) - ps.mean(-1)) / ps.std(-1))[np.triu_indices(2)],
+                    [(a_true - a.mean()) / a.std()],
+                ]
+            )
+        )
     Z = np.array(zs)
     assert np.all(np.abs(Z.mean(axis=0)) < 4 / np.sqrt(len(Z))), Z.mean(axis=0)
     assert np.all((Z.std(axis=0) > 0.5) & (Z.std(axis=0) < 1.7)), Z.std(axis=0)
@@ -521,7 +633,9 @@ def test_random_L1_with_a_binary_target_recovers_heteroscedastic_clusters():
     stays fixed at 1, the cluster variances of y follow the truth, the fixed effects of y and of
     the latent are covered, and the imputed categories are valid with observed cells unchanged."""
     df, s = _heteroscedastic_binary()
-    imp = jomo_impute(df, "y + b ~ 1 + z + (1|id)", random_L1="full", m=2, n_burn=500, n_iter=750, seed=2)
+    imp = jomo_impute(
+        df, "y + b ~ 1 + z + (1|id)", random_L1="full", m=2, n_burn=500, n_iter=750, seed=2
+    )
     J = len(s)
     sj = imp.par_imputation["sigma"][:, :, :, 0].reshape(J, 2, 2, -1)
     assert np.all(sj[:, 1, 1] == 1.0)
@@ -531,7 +645,9 @@ def test_random_L1_with_a_binary_target_recovers_heteroscedastic_clusters():
     truth = np.array([[1.0, 0.3], [0.5, -0.4]])  # level "yes" is the latent's (reference: "no")
     assert np.all((lo < truth) & (truth < hi)), (lo, hi)
     assert imp.param_names["beta"][1] == ["y", "b.yes"]
-    assert np.isnan(imp.extra["sigma_acceptance"][0, 0])  # one categorical target: exact draws, no MH
+    assert np.isnan(
+        imp.extra["sigma_acceptance"][0, 0]
+    )  # one categorical target: exact draws, no MH
     for d in imp.complete():
         assert d["b"].dtype == df["b"].dtype and d["b"].notna().all() and d["y"].notna().all()
         seen = df["b"].notna()
@@ -566,10 +682,14 @@ def test_random_L1_with_an_ordinal_target_recovers_thresholds():
     u = rng.normal(0, 0.4, J)
     lat = 0.5 + u[idx] + rng.normal(size=J * n)
     y = 2 + u[idx] * 0.5 + 0.6 * lat + rng.normal(0, np.exp(rng.uniform(-1, 1, J))[idx])
-    o = pd.Categorical(np.digitize(lat, [0.0, 0.8]).astype(str), categories=["0", "1", "2"], ordered=True)
+    o = pd.Categorical(
+        np.digitize(lat, [0.0, 0.8]).astype(str), categories=["0", "1", "2"], ordered=True
+    )
     df = pd.DataFrame({"id": idx, "y": y, "o": o})
     df.loc[rng.random(J * n) < 0.15, "o"] = np.nan
-    imp = jomo_impute(df, "y + o ~ 1 + (1|id)", random_L1="mean", m=2, n_burn=500, n_iter=500, seed=1)
+    imp = jomo_impute(
+        df, "y + o ~ 1 + (1|id)", random_L1="mean", m=2, n_burn=500, n_iter=500, seed=1
+    )
     thr = imp.extra["thresholds"]["o"][:, :, 0]
     assert np.all(thr[0] == 0.0)
     lo, hi = np.quantile(thr[1], [0.0005, 0.9995])
@@ -585,18 +705,34 @@ def test_random_L1_with_level2_targets_recovers_psi_and_clusters():
     rng = np.random.default_rng(5)
     J, n, a_true = 150, 20, 8.0
     idx = np.repeat(np.arange(J), n)
-    SJ = invwishart.rvs(df=a_true, scale=np.array([[1.0, 0.3], [0.3, 1.0]]) * (a_true - 3), size=J, random_state=5)
+    SJ = invwishart.rvs(
+        df=a_true, scale=np.array([[1.0, 0.3], [0.3, 1.0]]) * (a_true - 3), size=J, random_state=5
+    )
     P = np.array([[0.4, 0.1, 0.2], [0.1, 0.3, -0.1], [0.2, -0.1, 0.5]])
     U = rng.multivariate_normal(np.zeros(3), P, size=J)
     E = np.concatenate([rng.multivariate_normal([0, 0], SJ[j], size=n) for j in range(J)])
     z = rng.normal(size=J * n)
-    df = pd.DataFrame({"id": idx, "y": 1 + 0.5 * z + U[idx, 0] + E[:, 0], "x": -1 + U[idx, 1] + E[:, 1], "z": z,
-                       "w": (0.5 + U[:, 2])[idx]})
+    df = pd.DataFrame(
+        {
+            "id": idx,
+            "y": 1 + 0.5 * z + U[idx, 0] + E[:, 0],
+            "x": -1 + U[idx, 1] + E[:, 1],
+            "z": z,
+            "w": (0.5 + U[:, 2])[idx],
+        }
+    )
     df.loc[rng.random(J * n) < 0.2, "y"] = np.nan
     df.loc[rng.random(J * n) < 0.2, "x"] = np.nan
     df.loc[np.isin(idx, np.flatnonzero(rng.random(J) < 0.15)), "w"] = np.nan
-    imp = jomo_impute(df, ["y + x ~ 1 + z + (1|id)", "w ~ 1"], random_L1="full", m=2, n_burn=500, n_iter=1000,
-                      seed=1)
+    imp = jomo_impute(
+        df,
+        ["y + x ~ 1 + z + (1|id)", "w ~ 1"],
+        random_L1="full",
+        m=2,
+        n_burn=500,
+        n_iter=1000,
+        seed=1,
+    )
     ps = imp.par_imputation["psi"][..., 0]
     lo, hi = np.quantile(ps, [0.0005, 0.9995], axis=-1)
     assert np.all((lo < P) & (P < hi)), (lo, hi)
@@ -618,8 +754,15 @@ def test_random_L1_with_a_categorical_level2_target():
     lev = np.where(rng.random(60) < 0.4, "A", "B").astype(object)
     lev[rng.random(60) < 0.2] = None
     df["k"] = pd.Categorical(lev[df["id"].to_numpy()], categories=["B", "A"])
-    imp = jomo_impute(df, ["y + b ~ 1 + z + (1|id)", "k ~ 1"], random_L1="mean", m=2, n_burn=200, n_iter=200,
-                      seed=1)
+    imp = jomo_impute(
+        df,
+        ["y + b ~ 1 + z + (1|id)", "k ~ 1"],
+        random_L1="mean",
+        m=2,
+        n_burn=200,
+        n_iter=200,
+        seed=1,
+    )
     assert np.all(imp.par_imputation["psi"][-1, -1, :, 0] == 1.0)
     for d in imp.complete():
         assert d["k"].dtype == df["k"].dtype and d["k"].notna().all()
@@ -629,6 +772,7 @@ def test_random_L1_with_a_categorical_level2_target():
 
 
 # ---- latent_bounds -----------------------------------------------------------------------
+
 
 def test_latent_bounds_keep_latents_in_the_box_and_jomo_alias(mixed):
     """The bounds reach the latent draws: with a narrow box every latent beta stays inside it; "jomo"
@@ -647,18 +791,26 @@ def test_latent_bounds_keep_latents_in_the_box_and_jomo_alias(mixed):
     assert np.abs(c.par_imputation["beta"][0, 1:, :, 0].mean(axis=-1)).max() > 0.15
 
 
-@pytest.mark.parametrize("bad,err,msg", [
-    ("exact", ValueError, r"`latent_bounds` must be None, 'jomo' or a pair \(lo, hi\); got 'exact'"),
-    ((1.0, 4.0), ValueError, r"`latent_bounds` = \(1.0, 4.0\) must satisfy lo < 0 < hi"),
-    (3.0, TypeError, r"`latent_bounds` must be None, 'jomo' or a pair of numbers"),
-    ((-1, 0, 1), TypeError, r"`latent_bounds` must be None, 'jomo' or a pair of numbers"),
-])
+@pytest.mark.parametrize(
+    "bad,err,msg",
+    [
+        (
+            "exact",
+            ValueError,
+            r"`latent_bounds` must be None, 'jomo' or a pair \(lo, hi\); got 'exact'",
+        ),
+        ((1.0, 4.0), ValueError, r"`latent_bounds` = \(1.0, 4.0\) must satisfy lo < 0 < hi"),
+        (3.0, TypeError, r"`latent_bounds` must be None, 'jomo' or a pair of numbers"),
+        ((-1, 0, 1), TypeError, r"`latent_bounds` must be None, 'jomo' or a pair of numbers"),
+    ],
+)
 def test_error_latent_bounds(mixed, bad, err, msg):
     with pytest.raises(err, match=msg):
         jomo_impute(mixed, F_MIXED, m=1, n_burn=1, n_iter=1, latent_bounds=bad)
 
 
 # ---- mitml's type codes -------------------------------------------------------------------
+
 
 def test_type_codes_give_the_same_draws_as_the_formula(mixed):
     kw = {"m": 2, "n_burn": 20, "n_iter": 5, "seed": 7}
@@ -676,34 +828,63 @@ def test_type_codes_give_the_same_draws_as_the_formula(mixed):
 
 
 def test_type_list_gives_level2_targets_and_group(mixed):
-    df = mixed.assign(w=np.random.default_rng(3).normal(size=mixed["id"].max() + 1)[mixed["id"]],
-                      g=np.where(mixed["id"] < 12, "a", "b"))
+    df = mixed.assign(
+        w=np.random.default_rng(3).normal(size=mixed["id"].max() + 1)[mixed["id"]],
+        g=np.where(mixed["id"] < 12, "a", "b"),
+    )
     df.loc[df["id"].isin([1, 4, 9, 15, 20]), "w"] = np.nan
     kw = {"m": 2, "n_burn": 20, "n_iter": 5, "seed": 7}
     with pytest.warns(UserWarning, match="replaced with cluster means"):
-        a = jomo_impute(df, type=[{"id": -2, "y": 1, "grp": 1, "g": -1}, {"w": 1, "z": 2, "id": -2}], **kw)
+        a = jomo_impute(
+            df, type=[{"id": -2, "y": 1, "grp": 1, "g": -1}, {"w": 1, "z": 2, "id": -2}], **kw
+        )
     with pytest.warns(UserWarning, match="replaced with cluster means"):
         b = jomo_impute(df, ["y + grp ~ 1 + (1|id)", "w ~ 1 + z"], group="g", **kw)
     np.testing.assert_array_equal(a.replacement, b.replacement)
     assert a.targets == ["y", "grp", "w"] and a.settings["group"] == "g"
 
 
-@pytest.mark.parametrize("kw,err,msg", [
-    ({"formula": "y ~ 1", "type": {"y": 1}}, ValueError, "needs exactly one of `formula` or `type`"),
-    ({"type": {"y": 1, "z": 5}}, ValueError, r"`type` codes must be among 1, 2, 3, -1, -2, 0; got \{'z': 5\}"),
-    ({"type": [{"y": 1, "id": -2}]}, TypeError, "`type` as a list must hold two mappings"),
-    ({"type": [{"y": 1, "id": -2}, {"z": 2}]}, ValueError, r"the level-2 `type` names no target \(code 1\)"),
-    ({"type": "y"}, TypeError, "`type` must be a mapping"),
-    ({"formula": 5}, TypeError, "`formula` must be a string or a list of two strings; got int"),
-    ({"type": {"y": 1, "id": -1}, "group": "z"}, ValueError, "disagree"),
-])
+@pytest.mark.parametrize(
+    "kw,err,msg",
+    [
+        (
+            {"formula": "y ~ 1", "type": {"y": 1}},
+            ValueError,
+            "needs exactly one of `formula` or `type`",
+        ),
+        (
+            {"type": {"y": 1, "z": 5}},
+            ValueError,
+            r"`type` codes must be among 1, 2, 3, -1, -2, 0; got \{'z': 5\}",
+        ),
+        ({"type": [{"y": 1, "id": -2}]}, TypeError, "`type` as a list must hold two mappings"),
+        (
+            {"type": [{"y": 1, "id": -2}, {"z": 2}]},
+            ValueError,
+            r"the level-2 `type` names no target \(code 1\)",
+        ),
+        ({"type": "y"}, TypeError, "`type` must be a mapping"),
+        ({"formula": 5}, TypeError, "`formula` must be a string or a list of two strings; got int"),
+        ({"type": {"y": 1, "id": -1}, "group": "z"}, ValueError, "disagree"),
+    ],
+)
 def test_error_type_codes(mixed, kw, err, msg):
     with pytest.raises(err, match=msg):
         jomo_impute(mixed, m=1, n_burn=1, n_iter=1, **kw)
 
 
-@pytest.mark.parametrize("lo,hi", [(-np.inf, np.inf), (0.3, np.inf), (2.5, np.inf), (-np.inf, -1.7),
-                                   (-1.0, 1.2), (0.2, 0.6), (1.0, 1.5)])
+@pytest.mark.parametrize(
+    "lo,hi",
+    [
+        (-np.inf, np.inf),
+        (0.3, np.inf),
+        (2.5, np.inf),
+        (-np.inf, -1.7),
+        (-1.0, 1.2),
+        (0.2, 0.6),
+        (1.0, 1.5),
+    ],
+)
 def test_truncnorm_rng_matches_scipy(lo, hi):
     """The rejection samplers used for latent draws: KS test against scipy's truncated normal."""
     from scipy import stats
@@ -726,8 +907,17 @@ def test_truncnorm_batch_matches_scipy():
 
     from pymitml.samplers._truncnorm import truncnorm_batch
 
-    kinds = [(0.0, np.inf), (-np.inf, 0.0), (1.5, np.inf), (-np.inf, -2.0), (-np.inf, np.inf), (-0.3, 0.8),
-             (3.0, np.inf), (-np.inf, -3.0), (5.0, np.inf)]
+    kinds = [
+        (0.0, np.inf),
+        (-np.inf, 0.0),
+        (1.5, np.inf),
+        (-np.inf, -2.0),
+        (-np.inf, np.inf),
+        (-0.3, 0.8),
+        (3.0, np.inf),
+        (-np.inf, -3.0),
+        (5.0, np.inf),
+    ]
     n = 9 * 6000
     kind = np.arange(n) % len(kinds)
     lo = np.array([kinds[k][0] for k in kind])
@@ -737,7 +927,9 @@ def test_truncnorm_batch_matches_scipy():
 
     def run(seed):
         out, wi, wt, ws = np.empty(n), np.empty(n, np.int64), np.empty(n), np.empty(n)
-        truncnorm_batch(np.random.default_rng(seed), mean, np.full(n, sd), lo, hi, out, n, wi, wt, ws)
+        truncnorm_batch(
+            np.random.default_rng(seed), mean, np.full(n, sd), lo, hi, out, n, wi, wt, ws
+        )
         return out
 
     out = run(5)
@@ -760,7 +952,12 @@ def test_inverse_wishart_draws_of_the_random_L1_sampler():
 
     rng = np.random.default_rng(3)
     r, nu, K = 4, 12.0, 40000
-    M = np.array([[3.0, 0.5, 0.4, 0.2], [0.5, 2.0, 0.3, 0.1], [0.4, 0.3, 1.5, 0.6], [0.2, 0.1, 0.6, 1.2]]) * 3
+    M = (
+        np.array(
+            [[3.0, 0.5, 0.4, 0.2], [0.5, 2.0, 0.3, 0.1], [0.4, 0.3, 1.5, 0.6], [0.2, 0.1, 0.6, 1.2]]
+        )
+        * 3
+    )
     i1, i2 = np.array([0, 1]), np.array([2, 3])
     Cb = np.array([[1.0, 0.5], [0.5, 1.0]])
     S, Si, w = np.empty((r, r)), np.empty((r, r)), np.empty((20, r, r))
@@ -811,8 +1008,17 @@ def test_a_failing_kernel_step_is_reported_with_its_step_iteration_chain_and_gro
     df = random_intercept(10, 5, seed=1)
     df["g"] = np.where(np.arange(len(df)) < 25, "a", "b")
     with pytest.raises(NumericalFailureError) as err:  # 4 calls a task: 250 + 250 + 100, then 1
-        jomo_impute(df, "y ~ 1 + z + (1|id)", group="g", m=2, chains=2, n_burn=600, n_iter=1,
-                       seed=1, n_threads=1)
+        jomo_impute(
+            df,
+            "y ~ 1 + z + (1|id)",
+            group="g",
+            m=2,
+            chains=2,
+            n_burn=600,
+            n_iter=1,
+            seed=1,
+            n_threads=1,
+        )
     assert isinstance(err.value, FloatingPointError)
     assert err.value.status == Status.PSI and err.value.chain == 1 and err.value.group == "b"
     assert err.value.iteration == 250 + 3  # the second segment of 250, its 4th iteration

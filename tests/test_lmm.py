@@ -1,5 +1,6 @@
 """pymitml.lmm: the native lmer against lme4 (committed references and live R), kernels
 against plain NumPy, invariants, errors and printing."""
+
 from __future__ import annotations
 
 import json
@@ -35,11 +36,14 @@ def _listify(x):
 def fits():
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        return {name: lmer(r["formula"], DATA[r["data"]], REML=r["REML"], na_action="omit")
-                for name, r in REF.items()}
+        return {
+            name: lmer(r["formula"], DATA[r["data"]], REML=r["REML"], na_action="omit")
+            for name, r in REF.items()
+        }
 
 
 # ---------------------------------------------------------------- agreement with lme4 (refs)
+
 
 @pytest.mark.parametrize("name", list(REF))
 def test_matches_lme4_reference(fits, name):
@@ -97,6 +101,7 @@ def test_singular_fits_are_flagged(fits):
 
 # ---------------------------------------------------------------- likelihood at parameters
 
+
 @pytest.mark.parametrize("name", ["sr_ri_reml", "sim_rs_reml", "sim_q3_reml", "sim_singular_rs"])
 def test_loglik_at_matches_dense_r_computation(fits, name):
     r, fit = REF[name], fits[name]
@@ -110,7 +115,8 @@ def test_loglik_at_reproduces_the_fitted_criteria(fits):
     assert ml.loglik_at(ml.fixef, ml.theta, ml.sigma) == pytest.approx(ml.loglik, rel=1e-12)
     reml = fits["sim_rs_reml"]
     assert reml.loglik_at(reml.fixef, reml.theta, reml.sigma, REML=True) == pytest.approx(
-        reml.loglik, rel=1e-12)
+        reml.loglik, rel=1e-12
+    )
     # the ML optimum is a maximum of the non-profiled likelihood
     base = ml.loglik_at(ml.fixef, ml.theta, ml.sigma)
     for k in range(3):
@@ -159,13 +165,19 @@ def test_design_is_exposed(fits):
 
 def test_extra_pars_names(fits):
     ep = fits["sim_rs_reml"].extra_pars
-    assert list(ep.index) == ["Intercept~~Intercept|g", "x~~x|g", "Intercept~~x|g",
-                              "Residual~~Residual", "ICC|g"]
+    assert list(ep.index) == [
+        "Intercept~~Intercept|g",
+        "x~~x|g",
+        "Intercept~~x|g",
+        "Residual~~Residual",
+        "ICC|g",
+    ]
     cov = fits["sim_rs_reml"].cov_random.to_numpy()
     assert ep["ICC|g"] == pytest.approx(cov[0, 0] / (cov[0, 0] + fits["sim_rs_reml"].sigma ** 2))
 
 
 # ---------------------------------------------------------------- invariants
+
 
 def test_polars_and_row_order_give_the_same_fit():
     pl = pytest.importorskip("polars")
@@ -190,6 +202,7 @@ def test_scale_invariance():
 
 # ---------------------------------------------------------------- errors and warnings
 
+
 def test_error_rank_deficient():
     d = SIM.assign(x2=2.0 * SIM["x"] + 1.0)
     with pytest.raises(ValueError, match=r"rank deficient: column\(s\) \['x2'\] are linear"):
@@ -203,7 +216,9 @@ def test_error_no_variation():
 
 def test_error_too_few_clusters():
     d = SIM[SIM["g"].isin(["c01", "c02"])]
-    with pytest.raises(ValueError, match="has 2 cluster\\(s\\) but the random part .* has 3 variance"):
+    with pytest.raises(
+        ValueError, match="has 2 cluster\\(s\\) but the random part .* has 3 variance"
+    ):
         lmer("y ~ x + (1 + x | g)", d)
 
 
@@ -215,7 +230,9 @@ def test_error_missing_term():
 def test_error_missing_values_and_omit():
     d = SIM.copy()
     d.loc[[3, 10, 11], "x"] = np.nan
-    with pytest.raises(ValueError, match=r"missing values in the analysis data: 'x' \(3 row\(s\)\)"):
+    with pytest.raises(
+        ValueError, match=r"missing values in the analysis data: 'x' \(3 row\(s\)\)"
+    ):
         lmer("y ~ x + (1 | g)", d)
     fit = lmer("y ~ x + (1 | g)", d, na_action="omit")
     assert fit.nobs == len(d) - 3
@@ -247,8 +264,11 @@ def test_convergence_warning_when_the_optimiser_is_stopped(monkeypatch):
     from pymitml.lmm import _optimize
     from pymitml.lmm import fit as fitmod
 
-    monkeypatch.setattr(fitmod, "minimize_theta",
-                        lambda fg, x0, lower: _optimize.minimize_theta(fg, x0, lower, max_iter=0))
+    monkeypatch.setattr(
+        fitmod,
+        "minimize_theta",
+        lambda fg, x0, lower: _optimize.minimize_theta(fg, x0, lower, max_iter=0),
+    )
     with pytest.warns(ConvergenceWarning, match="failed to converge"):
         f = lmer("y ~ x + (1 + x | g)", SIM)
     assert not f.converged
@@ -256,28 +276,34 @@ def test_convergence_warning_when_the_optimiser_is_stopped(monkeypatch):
 
 # ---------------------------------------------------------------- printing
 
+
 def test_summary_layout(fits):
     text = str(fits["sim_rs_reml"])
-    for line in ["Linear mixed model fit by REML",
-                 "REML criterion at convergence: 3771.6",
-                 " Groups   Name        Variance Std.Dev. Corr",
-                 " g        (Intercept) 0.8839   0.9401",
-                 "          x           0.1265   0.3557   0.05",
-                 " Residual             1.0716   1.0352",
-                 "Number of obs: 1211, groups:  g, 60",
-                 "             Estimate Std. Error t value",
-                 "x:w          0.185812   0.063247   2.938",
-                 "       (Intr) x      w      I(x^2) grpb   grpc",
-                 "x:w     0.025 -0.214 -0.114 -0.042  0.040 -0.005",
-                 "-2.9367 -0.6516 -0.0303 0.6473 3.5342"]:
+    for line in [
+        "Linear mixed model fit by REML",
+        "REML criterion at convergence: 3771.6",
+        " Groups   Name        Variance Std.Dev. Corr",
+        " g        (Intercept) 0.8839   0.9401",
+        "          x           0.1265   0.3557   0.05",
+        " Residual             1.0716   1.0352",
+        "Number of obs: 1211, groups:  g, 60",
+        "             Estimate Std. Error t value",
+        "x:w          0.185812   0.063247   2.938",
+        "       (Intr) x      w      I(x^2) grpb   grpc",
+        "x:w     0.025 -0.214 -0.114 -0.042  0.040 -0.005",
+        "-2.9367 -0.6516 -0.0303 0.6473 3.5342",
+    ]:
         assert line in text, line
     ml = str(fits["sim_rs_ml"])
-    assert "fit by maximum likelihood" in ml and "     AIC      BIC   logLik deviance df.resid" in ml
+    assert (
+        "fit by maximum likelihood" in ml and "     AIC      BIC   logLik deviance df.resid" in ml
+    )
     assert "boundary (singular) fit" in str(fits["sim_singular_ri"])
     assert repr(fits["sim_rs_ml"]).startswith("<LmerFit ML 'y ~ x + w + (x | g)'")
 
 
 # ---------------------------------------------------------------- kernels vs plain NumPy
+
 
 def _small_problem(seed=0, J=7, q=2, p=3):
     rng = np.random.default_rng(seed)
@@ -295,7 +321,7 @@ def _dense(X, Z, y, codes, J, T):
     n, q = Z.shape
     Zfull = np.zeros((n, J * q))
     for i in range(n):
-        Zfull[i, codes[i] * q:(codes[i] + 1) * q] = Z[i]
+        Zfull[i, codes[i] * q : (codes[i] + 1) * q] = Z[i]
     Lam = np.kron(np.eye(J), T)
     ZL = Zfull @ Lam
     V = ZL @ ZL.T + np.eye(n)
@@ -316,10 +342,27 @@ def _run_pls(X, Z, y, codes, J, T):
     ZtZ, ZtX, Zty = np.zeros((J, q, q)), np.zeros((J, q, p)), np.zeros((J, q))
     XtX, Xty = np.zeros((p, p)), np.zeros(p)
     yty = _kernels.cross_products(X, Z, y, codes, ZtZ, ZtX, Zty, XtX, Xty)
-    bufs = {"P": np.empty((J, q, q)), "RZX": np.empty((J, q, p)), "cu": np.empty((J, q)),
-                "LX": np.empty((p, p)), "beta": np.empty(p)}
-    out = _kernels.pls(T, ZtZ, ZtX, Zty, XtX, Xty, yty, bufs["P"], bufs["RZX"], bufs["cu"],
-                       bufs["LX"], bufs["beta"])
+    bufs = {
+        "P": np.empty((J, q, q)),
+        "RZX": np.empty((J, q, p)),
+        "cu": np.empty((J, q)),
+        "LX": np.empty((p, p)),
+        "beta": np.empty(p),
+    }
+    out = _kernels.pls(
+        T,
+        ZtZ,
+        ZtX,
+        Zty,
+        XtX,
+        Xty,
+        yty,
+        bufs["P"],
+        bufs["RZX"],
+        bufs["cu"],
+        bufs["LX"],
+        bufs["beta"],
+    )
     return out, (ZtZ, ZtX, Zty, XtX, Xty, yty), bufs
 
 
@@ -356,8 +399,20 @@ def test_kernel_pls_criterion_gradient_and_modes(reml):
     # analytic gradient in T vs central differences of the dense criterion
     ZtZ, ZtX, Zty, _XtX, _Xty, _yty = cps
     G = np.empty_like(T)
-    _kernels.gradient_d(ZtZ, ZtX, Zty, bufs["P"], bufs["RZX"], bufs["cu"], bufs["LX"],
-                        bufs["beta"], r2, float(n), reml, G)
+    _kernels.gradient_d(
+        ZtZ,
+        ZtX,
+        Zty,
+        bufs["P"],
+        bufs["RZX"],
+        bufs["cu"],
+        bufs["LX"],
+        bufs["beta"],
+        r2,
+        float(n),
+        reml,
+        G,
+    )
     grad = 2.0 * G @ T
 
     def crit(Tm):
@@ -377,6 +432,7 @@ def test_kernel_pls_criterion_gradient_and_modes(reml):
 
 # ---------------------------------------------------------------- live R
 
+
 def _sim_unbalanced(seed):
     rng = np.random.default_rng(seed)
     J = 45
@@ -391,19 +447,24 @@ def _sim_unbalanced(seed):
     return pd.DataFrame({"y": y, "x": x, "sex": sex, "g": g})
 
 
-R_TIGHT = ("lmerControl(optimizer='nloptwrap', optCtrl=list(xtol_abs=1e-14, ftol_abs=1e-15, "
-           "xtol_rel=1e-14, ftol_rel=1e-15, maxeval=1e6))")
+R_TIGHT = (
+    "lmerControl(optimizer='nloptwrap', optCtrl=list(xtol_abs=1e-14, ftol_abs=1e-15, "
+    "xtol_rel=1e-14, ftol_rel=1e-15, maxeval=1e6))"
+)
 
 
 @pytest.mark.r
-@pytest.mark.parametrize("formula,reml", [("y ~ x * sex + I(x^2) + (1 + x | g)", True),
-                                          ("y ~ x + sex + (1 | g)", False)])
+@pytest.mark.parametrize(
+    "formula,reml", [("y ~ x * sex + I(x^2) + (1 + x | g)", True), ("y ~ x + sex + (1 | g)", False)]
+)
 def test_live_r_lmer(R, tmp_path, formula, reml):
     d = _sim_unbalanced(11)
     path = tmp_path / "d.csv"
     d.to_csv(path, index=False)
-    R(f"d <- read.csv('{path}'); fit <- suppressWarnings(lmer({formula}, d, REML={str(reml).upper()},"
-      f" control={R_TIGHT})); fit0 <- lmer({formula}, d, REML={str(reml).upper()})")
+    R(
+        f"d <- read.csv('{path}'); fit <- suppressWarnings(lmer({formula}, d, REML={str(reml).upper()},"
+        f" control={R_TIGHT})); fit0 <- lmer({formula}, d, REML={str(reml).upper()})"
+    )
     fit = lmer(formula, d, REML=reml)
     _close(fit.fixef, np.array(R("fixef(fit)")))
     _close(np.sqrt(np.diag(fit.vcov)), np.array(R("sqrt(diag(as.matrix(vcov(fit))))")))
@@ -422,8 +483,10 @@ def test_live_r_loglik_at_matches_mitml_d3_machinery(R, tmp_path):
     path = tmp_path / "d.csv"
     d.to_csv(path, index=False)
     R(f"d <- read.csv('{path}'); fit <- lmer(y ~ x + sex + (1 + x | g), d, REML = FALSE)")
-    R("tau <- 0.8 * matrix(as.numeric(VarCorr(fit)[[1]]), 2, 2) + diag(c(0.05, 0.01));"
-      "pars <- list(beta = fixef(fit) * 1.02, Tau1 = tau, sigma2 = sigma(fit)^2 * 1.1)")
+    R(
+        "tau <- 0.8 * matrix(as.numeric(VarCorr(fit)[[1]]), 2, 2) + diag(c(0.05, 0.01));"
+        "pars <- list(beta = fixef(fit) * 1.02, Tau1 = tau, sigma2 = sigma(fit)^2 * 1.1)"
+    )
     r_ll = R("as.numeric(mitml:::.getUserLL.lmerMod(fit, pars))")[0]
     fit = lmer("y ~ x + sex + (1 + x | g)", d, REML=False)
     tau = np.array(R("tau")).reshape(2, 2, order="F")

@@ -1,4 +1,5 @@
 """Missing-data overview against mice::md.pattern; per-level rates; complete-case analysis."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,9 @@ def leadership():
     return pd.read_csv(REF_DIR / "diag_leadership.csv")
 
 
-@pytest.mark.parametrize("name,key", [("studentratings", "md_pattern"),
-                                      ("leadership", "md_pattern_leadership")])
+@pytest.mark.parametrize(
+    "name,key", [("studentratings", "md_pattern"), ("leadership", "md_pattern_leadership")]
+)
 def test_table_equals_mice_md_pattern(request, ref, name, key):
     data = request.getfixturevalue(name)
     want = ref[key]
@@ -76,14 +78,24 @@ def test_levels_and_cluster_rates(leadership, studentratings):
     text = str(mp)
     assert "Level 2:" in text and "COHES" in text.split("Level 2:")[1]
     sr = missing_pattern(studentratings, cluster="ID", columns=["FedState", "ReadDis", "SES"])
-    assert sr.rates.set_index("variable")["level"].to_dict() == {"FedState": 2, "ReadDis": 1, "SES": 1}
+    assert sr.rates.set_index("variable")["level"].to_dict() == {
+        "FedState": 2,
+        "ReadDis": 1,
+        "SES": 1,
+    }
     forced = missing_pattern(studentratings, cluster="ID", columns=["ReadDis"], level2=["ReadDis"])
     assert forced.rates["level"].tolist() == [2]
 
 
 def test_small_example_by_hand():
-    df = pd.DataFrame({"g": [1, 1, 2, 2, 3], "x": [1.0, None, 3, 4, None],
-                       "z": [5.0, 5, None, None, 7], "w": list("abcde")})
+    df = pd.DataFrame(
+        {
+            "g": [1, 1, 2, 2, 3],
+            "x": [1.0, None, 3, 4, None],
+            "z": [5.0, 5, None, None, 7],
+            "w": list("abcde"),
+        }
+    )
     mp = missing_pattern(df, cluster="g")
     p = mp.patterns
     assert list(p.columns) == ["w", "x", "z", "count", "n_missing"]
@@ -91,7 +103,7 @@ def test_small_example_by_hand():
     assert p["count"].tolist() == [1, 2, 2]
     r = mp.rates.set_index("variable")
     assert r["level"].to_dict() == {"x": 1, "z": 2, "w": 1}
-    assert r["clusters_missing"].to_dict() == {"x": 1, "z": 1, "w": 0}     # cluster 3: x never seen
+    assert r["clusters_missing"].to_dict() == {"x": 1, "z": 1, "w": 0}  # cluster 3: x never seen
 
 
 def test_validation(studentratings):
@@ -116,7 +128,9 @@ def test_complete_case_analysis(leadership):
     cc = complete_case_analysis(leadership, fit, columns=["JOBSAT", "COHES"])
     assert cc.n_used == 658 and cc.n_dropped == 92
     assert not seen[0][["JOBSAT", "COHES"]].isna().any().any()
-    assert cc.result == pytest.approx(leadership.dropna(subset=["JOBSAT", "COHES"])["JOBSAT"].mean())
+    assert cc.result == pytest.approx(
+        leadership.dropna(subset=["JOBSAT", "COHES"])["JOBSAT"].mean()
+    )
     cc_pl = complete_case_analysis(pl.from_pandas(leadership), lambda d: d.height)
     assert isinstance(seen[0], pd.DataFrame) and cc_pl.result == 531 == cc_pl.n_used
     with pytest.raises(TypeError, match="`func` must be callable"):

@@ -1,4 +1,5 @@
 """MitmlList: with_/within/subset/sort, long format round trip, cluster means (vs mitml)."""
+
 from __future__ import annotations
 
 import numpy as np

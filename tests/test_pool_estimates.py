@@ -5,6 +5,7 @@ completed data sets in r_compat/pool_studentratings_m5.csv (mitml's studentratin
 Pooling is checked three ways: from R's own per-imputation estimates (independent of any fitter),
 from statsmodels OLS vs R's lm, and from pymitml's lmer vs R's lmer.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,8 +24,15 @@ from pymitml.pool._extract import stack_estimates, variance_components
 
 ROOT = Path(__file__).resolve().parents[1]
 REF = json.loads((ROOT / "r_compat" / "pool_estimates_ref.json").read_text())["cases"]
-MODEL_CASES = ["lm", "lm_dfcom", "lm_dfcom_vec", "lmer_ri", "lmer_ri_ml_dfcom", "lmer_rs",
-               "lmer_factors"]
+MODEL_CASES = [
+    "lm",
+    "lm_dfcom",
+    "lm_dfcom_vec",
+    "lmer_ri",
+    "lmer_ri_ml_dfcom",
+    "lmer_rs",
+    "lmer_factors",
+]
 LMER_CASES = ["lmer_ri", "lmer_ri_ml_dfcom", "lmer_rs", "lmer_factors"]
 RTOL = 1e-6
 # R computes p = 2 * (1 - pt(|t|, df)), which is exact only to ~1e-16 absolute (0 for tiny p);
@@ -33,7 +41,7 @@ P_ATOL = 1e-13
 
 
 def r_table(case: dict, key: str = "table") -> pd.DataFrame:
-    t = {c: list(np.atleast_1d(v)) for c, v in case[key].items()}    # JSON unboxes length-1 vectors
+    t = {c: list(np.atleast_1d(v)) for c, v in case[key].items()}  # JSON unboxes length-1 vectors
     return pd.DataFrame({c: t[c] for c in t if c != "names"}, index=t["names"])
 
 
@@ -42,14 +50,16 @@ def df_com_of(case: dict):
     return None if d is None else (d[0] if len(d) == 1 else np.array(d))
 
 
-def assert_table_close(got: pd.DataFrame, want: pd.DataFrame, rtol: float = RTOL,
-                       p_atol: float = P_ATOL) -> None:
+def assert_table_close(
+    got: pd.DataFrame, want: pd.DataFrame, rtol: float = RTOL, p_atol: float = P_ATOL
+) -> None:
     assert list(got.index) == list(want.index)
     assert list(got.columns) == list(want.columns)
     for c in want.columns:
         atol = p_atol if c == "P(>|t|)" else 0.0
-        np.testing.assert_allclose(got[c].to_numpy(), want[c].to_numpy(), rtol=rtol, atol=atol,
-                                   err_msg=f"column {c}")
+        np.testing.assert_allclose(
+            got[c].to_numpy(), want[c].to_numpy(), rtol=rtol, atol=atol, err_msg=f"column {c}"
+        )
 
 
 def r_fits(case: dict) -> list[SimpleNamespace]:
@@ -58,9 +68,14 @@ def r_fits(case: dict) -> list[SimpleNamespace]:
     out = []
     for q, u, vc, s in zip(case["qhat"], case["uhat"], case["varcorr"], case["sigma"]):
         varcorr = pd.DataFrame(vc)
-        out.append(SimpleNamespace(fixef=pd.Series(q, index=names),
-                                   vcov=pd.DataFrame(u, index=names, columns=names),
-                                   varcorr=varcorr, sigma=s))
+        out.append(
+            SimpleNamespace(
+                fixef=pd.Series(q, index=names),
+                vcov=pd.DataFrame(u, index=names, columns=names),
+                varcorr=varcorr,
+                sigma=s,
+            )
+        )
     return out
 
 
@@ -90,19 +105,25 @@ def test_extra_pars_from_R_varcorr_match_testEstimates(name):
     est = pool_estimates(r_fits(case), extra_pars=True, df_com=df_com_of(case))
     assert_table_close(est.table, r_table(case))
     want = r_table(case, "extra")
-    assert list(est.extra.index) == list(want.index)       # mitml's names and order
+    assert list(est.extra.index) == list(want.index)  # mitml's names and order
     assert list(est.extra.columns) == ["Estimate"]
     np.testing.assert_allclose(est.extra["Estimate"], want["Estimate"], rtol=RTOL)
 
 
 def test_random_slope_extra_names_follow_mitml():
     est = pool_estimates(r_fits(REF["lmer_rs"]), extra_pars=True)
-    assert list(est.extra.index) == ["Intercept~~Intercept|ID", "Cogn10~~Cogn10|ID",
-                                     "Intercept~~Cogn10|ID", "Residual~~Residual", "ICC|ID"]
+    assert list(est.extra.index) == [
+        "Intercept~~Intercept|ID",
+        "Cogn10~~Cogn10|ID",
+        "Intercept~~Cogn10|ID",
+        "Residual~~Residual",
+        "ICC|ID",
+    ]
 
 
-@pytest.mark.parametrize("name", ["lm", "lm_dfcom", "lmer_ri", "lmer_rs", "lmer_ri_ml_dfcom",
-                                  "qhat_only", "uhat_diag"])
+@pytest.mark.parametrize(
+    "name", ["lm", "lm_dfcom", "lmer_ri", "lmer_rs", "lmer_ri_ml_dfcom", "qhat_only", "uhat_diag"]
+)
 def test_printout_matches_mitml(name):
     case = REF[name]
     if name in LMER_CASES:
@@ -117,12 +138,12 @@ def test_printout_matches_mitml(name):
     else:
         q = pd.DataFrame(case["qhat"], columns=case["names"])
         est = pool_estimates(qhat=q, uhat=np.array(case["uhat"]), df_com=df_com_of(case))
-        if name == "lm":   # R printed lm with extra.pars = TRUE: the residual variance block
+        if name == "lm":  # R printed lm with extra.pars = TRUE: the residual variance block
             est = dataclasses.replace(est, _extra=r_table(case, "extra")[["Estimate"]])
     got = str(est).splitlines()
     want = case["print"].splitlines()
     assert got[3].startswith("pool_estimates(")
-    del got[3], want[3]                                   # the Call line differs by design
+    del got[3], want[3]  # the Call line differs by design
     assert got == want
 
 
@@ -130,10 +151,12 @@ def test_qhat_only_and_diagonal_uhat_match_R():
     q = np.array(REF["lm"]["qhat"])
     est = pool_estimates(qhat=q)
     assert list(est.table.columns) == ["Estimate"]
-    np.testing.assert_allclose(est.table["Estimate"], r_table(REF["qhat_only"])["Estimate"], rtol=RTOL)
+    np.testing.assert_allclose(
+        est.table["Estimate"], r_table(REF["qhat_only"])["Estimate"], rtol=RTOL
+    )
     assert list(est.table.index) == ["Parameter.1", "Parameter.2", "Parameter.3", "Parameter.4"]
-    u = np.array([np.diag(m) for m in np.array(REF["lm"]["uhat"])])          # (m, k) variances
-    est = pool_estimates(qhat=list(q), uhat=list(u), df_com=746)             # lists of rows
+    u = np.array([np.diag(m) for m in np.array(REF["lm"]["uhat"])])  # (m, k) variances
+    est = pool_estimates(qhat=list(q), uhat=list(u), df_com=746)  # lists of rows
     want = r_table(REF["uhat_diag"]).set_axis(est.table.index)
     assert_table_close(est.table, want)
     assert est.total_covariance is None
@@ -163,8 +186,11 @@ def test_statsmodels_ols_matches_R_lm(implist, name):
     want = r_table(case).rename(index={"(Intercept)": "Intercept"})
     assert_table_close(est.table, want)
     if case["extra_pars"]:
-        np.testing.assert_allclose(est.extra.loc["Residual~~Residual", "Estimate"],
-                                   r_table(case, "extra")["Estimate"].iloc[0], rtol=RTOL)
+        np.testing.assert_allclose(
+            est.extra.loc["Residual~~Residual", "Estimate"],
+            r_table(case, "extra")["Estimate"].iloc[0],
+            rtol=RTOL,
+        )
 
 
 def _native_fits(implist, case):
@@ -204,13 +230,15 @@ def test_statsmodels_mixedlm_pools_fixed_effects_only(implist):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fits = implist[:2].with_(
-            lambda d: smf.mixedlm("ReadAchiev ~ ReadDis + SES", d, groups="ID").fit(reml=True))
+            lambda d: smf.mixedlm("ReadAchiev ~ ReadDis + SES", d, groups="ID").fit(reml=True)
+        )
         est = pool_estimates(fits, extra_pars=True)
     assert list(est.table.index) == ["Intercept", "ReadDis", "SES"]
     assert list(est.extra.index) == ["Intercept~~Intercept|ID", "Residual~~Residual", "ICC|ID"]
     vc = est.extra["Estimate"]
     assert vc["ICC|ID"] == pytest.approx(
-        np.mean([f.cov_re.iloc[0, 0] / (f.cov_re.iloc[0, 0] + f.scale) for f in fits]))
+        np.mean([f.cov_re.iloc[0, 0] / (f.cov_re.iloc[0, 0] + f.scale) for f in fits])
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -240,7 +268,7 @@ def test_no_between_imputation_variance_gives_complete_data_inference():
     tab = pool_estimates(qhat=q, uhat=u).table
     assert np.all(tab["RIV"] == 0) and np.all(np.isinf(tab["df"])) and np.all(tab["FMI"] == 0)
     np.testing.assert_allclose(tab["P(>|t|)"], 2 * (1 - __import__("scipy").stats.norm.cdf([2, 2])))
-    tab = pool_estimates(qhat=q, uhat=u, df_com=30).table               # df -> df_com's v_obs
+    tab = pool_estimates(qhat=q, uhat=u, df_com=30).table  # df -> df_com's v_obs
     np.testing.assert_allclose(tab["df"], 31 / 33 * 30)
 
 
@@ -291,15 +319,26 @@ def test_result_is_immutable_and_tidy():
     assert est.table.iloc[0, 0] != -1.0
     assert isinstance(est, PooledEstimates) and tuple(est.table.columns) == COLUMNS
     tidy = est.tidy()
-    assert list(tidy.columns) == ["term", "estimate", "std_error", "statistic", "df", "p_value",
-                                  "riv", "fmi", "conf_low", "conf_high"]
+    assert list(tidy.columns) == [
+        "term",
+        "estimate",
+        "std_error",
+        "statistic",
+        "df",
+        "p_value",
+        "riv",
+        "fmi",
+        "conf_low",
+        "conf_high",
+    ]
     np.testing.assert_allclose(tidy["conf_low"], est.confint()["2.5 %"])
 
 
 def test_df_com_vector_is_read_only():
     case = REF["lm_dfcom_vec"]
-    est = pool_estimates(qhat=np.array(case["qhat"]), uhat=np.array(case["uhat"]),
-                         df_com=[746, 600, 300, 50])
+    est = pool_estimates(
+        qhat=np.array(case["qhat"]), uhat=np.array(case["uhat"]), df_com=[746, 600, 300, 50]
+    )
     assert est.df_com.tolist() == [746, 600, 300, 50]
     with pytest.raises(ValueError):
         est.df_com[0] = 1
@@ -312,7 +351,9 @@ def test_unknown_fit_type_error_names_type_and_fix():
     class Weird:
         pass
 
-    with pytest.raises(TypeError, match=r"type '.*Weird'.*pool_estimates\(qhat=\.\.\., uhat=\.\.\.\)"):
+    with pytest.raises(
+        TypeError, match=r"type '.*Weird'.*pool_estimates\(qhat=\.\.\., uhat=\.\.\.\)"
+    ):
         pool_estimates([Weird(), Weird()])
 
 
@@ -334,16 +375,25 @@ def test_m_below_two_is_an_error():
         pool_estimates(qhat=np.array([[1.0, 2.0]]), uhat=np.ones((1, 2)))
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({}, "either `fits`"),
-    ({"fits": [], "qhat": np.ones((2, 1))}, "either `fits`"),
-    ({"qhat": np.ones((3, 2)), "uhat": np.ones((3, 3, 3))}, r"shape \(m, k, k\) = \(3, 2, 2\)"),
-    ({"qhat": np.ones((3, 2)), "uhat": np.ones((3, 2)), "df_com": -1}, "`df_com` must be a positive"),
-    ({"qhat": np.ones((3, 2)), "uhat": np.ones((3, 2)), "df_com": [1, 2, 3]}, "`df_com` must be"),
-    ({"qhat": np.array([[1.0, np.nan], [1, 2]])}, "`qhat` has missing"),
-    ({"qhat": np.ones((2, 1)), "uhat": np.array([[np.inf], [1]])}, "`uhat` has missing"),
-    ({"qhat": "abc"}, "`qhat` must be"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({}, "either `fits`"),
+        ({"fits": [], "qhat": np.ones((2, 1))}, "either `fits`"),
+        ({"qhat": np.ones((3, 2)), "uhat": np.ones((3, 3, 3))}, r"shape \(m, k, k\) = \(3, 2, 2\)"),
+        (
+            {"qhat": np.ones((3, 2)), "uhat": np.ones((3, 2)), "df_com": -1},
+            "`df_com` must be a positive",
+        ),
+        (
+            {"qhat": np.ones((3, 2)), "uhat": np.ones((3, 2)), "df_com": [1, 2, 3]},
+            "`df_com` must be",
+        ),
+        ({"qhat": np.array([[1.0, np.nan], [1, 2]])}, "`qhat` has missing"),
+        ({"qhat": np.ones((2, 1)), "uhat": np.array([[np.inf], [1]])}, "`uhat` has missing"),
+        ({"qhat": "abc"}, "`qhat` must be"),
+    ],
+)
 def test_bad_arguments(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
         pool_estimates(**kwargs)
@@ -359,11 +409,14 @@ def test_importing_pool_does_not_import_statsmodels_or_lmm():
     import subprocess
     import sys
 
-    code = ("import sys, pymitml.pool; "
-            "print('statsmodels' in sys.modules, 'pymitml.lmm.fit' in sys.modules, 'rpy2' in sys.modules)")
+    code = (
+        "import sys, pymitml.pool; "
+        "print('statsmodels' in sys.modules, 'pymitml.lmm.fit' in sys.modules, 'rpy2' in sys.modules)"
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "R_HOME")}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                         env=env, check=True)   # env: without what starting R here added
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, check=True
+    )  # env: without what starting R here added
     assert out.stdout.split()[0] == "False" and out.stdout.split()[2] == "False", out.stderr
 
 
@@ -382,5 +435,9 @@ def test_live_R_testEstimates_on_random_estimates(R):
         est = pool_estimates(qhat=q, uhat=u, df_com=dfc)
         rtab = r_run(
             "e <- mitml::testEstimates(qhat = t(q), uhat = aperm(u, c(2, 3, 1)), df.com = dfc)"
-            "; unclass(e$estimates)[, 1:7]", q=q, u=u, dfc=dfc)
+            "; unclass(e$estimates)[, 1:7]",
+            q=q,
+            u=u,
+            dfc=dfc,
+        )
         np.testing.assert_allclose(est.table.to_numpy(), np.asarray(rtab), rtol=1e-10, atol=1e-15)

@@ -4,6 +4,7 @@ Reference values: r_compat/models_ref.json, made by r_compat/models_ref.R from t
 of r_compat/models_data.R (mitml::panImpute on studentratings and jomoImpute on leadership, m = 5).
 Both sides analyse the same CSV files. A few cases also run live in R through rpy2.
 """
+
 from __future__ import annotations
 
 import json
@@ -60,8 +61,9 @@ def fits():
     lm("lm_null", "Achiev ~ ReadDis + Cogn")
     lm("lm_min", "Achiev ~ Cogn")
     binom = sm.families.Binomial()
-    out["glm_full"] = [smf.glm("Girl ~ Achiev + ReadDis + SES", d, family=binom).fit(tol=1e-14)
-                       for d in sr]
+    out["glm_full"] = [
+        smf.glm("Girl ~ Achiev + ReadDis + SES", d, family=binom).fit(tol=1e-14) for d in sr
+    ]
     out["glm_null"] = [smf.glm("Girl ~ ReadDis", d, family=binom).fit(tol=1e-14) for d in sr]
     out["sr"], out["ld"] = sr, ld
     return out
@@ -132,11 +134,14 @@ def test_reml_fits_are_refitted_for_likelihood_methods(fits):
     assert "Models originally fitted with REML were refitted using ML." in str(res)
 
 
-@pytest.mark.parametrize("case, model, null, kwargs", [
-    ("lm_D1_dfcom", "lm_full", "lm_null", {"method": "D1", "df_com": 12}),
-    ("lmer_D3", "lmer_full", "lmer_null", {"method": "D3"}),
-    ("lm_D4_robust", "lm_full", "lm_null", {"method": "D4", "ariv": "robust"}),
-])
+@pytest.mark.parametrize(
+    "case, model, null, kwargs",
+    [
+        ("lm_D1_dfcom", "lm_full", "lm_null", {"method": "D1", "df_com": 12}),
+        ("lmer_D3", "lmer_full", "lmer_null", {"method": "D3"}),
+        ("lm_D4_robust", "lm_full", "lm_null", {"method": "D4", "ariv": "robust"}),
+    ],
+)
 def test_printout_matches_mitml(fits, case, model, null, kwargs):
     res = compare_models(fits[model], fits[null], **kwargs)
     assert res.summary().split("\n") == REF["print"][case]
@@ -166,8 +171,9 @@ def test_d2_of_identical_statistics_has_zero_riv():
 def test_constraints_on_parameters_equal_the_nested_model_test(fits):
     """A linear test of SES = Girl = 0 is D1 of the model without SES and Girl."""
     con = pool_constraints(fits["lm_full"], ["SES", "Girl"], derivative="exact")
-    red = compare_models(fits["lm_full"], [smf.ols("Achiev ~ ReadDis + Cogn", d).fit()
-                                           for d in fits["sr"]])
+    red = compare_models(
+        fits["lm_full"], [smf.ols("Achiev ~ ReadDis + Cogn", d).fit() for d in fits["sr"]]
+    )
     np.testing.assert_allclose(_row(con.table), _row(red.table), rtol=1e-12)
 
 
@@ -215,15 +221,16 @@ def test_forward_derivative_reproduces_numericderiv_bit_for_bit(method):
     q, u = _r_qhat_uhat()
     res = pool_constraints(qhat=q, uhat=u, constraints=CON_NL, method=method)
     _check_constraints(res, REF["constraints"][f"lm_qhat_{method}"], 1e-12)
-    exact = pool_constraints(qhat=q, uhat=u, constraints=CON_NL, method=method,
-                             derivative="exact")
+    exact = pool_constraints(qhat=q, uhat=u, constraints=CON_NL, method=method, derivative="exact")
     _check_constraints(exact, REF["constraints"][f"lm_qhat_{method}"], 1e-6)
 
 
 def test_exact_derivative_matches_central_differences():
     q, u = _r_qhat_uhat()
-    res = pool_constraints(qhat=q, uhat=u, constraints="exp(10 * Girl) * SES / Cogn",
-                           derivative="exact")
+    res = pool_constraints(
+        qhat=q, uhat=u, constraints="exp(10 * Girl) * SES / Cogn", derivative="exact"
+    )
+
     def g(t):
         return np.exp(10 * t[4]) * t[2] / t[3]
 
@@ -241,10 +248,14 @@ def test_exact_derivative_matches_central_differences():
 def test_constraint_names_backticks_and_intercept(fits):
     q, u = _r_qhat_uhat()
     q = q.rename(columns={"ReadDis": "Read:Dis"})
-    a = pool_constraints(qhat=q, uhat=u, constraints=["`Read:Dis` * SES", "`(Intercept)` - 5",
-                                                      "Intercept + SES"])
-    b = pool_constraints(qhat=_r_qhat_uhat()[0], uhat=u,
-                         constraints=["ReadDis * SES", "(Intercept) - 5", "(Intercept) + SES"])
+    a = pool_constraints(
+        qhat=q, uhat=u, constraints=["`Read:Dis` * SES", "`(Intercept)` - 5", "Intercept + SES"]
+    )
+    b = pool_constraints(
+        qhat=_r_qhat_uhat()[0],
+        uhat=u,
+        constraints=["ReadDis * SES", "(Intercept) - 5", "(Intercept) + SES"],
+    )
     np.testing.assert_allclose(a.estimates.to_numpy(), b.estimates.to_numpy(), rtol=1e-15)
 
 
@@ -276,8 +287,9 @@ def test_anova_equals_mitml(fits, case):
         res = anova(*(fits[n] for n in names), **kwargs)
     np.testing.assert_allclose(_row(res.table), np.atleast_2d(_ref_row(ref)), rtol=RTOL)
     assert res.method == ref["method"]
-    assert [f.replace(" ", "") for f in res.formulas] == \
-        [f.replace(" ", "") for f in np.atleast_1d(ref["formula"])]
+    assert [f.replace(" ", "") for f in res.formulas] == [
+        f.replace(" ", "") for f in np.atleast_1d(ref["formula"])
+    ]
     if case == "glm_fallback":
         assert any("switching to 'D4'" in str(w.message) for w in caught)
 
@@ -291,8 +303,11 @@ def test_anova_printout_matches_mitml(fits):
 # multilevelR2
 
 R2_CASES = {
-    "slope": ("lead_slope", "all"), "ri": ("lead_ri", "all"), "full": ("lmer_full", "all"),
-    "full_ml": ("lmer_full_ml", "all"), "slope_mvp": ("lead_slope", "MVP"),
+    "slope": ("lead_slope", "all"),
+    "ri": ("lead_ri", "all"),
+    "full": ("lmer_full", "all"),
+    "full_ml": ("lmer_full_ml", "all"),
+    "slope_mvp": ("lead_slope", "MVP"),
     "slope_rb": ("lead_slope", "raudenbush"),
 }
 
@@ -308,13 +323,18 @@ def test_multilevel_r2_equals_mitml(fits, case):
 
 
 def _r_params(case: str, kind: str) -> list[dict]:
-    q = 2                                                   # (1 + NEGLEAD | GRPID)
+    q = 2  # (1 + NEGLEAD | GRPID)
     out = []
     for p in REF["params"][case][kind].values():
         tau = np.array(p["Tau"], dtype=float)
-        out.append({k: np.array(v, dtype=float) for k, v in p.items()}
-                   | {"Tau": tau.reshape(int(np.sqrt(tau.size)), -1) if tau.size > 1 else
-                      tau.reshape(1, 1)})
+        out.append(
+            {k: np.array(v, dtype=float) for k, v in p.items()}
+            | {
+                "Tau": tau.reshape(int(np.sqrt(tau.size)), -1)
+                if tau.size > 1
+                else tau.reshape(1, 1)
+            }
+        )
     assert out[0]["Tau"].shape[0] in (1, q)
     return out
 
@@ -326,29 +346,36 @@ def test_d3_pooled_likelihood_at_lme4_estimates(fits, case):
 
     psi = _likelihood.pooled_parameters(_r_params(case, "ml"))
     got = _likelihood.logliks_at(fits[case], psi)
-    np.testing.assert_allclose(got, np.array(REF["params"][case]["LL.pooled"], dtype=float),
-                               rtol=1e-11)
+    np.testing.assert_allclose(
+        got, np.array(REF["params"][case]["LL.pooled"], dtype=float), rtol=1e-11
+    )
 
 
 def test_multilevel_r2_at_lme4_estimates(fits):
     """Given lme4's estimates and null-model variances, R2 equals mitml's to rounding."""
     from pymitml.pool.r2 import r2_values
 
-    vals = [r2_values(p["beta"], p["Tau"], float(p["sigma2"]), f.X, f.Z,
-                      (float(p["s0"]), float(p["t00"])))
-            for p, f in zip(_r_params("lead_slope", "reml"), fits["lead_slope"])]
-    np.testing.assert_allclose(np.mean(vals, axis=0), pd.Series(REF["r2"]["slope"]).to_numpy(),
-                               rtol=1e-12)
+    vals = [
+        r2_values(
+            p["beta"], p["Tau"], float(p["sigma2"]), f.X, f.Z, (float(p["s0"]), float(p["t00"]))
+        )
+        for p, f in zip(_r_params("lead_slope", "reml"), fits["lead_slope"])
+    ]
+    np.testing.assert_allclose(
+        np.mean(vals, axis=0), pd.Series(REF["r2"]["slope"]).to_numpy(), rtol=1e-12
+    )
 
 
 def test_multilevel_r2_single_fit_and_per_imputation(fits):
     single = multilevel_r2(fits["lead_slope"][0])
-    np.testing.assert_allclose(single.to_numpy(), pd.Series(REF["r2"]["single"]).to_numpy(),
-                               rtol=RTOL)
+    np.testing.assert_allclose(
+        single.to_numpy(), pd.Series(REF["r2"]["single"]).to_numpy(), rtol=RTOL
+    )
     per = multilevel_r2(fits["lead_slope"], pooled=False)
     assert per.shape == (5, 4)
-    np.testing.assert_allclose(per.mean().to_numpy(), pd.Series(REF["r2"]["slope"]).to_numpy(),
-                               rtol=RTOL)
+    np.testing.assert_allclose(
+        per.mean().to_numpy(), pd.Series(REF["r2"]["slope"]).to_numpy(), rtol=RTOL
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,19 +383,26 @@ def test_multilevel_r2_single_fit_and_per_imputation(fits):
 
 
 def test_error_models_not_nested(fits):
-    with pytest.raises(ValueError, match="the models are not nested: the null model has "
-                                         r"parameters \['SES', 'Girl'\]"):
+    with pytest.raises(
+        ValueError,
+        match="the models are not nested: the null model has "
+        r"parameters \['SES', 'Girl'\]",
+    ):
         compare_models(fits["lm_null"], fits["lm_full"])
     with pytest.raises(ValueError, match="not nested or have the same parameters"):
         compare_models(fits["lm_full"], fits["lm_full"], method="D2")
-    with pytest.raises(ValueError, match="the models are not nested: the model has 5 parameters "
-                                         "and the null model 7"):
+    with pytest.raises(
+        ValueError,
+        match="the models are not nested: the model has 5 parameters and the null model 7",
+    ):
         compare_models(fits["lmer_null"], fits["lmer_full"], method="D3")
 
 
 def test_error_different_numbers_of_imputations(fits):
-    with pytest.raises(ValueError, match="`null_fits` holds 4 fits but `fits` holds 5: the "
-                                         "numbers of imputations differ"):
+    with pytest.raises(
+        ValueError,
+        match="`null_fits` holds 4 fits but `fits` holds 5: the numbers of imputations differ",
+    ):
         compare_models(fits["lm_full"], fits["lm_null"][:4])
     with pytest.raises(ValueError, match=r"fits\[1\] holds 3 fits but fits\[0\] holds 5"):
         anova(fits["lm_full"], fits["lm_null"][:3])
@@ -376,8 +410,9 @@ def test_error_different_numbers_of_imputations(fits):
 
 def test_error_fits_from_different_data_lists(fits):
     shuffled = fits["lmer_null"][1:] + fits["lmer_null"][:1]
-    with pytest.raises(ValueError, match="fit 1 of the model and of the null model were fitted "
-                                         "to different data"):
+    with pytest.raises(
+        ValueError, match="fit 1 of the model and of the null model were fitted to different data"
+    ):
         compare_models(fits["lmer_full"], shuffled, method="D3")
     other = [smf.ols("Achiev ~ ReadDis + Cogn", d).fit() for d in fits["sr"][::-1]]
     with pytest.raises(ValueError, match="fitted to different data"):
@@ -391,7 +426,9 @@ def test_error_mismatched_parameter_sets(fits):
 
 
 def test_error_bad_arguments(fits):
-    with pytest.raises(ValueError, match="`method` must be one of 'D1', 'D2', 'D3', 'D4'; got 'D5'"):
+    with pytest.raises(
+        ValueError, match="`method` must be one of 'D1', 'D2', 'D3', 'D4'; got 'D5'"
+    ):
         compare_models(fits["lm_full"], fits["lm_null"], method="D5")
     with pytest.raises(ValueError, match="`df_com` must be a positive number"):
         compare_models(fits["lm_full"], fits["lm_null"], df_com=-3)
@@ -406,7 +443,7 @@ def test_error_bad_arguments(fits):
 def test_error_likelihood_unavailable(fits):
     pairs = [(f.params, f.cov_params()) for f in fits["lm_full"]]
     pairs0 = [(f.params, f.cov_params()) for f in fits["lm_null"]]
-    assert compare_models(pairs, pairs0).table.shape == (1, 5)        # Wald works on pairs
+    assert compare_models(pairs, pairs0).table.shape == (1, 5)  # Wald works on pairs
     with pytest.raises(TypeError, match="cannot evaluate the likelihood for fits of class 'tuple'"):
         compare_models(pairs, pairs0, method="D3")
     with pytest.raises(TypeError, match="D3 needs the likelihood at given parameters"):
@@ -443,8 +480,17 @@ def _simulated_list(seed: int, m: int = 4) -> list[pd.DataFrame]:
     z = rng.normal(size=J * nj)
     u0, u1 = rng.normal(0, 0.7, J), rng.normal(0, 0.5, J)
     y = 1 + 0.4 * x + 0.2 * z + u0[g - 1] + u1[g - 1] * x + rng.normal(size=J * nj)
-    return [pd.DataFrame({"g": g, "y": y, "x": x + rng.normal(0, 0.3, J * nj),
-                          "z": z + rng.normal(0, 0.3, J * nj)}) for _ in range(m)]
+    return [
+        pd.DataFrame(
+            {
+                "g": g,
+                "y": y,
+                "x": x + rng.normal(0, 0.3, J * nj),
+                "z": z + rng.normal(0, 0.3, J * nj),
+            }
+        )
+        for _ in range(m)
+    ]
 
 
 _R_LIVE = """
@@ -489,10 +535,12 @@ def test_live_in_r_random_slope_lmer_d3_d4_r2(live):
     s = [lmer("y ~ x + z + (1 + x | g)", d) for d in data]
     r = [lmer("y ~ x + z + (1 | g)", d) for d in data]
     # R's fits run lme4's optimiser to convergence (D3 and R2 depend on the estimates themselves)
-    np.testing.assert_allclose(_row(compare_models(s, r, method="D3").table)[0], ref["D3"],
-                               rtol=RTOL)
-    np.testing.assert_allclose(_row(compare_models(s, r, method="D4").table)[0], ref["D4"],
-                               rtol=RTOL)
+    np.testing.assert_allclose(
+        _row(compare_models(s, r, method="D3").table)[0], ref["D3"], rtol=RTOL
+    )
+    np.testing.assert_allclose(
+        _row(compare_models(s, r, method="D4").table)[0], ref["D4"], rtol=RTOL
+    )
     np.testing.assert_allclose(multilevel_r2(s).to_numpy(), ref["R2"], rtol=RTOL)
 
 
@@ -501,7 +549,8 @@ def test_live_in_r_ols_small_sample_d1_and_constraints(live):
     data, ref = live
     l1 = [smf.ols("y ~ x + z", d).fit() for d in data]
     l0 = [smf.ols("y ~ 1", d).fit() for d in data]
-    np.testing.assert_allclose(_row(compare_models(l1, l0, df_com=30).table)[0], ref["D1"],
-                               rtol=RTOL)
+    np.testing.assert_allclose(
+        _row(compare_models(l1, l0, df_com=30).table)[0], ref["D1"], rtol=RTOL
+    )
     con = pool_constraints(l1, ["x * z", "x^2 - z"], method="D2")
     np.testing.assert_allclose(_row(con.table)[0], ref["con"], rtol=RTOL)

@@ -1,6 +1,7 @@
 """The model registry of pymitml.pool: statsmodels OLS / GLM / MixedLM fits pooled out of the box
 (checked against Rubin's rules and the D1 statistic written out with NumPy), and a class a user
 registers with pm.register_model."""
+
 from __future__ import annotations
 
 import warnings
@@ -49,11 +50,17 @@ def rubin(qhat: np.ndarray, uhat: np.ndarray) -> pd.DataFrame:
     riv = (1 + 1 / m) * b / u_bar
     df = (m - 1) * (1 + 1 / riv) ** 2
     se = np.sqrt(t)
-    return pd.DataFrame({
-        "Estimate": q_bar, "Std.Error": se, "t.value": q_bar / se, "df": df,
-        "P(>|t|)": 2 * stats.t.sf(np.abs(q_bar / se), df), "RIV": riv,
-        "FMI": (riv + 2 / (df + 3)) / (riv + 1),
-    })
+    return pd.DataFrame(
+        {
+            "Estimate": q_bar,
+            "Std.Error": se,
+            "t.value": q_bar / se,
+            "df": df,
+            "P(>|t|)": 2 * stats.t.sf(np.abs(q_bar / se), df),
+            "RIV": riv,
+            "FMI": (riv + 2 / (df + 3)) / (riv + 1),
+        }
+    )
 
 
 def by_hand(fits, k: int | None = None) -> pd.DataFrame:
@@ -89,14 +96,14 @@ def test_glm_binomial_pools_by_rubins_rules(frames):
 
 def test_unwrapped_statsmodels_results_pool_too(frames):
     fits = [smf.ols("y ~ x + w", d).fit() for d in frames]
-    raw = [f._results for f in fits]            # results without the pandas wrapper
+    raw = [f._results for f in fits]  # results without the pandas wrapper
     est = pm.pool_estimates(raw)
     np.testing.assert_allclose(est.table["Estimate"], pm.pool_estimates(fits).table["Estimate"])
 
 
 def test_mixedlm_pools_the_fixed_effects(frames):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")          # statsmodels' own convergence chatter
+        warnings.simplefilter("ignore")  # statsmodels' own convergence chatter
         fits = [smf.mixedlm("y ~ x + w", d, groups="g").fit(reml=True) for d in frames]
     est = pm.pool_estimates(fits)
     k = fits[0].k_fe
@@ -117,10 +124,17 @@ def test_compare_models_d1_by_hand(frames):
     r = (1 + 1 / m) * np.trace(np.linalg.solve(u_bar, b)) / k
     f = float(q_bar @ np.linalg.solve((1 + r) * u_bar, q_bar) / k)
     t = k * (m - 1)
-    v = 4 + (t - 4) * (1 + (1 - 2 / t) / r) ** 2 if t > 4 else t * (1 + 1 / k) * (1 + 1 / r) ** 2 / 2
+    v = (
+        4 + (t - 4) * (1 + (1 - 2 / t) / r) ** 2
+        if t > 4
+        else t * (1 + 1 / k) * (1 + 1 / r) ** 2 / 2
+    )
     row = res.table.iloc[0]
-    np.testing.assert_allclose([row["F.value"], row["df1"], row["df2"], row["P(>F)"], row["RIV"]],
-                               [f, k, v, stats.f.sf(f, k, v), r], rtol=1e-10)
+    np.testing.assert_allclose(
+        [row["F.value"], row["df1"], row["df2"], row["P(>F)"], row["RIV"]],
+        [f, k, v, stats.f.sf(f, k, v), r],
+        rtol=1e-10,
+    )
 
 
 def test_compare_models_d2_likelihood_uses_the_registry(frames):
@@ -149,14 +163,19 @@ def test_user_registered_class_pools():
     with pytest.raises(TypeError, match="register_model"):
         pm.pool_estimates([_MyFit(q, u) for q, u in zip(qhat, uhat)])
 
-    pm.register_model(_MyFit, lambda f: (pd.Series(f.b, index=["a", "b"][:f.b.size]), f.v))
-    est = pm.pool_estimates([_MySubFit(q, u) for q, u in zip(qhat, uhat)])   # subclasses too
+    pm.register_model(_MyFit, lambda f: (pd.Series(f.b, index=["a", "b"][: f.b.size]), f.v))
+    est = pm.pool_estimates([_MySubFit(q, u) for q, u in zip(qhat, uhat)])  # subclasses too
     assert_pooled(est.table, rubin(qhat, uhat), ["a", "b"])
     with pytest.warns(UserWarning, match="variance components not supported"):
-        assert pm.pool_estimates([_MyFit(q, u) for q, u in zip(qhat, uhat)],
-                                 extra_pars=True).extra is None
-    res = pm.compare_models([_MyFit(q, u) for q, u in zip(qhat, uhat)],
-                            [_MyFit(q[:1], u[:1, :1]) for q, u in zip(qhat, uhat)], method="D1")
+        assert (
+            pm.pool_estimates([_MyFit(q, u) for q, u in zip(qhat, uhat)], extra_pars=True).extra
+            is None
+        )
+    res = pm.compare_models(
+        [_MyFit(q, u) for q, u in zip(qhat, uhat)],
+        [_MyFit(q[:1], u[:1, :1]) for q, u in zip(qhat, uhat)],
+        method="D1",
+    )
     assert res.table.iloc[0]["df1"] == 1
 
 
@@ -167,7 +186,7 @@ def test_register_model_as_decorator_with_variance_components():
 
     @pm.register_model(Fit, variance_components=lambda f: pd.Series({"s2": 2.0 * f.b}))
     def _(fit):
-        return np.array([fit.b]), np.array([[0.1]])      # plain arrays: names Parameter.1
+        return np.array([fit.b]), np.array([[0.1]])  # plain arrays: names Parameter.1
 
     est = pm.pool_estimates([Fit(1.0), Fit(1.5), Fit(0.5)], extra_pars=True)
     assert list(est.table.index) == ["Parameter.1"]

@@ -7,6 +7,7 @@ joint model; the completed data sets are then written in each program's own mult
 layout, and the instructions each colleague needs are printed. Every file reads back into Python
 unchanged (checked at the end).
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -20,8 +21,15 @@ def main(out: str | None = None) -> None:
     folder = pathlib.Path(out or tempfile.mkdtemp(prefix="pymitml_handoff_"))
     folder.mkdir(parents=True, exist_ok=True)
     df = pm.datasets.diary(n_persons=80, days=14, seed=5)
-    imp = pm.pan_impute(df, "mood + stress ~ 1 + weekend + neuroticism + (1|person)",
-                        m=10, n_burn=1000, n_iter=100, seed=42, progress=False)
+    imp = pm.pan_impute(
+        df,
+        "mood + stress ~ 1 + weekend + neuroticism + (1|person)",
+        m=10,
+        n_burn=1000,
+        n_iter=100,
+        seed=42,
+        progress=False,
+    )
     implist = imp.complete()
 
     written = {
@@ -33,7 +41,9 @@ def main(out: str | None = None) -> None:
         "long parquet": implist.to_file(folder / "diary_long.parquet", overwrite=True),
     }
     for program, files in written.items():
-        names = ", ".join(pathlib.Path(f).name for f in (files if isinstance(files, list) else [files]))
+        names = ", ".join(
+            pathlib.Path(f).name for f in (files if isinstance(files, list) else [files])
+        )
         print(f"{program:>12}: {names}")
 
     print("\nStata: the .dta is already `mi set` (flong); in Stata:  use diary.dta  then")
@@ -56,8 +66,9 @@ def main(out: str | None = None) -> None:
         "long parquet": pm.read_long(folder / "diary_long.parquet"),
     }
     for program, lst in back.items():
-        same = all(a.reset_index(drop=True).equals(b.reset_index(drop=True))
-                   for a, b in zip(lst, implist))
+        same = all(
+            a.reset_index(drop=True).equals(b.reset_index(drop=True)) for a, b in zip(lst, implist)
+        )
         print(f"read back from {program:>12}: {len(lst)} data sets, identical: {same}")
     print(f"\nfiles are in {folder}")
 

@@ -14,6 +14,7 @@ climate, constant within organisations). The script
 4. refits the imputation model with cluster-specific residual covariance matrices
    (``random_L1="mean"``) and hands the completed data to Stata users (mi flong .dta).
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -60,20 +61,26 @@ def main() -> None:
                               n.burn = 2000, n.iter = 100, seed = 1, silent = TRUE)
             fits <- with(mitmlComplete(imp), lmer(sat ~ jor + sex + jcl + (1|id)))
             est <- testEstimates(fits)$estimates
-            data.frame(term = rownames(est), Estimate = est[, 1], SE = est[, 2])""", d=df)
+            data.frame(term = rownames(est), Estimate = est[, 1], SE = est[, 2])""",
+            d=df,
+        )
     except Exception as err:  # no R here: the Python half stands on its own
         print(f"(R side skipped: {err})")
     else:
         theirs = theirs.set_index("term")
-        z = (ours.table["Estimate"].to_numpy() - theirs["Estimate"].to_numpy()) / theirs["SE"].to_numpy()
+        z = (ours.table["Estimate"].to_numpy() - theirs["Estimate"].to_numpy()) / theirs[
+            "SE"
+        ].to_numpy()
         print("R: jomoImpute + lme4 + testEstimates (independent imputations)")
         print(theirs)
         print(f"largest difference: {np.abs(z).max():.2f} pooled standard errors")
 
     hr = pm.jomo_impute(df, IMPUTATION, random_L1="mean", m=20, n_burn=2000, n_iter=100, seed=2)
     a = hr.extra["random_L1_df"][:, 0]
-    print(f"random_L1: degrees of freedom of the cluster covariance matrices a = {a.mean():.1f} "
-          f"(95% interval {np.quantile(a, 0.025):.1f}-{np.quantile(a, 0.975):.1f}); small a = clusters differ")
+    print(
+        f"random_L1: degrees of freedom of the cluster covariance matrices a = {a.mean():.1f} "
+        f"(95% interval {np.quantile(a, 0.025):.1f}-{np.quantile(a, 0.975):.1f}); small a = clusters differ"
+    )
     print(pm.pool_estimates(hr.complete().with_(lambda d: pm.lmer(ANALYSIS, d, REML=True))))
 
     out = pathlib.Path(tempfile.mkdtemp(prefix="pymitml_justice_")) / "justice_mi.dta"

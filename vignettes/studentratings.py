@@ -7,6 +7,7 @@ with the two-level joint model, fits the analysis model of mitml's vignette to e
 set with the native lmer, pools, and -- because R is there anyway -- runs the same analysis with
 lme4 + mitml on the same completed data and prints the largest differences.
 """
+
 from __future__ import annotations
 
 import pymitml as pm

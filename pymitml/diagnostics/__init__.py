@@ -20,6 +20,7 @@ named parameters), :mod:`._summary` (:class:`ChainSummary`, :func:`summarize`,
 :func:`imputation_summary`), :mod:`._psr` (:func:`psr_by_iteration`); plots in
 :mod:`pymitml.plots`.
 """
+
 from __future__ import annotations
 
 from ._psr import psr_by_iteration

@@ -1,4 +1,5 @@
 """Rhat by iteration: the potential scale reduction over growing windows of the chains."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from ._tables import BLOCKS, _as_chains, _block_series, _labels
 # ---------------------------------------------------------------------------------------------
 # potential scale reduction by iteration (Blimp's burn-in PSR table)
 # ---------------------------------------------------------------------------------------------
+
 
 def _full_chains(x: Any) -> tuple[dict, int]:
     """dict block -> (rows, cols, iterations, groups, chains) of burn-in + imputation phase, and
@@ -35,8 +37,9 @@ def _full_chains(x: Any) -> tuple[dict, int]:
     return out, nb
 
 
-def psr_by_iteration(x: Any, checkpoints: Any = None, n_points: int = 20,
-                     param_names: Mapping | None = None) -> pd.DataFrame:
+def psr_by_iteration(
+    x: Any, checkpoints: Any = None, n_points: int = 20, param_names: Mapping | None = None
+) -> pd.DataFrame:
     """Largest potential scale reduction at increasing iteration counts (Blimp's burn-in table).
 
     At checkpoint t the draws ``t//2 + 1 .. t`` of each chain (the first half is discarded as
@@ -74,7 +77,9 @@ def psr_by_iteration(x: Any, checkpoints: Any = None, n_points: int = 20,
     cps = [int(c) for c in checkpoints]
     bad = [c for c in cps if not 8 <= c <= total]
     if bad:
-        raise ValueError(f"`checkpoints` must lie between 8 and the {total} iterations run; got {bad}.")
+        raise ValueError(
+            f"`checkpoints` must lie between 8 and the {total} iterations run; got {bad}."
+        )
     series = {}
     for b, a in chains.items():
         i, j, g, s = _block_series(a, b)
@@ -86,7 +91,7 @@ def psr_by_iteration(x: Any, checkpoints: Any = None, n_points: int = 20,
         rec: dict[str, Any] = {"from": start + 1, "to": t}
         best, lab, blk = -np.inf, None, None
         for b, (s, labels, g) in series.items():
-            w = s[:, :, start: start + 2 * h]
+            w = s[:, :, start : start + 2 * h]
             seq = w.reshape(w.shape[0], w.shape[1] * 2, h)
             r = _psrf_classic(seq)
             r = np.where(np.all(np.isnan(w), axis=(1, 2)), np.nan, r)
@@ -96,7 +101,11 @@ def psr_by_iteration(x: Any, checkpoints: Any = None, n_points: int = 20,
             k = int(np.nanargmax(r))
             rec[b] = float(r[k])
             if r[k] > best:
-                best, lab, blk = float(r[k]), labels[k] + ("" if len(set(g)) == 1 else f" (group {g[k]})"), b
+                best, lab, blk = (
+                    float(r[k]),
+                    labels[k] + ("" if len(set(g)) == 1 else f" (group {g[k]})"),
+                    b,
+                )
         rec.update(max_psr=best, parameter=lab, block=blk)
         rows.append(rec)
     cols = ["from", "to", "max_psr", "parameter", "block"] + [b for b in BLOCKS if b in series]

@@ -1,4 +1,5 @@
 """The statistics on plain chain arrays: Rhat, autocorrelation, spectral MCSE, batch means."""
+
 from __future__ import annotations
 
 import math
@@ -9,6 +10,7 @@ import numpy as np
 # ---------------------------------------------------------------------------------------------
 # single statistics, vectorised over leading axes; the chain runs along the last axis
 # ---------------------------------------------------------------------------------------------
+
 
 def _constant(a: np.ndarray, axes=(-1,)) -> np.ndarray:
     """True where every draw along ``axes`` equals the first (exactly, as R's arithmetic on a
@@ -43,11 +45,15 @@ def _psrf_sequences(seq: np.ndarray) -> np.ndarray:
         w = vrs.mean(-1)
         muhat = seq.mean((-2, -1))
         v_hat = (n - 1) / n * w + b_n + b_n / m
-        var_v = (((n - 1) / n) ** 2 / m * vrs.var(-1, ddof=1)
-                 + ((m + 1) / (m * n)) ** 2 * 2 / (m - 1) * (b_n * n) ** 2
-                 + 2 * ((m + 1) * (n - 1) / (m * n ** 2)) * (n / m)
-                 * (_cov(vrs, mns ** 2) - 2 * muhat * _cov(vrs, mns)))
-        df = 2 * v_hat ** 2 / var_v
+        var_v = (
+            ((n - 1) / n) ** 2 / m * vrs.var(-1, ddof=1)
+            + ((m + 1) / (m * n)) ** 2 * 2 / (m - 1) * (b_n * n) ** 2
+            + 2
+            * ((m + 1) * (n - 1) / (m * n**2))
+            * (n / m)
+            * (_cov(vrs, mns**2) - 2 * muhat * _cov(vrs, mns))
+        )
+        df = 2 * v_hat**2 / var_v
         rhat = np.sqrt((v_hat / w) * df / (df - 2))
     const = ((b_n == 0) & np.all(vrs == 0, axis=-1)) | _constant(seq, (-2, -1))
     return np.where(const, 1.0, rhat)
@@ -90,7 +96,8 @@ def gelman_rubin(x: Any, n_segments: int = 3, chains_axis: int | None = None) ->
     if n < 2 or a.shape[-2] * n_segments < 2:
         raise ValueError(
             f"`x` has {n_it} iterations in {a.shape[-2]} chain(s); Gelman-Rubin needs at least two "
-            f"sequences of two draws each (n_segments={n_segments}); run more iterations.")
+            f"sequences of two draws each (n_segments={n_segments}); run more iterations."
+        )
     seq = a[..., : n * n_segments].reshape(a.shape[:-2] + (a.shape[-2] * n_segments, n))
     out = _psrf_sequences(seq)
     return float(out) if out.ndim == 0 else out
@@ -175,13 +182,13 @@ def _ar_spectrum0(x: np.ndarray) -> np.ndarray:
     p_max = int(min(n - 1, math.floor(10 * math.log10(n))))
     y = x - x.mean(1, keepdims=True)
     r = np.stack([(y[:, : n - k] * y[:, k:]).sum(1) / n for k in range(p_max + 1)], 1)
-    a = np.zeros((rows, p_max + 1))          # a[:, j] = phi_j of the current order
-    v = r[:, 0].copy()                        # innovation variance of the current order
+    a = np.zeros((rows, p_max + 1))  # a[:, j] = phi_j of the current order
+    v = r[:, 0].copy()  # innovation variance of the current order
     best_aic = n * np.log(v)
     best_var = v * n / (n - 1)
     best_sum = np.zeros(rows)
     for k in range(1, p_max + 1):
-        acc = r[:, k] - (a[:, 1:k] * r[:, k - 1:0:-1]).sum(1)
+        acc = r[:, k] - (a[:, 1:k] * r[:, k - 1 : 0 : -1]).sum(1)
         phi = acc / v
         a_prev = a[:, 1:k].copy()
         a[:, 1:k] = a_prev - phi[:, None] * a_prev[:, ::-1]
@@ -192,7 +199,7 @@ def _ar_spectrum0(x: np.ndarray) -> np.ndarray:
         better = aic < best_aic
         best_aic = np.where(better, aic, best_aic)
         best_var = np.where(better, v * n / (n - (k + 1)), best_var)
-        best_sum = np.where(better, a[:, 1: k + 1].sum(1), best_sum)
+        best_sum = np.where(better, a[:, 1 : k + 1].sum(1), best_sum)
     return best_var / (1.0 - best_sum) ** 2
 
 
@@ -208,7 +215,9 @@ def _spectral_parts(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sp0.reshape(P, C), v.reshape(P, C)
 
 
-def goodness_of_approximation(x: Any, chains_axis: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def goodness_of_approximation(
+    x: Any, chains_axis: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """mitml's "goodness of approximation" (``.SDprop``): MCSE / posterior SD, and the
     effective sample size.
 
@@ -234,7 +243,7 @@ def goodness_of_approximation(x: Any, chains_axis: int | None = None) -> tuple[n
     sp0, _ = _spectral_parts(a.reshape((-1, C, n)))
     pooled = a.reshape(-1, C * n)
     v = np.where(_constant(pooled), 0.0, pooled.var(1, ddof=1))
-    mcmc_v = sp0.sum(1) / n / C ** 2
+    mcmc_v = sp0.sum(1) / n / C**2
     const = v == 0
     with np.errstate(divide="ignore", invalid="ignore"):
         sdp = np.where(const, 0.0, np.sqrt(mcmc_v / v))
@@ -242,8 +251,9 @@ def goodness_of_approximation(x: Any, chains_axis: int | None = None) -> tuple[n
     return sdp.reshape(lead), neff.reshape(lead)
 
 
-def mcse(x: Any, method: str = "batch", batch_size: int | None = None,
-         chains_axis: int | None = None) -> np.ndarray | float:
+def mcse(
+    x: Any, method: str = "batch", batch_size: int | None = None, chains_axis: int | None = None
+) -> np.ndarray | float:
     """Monte Carlo standard error of the posterior mean.
 
     Parameters
@@ -274,16 +284,17 @@ def mcse(x: Any, method: str = "batch", batch_size: int | None = None,
     if method == "ar":
         lead = a.shape[:-2]
         sp0, _ = _spectral_parts(a.reshape((-1, C, n)))
-        out = np.sqrt(sp0.sum(1) / n / C ** 2).reshape(lead)
+        out = np.sqrt(sp0.sum(1) / n / C**2).reshape(lead)
     elif method == "batch":
         b = math.isqrt(n) if batch_size is None else batch_size
         if not isinstance(b, (int, np.integer)) or b < 1 or n // b < 2:
             raise ValueError(
                 f"`batch_size` must be a positive integer giving at least two batches of the {n} "
-                f"iterations; got {batch_size!r}.")
+                f"iterations; got {batch_size!r}."
+            )
         nb = n // b
         means = a[..., : nb * b].reshape(a.shape[:-1] + (nb, b)).mean(-1)
-        sig2 = b * means.var(-1, ddof=1)          # per chain
+        sig2 = b * means.var(-1, ddof=1)  # per chain
         out = np.sqrt(sig2.mean(-1) / (C * nb * b))
     else:
         raise ValueError(f"`method` must be 'batch' or 'ar'; got {method!r}.")
@@ -303,7 +314,7 @@ def moving_average(x: Any, half_width: int, fill: bool = True) -> np.ndarray:
         return a.copy()
     cs = np.concatenate([np.zeros(a.shape[:-1] + (1,)), np.cumsum(a, -1)], -1)
     if n > 2 * B:
-        out[..., B: n - B] = (cs[..., 2 * B + 1:] - cs[..., : n - 2 * B]) / (2 * B + 1)
+        out[..., B : n - B] = (cs[..., 2 * B + 1 :] - cs[..., : n - 2 * B]) / (2 * B + 1)
     if fill:
         for j in range(min(B, n)):
             w = 2 * j + 1

@@ -1,4 +1,5 @@
 """ChainSummary: mitml's ``summary`` of an imputation (Rhat, autocorrelation, missing %), printed alike."""
+
 from __future__ import annotations
 
 import math
@@ -17,6 +18,7 @@ from ._tables import _TITLES, BLOCKS, RHAT_THRESHOLD, _as_chains, _block_series,
 # the summary record and its printout
 # ---------------------------------------------------------------------------------------------
 
+
 def _quantile7(x: np.ndarray, p: float) -> float:
     """R's default quantile (type 7), robust to infinite values like R's."""
     x = np.sort(x)
@@ -32,8 +34,14 @@ def _five(x: np.ndarray) -> list[float]:
     x = np.asarray(x, dtype=float)
     if x.size == 0:
         return [np.nan] * 6
-    return [float(x.min()), _quantile7(x, 0.25), float(x.mean()), _quantile7(x, 0.5),
-            _quantile7(x, 0.75), float(x.max())]
+    return [
+        float(x.min()),
+        _quantile7(x, 0.25),
+        float(x.mean()),
+        _quantile7(x, 0.5),
+        _quantile7(x, 0.75),
+        float(x.max()),
+    ]
 
 
 def _fmt_table(rows: list[str], cols: list[str], cells: list[list[str]], left: bool = False) -> str:
@@ -61,7 +69,9 @@ def _acf_str(v: float) -> str:
     if np.isnan(v):
         return "   NA"
     s = f"{v:.3f}"
-    return s.replace("-0.", "-.") if v < 0 else s.replace("0.", " .", 1) if s.startswith("0.") else s
+    return (
+        s.replace("-0.", "-.") if v < 0 else s.replace("0.", " .", 1) if s.startswith("0.") else s
+    )
 
 
 @dataclass(frozen=True)
@@ -103,8 +113,11 @@ class ChainSummary:
         t = self.table
         blocks = [b for b in BLOCKS if (t["block"] == b).any()]
         data = [_five(t.loc[t["block"] == b, stat].to_numpy()) for b in blocks]
-        return pd.DataFrame(data, index=[_TITLES[b] for b in blocks],
-                            columns=["Min", "25%", "Mean", "Median", "75%", "Max"])
+        return pd.DataFrame(
+            data,
+            index=[_TITLES[b] for b in blocks],
+            columns=["Min", "25%", "Mean", "Median", "75%", "Max"],
+        )
 
     def worst(self, stat: str, absolute: bool = False) -> dict:
         """Block -> (row, col) (0-based) of the largest ``stat`` (first one on ties)."""
@@ -133,8 +146,13 @@ class ChainSummary:
         if s.get("targets"):
             lines.append(f"{'Target variables:':<25} {' '.join(map(str, s['targets']))}")
         if "n_burn" in s and "m" in s:
-            lines += ["", (f"Performed {s['n_burn']} burn-in iterations, and generated {s['m']} imputed "
-                          f"data sets,\neach {s['n_iter']} iterations apart.")]
+            lines += [
+                "",
+                (
+                    f"Performed {s['n_burn']} burn-in iterations, and generated {s['m']} imputed "
+                    f"data sets,\neach {s['n_iter']} iterations apart."
+                ),
+            ]
         if s.get("chains", 1) > 1:
             lines.append(f"Ran {s['chains']} chains; imputations were drawn across the chains.")
         if s.get("n_groups", 1) > 1:
@@ -145,11 +163,20 @@ class ChainSummary:
             lines.append(self._stat_block("Rhat"))
             lines += ["", "Largest potential scale reduction:", self._worst_line("Rhat")]
             if "Rhat_chains" in t:
-                lines += ["", (f"Potential scale reduction between the {s.get('chains', '')} chains "
-                              "(Gelman-Rubin):"), ""]
+                lines += [
+                    "",
+                    (
+                        f"Potential scale reduction between the {s.get('chains', '')} chains "
+                        "(Gelman-Rubin):"
+                    ),
+                    "",
+                ]
                 lines.append(self._stat_block("Rhat_chains"))
-                lines += ["", "Largest potential scale reduction between chains:",
-                          self._worst_line("Rhat_chains")]
+                lines += [
+                    "",
+                    "Largest potential scale reduction between chains:",
+                    self._worst_line("Rhat_chains"),
+                ]
         if self.goodness is not None:
             lines += ["", "Goodness of approximation (imputation phase):", ""]
             lines.append(self._stat_block("SDprop"))
@@ -167,17 +194,29 @@ class ChainSummary:
                 mx = [v[~np.isnan(v)].max() if (~np.isnan(v)).any() else np.nan for v in vals]
                 cells.append([_acf_str(v) for v in mean + mx])
             cells.insert(0, [" Lag1", " Lagk", "Lag2k"] * 2)
-            lines.append(_fmt_table([""] + [_TITLES[b] + ":" for b in blocks],
-                                    [" Mean", "", "", " Max", "", ""], cells, left=True))
+            lines.append(
+                _fmt_table(
+                    [""] + [_TITLES[b] + ":" for b in blocks],
+                    [" Mean", "", "", " Max", "", ""],
+                    cells,
+                    left=True,
+                )
+            )
             if beyond:
                 lines.append("(NA: the lag reaches beyond the imputation phase of a chain.)")
-            lines += ["", "Largest autocorrelation at lag k:", self._worst_line("lag-k", absolute=True)]
+            lines += [
+                "",
+                "Largest autocorrelation at lag k:",
+                self._worst_line("lag-k", absolute=True),
+            ]
         if self.rhat is not None:
             fl = self.flagged
             lines.append("")
             if len(fl):
-                lines.append(f"Parameters with Rhat > {RHAT_THRESHOLD} ({len(fl)} of {len(self.rhat)}); "
-                             "run more burn-in iterations:")
+                lines.append(
+                    f"Parameters with Rhat > {RHAT_THRESHOLD} ({len(fl)} of {len(self.rhat)}); "
+                    "run more burn-in iterations:"
+                )
                 show = fl.head(10)
                 for _, r in show.iterrows():
                     g = "" if s.get("n_groups", 1) <= 1 else f" (group {r['group']})"
@@ -190,7 +229,9 @@ class ChainSummary:
             else:
                 lines.append(f"All parameters have Rhat <= {RHAT_THRESHOLD}.")
         if s.get("n_dropped"):
-            lines.append(f"({s['n_dropped']} parameters with undefined statistics left out, as in mitml.)")
+            lines.append(
+                f"({s['n_dropped']} parameters with undefined statistics left out, as in mitml.)"
+            )
         if self.missing_rates is not None:
             lines += ["", "Missing data per variable:"]
             mr = self.missing_rates.iloc[0]
@@ -212,15 +253,24 @@ def _check_n_rhat(n_Rhat):
     if n_Rhat is None:
         return None
     if not isinstance(n_Rhat, (int, np.integer)) or isinstance(n_Rhat, bool) or n_Rhat < 1:
-        raise ValueError(f"`n_Rhat` must be an integer >= 2 (or None to skip Rhat); got {n_Rhat!r}.")
-    return int(n_Rhat) if n_Rhat >= 2 else None      # mitml: Rhat only when n.Rhat >= 2
+        raise ValueError(
+            f"`n_Rhat` must be an integer >= 2 (or None to skip Rhat); got {n_Rhat!r}."
+        )
+    return int(n_Rhat) if n_Rhat >= 2 else None  # mitml: Rhat only when n.Rhat >= 2
 
 
-def summarize(par: Mapping[str, Any], n_iter: int, n_Rhat: int | None = 3,
-              goodness_of_appr: bool = False, autocorrelation: bool = False,
-              chains_axis: int | None = None, param_names: Mapping | None = None,
-              group_labels: list | None = None, settings: Mapping | None = None,
-              missing_rates: pd.DataFrame | None = None) -> ChainSummary:
+def summarize(
+    par: Mapping[str, Any],
+    n_iter: int,
+    n_Rhat: int | None = 3,
+    goodness_of_appr: bool = False,
+    autocorrelation: bool = False,
+    chains_axis: int | None = None,
+    param_names: Mapping | None = None,
+    group_labels: list | None = None,
+    settings: Mapping | None = None,
+    missing_rates: pd.DataFrame | None = None,
+) -> ChainSummary:
     """Convergence diagnostics of the imputation phase (mitml's ``summary.mitml``).
 
     Parameters
@@ -263,8 +313,16 @@ def summarize(par: Mapping[str, Any], n_iter: int, n_Rhat: int | None = 3,
         if b in par and par[b] is not None:
             a = _as_chains(par[b], b, chains_axis)
             total += len(_block_series(a[:, :, :1], b)[0])
-    tab = parameter_table(par, int(n_iter), n_Rhat, bool(goodness_of_appr), bool(autocorrelation),
-                          chains_axis, param_names, group_labels)
+    tab = parameter_table(
+        par,
+        int(n_iter),
+        n_Rhat,
+        bool(goodness_of_appr),
+        bool(autocorrelation),
+        chains_axis,
+        param_names,
+        group_labels,
+    )
     key = ["block", "row", "col", "group", "parameter"]
 
     def part(cols):
@@ -274,8 +332,12 @@ def summarize(par: Mapping[str, Any], n_iter: int, n_Rhat: int | None = 3,
     st = dict(settings or {})
     st.setdefault("n_iter", int(n_iter))
     st["n_Rhat"] = n_Rhat
-    st.setdefault("n_groups", len(group_labels) if group_labels else
-                  int(np.asarray(next(iter(v for v in par.values() if v is not None))).shape[3]))
+    st.setdefault(
+        "n_groups",
+        len(group_labels)
+        if group_labels
+        else int(np.asarray(next(iter(v for v in par.values() if v is not None))).shape[3]),
+    )
     st["n_dropped"] = total - len(tab)
     return ChainSummary(
         table=tab,
@@ -291,8 +353,9 @@ def _missing_rates(data: Any) -> pd.DataFrame | None:
     if data is None:
         return None
     df = as_pandas(data)
-    return pd.DataFrame([df.isna().mean().to_numpy() * 100], index=["MD%"],
-                        columns=[str(c) for c in df.columns])
+    return pd.DataFrame(
+        [df.isna().mean().to_numpy() * 100], index=["MD%"], columns=[str(c) for c in df.columns]
+    )
 
 
 def _imp_chains(imp: Any, phase: str) -> tuple[dict, bool]:
@@ -302,12 +365,15 @@ def _imp_chains(imp: Any, phase: str) -> tuple[dict, bool]:
         return {b: v for b, v in ch.items() if v is not None}, True
     par = getattr(imp, f"par_{phase}", None)
     if par is None:
-        raise TypeError(f"`imp` must be an ImputationResult (with par_{phase}); got {type(imp).__name__}.")
+        raise TypeError(
+            f"`imp` must be an ImputationResult (with par_{phase}); got {type(imp).__name__}."
+        )
     return {b: v for b, v in par.items() if v is not None}, False
 
 
-def imputation_summary(imp: Any, n_Rhat: int | None = 3, goodness_of_appr: bool = False,
-                       autocorrelation: bool = False) -> ChainSummary:
+def imputation_summary(
+    imp: Any, n_Rhat: int | None = 3, goodness_of_appr: bool = False, autocorrelation: bool = False
+) -> ChainSummary:
     """mitml's ``summary`` of an imputation run: Rhat (split chains, and between chains when
     several ran), optional autocorrelation and goodness of approximation, missing % per variable.
 
@@ -325,8 +391,8 @@ def imputation_summary(imp: Any, n_Rhat: int | None = 3, goodness_of_appr: bool 
 
     Examples
     --------
-    >>> s = imp.summary(autocorrelation=True)   # doctest: +SKIP
-    >>> s.rhat                                   # doctest: +SKIP
+    >>> s = imp.summary(autocorrelation=True)  # doctest: +SKIP
+    >>> s.rhat  # doctest: +SKIP
     """
     par, _ = _imp_chains(imp, "imputation")
     st = dict(getattr(imp, "settings", {}) or {})
@@ -340,7 +406,14 @@ def imputation_summary(imp: Any, n_Rhat: int | None = 3, goodness_of_appr: bool 
     info["method"] = getattr(imp, "method", None)
     f = getattr(imp, "formula", None)
     info["formula"] = None if f is None else (f if isinstance(f, str) else str(f))
-    return summarize(par, int(st["n_iter"]), n_Rhat=n_Rhat, goodness_of_appr=goodness_of_appr,
-                     autocorrelation=autocorrelation, param_names=getattr(imp, "param_names", None),
-                     group_labels=groups if groups and groups != [None] else None, settings=info,
-                     missing_rates=_missing_rates(getattr(imp, "incomplete", None)))
+    return summarize(
+        par,
+        int(st["n_iter"]),
+        n_Rhat=n_Rhat,
+        goodness_of_appr=goodness_of_appr,
+        autocorrelation=autocorrelation,
+        param_names=getattr(imp, "param_names", None),
+        group_labels=groups if groups and groups != [None] else None,
+        settings=info,
+        missing_rates=_missing_rates(getattr(imp, "incomplete", None)),
+    )

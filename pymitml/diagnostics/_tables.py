@@ -1,4 +1,5 @@
 """The chains of one imputation as a table of named parameters (mitml's summary layout)."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -19,19 +20,23 @@ _TITLES = {"beta": "Beta", "beta2": "Beta2", "psi": "Psi", "sigma": "Sigma"}
 # per-parameter tables over a dict of blocks
 # ---------------------------------------------------------------------------------------------
 
+
 def _as_chains(arr: Any, block: str, chains_axis: int | None) -> np.ndarray:
     """A (rows, cols, iterations, groups, chains) float array."""
     a = np.asarray(arr, dtype=np.float64)
     if chains_axis is not None:
         if a.ndim != 5:
-            raise ValueError(f"`par['{block}']` must have 5 axes with `chains_axis`; got shape {a.shape}.")
+            raise ValueError(
+                f"`par['{block}']` must have 5 axes with `chains_axis`; got shape {a.shape}."
+            )
         a = np.moveaxis(a, chains_axis, 4)
     elif a.ndim == 4:
         a = a[..., None]
     elif a.ndim != 5:
         raise ValueError(
             f"`par['{block}']` must be (rows, cols, iterations, groups) or with a trailing chains "
-            f"axis; got shape {a.shape}.")
+            f"axis; got shape {a.shape}."
+        )
     return a
 
 
@@ -59,8 +64,10 @@ def _block_series(a: np.ndarray, block: str):
     """(i, j, g, series (P, chains, iterations)) in mitml's order (row fastest, then column,
     then group), keeping the lower triangle of psi and of each stacked sigma matrix."""
     R_, K, _, G, _ = a.shape
-    i, j, g = (v.ravel(order="F") for v in np.meshgrid(np.arange(R_), np.arange(K), np.arange(G),
-                                                       indexing="ij"))
+    i, j, g = (
+        v.ravel(order="F")
+        for v in np.meshgrid(np.arange(R_), np.arange(K), np.arange(G), indexing="ij")
+    )
     if block == "psi":
         keep = j <= i
     elif block == "sigma":
@@ -68,14 +75,20 @@ def _block_series(a: np.ndarray, block: str):
     else:
         keep = np.ones(i.shape, bool)
     i, j, g = i[keep], j[keep], g[keep]
-    series = np.moveaxis(a[i, j, :, g, :], 1, 2)     # (P, C, T)
+    series = np.moveaxis(a[i, j, :, g, :], 1, 2)  # (P, C, T)
     return i, j, g, series
 
 
-def parameter_table(par: Mapping[str, Any], n_iter: int, n_Rhat: int | None = 3,
-                    goodness_of_appr: bool = True, autocorrelation: bool = True,
-                    chains_axis: int | None = None, param_names: Mapping | None = None,
-                    group_labels: list | None = None) -> pd.DataFrame:
+def parameter_table(
+    par: Mapping[str, Any],
+    n_iter: int,
+    n_Rhat: int | None = 3,
+    goodness_of_appr: bool = True,
+    autocorrelation: bool = True,
+    chains_axis: int | None = None,
+    param_names: Mapping | None = None,
+    group_labels: list | None = None,
+) -> pd.DataFrame:
     """One row per parameter with the requested statistics (mitml's ``conv`` tables, stacked).
 
     Columns: ``block, row, col, group, parameter`` (0-based positions in the arrays, the group
@@ -93,8 +106,12 @@ def parameter_table(par: Mapping[str, Any], n_iter: int, n_Rhat: int | None = 3,
         a = _as_chains(par[block], block, chains_axis)
         i, j, g, s = _block_series(a, block)
         P, C, _ = s.shape
-        cols: dict[str, Any] = {"block": block, "row": i, "col": j,
-                                "group": [group_labels[k] if group_labels else k for k in g]}
+        cols: dict[str, Any] = {
+            "block": block,
+            "row": i,
+            "col": j,
+            "group": [group_labels[k] if group_labels else k for k in g],
+        }
         cols["parameter"] = _labels(block, (param_names or {}).get(block), i, j)
         allnan = np.all(np.isnan(s), axis=(1, 2))
         checks = []

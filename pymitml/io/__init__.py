@@ -9,6 +9,7 @@ data, dtypes and categories.
 Each format module registers its writer and reader (:mod:`._registry`): ``MitmlList.to_stata``
 etc. find the writer there, and :func:`formats` lists what is available.
 """
+
 from __future__ import annotations
 
 from ._registry import formats, reader, register_reader, register_writer, writer

@@ -8,6 +8,7 @@ each), an empty strL section and the value-label tables. Numbers are little-endi
 Characteristic record (``<ch>``): uint32 length, variable name and characteristic name (33 bytes
 each in 117, 129 in 118, NUL padded), the contents NUL terminated.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -21,15 +22,26 @@ from pandas import isna as pd_isna
 
 from ..exceptions import FileFormatError
 
-__all__ = ["MISSING", "STATA_TYPES", "DtaVariable", "read_characteristics", "read_value_label_names", "write_dta"]
+__all__ = [
+    "MISSING",
+    "STATA_TYPES",
+    "DtaVariable",
+    "read_characteristics",
+    "read_value_label_names",
+    "write_dta",
+]
 
 # type codes of formats 117/118 (str# is the width itself, 1..2045)
 STATA_TYPES = {"byte": 65530, "int": 65529, "long": 65528, "float": 65527, "double": 65526}
 _NUMPY = {"byte": "<i1", "int": "<i2", "long": "<i4", "float": "<f4", "double": "<f8"}
 # the system missing value "." of each numeric type, and the largest non-missing value
-MISSING = {"byte": 101, "int": 32741, "long": 2147483621,
-           "float": np.frombuffer(b"\x00\x00\x00\x7f", "<f4")[0],
-           "double": np.frombuffer(b"\x00\x00\x00\x00\x00\x00\xe0\x7f", "<f8")[0]}
+MISSING = {
+    "byte": 101,
+    "int": 32741,
+    "long": 2147483621,
+    "float": np.frombuffer(b"\x00\x00\x00\x7f", "<f4")[0],
+    "double": np.frombuffer(b"\x00\x00\x00\x00\x00\x00\xe0\x7f", "<f8")[0],
+}
 INT_RANGE = {"byte": (-127, 100), "int": (-32767, 32740), "long": (-2147483647, 2147483620)}
 _FORMATS = {"byte": "%8.0g", "int": "%8.0g", "long": "%12.0g", "float": "%9.0g", "double": "%10.0g"}
 STR_MAX = 2045
@@ -53,14 +65,24 @@ class DtaVariable:
 
 def _sizes(version: int) -> dict:
     if version == 117:
-        return {"name": 33, "fmt": 49, "vlab": 81, "K": "<H", "N": "<I", "lab": "<B", "enc": "latin-1"}
+        return {
+            "name": 33,
+            "fmt": 49,
+            "vlab": 81,
+            "K": "<H",
+            "N": "<I",
+            "lab": "<B",
+            "enc": "latin-1",
+        }
     return {"name": 129, "fmt": 57, "vlab": 321, "K": "<H", "N": "<Q", "lab": "<H", "enc": "utf-8"}
 
 
 def _fixed(text: str, size: int, enc: str, what: str) -> bytes:
     b = text.encode(enc)
     if len(b) >= size:
-        raise ValueError(f"{what} '{text}' is too long for this Stata format ({len(b)} bytes; at most {size - 1}).")
+        raise ValueError(
+            f"{what} '{text}' is too long for this Stata format ({len(b)} bytes; at most {size - 1})."
+        )
     return b + b"\x00" * (size - len(b))
 
 
@@ -98,19 +120,38 @@ def _value_label_table(name: str, entries: list[tuple[int, str]], sz: dict) -> b
         vals.append(val)
         b = lab.encode(sz["enc"])
         if len(b) > 32000:
-            raise ValueError(f"value label '{lab[:40]}...' of '{name}' is longer than Stata's 32,000 bytes.")
+            raise ValueError(
+                f"value label '{lab[:40]}...' of '{name}' is longer than Stata's 32,000 bytes."
+            )
         txt += b + b"\x00"
     n = len(entries)
-    table = struct.pack("<ii", n, len(txt)) + struct.pack(f"<{n}i", *offs) + struct.pack(f"<{n}i", *vals) + txt
-    body = struct.pack("<i", len(table)) + _fixed(name, sz["name"], sz["enc"], "value label name") \
-        + b"\x00\x00\x00" + table
+    table = (
+        struct.pack("<ii", n, len(txt))
+        + struct.pack(f"<{n}i", *offs)
+        + struct.pack(f"<{n}i", *vals)
+        + txt
+    )
+    body = (
+        struct.pack("<i", len(table))
+        + _fixed(name, sz["name"], sz["enc"], "value label name")
+        + b"\x00\x00\x00"
+        + table
+    )
     return _tag("lbl", body)
 
 
-def write_dta(path: Path, variables: list[DtaVariable], nobs: int, *, version: int = 118,
-              data_label: str = "", characteristics: Sequence[tuple[str, str, str]] = (),
-              value_labels: dict[str, list[tuple[int, str]]] | None = None,
-              sort_by: Sequence[str] = (), timestamp: _dt.datetime | None = None) -> None:
+def write_dta(
+    path: Path,
+    variables: list[DtaVariable],
+    nobs: int,
+    *,
+    version: int = 118,
+    data_label: str = "",
+    characteristics: Sequence[tuple[str, str, str]] = (),
+    value_labels: dict[str, list[tuple[int, str]]] | None = None,
+    sort_by: Sequence[str] = (),
+    timestamp: _dt.datetime | None = None,
+) -> None:
     """Write a .dta file (format 117 or 118) with the given variables and characteristics."""
     sz = _sizes(version)
     enc = sz["enc"]
@@ -119,34 +160,63 @@ def write_dta(path: Path, variables: list[DtaVariable], nobs: int, *, version: i
     lab = data_label.encode(enc)
     if len(data_label) > 80:
         raise ValueError(f"the data label '{data_label}' is longer than Stata's 80 characters.")
-    header = _tag("header", _tag("release", str(version).encode()) + _tag("byteorder", b"LSF")
-                  + _tag("K", struct.pack(sz["K"], K)) + _tag("N", struct.pack(sz["N"], nobs))
-                  + _tag("label", struct.pack(sz["lab"], len(lab)) + lab)
-                  + _tag("timestamp", struct.pack("<B", len(ts)) + ts))
-    types = b"".join(struct.pack("<H", v.width if v.type == "str" else STATA_TYPES[v.type]) for v in variables)
+    header = _tag(
+        "header",
+        _tag("release", str(version).encode())
+        + _tag("byteorder", b"LSF")
+        + _tag("K", struct.pack(sz["K"], K))
+        + _tag("N", struct.pack(sz["N"], nobs))
+        + _tag("label", struct.pack(sz["lab"], len(lab)) + lab)
+        + _tag("timestamp", struct.pack("<B", len(ts)) + ts),
+    )
+    types = b"".join(
+        struct.pack("<H", v.width if v.type == "str" else STATA_TYPES[v.type]) for v in variables
+    )
     names = b"".join(_fixed(v.name, sz["name"], enc, "variable name") for v in variables)
     index = {v.name: i + 1 for i, v in enumerate(variables)}
     sort = [index[s] for s in sort_by] + [0] * (K + 1 - len(sort_by))
     sortlist = struct.pack(f"<{K + 1}H", *sort)
-    fmts = b"".join(_fixed(v.format or (f"%{v.width}s" if v.type == "str" else _FORMATS[v.type]),
-                           sz["fmt"], enc, "format") for v in variables)
-    vlnames = b"".join(_fixed(v.value_label, sz["name"], enc, "value label name") for v in variables)
+    fmts = b"".join(
+        _fixed(
+            v.format or (f"%{v.width}s" if v.type == "str" else _FORMATS[v.type]),
+            sz["fmt"],
+            enc,
+            "format",
+        )
+        for v in variables
+    )
+    vlnames = b"".join(
+        _fixed(v.value_label, sz["name"], enc, "value label name") for v in variables
+    )
     for v in variables:
         if len(v.label) > 80:
-            raise ValueError(f"the variable label of '{v.name}' is longer than Stata's 80 characters: '{v.label}'.")
+            raise ValueError(
+                f"the variable label of '{v.name}' is longer than Stata's 80 characters: '{v.label}'."
+            )
     vlabels = b"".join(_fixed(v.label, sz["vlab"], enc, "variable label") for v in variables)
     chars = b""
     for var, name, contents in characteristics:
-        body = _fixed(var, sz["name"], enc, "characteristic owner") + _fixed(name, sz["name"], enc, "characteristic") \
-            + contents.encode(enc) + b"\x00"
+        body = (
+            _fixed(var, sz["name"], enc, "characteristic owner")
+            + _fixed(name, sz["name"], enc, "characteristic")
+            + contents.encode(enc)
+            + b"\x00"
+        )
         chars += _tag("ch", struct.pack("<I", len(body)) + body)
     data = _records(variables, nobs, enc)
     vls = b"".join(_value_label_table(n, e, sz) for n, e in (value_labels or {}).items())
 
     sections = [
-        ("variable_types", types), ("varnames", names), ("sortlist", sortlist), ("formats", fmts),
-        ("value_label_names", vlnames), ("variable_labels", vlabels), ("characteristics", chars),
-        ("data", data), ("strls", b""), ("value_labels", vls),
+        ("variable_types", types),
+        ("varnames", names),
+        ("sortlist", sortlist),
+        ("formats", fmts),
+        ("value_label_names", vlnames),
+        ("variable_labels", vlabels),
+        ("characteristics", chars),
+        ("data", data),
+        ("strls", b""),
+        ("value_labels", vls),
     ]
     start = b"<stata_dta>" + header
     map_len = len(b"<map>") + 14 * 8 + len(b"</map>")
@@ -169,16 +239,26 @@ def write_dta(path: Path, variables: list[DtaVariable], nobs: int, *, version: i
 def _layout(raw: bytes, path: Path) -> tuple[int, str, int, str, tuple]:
     """Release, byte order, name width, encoding and section offsets of a 117-119 file."""
     if not raw.startswith(b"<stata_dta><header><release>"):
-        raise FileFormatError(f"'{path}' is not a Stata 13+ .dta file (formats 117-119); older formats have "
-                         "no characteristics section this reader understands.")
+        raise FileFormatError(
+            f"'{path}' is not a Stata 13+ .dta file (formats 117-119); older formats have "
+            "no characteristics section this reader understands."
+        )
     release = int(raw[28:31])
     if release not in (117, 118, 119):
-        raise FileFormatError(f"'{path}' has .dta release {release}; this reader knows 117, 118 and 119.")
+        raise FileFormatError(
+            f"'{path}' has .dta release {release}; this reader knows 117, 118 and 119."
+        )
     at = raw.index(b"<byteorder>") + 11
-    bo = "<" if raw[at:at + 3] == b"LSF" else ">"
+    bo = "<" if raw[at : at + 3] == b"LSF" else ">"
     namelen = 33 if release == 117 else 129
     m = raw.index(b"<map>") + 5
-    return release, bo, namelen, "latin-1" if release == 117 else "utf-8", struct.unpack(f"{bo}14Q", raw[m:m + 112])
+    return (
+        release,
+        bo,
+        namelen,
+        "latin-1" if release == 117 else "utf-8",
+        struct.unpack(f"{bo}14Q", raw[m : m + 112]),
+    )
 
 
 def read_value_label_names(path: Path) -> dict[str, str]:
@@ -186,12 +266,16 @@ def read_value_label_names(path: Path) -> dict[str, str]:
     raw = Path(path).read_bytes()
     release, bo, namelen, enc, offsets = _layout(raw, path)
     at = raw.index(b"<K>") + 3
-    (k,) = struct.unpack(f"{bo}{'I' if release == 119 else 'H'}", raw[at:at + (4 if release == 119 else 2)])
+    (k,) = struct.unpack(
+        f"{bo}{'I' if release == 119 else 'H'}", raw[at : at + (4 if release == 119 else 2)]
+    )
 
     def names(section: int, tag: bytes) -> list[str]:
         start = offsets[section] + len(tag)
-        return [raw[start + i * namelen: start + (i + 1) * namelen].split(b"\x00", 1)[0].decode(enc)
-                for i in range(k)]
+        return [
+            raw[start + i * namelen : start + (i + 1) * namelen].split(b"\x00", 1)[0].decode(enc)
+            for i in range(k)
+        ]
 
     var = names(3, b"<varnames>")
     lab = names(6, b"<value_label_names>")
@@ -207,21 +291,27 @@ def read_characteristics(path: Path) -> dict[str, dict[str, str]]:
     raw = Path(path).read_bytes()
     _, bo, namelen, enc, offsets = _layout(raw, path)
     pos = offsets[8]
-    if raw[pos:pos + 17] != b"<characteristics>":
-        raise FileFormatError(f"'{path}': the map does not point at <characteristics> (corrupt file).")
+    if raw[pos : pos + 17] != b"<characteristics>":
+        raise FileFormatError(
+            f"'{path}': the map does not point at <characteristics> (corrupt file)."
+        )
     pos += 17
     out: dict[str, dict[str, str]] = {}
-    while raw[pos:pos + 4] == b"<ch>":
-        (length,) = struct.unpack(f"{bo}I", raw[pos + 4:pos + 8])
-        body = raw[pos + 8: pos + 8 + length]
+    while raw[pos : pos + 4] == b"<ch>":
+        (length,) = struct.unpack(f"{bo}I", raw[pos + 4 : pos + 8])
+        body = raw[pos + 8 : pos + 8 + length]
         var = body[:namelen].split(b"\x00", 1)[0].decode(enc)
-        name = body[namelen:2 * namelen].split(b"\x00", 1)[0].decode(enc)
-        contents = body[2 * namelen:].split(b"\x00", 1)[0].decode(enc)
+        name = body[namelen : 2 * namelen].split(b"\x00", 1)[0].decode(enc)
+        contents = body[2 * namelen :].split(b"\x00", 1)[0].decode(enc)
         out.setdefault(var, {})[name] = contents
         pos += 8 + length
-        if raw[pos:pos + 5] != b"</ch>":
-            raise FileFormatError(f"'{path}': a characteristic record is not closed by </ch> (corrupt file).")
+        if raw[pos : pos + 5] != b"</ch>":
+            raise FileFormatError(
+                f"'{path}': a characteristic record is not closed by </ch> (corrupt file)."
+            )
         pos += 5
-    if raw[pos:pos + 18] != b"</characteristics>":
-        raise FileFormatError(f"'{path}': the characteristics section is not closed (corrupt file).")
+    if raw[pos : pos + 18] != b"</characteristics>":
+        raise FileFormatError(
+            f"'{path}': the characteristics section is not closed (corrupt file)."
+        )
     return out

@@ -1,4 +1,5 @@
 """File handling shared by the writers: never overwrite unasked, and the schema sidecar's path."""
+
 from __future__ import annotations
 
 import os
@@ -11,7 +12,9 @@ __all__ = ["as_path", "check_new", "sidecar_path"]
 def as_path(path, what: str = "path") -> Path:
     """``path`` (str or os.PathLike) as a Path; anything else is a TypeError naming ``what``."""
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"`{what}` must be a file path (str or pathlib.Path); got {type(path).__name__}.")
+        raise TypeError(
+            f"`{what}` must be a file path (str or pathlib.Path); got {type(path).__name__}."
+        )
     return Path(path)
 
 
@@ -22,7 +25,9 @@ def check_new(paths: Iterable[Path], overwrite: bool) -> None:
     for p in paths:
         folder = p.parent if str(p.parent) else Path(".")
         if not folder.is_dir():
-            raise FileNotFoundError(f"cannot write '{p}': the folder '{folder}' does not exist; create it first.")
+            raise FileNotFoundError(
+                f"cannot write '{p}': the folder '{folder}' does not exist; create it first."
+            )
         if p.exists() and not overwrite:
             raise FileExistsError(
                 f"'{p}' already exists; nothing was written. Pass overwrite=True to replace it, or choose another name."
@@ -32,4 +37,3 @@ def check_new(paths: Iterable[Path], overwrite: bool) -> None:
 def sidecar_path(path: Path) -> Path:
     """Where the schema sidecar of the file a reader opens lives: ``<file>.schema.json``."""
     return path.with_name(path.name + ".schema.json")
-

@@ -6,6 +6,7 @@ format cannot hold is a ValueError listing every problem and the two fixes (``re
 kept in the schema sidecar, so the readers give the original names back. Nothing is renamed
 silently.
 """
+
 from __future__ import annotations
 
 import re
@@ -50,20 +51,54 @@ class NameRules:
 
 
 _STATA_RESERVED = frozenset(
-    ["_all", "_b", "byte", "_coef", "_cons", "double", "float", "if", "in", "int", "long", "_n", "_N", "_pi", "_pred", "_rc", "_skip", "strL", "using", "with"]
+    [
+        "_all",
+        "_b",
+        "byte",
+        "_coef",
+        "_cons",
+        "double",
+        "float",
+        "if",
+        "in",
+        "int",
+        "long",
+        "_n",
+        "_N",
+        "_pi",
+        "_pred",
+        "_rc",
+        "_skip",
+        "strL",
+        "using",
+        "with",
+    ]
 )
 
 STATA = NameRules(
-    "Stata", 32, "chars", r"[^\W\d]\w*", "a letter or _ followed by letters, digits or _",
-    reserved=_STATA_RESERVED, reserved_prefix="_mi_", ascii=True,
+    "Stata",
+    32,
+    "chars",
+    r"[^\W\d]\w*",
+    "a letter or _ followed by letters, digits or _",
+    reserved=_STATA_RESERVED,
+    reserved_prefix="_mi_",
+    ascii=True,
 )
 STATA117 = NameRules(
-    "Stata 13 (format 117)", 32, "chars", r"[A-Za-z_][A-Za-z0-9_]*",
+    "Stata 13 (format 117)",
+    32,
+    "chars",
+    r"[A-Za-z_][A-Za-z0-9_]*",
     "an ASCII letter or _ followed by ASCII letters, digits or _",
-    reserved=_STATA_RESERVED, reserved_prefix="_mi_",
+    reserved=_STATA_RESERVED,
+    reserved_prefix="_mi_",
 )
 SPSS = NameRules(
-    "SPSS", 64, "bytes", r"(?:[^\W\d_]|@)[\w.@#$]*(?<!\.)",
+    "SPSS",
+    64,
+    "bytes",
+    r"(?:[^\W\d_]|@)[\w.@#$]*(?<!\.)",
     "a letter or @ followed by letters, digits, or . _ @ # $, not ending in a period",
     case_insensitive=True,
     reserved=frozenset("ALL AND BY EQ GE GT LE LT NE NOT OR TO WITH".lower().split()),
@@ -71,14 +106,21 @@ SPSS = NameRules(
 # Mplus User's Guide (v6, ch. 17, "the same rules as variable names"): up to 8 characters,
 # beginning with a letter, only letters, numbers and the underscore, not case sensitive.
 MPLUS = NameRules(
-    "Mplus", 8, "chars", r"[A-Za-z][A-Za-z0-9_]*",
+    "Mplus",
+    8,
+    "chars",
+    r"[A-Za-z][A-Za-z0-9_]*",
     "an ASCII letter followed by ASCII letters, digits or _",
     case_insensitive=True,
     reserved=frozenset(["all", "are", "by", "is", "on", "pon", "with", "pwith", "xwith"]),
 )
 BLIMP = NameRules(
-    "Blimp", None, "chars", r"[A-Za-z][A-Za-z0-9_]*",
-    "an ASCII letter followed by ASCII letters, digits or _", case_insensitive=True,
+    "Blimp",
+    None,
+    "chars",
+    r"[A-Za-z][A-Za-z0-9_]*",
+    "an ASCII letter followed by ASCII letters, digits or _",
+    case_insensitive=True,
 )
 LONG = NameRules("long CSV/parquet", None, "chars", r"(?s).+", "any non-empty text")
 
@@ -97,7 +139,9 @@ def _problems(names: Sequence[str], rules: NameRules, system: Sequence[str]) -> 
             out[i] = f"is longer than {rules.max_len} {rules.unit} ({rules.length(n)})"
         elif not re.fullmatch(rules.pattern, n):
             out[i] = f"has characters {rules.format} does not allow (a name is {rules.rule})"
-        elif rules.key(n) in reserved or (rules.format.startswith("Stata") and re.fullmatch(r"str\d+", n)):
+        elif rules.key(n) in reserved or (
+            rules.format.startswith("Stata") and re.fullmatch(r"str\d+", n)
+        ):
             out[i] = f"is a reserved word in {rules.format}"
         elif rules.reserved_prefix and n.startswith(rules.reserved_prefix):
             out[i] = f"starts with '{rules.reserved_prefix}', which {rules.format} keeps for itself"
@@ -133,8 +177,13 @@ def _truncate(s: str, rules: NameRules, room: int = 0) -> str:
     return s
 
 
-def file_names(columns: Sequence[str], rules: NameRules, names: str = "error",
-               rename: Mapping[str, str] | None = None, system: Sequence[str] = ()) -> dict[str, str]:
+def file_names(
+    columns: Sequence[str],
+    rules: NameRules,
+    names: str = "error",
+    rename: Mapping[str, str] | None = None,
+    system: Sequence[str] = (),
+) -> dict[str, str]:
     """Map every column to the name it gets in the file.
 
     Parameters
@@ -155,7 +204,9 @@ def file_names(columns: Sequence[str], rules: NameRules, names: str = "error",
     rename = dict(rename or {})
     unknown = [k for k in rename if k not in columns]
     if unknown:
-        raise ValueError(f"`rename` names columns {unknown} that are not in the data; columns are {list(columns)}.")
+        raise ValueError(
+            f"`rename` names columns {unknown} that are not in the data; columns are {list(columns)}."
+        )
     wanted = [rename.get(c, c) for c in columns]
     bad = _problems(wanted, rules, system)
     if not bad:
@@ -190,6 +241,8 @@ def file_names(columns: Sequence[str], rules: NameRules, names: str = "error",
     changed = {c: n for c, n in out.items() if c != n}
     width = max(len(str(c)) for c in changed)
     table = "\n".join(f"  {c!s:<{width}} -> {n}" for c, n in changed.items())
-    print(f"pymitml: {len(changed)} column name(s) mapped to names {rules.format} can hold "
-          f"(column -> name in file):\n{table}")
+    print(
+        f"pymitml: {len(changed)} column name(s) mapped to names {rules.format} can hold "
+        f"(column -> name in file):\n{table}"
+    )
     return out

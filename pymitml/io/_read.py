@@ -1,4 +1,5 @@
 """Shared steps of the readers: a schema from a file's own metadata, and stacked rows -> MitmlList."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -25,13 +26,22 @@ __all__ = ["assemble", "infer_schema", "numeric_objects"]
 
 def numeric_objects(df: pd.DataFrame, types: Mapping[str, str]) -> pd.DataFrame:
     """pyreadstat gives object columns for small integer types with missing values; make them float."""
-    fix = {c: pd.to_numeric(df[c]).astype(np.float64) for c in df.columns
-           if df[c].dtype == object and types.get(c, "string") != "string"}
+    fix = {
+        c: pd.to_numeric(df[c]).astype(np.float64)
+        for c in df.columns
+        if df[c].dtype == object and types.get(c, "string") != "string"
+    }
     return df.assign(**fix) if fix else df
 
 
-def infer_schema(df: pd.DataFrame, columns: Sequence[str], value_labels: Mapping[str, Mapping],
-                 ordered: Sequence[str], library: str, fmt: str) -> Schema:
+def infer_schema(
+    df: pd.DataFrame,
+    columns: Sequence[str],
+    value_labels: Mapping[str, Mapping],
+    ordered: Sequence[str],
+    library: str,
+    fmt: str,
+) -> Schema:
     """A schema from what the file itself says: a column whose every value has a value label
     becomes categorical (categories = the labels in the order of their values; ``ordered`` lists
     ordinal columns); the others keep the dtype they were read with."""
@@ -44,14 +54,26 @@ def infer_schema(df: pd.DataFrame, columns: Sequence[str], value_labels: Mapping
             keys = sorted(labs)
             texts = [str(labs[k]) for k in keys]
             vals = s.dropna()
-            if len(set(texts)) == len(texts) and pd.api.types.is_numeric_dtype(vals) \
-                    and bool(np.isin(vals.to_numpy(dtype=np.float64), np.asarray(keys, dtype=np.float64)).all()):
+            if (
+                len(set(texts)) == len(texts)
+                and pd.api.types.is_numeric_dtype(vals)
+                and bool(
+                    np.isin(
+                        vals.to_numpy(dtype=np.float64), np.asarray(keys, dtype=np.float64)
+                    ).all()
+                )
+            ):
                 cat = (keys, texts)
         if cat is not None:
             keys, texts = cat
             if library == "pandas":
-                codec = {"lib": "pandas", "name": "category", "ordered": c in ordered, "categories": texts,
-                         "categories_dtype": _pandas_codec(pd.Index(texts).dtype)}
+                codec = {
+                    "lib": "pandas",
+                    "name": "category",
+                    "ordered": c in ordered,
+                    "categories": texts,
+                    "categories_dtype": _pandas_codec(pd.Index(texts).dtype),
+                }
             else:
                 codec = {"lib": "polars", "name": "Enum", "categories": texts}
             specs.append(ColumnSpec(c, c, codec, None, texts, c in ordered, [_py(k) for k in keys]))
@@ -66,13 +88,16 @@ def infer_schema(df: pd.DataFrame, columns: Sequence[str], value_labels: Mapping
     return Schema(fmt, library, 0, 0, True, specs)
 
 
-def assemble(df: pd.DataFrame, key: str, schema: Schema, library: str,
-             original_key: Any = 0) -> Any:
+def assemble(
+    df: pd.DataFrame, key: str, schema: Schema, library: str, original_key: Any = 0
+) -> Any:
     """MitmlList from stacked plain rows grouped by ``key``; the ``original_key`` block (when the
     schema says the file holds the original data) becomes ``original``."""
     keys = df[key].to_numpy()
     if pd.isna(keys).any():
-        raise FileFormatError(f"the imputation column '{key}' has missing values; every row needs an imputation number.")
+        raise FileFormatError(
+            f"the imputation column '{key}' has missing values; every row needs an imputation number."
+        )
     imps, original = [], None
     for k, a, b in split_sorted(keys):
         raw = df.iloc[a:b].reset_index(drop=True)
@@ -82,7 +107,9 @@ def assemble(df: pd.DataFrame, key: str, schema: Schema, library: str,
             continue
         imps.append(decode_block(raw, schema))
     if not imps:
-        raise FileFormatError(f"the file holds no imputed data sets (no '{key}' other than {original_key}).")
+        raise FileFormatError(
+            f"the file holds no imputed data sets (no '{key}' other than {original_key})."
+        )
     imps = [to_library(f, library) for f in imps]
     if original is not None:
         original = to_library(original, library)

@@ -4,6 +4,7 @@ Writers are entered into :mod:`pymitml.mitml_list`'s registry (so ``MitmlList.to
 finds them without that module importing this package: the imports point one way, io ->
 mitml_list); readers into ``_READERS`` here. ``formats()`` lists both.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -33,8 +34,9 @@ def _get(table: dict[str, Callable[..., Any]], fmt: str, what: str) -> Callable[
     try:
         return table[fmt]
     except KeyError:
-        raise ValueError(f"no {what} for the format {fmt!r}; known formats: {sorted(table)}.") \
-            from None
+        raise ValueError(
+            f"no {what} for the format {fmt!r}; known formats: {sorted(table)}."
+        ) from None
 
 
 def writer(fmt: str) -> Callable[..., Any]:

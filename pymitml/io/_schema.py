@@ -7,6 +7,7 @@ their order), the code table and the names in the file; it is stored beside the 
 (``<file>.schema.json``) or inside it (parquet). A reader decodes the plain values back through
 it, so a round trip gives identical data, dtypes and categories.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,7 @@ __all__ = [
     "to_library",
 ]
 
-_MAX_EXACT = 2.0 ** 53
+_MAX_EXACT = 2.0**53
 
 
 # --- dtype codecs (JSON-able descriptions of a pandas or polars dtype) -----------------------
@@ -44,18 +45,29 @@ def _py(v: Any) -> Any:
         v = v.item()
     if isinstance(v, (bool, int, float, str)):
         return v
-    raise TypeError(f"category value {v!r} of type {type(v).__name__} cannot be written; "
-                    "use categories that are text or numbers.")
+    raise TypeError(
+        f"category value {v!r} of type {type(v).__name__} cannot be written; "
+        "use categories that are text or numbers."
+    )
 
 
 def _pandas_codec(dtype, values: pd.Series | None = None, name: str = "") -> dict:
     if isinstance(dtype, pd.CategoricalDtype):
         cats = dtype.categories
-        return {"lib": "pandas", "name": "category", "ordered": bool(dtype.ordered),
-                "categories": [_py(c) for c in cats], "categories_dtype": _pandas_codec(cats.dtype)}
+        return {
+            "lib": "pandas",
+            "name": "category",
+            "ordered": bool(dtype.ordered),
+            "categories": [_py(c) for c in cats],
+            "categories_dtype": _pandas_codec(cats.dtype),
+        }
     if isinstance(dtype, pd.StringDtype):
-        return {"lib": "pandas", "name": "string", "storage": dtype.storage,
-                "na": "nan" if dtype.na_value is not pd.NA else "NA"}
+        return {
+            "lib": "pandas",
+            "name": "string",
+            "storage": dtype.storage,
+            "na": "nan" if dtype.na_value is not pd.NA else "NA",
+        }
     if dtype == np.dtype(object):
         if values is None:
             return {"lib": "pandas", "name": "object", "of": "string"}
@@ -64,26 +76,37 @@ def _pandas_codec(dtype, values: pd.Series | None = None, name: str = "") -> dic
             return {"lib": "pandas", "name": "object", "of": "string"}
         if all(isinstance(v, (bool, np.bool_)) for v in nn):
             return {"lib": "pandas", "name": "object", "of": "bool"}
-        raise TypeError(f"column '{name}' has object dtype with values that are neither all text nor all "
-                        "True/False; convert it (astype(float), astype('category') or astype(str)) first.")
-    if (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)) \
-            and not pd.api.types.is_complex_dtype(dtype):
+        raise TypeError(
+            f"column '{name}' has object dtype with values that are neither all text nor all "
+            "True/False; convert it (astype(float), astype('category') or astype(str)) first."
+        )
+    if (
+        pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+    ) and not pd.api.types.is_complex_dtype(dtype):
         return {"lib": "pandas", "name": str(dtype)}
-    raise TypeError(f"column '{name}' has dtype {dtype}, which this format cannot carry; convert it to "
-                    "numbers, text or categories first (or write the long format to parquet, which keeps any dtype).")
+    raise TypeError(
+        f"column '{name}' has dtype {dtype}, which this format cannot carry; convert it to "
+        "numbers, text or categories first (or write the long format to parquet, which keeps any dtype)."
+    )
 
 
 def _polars_codec(dtype, name: str = "") -> dict:
     import polars as pl
 
     if isinstance(dtype, pl.Enum):
-        return {"lib": "polars", "name": "Enum", "categories": [str(c) for c in dtype.categories.to_list()]}
+        return {
+            "lib": "polars",
+            "name": "Enum",
+            "categories": [str(c) for c in dtype.categories.to_list()],
+        }
     if dtype == pl.Categorical:
         return {"lib": "polars", "name": "Categorical"}
     if dtype == pl.String or dtype == pl.Boolean or dtype.is_integer() or dtype.is_float():
         return {"lib": "polars", "name": str(dtype)}
-    raise TypeError(f"column '{name}' has polars dtype {dtype}, which this format cannot carry; convert it to "
-                    "numbers, text or categories first (or write the long format to parquet, which keeps any dtype).")
+    raise TypeError(
+        f"column '{name}' has polars dtype {dtype}, which this format cannot carry; convert it to "
+        "numbers, text or categories first (or write the long format to parquet, which keeps any dtype)."
+    )
 
 
 def kind_of(codec: dict) -> str:
@@ -174,8 +197,9 @@ class Schema:
         path.write_text(self.to_json(), encoding="utf-8")
 
 
-def read_sidecar(path: Path, schema: Any, file_columns: Sequence[str] | None = None,
-                 fmt: str | None = None) -> Schema | None:
+def read_sidecar(
+    path: Path, schema: Any, file_columns: Sequence[str] | None = None, fmt: str | None = None
+) -> Schema | None:
     """The schema for ``path``: ``schema=None`` uses ``<path>.schema.json`` when it is there,
     ``False`` ignores it, a path names another sidecar. A sidecar that does not match the file's
     columns is ignored with a warning (the file was changed after pymitml wrote it)."""
@@ -188,13 +212,19 @@ def read_sidecar(path: Path, schema: Any, file_columns: Sequence[str] | None = N
         return None
     s = Schema.from_json(side.read_text(encoding="utf-8"))
     if file_columns is not None and list(file_columns) != s.file_columns:
-        warnings.warn(f"the schema sidecar '{side}' lists columns {s.file_columns}, but the file has "
-                      f"{list(file_columns)}; ignoring the sidecar (dtypes and categories come from the file).",
-                      UserWarning, stacklevel=3)
+        warnings.warn(
+            f"the schema sidecar '{side}' lists columns {s.file_columns}, but the file has "
+            f"{list(file_columns)}; ignoring the sidecar (dtypes and categories come from the file).",
+            UserWarning,
+            stacklevel=3,
+        )
         return None
     if fmt is not None and s.format != fmt:
-        warnings.warn(f"the schema sidecar '{side}' was written for format {s.format!r}, not {fmt!r}; ignoring it.",
-                      UserWarning, stacklevel=3)
+        warnings.warn(
+            f"the schema sidecar '{side}' was written for format {s.format!r}, not {fmt!r}; ignoring it.",
+            UserWarning,
+            stacklevel=3,
+        )
         return None
     return s
 
@@ -206,21 +236,29 @@ def _category_list(frames: list, col: str, lib: str) -> tuple[list, bool, dict]:
         codec = _pandas_codec(first.dtype, name=col)
         cats = codec["categories"]
         for f in frames[1:]:
-            if not isinstance(f[col].dtype, pd.CategoricalDtype) or \
-                    [_py(c) for c in f[col].cat.categories] != cats:
-                raise ValueError(f"column '{col}' has different categories in different data sets; give every "
-                                 "data set (and the original) the same categories with .cat.set_categories(...).")
+            if (
+                not isinstance(f[col].dtype, pd.CategoricalDtype)
+                or [_py(c) for c in f[col].cat.categories] != cats
+            ):
+                raise ValueError(
+                    f"column '{col}' has different categories in different data sets; give every "
+                    "data set (and the original) the same categories with .cat.set_categories(...)."
+                )
         return cats, codec["ordered"], codec
     codec = _polars_codec(first.dtype, name=col)
     if codec["name"] == "Enum":
         for f in frames[1:]:
             if f[col].dtype != first.dtype:
-                raise ValueError(f"column '{col}' has different Enum categories in different data sets; "
-                                 "cast every data set (and the original) to one pl.Enum.")
+                raise ValueError(
+                    f"column '{col}' has different Enum categories in different data sets; "
+                    "cast every data set (and the original) to one pl.Enum."
+                )
         return codec["categories"], True, codec
     import polars as pl
 
-    vals = pl.concat([f[col].cast(pl.String) for f in frames]).drop_nulls().unique().sort().to_list()
+    vals = (
+        pl.concat([f[col].cast(pl.String) for f in frames]).drop_nulls().unique().sort().to_list()
+    )
     return vals, False, codec
 
 
@@ -230,15 +268,28 @@ def _codes_for(cats: list, coding: str, int_range: tuple[float, float]) -> list:
     if coding == "labels":
         labels = [str(c) for c in cats]
         if len(set(labels)) != len(labels):
-            raise ValueError(f"categories {cats} give duplicated text labels; make them distinct as text.")
+            raise ValueError(
+                f"categories {cats} give duplicated text labels; make them distinct as text."
+            )
         return labels
-    ints = all(isinstance(c, (int, float)) and not isinstance(c, bool) and float(c).is_integer()
-               and int_range[0] <= c <= int_range[1] for c in cats)
+    ints = all(
+        isinstance(c, (int, float))
+        and not isinstance(c, bool)
+        and float(c).is_integer()
+        and int_range[0] <= c <= int_range[1]
+        for c in cats
+    )
     return [int(c) for c in cats] if ints and cats else list(range(1, len(cats) + 1))
 
 
-def build_schema(mlist, fmt: str, names: dict[str, str], coding: str = "numeric",
-                 int_range: tuple[float, float] = (-_MAX_EXACT, _MAX_EXACT), original: bool = True) -> Schema:
+def build_schema(
+    mlist,
+    fmt: str,
+    names: dict[str, str],
+    coding: str = "numeric",
+    int_range: tuple[float, float] = (-_MAX_EXACT, _MAX_EXACT),
+    original: bool = True,
+) -> Schema:
     """The schema of ``mlist`` for format ``fmt`` (``names``: column -> name in the file)."""
     lib = mlist.library
     frames = list(mlist)
@@ -253,22 +304,35 @@ def build_schema(mlist, fmt: str, names: dict[str, str], coding: str = "numeric"
             codec = _polars_codec(frames[0][col].dtype, col)
             ocodec = _polars_codec(orig[col].dtype, col) if orig is not None else None
         for f in frames[1:]:
-            c2 = _pandas_codec(f[col].dtype, f[col], col) if lib == "pandas" else _polars_codec(f[col].dtype, col)
+            c2 = (
+                _pandas_codec(f[col].dtype, f[col], col)
+                if lib == "pandas"
+                else _polars_codec(f[col].dtype, col)
+            )
             if kind_of(c2) != kind_of(codec) or (kind_of(c2) != "category" and c2 != codec):
-                raise ValueError(f"column '{col}' has dtype {f[col].dtype} in one data set but "
-                                 f"{frames[0][col].dtype} in the first; give all data sets the same dtypes.")
+                raise ValueError(
+                    f"column '{col}' has dtype {f[col].dtype} in one data set but "
+                    f"{frames[0][col].dtype} in the first; give all data sets the same dtypes."
+                )
         spec = ColumnSpec(col, names[col], codec, ocodec if ocodec != codec else None)
         if spec.kind == "category" or (ocodec is not None and kind_of(ocodec) == "category"):
             if ocodec is not None and kind_of(ocodec) != kind_of(codec):
-                raise ValueError(f"column '{col}' is categorical in the imputed data sets or in the original but "
-                                 "not in both; give the original the same dtype.")
+                raise ValueError(
+                    f"column '{col}' is categorical in the imputed data sets or in the original but "
+                    "not in both; give the original the same dtype."
+                )
             cats, ordered, _ = _category_list(both, col, lib)
             spec.categories, spec.ordered = cats, ordered
             spec.codes = _codes_for(cats, coding, int_range)
-        elif ocodec is not None and {kind_of(ocodec), spec.kind} - {"float", "int", "bool"} \
-                and kind_of(ocodec) != spec.kind:
-            raise ValueError(f"column '{col}' is {spec.kind} in the imputed data sets but {kind_of(ocodec)} in "
-                             "the original; give the original the same dtype.")
+        elif (
+            ocodec is not None
+            and {kind_of(ocodec), spec.kind} - {"float", "int", "bool"}
+            and kind_of(ocodec) != spec.kind
+        ):
+            raise ValueError(
+                f"column '{col}' is {spec.kind} in the imputed data sets but {kind_of(ocodec)} in "
+                "the original; give the original the same dtype."
+            )
         cols.append(spec)
     n = frames[0].shape[0]
     return Schema(fmt, lib, len(frames), n, orig is not None, cols)
@@ -285,11 +349,14 @@ def encode_block(frame: Any, schema: Schema, is_original: bool = False) -> dict[
         codec = (spec.orig_dtype or spec.dtype) if is_original else spec.dtype
         kind = kind_of(codec)
         if kind == "category":
-            if isinstance(s.dtype, pd.CategoricalDtype) and [_py(c) for c in s.cat.categories] == spec.categories:
+            if (
+                isinstance(s.dtype, pd.CategoricalDtype)
+                and [_py(c) for c in s.cat.categories] == spec.categories
+            ):
                 idx = s.cat.codes.to_numpy()
             else:
                 idx = pd.Categorical(s.astype(object), categories=spec.categories).codes
-            codes = cast(list, spec.codes)   # set for every categorical column
+            codes = cast(list, spec.codes)  # set for every categorical column
             if codes and isinstance(codes[0], str):
                 table = np.asarray(codes + [None], dtype=object)
             else:
@@ -300,26 +367,33 @@ def encode_block(frame: Any, schema: Schema, is_original: bool = False) -> dict[
             out[spec.file] = _none_where(pd.isna(v), v)
         elif kind == "bool":
             out[spec.file] = pd.array(s.to_numpy(dtype=object), dtype="boolean").to_numpy(
-                dtype=np.float64, na_value=np.nan)
+                dtype=np.float64, na_value=np.nan
+            )
         else:
             v = s.to_numpy(dtype=np.float64, na_value=np.nan)
             if kind == "int" and np.nanmax(np.abs(v), initial=0) > _MAX_EXACT:
-                raise ValueError(f"column '{spec.name}' holds integers beyond 2**53, which "
-                                 f"{schema.format} cannot store exactly; convert it to text or float first.")
+                raise ValueError(
+                    f"column '{spec.name}' holds integers beyond 2**53, which "
+                    f"{schema.format} cannot store exactly; convert it to text or float first."
+                )
             if not np.isfinite(v[~np.isnan(v)]).all():
-                raise ValueError(f"column '{spec.name}' holds infinite values, which {schema.format} cannot "
-                                 "store; replace them (e.g. with NaN) first.")
+                raise ValueError(
+                    f"column '{spec.name}' holds infinite values, which {schema.format} cannot "
+                    "store; replace them (e.g. with NaN) first."
+                )
             out[spec.file] = v
     return out
 
 
 # --- decode: plain values -> a data set ------------------------------------------------------
 def _category_index(raw: np.ndarray, spec: ColumnSpec) -> np.ndarray:
-    codes = cast(list, spec.codes)   # set for every categorical column
+    codes = cast(list, spec.codes)  # set for every categorical column
     if codes and isinstance(codes[0], str):
         obj = pd.Series(raw, dtype=object)
         missing = obj.isna().to_numpy()
-        idx = pd.Index(codes, dtype=object).get_indexer(obj.where(~missing, None).astype(str).to_numpy(dtype=object))
+        idx = pd.Index(codes, dtype=object).get_indexer(
+            obj.where(~missing, None).astype(str).to_numpy(dtype=object)
+        )
         idx[missing] = -1
     else:
         rawf = pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(dtype=np.float64)
@@ -328,9 +402,11 @@ def _category_index(raw: np.ndarray, spec: ColumnSpec) -> np.ndarray:
     bad = (idx < 0) & ~missing
     if bad.any():
         vals = pd.unique(np.asarray(raw, dtype=object)[bad])[:5].tolist()
-        raise FileFormatError(f"column '{spec.file}' holds values {vals} that are not in its code table "
-                         f"{dict(zip(codes, cast(list, spec.categories)))}; the file was changed after it was written. "
-                         "Read it with schema=False to take the categories from the file itself.")
+        raise FileFormatError(
+            f"column '{spec.file}' holds values {vals} that are not in its code table "
+            f"{dict(zip(codes, cast(list, spec.categories)))}; the file was changed after it was written. "
+            "Read it with schema=False to take the categories from the file itself."
+        )
     return idx
 
 
@@ -364,7 +440,9 @@ def _decode_pandas(raw: np.ndarray, spec: ColumnSpec, codec: dict) -> Any:
         return b.to_numpy(dtype=bool) if codec["name"] == "bool" else b
     dt = _pandas_dtype(codec)
     if isinstance(dt, np.dtype) and dt.kind in "iub" and np.isnan(f).any():
-        raise FileFormatError(f"column '{spec.file}' has missing values but dtype {dt}; the file does not match its schema.")
+        raise FileFormatError(
+            f"column '{spec.file}' has missing values but dtype {dt}; the file does not match its schema."
+        )
     return pd.Series(f).astype(dt).array
 
 
@@ -409,9 +487,12 @@ def to_library(frame: Any, library: str) -> Any:
     import polars as pl
 
     out = pl.from_pandas(frame)
-    enums = {c: pl.Enum([str(x) for x in frame[c].cat.categories]) for c in frame.columns
-             if isinstance(frame[c].dtype, pd.CategoricalDtype)
-             and all(isinstance(x, str) for x in frame[c].cat.categories)}
+    enums = {
+        c: pl.Enum([str(x) for x in frame[c].cat.categories])
+        for c in frame.columns
+        if isinstance(frame[c].dtype, pd.CategoricalDtype)
+        and all(isinstance(x, str) for x in frame[c].cat.categories)
+    }
     return out.cast(enums) if enums else out
 
 
@@ -423,4 +504,7 @@ def split_sorted(keys: np.ndarray) -> list[tuple[Any, int, int]]:
     cut = np.flatnonzero(keys[1:] != keys[:-1]) + 1
     starts = np.concatenate([[0], cut])
     stops = np.concatenate([cut, [keys.size]])
-    return [(keys[a].item() if hasattr(keys[a], "item") else keys[a], int(a), int(b)) for a, b in zip(starts, stops)]
+    return [
+        (keys[a].item() if hasattr(keys[a], "item") else keys[a], int(a), int(b))
+        for a, b in zip(starts, stops)
+    ]

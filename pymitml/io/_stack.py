@@ -1,4 +1,5 @@
 """Shared steps of the stacked writers: check the input, find the imputed variables, rebuild m = 0."""
+
 from __future__ import annotations
 
 import warnings
@@ -18,8 +19,10 @@ def check_mlist(mlist: Any, fn: str):
     if not isinstance(mlist, MitmlList) and hasattr(mlist, "complete"):
         mlist = mlist.complete()
     if not isinstance(mlist, MitmlList):
-        raise TypeError(f"{fn} needs a MitmlList (e.g. imp.complete()); got {type(mlist).__name__}. "
-                        "Wrap a list of DataFrames with pymitml.MitmlList(frames, original=...).")
+        raise TypeError(
+            f"{fn} needs a MitmlList (e.g. imp.complete()); got {type(mlist).__name__}. "
+            "Wrap a list of DataFrames with pymitml.MitmlList(frames, original=...)."
+        )
     return mlist
 
 
@@ -66,7 +69,9 @@ def imputed_columns(mlist, imputed: Sequence[str] | None) -> list[str]:
         imputed = [imputed] if isinstance(imputed, str) else list(imputed)
         bad = [c for c in imputed if c not in cols]
         if bad:
-            raise ValueError(f"`imputed` names {bad}, which are not columns of the data; columns are {cols}.")
+            raise ValueError(
+                f"`imputed` names {bad}, which are not columns of the data; columns are {cols}."
+            )
         return [c for c in cols if c in imputed]
     if mlist.original is not None:
         miss0 = _missing(mlist.original)
@@ -75,8 +80,12 @@ def imputed_columns(mlist, imputed: Sequence[str] | None) -> list[str]:
             filled |= (miss0 & ~_missing(f)).any(axis=0)
         return [c for c, k in zip(cols, filled) if k]
     if len(mlist) < 2:
-        warnings.warn("with one imputation and no original data the imputed variables cannot be told; "
-                      "pass `imputed=[...]`.", UserWarning, stacklevel=3)
+        warnings.warn(
+            "with one imputation and no original data the imputed variables cannot be told; "
+            "pass `imputed=[...]`.",
+            UserWarning,
+            stacklevel=3,
+        )
         return []
     vary = np.asarray(varying_cells(mlist).any(axis=0))
     return [c for c, k in zip(cols, vary) if k]

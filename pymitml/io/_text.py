@@ -1,4 +1,5 @@
 """Numeric text tables without a header (Mplus, Blimp): write with a missing flag, read back."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -15,8 +16,11 @@ __all__ = ["check_numeric", "flag_text", "integral_columns", "read_table", "writ
 
 def flag_text(missing: float) -> str:
     """The missing flag as it is written (``-999``, not ``-999.0``)."""
-    if isinstance(missing, bool) or not isinstance(missing, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(missing):
+    if (
+        isinstance(missing, bool)
+        or not isinstance(missing, (int, float, np.integer, np.floating))
+        or not np.isfinite(missing)
+    ):
         raise TypeError(f"`missing` must be a finite number such as -999; got {missing!r}.")
     f = float(missing)
     return str(int(f)) if f.is_integer() else repr(f)
@@ -24,12 +28,17 @@ def flag_text(missing: float) -> str:
 
 def check_numeric(schema: Schema, fmt: str) -> None:
     """Text columns cannot go into a numeric-only format: a TypeError naming them and the fix."""
-    text = [c.name for c in schema.columns
-            if "string" in {c.kind, *([] if c.orig_dtype is None else [kind_of(c.orig_dtype)])}]
+    text = [
+        c.name
+        for c in schema.columns
+        if "string" in {c.kind, *([] if c.orig_dtype is None else [kind_of(c.orig_dtype)])}
+    ]
     if text:
-        raise TypeError(f"columns {text} hold text, but {fmt} data are numeric only. Make them categorical "
-                        "(df[col].astype('category'); they are then written as integer codes with a code "
-                        "table) or drop them.")
+        raise TypeError(
+            f"columns {text} hold text, but {fmt} data are numeric only. Make them categorical "
+            "(df[col].astype('category'); they are then written as integer codes with a code "
+            "table) or drop them."
+        )
 
 
 def integral_columns(schema: Schema) -> list[bool]:
@@ -41,8 +50,14 @@ def integral_columns(schema: Schema) -> list[bool]:
     return out
 
 
-def write_table(path: Path, columns: Sequence[np.ndarray], integral: Sequence[bool], missing: float,
-                sep: str, lead: np.ndarray | None = None) -> None:
+def write_table(
+    path: Path,
+    columns: Sequence[np.ndarray],
+    integral: Sequence[bool],
+    missing: float,
+    sep: str,
+    lead: np.ndarray | None = None,
+) -> None:
     """Write float64 columns (NaN = missing) as text, no header; ``lead`` is an integer first column."""
     import polars as pl
 
@@ -52,13 +67,20 @@ def write_table(path: Path, columns: Sequence[np.ndarray], integral: Sequence[bo
         cols.append(pl.Series("lead", np.asarray(lead, dtype=np.int64)))
     for j, (v, isint) in enumerate(zip(columns, integral)):
         if np.any(v == flag):
-            raise ValueError(f"a value in column {j + 1} of '{path.name}' equals the missing flag "
-                             f"{flag_text(missing)}; choose another `missing` value.")
+            raise ValueError(
+                f"a value in column {j + 1} of '{path.name}' equals the missing flag "
+                f"{flag_text(missing)}; choose another `missing` value."
+            )
         s = pl.Series(f"c{j}", v, nan_to_null=True)
         cols.append(s.cast(pl.Int64) if isint else s)
     # polars prints floats in their shortest round-trip form, so the text reads back exactly
-    pl.DataFrame(cols).write_csv(path, include_header=False, separator=sep, null_value=flag_text(missing),
-                                 line_terminator="\n")
+    pl.DataFrame(cols).write_csv(
+        path,
+        include_header=False,
+        separator=sep,
+        null_value=flag_text(missing),
+        line_terminator="\n",
+    )
 
 
 def _sep_of(path: Path) -> str:
@@ -71,22 +93,34 @@ def _sep_of(path: Path) -> str:
     return r"\s+"
 
 
-def read_table(path: Path, names: Sequence[str] | None, missing: Sequence[float] | None) -> pd.DataFrame:
+def read_table(
+    path: Path, names: Sequence[str] | None, missing: Sequence[float] | None
+) -> pd.DataFrame:
     """A headerless comma-, tab- or space-separated numeric table; ``missing`` values become NaN."""
     if not path.exists():
         raise FileNotFoundError(f"data file '{path}' does not exist.")
     sep = _sep_of(path)
-    df = pd.read_csv(path, sep=sep, header=None, na_values=[".", "*"], keep_default_na=False,
-                     skipinitialspace=True)
+    df = pd.read_csv(
+        path,
+        sep=sep,
+        header=None,
+        na_values=[".", "*"],
+        keep_default_na=False,
+        skipinitialspace=True,
+    )
     if names is not None:
         if len(names) != df.shape[1]:
-            raise FileFormatError(f"'{path}' has {df.shape[1]} columns but {len(names)} names were given: {list(names)}.")
+            raise FileFormatError(
+                f"'{path}' has {df.shape[1]} columns but {len(names)} names were given: {list(names)}."
+            )
         df.columns = list(names)
     else:
         df.columns = [f"V{j + 1}" for j in range(df.shape[1])]
     bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
     if bad:
-        raise FileFormatError(f"'{path}' has non-numeric values in columns {bad}; Mplus/Blimp data are numeric.")
+        raise FileFormatError(
+            f"'{path}' has non-numeric values in columns {bad}; Mplus/Blimp data are numeric."
+        )
     if missing:
         flags = np.asarray(list(missing), dtype=np.float64)
         fix = {}

@@ -5,6 +5,7 @@ As in Blimp's own output (REFERENCE.md section 5) the stacked file has no header
 column is the imputation number (0 = the original data with the missing code, when asked). The
 column names go to ``<stem>_names.txt`` beside it, one per line, in file order.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -45,10 +46,19 @@ def _names_path(path: Path) -> Path:
 
 
 @register_writer("blimp")
-def write_blimp(mlist, path, *, layout: str = "stacked", include_original: bool = False,
-                missing: float = -999, sep: str = ",", names: str = "error",
-                rename: Mapping[str, str] | None = None, schema: bool = True,
-                overwrite: bool = False) -> list[Path]:
+def write_blimp(
+    mlist,
+    path,
+    *,
+    layout: str = "stacked",
+    include_original: bool = False,
+    missing: float = -999,
+    sep: str = ",",
+    names: str = "error",
+    rename: Mapping[str, str] | None = None,
+    schema: bool = True,
+    overwrite: bool = False,
+) -> list[Path]:
     """Write the imputed data sets in Blimp's ``stacked`` or ``separate`` layout.
 
     Parameters
@@ -74,8 +84,8 @@ def write_blimp(mlist, path, *, layout: str = "stacked", include_original: bool 
 
     Examples
     --------
-    >>> implist.to_blimp("imps.csv", include_original=True)          # doctest: +SKIP
-    >>> implist.to_blimp("imp*.csv", layout="separate")               # doctest: +SKIP
+    >>> implist.to_blimp("imps.csv", include_original=True)  # doctest: +SKIP
+    >>> implist.to_blimp("imp*.csv", layout="separate")  # doctest: +SKIP
     """
     mlist = check_mlist(mlist, "write_blimp")
     path = as_path(path)
@@ -85,8 +95,10 @@ def write_blimp(mlist, path, *, layout: str = "stacked", include_original: bool 
     if sep not in (",", "\t", " "):
         raise ValueError(f"`sep` must be a comma, a tab or a space; got {sep!r}.")
     if include_original and mlist.original is None:
-        raise ValueError("`include_original=True` but the MitmlList has no original data; build it with "
-                         "MitmlList(frames, original=incomplete_data).")
+        raise ValueError(
+            "`include_original=True` but the MitmlList has no original data; build it with "
+            "MitmlList(frames, original=incomplete_data)."
+        )
     system = (_IMP,) if layout == "stacked" else ()
     fnames = file_names(mlist.columns, BLIMP, names, rename, system=system)
     with_orig = bool(include_original)
@@ -105,8 +117,9 @@ def write_blimp(mlist, path, *, layout: str = "stacked", include_original: bool 
     check_new(paths, overwrite)
 
     integral = integral_columns(sch)
-    blocks = ([encode_block(mlist.original, sch, is_original=True)] if with_orig else []) \
-        + [encode_block(f, sch) for f in mlist]
+    blocks = ([encode_block(mlist.original, sch, is_original=True)] if with_orig else []) + [
+        encode_block(f, sch) for f in mlist
+    ]
     first = 0 if with_orig else 1
     cols = [c.file for c in sch.columns]
     if layout == "stacked":
@@ -117,7 +130,9 @@ def write_blimp(mlist, path, *, layout: str = "stacked", include_original: bool 
     else:
         for b, p in zip(blocks, data):
             write_table(p, [b[c] for c in cols], integral, missing, sep)
-        lst.write_text("".join(p.name + "\n" for p in data[1 if with_orig else 0:]), encoding="utf-8")
+        lst.write_text(
+            "".join(p.name + "\n" for p in data[1 if with_orig else 0 :]), encoding="utf-8"
+        )
         namefile.write_text("\n".join(cols) + "\n", encoding="utf-8")
     if schema:
         sch.write(side)
@@ -131,8 +146,15 @@ def _first_token(path: Path) -> str:
 
 
 @register_reader("blimp")
-def read_blimp(path, *, names: Sequence[str] | None = None, missing: float | Sequence[float] | None = -999,
-               layout: str | None = None, library: str = "pandas", schema: Any = None) -> Any:
+def read_blimp(
+    path,
+    *,
+    names: Sequence[str] | None = None,
+    missing: float | Sequence[float] | None = -999,
+    layout: str | None = None,
+    library: str = "pandas",
+    schema: Any = None,
+) -> Any:
     """Read Blimp imputations, stacked or separate, into a MitmlList.
 
     Parameters
@@ -162,8 +184,11 @@ def read_blimp(path, *, names: Sequence[str] | None = None, missing: float | Seq
         flags = [sch.extra["missing"]]
         cols = sch.file_columns
     else:
-        flags = [] if missing is None else ([missing] if np.isscalar(missing)
-                                            else list(cast(Sequence[float], missing)))
+        flags = (
+            []
+            if missing is None
+            else ([missing] if np.isscalar(missing) else list(cast(Sequence[float], missing)))
+        )
         cols = None
     if names is not None:
         cols = list(names)
@@ -172,7 +197,9 @@ def read_blimp(path, *, names: Sequence[str] | None = None, missing: float | Seq
         if cols is None:
             nf = _names_path(path)
             if nf.exists():
-                listed = [ln.strip() for ln in nf.read_text(encoding="utf-8").splitlines() if ln.strip()]
+                listed = [
+                    ln.strip() for ln in nf.read_text(encoding="utf-8").splitlines() if ln.strip()
+                ]
                 cols = listed[1:] if listed and listed[0] == _IMP else listed
         df = read_table(path, None if cols is None else [key, *cols], flags)
         if cols is None:
@@ -183,10 +210,14 @@ def read_blimp(path, *, names: Sequence[str] | None = None, missing: float | Seq
         files = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
         paths = [Path(f) if Path(f).is_absolute() else path.parent / f for f in files]
         if cols is None:
-            stem = path.name[: -len("list" + path.suffix)] if path.stem.endswith("list") else path.stem
+            stem = (
+                path.name[: -len("list" + path.suffix)] if path.stem.endswith("list") else path.stem
+            )
             nf = path.with_name(f"{stem.rstrip('_')}_names.txt")
             if nf.exists():
-                cols = [ln.strip() for ln in nf.read_text(encoding="utf-8").splitlines() if ln.strip()]
+                cols = [
+                    ln.strip() for ln in nf.read_text(encoding="utf-8").splitlines() if ln.strip()
+                ]
         keys = list(range(1, len(paths) + 1))
         if sch is not None and sch.original:
             paths = [path.parent / sch.extra["files"][0], *paths]
@@ -196,7 +227,9 @@ def read_blimp(path, *, names: Sequence[str] | None = None, missing: float | Seq
         df[key] = np.repeat(keys, [len(b) for b in blocks])
     users = [c for c in df.columns if c != key]
     if sch is not None and users != sch.file_columns:
-        raise ValueError(f"`names` {users} do not match the schema's {sch.file_columns}; pass schema=False.")
+        raise ValueError(
+            f"`names` {users} do not match the schema's {sch.file_columns}; pass schema=False."
+        )
     if sch is None:
         sch = infer_schema(df, users, {}, ordered=(), library=library, fmt="blimp")
     return assemble(df, key, sch, library, original_key=0)

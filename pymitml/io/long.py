@@ -7,6 +7,7 @@ restored). CSV holds text: categories are written as their labels and restored, 
 from ``<file>.schema.json``; without it pandas' type inference applies. In CSV an empty text
 value and a missing one look the same and both read back as missing.
 """
+
 from __future__ import annotations
 
 import base64
@@ -50,17 +51,28 @@ def _format_of(path: Path, fmt: str | None) -> str:
             return "parquet"
         if name.endswith((".csv", ".csv.gz", ".txt")):
             return "csv"
-        raise ValueError(f"cannot tell the format of '{path.name}' from its extension; name it .csv, .csv.gz "
-                         "or .parquet, or pass format='csv' / 'parquet'.")
+        raise ValueError(
+            f"cannot tell the format of '{path.name}' from its extension; name it .csv, .csv.gz "
+            "or .parquet, or pass format='csv' / 'parquet'."
+        )
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"`format` must be 'csv' or 'parquet'; got {fmt!r}.")
     return fmt
 
 
 @register_writer("long")
-def write_long(mlist, path, *, imputation: str = ".imp", id: str = ".id", include_original: bool = True,
-               format: str | None = None, rename: Mapping[str, str] | None = None, schema: bool = True,
-               overwrite: bool = False) -> list[Path]:
+def write_long(
+    mlist,
+    path,
+    *,
+    imputation: str = ".imp",
+    id: str = ".id",
+    include_original: bool = True,
+    format: str | None = None,
+    rename: Mapping[str, str] | None = None,
+    schema: bool = True,
+    overwrite: bool = False,
+) -> list[Path]:
     """Write all data sets stacked in one CSV or parquet file (mice's and mitml's long format).
 
     Parameters
@@ -81,8 +93,8 @@ def write_long(mlist, path, *, imputation: str = ".imp", id: str = ".id", includ
 
     Examples
     --------
-    >>> implist.to_file("imputed.parquet")                  # doctest: +SKIP
-    >>> pm.read_long("imputed.parquet", library="polars")    # doctest: +SKIP
+    >>> implist.to_file("imputed.parquet")  # doctest: +SKIP
+    >>> pm.read_long("imputed.parquet", library="polars")  # doctest: +SKIP
     """
     mlist = check_mlist(mlist, "write_long")
     path = as_path(path)
@@ -98,13 +110,16 @@ def write_long(mlist, path, *, imputation: str = ".imp", id: str = ".id", includ
         return paths
     sch = build_schema(mlist, "long-csv", fnames, coding="labels", original=with_orig)
     sch.extra.update(imputation=imputation, id=id)
-    blocks = ([encode_block(mlist.original, sch, is_original=True)] if with_orig else []) \
-        + [encode_block(f, sch) for f in mlist]
+    blocks = ([encode_block(mlist.original, sch, is_original=True)] if with_orig else []) + [
+        encode_block(f, sch) for f in mlist
+    ]
     import polars as pl
 
     first = 0 if with_orig else 1
-    cols = [pl.Series(imputation, np.repeat(np.arange(first, len(mlist) + 1), sch.n)),
-            pl.Series(id, np.tile(np.arange(1, sch.n + 1), len(blocks)))]
+    cols = [
+        pl.Series(imputation, np.repeat(np.arange(first, len(mlist) + 1), sch.n)),
+        pl.Series(id, np.tile(np.arange(1, sch.n + 1), len(blocks))),
+    ]
     for spec, isint in zip(sch.columns, integral_columns(sch)):
         v = np.concatenate([b[spec.file] for b in blocks])
         if v.dtype == object:
@@ -132,8 +147,14 @@ def _template(frame) -> dict:
         return {"ipc": base64.b64encode(frame.clear().write_ipc(None).getvalue()).decode()}
     import pyarrow as pa
 
-    arrow = pa.Table.from_pandas(frame.iloc[:0], preserve_index=False).schema.serialize().to_pybytes()
-    cats = {c: _pandas_codec(frame[c].dtype) for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)}
+    arrow = (
+        pa.Table.from_pandas(frame.iloc[:0], preserve_index=False).schema.serialize().to_pybytes()
+    )
+    cats = {
+        c: _pandas_codec(frame[c].dtype)
+        for c in frame.columns
+        if isinstance(frame[c].dtype, pd.CategoricalDtype)
+    }
     return {"arrow": base64.b64encode(arrow).decode(), "categories": cats}
 
 
@@ -144,7 +165,11 @@ def _restore(block, template: dict, library: str):
         return block.cast(dict(pl.read_ipc(io.BytesIO(base64.b64decode(template["ipc"]))).schema))
     import pyarrow as pa
 
-    empty = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(template["arrow"]))).empty_table().to_pandas()
+    empty = (
+        pa.ipc.read_schema(pa.py_buffer(base64.b64decode(template["arrow"])))
+        .empty_table()
+        .to_pandas()
+    )
     want = {c: empty[c].dtype for c in empty.columns}
     want.update({c: _pandas_dtype(codec) for c, codec in template["categories"].items()})
     return block.astype({c: d for c, d in want.items() if block[c].dtype != d})
@@ -156,9 +181,17 @@ def _stack(frames: list, first: int, imputation: str, id: str):
     if library_of(frames[0]) == "polars":
         import polars as pl
 
-        return pl.concat([f.select(pl.lit(first + k, dtype=pl.Int64).alias(imputation),
-                                   pl.int_range(1, f.height + 1, dtype=pl.Int64).alias(id), pl.all())
-                          for k, f in enumerate(frames)], how="vertical_relaxed")
+        return pl.concat(
+            [
+                f.select(
+                    pl.lit(first + k, dtype=pl.Int64).alias(imputation),
+                    pl.int_range(1, f.height + 1, dtype=pl.Int64).alias(id),
+                    pl.all(),
+                )
+                for k, f in enumerate(frames)
+            ],
+            how="vertical_relaxed",
+        )
     parts = []
     for k, f in enumerate(frames):
         p = f.reset_index(drop=True)
@@ -176,21 +209,39 @@ def _write_parquet(mlist, path: Path, fnames, imputation: str, id: str, with_ori
 
     ren = {c: n for c, n in fnames.items() if c != n}
     frames = list(mlist)
-    long = _stack(([mlist.original] if with_orig else []) + frames, 0 if with_orig else 1, imputation, id)
+    long = _stack(
+        ([mlist.original] if with_orig else []) + frames, 0 if with_orig else 1, imputation, id
+    )
     if ren:
         long = long.rename(columns=ren) if mlist.library == "pandas" else long.rename(ren)
-    table = pa.Table.from_pandas(long, preserve_index=False) if mlist.library == "pandas" else long.to_arrow()
-    meta = {"library": mlist.library, "imputation": imputation, "id": id, "original": with_orig,
-            "names": {n: c for c, n in fnames.items()}, "imputed": _template(frames[0]),
-            "orig": _template(mlist.original) if with_orig else None}
+    table = (
+        pa.Table.from_pandas(long, preserve_index=False)
+        if mlist.library == "pandas"
+        else long.to_arrow()
+    )
+    meta = {
+        "library": mlist.library,
+        "imputation": imputation,
+        "id": id,
+        "original": with_orig,
+        "names": {n: c for c, n in fnames.items()},
+        "imputed": _template(frames[0]),
+        "orig": _template(mlist.original) if with_orig else None,
+    }
     md = dict(table.schema.metadata or {})
     md[_META] = json.dumps(meta).encode()
     pq.write_table(table.replace_schema_metadata(md), path)
 
 
 @register_reader("long")
-def read_long(path, *, imputation: str | None = None, id: str | None = None, library: str = "pandas",
-              schema: Any = None) -> Any:
+def read_long(
+    path,
+    *,
+    imputation: str | None = None,
+    id: str | None = None,
+    library: str = "pandas",
+    schema: Any = None,
+) -> Any:
     """Read the long format (CSV or parquet) into a MitmlList.
 
     Parameters
@@ -217,19 +268,27 @@ def read_long(path, *, imputation: str | None = None, id: str | None = None, lib
     rid = id or (sch.extra["id"] if sch else ".id")
     if sch is not None:
         text = [c.file for c in sch.columns if c.kind in ("string", "category")]
-        df = pd.read_csv(path, dtype={c: object for c in text}, keep_default_na=False,
-                         na_values={c: [""] for c in sch.file_columns})
+        df = pd.read_csv(
+            path,
+            dtype={c: object for c in text},
+            keep_default_na=False,
+            na_values={c: [""] for c in sch.file_columns},
+        )
     else:
         df = pd.read_csv(path)
     if imp not in df.columns:
-        raise FileFormatError(f"'{path}' has no imputation column '{imp}'; its columns are {list(df.columns)[:10]}. "
-                         "Pass `imputation=`.")
+        raise FileFormatError(
+            f"'{path}' has no imputation column '{imp}'; its columns are {list(df.columns)[:10]}. "
+            "Pass `imputation=`."
+        )
     sort = (df[rid].to_numpy(), df[imp].to_numpy()) if rid in df.columns else (df[imp].to_numpy(),)
     df = df.iloc[np.lexsort(sort)].reset_index(drop=True)
     users = [c for c in df.columns if c not in (imp, rid)]
     if sch is not None and users != sch.file_columns:
-        raise FileFormatError(f"the columns of '{path}' {users} do not match its schema's {sch.file_columns}; "
-                         "pass schema=False.")
+        raise FileFormatError(
+            f"the columns of '{path}' {users} do not match its schema's {sch.file_columns}; "
+            "pass schema=False."
+        )
     if sch is None:
         sch = infer_schema(df, users, {}, ordered=(), library=library, fmt="long-csv")
     return assemble(df, imp, sch, library, original_key=0)
@@ -242,8 +301,19 @@ def _read_parquet(path: Path, imputation, id, library: str):
 
     table = pq.read_table(path)
     raw = (table.schema.metadata or {}).get(_META)
-    meta: dict[str, Any] = json.loads(raw) if raw else {"library": library, "imputation": ".imp", "id": ".id", "original": True,
-                                        "names": {}, "imputed": None, "orig": None}
+    meta: dict[str, Any] = (
+        json.loads(raw)
+        if raw
+        else {
+            "library": library,
+            "imputation": ".imp",
+            "id": ".id",
+            "original": True,
+            "names": {},
+            "imputed": None,
+            "orig": None,
+        }
+    )
     imp = imputation or meta["imputation"]
     rid = id or meta["id"]
     src = meta["library"]
@@ -253,10 +323,12 @@ def _read_parquet(path: Path, imputation, id, library: str):
         df = pl.from_arrow(table)
     else:
         df = table.to_pandas()
-    df = cast(Any, df)   # a pandas or polars DataFrame, used through their common methods
+    df = cast(Any, df)  # a pandas or polars DataFrame, used through their common methods
     cols = list(df.columns)
     if imp not in cols:
-        raise FileFormatError(f"'{path}' has no imputation column '{imp}'; its columns are {cols[:10]}. Pass `imputation=`.")
+        raise FileFormatError(
+            f"'{path}' has no imputation column '{imp}'; its columns are {cols[:10]}. Pass `imputation=`."
+        )
     keys = np.asarray(df[imp].to_numpy())
     ids = np.asarray(df[rid].to_numpy()) if rid in cols else np.zeros(len(keys))
     order = np.lexsort((ids, keys))
@@ -282,5 +354,7 @@ def _read_parquet(path: Path, imputation, id, library: str):
             imps.append(block)
     if not imps:
         raise FileFormatError(f"'{path}' holds no imputed data sets (no '{imp}' other than 0).")
-    return MitmlList([to_library(f, library) for f in imps],
-                     None if original is None else to_library(original, library))
+    return MitmlList(
+        [to_library(f, library) for f in imps],
+        None if original is None else to_library(original, library),
+    )

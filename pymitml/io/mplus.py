@@ -8,6 +8,7 @@ table of categorical variables as comments) and ``<stem>.log`` (variables and co
 layout of mitml's ``write.mitmlMplus``). Mplus variable names have at most 8 characters (Mplus
 User's Guide: letters, digits and ``_``, beginning with a letter, not case sensitive).
 """
+
 from __future__ import annotations
 
 import re
@@ -35,14 +36,28 @@ _WIDTH = 80  # Mplus reads input lines of up to 90 characters
 
 def _stem_paths(stem: Path, m: int) -> tuple[list[Path], Path, Path, Path]:
     data = [stem.with_name(f"{stem.name}{i}.dat") for i in range(1, m + 1)]
-    return (data, stem.with_name(f"{stem.name}list.dat"), stem.with_name(f"{stem.name}.inp"),
-            stem.with_name(f"{stem.name}.log"))
+    return (
+        data,
+        stem.with_name(f"{stem.name}list.dat"),
+        stem.with_name(f"{stem.name}.inp"),
+        stem.with_name(f"{stem.name}.log"),
+    )
 
 
 @register_writer("mplus")
-def write_mplus(mlist, stem, *, missing: float = -999, cluster: str | None = None, sep: str = "\t",
-                names: str = "error", rename: Mapping[str, str] | None = None, inp: bool = True,
-                schema: bool = True, overwrite: bool = False) -> list[Path]:
+def write_mplus(
+    mlist,
+    stem,
+    *,
+    missing: float = -999,
+    cluster: str | None = None,
+    sep: str = "\t",
+    names: str = "error",
+    rename: Mapping[str, str] | None = None,
+    inp: bool = True,
+    schema: bool = True,
+    overwrite: bool = False,
+) -> list[Path]:
     """Write the imputed data sets for Mplus ``TYPE = IMPUTATION``.
 
     Parameters
@@ -70,21 +85,30 @@ def write_mplus(mlist, stem, *, missing: float = -999, cluster: str | None = Non
 
     Examples
     --------
-    >>> implist.to_mplus("out/imp", cluster="school")     # doctest: +SKIP
+    >>> implist.to_mplus("out/imp", cluster="school")  # doctest: +SKIP
     """
     mlist = check_mlist(mlist, "write_mplus")
     stem = as_path(stem, "stem")
     flag = flag_text(missing)
     if sep not in ("\t", " ", ","):
-        raise ValueError(f"`sep` must be a tab, a space or a comma (Mplus free format); got {sep!r}.")
+        raise ValueError(
+            f"`sep` must be a tab, a space or a comma (Mplus free format); got {sep!r}."
+        )
     if cluster is not None and cluster not in mlist.columns:
-        raise ValueError(f"`cluster` '{cluster}' is not a column of the data; columns are {mlist.columns}.")
+        raise ValueError(
+            f"`cluster` '{cluster}' is not a column of the data; columns are {mlist.columns}."
+        )
     fnames = file_names(mlist.columns, MPLUS, names, rename)
     sch = build_schema(mlist, "mplus", fnames, original=False)
     check_numeric(sch, "Mplus")
     sch.extra.update(missing=float(missing), sep=sep)
     data, lst, inp_path, log_path = _stem_paths(stem, len(mlist))
-    paths = data + [lst] + ([inp_path, log_path] if inp else []) + ([sidecar_path(lst)] if schema else [])
+    paths = (
+        data
+        + [lst]
+        + ([inp_path, log_path] if inp else [])
+        + ([sidecar_path(lst)] if schema else [])
+    )
     check_new(paths, overwrite)
 
     integral = integral_columns(sch)
@@ -93,7 +117,10 @@ def write_mplus(mlist, stem, *, missing: float = -999, cluster: str | None = Non
         write_table(p, [block[c.file] for c in sch.columns], integral, missing, sep)
     lst.write_text("".join(p.name + "\n" for p in data), encoding="utf-8")
     if inp:
-        inp_path.write_text(_inp_text(sch, lst.name, flag, fnames.get(cluster) if cluster is not None else None), encoding="utf-8")
+        inp_path.write_text(
+            _inp_text(sch, lst.name, flag, fnames.get(cluster) if cluster is not None else None),
+            encoding="utf-8",
+        )
         log_path.write_text(_log_text(sch), encoding="utf-8")
     if schema:
         sch.write(sidecar_path(lst))
@@ -117,8 +144,11 @@ def _code_lines(sch) -> list[str]:
     for c in sch.columns:
         if c.categories is not None:
             pairs = [f"{code} = {cat}" for code, cat in zip(c.codes, c.categories)]
-            out += _wrap(f"!   {c.file}:", [p + "," for p in pairs[:-1]] + [pairs[-1]] if pairs else [],
-                         indent="!       ")
+            out += _wrap(
+                f"!   {c.file}:",
+                [p + "," for p in pairs[:-1]] + [pairs[-1]] if pairs else [],
+                indent="!       ",
+            )
             out[-1] = out[-1][:-1]  # no ';' after a comment
     return out
 
@@ -141,12 +171,19 @@ def _inp_text(sch, listname: str, flag: str, cluster: str | None) -> str:
     if cats:
         ordered = [c.file for c in cats if c.ordered]
         nominal = [c.file for c in cats if not c.ordered]
-        lines.append("  ! categorical variables are integer codes (code table below); as outcomes declare")
+        lines.append(
+            "  ! categorical variables are integer codes (code table below); as outcomes declare"
+        )
         if ordered:
             lines += ["  ! " + ln.strip() for ln in _wrap("CATEGORICAL =", ordered)]
         if nominal:
             lines += ["  ! " + ln.strip() for ln in _wrap("NOMINAL =", nominal)]
-    lines += ["ANALYSIS:", f"  ! TYPE = {'TWOLEVEL' if cluster else 'GENERAL'};", "MODEL:", "  ! your model here"]
+    lines += [
+        "ANALYSIS:",
+        f"  ! TYPE = {'TWOLEVEL' if cluster else 'GENERAL'};",
+        "MODEL:",
+        "  ! your model here",
+    ]
     if cats:
         lines += ["", "! Code table of the categorical variables (value in the data = category):"]
         lines += _code_lines(sch)
@@ -155,12 +192,16 @@ def _inp_text(sch, listname: str, flag: str, cluster: str | None) -> str:
 
 def _log_text(sch) -> str:
     """Variables and code tables in the layout of mitml's ``write.mitmlMplus`` log."""
-    text = "The data set featured the following variables:\n\n" + " ".join(c.file for c in sch.columns)
+    text = "The data set featured the following variables:\n\n" + " ".join(
+        c.file for c in sch.columns
+    )
     cats = [c for c in sch.columns if c.categories is not None]
     if cats:
         text += "\n\nFactors were converted to numeric values as follows:\n "
         for c in cats:
-            text += f"\n{c.file}:\n" + "".join(f"{k} = {code}\n" for code, k in zip(c.codes, c.categories))
+            text += f"\n{c.file}:\n" + "".join(
+                f"{k} = {code}\n" for code, k in zip(c.codes, c.categories)
+            )
     return text + "\n"
 
 
@@ -232,14 +273,25 @@ def _find_inp(listfile: Path) -> Path | None:
         if cand.exists():
             return cand
     for p in sorted(listfile.parent.glob("*.inp")):
-        if re.search(r"\bFILE\s*(?:=|\bIS\b)\s*\"?" + re.escape(name), p.read_text(errors="replace"), re.IGNORECASE):
+        if re.search(
+            r"\bFILE\s*(?:=|\bIS\b)\s*\"?" + re.escape(name),
+            p.read_text(errors="replace"),
+            re.IGNORECASE,
+        ):
             return p
     return None
 
 
 @register_reader("mplus")
-def read_mplus(listfile, *, names: Sequence[str] | None = None, missing: float | Sequence[float] | None = None,
-               library: str = "pandas", schema: Any = None, inp: Any = None) -> Any:
+def read_mplus(
+    listfile,
+    *,
+    names: Sequence[str] | None = None,
+    missing: float | Sequence[float] | None = None,
+    library: str = "pandas",
+    schema: Any = None,
+    inp: Any = None,
+) -> Any:
     """Read Mplus ``TYPE = IMPUTATION`` data (a list file naming one data file per line) into a MitmlList.
 
     Parameters
@@ -264,7 +316,11 @@ def read_mplus(listfile, *, names: Sequence[str] | None = None, missing: float |
     check_library(library)
     if not listfile.exists():
         raise FileNotFoundError(f"list file '{listfile}' does not exist.")
-    files = [ln.strip().strip('"') for ln in listfile.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    files = [
+        ln.strip().strip('"')
+        for ln in listfile.read_text(encoding="utf-8").splitlines()
+        if ln.strip()
+    ]
     if not files:
         raise FileFormatError(f"list file '{listfile}' names no data files.")
     paths = [Path(f) if Path(f).is_absolute() else listfile.parent / f for f in files]
@@ -297,7 +353,9 @@ def read_mplus(listfile, *, names: Sequence[str] | None = None, missing: float |
     df[key] = np.repeat(np.arange(1, len(blocks) + 1), [len(b) for b in blocks])
     users = [c for c in df.columns if c != key]
     if sch is not None and users != sch.file_columns:
-        raise ValueError(f"`names` {users} do not match the schema's {sch.file_columns}; pass schema=False.")
+        raise ValueError(
+            f"`names` {users} do not match the schema's {sch.file_columns}; pass schema=False."
+        )
     if sch is None:
         sch = infer_schema(df, users, codes, ordered=(), library=library, fmt="mplus")
         sch.original = False

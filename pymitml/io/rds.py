@@ -4,6 +4,7 @@ Thin: the translation is :func:`pymitml.bridge.to_r` / :func:`pymitml.bridge.fro
 ``saveRDS`` / ``readRDS`` write and read the file, so R opens it with ``readRDS(path)`` and pools it
 with ``mitml::testEstimates(with(x, ...))``. Needs R and rpy2 (``pip install pymitml[r]``).
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,9 @@ __all__ = ["read_rds", "write_rds"]
 
 
 @register_writer("rds")
-def write_rds(mitml_list: Any, path: str | os.PathLike, overwrite: bool = False,
-              compress: bool = True) -> Path:
+def write_rds(
+    mitml_list: Any, path: str | os.PathLike, overwrite: bool = False, compress: bool = True
+) -> Path:
     """Save the imputed data sets as an R ``mitml.list`` in an .rds file.
 
     Parameters
@@ -36,14 +38,16 @@ def write_rds(mitml_list: Any, path: str | os.PathLike, overwrite: bool = False,
 
     Examples
     --------
-    >>> write_rds(implist, "imputations.rds")      # doctest: +SKIP
+    >>> write_rds(implist, "imputations.rds")  # doctest: +SKIP
     >>> # in R: x <- readRDS("imputations.rds"); testEstimates(with(x, lm(y ~ x)))
     """
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"'{path}' already exists; pass overwrite=True to replace it.")
     if not path.parent.exists():
-        raise FileNotFoundError(f"the folder '{path.parent}' of `path` does not exist; create it first.")
+        raise FileNotFoundError(
+            f"the folder '{path.parent}' of `path` does not exist; create it first."
+        )
     if not isinstance(mitml_list, MitmlList):
         if not isinstance(mitml_list, (list, tuple)):
             raise TypeError(

@@ -7,6 +7,7 @@ stored in a .sav, so a .sps with those lines is written beside it. Unlike mitml'
 the original (incomplete) data. Categories become numeric codes with value labels and
 measurement level nominal (ordinal when ordered); numbers are scale.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -31,10 +32,19 @@ IMP = "Imputation_"
 
 
 @register_writer("spss")
-def write_spss(mlist, path, *, variable_labels: Mapping[str, str] | None = None,
-               include_original: bool = True, label: str | None = None, names: str = "error",
-               rename: Mapping[str, str] | None = None, syntax: bool = True, schema: bool = True,
-               overwrite: bool = False) -> list[Path]:
+def write_spss(
+    mlist,
+    path,
+    *,
+    variable_labels: Mapping[str, str] | None = None,
+    include_original: bool = True,
+    label: str | None = None,
+    names: str = "error",
+    rename: Mapping[str, str] | None = None,
+    syntax: bool = True,
+    schema: bool = True,
+    overwrite: bool = False,
+) -> list[Path]:
     """Write the imputed data sets as one SPSS .sav stacked by ``Imputation_``.
 
     Parameters
@@ -65,7 +75,7 @@ def write_spss(mlist, path, *, variable_labels: Mapping[str, str] | None = None,
 
     Examples
     --------
-    >>> implist.to_spss("imputed.sav")          # doctest: +SKIP
+    >>> implist.to_spss("imputed.sav")  # doctest: +SKIP
     """
     import pyreadstat
 
@@ -79,8 +89,9 @@ def write_spss(mlist, path, *, variable_labels: Mapping[str, str] | None = None,
     paths = [path] + ([sps] if syntax else []) + ([sidecar_path(path)] if schema else [])
     check_new(paths, overwrite)
 
-    blocks = ([encode_block(mlist.original, sch, is_original=True)] if with_orig else []) \
-        + [encode_block(f, sch) for f in mlist]
+    blocks = ([encode_block(mlist.original, sch, is_original=True)] if with_orig else []) + [
+        encode_block(f, sch) for f in mlist
+    ]
     first = 0 if with_orig else 1
     m, n = len(mlist), sch.n
     data = {IMP: np.repeat(np.arange(first, m + 1, dtype=np.float64), n)}
@@ -97,7 +108,9 @@ def write_spss(mlist, path, *, variable_labels: Mapping[str, str] | None = None,
             continue
         data[spec.file] = vals.astype(np.float64)
         if spec.categories is not None:
-            vlabels[spec.file] = {c: str(k) for c, k in zip(cast(list, spec.codes), spec.categories)}
+            vlabels[spec.file] = {
+                c: str(k) for c, k in zip(cast(list, spec.codes), spec.categories)
+            }
             measure[spec.file] = "ordinal" if spec.ordered else "nominal"
         elif kinds == {"bool"}:
             measure[spec.file] = "nominal"
@@ -112,9 +125,15 @@ def write_spss(mlist, path, *, variable_labels: Mapping[str, str] | None = None,
     if len(label.encode("utf-8")) > 64:
         raise ValueError(f"`label` is longer than SPSS's 64 bytes: '{label}'.")
     frame = pd.DataFrame(data)
-    pyreadstat.write_sav(frame, str(path), file_label=label,
-                         column_labels={fnames[c]: t for c, t in labels.items()},
-                         variable_value_labels=vlabels, variable_measure=measure, variable_format=fmt)
+    pyreadstat.write_sav(
+        frame,
+        str(path),
+        file_label=label,
+        column_labels={fnames[c]: t for c, t in labels.items()},
+        variable_value_labels=vlabels,
+        variable_measure=measure,
+        variable_format=fmt,
+    )
     if syntax:
         sps.write_text(_sps_text(path, m, n, with_orig), encoding="utf-8")
     if schema:
@@ -130,31 +149,39 @@ def _check_labels(labels, columns) -> dict[str, str]:
     labels = dict(labels or {})
     bad = [k for k in labels if k not in columns]
     if bad:
-        raise ValueError(f"`variable_labels` names {bad}, which are not columns of the data; columns are {columns}.")
+        raise ValueError(
+            f"`variable_labels` names {bad}, which are not columns of the data; columns are {columns}."
+        )
     long_ = [k for k, v in labels.items() if len(str(v).encode("utf-8")) > 256]
     if long_:
-        raise ValueError(f"`variable_labels` for {long_} are longer than SPSS's 256 bytes; shorten them.")
+        raise ValueError(
+            f"`variable_labels` for {long_} are longer than SPSS's 256 bytes; shorten them."
+        )
     return {k: str(v) for k, v in labels.items()}
 
 
 def _sps_text(path: Path, m: int, n: int, with_orig: bool) -> str:
     name = path.name.replace("'", "''")
     orig = "Imputation_ = 0 is the original (incomplete) data; " if with_orig else ""
-    return "\n".join([
-        f"* Written by pymitml: {m} imputations of {n} cases in {path.name}.",
-        f"* {orig}Imputation_ = 1..{m} are the imputed data sets.",
-        "* With the file sorted and split by Imputation_, SPSS pools the results of",
-        "* analyses that support multiple imputation. Change the path if the .sav moved.",
-        f"GET FILE='{name}'.",
-        "DATASET NAME imputed WINDOW=FRONT.",
-        "SORT CASES BY Imputation_.",
-        "SPLIT FILE LAYERED BY Imputation_.",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"* Written by pymitml: {m} imputations of {n} cases in {path.name}.",
+            f"* {orig}Imputation_ = 1..{m} are the imputed data sets.",
+            "* With the file sorted and split by Imputation_, SPSS pools the results of",
+            "* analyses that support multiple imputation. Change the path if the .sav moved.",
+            f"GET FILE='{name}'.",
+            "DATASET NAME imputed WINDOW=FRONT.",
+            "SORT CASES BY Imputation_.",
+            "SPLIT FILE LAYERED BY Imputation_.",
+            "",
+        ]
+    )
 
 
 @register_reader("spss")
-def read_spss(path, *, library: str = "pandas", schema: Any = None, original_code: int | None = 0) -> Any:
+def read_spss(
+    path, *, library: str = "pandas", schema: Any = None, original_code: int | None = 0
+) -> Any:
     """Read an SPSS .sav stacked by ``Imputation_`` into a MitmlList.
 
     Parameters
@@ -181,8 +208,10 @@ def read_spss(path, *, library: str = "pandas", schema: Any = None, original_cod
     df, meta = pyreadstat.read_sav(str(path), apply_value_formats=False, user_missing=False)
     df = numeric_objects(df, meta.readstat_variable_types)
     if IMP not in df.columns:
-        raise FileFormatError(f"'{path}' has no '{IMP}' column, so it is not SPSS's stacked multiple-imputation "
-                         f"layout; its columns are {list(df.columns)}.")
+        raise FileFormatError(
+            f"'{path}' has no '{IMP}' column, so it is not SPSS's stacked multiple-imputation "
+            f"layout; its columns are {list(df.columns)}."
+        )
     order = np.argsort(df[IMP].to_numpy(), kind="stable")
     df = df.iloc[order].reset_index(drop=True)
     users = [c for c in df.columns if c != IMP]

@@ -8,6 +8,7 @@ characteristics ``_dta[_mi_marker]`` = ``_mi_ds_1``, ``_mi_style`` = ``flong``, 
 since 01jan1960). Categorical columns carry value labels; a .do file beside the data registers
 it with ``mi import flong`` for a Stata that does not read the characteristics.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -43,10 +44,21 @@ _EPOCH = _dt.datetime(1960, 1, 1)
 
 
 @register_writer("stata")
-def write_stata(mlist, path, *, imputed: Sequence[str] | None = None, passive: Sequence[str] | None = None,
-                variable_labels: Mapping[str, str] | None = None, label: str | None = None,
-                version: int = 118, names: str = "error", rename: Mapping[str, str] | None = None,
-                do_file: bool = True, schema: bool = True, overwrite: bool = False) -> list[Path]:
+def write_stata(
+    mlist,
+    path,
+    *,
+    imputed: Sequence[str] | None = None,
+    passive: Sequence[str] | None = None,
+    variable_labels: Mapping[str, str] | None = None,
+    label: str | None = None,
+    version: int = 118,
+    names: str = "error",
+    rename: Mapping[str, str] | None = None,
+    do_file: bool = True,
+    schema: bool = True,
+    overwrite: bool = False,
+) -> list[Path]:
     """Write the imputed data sets as one Stata .dta in ``mi flong`` style.
 
     Stata (11 or later) opens the file as ``mi set`` data: the ``_dta[_mi_*]`` characteristics
@@ -86,8 +98,8 @@ def write_stata(mlist, path, *, imputed: Sequence[str] | None = None, passive: S
 
     Examples
     --------
-    >>> implist.to_stata("imputed.dta")            # doctest: +SKIP
-    >>> pm.read_stata("imputed.dta")               # doctest: +SKIP
+    >>> implist.to_stata("imputed.dta")  # doctest: +SKIP
+    >>> pm.read_stata("imputed.dta")  # doctest: +SKIP
     """
     mlist = check_mlist(mlist, "write_stata")
     path = as_path(path)
@@ -98,7 +110,11 @@ def write_stata(mlist, path, *, imputed: Sequence[str] | None = None, passive: S
     sch = build_schema(mlist, "stata", fnames, int_range=INT_RANGE["long"])
     sch.extra["version"] = version
     labels = _check_labels(variable_labels, mlist.columns)
-    paths = [path] + ([path.with_suffix(".do")] if do_file else []) + ([sidecar_path(path)] if schema else [])
+    paths = (
+        [path]
+        + ([path.with_suffix(".do")] if do_file else [])
+        + ([sidecar_path(path)] if schema else [])
+    )
     check_new(paths, overwrite)
 
     ivars = imputed_columns(mlist, imputed)
@@ -109,9 +125,13 @@ def write_stata(mlist, path, *, imputed: Sequence[str] | None = None, passive: S
     if mlist.original is not None:
         blocks.insert(0, encode_block(mlist.original, sch, is_original=True))
     else:
-        warnings.warn("the MitmlList has no original data; Stata's m = 0 is rebuilt from imputation 1 with the "
-                      "cells that differ between imputations set to missing. Pass a MitmlList with "
-                      "`original=` to write the real incomplete data.", UserWarning, stacklevel=2)
+        warnings.warn(
+            "the MitmlList has no original data; Stata's m = 0 is rebuilt from imputation 1 with the "
+            "cells that differ between imputations set to missing. Pass a MitmlList with "
+            "`original=` to write the real incomplete data.",
+            UserWarning,
+            stacklevel=2,
+        )
         blocks.insert(0, _rebuild_original(mlist, sch, ivars))
 
     variables = []
@@ -125,27 +145,54 @@ def write_stata(mlist, path, *, imputed: Sequence[str] | None = None, passive: S
     mi_miss = np.concatenate([miss0.astype(np.float64), np.full(m * n, np.nan)])
     mi_m = np.repeat(np.arange(m + 1, dtype=np.float64), n)
     mi_id = np.tile(np.arange(1, n + 1, dtype=np.float64), m + 1)
-    variables += [DtaVariable("_mi_miss", "byte", mi_miss), DtaVariable("_mi_m", _int_type(mi_m), mi_m),
-                  DtaVariable("_mi_id", _int_type(mi_id), mi_id)]
-    value_labels = {spec.file: [(int(c), str(k)) for c, k in zip(cast(list, spec.codes), spec.categories)]
-                    for spec in sch.columns if spec.categories is not None}
+    variables += [
+        DtaVariable("_mi_miss", "byte", mi_miss),
+        DtaVariable("_mi_m", _int_type(mi_m), mi_m),
+        DtaVariable("_mi_id", _int_type(mi_id), mi_id),
+    ]
+    value_labels = {
+        spec.file: [(int(c), str(k)) for c, k in zip(cast(list, spec.codes), spec.categories)]
+        for spec in sch.columns
+        if spec.categories is not None
+    }
 
     fn = [fnames[c] for c in mlist.columns]
     secs = int((_dt.datetime.now() - _EPOCH).total_seconds())
-    chars = [("_dta", "_mi_marker", "_mi_ds_1"), ("_dta", "_mi_style", "flong"),
-             ("_dta", "_mi_M", str(m)), ("_dta", "_mi_N", str(n))]
+    chars = [
+        ("_dta", "_mi_marker", "_mi_ds_1"),
+        ("_dta", "_mi_style", "flong"),
+        ("_dta", "_mi_M", str(m)),
+        ("_dta", "_mi_N", str(n)),
+    ]
     for key, group in (("_mi_ivars", ivars), ("_mi_pvars", pvars), ("_mi_rvars", rvars)):
         if group:
             chars.append(("_dta", key, " ".join(fnames[c] for c in group)))
     chars.append(("_dta", "_mi_update", str(secs)))
     if label is None:
         label = f"{m} imputations of {n} cases (mi flong), pymitml"
-    write_dta(path, variables, (m + 1) * n, version=version, data_label=label, characteristics=chars,
-              value_labels=value_labels, sort_by=["_mi_m", "_mi_id"])
+    write_dta(
+        path,
+        variables,
+        (m + 1) * n,
+        version=version,
+        data_label=label,
+        characteristics=chars,
+        value_labels=value_labels,
+        sort_by=["_mi_m", "_mi_id"],
+    )
     if do_file:
         path.with_suffix(".do").write_text(
-            _do_text(path, m, n, [fnames[c] for c in ivars], [fnames[c] for c in pvars],
-                     [fnames[c] for c in rvars], fn), encoding="utf-8")
+            _do_text(
+                path,
+                m,
+                n,
+                [fnames[c] for c in ivars],
+                [fnames[c] for c in pvars],
+                [fnames[c] for c in rvars],
+                fn,
+            ),
+            encoding="utf-8",
+        )
     if schema:
         sch.extra.update(imputed=ivars, passive=pvars)
         sch.write(sidecar_path(path))
@@ -156,10 +203,14 @@ def _check_labels(labels: Mapping[str, str] | None, columns: list[str]) -> dict[
     labels = dict(labels or {})
     bad = [k for k in labels if k not in columns]
     if bad:
-        raise ValueError(f"`variable_labels` names {bad}, which are not columns of the data; columns are {columns}.")
+        raise ValueError(
+            f"`variable_labels` names {bad}, which are not columns of the data; columns are {columns}."
+        )
     long_ = {k: v for k, v in labels.items() if len(str(v)) > 80}
     if long_:
-        raise ValueError(f"`variable_labels` for {list(long_)} are longer than Stata's 80 characters; shorten them.")
+        raise ValueError(
+            f"`variable_labels` for {list(long_)} are longer than Stata's 80 characters; shorten them."
+        )
     return {k: str(v) for k, v in labels.items()}
 
 
@@ -169,7 +220,9 @@ def _passive(mlist, ivars: list[str], passive: Sequence[str] | None) -> list[str
         passive = [passive] if isinstance(passive, str) else list(passive)
         bad = [c for c in passive if c not in cols or c in ivars]
         if bad:
-            raise ValueError(f"`passive` names {bad}, which are not columns of the data or are imputed.")
+            raise ValueError(
+                f"`passive` names {bad}, which are not columns of the data or are imputed."
+            )
         return [c for c in cols if c in passive]
     if len(mlist) < 2:
         return []
@@ -204,12 +257,17 @@ def _variable(spec, vals: np.ndarray, label: str) -> DtaVariable:
         text = np.where(pd.isna(vals), "", vals).astype(str)
         width = int(max(np.char.str_len(np.char.encode(text, "utf-8")).max(initial=0), 1))
         if width > STR_MAX:
-            raise ValueError(f"column '{spec.name}' holds text of {width} bytes; Stata's str# holds at most "
-                             f"{STR_MAX} (strL is not written). Shorten it or make it categorical.")
+            raise ValueError(
+                f"column '{spec.name}' holds text of {width} bytes; Stata's str# holds at most "
+                f"{STR_MAX} (strL is not written). Shorten it or make it categorical."
+            )
         return DtaVariable(spec.file, "str", vals, label, "", width)
     if kinds <= {"int", "bool", "category"}:
         return DtaVariable(spec.file, _int_type(vals), vals, label, vlab)
-    f32 = all(c is not None and c["name"] in ("float32", "Float32") for c in (spec.dtype, spec.orig_dtype or spec.dtype))
+    f32 = all(
+        c is not None and c["name"] in ("float32", "Float32")
+        for c in (spec.dtype, spec.orig_dtype or spec.dtype)
+    )
     return DtaVariable(spec.file, "float" if f32 else "double", vals, label, vlab)
 
 
@@ -234,7 +292,9 @@ def _do_text(path: Path, m: int, n: int, ivars, pvars, rvars, columns) -> str:
         f"rename _mi_m {hm}",
         f"rename _mi_id {hid}",
         "drop _mi_miss",
-        f"mi import flong, m({hm}) id({hid})" + (f" imputed({' '.join(ivars)})" if ivars else "") + " clear",
+        f"mi import flong, m({hm}) id({hid})"
+        + (f" imputed({' '.join(ivars)})" if ivars else "")
+        + " clear",
     ]
     if pvars:
         lines.append(f"mi register passive {' '.join(pvars)}")
@@ -251,7 +311,7 @@ def read_stata_characteristics(path) -> dict[str, dict[str, str]]:
 
     Examples
     --------
-    >>> pm.io.read_stata_characteristics("imputed.dta")["_dta"]["_mi_style"]   # doctest: +SKIP
+    >>> pm.io.read_stata_characteristics("imputed.dta")["_dta"]["_mi_style"]  # doctest: +SKIP
     'flong'
     """
     path = as_path(path)
@@ -286,13 +346,19 @@ def read_stata(path, *, library: str = "pandas", schema: Any = None) -> Any:
     except ValueError:
         style = None
     if style is not None and style != "flong":
-        raise FileFormatError(f"'{path}' is mi {style} data; in Stata run `mi convert flong` and save it again.")
+        raise FileFormatError(
+            f"'{path}' is mi {style} data; in Stata run `mi convert flong` and save it again."
+        )
     df, vlabels = _read_dta(path)
     missing = [c for c in ("_mi_m", "_mi_id") if c not in df.columns]
     if missing:
-        raise FileFormatError(f"'{path}' has no {missing} column(s), so it is not mi flong data; in Stata run "
-                         "`mi convert flong` (or `mi import`) and save it again.")
-    df = df.iloc[np.lexsort((df["_mi_id"].to_numpy(), df["_mi_m"].to_numpy()))].reset_index(drop=True)
+        raise FileFormatError(
+            f"'{path}' has no {missing} column(s), so it is not mi flong data; in Stata run "
+            "`mi convert flong` (or `mi import`) and save it again."
+        )
+    df = df.iloc[np.lexsort((df["_mi_id"].to_numpy(), df["_mi_m"].to_numpy()))].reset_index(
+        drop=True
+    )
     users = [c for c in df.columns if c not in _SYSTEM]
     sch = _schema_from_sidecar(path, schema, users)
     if sch is None:
@@ -312,7 +378,11 @@ def _read_dta(path: Path) -> tuple[pd.DataFrame, dict[str, dict]]:
 
         df, meta = pyreadstat.read_dta(str(path), apply_value_formats=False)
         df = numeric_objects(df, meta.readstat_variable_types)
-        return df, {c: meta.value_labels[n] for c, n in meta.variable_to_label.items() if n in meta.value_labels}
+        return df, {
+            c: meta.value_labels[n]
+            for c, n in meta.variable_to_label.items()
+            if n in meta.value_labels
+        }
     with pd.io.stata.StataReader(path) as rd:
         df = rd.read(convert_categoricals=False, convert_missing=False, preserve_dtypes=True)
         tables = rd.value_labels()

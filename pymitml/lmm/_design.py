@@ -14,6 +14,7 @@ For numerical accuracy the optimiser works with orthogonalised designs:
   optimum is the same positive semidefinite D, but the criterion is far better conditioned
   when random-slope variables are uncentred or on large scales (lme4's "rescale variables?").
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -69,7 +70,7 @@ class LmerDesign:
 
     @property
     def cluster(self) -> str:
-        return cast(str, self.formula.cluster)   # lmer's formulas always have one
+        return cast(str, self.formula.cluster)  # lmer's formulas always have one
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,8 +139,11 @@ def _sorted_codes(codes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np
 
 def _numeric_response(df: pd.DataFrame, name: str) -> np.ndarray:
     s = df[name]
-    if (isinstance(s.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(s)
-            or not pd.api.types.is_numeric_dtype(s)):
+    if (
+        isinstance(s.dtype, pd.CategoricalDtype)
+        or pd.api.types.is_bool_dtype(s)
+        or not pd.api.types.is_numeric_dtype(s)
+    ):
         raise ValueError(
             f"response '{name}' must be numeric; got dtype {s.dtype}. lmer fits a linear mixed "
             "model for a continuous response: convert the column with astype(float)."
@@ -239,7 +243,18 @@ def build_design(formula: str, data: Any, na_action: str = "fail") -> LmerDesign
     else:
         Q, R0 = np.zeros((n, 0)), np.zeros((0, 0))
     return LmerDesign(
-        formula=f, response=response, y=y, X=X, Z=Z, codes=np.ascontiguousarray(codes),
-        labels=labels, fixed_names=tuple(xnames), random_names=tuple(znames), rows=rows,
-        Q=np.ascontiguousarray(Q), R0=R0, Zt=np.ascontiguousarray(Qz * root_n), U=Rz / root_n,
+        formula=f,
+        response=response,
+        y=y,
+        X=X,
+        Z=Z,
+        codes=np.ascontiguousarray(codes),
+        labels=labels,
+        fixed_names=tuple(xnames),
+        random_names=tuple(znames),
+        rows=rows,
+        Q=np.ascontiguousarray(Q),
+        R0=R0,
+        Zt=np.ascontiguousarray(Qz * root_n),
+        U=Rz / root_n,
     )

@@ -16,6 +16,7 @@ Convergence is judged as lme4's ``checkConv`` does: max |H^{-1} g| (free coordin
 Plain NumPy on purpose: scipy's L-BFGS-B calls a threaded BLAS for vectors of length 3, which
 costs milliseconds per iteration on a busy machine.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -133,6 +134,7 @@ def _escape(fg, x, f, lower):
     """Move a coordinate off its bound when the criterion decreases inward; None if none does."""
     best = None
     for c in np.flatnonzero(np.isfinite(lower) & (x <= lower)):
+
         def along(t, c=c):
             z = x.copy()
             z[c] = lower[c] + t
@@ -156,8 +158,9 @@ def _escape(fg, x, f, lower):
     return None if best is None else best[0]
 
 
-def minimize_theta(fg: Callable, theta0: np.ndarray, lower: np.ndarray,
-                   max_iter: int = 200) -> OptimResult:
+def minimize_theta(
+    fg: Callable, theta0: np.ndarray, lower: np.ndarray, max_iter: int = 200
+) -> OptimResult:
     """Minimise ``fg`` (returns value and gradient) subject to ``theta >= lower``."""
     count = [0]
 
@@ -189,15 +192,26 @@ def minimize_theta(fg: Callable, theta0: np.ndarray, lower: np.ndarray,
             pos_def = False
         if crit > GRAD_TOL:
             converged = False
-            messages.append(f"Model failed to converge with max|grad| = {crit:.6g} "
-                            f"(tol = {GRAD_TOL:g})")
+            messages.append(
+                f"Model failed to converge with max|grad| = {crit:.6g} (tol = {GRAD_TOL:g})"
+            )
         elif not pos_def:
             converged = False
-            messages.append("Hessian of the criterion is not positive definite at the optimum: "
-                            "the model is nearly unidentifiable (rescale variables or simplify "
-                            "the random part?)")
+            messages.append(
+                "Hessian of the criterion is not positive definite at the optimum: "
+                "the model is nearly unidentifiable (rescale variables or simplify "
+                "the random part?)"
+            )
     if not np.isfinite(f):
         converged = False
         messages.append("the criterion is not finite at the optimum")
-    return OptimResult(theta=x, fun=float(f), grad=g, hessian=H, free=free,
-                       n_evaluations=count[0], converged=converged, messages=messages)
+    return OptimResult(
+        theta=x,
+        fun=float(f),
+        grad=g,
+        hessian=H,
+        free=free,
+        n_evaluations=count[0],
+        converged=converged,
+        messages=messages,
+    )

@@ -1,4 +1,5 @@
 """lme4-style printout of an :class:`~pymitml.lmm.fit.LmerFit` (R's ``summary(fit)``)."""
+
 from __future__ import annotations
 
 import math
@@ -53,8 +54,10 @@ def _table(rows: list[list[str]], align: list[str]) -> list[str]:
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     out = []
     for r in rows:
-        cells = [(r[c].ljust(widths[c]) if align[c] == "l" else r[c].rjust(widths[c]))
-                 for c in range(len(r))]
+        cells = [
+            (r[c].ljust(widths[c]) if align[c] == "l" else r[c].rjust(widths[c]))
+            for c in range(len(r))
+        ]
         out.append(" ".join(cells).rstrip())
     return out
 
@@ -67,12 +70,17 @@ def _random_block(fit) -> list[str]:
     vs, ss = r_format(var, 4), r_format(sd, 4)
     q = len(names)
     corr = [["" for _ in range(max(q - 1, 0))] for _ in range(q + 1)]
-    cells = {(a, b): (f"{cov[a, b] / (sd[a] * sd[b]):.2f}" if sd[a] * sd[b] > 0 else "NaN")
-             for a in range(q) for b in range(a)}
+    cells = {
+        (a, b): (f"{cov[a, b] / (sd[a] * sd[b]):.2f}" if sd[a] * sd[b] > 0 else "NaN")
+        for a in range(q)
+        for b in range(a)
+    }
     width = max([len(c) for c in cells.values()] + [0])
     for (a, b), c in cells.items():
         corr[a][b] = c.rjust(width)
-    header = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] + [""] * (q - 2) if q > 1 else [])
+    header = ["Groups", "Name", "Variance", "Std.Dev."] + (
+        ["Corr"] + [""] * (q - 2) if q > 1 else []
+    )
     rows = [header]
     for a in range(q):
         rows.append([fit.cluster if a == 0 else "", names[a], vs[a], ss[a]] + corr[a])
@@ -123,8 +131,13 @@ def format_summary(fit) -> str:
         lines.append(f"REML criterion at convergence: {fit.reml_criterion:.1f}")
     else:
         head = ["AIC", "BIC", "logLik", "deviance", "df.resid"]
-        vals = [f"{fit.aic:.1f}", f"{fit.bic:.1f}", f"{fit.loglik:.1f}", f"{fit.deviance:.1f}",
-                str(fit.nobs - fit.df)]
+        vals = [
+            f"{fit.aic:.1f}",
+            f"{fit.bic:.1f}",
+            f"{fit.loglik:.1f}",
+            f"{fit.deviance:.1f}",
+            str(fit.nobs - fit.df),
+        ]
         w = [max(8, len(v)) for v in vals]
         lines.append(" ".join(h.rjust(wi) for h, wi in zip(head, w)))
         lines.append(" ".join(v.rjust(wi) for v, wi in zip(vals, w)))

@@ -5,6 +5,7 @@ for the relative covariance factor theta the penalised least-squares problem is 
 blocked Cholesky factorisation (one q x q block per cluster, see :mod:`._kernels`), beta and
 sigma are profiled out, and only theta is optimised, under the box constraint diag(T) >= 0.
 """
+
 from __future__ import annotations
 
 import math
@@ -78,8 +79,20 @@ class _Criterion:
     def solve(self, theta: np.ndarray) -> tuple[float, float, float]:
         """PLS pieces (log|L|^2, log|L_X|^2, r^2) at theta; fills the buffers."""
         cp = self.cp
-        return _kernels.pls(self.T(theta), cp.ZtZ, cp.ZtX, cp.Zty, cp.XtX, cp.Xty, cp.yty,
-                            self.P, self.RZX, self.cu, self.LX, self.gamma)
+        return _kernels.pls(
+            self.T(theta),
+            cp.ZtZ,
+            cp.ZtX,
+            cp.Zty,
+            cp.XtX,
+            cp.Xty,
+            cp.yty,
+            self.P,
+            self.RZX,
+            self.cu,
+            self.LX,
+            self.gamma,
+        )
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         theta = np.asarray(theta, dtype=float)
@@ -88,8 +101,20 @@ class _Criterion:
             return np.inf, np.zeros_like(theta)
         f = _kernels.criterion(logdet, ldx, r2, self.n, self.p, self.reml)
         cp = self.cp
-        _kernels.gradient_d(cp.ZtZ, cp.ZtX, cp.Zty, self.P, self.RZX, self.cu, self.LX,
-                            self.gamma, r2, self.n, self.reml, self.G)
+        _kernels.gradient_d(
+            cp.ZtZ,
+            cp.ZtX,
+            cp.Zty,
+            self.P,
+            self.RZX,
+            self.cu,
+            self.LX,
+            self.gamma,
+            r2,
+            self.n,
+            self.reml,
+            self.G,
+        )
         gT = 2.0 * self.G @ self.T(theta)
         return f, gT[self.rows, self.cols]
 
@@ -236,8 +261,14 @@ class LmerFit:
     def coef_table(self) -> pd.DataFrame:
         """Estimate, Std. Error and t value of the fixed effects (lme4's summary table)."""
         se = np.sqrt(np.diag(self.vcov.to_numpy()))
-        return pd.DataFrame({"Estimate": self.fixef.to_numpy(), "Std. Error": se,
-                             "t value": self.fixef.to_numpy() / se}, index=self.fixef.index)
+        return pd.DataFrame(
+            {
+                "Estimate": self.fixef.to_numpy(),
+                "Std. Error": se,
+                "t value": self.fixef.to_numpy() / se,
+            },
+            index=self.fixef.index,
+        )
 
     @property
     def extra_pars(self) -> pd.Series:
@@ -303,13 +334,17 @@ class LmerFit:
 
         Examples
         --------
-        >>> fit.loglik_at(fit.fixef, fit.theta, fit.sigma) == fit.refit(REML=False).loglik  # doctest: +SKIP
+        >>> fit.loglik_at(fit.fixef, fit.theta, fit.sigma) == fit.refit(
+        ...     REML=False
+        ... ).loglik  # doctest: +SKIP
         """
         d = self._design
         beta = np.asarray(beta, dtype=float).reshape(-1)
         theta = np.asarray(theta, dtype=float).reshape(-1)
         if beta.size != d.p:
-            raise ValueError(f"`beta` must have {d.p} elements ({list(d.fixed_names)}); got {beta.size}.")
+            raise ValueError(
+                f"`beta` must have {d.p} elements ({list(d.fixed_names)}); got {beta.size}."
+            )
         if theta.size != self.theta.size:
             raise ValueError(f"`theta` must have {self.theta.size} elements; got {theta.size}.")
         sigma = float(sigma)
@@ -339,7 +374,9 @@ class LmerFit:
         if y.shape[0] != d.n:
             raise ValueError(f"`y` must have {d.n} values (the rows of the fit); got {y.shape[0]}.")
         if not np.all(np.isfinite(y)):
-            raise ValueError("`y` has missing or infinite values; a refit needs a complete response.")
+            raise ValueError(
+                "`y` has missing or infinite values; a refit needs a complete response."
+            )
         d = replace(d, y=y)
         return _fit(d, reml)
 
@@ -353,9 +390,11 @@ class LmerFit:
 
     def __repr__(self) -> str:
         kind = "REML" if self.REML else "ML"
-        return (f"<LmerFit {kind} {self.formula!r}: nobs={self.nobs}, groups={self.ngroups}, "
-                f"loglik={self.loglik:.4f}{', singular' if self.singular else ''}"
-                f"{'' if self.converged else ', NOT converged'}>")
+        return (
+            f"<LmerFit {kind} {self.formula!r}: nobs={self.nobs}, groups={self.ngroups}, "
+            f"loglik={self.loglik:.4f}{', singular' if self.singular else ''}"
+            f"{'' if self.converged else ', NOT converged'}>"
+        )
 
 
 def _varcorr(design: LmerDesign, T: np.ndarray, sigma: float) -> pd.DataFrame:
@@ -364,18 +403,23 @@ def _varcorr(design: LmerDesign, T: np.ndarray, sigma: float) -> pd.DataFrame:
     names = design.random_names
     g = design.cluster
     rows: list[tuple[str, str | None, str | None, float, float]] = [
-        (g, names[a], None, cov[a, a], sd[a]) for a in range(len(names))]
+        (g, names[a], None, cov[a, a], sd[a]) for a in range(len(names))
+    ]
     for a in range(len(names)):
         for b in range(a + 1, len(names)):
             den = sd[a] * sd[b]
             rows.append((g, names[a], names[b], cov[a, b], cov[a, b] / den if den > 0 else np.nan))
     rows.append(("Residual", None, None, sigma**2, sigma))
     cols = list(zip(*rows))
-    return pd.DataFrame({
-        "grp": pd.Series(cols[0], dtype=object), "var1": pd.Series(cols[1], dtype=object),
-        "var2": pd.Series(cols[2], dtype=object), "vcov": np.array(cols[3], dtype=float),
-        "sdcor": np.array(cols[4], dtype=float),
-    })
+    return pd.DataFrame(
+        {
+            "grp": pd.Series(cols[0], dtype=object),
+            "var1": pd.Series(cols[1], dtype=object),
+            "var2": pd.Series(cols[2], dtype=object),
+            "vcov": np.array(cols[3], dtype=float),
+            "sdcor": np.array(cols[4], dtype=float),
+        }
+    )
 
 
 def _restarts(rows: np.ndarray, cols: np.ndarray) -> list[np.ndarray]:
@@ -425,19 +469,35 @@ def _fit(design: LmerDesign, reml: bool, cp: CrossProducts | None = None) -> Lme
     if singular:
         messages.append(SINGULAR_MESSAGE)
     if not opt.converged:
-        warnings.warn(f"lmer({design.formula.text!r}): " + "; ".join(opt.messages),
-                      ConvergenceWarning, stacklevel=3)
-    ranef = pd.DataFrame(B, index=pd.Index(design.labels, name=design.cluster),
-                         columns=list(design.random_names))
+        warnings.warn(
+            f"lmer({design.formula.text!r}): " + "; ".join(opt.messages),
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    ranef = pd.DataFrame(
+        B, index=pd.Index(design.labels, name=design.cluster), columns=list(design.random_names)
+    )
     return LmerFit(
-        formula=design.formula.text, REML=bool(reml),
+        formula=design.formula.text,
+        REML=bool(reml),
         fixef=pd.Series(beta, index=fixed, dtype=float),
         vcov=pd.DataFrame(sigma2 * unscaled, index=fixed, columns=fixed),
-        varcorr=_varcorr(design, T, sigma), sigma=sigma, theta=theta.copy(),
-        loglik=-0.5 * (reml_crit if reml else dev_ml), deviance=dev_ml,
-        reml_criterion=reml_crit if reml else None, ranef=ranef, nobs=n,
-        ngroups=design.n_clusters, n_fixed=p, converged=opt.converged, singular=singular,
-        messages=tuple(messages), n_evaluations=opt.n_evaluations, _design=design, _cp=cp,
+        varcorr=_varcorr(design, T, sigma),
+        sigma=sigma,
+        theta=theta.copy(),
+        loglik=-0.5 * (reml_crit if reml else dev_ml),
+        deviance=dev_ml,
+        reml_criterion=reml_crit if reml else None,
+        ranef=ranef,
+        nobs=n,
+        ngroups=design.n_clusters,
+        n_fixed=p,
+        converged=opt.converged,
+        singular=singular,
+        messages=tuple(messages),
+        n_evaluations=opt.n_evaluations,
+        _design=design,
+        _cp=cp,
     )
 
 
@@ -470,7 +530,8 @@ def lmer(formula: str, data: Any, REML: bool = True, *, na_action: str = "fail")
     --------
     >>> import numpy as np, pandas as pd, pymitml as pm
     >>> rng = np.random.default_rng(1)
-    >>> g = np.repeat(np.arange(30), 10); x = rng.normal(size=300)
+    >>> g = np.repeat(np.arange(30), 10)
+    ... x = rng.normal(size=300)
     >>> y = 1 + 0.5 * x + rng.normal(size=30)[g] + rng.normal(size=300)
     >>> fit = pm.lmer("y ~ x + (1 | g)", pd.DataFrame({"y": y, "x": x, "g": g}))
     >>> fit.fixef.round(2).tolist()  # doctest: +SKIP

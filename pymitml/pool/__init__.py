@@ -6,6 +6,7 @@ tuples and dicts are built in; :func:`register_model` adds a class of your own::
 
     pm.register_model(MyFit, lambda fit: (coef_series, vcov_frame))
 """
+
 from __future__ import annotations
 
 from . import _builtin  # noqa: F401  (enters the built-in model classes into the registry)

@@ -18,6 +18,7 @@ lme4-like objects (fixef, vcov, varcorr)  fixef, vcov                 VarCorr, I
 statsmodels' likelihood methods: OLS (D2, D3, D4), GLM binomial/Poisson and Logit, Probit,
 Poisson (D2, D4).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -42,9 +43,17 @@ def _lmer_likelihood(fit: Any) -> Any:
 
 register_model(tuple, ex._estimates_pair)
 register_model(dict, ex._estimates_dict)
-register_model("pymitml.lmm.fit:LmerFit", ex._estimates_lmer,
-               variance_components=ex._vc_lmer, likelihood=_lmer_likelihood)
+register_model(
+    "pymitml.lmm.fit:LmerFit",
+    ex._estimates_lmer,
+    variance_components=ex._vc_lmer,
+    likelihood=_lmer_likelihood,
+)
 for _name in ("statsmodels.base.wrapper:ResultsWrapper", "statsmodels.base.model:Results"):
-    register_model(_name, ex._estimates_statsmodels, variance_components=ex._vc_statsmodels,
-                   likelihood=_statsmodels_likelihood)
+    register_model(
+        _name,
+        ex._estimates_statsmodels,
+        variance_components=ex._vc_statsmodels,
+        likelihood=_statsmodels_likelihood,
+    )
 register_protocol(ex._looks_like_lmer, ModelAdapter(ex._estimates_lmer, ex._vc_lmer))

@@ -11,6 +11,7 @@ with lme4's ``fixef``, ``vcov`` and ``varcorr``, statsmodels results (OLS/WLS/GL
 ``cov_params()``; ``MixedLMResults``: fixed effects only), and plain ``(estimates, covariance)``
 tuples or ``{"coef": ..., "vcov": ...}`` dicts.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -168,7 +169,7 @@ def _statsmodels_names(fit: Any, k: int) -> list[str]:
 def _estimates_statsmodels(fit: Any) -> tuple[pd.Series, pd.DataFrame]:
     params = np.asarray(fit.params, dtype=np.float64)
     cov = np.asarray(fit.cov_params(), dtype=np.float64)
-    k = int(fit.k_fe) if _is_mixedlm(fit) else params.size   # MixedLM: fixed effects come first
+    k = int(fit.k_fe) if _is_mixedlm(fit) else params.size  # MixedLM: fixed effects come first
     names = _statsmodels_names(fit, k)
     coef = pd.Series(params[:k], index=names)
     return coef, _as_vcov(cov[:k, :k], names)
@@ -188,7 +189,7 @@ def variance_components(fit: Any) -> pd.Series | None:
     """
     adapter = adapter_for(fit)
     if adapter is None or adapter.variance_components is None:
-        return None     # no extra parameters known for this class (mitml warns and pools none)
+        return None  # no extra parameters known for this class (mitml warns and pools none)
     return adapter.variance_components(fit)
 
 
@@ -219,8 +220,9 @@ def _vc_block_names(terms: list[str], group: str, mat: np.ndarray) -> tuple[list
     return names, values
 
 
-def _vc_from_blocks(blocks: list[tuple[str, list[str], np.ndarray]], resid_var: float | None
-                    ) -> pd.Series:
+def _vc_from_blocks(
+    blocks: list[tuple[str, list[str], np.ndarray]], resid_var: float | None
+) -> pd.Series:
     names: list[str] = []
     values: list[float] = []
     for group, terms, mat in blocks:
@@ -278,7 +280,7 @@ def _vc_statsmodels(fit: Any) -> pd.Series | None:
         terms, group = [], "Group"
         for i, n in enumerate(raw):
             if exog_re is not None and np.all(np.asarray(exog_re)[:, i] == 1.0):
-                terms.append("(Intercept)")   # statsmodels names the intercept after the group
+                terms.append("(Intercept)")  # statsmodels names the intercept after the group
                 group = n
             else:
                 terms.append(n)
@@ -306,8 +308,11 @@ def _check_same_names(names: list[list[str]], what: str) -> list[str]:
         if n != first:
             extra = [x for x in n if x not in first]
             lost = [x for x in first if x not in n]
-            detail = (f"only in fit {i}: {extra}; only in fit 1: {lost}" if extra or lost
-                      else "same names in a different order")
+            detail = (
+                f"only in fit {i}: {extra}; only in fit 1: {lost}"
+                if extra or lost
+                else "same names in a different order"
+            )
             raise ValueError(
                 f"the {what} of fit {i} are named {n}, but those of fit 1 are {first} ({detail}). "
                 "Every imputed data set must give the same parameters: check that factor levels "
@@ -352,9 +357,11 @@ def stack_variance_components(fits: Sequence[Any]) -> tuple[list[str], np.ndarra
     if any(c is None for c in comps):
         warnings.warn(
             "Computation of variance components not supported for objects of class "
-            f"'{_type_name(fits[0])}'; extra_pars is ignored.", UserWarning, stacklevel=3,
+            f"'{_type_name(fits[0])}'; extra_pars is ignored.",
+            UserWarning,
+            stacklevel=3,
         )
         return None
-    series = [c for c in comps if c is not None]   # all of them (checked above)
+    series = [c for c in comps if c is not None]  # all of them (checked above)
     names = _check_same_names([list(c.index) for c in series], "variance components")
     return names, np.stack([c.to_numpy(dtype=np.float64) for c in series])

@@ -16,6 +16,7 @@ The adapters are found through the model registry (:mod:`._registry`, entries in
 and Logit/Probit/Poisson results (log-likelihood and stacked refits only: D2 and D4, no D3, as in
 mitml).
 """
+
 from __future__ import annotations
 
 import sys
@@ -160,8 +161,11 @@ class _Lmer:
     @staticmethod
     def parameters(fit) -> dict[str, np.ndarray]:
         s2 = float(fit.sigma) ** 2
-        return {"beta": fit.fixef.to_numpy(dtype=float), "Tau": fit.cov_random.to_numpy(),
-                "sigma2": np.array(s2)}
+        return {
+            "beta": fit.fixef.to_numpy(dtype=float),
+            "Tau": fit.cov_random.to_numpy(),
+            "sigma2": np.array(s2),
+        }
 
     @staticmethod
     def loglik_at(fit, psi: dict[str, np.ndarray]) -> float:
@@ -245,8 +249,10 @@ class _GLM(_MaximumLikelihood):
         model = fits[0].model
         for f in fits:
             if _GLM._has_extras(f.model):
-                raise _NoLikelihood("D4 cannot refit a GLM with offset, exposure or weights on "
-                                    "stacked data; use method='D2'.")
+                raise _NoLikelihood(
+                    "D4 cannot refit a GLM with offset, exposure or weights on "
+                    "stacked data; use method='D2'."
+                )
         y = np.concatenate([np.asarray(f.model.endog, dtype=float) for f in fits])
         X = np.concatenate([np.asarray(f.model.exog, dtype=float) for f in fits])
         if type(model).__name__ == "GLM":
@@ -283,7 +289,8 @@ def adapter(fit: Any, what: str = "the likelihood"):
     raise _NoLikelihood(
         f"cannot evaluate {what} for fits of class '{type(fit).__name__}': the likelihood methods "
         "(D2 with use='likelihood', D3, D4, anova) support pymitml.lmer fits and statsmodels OLS "
-        "results; use method='D1' or method='D2' with use='wald' for other fits.")
+        "results; use method='D1' or method='D2' with use='wald' for other fits."
+    )
 
 
 def is_reml(fit: Any) -> bool:
@@ -319,8 +326,9 @@ def logliks_at_pooled(fits: list) -> np.ndarray:
 
 def pooled_parameters(psis: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Element-wise mean of m parameter sets (mitml's psi-bar: beta, Tau, sigma^2 averaged)."""
-    return {key: np.mean([np.asarray(p[key], dtype=float) for p in psis], axis=0)
-            for key in psis[0]}
+    return {
+        key: np.mean([np.asarray(p[key], dtype=float) for p in psis], axis=0) for key in psis[0]
+    }
 
 
 def logliks_at(fits: list, psi: dict[str, np.ndarray]) -> np.ndarray:
@@ -332,9 +340,11 @@ def logliks_at(fits: list, psi: dict[str, np.ndarray]) -> np.ndarray:
 def _d3_adapter(fit: Any):
     a = adapter(fit)
     if "D3" not in a.methods:
-        raise _NoLikelihood(f"D3 needs the likelihood at given parameters, which is not "
-                            f"available for fits of class '{type(fit).__name__}'; use "
-                            "method='D4' or method='D2' with use='likelihood'.")
+        raise _NoLikelihood(
+            f"D3 needs the likelihood at given parameters, which is not "
+            f"available for fits of class '{type(fit).__name__}'; use "
+            "method='D4' or method='D2' with use='likelihood'."
+        )
     return a
 
 

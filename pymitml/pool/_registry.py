@@ -11,6 +11,7 @@ A user teaches pymitml a new class with :func:`register_model`::
 
     pm.register_model(MyFit, lambda fit: (fit.coef_series, fit.vcov_frame))
 
+
     @pm.register_model(MyOtherFit)
     def _(fit):
         return pd.Series(fit.b, index=fit.names), pd.DataFrame(fit.V, fit.names, fit.names)
@@ -19,6 +20,7 @@ A class can also be named by the string ``"module:QualName"``: the entry is regi
 that module has been imported, so registering never imports a model library. pymitml registers
 its own ``LmerFit`` and statsmodels' results classes this way (see :mod:`._builtin`).
 """
+
 from __future__ import annotations
 
 import sys
@@ -120,13 +122,17 @@ def register_model(
     if estimates is None:
 
         def decorator(func: Callable[[Any], Any]) -> Callable[[Any], Any]:
-            register_model(cls, func, variance_components=variance_components,
-                           likelihood=likelihood)
+            register_model(
+                cls, func, variance_components=variance_components, likelihood=likelihood
+            )
             return func
 
         return decorator
-    for name, func in (("estimates", estimates), ("variance_components", variance_components),
-                       ("likelihood", likelihood)):
+    for name, func in (
+        ("estimates", estimates),
+        ("variance_components", variance_components),
+        ("likelihood", likelihood),
+    ):
         if func is not None and not callable(func):
             raise TypeError(f"`{name}` must be a function of the fit; got {type(func).__name__}.")
     adapter = ModelAdapter(estimates, variance_components, likelihood)
@@ -139,8 +145,9 @@ def register_model(
         _PENDING.pop(f"{cls.__module__}:{cls.__qualname__}", None)
         _store(cls, adapter)
     else:
-        raise TypeError(f"`cls` must be a class or a 'module:QualName' string; got "
-                        f"{type(cls).__name__}.")
+        raise TypeError(
+            f"`cls` must be a class or a 'module:QualName' string; got {type(cls).__name__}."
+        )
     return estimates
 
 
@@ -149,8 +156,10 @@ def update_model(cls: type, **fields: Any) -> None:
     current = _lookup.registry.get(cls)
     base = current(None) if current is not None else None
     if base is None:
-        raise TypeError(f"no estimates are registered for class '{cls.__name__}'; call "
-                        "pymitml.register_model(cls, estimates) first.")
+        raise TypeError(
+            f"no estimates are registered for class '{cls.__name__}'; call "
+            "pymitml.register_model(cls, estimates) first."
+        )
     _store(cls, replace(base, **fields))
 
 

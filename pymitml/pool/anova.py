@@ -5,6 +5,7 @@ The models are ordered by decreasing number of parameters and each is compared w
 model class does not support falls back along D3 -> D4 -> D2 (likelihood), with a warning, and REML
 fits are refitted by maximum likelihood first.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -56,19 +57,26 @@ class AnovaResult:
 
     def summary(self, digits: int = 3, sci_limit: int = 5) -> str:
         """The printout of mitml's ``print.mitml.anova``."""
-        out = ["", f"Model comparison calculated from {self.m} imputed data sets.",
-               f"Combination method: {self.method}"
-               + (" (likelihood)" if self.method == "D2" else "")
-               + (" (robust)" if self.method == "D4" and self.ariv == "robust" else ""), ""]
+        out = [
+            "",
+            f"Model comparison calculated from {self.m} imputed data sets.",
+            f"Combination method: {self.method}"
+            + (" (likelihood)" if self.method == "D2" else "")
+            + (" (robust)" if self.method == "D4" and self.ariv == "robust" else ""),
+            "",
+        ]
         out += [f"Model {i + 1}: {f}" for i, f in enumerate(self.formulas)]
         out.append("")
         rows = [f"{i + 1} vs {i + 2} " for i in range(len(self.tests))]
-        out += _format_table(self.table.to_numpy(), TEST_COLUMNS, rows,
-                             [digits, 0] + [digits] * 3, sci_limit)
+        out += _format_table(
+            self.table.to_numpy(), TEST_COLUMNS, rows, [digits, 0] + [digits] * 3, sci_limit
+        )
         out.append("")
-        out.append("Models were automatically ordered via 'logLik' (by decreasing complexity)."
-                   if self.ordered else
-                   "Models were ordered as provided by the user (by decreasing complexity).")
+        out.append(
+            "Models were automatically ordered via 'logLik' (by decreasing complexity)."
+            if self.ordered
+            else "Models were ordered as provided by the user (by decreasing complexity)."
+        )
         if self.method == "D4":
             out.append("Data for stacking were automatically extracted from the fitted models.")
         if self.reml:
@@ -102,34 +110,43 @@ def anova(*fits: Sequence[Any], method: str | None = None, ariv: str = "default"
 
     Examples
     --------
-    >>> f0 = implist.with_(lambda d: pm.lmer("y ~ 1 + (1|g)", d))          # doctest: +SKIP
-    >>> f1 = implist.with_(lambda d: pm.lmer("y ~ x + (1|g)", d))          # doctest: +SKIP
-    >>> f2 = implist.with_(lambda d: pm.lmer("y ~ x + (1 + x|g)", d))      # doctest: +SKIP
-    >>> print(pm.anova(f0, f1, f2))                                        # doctest: +SKIP
+    >>> f0 = implist.with_(lambda d: pm.lmer("y ~ 1 + (1|g)", d))  # doctest: +SKIP
+    >>> f1 = implist.with_(lambda d: pm.lmer("y ~ x + (1|g)", d))  # doctest: +SKIP
+    >>> f2 = implist.with_(lambda d: pm.lmer("y ~ x + (1 + x|g)", d))  # doctest: +SKIP
+    >>> print(pm.anova(f0, f1, f2))  # doctest: +SKIP
     """
     method = check_choice("D3" if method is None else method, _ORDER, "method")
     ariv = check_choice(ariv, ("default", "positive", "robust"), "ariv")
     if len(fits) < 2:
-        raise ValueError(f"anova needs at least two lists of fits (one per model); got {len(fits)}.")
+        raise ValueError(
+            f"anova needs at least two lists of fits (one per model); got {len(fits)}."
+        )
     lists = [_as_fit_list(f, f"fits[{i}]") for i, f in enumerate(fits)]
     m = len(lists[0])
     for i, f in enumerate(lists[1:], start=1):
         if len(f) != m:
             raise ValueError(
                 f"fits[{i}] holds {len(f)} fits but fits[0] holds {m}: the numbers of imputations "
-                "differ; fit every model to the same MitmlList.")
+                "differ; fit every model to the same MitmlList."
+            )
     classes = [type(f[0]) for f in lists]
     if len(set(classes)) > 1:
-        warnings.warn("the lists hold fits of different classes "
-                      f"({sorted({c.__name__ for c in classes})}); results may not be trustworthy.",
-                      UserWarning, stacklevel=2)
+        warnings.warn(
+            "the lists hold fits of different classes "
+            f"({sorted({c.__name__ for c in classes})}); results may not be trustworthy.",
+            UserWarning,
+            stacklevel=2,
+        )
     used = _supported_method(lists, method)
     if used != method:
-        warnings.warn(f"the '{method}' method is not supported for these models; switching to "
-                      f"'{used}'.", UserWarning, stacklevel=2)
+        warnings.warn(
+            f"the '{method}' method is not supported for these models; switching to '{used}'.",
+            UserWarning,
+            stacklevel=2,
+        )
     reml = any(_ll.is_reml(f) for fl in lists for f in fl)
     dfs = [_ll.model_df(fl[0]) for fl in lists]
-    order = sorted(range(len(lists)), key=lambda i: -dfs[i])      # stable: ties keep given order
+    order = sorted(range(len(lists)), key=lambda i: -dfs[i])  # stable: ties keep given order
     lists = [lists[i] for i in order]
     for a, b in itertools.pairwise(lists):
         _check_same_data(a, b)
@@ -140,16 +157,27 @@ def anova(*fits: Sequence[Any], method: str | None = None, ariv: str = "default"
         tests.append(res)
     table = pd.concat([t.table for t in tests], ignore_index=True)
     table.index = [f"{i + 1} vs {i + 2}" for i in range(len(tests))]
-    return AnovaResult(table=table, formulas=[_ll.formula_text(fl[0]) for fl in lists],
-                       tests=tests, m=m, method=used, ariv=ariv, reml=reml, ordered=True)
+    return AnovaResult(
+        table=table,
+        formulas=[_ll.formula_text(fl[0]) for fl in lists],
+        tests=tests,
+        m=m,
+        method=used,
+        ariv=ariv,
+        reml=reml,
+        ordered=True,
+    )
 
 
 def _supported_method(lists: list[list], method: str) -> str:
     """The first of ``method`` and its fallbacks (D3 -> D4 -> D2) that every model supports."""
     problems = {}
-    for cand in _ORDER[_ORDER.index(method):]:
-        missing = [type(fl[0]).__name__ for fl in lists
-                   if cand not in getattr(_adapter_or_none(fl[0]), "methods", ())]
+    for cand in _ORDER[_ORDER.index(method) :]:
+        missing = [
+            type(fl[0]).__name__
+            for fl in lists
+            if cand not in getattr(_adapter_or_none(fl[0]), "methods", ())
+        ]
         if not missing:
             return cand
         problems[cand] = sorted(set(missing))
@@ -157,7 +185,8 @@ def _supported_method(lists: list[list], method: str) -> str:
     raise TypeError(
         f"the '{method}' method is not supported for these models and no alternative was found "
         f"({detail}). Likelihood comparisons support pymitml.lmer fits and statsmodels OLS, GLM "
-        "and discrete-choice results; use pm.compare_models(..., method='D1') for Wald tests.")
+        "and discrete-choice results; use pm.compare_models(..., method='D1') for Wald tests."
+    )
 
 
 def _adapter_or_none(fit: Any):
@@ -165,4 +194,3 @@ def _adapter_or_none(fit: Any):
         return _ll.adapter(fit)
     except TypeError:
         return None
-

@@ -13,6 +13,7 @@ asin, acos, atan, sinh, cosh, tanh, plogis, qlogis, pnorm, qnorm; the constant `
 is not a Python identifier is written in backticks (``\u0060x:z\u0060``); ``(Intercept)`` may be
 written as is or as ``Intercept``.
 """
+
 from __future__ import annotations
 
 import ast
@@ -102,39 +103,66 @@ class _Expression:
         try:
             tree = ast.parse(source, mode="eval")
         except SyntaxError as exc:
-            raise ValueError(f"constraint {text!r} is not a valid expression ({exc.msg}); use "
-                             "parameter names, numbers, + - * / ^ and functions such as exp().")
+            raise ValueError(
+                f"constraint {text!r} is not a valid expression ({exc.msg}); use "
+                "parameter names, numbers, + - * / ^ and functions such as exp()."
+            )
         self._tree = tree.body
         self._check(self._tree)
 
     def _check(self, node: ast.AST) -> None:
         called = {id(c.func) for c in ast.walk(node) if isinstance(c, ast.Call)}
         for sub in ast.walk(node):
-            if isinstance(sub, ast.Name) and id(sub) not in called and \
-                    sub.id not in self._aliases and sub.id != "pi":
+            if (
+                isinstance(sub, ast.Name)
+                and id(sub) not in called
+                and sub.id not in self._aliases
+                and sub.id != "pi"
+            ):
                 raise ValueError(
                     f"constraint {self.text!r} names {sub.id!r}, which is not a parameter; the "
                     f"parameters are {self.names}. Write names that are not Python identifiers "
-                    "in backticks, e.g. `x:z`.")
+                    "in backticks, e.g. `x:z`."
+                )
             if isinstance(sub, ast.Call):
                 if not isinstance(sub.func, ast.Name) or sub.func.id not in _FUNCTIONS:
                     what = ast.unparse(sub.func)
-                    raise ValueError(f"constraint {self.text!r} calls {what!r}, which is not "
-                                     f"supported; available: {sorted(_FUNCTIONS)}.")
+                    raise ValueError(
+                        f"constraint {self.text!r} calls {what!r}, which is not "
+                        f"supported; available: {sorted(_FUNCTIONS)}."
+                    )
                 if len(sub.args) != 1 or sub.keywords:
-                    raise ValueError(f"constraint {self.text!r}: {sub.func.id}() takes exactly "
-                                     "one argument.")
-            allowed = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Call, ast.Name, ast.Constant,
-                       ast.Load, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd)
+                    raise ValueError(
+                        f"constraint {self.text!r}: {sub.func.id}() takes exactly one argument."
+                    )
+            allowed = (
+                ast.Expression,
+                ast.BinOp,
+                ast.UnaryOp,
+                ast.Call,
+                ast.Name,
+                ast.Constant,
+                ast.Load,
+                ast.Add,
+                ast.Sub,
+                ast.Mult,
+                ast.Div,
+                ast.Pow,
+                ast.USub,
+                ast.UAdd,
+            )
             if not isinstance(sub, allowed) or (
-                    isinstance(sub, ast.Constant) and not isinstance(sub.value, (int, float))):
+                isinstance(sub, ast.Constant) and not isinstance(sub.value, (int, float))
+            ):
                 raise ValueError(  # noqa: TRY004 - a bad value of the string, not a type error
                     f"constraint {self.text!r} contains {ast.unparse(sub)!r}, which "
                     "is not allowed; use + - * / ^, numbers, parameter names and "
-                    "functions such as exp().")
+                    "functions such as exp()."
+                )
 
-    def evaluate(self, theta: np.ndarray, derivative: str = "forward"
-                 ) -> tuple[np.ndarray, np.ndarray]:
+    def evaluate(
+        self, theta: np.ndarray, derivative: str = "forward"
+    ) -> tuple[np.ndarray, np.ndarray]:
         """g and its gradient at each row of ``theta`` (m, p): (m,) and (m, p).
 
         ``derivative="exact"``: forward-mode automatic differentiation. ``"forward"``: R's
@@ -170,7 +198,7 @@ class _Expression:
             return -v if isinstance(node.op, ast.USub) else v
         if isinstance(node, ast.Call):
             return _scalar_call(cast(ast.Name, node.func).id, self._scalar(node.args[0], x))
-        node = cast(ast.BinOp, node)   # the only node type left after _check
+        node = cast(ast.BinOp, node)  # the only node type left after _check
         a = self._scalar(node.left, x)
         b = self._scalar(node.right, x)
         op = node.op
@@ -190,7 +218,7 @@ class _Expression:
         if isinstance(node, ast.Constant):
             return np.full(m, float(cast(float, node.value))), np.zeros((m, p))
         if isinstance(node, ast.Name):
-            if node.id not in self._aliases:          # pi
+            if node.id not in self._aliases:  # pi
                 return np.full(m, np.pi), np.zeros((m, p))
             j = self._aliases[node.id]
             grad = np.zeros((m, p))
@@ -203,7 +231,7 @@ class _Expression:
             v, g = self._dual(node.args[0], theta)
             f, df = _FUNCTIONS[cast(ast.Name, node.func).id]
             return f(v), df(v)[:, None] * g
-        node = cast(ast.BinOp, node)   # the only node type left after _check
+        node = cast(ast.BinOp, node)  # the only node type left after _check
         a, ga = self._dual(node.left, theta)
         b, gb = self._dual(node.right, theta)
         op = node.op
@@ -216,7 +244,7 @@ class _Expression:
         if isinstance(op, ast.Div):
             return a / b, (ga * b[:, None] - a[:, None] * gb) / (b * b)[:, None]
         # power: d(a^b) = b a^(b-1) da + a^b log(a) db  (the second term only if b varies)
-        val = a ** b
+        val = a**b
         grad = (b * a ** (b - 1))[:, None] * ga
         if np.any(gb != 0):
             grad = grad + (val * np.log(a))[:, None] * gb
@@ -244,11 +272,25 @@ def _r_pow(a: float, b: float) -> float:
         return math.nan if a < 0 else math.inf
 
 
-_SCALAR: dict[str, Callable[[float], float]] = {"exp": math.exp, "log": math.log, "log10": math.log10, "log2": math.log2,
-           "log1p": math.log1p, "expm1": math.expm1, "sqrt": math.sqrt, "abs": abs,
-           "sin": math.sin, "cos": math.cos, "tan": math.tan, "asin": math.asin,
-           "acos": math.acos, "atan": math.atan, "sinh": math.sinh, "cosh": math.cosh,
-           "tanh": math.tanh}
+_SCALAR: dict[str, Callable[[float], float]] = {
+    "exp": math.exp,
+    "log": math.log,
+    "log10": math.log10,
+    "log2": math.log2,
+    "log1p": math.log1p,
+    "expm1": math.expm1,
+    "sqrt": math.sqrt,
+    "abs": abs,
+    "sin": math.sin,
+    "cos": math.cos,
+    "tan": math.tan,
+    "asin": math.asin,
+    "acos": math.acos,
+    "atan": math.atan,
+    "sinh": math.sinh,
+    "cosh": math.cosh,
+    "tanh": math.tanh,
+}
 
 
 def _scalar_call(name: str, x: float) -> float:
@@ -274,8 +316,10 @@ def _translate(text: str, names: list[str]) -> tuple[str, dict[str, int]]:
     def _quote(match: re.Match) -> str:
         name = match.group(1)
         if name not in names:
-            raise ValueError(f"constraint {text!r} names `{name}`, which is not a parameter; "
-                             f"the parameters are {names}.")
+            raise ValueError(
+                f"constraint {text!r} names `{name}`, which is not a parameter; "
+                f"the parameters are {names}."
+            )
         key = f"__par{len(quoted)}__"
         quoted.append(key)
         aliases[key] = names.index(name)
@@ -323,14 +367,23 @@ class ConstraintTestResult:
 
     def summary(self, digits: int = 3, sci_limit: int = 5) -> str:
         """The printout of mitml's ``print.mitml.testConstraints``."""
-        out = ["", f"Hypothesis test calculated from {self.m} imputed data sets. The following",
-               "constraints were specified:", ""]
-        out += _format_table(self.estimates.to_numpy(), ["Estimate", "Std. Error"],
-                             [f"{c.replace('(Intercept)', 'Intercept')}:" for c in self.constraints],
-                             digits, sci_limit)
+        out = [
+            "",
+            f"Hypothesis test calculated from {self.m} imputed data sets. The following",
+            "constraints were specified:",
+            "",
+        ]
+        out += _format_table(
+            self.estimates.to_numpy(),
+            ["Estimate", "Std. Error"],
+            [f"{c.replace('(Intercept)', 'Intercept')}:" for c in self.constraints],
+            digits,
+            sci_limit,
+        )
         out += ["", f"Combination method: {self.method} ", ""]
-        out += _format_table(self.table.to_numpy(), TEST_COLUMNS, None,
-                             [digits, 0] + [digits] * 3, sci_limit)
+        out += _format_table(
+            self.table.to_numpy(), TEST_COLUMNS, None, [digits, 0] + [digits] * 3, sci_limit
+        )
         if self.method == "D1":
             out += [""] + _df_com_footer(self.df_com)
         out.append("")
@@ -341,18 +394,27 @@ class ConstraintTestResult:
 
     def __repr__(self) -> str:
         f, p = self.table["F.value"].iloc[0], self.table["P(>F)"].iloc[0]
-        return f"<ConstraintTestResult {self.method}: {len(self.constraints)} constraints, " \
-               f"F = {f:.4g}, p = {p:.4g}>"
+        return (
+            f"<ConstraintTestResult {self.method}: {len(self.constraints)} constraints, "
+            f"F = {f:.4g}, p = {p:.4g}>"
+        )
 
 
 # --------------------------------------------------------------------------------------------
 # entry point
 
 
-def pool_constraints(fits: Sequence[Any] | None = None, constraints: Sequence[str] | str = (),
-                     method: str = "D1", ariv: str = "default", df_com: float | None = None, *,
-                     qhat: Any = None, uhat: Any = None, derivative: str = "forward"
-                     ) -> ConstraintTestResult:
+def pool_constraints(
+    fits: Sequence[Any] | None = None,
+    constraints: Sequence[str] | str = (),
+    method: str = "D1",
+    ariv: str = "default",
+    df_com: float | None = None,
+    *,
+    qhat: Any = None,
+    uhat: Any = None,
+    derivative: str = "forward",
+) -> ConstraintTestResult:
     """Test (non)linear constraints on the parameters pooled over imputations (``testConstraints``).
 
     Parameters
@@ -381,18 +443,24 @@ def pool_constraints(fits: Sequence[Any] | None = None, constraints: Sequence[st
     Examples
     --------
     >>> res = pm.pool_constraints(fits, ["ReadDis - SES", "Girl^2"], method="D1")  # doctest: +SKIP
-    >>> print(res)                                                                # doctest: +SKIP
+    >>> print(res)  # doctest: +SKIP
     """
     method = check_choice(method, ("D1", "D2"), "method")
     ariv = check_choice(ariv, ("default", "positive"), "ariv")
     derivative = check_choice(derivative, ("forward", "exact"), "derivative")
     df_com = check_df_com(df_com)
     if df_com is not None and method == "D2":
-        warnings.warn("`df_com` is only used with method 'D1' and was ignored with 'D2'.",
-                      UserWarning, stacklevel=2)
+        warnings.warn(
+            "`df_com` is only used with method 'D1' and was ignored with 'D2'.",
+            UserWarning,
+            stacklevel=2,
+        )
     if ariv == "positive" and method == "D1":
-        warnings.warn("`ariv='positive'` is not available with method 'D1' and was ignored.",
-                      UserWarning, stacklevel=2)
+        warnings.warn(
+            "`ariv='positive'` is not available with method 'D1' and was ignored.",
+            UserWarning,
+            stacklevel=2,
+        )
     names, q_all, u_all = _parameters(fits, qhat, uhat)
     constraints = _check_constraints(constraints)
     exprs = [_Expression(c, names) for c in constraints]
@@ -404,10 +472,13 @@ def pool_constraints(fits: Sequence[Any] | None = None, constraints: Sequence[st
         q_hat[:, i], jac[:, i, :] = e.evaluate(q_all, derivative)
     u_hat = jac @ u_all @ jac.transpose(0, 2, 1)
     if not (np.all(np.isfinite(q_hat)) and np.all(np.isfinite(u_hat))):
-        bad = [c for i, c in enumerate(constraints)
-               if not np.all(np.isfinite(q_hat[:, i]))] or constraints
-        raise ValueError(f"the constraints {bad} are not finite at the estimates (e.g. log of a "
-                         "negative number); rewrite them.")
+        bad = [
+            c for i, c in enumerate(constraints) if not np.all(np.isfinite(q_hat[:, i]))
+        ] or constraints
+        raise ValueError(
+            f"the constraints {bad} are not finite at the estimates (e.g. log of a "
+            "negative number); rewrite them."
+        )
 
     # pooled constrained estimates and T = (1 + r) U_bar with D1's r (as mitml reports them)
     _, _, _, r_d1 = d1(q_hat, u_hat, None)
@@ -420,35 +491,50 @@ def pool_constraints(fits: Sequence[Any] | None = None, constraints: Sequence[st
         r = max(0.0, r) if ariv == "positive" else r
     est = pd.DataFrame({"Estimate": q_bar, "Std.Error": np.sqrt(np.diag(t))}, index=constraints)
     return ConstraintTestResult(
-        constraints=constraints, estimates=est,
+        constraints=constraints,
+        estimates=est,
         total_covariance=pd.DataFrame(t, index=constraints, columns=constraints),
         table=pd.DataFrame([_table_row(f, k, v, r)], columns=TEST_COLUMNS),
-        qhat=q_hat, uhat=u_hat, m=m, method=method, ariv=ariv,
-        df_com=df_com if method == "D1" else None)
+        qhat=q_hat,
+        uhat=u_hat,
+        m=m,
+        method=method,
+        ariv=ariv,
+        df_com=df_com if method == "D1" else None,
+    )
 
 
 def _check_constraints(constraints: Any) -> list[str]:
     if isinstance(constraints, str):
         constraints = [constraints]
-    if not isinstance(constraints, Sequence) or not constraints or \
-            not all(isinstance(c, str) and c.strip() for c in constraints):
-        raise ValueError("`constraints` must be a non-empty string or list of strings such as "
-                         f"['x - z', 'x^2']; got {constraints!r}.")
+    if (
+        not isinstance(constraints, Sequence)
+        or not constraints
+        or not all(isinstance(c, str) and c.strip() for c in constraints)
+    ):
+        raise ValueError(
+            "`constraints` must be a non-empty string or list of strings such as "
+            f"['x - z', 'x^2']; got {constraints!r}."
+        )
     return [c.strip() for c in constraints]
 
 
 def _parameters(fits, qhat, uhat) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Parameter names, (m, p) estimates and (m, p, p) covariances from fits or qhat/uhat."""
     if (fits is None) == (qhat is None or uhat is None):
-        raise ValueError("give either `fits` or both `qhat` and `uhat`; got "
-                         + ("neither." if fits is None else "both."))
+        raise ValueError(
+            "give either `fits` or both `qhat` and `uhat`; got "
+            + ("neither." if fits is None else "both.")
+        )
     if fits is not None:
         return stack_estimates(fits)
     names, q = _qhat_array(qhat)
     u, diagonal = _uhat_array(uhat, q.shape[0], q.shape[1])
     if diagonal:
-        raise ValueError(f"`uhat` must hold full (p, p) covariance matrices for the delta method; "
-                         f"got (m, p) = {u.shape} variances.")
+        raise ValueError(
+            f"`uhat` must hold full (p, p) covariance matrices for the delta method; "
+            f"got (m, p) = {u.shape} variances."
+        )
     if q.shape[0] < 2:
         raise ValueError(f"pooling needs estimates from at least 2 imputations; got {q.shape[0]}.")
     return names, q, u

@@ -12,6 +12,7 @@ Q_l (k-vector) and covariance matrices U_l of l = 1..m fits:
                   v = 1 / (1/v_m + 1/v_obs)     (otherwise v = v_m)
     fmi   = (riv + 2 / (v + 3)) / (riv + 1)     p = 2 P(T_v > |q_bar / se|)
 """
+
 from __future__ import annotations
 
 import warnings
@@ -70,8 +71,9 @@ class PooledEstimates:
     def total_covariance(self) -> pd.DataFrame | None:
         return None if self._total is None else self._total.copy()
 
-    def confint(self, level: float = 0.95, parm: Sequence[str] | Sequence[int] | None = None
-                ) -> pd.DataFrame:
+    def confint(
+        self, level: float = 0.95, parm: Sequence[str] | Sequence[int] | None = None
+    ) -> pd.DataFrame:
         """Confidence intervals q_bar -/+ t_{df, 1-(1-level)/2} se (mitml's ``confint``).
 
         Columns are named like R's (``"2.5 %"``, ``"97.5 %"``).
@@ -83,7 +85,11 @@ class PooledEstimates:
         tab = self._table
         if parm is not None:
             sel = list(parm)
-            tab = tab.iloc[sel] if all(isinstance(p, (int, np.integer)) for p in sel) else tab.loc[sel]
+            tab = (
+                tab.iloc[sel]
+                if all(isinstance(p, (int, np.integer)) for p in sel)
+                else tab.loc[sel]
+            )
         a = (1.0 - level) / 2.0
         from scipy import stats  # lazy: scipy.stats is slow to import
 
@@ -97,8 +103,15 @@ class PooledEstimates:
         and conf_low/conf_high when ``conf_level`` is given."""
         tab = self._table
         out = pd.DataFrame({"term": tab.index.to_list()})
-        rename = {"Estimate": "estimate", "Std.Error": "std_error", "t.value": "statistic",
-                  "df": "df", "P(>|t|)": "p_value", "RIV": "riv", "FMI": "fmi"}
+        rename = {
+            "Estimate": "estimate",
+            "Std.Error": "std_error",
+            "t.value": "statistic",
+            "df": "df",
+            "P(>|t|)": "p_value",
+            "RIV": "riv",
+            "FMI": "fmi",
+        }
         for c in tab.columns:
             out[rename[c]] = tab[c].to_numpy()
         if conf_level is not None and "Std.Error" in tab.columns:
@@ -108,9 +121,15 @@ class PooledEstimates:
 
     def to_string(self, digits: int = 3, sci_limit: int = 5) -> str:
         """The printout of mitml's ``print.mitml.testEstimates``."""
-        lines = ["", "Call:", "", self.call, "",
-                 f"Final parameter estimates and inferences obtained from {self.m} imputed data sets.",
-                 ""]
+        lines = [
+            "",
+            "Call:",
+            "",
+            self.call,
+            "",
+            f"Final parameter estimates and inferences obtained from {self.m} imputed data sets.",
+            "",
+        ]
         lines += format_table(self._table, digits, sci_limit)
         if self._extra is not None:
             lines += [""] + format_table(self._extra, digits, sci_limit)
@@ -119,8 +138,10 @@ class PooledEstimates:
             lines.append("Unadjusted hypothesis test as appropriate in larger samples.")
         else:
             dfc = ",".join(_r_number(x) for x in np.atleast_1d(self.df_com))
-            lines += [f"Hypothesis test adjusted for small samples with df=[{dfc}]",
-                      "complete-data degrees of freedom."]
+            lines += [
+                f"Hypothesis test adjusted for small samples with df=[{dfc}]",
+                "complete-data degrees of freedom.",
+            ]
         return "\n".join(lines) + "\n"
 
     def __str__(self) -> str:
@@ -166,7 +187,7 @@ def format_table(tab: pd.DataFrame, digits: int = 3, sci_limit: int = 5) -> list
     cells = []
     for c in tab.columns:
         z = tab[c].to_numpy(dtype=np.float64)
-        large = bool(np.any(z[~np.isnan(z)] >= 10.0 ** sci_limit))
+        large = bool(np.any(z[~np.isnan(z)] >= 10.0**sci_limit))
         fmt = f"%.{digits}{'e' if large else 'f'}"
         cells.append([_cell(v, fmt) for v in z])
     width = max(len(s) for s in cols + [s for col in cells for s in col])
@@ -174,15 +195,18 @@ def format_table(tab: pd.DataFrame, digits: int = 3, sci_limit: int = 5) -> list
     nw = max(len(n) for n in names)
     lines = [" ".join([names[0].ljust(nw)] + [c.rjust(width) for c in cols]) + " "]
     for r in range(len(tab)):
-        lines.append(" ".join([names[r + 1].ljust(nw)] + [col[r].rjust(width) for col in cells]) + " ")
+        lines.append(
+            " ".join([names[r + 1].ljust(nw)] + [col[r].rjust(width) for col in cells]) + " "
+        )
     return lines
 
 
 # --------------------------------------------------------------------------------------------
 # Rubin's rules (arrays in, arrays out)
 # --------------------------------------------------------------------------------------------
-def _rubin(qhat: np.ndarray, uhat: np.ndarray, diagonal: bool, df_com: np.ndarray | None
-           ) -> tuple[np.ndarray, np.ndarray | None]:
+def _rubin(
+    qhat: np.ndarray, uhat: np.ndarray, diagonal: bool, df_com: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Pool qhat (m, k) with uhat (m, k, k), or (m, k) variances when ``diagonal``.
 
     Returns the (k, 7) table in ``COLUMNS`` order and the total covariance t (None if diagonal).
@@ -232,7 +256,7 @@ def _qhat_array(qhat: Any) -> tuple[list[str], np.ndarray]:
     elif isinstance(qhat, np.ndarray) or all(np.isscalar(x) for x in qhat):
         arr = np.asarray(qhat, dtype=np.float64)
         if arr.ndim == 1:
-            arr = arr[:, None]                    # m scalar estimates: k = 1
+            arr = arr[:, None]  # m scalar estimates: k = 1
         if arr.ndim != 2:
             raise ValueError(
                 f"`qhat` must be an (m, k) array (one row per imputation); got shape {arr.shape}."
@@ -256,8 +280,15 @@ def _uhat_array(uhat: Any, m: int, k: int) -> tuple[np.ndarray, bool]:
     elif isinstance(uhat, np.ndarray):
         arr = np.asarray(uhat, dtype=np.float64)
     elif isinstance(uhat, Sequence) and not isinstance(uhat, (str, bytes)):
-        arr = np.stack([np.asarray(u.to_numpy() if isinstance(u, (pd.DataFrame, pd.Series)) else u,
-                                   dtype=np.float64) for u in uhat])
+        arr = np.stack(
+            [
+                np.asarray(
+                    u.to_numpy() if isinstance(u, (pd.DataFrame, pd.Series)) else u,
+                    dtype=np.float64,
+                )
+                for u in uhat
+            ]
+        )
     else:
         raise TypeError(
             "`uhat` must be an (m, k, k) array of covariance matrices, an (m, k) array of variances, "
@@ -275,7 +306,9 @@ def _uhat_array(uhat: Any, m: int, k: int) -> tuple[np.ndarray, bool]:
             f"`qhat` (m = {m} imputations, k = {k} parameters); got shape {arr.shape}."
         )
     if not np.all(np.isfinite(arr)):
-        raise ValueError("`uhat` has missing or infinite values; every (co)variance must be finite.")
+        raise ValueError(
+            "`uhat` has missing or infinite values; every (co)variance must be finite."
+        )
     return arr, diagonal
 
 
@@ -292,22 +325,33 @@ def _df_com_array(df_com: Any, k: int) -> np.ndarray | None:
 
 
 def _call_string(fits: Any, qhat: Any, uhat: Any, extra_pars: bool, df_com: Any) -> str:
-    args = ["fits"] if fits is not None else ["qhat=qhat"] + (["uhat=uhat"] if uhat is not None else [])
+    args = (
+        ["fits"]
+        if fits is not None
+        else ["qhat=qhat"] + (["uhat=uhat"] if uhat is not None else [])
+    )
     if extra_pars:
         args.append("extra_pars=True")
     if df_com is not None:
         d = np.atleast_1d(np.asarray(df_com, dtype=np.float64))
-        args.append("df_com=" + (_r_number(d[0]) if d.size == 1 else
-                                 "[" + ", ".join(_r_number(x) for x in d) + "]"))
+        args.append(
+            "df_com="
+            + (_r_number(d[0]) if d.size == 1 else "[" + ", ".join(_r_number(x) for x in d) + "]")
+        )
     return "pool_estimates(" + ", ".join(args) + ")"
 
 
 # --------------------------------------------------------------------------------------------
 # public entry point
 # --------------------------------------------------------------------------------------------
-def pool_estimates(fits: Sequence[Any] | None = None, *, qhat: Any = None, uhat: Any = None,
-                   extra_pars: bool = False, df_com: float | Sequence[float] | None = None
-                   ) -> PooledEstimates:
+def pool_estimates(
+    fits: Sequence[Any] | None = None,
+    *,
+    qhat: Any = None,
+    uhat: Any = None,
+    extra_pars: bool = False,
+    df_com: float | Sequence[float] | None = None,
+) -> PooledEstimates:
     """Pool estimates across imputed data sets with Rubin's rules (mitml's ``testEstimates``).
 
     Parameters
@@ -339,18 +383,22 @@ def pool_estimates(fits: Sequence[Any] | None = None, *, qhat: Any = None, uhat:
     --------
     >>> import numpy as np, pymitml as pm
     >>> q = np.array([[1.0, 2.0], [1.2, 1.9], [0.9, 2.2]])
-    >>> u = np.array([[0.04, 0.01]] * 3)           # variances
+    >>> u = np.array([[0.04, 0.01]] * 3)  # variances
     >>> pm.pool_estimates(qhat=q, uhat=u).table["Estimate"].round(3).tolist()
     [1.033, 2.033]
     """
     if (fits is None) == (qhat is None):
-        raise ValueError("give either `fits` (fitted models) or `qhat` (estimates), not both or neither.")
+        raise ValueError(
+            "give either `fits` (fitted models) or `qhat` (estimates), not both or neither."
+        )
     check_bool(extra_pars, "extra_pars")
     call = _call_string(fits, qhat, uhat, bool(extra_pars), df_com)
     extra = None
     if fits is not None:
         if uhat is not None:
-            raise ValueError("`uhat` goes with `qhat`; with `fits` the covariances come from the fits.")
+            raise ValueError(
+                "`uhat` goes with `qhat`; with `fits` the covariances come from the fits."
+            )
         names, q, u = stack_estimates(fits)
         diagonal = False
         if extra_pars:

@@ -6,6 +6,7 @@ Rubin 1992; Reiter 2007; Chan & Meng 2019): ``q_hat`` (m, k) estimates of the k 
 covariance, ``r`` the average relative increase in variance (RIV), ``v`` the denominator degrees of
 freedom of the F reference distribution ``F(k, v)``.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -33,7 +34,7 @@ _ARIVS = ("default", "positive", "robust")
 
 def _v_li(t: float, k: int, r: float) -> float:
     """Denominator df of Li, Raghunathan & Rubin (1991) with ``t = k (m - 1)``."""
-    r = np.float64(r)          # r = 0 gives v = inf, as in R
+    r = np.float64(r)  # r = 0 gives v = inf, as in R
     with np.errstate(divide="ignore"):
         if t > 4:
             return 4 + (t - 4) * (1 + (1 - 2 / t) / r) ** 2
@@ -47,15 +48,19 @@ def _v_reiter(t: float, r: float, df_com: float) -> float:
     c0 = 1 / (t - 4)
     c1 = vstar - 2 * (1 + a)
     c2 = vstar - 4 * (1 + a)
-    z = (1 / c2
-         + c0 * (a ** 2 * c1 / ((1 + a) ** 2 * c2))
-         + c0 * (8 * a ** 2 * c1 / ((1 + a) * c2 ** 2) + 4 * a ** 2 / ((1 + a) * c2))
-         + c0 * (4 * a ** 2 / (c2 * c1) + 16 * a ** 2 * c1 / c2 ** 3)
-         + c0 * (8 * a ** 2 / c2 ** 2))
+    z = (
+        1 / c2
+        + c0 * (a**2 * c1 / ((1 + a) ** 2 * c2))
+        + c0 * (8 * a**2 * c1 / ((1 + a) * c2**2) + 4 * a**2 / ((1 + a) * c2))
+        + c0 * (4 * a**2 / (c2 * c1) + 16 * a**2 * c1 / c2**3)
+        + c0 * (8 * a**2 / c2**2)
+    )
     return 4 + 1 / z
 
 
-def d1(q_hat: np.ndarray, u_hat: np.ndarray, df_com: float | None = None) -> tuple[float, int, float, float]:
+def d1(
+    q_hat: np.ndarray, u_hat: np.ndarray, df_com: float | None = None
+) -> tuple[float, int, float, float]:
     """The D1 (pooled Wald) statistic.
 
     ``r = (1 + 1/m) tr(B U_bar^-1) / k``, ``F = q_bar' ((1 + r) U_bar)^-1 q_bar / k``, and ``v`` from
@@ -94,8 +99,14 @@ def d2(d: np.ndarray, k: int) -> tuple[float, int, float, float]:
     return float(f), int(k), float(v), float(r)
 
 
-def d3(ll: np.ndarray, ll_null: np.ndarray, ll_pooled: np.ndarray, ll_null_pooled: np.ndarray,
-       k: int, positive: bool = False) -> tuple[float, int, float, float]:
+def d3(
+    ll: np.ndarray,
+    ll_null: np.ndarray,
+    ll_pooled: np.ndarray,
+    ll_null_pooled: np.ndarray,
+    k: int,
+    positive: bool = False,
+) -> tuple[float, int, float, float]:
     """The D3 statistic (Meng & Rubin 1992) from log-likelihoods.
 
     ``ll``/``ll_null`` are evaluated at each imputation's own estimates, ``*_pooled`` at the
@@ -111,8 +122,15 @@ def d3(ll: np.ndarray, ll_null: np.ndarray, ll_pooled: np.ndarray, ll_null_poole
     return float(f), int(k), float(_v_li(k * (m - 1), k, r)), float(r)
 
 
-def d4(ll: np.ndarray, ll_null: np.ndarray, ll_stacked: float, ll_null_stacked: float, k: int,
-       h: int, ariv: str = "default") -> tuple[float, int, float, float]:
+def d4(
+    ll: np.ndarray,
+    ll_null: np.ndarray,
+    ll_stacked: float,
+    ll_null_stacked: float,
+    k: int,
+    h: int,
+    ariv: str = "default",
+) -> tuple[float, int, float, float]:
     """The D4 statistic (Chan & Meng 2019) from per-imputation and stacked log-likelihoods.
 
     ``ll_stacked`` is the log-likelihood of the model fitted to the m data sets stacked, divided
@@ -166,8 +184,13 @@ def _table_row(f: float, k: int, v: float, r: float) -> list[float]:
 # printing like mitml
 
 
-def _format_table(values: np.ndarray, columns: Sequence[str], rows: Sequence[str] | None = None,
-                 digits: Sequence[int] | int = 3, sci_limit: int = 5) -> list[str]:
+def _format_table(
+    values: np.ndarray,
+    columns: Sequence[str],
+    rows: Sequence[str] | None = None,
+    digits: Sequence[int] | int = 3,
+    sci_limit: int = 5,
+) -> list[str]:
     """mitml's ``.formatTable`` followed by its ``cat("  ", row, "\\n")``: lines of a table.
 
     Columns holding any value >= 10^sci_limit are printed in scientific notation.
@@ -178,7 +201,7 @@ def _format_table(values: np.ndarray, columns: Sequence[str], rows: Sequence[str
     cells = []
     for j in range(ncol):
         col = values[:, j]
-        sci = bool(np.any(col[np.isfinite(col)] >= 10 ** sci_limit))
+        sci = bool(np.any(col[np.isfinite(col)] >= 10**sci_limit))
         fmt = f"%.{digits[j]}{'e' if sci else 'f'}"
         cells.append(["NA" if not np.isfinite(x) and np.isnan(x) else fmt % (x + 0.0) for x in col])
     width = max(len(s) for s in [*columns, *(c for col in cells for c in col)])
@@ -233,12 +256,17 @@ class ModelTestResult:
 
     def summary(self, digits: int = 3, sci_limit: int = 5) -> str:
         """The printout of mitml's ``print.mitml.testModels``."""
-        out = ["", f"Model comparison calculated from {self.m} imputed data sets.",
-               f"Combination method: {self.method}"
-               + (f" ({self.use})" if self.method == "D2" else "")
-               + (" (robust)" if self.method == "D4" and self.ariv == "robust" else ""), ""]
-        out += _format_table(self.table.to_numpy(), TEST_COLUMNS, None,
-                            [digits, 0] + [digits] * 3, sci_limit)
+        out = [
+            "",
+            f"Model comparison calculated from {self.m} imputed data sets.",
+            f"Combination method: {self.method}"
+            + (f" ({self.use})" if self.method == "D2" else "")
+            + (" (robust)" if self.method == "D4" and self.ariv == "robust" else ""),
+            "",
+        ]
+        out += _format_table(
+            self.table.to_numpy(), TEST_COLUMNS, None, [digits, 0] + [digits] * 3, sci_limit
+        )
         out.append("")
         footer = False
         if self.method == "D1":
@@ -249,8 +277,11 @@ class ModelTestResult:
             out.append("Data for stacking were automatically extracted from the fitted models.")
         if self.reml:
             footer = True
-            out.append("Models originally fitted with REML were refitted using ML." if self.refit
-                       else "Models fitted with REML were used as is.")
+            out.append(
+                "Models originally fitted with REML were refitted using ML."
+                if self.refit
+                else "Models fitted with REML were used as is."
+            )
         if footer:
             out.append("")
         return "\n".join(out)
@@ -265,8 +296,10 @@ class ModelTestResult:
 def _df_com_footer(df_com) -> list[str]:
     if df_com is None:
         return ["Unadjusted hypothesis test as appropriate in larger samples."]
-    return [f"Hypothesis test adjusted for small samples with df=[{_num(df_com)}]",
-            "complete-data degrees of freedom."]
+    return [
+        f"Hypothesis test adjusted for small samples with df=[{_num(df_com)}]",
+        "complete-data degrees of freedom.",
+    ]
 
 
 def _num(x) -> str:
@@ -278,9 +311,14 @@ def _num(x) -> str:
 # the public entry point
 
 
-def compare_models(fits: Sequence[Any], null_fits: Sequence[Any], method: str = "D1",
-                   use: str = "wald", ariv: str = "default", df_com: float | None = None
-                   ) -> ModelTestResult:
+def compare_models(
+    fits: Sequence[Any],
+    null_fits: Sequence[Any],
+    method: str = "D1",
+    use: str = "wald",
+    ariv: str = "default",
+    df_com: float | None = None,
+) -> ModelTestResult:
     """Compare two nested models fitted to each of m imputed data sets (mitml's ``testModels``).
 
     Parameters
@@ -310,9 +348,9 @@ def compare_models(fits: Sequence[Any], null_fits: Sequence[Any], method: str = 
 
     Examples
     --------
-    >>> fits = implist.with_(lambda d: pm.lmer("y ~ x + z + (1|g)", d))   # doctest: +SKIP
-    >>> null = implist.with_(lambda d: pm.lmer("y ~ x + (1|g)", d))       # doctest: +SKIP
-    >>> print(pm.compare_models(fits, null, method="D3"))                 # doctest: +SKIP
+    >>> fits = implist.with_(lambda d: pm.lmer("y ~ x + z + (1|g)", d))  # doctest: +SKIP
+    >>> null = implist.with_(lambda d: pm.lmer("y ~ x + (1|g)", d))  # doctest: +SKIP
+    >>> print(pm.compare_models(fits, null, method="D3"))  # doctest: +SKIP
     """
     method = check_choice(method, _METHODS, "method")
     use = check_choice(use, _USES, "use")
@@ -323,8 +361,9 @@ def compare_models(fits: Sequence[Any], null_fits: Sequence[Any], method: str = 
     return _compare(fits, null_fits, method, use, ariv, df_com)
 
 
-def _compare(fits: list, null_fits: list, method: str, use: str, ariv: str,
-             df_com: float | None) -> ModelTestResult:
+def _compare(
+    fits: list, null_fits: list, method: str, use: str, ariv: str, df_com: float | None
+) -> ModelTestResult:
     """compare_models after validation (also used by anova)."""
     m = len(fits)
     if method == "D3" or method == "D4" or (method == "D2" and use == "likelihood"):
@@ -353,7 +392,8 @@ def _compare(fits: list, null_fits: list, method: str, use: str, ariv: str,
         if k <= 0:
             raise ValueError(
                 f"the models are not nested: the model has {df} parameters and the null model "
-                f"{df_null}; pass the larger model as `fits` and the smaller one as `null_fits`.")
+                f"{df_null}; pass the larger model as `fits` and the smaller one as `null_fits`."
+            )
         details.update(loglik=ll, loglik_null=ll_null)
         if method == "D2":
             diff = ll_null - ll
@@ -364,18 +404,33 @@ def _compare(fits: list, null_fits: list, method: str, use: str, ariv: str,
         elif method == "D3":
             details["loglik_pooled"] = _ll.logliks_at_pooled(ml)
             details["loglik_null_pooled"] = _ll.logliks_at_pooled(ml_null)
-            f, k, v, r = d3(ll, ll_null, details["loglik_pooled"], details["loglik_null_pooled"],
-                            k, positive=ariv == "positive")
+            f, k, v, r = d3(
+                ll,
+                ll_null,
+                details["loglik_pooled"],
+                details["loglik_null_pooled"],
+                k,
+                positive=ariv == "positive",
+            )
         else:
             details["loglik_stacked"] = _ll.stacked_loglik(ml) / m
             details["loglik_null_stacked"] = _ll.stacked_loglik(ml_null) / m
-            f, k, v, r = d4(ll, ll_null, details["loglik_stacked"],
-                            details["loglik_null_stacked"], k, df, ariv)
+            f, k, v, r = d4(
+                ll, ll_null, details["loglik_stacked"], details["loglik_null_stacked"], k, df, ariv
+            )
     row = _table_row(f, k, v, r)
     table = pd.DataFrame([row], columns=TEST_COLUMNS)
-    return ModelTestResult(table=table, m=m, method=method, use=use, ariv=ariv,
-                           df_com=df_com if method == "D1" else None, reml=reml, refit=refit,
-                           details=details)
+    return ModelTestResult(
+        table=table,
+        m=m,
+        method=method,
+        use=use,
+        ariv=ariv,
+        df_com=df_com if method == "D1" else None,
+        reml=reml,
+        refit=refit,
+        details=details,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -384,12 +439,15 @@ def _compare(fits: list, null_fits: list, method: str, use: str, ariv: str,
 
 def _as_fit_list(fits: Any, name: str) -> list:
     if isinstance(fits, (str, bytes)) or not isinstance(fits, Sequence):
-        raise TypeError(f"`{name}` must be a list of fitted models, one per imputed data set "
-                        f"(e.g. from MitmlList.with_); got {type(fits).__name__}.")
+        raise TypeError(
+            f"`{name}` must be a list of fitted models, one per imputed data set "
+            f"(e.g. from MitmlList.with_); got {type(fits).__name__}."
+        )
     fits = list(fits)
     if len(fits) < 2:
-        raise ValueError(f"`{name}` must hold at least 2 fits (one per imputation); "
-                         f"got {len(fits)}.")
+        raise ValueError(
+            f"`{name}` must hold at least 2 fits (one per imputation); got {len(fits)}."
+        )
     return fits
 
 
@@ -399,14 +457,19 @@ def _check_fit_lists(fits: Any, null_fits: Any, names=("fits", "null_fits")) -> 
     if len(fits) != len(null_fits):
         raise ValueError(
             f"`{names[1]}` holds {len(null_fits)} fits but `{names[0]}` holds {len(fits)}: the "
-            "numbers of imputations differ; fit both models to the same MitmlList.")
+            "numbers of imputations differ; fit both models to the same MitmlList."
+        )
     kinds = {type(f).__name__ for f in [*fits, *null_fits]}
     if len({type(f) for f in fits}) > 1 or len({type(f) for f in null_fits}) > 1:
         raise TypeError(f"all fits in a list must be of one class; got {sorted(kinds)}.")
     if type(fits[0]) is not type(null_fits[0]):
-        warnings.warn(f"`{names[0]}` and `{names[1]}` hold fits of different classes "
-                      f"({type(fits[0]).__name__}, {type(null_fits[0]).__name__}); results may "
-                      "not be trustworthy.", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"`{names[0]}` and `{names[1]}` hold fits of different classes "
+            f"({type(fits[0]).__name__}, {type(null_fits[0]).__name__}); results may "
+            "not be trustworthy.",
+            UserWarning,
+            stacklevel=3,
+        )
     return fits, null_fits
 
 
@@ -415,12 +478,15 @@ def _warn_ignored(method: str, use: str, ariv: str, df_com) -> None:
     if df_com is not None and method != "D1":
         msgs.append(f"`df_com` is only used with method 'D1' and was ignored with '{method}'.")
     if use == "likelihood" and method != "D2":
-        msgs.append(f"`use='likelihood'` only applies to method 'D2' and was ignored with '{method}'.")
+        msgs.append(
+            f"`use='likelihood'` only applies to method 'D2' and was ignored with '{method}'."
+        )
     if ariv == "positive" and method == "D1":
         msgs.append("`ariv='positive'` is not available with method 'D1' and was ignored.")
     if ariv == "robust" and method != "D4":
-        msgs.append(f"`ariv='robust'` is only available with method 'D4' and was ignored with "
-                    f"'{method}'.")
+        msgs.append(
+            f"`ariv='robust'` is only available with method 'D4' and was ignored with '{method}'."
+        )
     for msg in msgs:
         warnings.warn(msg, UserWarning, stacklevel=3)
 
@@ -433,11 +499,14 @@ def _tested_parameters(fits: list, null_fits: list) -> tuple[np.ndarray, np.ndar
     if extra:
         raise ValueError(
             f"the models are not nested: the null model has parameters {extra} that the model "
-            f"lacks; pass the larger model as `fits` and the smaller one as `null_fits`.")
+            f"lacks; pass the larger model as `fits` and the smaller one as `null_fits`."
+        )
     idx = [i for i, n in enumerate(names) if n not in set(null_names)]
     if not idx:
-        raise ValueError("the models are not nested or have the same parameters: `fits` has no "
-                         "parameter that `null_fits` lacks; pass the larger model as `fits`.")
+        raise ValueError(
+            "the models are not nested or have the same parameters: `fits` has no "
+            "parameter that `null_fits` lacks; pass the larger model as `fits`."
+        )
     return q_hat[:, idx], u_hat[:, idx][:, :, idx]
 
 
@@ -459,4 +528,5 @@ def _check_same_data(fits: list, null_fits: list) -> None:
             raise ValueError(
                 f"fit {i + 1} of the model and of the null model were fitted to different data "
                 "(their responses or shared predictors differ): the fits come from different "
-                "data lists or a different order; fit both models to the same MitmlList.")
+                "data lists or a different order; fit both models to the same MitmlList."
+            )

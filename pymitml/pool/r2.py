@@ -16,6 +16,7 @@ residual variance s0 and intercept variance t0.0 (fitted to the same rows, by th
 
 With a list of fits (one per imputation) each measure is averaged over imputations.
 """
+
 from __future__ import annotations
 
 import sys
@@ -28,13 +29,20 @@ import pandas as pd
 __all__ = ["multilevel_r2"]
 
 _CODES = ("RB1", "RB2", "SB", "MVP")
-_ALIASES = {"ALL": _CODES, "RAUDENBUSH": ("RB1", "RB2"), "RAUDENBUSH-BRYK": ("RB1", "RB2"),
-            "SNIJDERS": ("SB",), "SNIJDERS-BOSKER": ("SB",), "LAHUIS": ("MVP",),
-            "NAKAGAWA": ("MVP",)}
+_ALIASES = {
+    "ALL": _CODES,
+    "RAUDENBUSH": ("RB1", "RB2"),
+    "RAUDENBUSH-BRYK": ("RB1", "RB2"),
+    "SNIJDERS": ("SB",),
+    "SNIJDERS-BOSKER": ("SB",),
+    "LAHUIS": ("MVP",),
+    "NAKAGAWA": ("MVP",),
+}
 
 
-def multilevel_r2(fits: Any, method: str | Sequence[str] = "all", pooled: bool = True
-                  ) -> pd.Series | pd.DataFrame:
+def multilevel_r2(
+    fits: Any, method: str | Sequence[str] = "all", pooled: bool = True
+) -> pd.Series | pd.DataFrame:
     """Multilevel R-squared of linear mixed models, averaged over imputations (``multilevelR2``).
 
     Parameters
@@ -59,7 +67,7 @@ def multilevel_r2(fits: Any, method: str | Sequence[str] = "all", pooled: bool =
     Examples
     --------
     >>> fits = implist.with_(lambda d: pm.lmer("y ~ x + (1 + x|g)", d))  # doctest: +SKIP
-    >>> pm.multilevel_r2(fits)                                            # doctest: +SKIP
+    >>> pm.multilevel_r2(fits)  # doctest: +SKIP
     RB1    0.137
     RB2    0.509
     SB     0.183
@@ -86,15 +94,19 @@ def multilevel_r2(fits: Any, method: str | Sequence[str] = "all", pooled: bool =
 def _codes(method: Any) -> tuple[str, ...]:
     items = [method] if isinstance(method, str) else method
     if not isinstance(items, Sequence) or not items or not all(isinstance(x, str) for x in items):
-        raise ValueError(f"`method` must be one of {list(_CODES)}, 'all', 'raudenbush', "
-                         f"'snijders', 'nakagawa', or a list of codes; got {method!r}.")
+        raise ValueError(
+            f"`method` must be one of {list(_CODES)}, 'all', 'raudenbush', "
+            f"'snijders', 'nakagawa', or a list of codes; got {method!r}."
+        )
     out: list[str] = []
     for x in items:
         key = x.upper()
         chosen = _ALIASES.get(key, (key,) if key in _CODES else None)
         if chosen is None:
-            raise ValueError(f"`method` must be among {list(_CODES)} or 'all', 'raudenbush', "
-                             f"'snijders', 'nakagawa'; got {x!r}.")
+            raise ValueError(
+                f"`method` must be among {list(_CODES)} or 'all', 'raudenbush', "
+                f"'snijders', 'nakagawa'; got {x!r}."
+            )
         out += [c for c in chosen if c not in out]
     return tuple(c for c in _CODES if c in out)
 
@@ -102,24 +114,42 @@ def _codes(method: Any) -> tuple[str, ...]:
 def _check_lmer(fit: Any) -> None:
     lmm = sys.modules.get("pymitml.lmm")
     cls: Any = getattr(lmm, "LmerFit", None)
-    is_lmer = isinstance(cls, type) and isinstance(fit, cls)   # (a bool: fit stays Any)
+    is_lmer = isinstance(cls, type) and isinstance(fit, cls)  # (a bool: fit stays Any)
     if not is_lmer:
-        raise TypeError("multilevel R-squared is available for pymitml.lmer fits; got a fit of "
-                        f"class '{type(fit).__name__}'.")
+        raise TypeError(
+            "multilevel R-squared is available for pymitml.lmer fits; got a fit of "
+            f"class '{type(fit).__name__}'."
+        )
     if not fit.fixed_names or fit.fixed_names[0] != "(Intercept)":
-        raise ValueError(f"multilevel R-squared needs a model with a fixed intercept; the model "
-                         f"{fit.formula!r} has none: add '1 +' to the fixed part.")
+        raise ValueError(
+            f"multilevel R-squared needs a model with a fixed intercept; the model "
+            f"{fit.formula!r} has none: add '1 +' to the fixed part."
+        )
 
 
 def _r2_one(fit, codes: tuple[str, ...]) -> list[float]:
     """RB1, RB2, SB, MVP (those in ``codes``) of one fit."""
     null = _null_model(fit) if {"RB1", "RB2", "SB"} & set(codes) else None
-    return r2_values(fit.fixef.to_numpy(dtype=float), fit.cov_random.to_numpy(),
-                     float(fit.sigma) ** 2, fit.X, fit.Z, null, codes)
+    return r2_values(
+        fit.fixef.to_numpy(dtype=float),
+        fit.cov_random.to_numpy(),
+        float(fit.sigma) ** 2,
+        fit.X,
+        fit.Z,
+        null,
+        codes,
+    )
 
 
-def r2_values(beta: np.ndarray, tau: np.ndarray, s1: float, X: np.ndarray, Z: np.ndarray,
-              null: tuple[float, float] | None, codes: tuple[str, ...] = _CODES) -> list[float]:
+def r2_values(
+    beta: np.ndarray,
+    tau: np.ndarray,
+    s1: float,
+    X: np.ndarray,
+    Z: np.ndarray,
+    null: tuple[float, float] | None,
+    codes: tuple[str, ...] = _CODES,
+) -> list[float]:
     """The measures from a fit's parameters and design (see the module docstring).
 
     beta (p,) fixed effects with the intercept first; tau (q, q) random-effects covariance with
@@ -148,7 +178,6 @@ def _null_model(fit) -> tuple[float, float]:
     """Residual and intercept variance of ``y ~ 1 + (1 | g)`` on the fit's rows and criterion."""
     from ..lmm import lmer
 
-    data = pd.DataFrame({"y": np.asarray(fit.y, dtype=float),
-                         "g": np.asarray(fit.cluster_codes)})
+    data = pd.DataFrame({"y": np.asarray(fit.y, dtype=float), "g": np.asarray(fit.cluster_codes)})
     null = lmer("y ~ 1 + (1 | g)", data, REML=fit.REML)
     return float(null.sigma) ** 2, float(null.cov_random.to_numpy()[0, 0])

@@ -1,6 +1,7 @@
 """Start-up of a jomo chain: the starting state of the level-1 part (working matrix, thresholds,
 beta, Sigma with its fixed latent blocks) and of the level-2 part (per-cluster targets, their
 missingness patterns, the joint Psi)."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -46,7 +47,9 @@ def _level1_start(gd, lay: _Layout, intercept: bool, X: np.ndarray) -> SimpleNam
         c0, k1 = lay.cat_start[v], lay.cat_k1[v]
         ok = ~np.isnan(codes)
         loc = np.full(N, -1, np.int64)
-        loc[ok] = np.searchsorted(lay.levels[v], codes[ok].astype(np.int64))  # levels are sorted codes
+        loc[ok] = np.searchsorted(
+            lay.levels[v], codes[ok].astype(np.int64)
+        )  # levels are sorted codes
         cat_local[v] = loc
         if lay.cat_ord[v]:
             K = len(lay.levels[v])
@@ -56,18 +59,30 @@ def _level1_start(gd, lay: _Layout, intercept: bool, X: np.ndarray) -> SimpleNam
             gam[v, K:] = np.inf
             mid = np.empty(K)
             mid[0], mid[K - 1] = gam[v, 1] - 0.5, gam[v, K - 1] + 0.5
-            mid[1:K - 1] = 0.5 * (gam[v, 1:K - 1] + gam[v, 2:K])
+            mid[1 : K - 1] = 0.5 * (gam[v, 1 : K - 1] + gam[v, 2:K])
             Y[:, c0] = np.where(ok, mid[np.maximum(loc, 0)], 0.0)
             miss[:, c0] = ~ok
             continue
         blk = np.where(ok[:, None], -0.5, 0.0) * np.ones((N, k1))
         rows_obs = np.flatnonzero(ok & (loc < k1))
         blk[rows_obs, loc[rows_obs]] = 0.5
-        Y[:, c0:c0 + k1] = blk
-        miss[:, c0:c0 + k1] = ~ok[:, None]
+        Y[:, c0 : c0 + k1] = blk
+        miss[:, c0 : c0 + k1] = ~ok[:, None]
     beta, Sigma, free = _beta_sigma_start(X, Y, lay)
-    return SimpleNamespace(Y=Y, miss=miss, shift=shift, cat_local=cat_local, cat_K=cat_K, gam=gam, thr_sd=thr_sd,
-                           thr_acc=thr_acc, n_thr=n_thr, beta=beta, Sigma=Sigma, free=free)
+    return SimpleNamespace(
+        Y=Y,
+        miss=miss,
+        shift=shift,
+        cat_local=cat_local,
+        cat_K=cat_K,
+        gam=gam,
+        thr_sd=thr_sd,
+        thr_acc=thr_acc,
+        n_thr=n_thr,
+        beta=beta,
+        Sigma=Sigma,
+        free=free,
+    )
 
 
 def _beta_sigma_start(X: np.ndarray, Y: np.ndarray, lay: _Layout) -> tuple:
@@ -80,11 +95,13 @@ def _beta_sigma_start(X: np.ndarray, Y: np.ndarray, lay: _Layout) -> tuple:
     free = np.ones((r, r), dtype=bool)
     if nc:
         Sc = np.atleast_2d(np.cov(res[:, :nc], rowvar=False))
-        Sigma[:nc, :nc] = Sc if np.linalg.eigvalsh(Sc).min() > 1e-8 else np.diag(np.maximum(np.diag(Sc), 1e-3))
+        Sigma[:nc, :nc] = (
+            Sc if np.linalg.eigvalsh(Sc).min() > 1e-8 else np.diag(np.maximum(np.diag(Sc), 1e-3))
+        )
     for v in range(len(lay.cat_k1)):
         c0, k1 = lay.cat_start[v], lay.cat_k1[v]
-        Sigma[c0:c0 + k1, c0:c0 + k1] = 0.5 + 0.5 * np.eye(k1)
-        free[c0:c0 + k1, c0:c0 + k1] = False  # (an ordinal latent: its variance, fixed to 1)
+        Sigma[c0 : c0 + k1, c0 : c0 + k1] = 0.5 + 0.5 * np.eye(k1)
+        free[c0 : c0 + k1, c0 : c0 + k1] = False  # (an ordinal latent: its variance, fixed to 1)
     return beta, Sigma, free
 
 
@@ -120,19 +137,21 @@ def _level2_working(Y2codes: np.ndarray, lay2: _Layout, J: int) -> tuple:
             gam2[v, 1:K] = z0 - z0[0]
             mid = np.empty(K)
             mid[0], mid[K - 1] = gam2[v, 1] - 0.5, gam2[v, K - 1] + 0.5
-            mid[1:K - 1] = 0.5 * (gam2[v, 1:K - 1] + gam2[v, 2:K])
+            mid[1 : K - 1] = 0.5 * (gam2[v, 1 : K - 1] + gam2[v, 2:K])
             Y2c[:, c0] = np.where(ok, mid[np.maximum(cat2_obs[v], 0)], 0.0)
             miss2[:, c0] = ~ok
             continue
         blk = np.where(ok[:, None], -0.5, 0.0) * np.ones((J, k1))
         sel = np.flatnonzero(ok & (cat2_obs[v] < k1))
         blk[sel, cat2_obs[v, sel]] = 0.5
-        Y2c[:, c0:c0 + k1] = blk
-        miss2[:, c0:c0 + k1] = ~ok[:, None]
+        Y2c[:, c0 : c0 + k1] = blk
+        miss2[:, c0 : c0 + k1] = ~ok[:, None]
     return Y2c, miss2, mean2, cat2_obs, K2, gam2
 
 
-def _merge_thresholds(st: SimpleNamespace, lay: _Layout, lay2: _Layout, K2: np.ndarray, gam2: np.ndarray) -> tuple:
+def _merge_thresholds(
+    st: SimpleNamespace, lay: _Layout, lay2: _Layout, K2: np.ndarray, gam2: np.ndarray
+) -> tuple:
     """Thresholds of both levels in one array (level-2 rows after the level-1 ones), fresh
     proposal SDs and counters, the levels and ordinal flags of every categorical target."""
     width = max(st.gam.shape[1], gam2.shape[1])
@@ -142,11 +161,19 @@ def _merge_thresholds(st: SimpleNamespace, lay: _Layout, lay2: _Layout, K2: np.n
 
     gam = np.ascontiguousarray(np.vstack([widen(st.gam, np.inf), widen(gam2, np.inf)]))
     n_thr = st.n_thr + int(sum(K - 2 for K, o in zip(K2, lay2.cat_ord) if o and K > 2))
-    return (gam, np.full(gam.shape, 0.05), np.zeros(gam.shape, np.int64), np.concatenate([st.cat_K, K2]),
-            np.concatenate([lay.cat_ord, lay2.cat_ord]), n_thr)
+    return (
+        gam,
+        np.full(gam.shape, 0.05),
+        np.zeros(gam.shape, np.int64),
+        np.concatenate([st.cat_K, K2]),
+        np.concatenate([lay.cat_ord, lay2.cat_ord]),
+        n_thr,
+    )
 
 
-def _level2_start(gd, l2, lay: _Layout, lay2, st: SimpleNamespace, Psi: np.ndarray, q: int, J: int) -> SimpleNamespace:
+def _level2_start(
+    gd, l2, lay: _Layout, lay2, st: SimpleNamespace, Psi: np.ndarray, q: int, J: int
+) -> SimpleNamespace:
     """Starting state of the level-2 part (both samplers): per-cluster targets (continuous ones
     centred with an intercept, then latents) and design, clusters arranged by missingness pattern,
     the joint Psi of (u_j, u2_j) (``Psi`` holds the level-1 block), and the thresholds of ordinal
@@ -165,7 +192,9 @@ def _level2_start(gd, l2, lay: _Layout, lay2, st: SimpleNamespace, Psi: np.ndarr
         ncat2 = len(lay2.cat_k1)
         r2, p2 = lay2.r, X2c.shape[1]
         if np.all(np.isnan(Y2codes), axis=0).any():
-            raise ValueError("a level-2 target has no observed value in this group; drop it from the model.")
+            raise ValueError(
+                "a level-2 target has no observed value in this group; drop it from the model."
+            )
         Y2c, miss2, mean2, cat2_obs, K2, gam2 = _level2_working(Y2codes, lay2, J)
         shift2 = mean2 if (l2["x_names"] and l2["x_names"][0] == "(Intercept)") else np.zeros(r2)
         Y2 = np.ascontiguousarray((Y2c - shift2).T)
@@ -185,8 +214,8 @@ def _level2_start(gd, l2, lay: _Layout, lay2, st: SimpleNamespace, Psi: np.ndarr
             free2 = np.ones((d + r2, d + r2), dtype=bool)
             for v in range(ncat2):  # latent block: 1 on the diagonal, 0.5 off it (fixed)
                 c0, k1 = d + lay2.cat_start[v], lay2.cat_k1[v]
-                Psi[c0:c0 + k1, c0:c0 + k1] = 0.5 + 0.5 * np.eye(k1)
-                free2[c0:c0 + k1, c0:c0 + k1] = False
+                Psi[c0 : c0 + k1, c0 : c0 + k1] = 0.5 + 0.5 * np.eye(k1)
+                free2[c0 : c0 + k1, c0 : c0 + k1] = False
     else:
         r2 = p2 = n_cells2 = 0
         X2, Y2, Lx2 = np.zeros((0, J)), np.zeros((0, J)), np.zeros((0, 0))
@@ -199,8 +228,32 @@ def _level2_start(gd, l2, lay: _Layout, lay2, st: SimpleNamespace, Psi: np.ndarr
     cat_ord_all = lay.cat_ord
     if ncat2:  # level-2 thresholds in the rows after the level-1 ones
         gam, thr_sd, thr_acc, cat_K, cat_ord_all, n_thr = _merge_thresholds(st, lay, lay2, K2, gam2)
-    return SimpleNamespace(ncat2=ncat2, cat2_start=cat2_start, cat2_k1=cat2_k1, cat2_obs=cat2_obs,
-                           free2=free2, r2=r2, p2=p2, n_cells2=n_cells2, X2=X2, Y2=Y2, Lx2=Lx2, perm2=perm2,
-                           pat2_start=pat2_start, p2obs=p2obs, n2obs=n2obs, p2mis=p2mis, n2mis=n2mis,
-                           beta2=beta2, shift2=shift2, du=du, gam=gam, thr_sd=thr_sd, thr_acc=thr_acc,
-                           cat_K=cat_K, cat_ord_all=cat_ord_all, n_thr=n_thr, Psi=Psi)
+    return SimpleNamespace(
+        ncat2=ncat2,
+        cat2_start=cat2_start,
+        cat2_k1=cat2_k1,
+        cat2_obs=cat2_obs,
+        free2=free2,
+        r2=r2,
+        p2=p2,
+        n_cells2=n_cells2,
+        X2=X2,
+        Y2=Y2,
+        Lx2=Lx2,
+        perm2=perm2,
+        pat2_start=pat2_start,
+        p2obs=p2obs,
+        n2obs=n2obs,
+        p2mis=p2mis,
+        n2mis=n2mis,
+        beta2=beta2,
+        shift2=shift2,
+        du=du,
+        gam=gam,
+        thr_sd=thr_sd,
+        thr_acc=thr_acc,
+        cat_K=cat_K,
+        cat_ord_all=cat_ord_all,
+        n_thr=n_thr,
+        Psi=Psi,
+    )

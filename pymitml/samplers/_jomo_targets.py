@@ -1,6 +1,7 @@
 """jomo_impute's model set-up: targets classified (continuous / categorical, ordered or not),
 category codes, the level-2 part of the formula, mitml's ``type`` codes, priors and the working
 column layout of a group."""
+
 from __future__ import annotations
 
 import builtins
@@ -27,7 +28,9 @@ def _check_latent_bounds(latent_bounds) -> tuple[float, float]:
     if isinstance(latent_bounds, str):
         if latent_bounds == "jomo":
             return JOMO_LATENT_BOUNDS
-        raise ValueError(f"`latent_bounds` must be None, 'jomo' or a pair (lo, hi); got {latent_bounds!r}.")
+        raise ValueError(
+            f"`latent_bounds` must be None, 'jomo' or a pair (lo, hi); got {latent_bounds!r}."
+        )
     try:
         lo, hi = (float(x) for x in latent_bounds)
     except (TypeError, ValueError):
@@ -45,8 +48,12 @@ def _check_latent_bounds(latent_bounds) -> tuple[float, float]:
 
 # ----------------------------------------------------------------------------- model set-up
 def _is_categorical(s: pd.Series) -> bool:
-    return (isinstance(s.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(s)
-            or pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s))
+    return (
+        isinstance(s.dtype, pd.CategoricalDtype)
+        or pd.api.types.is_bool_dtype(s)
+        or pd.api.types.is_object_dtype(s)
+        or pd.api.types.is_string_dtype(s)
+    )
 
 
 def _categories(s: pd.Series, name: str) -> tuple[list, bool]:
@@ -54,7 +61,9 @@ def _categories(s: pd.Series, name: str) -> tuple[list, bool]:
     if isinstance(s.dtype, pd.CategoricalDtype):
         return list(s.dtype.categories), bool(s.dtype.ordered)
     vals = s.dropna()
-    if pd.api.types.is_bool_dtype(s) or (len(vals) and all(isinstance(v, (bool, np.bool_)) for v in vals)):
+    if pd.api.types.is_bool_dtype(s) or (
+        len(vals) and all(isinstance(v, (bool, np.bool_)) for v in vals)
+    ):
         return [False, True], False
     try:
         return sorted(vals.unique().tolist()), False
@@ -83,8 +92,10 @@ def _codes(s: pd.Series, cats: list, name: str, missing_code) -> np.ndarray:
         c = np.where(codes >= 0, codes, np.nan).astype(np.float64)
         bad = s[s.notna().to_numpy() & (codes < 0)].tolist()
         if bad:
-            raise ValueError(f"target '{name}' has value(s) {sorted(set(map(str, bad)))[:5]} outside "
-                             f"its levels {cats}.")
+            raise ValueError(
+                f"target '{name}' has value(s) {sorted(set(map(str, bad)))[:5]} outside "
+                f"its levels {cats}."
+            )
         return c
     c[c < 0] = np.nan
     return c
@@ -93,7 +104,7 @@ def _codes(s: pd.Series, cats: list, name: str, missing_code) -> np.ndarray:
 @dataclass
 class _Target:
     name: str
-    kind: str           # "continuous" | "categorical"
+    kind: str  # "continuous" | "categorical"
     categories: list | None = None
     ordered: bool = False
 
@@ -110,8 +121,11 @@ def _classify_targets(pdf: pd.DataFrame, names, missing_code) -> tuple[list, dic
             targets.append(_Target(t, "categorical", cats, ordered))
         else:
             targets.append(_Target(t, "continuous"))
-    return ([x for x in targets if x.kind == "continuous"] + [x for x in targets if x.kind == "categorical"],
-            codes)
+    return (
+        [x for x in targets if x.kind == "continuous"]
+        + [x for x in targets if x.kind == "categorical"],
+        codes,
+    )
 
 
 def _prepare(data, formula, group, missing_code):
@@ -133,13 +147,22 @@ def _prepare(data, formula, group, missing_code):
     for t, c in codes.items():
         work[t] = c
     rhs = f.text.split("~", 1)[1]
-    ftext = " + ".join(f"`{x.name}`" if not x.name.isidentifier() else x.name for x in order) + " ~ " + rhs
-    spec, _ = prepare_model(work, ftext, None, group, None, require_cluster=False, method="jomo_impute")
+    ftext = (
+        " + ".join(f"`{x.name}`" if not x.name.isidentifier() else x.name for x in order)
+        + " ~ "
+        + rhs
+    )
+    spec, _ = prepare_model(
+        work, ftext, None, group, None, require_cluster=False, method="jomo_impute"
+    )
     spec.formula = f.text
     l2 = None if level2 is None else _prepare_level2(pdf, level2, f, spec, missing_code)
-    codebook.targets = [ColumnCodec(x.name) if x.kind == "continuous" else
-                        ColumnCodec(x.name, "categorical", categories=x.categories, ordered=x.ordered)
-                        for x in order + ([] if l2 is None else l2["order"])]
+    codebook.targets = [
+        ColumnCodec(x.name)
+        if x.kind == "continuous"
+        else ColumnCodec(x.name, "categorical", categories=x.categories, ordered=x.ordered)
+        for x in order + ([] if l2 is None else l2["order"])
+    ]
     return spec, codebook, order, l2
 
 
@@ -147,7 +170,9 @@ def _prepare_level2(pdf: pd.DataFrame, text: str, f1, spec, missing_code=None) -
     """Level-2 targets (constant within clusters) and predictors (cluster means of level-1 ones)."""
     f2 = parse_formula(text)
     if f1.cluster is None:
-        raise ValueError("level-2 targets need a cluster term in the level-1 formula, e.g. '(1|id)'.")
+        raise ValueError(
+            "level-2 targets need a cluster term in the level-1 formula, e.g. '(1|id)'."
+        )
     if f2.cluster is not None:
         raise ValueError(f"the level-2 formula {text!r} must not have a random-effects term.")
     check_columns(pdf, list(f2.targets), "level-2 target(s)")
@@ -180,7 +205,9 @@ def _prepare_level2(pdf: pd.DataFrame, text: str, f1, spec, missing_code=None) -
     replaced = []
     for v in preds:
         if work[v].isna().any():
-            raise ValueError(f"level-2 predictor '{v}' has missing values; predictors must be complete.")
+            raise ValueError(
+                f"level-2 predictor '{v}' has missing values; predictors must be complete."
+            )
         if pd.api.types.is_numeric_dtype(work[v]) and not pd.api.types.is_bool_dtype(work[v]):
             x = work[v].to_numpy(dtype=np.float64)
             means = np.bincount(clus, weights=x) / np.bincount(clus)
@@ -192,12 +219,22 @@ def _prepare_level2(pdf: pd.DataFrame, text: str, f1, spec, missing_code=None) -
 
         warnings.warn(
             "NOTE: predictor variables at level 1 were found in the level-2 equation and were "
-            f"replaced with cluster means ({', '.join(replaced)}).", UserWarning, stacklevel=4)
+            f"replaced with cluster means ({', '.join(replaced)}).",
+            UserWarning,
+            stacklevel=4,
+        )
     X2_all, x2_names = design_matrix(f2.fixed, work)
     Y2_all = np.column_stack([values[x.name] for x in order2])
     cols = list(pdf.columns)
-    return {"formula": text, "targets": [x.name for x in order2], "order": order2, "x_names": x2_names,
-            "X": X2_all, "Y": Y2_all, "positions": [cols.index(x.name) for x in order2]}
+    return {
+        "formula": text,
+        "targets": [x.name for x in order2],
+        "order": order2,
+        "x_names": x2_names,
+        "X": X2_all,
+        "Y": Y2_all,
+        "positions": [cols.index(x.name) for x in order2],
+    }
 
 
 def _cluster_level(gd, l2) -> tuple:
@@ -231,8 +268,10 @@ def _formula_of_type(formula, type, group):
     elif isinstance(type, Mapping):
         t1, t2 = type, None
     else:
-        raise TypeError("`type` must be a mapping {column: code} with mitml's codes 1, 2, 3, -1, -2, 0, "
-                        f"or a list of two such mappings; got {builtins.type(type).__name__}.")
+        raise TypeError(
+            "`type` must be a mapping {column: code} with mitml's codes 1, 2, 3, -1, -2, 0, "
+            f"or a list of two such mappings; got {builtins.type(type).__name__}."
+        )
     formula, tgroup = formula_from_type(t1)
     if t2 is not None:
         bad = {k: v for k, v in t2.items() if v not in (1, 2, 3, -1, -2, 0)}
@@ -240,14 +279,21 @@ def _formula_of_type(formula, type, group):
             raise ValueError(f"level-2 `type` codes must be among 1, 2, 3, -1, -2, 0; got {bad}.")
         y2 = [k for k, v in t2.items() if v == 1]
         if not y2:
-            raise ValueError("the level-2 `type` names no target (code 1); drop it or mark a level-2 "
-                             "target with 1.")
+            raise ValueError(
+                "the level-2 `type` names no target (code 1); drop it or mark a level-2 "
+                "target with 1."
+            )
         g2 = [k for k, v in t2.items() if v == -1]
         if tgroup is None and g2:  # as mitml: the level-2 codes may name the group
             tgroup = g2[0]
-        formula = [formula, " + ".join(y2) + " ~ " + " + ".join(["1"] + [k for k, v in t2.items() if v in (2, 3)])]
+        formula = [
+            formula,
+            " + ".join(y2) + " ~ " + " + ".join(["1"] + [k for k, v in t2.items() if v in (2, 3)]),
+        ]
     if group is not None and tgroup is not None and group != tgroup:
-        raise ValueError(f"`group` ({group!r}) and the group column in `type` (code -1: {tgroup!r}) disagree.")
+        raise ValueError(
+            f"`group` ({group!r}) and the group column in `type` (code -1: {tgroup!r}) disagree."
+        )
     return formula, group or tgroup
 
 
@@ -268,11 +314,11 @@ class _Layout:
     """Columns of one group's working matrix: continuous targets, then latent blocks."""
 
     n_con: int
-    cat_start: np.ndarray   # first latent column of each categorical target
-    cat_k1: np.ndarray      # latent columns (observed levels - 1)
-    levels: list            # per categorical target: codes (into its categories) of observed levels
-    names: list             # column names
-    cat_ord: np.ndarray     # 1 for ordinal targets (one latent, thresholds), else 0
+    cat_start: np.ndarray  # first latent column of each categorical target
+    cat_k1: np.ndarray  # latent columns (observed levels - 1)
+    levels: list  # per categorical target: codes (into its categories) of observed levels
+    names: list  # column names
+    cat_ord: np.ndarray  # 1 for ordinal targets (one latent, thresholds), else 0
 
     @property
     def r(self) -> int:

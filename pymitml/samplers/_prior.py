@@ -1,4 +1,5 @@
 """Validating user priors against a sampler's defaults (mitml's names: a, Binv, c, Dinv)."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -8,8 +9,12 @@ import numpy as np
 __all__ = ["check_prior"]
 
 
-def check_prior(prior: Mapping | None, defaults: dict, matrices: dict[str, int],
-                scalars: dict[str, tuple[float, str]]) -> dict:
+def check_prior(
+    prior: Mapping | None,
+    defaults: dict,
+    matrices: dict[str, int],
+    scalars: dict[str, tuple[float, str]],
+) -> dict:
     """``defaults`` updated by the user's ``prior``, every entry checked.
 
     Parameters
@@ -30,7 +35,9 @@ def check_prior(prior: Mapping | None, defaults: dict, matrices: dict[str, int],
         if key in prior:
             mat = np.atleast_2d(np.asarray(prior[key], dtype=float))
             if mat.shape != (dim, dim):
-                raise ValueError(f"`prior['{key}']` must be a {dim} x {dim} matrix; got shape {mat.shape}.")
+                raise ValueError(
+                    f"`prior['{key}']` must be a {dim} x {dim} matrix; got shape {mat.shape}."
+                )
             if not np.allclose(mat, mat.T) or np.linalg.eigvalsh(mat).min() <= 0:
                 raise ValueError(f"`prior['{key}']` must be symmetric positive definite.")
             out[key] = mat

@@ -21,24 +21,52 @@ raised once they have all returned; nothing is returned.
 
 A sampler on the driver (pan's ``pan_impute`` is the worked example)::
 
-    def make_chain(g, c, seed):                      # runs on the worker thread
+    def make_chain(g, c, seed):  # runs on the worker thread
         rng = np.random.default_rng(seed)
-        ...                                          # start values, layout, kernel bundles
-        def advance(n, rec0, store):                 # store: block -> (..., iterations) array
-            code = my_iterate(n, rec0, rng, data, par, work, store["beta"], store["sigma"])
-            return code, int(work.failed_at[0])      # or just code
-        return Chain(advance, shapes={"beta": (p, r), "sigma": (r, r)},
-                     current=lambda: Yi[ct, cpos] + shift[ct], cells=(ct, cr),
-                     after_segment=None, finish=None)
+        ...  # start values, layout, kernel bundles
 
-    out = run_chains(make_chain, [gd.label for gd in spec.groups], n_burn=n_burn,
-                     n_iter=n_iter, per_chain=per_chain, seed=seed, n_threads=n_threads,
-                     progress=progress, sampler="my_impute")
-    return assemble_result(out, blocks=("beta", "sigma"), group_rows=[gd.rows for gd in spec.groups],
-                           target_columns=spec.target_positions, method="mine", formula=...,
-                           targets=..., prior=..., settings=RunSettings(...), codebook=codebook,
-                           param_names=..., group_labels=[gd.label for gd in spec.groups], extra={})
+        def advance(n, rec0, store):  # store: block -> (..., iterations) array
+            code = my_iterate(n, rec0, rng, data, par, work, store["beta"], store["sigma"])
+            return code, int(work.failed_at[0])  # or just code
+
+        return Chain(
+            advance,
+            shapes={"beta": (p, r), "sigma": (r, r)},
+            current=lambda: Yi[ct, cpos] + shift[ct],
+            cells=(ct, cr),
+            after_segment=None,
+            finish=None,
+        )
+
+
+    out = run_chains(
+        make_chain,
+        [gd.label for gd in spec.groups],
+        n_burn=n_burn,
+        n_iter=n_iter,
+        per_chain=per_chain,
+        seed=seed,
+        n_threads=n_threads,
+        progress=progress,
+        sampler="my_impute",
+    )
+    return assemble_result(
+        out,
+        blocks=("beta", "sigma"),
+        group_rows=[gd.rows for gd in spec.groups],
+        target_columns=spec.target_positions,
+        method="mine",
+        formula=...,
+        targets=...,
+        prior=...,
+        settings=RunSettings(...),
+        codebook=codebook,
+        param_names=...,
+        group_labels=[gd.label for gd in spec.groups],
+        extra={},
+    )
 """
+
 from __future__ import annotations
 
 import os
@@ -56,8 +84,15 @@ from .._random import spawn_seeds
 from .._validation import check_threads
 from ..exceptions import SamplingInterrupted, raise_for_status
 
-__all__ = ["SEGMENT", "Chain", "ChainOutput", "assemble_result", "replacement_matrix", "run_chains",
-           "stack_chains"]
+__all__ = [
+    "SEGMENT",
+    "Chain",
+    "ChainOutput",
+    "assemble_result",
+    "replacement_matrix",
+    "run_chains",
+    "stack_chains",
+]
 
 #: iterations per kernel call; the progress bar advances and the stop flag is read between calls
 SEGMENT = 250
@@ -168,10 +203,18 @@ def _interrupted(prog: _Progress) -> SamplingInterrupted:
     )
 
 
-def run_chains(make_chain: Callable[[int, int, int], Chain], group_labels: Sequence, *,
-               n_burn: int, n_iter: int, per_chain: Sequence[int], seed=None,
-               n_threads: int | None = None, progress: bool | None = None,
-               sampler: str = "sampler") -> list[list[ChainOutput]]:
+def run_chains(
+    make_chain: Callable[[int, int, int], Chain],
+    group_labels: Sequence,
+    *,
+    n_burn: int,
+    n_iter: int,
+    per_chain: Sequence[int],
+    seed=None,
+    n_threads: int | None = None,
+    progress: bool | None = None,
+    sampler: str = "sampler",
+) -> list[list[ChainOutput]]:
     """Run every (group, chain) task; ``outputs[g][c]`` is chain c of group g.
 
     Parameters
@@ -220,8 +263,13 @@ def run_chains(make_chain: Callable[[int, int, int], Chain], group_labels: Seque
                 step = min(SEGMENT, n - done)
                 res = ch.advance(step, rec0 + done, store)
                 code, at = res if isinstance(res, tuple) else (res, 0)
-                raise_for_status(int(code), sampler=sampler, iteration=it + int(at), chain=c,
-                                 group=group_labels[g])
+                raise_for_status(
+                    int(code),
+                    sampler=sampler,
+                    iteration=it + int(at),
+                    chain=c,
+                    group=group_labels[g],
+                )
                 done += step
                 it += step
                 prog.tick(step)
@@ -244,21 +292,33 @@ def run_chains(make_chain: Callable[[int, int, int], Chain], group_labels: Seque
         raise _interrupted(prog) from None
     finally:
         prog.close()
-    return [flat[g * chains:(g + 1) * chains] for g in range(G)]
+    return [flat[g * chains : (g + 1) * chains] for g in range(G)]
 
 
-def stack_chains(outputs: Sequence[Sequence[ChainOutput]], blocks: Sequence[str], phase: str,
-                 pad: Callable[[np.ndarray, str], np.ndarray] | None = None) -> dict:
+def stack_chains(
+    outputs: Sequence[Sequence[ChainOutput]],
+    blocks: Sequence[str],
+    phase: str,
+    pad: Callable[[np.ndarray, str], np.ndarray] | None = None,
+) -> dict:
     """block -> array (rows, cols, iterations, groups, chains) of one phase (``"burnin"`` or
     ``"imputation"``). ``pad(array, block)`` may widen a group's draws to a common shape (groups
     with fewer columns, filled with NaN as mitml does)."""
     fix = pad if pad is not None else (lambda a, b: a)
-    return {b: np.stack([np.stack([fix(getattr(o, phase)[b], b) for o in outs], axis=-1)
-                         for outs in outputs], axis=-2) for b in blocks}
+    return {
+        b: np.stack(
+            [np.stack([fix(getattr(o, phase)[b], b) for o in outs], axis=-1) for outs in outputs],
+            axis=-2,
+        )
+        for b in blocks
+    }
 
 
-def replacement_matrix(outputs: Sequence[Sequence[ChainOutput]], group_rows: Sequence[np.ndarray],
-                       target_columns: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def replacement_matrix(
+    outputs: Sequence[Sequence[ChainOutput]],
+    group_rows: Sequence[np.ndarray],
+    target_columns: Sequence[int] | np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """mitml's replacement matrix and its index from the tasks' imputed values.
 
     Cell (t, i) of group g is data row ``group_rows[g][i]`` and data column ``target_columns[t]``;
@@ -284,9 +344,15 @@ def replacement_matrix(outputs: Sequence[Sequence[ChainOutput]], group_rows: Seq
     return index, np.ascontiguousarray(vals[order])
 
 
-def assemble_result(outputs: Sequence[Sequence[ChainOutput]], *, blocks: Sequence[str],
-                    group_rows: Sequence[np.ndarray], target_columns: Sequence[int] | np.ndarray,
-                    pad: Callable[[np.ndarray, str], np.ndarray] | None = None, **fields):
+def assemble_result(
+    outputs: Sequence[Sequence[ChainOutput]],
+    *,
+    blocks: Sequence[str],
+    group_rows: Sequence[np.ndarray],
+    target_columns: Sequence[int] | np.ndarray,
+    pad: Callable[[np.ndarray, str], np.ndarray] | None = None,
+    **fields,
+):
     """The :class:`~pymitml.result.ImputationResult` of a run.
 
     ``blocks``: the stored blocks that are parameter chains (others, like jomo's thresholds, stay
@@ -303,6 +369,9 @@ def assemble_result(outputs: Sequence[Sequence[ChainOutput]], *, blocks: Sequenc
     return ImputationResult(
         par_burnin={b: v[..., 0] for b, v in ch_burn.items()},
         par_imputation={b: v[..., 0] for b, v in ch_imp.items()},
-        par_chains_burnin=ch_burn, par_chains_imputation=ch_imp,
-        replacement=replacement, index=index, **fields,
+        par_chains_burnin=ch_burn,
+        par_chains_imputation=ch_imp,
+        replacement=replacement,
+        index=index,
+        **fields,
     )

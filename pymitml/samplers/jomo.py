@@ -3,6 +3,7 @@
 The model set-up is in :mod:`._jomo_targets`, a chain's start-up and run in :mod:`._jomo_start`
 and :mod:`._jomo_chain`, the kernels in :mod:`._jomo_kernel` and :mod:`._jomo_hr_kernel`.
 """
+
 from __future__ import annotations
 
 import builtins
@@ -32,11 +33,25 @@ __all__ = ["jomo_impute"]
 
 
 # ----------------------------------------------------------------------------- public entry point
-def jomo_impute(data: Any, formula: str | list | None = None, *, random_L1: str = "none", m: int = 10,
-                n_burn: int = 5000, n_iter: int = 100, seed=None, group: str | None = None,
-                prior: Mapping | None = None, keep_chains: str = "full", chains: int = 1,
-                n_threads: int | None = None, missing_code=None, progress: bool | None = None, type=None,
-                latent_bounds=None) -> ImputationResult:
+def jomo_impute(
+    data: Any,
+    formula: str | list | None = None,
+    *,
+    random_L1: str = "none",
+    m: int = 10,
+    n_burn: int = 5000,
+    n_iter: int = 100,
+    seed=None,
+    group: str | None = None,
+    prior: Mapping | None = None,
+    keep_chains: str = "full",
+    chains: int = 1,
+    n_threads: int | None = None,
+    missing_code=None,
+    progress: bool | None = None,
+    type=None,
+    latent_bounds=None,
+) -> ImputationResult:
     """Impute continuous and categorical targets under jomo's joint model (mitml's jomoImpute).
 
     Model: the level-1 targets (continuous ones; K - 1 latent normals per nominal target with K
@@ -124,7 +139,9 @@ def jomo_impute(data: Any, formula: str | list | None = None, *, random_L1: str 
     box = _check_latent_bounds(latent_bounds)
     formula, group = _formula_of_type(formula, type, group)
     if not isinstance(formula, (str, list, tuple)):
-        raise TypeError(f"`formula` must be a string or a list of two strings; got {builtins.type(formula).__name__}.")
+        raise TypeError(
+            f"`formula` must be a string or a list of two strings; got {builtins.type(formula).__name__}."
+        )
     spec, codebook, order, l2 = _prepare(data, formula, group, missing_code)
     single = spec.cluster is None
     hr = random_L1 != "none"
@@ -135,44 +152,101 @@ def jomo_impute(data: Any, formula: str | list | None = None, *, random_L1: str 
         )
     q = 0 if single else len(spec.z_names)
     layouts, layouts2, priors = _group_layouts(spec, order, l2, prior, (single, q, hr))
-    base: dict[str, Any] = {"n_burn": n_burn, "n_iter": n_iter, "diag_only": keep_chains == "diagonal", "single": single,
-            "intercept": bool(spec.x_names) and spec.x_names[0] == "(Intercept)", "box": box,
-            "mode": int(random_L1 == "full")}
+    base: dict[str, Any] = {
+        "n_burn": n_burn,
+        "n_iter": n_iter,
+        "diag_only": keep_chains == "diagonal",
+        "single": single,
+        "intercept": bool(spec.x_names) and spec.x_names[0] == "(Intercept)",
+        "box": box,
+        "mode": int(random_L1 == "full"),
+    }
     run = _run_chain_hr if hr else _run_chain
 
     def make_chain(g: int, c: int, seed_gc: int) -> Chain:
         gd = spec.groups[g]
-        settings = _ChainSettings(seed=seed_gc, prior=priors[g], m_c=per_chain[c], chain=c, group=gd.label, **base)
+        settings = _ChainSettings(
+            seed=seed_gc, prior=priors[g], m_c=per_chain[c], chain=c, group=gd.label, **base
+        )
         return run(gd, layouts[g], settings, l2, layouts2[g])
 
     labels = [gd.label for gd in spec.groups]
-    out = run_chains(make_chain, labels, n_burn=n_burn, n_iter=n_iter, per_chain=per_chain, seed=seed,
-                     n_threads=n_threads, progress=progress, sampler="jomo_impute")
-    lays2 = [lay2 for lay2 in layouts2 if lay2 is not None]  # all of them with level-2 targets, else none
-    blocks = ("beta", "sigma") if single else (("beta", "beta2", "psi", "sigma") if lays2 else ("beta", "psi", "sigma"))
-    tpos = np.asarray([spec.target_positions[spec.targets.index(x.name)] for x in order]
-                      + ([] if l2 is None else l2["positions"]), np.int64)
+    out = run_chains(
+        make_chain,
+        labels,
+        n_burn=n_burn,
+        n_iter=n_iter,
+        per_chain=per_chain,
+        seed=seed,
+        n_threads=n_threads,
+        progress=progress,
+        sampler="jomo_impute",
+    )
+    lays2 = [
+        lay2 for lay2 in layouts2 if lay2 is not None
+    ]  # all of them with level-2 targets, else none
+    blocks = (
+        ("beta", "sigma")
+        if single
+        else (("beta", "beta2", "psi", "sigma") if lays2 else ("beta", "psi", "sigma"))
+    )
+    tpos = np.asarray(
+        [spec.target_positions[spec.targets.index(x.name)] for x in order]
+        + ([] if l2 is None else l2["positions"]),
+        np.int64,
+    )
     z_names = [] if single else spec.z_names
     return assemble_result(
-        out, blocks=blocks, group_rows=[gd.rows for gd in spec.groups], target_columns=tpos,
-        pad=partial(_pad, dims=(q, max(lay.r for lay in layouts), max((x.r for x in lays2), default=0),
-                                max(len(gd.cluster_labels) for gd in spec.groups)),
-                    diagonal=keep_chains == "diagonal", full=random_L1 == "full"),
-        method="jomo", formula=formula, targets=[x.name for x in order] + ([] if l2 is None else l2["targets"]),
+        out,
+        blocks=blocks,
+        group_rows=[gd.rows for gd in spec.groups],
+        target_columns=tpos,
+        pad=partial(
+            _pad,
+            dims=(
+                q,
+                max(lay.r for lay in layouts),
+                max((x.r for x in lays2), default=0),
+                max(len(gd.cluster_labels) for gd in spec.groups),
+            ),
+            diagonal=keep_chains == "diagonal",
+            full=random_L1 == "full",
+        ),
+        method="jomo",
+        formula=formula,
+        targets=[x.name for x in order] + ([] if l2 is None else l2["targets"]),
         prior=priors,
-        settings=RunSettings(n_burn=n_burn, n_iter=n_iter, m=m, chains=chains, keep_chains=keep_chains,
-                             group=spec.group, cluster=spec.cluster, random_L1=random_L1,
-                             seed=seed if isinstance(seed, int) else None),
-        codebook=codebook, param_names=_param_names(spec, layouts, lays2, l2, (keep_chains, random_L1)),
+        settings=RunSettings(
+            n_burn=n_burn,
+            n_iter=n_iter,
+            m=m,
+            chains=chains,
+            keep_chains=keep_chains,
+            group=spec.group,
+            cluster=spec.cluster,
+            random_L1=random_L1,
+            seed=seed if isinstance(seed, int) else None,
+        ),
+        codebook=codebook,
+        param_names=_param_names(spec, layouts, lays2, l2, (keep_chains, random_L1)),
         group_labels=labels,
-        extra={"target_positions": [int(x) for x in tpos], "x_names": spec.x_names, "z_names": z_names,
-               "single_level": single, "sigma_acceptance": np.array([[o.extra for o in outs] for outs in out]),
-               "thresholds": _threshold_chains(out, order, l2, layouts, lays2),
-               "random_L1_df": np.stack([outs[0].imputation["a"] for outs in out], axis=-1) if hr else None},
+        extra={
+            "target_positions": [int(x) for x in tpos],
+            "x_names": spec.x_names,
+            "z_names": z_names,
+            "single_level": single,
+            "sigma_acceptance": np.array([[o.extra for o in outs] for outs in out]),
+            "thresholds": _threshold_chains(out, order, l2, layouts, lays2),
+            "random_L1_df": np.stack([outs[0].imputation["a"] for outs in out], axis=-1)
+            if hr
+            else None,
+        },
     )
 
 
-def _group_layouts(spec, order: list, l2, prior: Mapping | None, model: tuple) -> tuple[list, list, list]:
+def _group_layouts(
+    spec, order: list, l2, prior: Mapping | None, model: tuple
+) -> tuple[list, list, list]:
     """Per group: the layout of the level-1 working matrix, of the level-2 one (None without
     level-2 targets) and the checked prior; ``model`` = (single-level, q, random_L1)."""
     single, q, hr = model
@@ -183,8 +257,10 @@ def _group_layouts(spec, order: list, l2, prior: Mapping | None, model: tuple) -
         where = "" if gd.label is None else f"in group {spec.group}={gd.label!r} "
         lay = _layout(gd.Y, order, where)
         if not single and len(gd.cluster_labels) < 2:
-            raise ValueError(f"the cluster id '{spec.cluster}' has a single cluster {where}; "
-                             "a two-level model needs at least two clusters.")
+            raise ValueError(
+                f"the cluster id '{spec.cluster}' has a single cluster {where}; "
+                "a two-level model needs at least two clusters."
+            )
         lay2 = None if l2 is None else _layout(_cluster_level(gd, l2)[1], l2["order"], where)
         priors.append(_check_prior(prior, lay.r, q * lay.r + (0 if lay2 is None else lay2.r), hr))
         layouts.append(lay)
@@ -209,7 +285,7 @@ def _pad(a: np.ndarray, b: str, *, dims: tuple, diagonal: bool, full: bool) -> n
         k = q * rmax + r2w if b == "psi" else rmax
         shape = (k, k)
     o = np.full(shape + a.shape[2:], np.nan)
-    o[:a.shape[0], :a.shape[1]] = a
+    o[: a.shape[0], : a.shape[1]] = a
     return o
 
 
@@ -227,8 +303,10 @@ def _param_names(spec, layouts: list[_Layout], lays2: list[_Layout], l2, keep: t
         srows = [f"{t}[{lab}]" for lab in labels for t in names]
     else:
         srows = names
-    param_names = {"beta": (spec.x_names, names),
-                   "sigma": (srows, names if keep_chains == "full" else ["var"])}
+    param_names = {
+        "beta": (spec.x_names, names),
+        "sigma": (srows, names if keep_chains == "full" else ["var"]),
+    }
     if not single:
         param_names["psi"] = (qn, qn if keep_chains == "full" else ["var"])
     if lays2:
@@ -236,15 +314,20 @@ def _param_names(spec, layouts: list[_Layout], lays2: list[_Layout], l2, keep: t
     return param_names
 
 
-def _threshold_chains(out: list[list[ChainOutput]], order: list, l2, layouts: list[_Layout],
-                      lays2: list[_Layout]) -> dict:
+def _threshold_chains(
+    out: list[list[ChainOutput]], order: list, l2, layouts: list[_Layout], lays2: list[_Layout]
+) -> dict:
     """Threshold chains of the ordinal targets (the first threshold is fixed at 0): name ->
     (K - 1, iterations, groups); level-2 ones from the rows after the level-1 categorical ones."""
-    levels = [(v, x, [lay.levels[v] for lay in layouts]) for v, x in enumerate(order[layouts[0].n_con:])]
+    levels = [
+        (v, x, [lay.levels[v] for lay in layouts]) for v, x in enumerate(order[layouts[0].n_con :])
+    ]
     if lays2:
         n1 = len(layouts[0].cat_k1)
-        levels += [(n1 + v, x, [lay2.levels[v] for lay2 in lays2])
-                   for v, x in enumerate(l2["order"][lays2[0].n_con:])]
+        levels += [
+            (n1 + v, x, [lay2.levels[v] for lay2 in lays2])
+            for v, x in enumerate(l2["order"][lays2[0].n_con :])
+        ]
     thresholds = {}
     for row, x, lv in levels:
         if not x.ordered:
@@ -253,6 +336,8 @@ def _threshold_chains(out: list[list[ChainOutput]], order: list, l2, layouts: li
         arr = np.full((K - 1, sum(o.imputation["gam"].shape[-1] for o in out[0]), len(out)), np.nan)
         for g, outs in enumerate(out):
             kg = len(lv[g])
-            arr[:kg - 1, :, g] = np.concatenate([o.imputation["gam"][row, 1:kg] for o in outs], axis=-1)
+            arr[: kg - 1, :, g] = np.concatenate(
+                [o.imputation["gam"][row, 1:kg] for o in outs], axis=-1
+            )
         thresholds[x.name] = arr
     return thresholds
