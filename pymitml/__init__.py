@@ -51,7 +51,9 @@ from .result import ImputationResult
 if TYPE_CHECKING:  # imported on first use, see __getattr__
     from . import bridge
     from .lmm import LmerFit, lmer
+    from .lmm.glmer import GlmerFit, glmer
     from .plots import plot_chains, plot_psr
+    from .samplers.fcs import fcs_impute, make_predictor_matrix
     from .samplers.jomo import jomo_impute
     from .samplers.pan import pan_impute
 
@@ -64,7 +66,11 @@ except PackageNotFoundError:  # a source tree that was never installed
 #: kernels), matplotlib and rpy2 take most of the import time and many sessions need none of them
 _LAZY = {
     "bridge": (".bridge", None),
+    "fcs_impute": (".samplers.fcs", "fcs_impute"),
     "jomo_impute": (".samplers.jomo", "jomo_impute"),
+    "make_predictor_matrix": (".samplers.fcs", "make_predictor_matrix"),
+    "GlmerFit": (".lmm.glmer", "GlmerFit"),
+    "glmer": (".lmm.glmer", "glmer"),
     "LmerFit": (".lmm", "LmerFit"),
     "lmer": (".lmm", "lmer"),
     "pan_impute": (".samplers.pan", "pan_impute"),
@@ -76,6 +82,7 @@ __all__ = [
     "ChainSummary",
     "ConvergenceWarning",
     "FileFormatError",
+    "GlmerFit",
     "ImputationResult",
     "LmerFit",
     "MissingPattern",
@@ -92,11 +99,14 @@ __all__ = [
     "compare_models",
     "complete_case_analysis",
     "datasets",
+    "fcs_impute",
     "gelman_rubin",
+    "glmer",
     "io",
     "jomo_impute",
     "lmer",
     "long_to_mitml_list",
+    "make_predictor_matrix",
     "mcse",
     "missing_pattern",
     "multilevel_r2",

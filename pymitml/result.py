@@ -88,6 +88,12 @@ class ImputationResult:
     codebook : how to rebuild completed data in the user's library.
     param_names : block -> (row names, column names).
     group_labels : labels of the imputation groups ([None] without ``group``).
+    chain_mean, chain_var : chained equations (``fcs_impute``) only: mice's chainMean /
+        chainVar, the mean and variance of each imputed variable's imputed cells after every
+        iteration, (variable, iteration, chain); None for the joint models.
+    methods : chained equations only: the method of every column (mice's ``method``).
+    predictor_matrix : chained equations only: the predictor matrix used (DataFrame).
+    visit_sequence : chained equations only: the columns in the order they were visited.
     """
 
     method: str
@@ -105,6 +111,11 @@ class ImputationResult:
     param_names: dict = field(default_factory=dict)
     group_labels: list = field(default_factory=lambda: [None])
     extra: dict = field(default_factory=dict)
+    chain_mean: np.ndarray | None = field(default=None, repr=False)
+    chain_var: np.ndarray | None = field(default=None, repr=False)
+    methods: dict | None = None
+    predictor_matrix: Any = field(default=None, repr=False)
+    visit_sequence: list | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "settings", RunSettings.coerce(self.settings))
@@ -208,6 +219,12 @@ class ImputationResult:
 
     def __repr__(self) -> str:
         s = self.settings
+        if self.methods is not None:  # chained equations: what ran for every column
+            used = {k: v for k, v in self.methods.items() if v}
+            return (
+                f"<ImputationResult ({self.method}): m={self.m}, iterations={s['n_burn'] + s['n_iter'] * (self.m // s['chains'])}, "
+                f"chains={s['chains']}, {len(self.index)} imputed cells; methods {used}>"
+            )
         return (
             f"<ImputationResult ({self.method}): {self.formula!r}; m={self.m}, n_burn={s['n_burn']}, "
             f"n_iter={s['n_iter']}, chains={s['chains']}, {len(self.index)} missing cells>"

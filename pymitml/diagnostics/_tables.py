@@ -11,10 +11,17 @@ import pandas as pd
 from ._statistics import gelman_rubin, goodness_of_approximation, lag_autocorrelation
 
 #: parameter blocks in mitml's order
-BLOCKS = ("beta", "beta2", "psi", "sigma")
+BLOCKS = ("beta", "beta2", "psi", "sigma", "mean", "var")
 #: Rhat above this is flagged in printouts
 RHAT_THRESHOLD = 1.05
-_TITLES = {"beta": "Beta", "beta2": "Beta2", "psi": "Psi", "sigma": "Sigma"}
+_TITLES = {
+    "beta": "Beta",
+    "beta2": "Beta2",
+    "psi": "Psi",
+    "sigma": "Sigma",
+    "mean": "Mean",
+    "var": "Var",
+}
 
 # ---------------------------------------------------------------------------------------------
 # per-parameter tables over a dict of blocks
@@ -55,6 +62,8 @@ def _labels(block: str, names: tuple | None, i: np.ndarray, j: np.ndarray) -> li
             out.append(head)
         elif block in ("beta", "beta2"):
             out.append(f"{head}: {c_} ON {r_}")
+        elif block in ("mean", "var"):  # chained equations: chainMean / chainVar of a variable
+            out.append(f"{head}: {r_}")
         else:
             out.append(f"{head}: {r_} WITH {c_}")
     return out

@@ -1,0 +1,169 @@
+"""fcs_impute: multilevel chained equations with mice's methods and semantics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..._validation import check_positive_int, imputation_plan
+from ...result import ImputationResult, RunSettings
+from ..driver import assemble_result, run_chains, stack_chains
+from ._chain import make_fcs_chain, start_values
+from ._design import target_design
+from ._spec import prepare_fcs
+
+__all__ = ["fcs_impute"]
+
+
+def fcs_impute(
+    data: Any,
+    *,
+    cluster: str | None = None,
+    method: dict[str, str] | str | None = None,
+    predictor_matrix: Any = None,
+    visit_sequence: Any = None,
+    where: Any = None,
+    m: int = 5,
+    maxit: int = 5,
+    seed=None,
+    long_chain: bool = False,
+    thin: int = 10,
+    sweeps: int = 1,
+    n_threads: int | None = None,
+    progress: bool | None = None,
+) -> ImputationResult:
+    """Multiple imputation by chained equations with two-level methods (R's ``mice``).
+
+    Parameters
+    ----------
+    data : pandas or polars DataFrame; rows in any order. Numeric columns are modelled as
+        numbers, categorical / string / bool columns as categories.
+    cluster : the cluster id (any type; never missing). Without it only single-level methods
+        are available. It may also be given as the -2 column of ``predictor_matrix``.
+    method : ``{column: method}`` (other columns get their default) or one method for every
+        incomplete column. mice's names: ``"2l.pan"`` (homoscedastic linear mixed model),
+        ``"2l.norm"`` (cluster-specific residual variances), ``"2l.pmm"`` (predictive mean
+        matching on the mixed model's prediction), ``"2l.bin"`` (binary, probit random
+        intercept model), ``"2lonly.norm"``, ``"2lonly.pmm"``, ``"2lonly.mean"`` (level-2
+        variables, one value per cluster), ``"norm"``, ``"norm.nob"``, ``"pmm"``, ``"logreg"``,
+        ``""`` (not imputed) and passive formulas ``"~ I(a / b)"``. Defaults: see
+        :func:`~pymitml.samplers.fcs._columns.default_method`; the result shows what ran.
+    predictor_matrix : pandas DataFrame (rows = targets, columns = predictors; entries not
+        given are 0) or a square array in column order, with mice's codes: 0 unused, 1 fixed
+        effect, 2 fixed effect + random slope, 3 fixed effect + cluster mean, 4 fixed effect +
+        random slope + cluster mean, -2 the cluster id. Default:
+        :func:`make_predictor_matrix`. 2l methods always have a random intercept.
+    visit_sequence : list of column names, or ``"roman"`` (column order, the default),
+        ``"arabic"``, ``"monotone"``, ``"revmonotone"``.
+    where : boolean array or DataFrame of the data's shape: cells to impute (default: the
+        missing cells).
+    m : imputations. maxit : iterations of each chain (mice's scheme: m chains of maxit).
+    seed : int, numpy Generator or None; the same seed gives the same imputations whatever
+        ``n_threads`` is.
+    long_chain : one chain instead of m: ``maxit`` burn-in iterations, then an imputation every
+        ``thin`` iterations.
+    sweeps : Gibbs sweeps of a 2l model's parameters per visit (kept between visits).
+    n_threads : worker threads for the chains. progress : progress bar.
+
+    Returns
+    -------
+    ImputationResult
+        ``.complete()`` gives the m completed data sets (observed cells, row order, index,
+        dtypes and categories unchanged); ``.chain_mean`` / ``.chain_var`` are mice's
+        chainMean / chainVar: (variable, iteration, chain); ``.methods`` the methods used.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, pymitml as pm
+    >>> rng = np.random.default_rng(1)
+    >>> g = np.repeat(np.arange(20), 10)
+    >>> x = rng.normal(size=200)
+    >>> y = x + rng.normal(size=20)[g] + rng.normal(size=200)
+    >>> y[::7] = np.nan
+    >>> df = pd.DataFrame({"g": g, "x": x, "y": y})
+    >>> imp = pm.fcs_impute(df, cluster="g", m=2, maxit=3, seed=1)
+    >>> imp.methods["y"]
+    '2l.pan'
+    """
+    m = check_positive_int(m, "m")
+    maxit = check_positive_int(maxit, "maxit")
+    thin = check_positive_int(thin, "thin")
+    sweeps = check_positive_int(sweeps, "sweeps")
+    spec, codebook = prepare_fcs(
+        data,
+        cluster=cluster,
+        method=method,
+        predictor_matrix=predictor_matrix,
+        visit_sequence=visit_sequence,
+        where=where,
+    )
+    targets = spec.targets
+    cur0 = start_values(spec, np.random.default_rng(0))
+    designs = {
+        t: target_design(
+            spec,
+            t,
+            cur0,
+            spec.methods[spec.names[t]].startswith("2lonly."),
+            spec.methods[spec.names[t]].startswith("2l."),
+        )
+        for t in set(spec.visit)
+        if t not in spec.passive
+    }
+    if long_chain:
+        n_burn, n_iter, per_chain = maxit, thin, [m]
+    else:
+        n_burn, n_iter, per_chain = 0, maxit, imputation_plan(m, m)
+    out = run_chains(
+        lambda g, c, s: make_fcs_chain(spec, designs, s, sweeps),
+        [None],
+        n_burn=n_burn,
+        n_iter=n_iter,
+        per_chain=per_chain,
+        seed=seed,
+        n_threads=n_threads,
+        progress=progress,
+        sampler="fcs_impute",
+    )
+    names = [spec.names[t] for t in targets]
+    positions = [spec.columns[t].position for t in targets]
+    settings = RunSettings(
+        n_burn=n_burn,
+        n_iter=n_iter,
+        m=m,
+        chains=len(per_chain),
+        cluster=spec.cluster,
+        seed=seed if isinstance(seed, int) else None,
+    )
+    both = {
+        b: np.concatenate(
+            [stack_chains(out, [b], "burnin")[b], stack_chains(out, [b], "imputation")[b]], axis=2
+        )[:, 0, :, 0, :]
+        for b in ("mean", "var")
+    }
+    res = assemble_result(
+        out,
+        blocks=("mean", "var"),
+        group_rows=[np.arange(len(spec.order))],
+        target_columns=positions,
+        method="fcs",
+        formula=None,
+        targets=names,
+        prior=[{}],
+        settings=settings,
+        codebook=codebook,
+        param_names={"mean": (names, ["mean"]), "var": (names, ["var"])},
+        group_labels=[None],
+        extra={
+            "target_positions": positions,
+            "designs": {spec.names[t]: d for t, d in designs.items()},
+        },
+        methods={c.name: spec.methods[c.name] for c in spec.columns},
+        predictor_matrix=pd.DataFrame(spec.predictors, index=spec.names, columns=spec.names),
+        visit_sequence=[spec.names[t] for t in spec.visit],
+        chain_mean=both["mean"],
+        chain_var=both["var"],
+    )
+    return res
