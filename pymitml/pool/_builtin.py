@@ -8,6 +8,7 @@ statsmodels or pymitml's mixed-model code: an entry becomes active once its modu
 class                                     estimates                   extra_pars       likelihood
 ========================================  ==========================  ===============  ==========
 ``pymitml.lmm.fit.LmerFit``               fixef, vcov                 VarCorr, ICC     D2-D4
+``pymitml.lmm.glmer_fit.GlmerFit``        fixef, vcov                 VarCorr          D2, D4
 statsmodels results (wrapped or not)      params, cov_params()        OLS/GLM: sigma2  OLS, GLM
                                           (MixedLM: fixed effects)    MixedLM: cov_re  (see below)
 ``(estimates, covariance)`` tuples        as given                    none             none
@@ -41,6 +42,10 @@ def _lmer_likelihood(fit: Any) -> Any:
     return ll._Lmer
 
 
+def _glmer_likelihood(fit: Any) -> Any:
+    return ll._Glmer
+
+
 register_model(tuple, ex._estimates_pair)
 register_model(dict, ex._estimates_dict)
 register_model(
@@ -48,6 +53,12 @@ register_model(
     ex._estimates_lmer,
     variance_components=ex._vc_lmer,
     likelihood=_lmer_likelihood,
+)
+register_model(
+    "pymitml.lmm.glmer_fit:GlmerFit",
+    ex._estimates_lmer,
+    variance_components=ex._vc_lmer,
+    likelihood=_glmer_likelihood,
 )
 for _name in ("statsmodels.base.wrapper:ResultsWrapper", "statsmodels.base.model:Results"):
     register_model(

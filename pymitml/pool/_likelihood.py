@@ -199,6 +199,13 @@ def _lmer_stacked_fit(fits: list):
     """
     from ..lmm import lmer
 
+    formula, frame = _stacked_design(fits)
+    return lmer(formula, frame, REML=False)
+
+
+def _stacked_design(fits: list) -> tuple[str, pd.DataFrame]:
+    """``y ~ 0 + x0 + ... + (0 + z0 + ... | g)`` and its data: the fits' design arrays stacked,
+    clusters relabelled per imputation."""
     X = np.concatenate([f.X for f in fits])
     Z = np.concatenate([f.Z for f in fits])
     y = np.concatenate([f.y for f in fits])
@@ -209,7 +216,39 @@ def _lmer_stacked_fit(fits: list):
     cols.update({f"z{j}": Z[:, j] for j in range(Z.shape[1])})
     fixed = " + ".join(["0", *(f"x{j}" for j in range(X.shape[1]))])
     random = " + ".join(["0", *(f"z{j}" for j in range(Z.shape[1]))])
-    return lmer(f"y ~ {fixed} + ({random} | g)", pd.DataFrame(cols), REML=False)
+    return f"y ~ {fixed} + ({random} | g)", pd.DataFrame(cols)
+
+
+class _Glmer(_MaximumLikelihood):
+    """pymitml ``GlmerFit``: log-likelihood (D2) and stacked refits (D4), no D3 (as mitml)."""
+
+    name = "GlmerFit"
+    methods = ("D2", "D4")
+
+    @staticmethod
+    def loglik(fit) -> tuple[float, int]:
+        return float(fit.loglik), int(fit.df)
+
+    @staticmethod
+    def stacked_loglik(fits: list) -> float:
+        from ..lmm.glmer import glmer
+
+        formula, frame = _stacked_design(fits)
+        f0 = fits[0]
+        stacked = glmer(
+            formula,
+            frame,
+            f0.family,
+            link=f0.link,
+            nAGQ=f0.nAGQ,
+            weights=np.concatenate([f.prior_weights for f in fits]),
+            offset=np.concatenate([f.offset for f in fits]),
+        )
+        return float(stacked.loglik)
+
+    signature = _Lmer.signature
+    formula = _Lmer.formula
+    df = _Lmer.df
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,102 @@
+"""lme4-style printout of a :class:`~pymitml.lmm.glmer_fit.GlmerFit` (R's ``summary(fit)``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._summary import _corr_block, _table, _zapsmall, r_format
+
+__all__ = ["format_glmer_summary"]
+
+
+def _p_value(p: float) -> str:
+    if p < 2e-16:
+        return "< 2e-16"
+    return f"{p:.3g}" if p >= 1e-4 else f"{p:.2e}"
+
+
+def _stars(p: float) -> str:
+    for cut, s in ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, ".")):
+        if p < cut:
+            return s
+    return ""
+
+
+def _random_block(fit) -> list[str]:
+    names = list(fit.random_names)
+    cov = fit.cov_random.to_numpy()
+    var = np.diag(cov)
+    sd = np.sqrt(var)
+    vs, ss = r_format(var, 4), r_format(sd, 4)
+    q = len(names)
+    header = ["Groups", "Name", "Variance", "Std.Dev."] + (
+        ["Corr"] + [""] * (q - 2) if q > 1 else []
+    )
+    rows = [header]
+    for a in range(q):
+        corr = [
+            (f"{cov[a, b] / (sd[a] * sd[b]):.2f}" if sd[a] * sd[b] > 0 else "NaN") for b in range(a)
+        ]
+        rows.append(
+            [fit.cluster if a == 0 else "", names[a], vs[a], ss[a]]
+            + corr
+            + [""] * (max(q - 1, 0) - len(corr))
+        )
+    return [" " + line for line in _table(rows, ["l"] * len(header))]
+
+
+def _fixed_block(fit) -> list[str]:
+    tab = fit.coef_table()
+    est, se, z, p = (tab[c].to_numpy() for c in ("Estimate", "Std. Error", "z value", "Pr(>|z|)"))
+    joint = r_format(np.r_[est, se], 4)
+    k = est.size
+    rows = [["", "Estimate", "Std. Error", "z value", "Pr(>|z|)", ""]]
+    for i, name in enumerate(tab.index):
+        rows.append([name, joint[i], joint[k + i], f"{z[i]:.3f}", _p_value(p[i]), _stars(p[i])])
+    lines = _table(rows, ["l", "r", "r", "r", "r", "l"])
+    lines.append("---")
+    lines.append("Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1")
+    return lines
+
+
+def format_glmer_summary(fit) -> str:
+    """The text of ``summary(fit)`` for a glmer fit in lme4's layout."""
+    if fit.nAGQ > 1:
+        method = f"(Adaptive Gauss-Hermite Quadrature, nAGQ = {fit.nAGQ})"
+    else:
+        method = "(Laplace\n  Approximation)"
+    lines = [
+        f"Generalized linear mixed model fit by maximum likelihood {method} ['glmerMod' via "
+        "pymitml]",
+        f" Family: {fit.family}  ( {fit.link} )",
+        f"Formula: {fit.formula}",
+        "",
+    ]
+    head = ["AIC", "BIC", "logLik", "deviance", "df.resid"]
+    vals = [
+        f"{fit.aic:.1f}",
+        f"{fit.bic:.1f}",
+        f"{fit.loglik:.1f}",
+        f"{-2.0 * fit.loglik:.1f}",
+        str(fit.nobs - fit.df),
+    ]
+    w = [max(8, len(v)) for v in vals]
+    lines.append(" ".join(h.rjust(wi) for h, wi in zip(head, w)))
+    lines.append(" ".join(v.rjust(wi) for v, wi in zip(vals, w)))
+    lines.append("")
+    qs = _zapsmall(np.quantile(fit.residuals("pearson"), [0, 0.25, 0.5, 0.75, 1.0]), 5)
+    lines.append("Scaled residuals: ")
+    lines += _table([["Min", "1Q", "Median", "3Q", "Max"], r_format(qs, 4)], ["r"] * 5)
+    lines.append("")
+    lines.append("Random effects:")
+    lines += _random_block(fit)
+    lines.append(f"Number of obs: {fit.nobs}, groups:  {fit.cluster}, {fit.ngroups}")
+    lines.append("")
+    lines.append("Fixed effects:")
+    lines += _fixed_block(fit)
+    corr = _corr_block(fit)
+    if corr:
+        lines.append("")
+        lines += corr
+    lines += list(fit.messages)
+    return "\n".join(lines)

@@ -1,0 +1,356 @@
+"""pm.glmer against lme4's glmer (references made by r_compat/glmer_ref.R) and its invariants."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import pymitml as pm
+from pymitml.exceptions import ConvergenceWarning
+from pymitml.lmm._family import glm_rows, make_family
+from pymitml.lmm._pirls import GlmmData, OneFactorSystem, pirls
+from pymitml.lmm._pirls_agq import agq_deviance
+from pymitml.lmm.glmer_design import build_glmer_design
+
+HERE = Path(__file__).resolve().parent.parent / "r_compat"
+REF = json.loads((HERE / "glmer_ref.json").read_text())
+CASES = [k for k in REF if k not in ("r_versions", "pooling")]
+TOL = 1e-4
+
+
+def _cbpp() -> pd.DataFrame:
+    df = pd.read_csv(HERE / "glmer_cbpp.csv")
+    df["period"] = df["period"].astype(str)
+    df["herd"] = df["herd"].astype(str).str.zfill(2)
+    df["prop"] = df["incidence"] / df["size"]
+    return df
+
+
+def _sim() -> pd.DataFrame:
+    return pd.read_csv(HERE / "glmer_sim.csv")
+
+
+def _data(case: dict) -> pd.DataFrame:
+    return _cbpp() if case["data"] == "cbpp" else _sim()
+
+
+_FITS: dict[str, pm.GlmerFit] = {}
+
+
+def _fit(name: str) -> pm.GlmerFit:
+    if name not in _FITS:
+        c = REF[name]
+        _FITS[name] = pm.glmer(
+            c["formula"],
+            _data(c),
+            c["family"],
+            link=c["link"],
+            nAGQ=c["nAGQ"],
+            weights=c["weights"] or None,
+        )
+    return _FITS[name]
+
+
+def _rel(a, b) -> float:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-3)))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_estimates_equal_lme4(name):
+    c, fit = REF[name], _fit(name)
+    assert fit.converged, fit.messages
+    assert list(fit.fixef.index) == c["fixef_names"]
+    assert _rel(fit.fixef, c["fixef"]) < TOL
+    assert _rel(fit.theta, np.atleast_1d(c["theta"])) < TOL
+    assert _rel(fit.vcov.to_numpy(), np.atleast_2d(c["vcov"])) < TOL
+    assert _rel(fit.vcov_rx.to_numpy(), np.atleast_2d(c["vcov_rx"])) < TOL
+    assert _rel(fit.varcorr["vcov"], np.atleast_1d(c["varcorr"]["vcov"])) < TOL
+    assert _rel(fit.varcorr["sdcor"], np.atleast_1d(c["varcorr"]["sdcor"])) < TOL
+    # the optimum is at least as good as lme4's tightly converged one
+    r_objective = c["dev"] if c["nAGQ"] > 1 else c["drsum"] + c["ussq"] + c["ldL2"]
+    assert fit.objective <= r_objective + 1e-8 * abs(r_objective)
+    assert fit.objective == pytest.approx(r_objective, rel=1e-8)
+    assert fit.loglik == pytest.approx(c["loglik"], rel=1e-8)
+    assert fit.df == c["df"] and fit.nobs == c["nobs"] and fit.ngroups == c["ngroups"]
+    assert fit.aic == pytest.approx(c["aic"], rel=1e-8)
+    assert fit.bic == pytest.approx(c["bic"], rel=1e-8)
+    assert fit.deviance == pytest.approx(c["deviance"], rel=TOL)
+    assert fit.singular == c["singular"]
+
+
+@pytest.mark.parametrize("name", ["cbpp_laplace", "bin_slope", "poisson", "cloglog_agq7"])
+def test_modes_fitted_residuals_equal_lme4(name):
+    c, fit = REF[name], _fit(name)
+    ranef = np.asarray(c["ranef"], dtype=float).reshape(fit.ranef.shape)
+    assert list(fit.ranef.columns) == list(np.atleast_1d(c["ranef_names"]))
+    assert np.max(np.abs(fit.ranef.to_numpy() - ranef)) < TOL * np.max(np.abs(ranef))
+    scale = lambda v: np.max(np.abs(v))  # noqa: E731
+    for mine, key in [
+        (fit.fitted(), "fitted"),
+        (fit.predict(), "eta"),
+        (fit.predict(type="response"), "fitted"),
+        (fit.residuals(), "resid_deviance"),
+        (fit.residuals("pearson"), "resid_pearson"),
+        (fit.residuals("response"), "resid_response"),
+    ]:
+        ref = np.asarray(c[key])
+        assert np.max(np.abs(mine - ref)) < TOL * scale(ref), key
+
+
+def test_laplace_and_agq_at_lme4_parameters():
+    """The criterion itself, at lme4's estimates: equal to 1e-9 (no optimiser involved)."""
+    for name in ("cbpp_laplace", "cbpp_agq25"):
+        c = REF[name]
+        fam = make_family("binomial", None)
+        d = build_glmer_design(c["formula"], _cbpp(), fam, None, None, "fail")
+        L = d.lmer
+        system = OneFactorSystem(L.X, L.Z, L.codes, L.n_clusters)
+        data = GlmmData(d.y, d.weights, d.offset, fam)
+        theta = np.atleast_1d(c["theta"])
+        mode = pirls(system, data, theta, np.asarray(c["fixef"]))
+        assert mode is not None and mode.converged
+        if c["nAGQ"] == 1:
+            assert mode.devres.sum() == pytest.approx(c["drsum"], rel=1e-10)
+            assert np.sum(mode.u**2) == pytest.approx(c["ussq"], rel=1e-9)
+            assert mode.logdet == pytest.approx(c["ldL2"], rel=1e-8)
+            # nAGQ = 1 quadrature is the Laplace approximation
+            one = agq_deviance(mode, data, L.Z, L.codes, float(theta[0]), 1)
+            assert one == pytest.approx(mode.laplace, rel=1e-13)
+        else:
+            dev = agq_deviance(mode, data, L.Z, L.codes, float(theta[0]), c["nAGQ"])
+            assert dev == pytest.approx(c["dev"], rel=1e-10)
+
+
+def test_pirls_mode_is_stationary():
+    """At the mode the gradient of the penalised deviance in u vanishes (finite differences)."""
+    c = REF["bin_slope"]
+    fam = make_family("binomial", None)
+    d = build_glmer_design(c["formula"], _sim(), fam, None, None, "fail")
+    L = d.lmer
+    system = OneFactorSystem(L.X, L.Z, L.codes, L.n_clusters)
+    data = GlmmData(d.y, d.weights, d.offset, fam)
+    theta, beta = np.asarray(c["theta"]), np.asarray(c["fixef"])
+    mode = pirls(system, data, theta, beta)
+    T = np.array([[theta[0], 0.0], [theta[1], theta[2]]])
+
+    def penalised(u):
+        eta = L.X @ beta + np.sum(L.Z * (u @ T.T)[L.codes], axis=1)
+        mu = 1.0 / (1.0 + np.exp(-eta))
+        y = d.y
+        dev = -2.0 * np.sum(y * np.log(mu) + (1 - y) * np.log1p(-mu))
+        return dev + np.sum(u * u)
+
+    h = 1e-6
+    for j, a in [(0, 0), (3, 1), (17, 0)]:
+        up, lo = mode.u.copy(), mode.u.copy()
+        up[j, a] += h
+        lo[j, a] -= h
+        assert abs(penalised(up) - penalised(lo)) / (2 * h) < 1e-5
+
+
+@pytest.mark.parametrize("link", ["logit", "probit", "cloglog", "log"])
+def test_family_rows_numpy_reference(link):
+    rng = np.random.default_rng(3)
+    eta = rng.normal(scale=1.0, size=50)  # inside the clamps
+    fam = make_family("poisson" if link == "log" else "binomial", link)
+    from scipy.special import ndtr
+
+    mu_ref = {
+        "logit": 1 / (1 + np.exp(-eta)),
+        "probit": ndtr(eta),
+        "cloglog": -np.expm1(-np.exp(eta)),
+        "log": np.exp(eta),
+    }[link]
+    dmu = {
+        "logit": mu_ref * (1 - mu_ref),
+        "probit": np.exp(-0.5 * eta**2) / math.sqrt(2 * math.pi),
+        "cloglog": np.exp(eta - np.exp(eta)),
+        "log": mu_ref,
+    }[link]
+    a = rng.integers(1, 5, size=50).astype(float)
+    y = rng.binomial(a.astype(int), mu_ref) / a if link != "log" else rng.poisson(mu_ref) * 1.0
+    var = mu_ref * (1 - mu_ref) if link != "log" else mu_ref
+    mu, sw, wres, dr = (np.empty(50) for _ in range(4))
+    total = glm_rows(fam.code, fam.link_code, eta, y, a, mu, sw, wres, dr)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if link == "log":
+            dref = 2 * a * (np.where(y > 0, y * np.log(y / mu_ref), 0) - (y - mu_ref))
+        else:
+            dref = (
+                2
+                * a
+                * (
+                    np.where(y > 0, y * np.log(y / mu_ref), 0)
+                    + np.where(y < 1, (1 - y) * np.log((1 - y) / (1 - mu_ref)), 0)
+                )
+            )
+    np.testing.assert_allclose(mu, mu_ref, rtol=1e-12)
+    np.testing.assert_allclose(sw, np.sqrt(a * dmu**2 / var), rtol=1e-10)
+    np.testing.assert_allclose(wres, (y - mu_ref) / dmu, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dr, dref, rtol=1e-10, atol=1e-12)
+    assert total == pytest.approx(dref.sum(), rel=1e-12)
+
+
+def test_response_codings_agree():
+    """0/1 numeric, bool and a two-level factor (first level = failure) give the same fit."""
+    sim = _sim()
+    base = _fit("probit")
+    sim["yb_bool"] = sim["yp"].astype(bool)
+    sim["yb_fac"] = pd.Categorical(np.where(sim["yp"] == 1, "yes", "no"), ["no", "yes"])
+    for col in ("yb_bool", "yb_fac"):
+        fit = pm.glmer(f"{col} ~ x + (1 | g)", sim, link="probit")
+        np.testing.assert_allclose(fit.fixef, base.fixef, rtol=1e-7)
+    # the proportion with weights is the cbind model (same numbers as lme4's, tested above)
+    assert _rel(_fit("cbpp_prop").fixef, _fit("cbpp_laplace").fixef) < 1e-7
+
+
+def test_offset_shifts_intercept():
+    sim = _sim()
+    base = _fit("poisson")
+    sim["off"] = 0.7
+    fit = pm.glmer("yc ~ x + f + offset(off) + (1 | g)", sim, "poisson")
+    fit2 = pm.glmer("yc ~ x + f + (1 | g)", sim, "poisson", offset=np.full(len(sim), 0.7))
+    assert fit.fixef["(Intercept)"] == pytest.approx(base.fixef["(Intercept)"] - 0.7, abs=1e-6)
+    assert fit.loglik == pytest.approx(base.loglik, rel=1e-9)
+    np.testing.assert_allclose(fit2.fixef, fit.fixef, rtol=1e-8)
+
+
+def test_summary_layout():
+    text = _fit("cbpp_laplace").summary()
+    assert "Generalized linear mixed model fit by maximum likelihood (Laplace" in text
+    assert " Family: binomial  ( logit )" in text
+    assert "   194.1    204.2    -92.0    184.1       51" in text
+    assert "Number of obs: 56, groups:  herd, 15" in text
+    assert "z value Pr(>|z|)" in text
+    assert "nAGQ = 25" in _fit("cbpp_agq25").summary()
+
+
+# ----- bad input --------------------------------------------------------------------------
+
+
+def test_binomial_response_out_of_range():
+    sim = _sim()
+    with pytest.raises(ValueError, match=r"response 'yc' must be in \[0, 1\]"):
+        pm.glmer("yc ~ x + (1 | g)", sim)
+    cb = _cbpp()
+    with pytest.raises(ValueError, match="negative counts in 1 row"):
+        cb.loc[0, "incidence"] = cb.loc[0, "size"] + 1
+        pm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cb)
+
+
+def test_poisson_bad_counts():
+    sim = _sim()
+    sim["yneg"] = sim["yc"] - 1.0
+    with pytest.raises(ValueError, match="negative values are not allowed for the 'poisson'"):
+        pm.glmer("yneg ~ x + (1 | g)", sim, "poisson")
+    sim["yhalf"] = sim["yc"] + 0.5
+    with pytest.warns(UserWarning, match="non-integer x = "):
+        fit = pm.glmer("yhalf ~ x + (1 | g)", sim, "poisson")
+    assert np.isfinite(fit.objective)
+
+
+def test_grouping_factor_with_one_level():
+    sim = _sim()
+    sim["one"] = "a"
+    with pytest.raises(ValueError, match="cluster 'one' has 1 cluster"):
+        pm.glmer("yb ~ x + (1 | one)", sim)
+
+
+def test_agq_needs_one_scalar_random_effect():
+    with pytest.raises(ValueError, match="nAGQ > 1 is only available for models with a single"):
+        pm.glmer("yb ~ x + (1 + x | g)", _sim(), nAGQ=5)
+
+
+def test_more_than_one_grouping_factor():
+    sim = _sim()
+    with pytest.raises(ValueError, match="glmer with more than one grouping factor is not"):
+        pm.glmer("yb ~ x + (1 | g) + (1 | f)", sim)
+
+
+def test_bad_family_and_link():
+    with pytest.raises(ValueError, match="`family` must be one of"):
+        pm.glmer("yb ~ x + (1 | g)", _sim(), "gaussian")
+    with pytest.raises(ValueError, match="`link` must be one of"):
+        pm.glmer("yc ~ x + (1 | g)", _sim(), "poisson", link="logit")
+
+
+def test_perfect_separation_warns_naming_the_term():
+    rng = np.random.default_rng(5)
+    g = np.repeat(np.arange(20), 15)
+    x = rng.normal(size=g.size)
+    sep = (x > 0).astype(float)
+    df = pd.DataFrame({"y": sep, "x": x, "z": rng.normal(size=g.size), "g": g})
+    with pytest.warns(ConvergenceWarning, match=r"separation by \['x'\]"):
+        fit = pm.glmer("y ~ z + x + (1 | g)", df)
+    assert not fit.converged
+
+
+def test_missing_values():
+    sim = _sim()
+    sim.loc[3, "x"] = np.nan
+    with pytest.raises(ValueError, match="missing values in 1 row"):
+        pm.glmer("yp ~ x + (1 | g)", sim)
+    fit = pm.glmer("yp ~ x + (1 | g)", sim, na_action="omit")
+    assert fit.nobs == len(sim) - 1 and 3 not in fit.rows
+
+
+# ----- pooling ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pooled_fits():
+    long = pd.read_csv(HERE / "glmer_implist.csv")
+    implist = pm.long_to_mitml_list(long, split=".imp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        full = implist.with_(lambda d: pm.glmer("yb ~ x + f + (1 | g)", d))
+        null = implist.with_(lambda d: pm.glmer("yb ~ x + (1 | g)", d))
+    return full, null
+
+
+def test_pool_estimates_equal_mitml(pooled_fits):
+    full, _ = pooled_fits
+    ref = REF["pooling"]
+    est = pm.pool_estimates(full, extra_pars=True)
+    tab = est.table
+    want = np.asarray(ref["estimates"]["values"])
+    assert list(tab.index) == ref["estimates"]["rows"]
+    for j, col in enumerate(ref["estimates"]["cols"]):
+        if col in ("df",):
+            assert _rel(tab[col], want[:, j]) < 1e-2  # huge df: sensitive to B
+        else:
+            assert _rel(tab[col], want[:, j]) < 1e-3, col
+    lls = [f.loglik for f in full]
+    assert _rel(lls, ref["loglik_full"]) < 1e-8
+
+
+@pytest.mark.parametrize(
+    "key,kwargs",
+    [
+        ("D1", dict(method="D1")),
+        ("D2_wald", dict(method="D2", use="wald")),
+        ("D2_likelihood", dict(method="D2", use="likelihood")),
+        ("D4", dict(method="D4")),
+    ],
+)
+def test_compare_models_equal_mitml(pooled_fits, key, kwargs):
+    full, null = pooled_fits
+    ref = REF["pooling"][key]
+    res = pm.compare_models(full, null, **kwargs)
+    got = res.table.iloc[0]
+    for col, value in zip(ref["cols"], ref["values"]):
+        tol = 1e-2 if col == "df2" else 2e-3
+        assert got[col] == pytest.approx(value, rel=tol), col
+
+
+def test_d3_is_not_available(pooled_fits):
+    full, null = pooled_fits
+    with pytest.raises(TypeError, match="D3"):
+        pm.compare_models(full, null, method="D3")
