@@ -239,3 +239,51 @@ def test_two_level_pan_recovers_the_model():
     assert abs(est.iloc[0] - 2.0) < 0.25 and abs(est.iloc[1] - 1.0) < 0.08
     sds = [np.sqrt(f.varcorr.iloc[0]["vcov"]) if hasattr(f.varcorr, "iloc") else 1.0 for f in fits]
     assert len(sds) == 5
+
+
+def test_ordered_and_nominal_categories_by_sequential_probit_steps():
+    rng = np.random.default_rng(12)
+    J, n = 60, 15
+    g = np.repeat(np.arange(J), n)
+    x = rng.normal(size=J * n)
+    z = x + rng.normal(scale=0.5, size=J)[g] + rng.normal(size=J * n)
+    lev = np.digitize(z, [-0.8, 0.8])  # 0, 1, 2 with x predicting the level
+    df = pd.DataFrame(
+        {
+            "g": g,
+            "x": x,
+            "o": pd.Categorical.from_codes(lev, ["low", "mid", "high"], ordered=True),
+            "c": pd.Categorical.from_codes(rng.integers(0, 3, J * n), ["a", "b", "c"]),
+        }
+    )
+    miss = rng.random(J * n) < 0.3
+    df.loc[miss, "o"] = np.nan
+    df.loc[rng.random(J * n) < 0.2, "c"] = np.nan
+    imp = fcs_impute(df, cluster="g", m=3, maxit=4, seed=2)
+    assert imp.methods["o"] == "2l.polr" and imp.methods["c"] == "2l.polyreg"
+    for d in imp.complete():
+        assert d["o"].dtype == df["o"].dtype and d["o"].notna().all() and d["c"].notna().all()
+        # the imputed levels follow x as the observed ones do
+        lv = d["o"].cat.codes.to_numpy()[miss]
+        r_true = np.corrcoef(lev[miss], x[miss])[0, 1]
+        assert np.corrcoef(lv, x[miss])[0, 1] > 0.6 * r_true
+        assert abs(np.mean(lv == 2) - np.mean(lev[miss] == 2)) < 0.1
+    one = fcs_impute(df.drop(columns="g"), m=2, maxit=2, seed=3)
+    assert one.methods["o"] == "polr" and one.methods["c"] == "polyreg"
+    assert one.complete(1)["o"].notna().all()
+
+
+def test_post_hooks_squeeze_or_transform():
+    df = _sim().drop(columns="cat")
+    imp = fcs_impute(df, cluster="school", post={"y": (0.0, 1.5)}, m=2, maxit=2, seed=1)
+    miss = df["y"].isna().to_numpy()
+    for d in imp.complete():
+        v = d["y"].to_numpy()[miss]
+        assert v.min() >= 0.0 and v.max() <= 1.5
+    imp = fcs_impute(df, cluster="school", post={"y": np.round}, m=1, maxit=1, seed=1)
+    v = imp.complete(1)["y"].to_numpy()[miss]
+    np.testing.assert_array_equal(v, np.round(v))
+    with pytest.raises(ValueError, match="`post` names 'x', which is not an imputed column"):
+        fcs_impute(df, cluster="school", post={"x": (0, 1)})
+    with pytest.raises(TypeError, match="`post\\['y'\\]` must be a function"):
+        fcs_impute(df, cluster="school", post={"y": 3})

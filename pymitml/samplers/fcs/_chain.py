@@ -84,6 +84,10 @@ def make_fcs_chain(spec: FcsSpec, designs: dict[int, Design], seed: int, sweeps:
                 code = meths[t].visit(cur, rng)
                 if code:
                     return code, s
+                hook = spec.post.get(t)
+                if hook is not None:  # mice's post: e.g. squeeze the imputations into a range
+                    miss = spec.where[:, t]
+                    cur[miss, t] = np.asarray(hook(cur[miss, t].copy()), dtype=np.float64)
             _record(spec, cur, targets, store["mean"], store["var"], rec0 + s)
         return 0
 

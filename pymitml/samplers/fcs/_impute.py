@@ -12,7 +12,7 @@ from ...result import ImputationResult, RunSettings
 from ..driver import assemble_result, run_chains, stack_chains
 from ._chain import make_fcs_chain, start_values
 from ._design import target_design
-from ._spec import prepare_fcs
+from ._spec import check_post, prepare_fcs
 
 __all__ = ["fcs_impute"]
 
@@ -31,6 +31,7 @@ def fcs_impute(
     long_chain: bool = False,
     thin: int = 10,
     sweeps: int = 1,
+    post: dict | None = None,
     n_threads: int | None = None,
     progress: bool | None = None,
 ) -> ImputationResult:
@@ -65,6 +66,8 @@ def fcs_impute(
     long_chain : one chain instead of m: ``maxit`` burn-in iterations, then an imputation every
         ``thin`` iterations.
     sweeps : Gibbs sweeps of a 2l model's parameters per visit (kept between visits).
+    post : mice's ``post``: ``{column: f}`` with f mapping the column's imputed values to new
+        ones after every visit, or ``{column: (low, high)}`` to squeeze them into a range.
     n_threads : worker threads for the chains. progress : progress bar.
 
     Returns
@@ -99,6 +102,7 @@ def fcs_impute(
         visit_sequence=visit_sequence,
         where=where,
     )
+    check_post(post, spec)
     targets = spec.targets
     cur0 = start_values(spec, np.random.default_rng(0))
     designs = {

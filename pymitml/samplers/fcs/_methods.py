@@ -31,6 +31,8 @@ __all__ = ["make_method"]
 DONORS = 5
 #: ridge of the single-level regressions (mice's default ``ridge``)
 RIDGE = 1e-5
+#: sweeps of a 2l model at its first visit in a chain (from crude start values to its posterior)
+WARMUP = 10
 
 
 def _ols(X: np.ndarray, y: np.ndarray):
@@ -119,60 +121,134 @@ class Method:
         return 0
 
 
+class RcModel:
+    """One two-level regression (the state of :func:`rc_sweep`) on a fixed set of rows.
+
+    ``mode`` as in :mod:`pymitml.samplers._ranef`: 0 homoscedastic (pan's prior, as mice's
+    2l.pan sets it: a = 1, Binv = 1, c = q, Dinv = I_q), 1 heteroscedastic (mice's 2l.norm:
+    Psi^-1 ~ Wishart(J - q - 1, S^-1) with a tiny ridge), 2 probit (residual variance 1).
+    """
+
+    def __init__(self, rows, spec: FcsSpec, p: int, q: int, mode: int, s2: float, sweeps: int):
+        J = len(spec.start) - 1
+        self.rows, self.mode, self.sweeps = rows, mode, sweeps
+        self.clus = spec.clus[rows]
+        self.start = np.searchsorted(self.clus, np.arange(J + 1)).astype(np.int64)
+        self.par = rc_params(p, q, J, 1.0 if mode == 2 else s2)
+        self.work = rc_work(p, q, J)
+        if mode == 1:
+            self.prior = np.array([-q - 1.0, RIDGE * s2, 1.0, 1.0])
+        else:
+            self.prior = np.array([float(q), 1.0, 1.0, 1.0])
+        self.latent = np.zeros(len(rows))
+        self.started = False
+
+    def _start_psi(self, Zo: np.ndarray) -> None:
+        """Psi = diag(s2 / 2 / var(z_k)) (s2 / 2 for the intercept): every random effect starts
+        explaining about half the residual variance, whatever its predictor's scale."""
+        s2 = float(self.par.s2[0])
+        v = Zo.var(axis=0) if len(Zo) > 1 else np.ones(Zo.shape[1])
+        v[0] = 1.0
+        v[v <= 0] = 1.0
+        self.par.psi[:, :] = np.diag(0.5 * s2 / v)
+        self.par.psi_inv[:, :] = np.diag(2.0 * v / s2)
+        self.started = True
+
+    def predict(self, X: np.ndarray, Z: np.ndarray, clus: np.ndarray) -> np.ndarray:
+        out = np.empty(X.shape[0])
+        linear_predictor(
+            np.ascontiguousarray(X), np.ascontiguousarray(Z), clus, self.par.beta, self.par.b, out
+        )
+        return out
+
+    def update(self, rng, X: np.ndarray, Z: np.ndarray, y: np.ndarray) -> int:
+        """Sweeps given the full designs and the target on ``rows`` (0/1 codes in probit mode,
+        whose latent normals are drawn first). Returns a Status code."""
+        Xo, Zo = np.ascontiguousarray(X[self.rows]), np.ascontiguousarray(Z[self.rows])
+        if self.mode == 2:
+            eta = self.predict(Xo, Zo, self.clus)
+            probit_latents(rng, eta, y.astype(np.int64), _LO, _HI, self.latent)
+            y = self.latent
+        d = RcData(Xo, Zo, np.ascontiguousarray(y), self.start, self.prior, self.mode)
+        n = self.sweeps
+        if not self.started:  # Psi on the scale of each random effect, then a short warm-up
+            self._start_psi(Zo)
+            n = max(n, WARMUP)
+        return int(rc_sweep(rng, d, self.par, self.work, n))
+
+
+_LO = np.array([-np.inf, 0.0])
+_HI = np.array([0.0, np.inf])
+
+
 class TwoLevel(Method):
     """``2l.pan`` / ``2l.norm`` / ``2l.pmm`` / ``2l.bin`` (see the module docstring)."""
 
     def __init__(self, spec: FcsSpec, t: int, design: Design, method: str, sweeps: int) -> None:
         super().__init__(spec, t, design, method)
-        J = len(spec.start) - 1
         p, q = len(design.x_names), len(design.z_names)
         yo = spec.columns[t].values[self.obs]
         s2 = float(np.var(yo)) if len(yo) > 1 and np.var(yo) > 0 else 1.0
-        self.mode = {"2l.norm": 1, "2l.bin": 2}.get(method, 0)
-        self.par = rc_params(p, q, J, 1.0 if self.mode == 2 else s2)
-        self.work = rc_work(p, q, J)
-        self.clus_obs = spec.clus[self.obs]
-        self.start_obs = np.searchsorted(self.clus_obs, np.arange(J + 1)).astype(np.int64)
-        if self.mode == 1:  # mice's 2l.norm: Psi^-1 ~ Wishart(J - q - 1, S^-1), tiny ridge
-            self.prior = np.array([-q - 1.0, RIDGE * s2, 1.0, 1.0])
-        else:  # pan's prior as mice's 2l.pan sets it: a = 1, Binv = 1, c = q, Dinv = I_q
-            self.prior = np.array([float(q), 1.0, 1.0, 1.0])
-        self.sweeps = sweeps
-        self.latent = np.zeros(len(self.obs))
-        self.eta = np.zeros(spec.where.shape[0])
+        mode = {"2l.norm": 1, "2l.bin": 2}.get(method, 0)
+        self.model = RcModel(self.obs, spec, p, q, mode, s2, sweeps)
 
     def visit(self, cur: np.ndarray, rng: np.random.Generator) -> int:
-        spec, t = self.spec, self.t
+        spec, t, mod, m = self.spec, self.t, self.model, self.miss
         X, Z = self.design.build(cur, spec, True)
-        Xo, Zo = np.ascontiguousarray(X[self.obs]), np.ascontiguousarray(Z[self.obs])
-        yo = cur[self.obs, t]
-        if self.mode == 2:
-            eta_o = np.empty(len(self.obs))
-            linear_predictor(Xo, Zo, self.clus_obs, self.par.beta, self.par.b, eta_o)
-            probit_latents(rng, eta_o, yo.astype(np.int64), _LO, _HI, self.latent)
-            yo = self.latent
-        d = RcData(Xo, Zo, np.ascontiguousarray(yo), self.start_obs, self.prior, self.mode)
-        code = rc_sweep(rng, d, self.par, self.work, self.sweeps)
+        code = mod.update(rng, X, Z, cur[self.obs, t])
         if code:
-            return int(code)
-        m = self.miss
-        Xm, Zm = np.ascontiguousarray(X[m]), np.ascontiguousarray(Z[m])
-        eta_m = np.empty(len(m))
-        linear_predictor(Xm, Zm, spec.clus[m], self.par.beta, self.par.b, eta_m)
+            return code
+        eta_m = mod.predict(X[m], Z[m], spec.clus[m])
         if self.method == "2l.bin":
             cur[m, t] = (eta_m + rng.standard_normal(len(m)) > 0.0).astype(np.float64)
         elif self.method == "2l.pmm":
-            eta_o = np.empty(len(self.obs))
-            linear_predictor(Xo, Zo, self.clus_obs, self.par.beta, self.par.b, eta_o)
+            eta_o = mod.predict(X[self.obs], Z[self.obs], mod.clus)
             cur[m, t] = pmm(rng, eta_o, cur[self.obs, t], eta_m)
         else:
-            sd = np.sqrt(self.par.s2[spec.clus[m]])
+            sd = np.sqrt(mod.par.s2[spec.clus[m]])
             cur[m, t] = eta_m + sd * rng.standard_normal(len(m))
         return 0
 
 
-_LO = np.array([-np.inf, 0.0])
-_HI = np.array([0.0, np.inf])
+class Sequential(Method):
+    """``polr`` / ``polyreg`` / ``2l.polr`` / ``2l.polyreg``: K categories as K - 1 binary
+    steps in category order, P(y = k | y >= k) (a continuation-ratio model), each a probit
+    model with random effects (2l.*) or a logistic regression (single level); a missing cell
+    is drawn step by step. (mice fits a proportional-odds or multinomial logit instead.)"""
+
+    def __init__(self, spec: FcsSpec, t: int, design: Design, method: str, sweeps: int) -> None:
+        super().__init__(spec, t, design, method)
+        self.K = spec.columns[t].n_categories
+        yo = spec.columns[t].values[self.obs]
+        self.two_level = method.startswith("2l.")
+        p, q = len(design.x_names), len(design.z_names)
+        self.steps = [
+            RcModel(self.obs[yo >= k], spec, p, q, 2, 1.0, sweeps)
+            if self.two_level
+            else self.obs[yo >= k]
+            for k in range(self.K - 1)
+        ]
+
+    def visit(self, cur: np.ndarray, rng: np.random.Generator) -> int:
+        spec, t, m = self.spec, self.t, self.miss
+        X, Z = self.design.build(cur, spec, self.two_level)
+        out = np.full(len(m), float(self.K - 1))
+        todo = np.ones(len(m), bool)
+        for k, st in enumerate(self.steps):
+            if isinstance(st, RcModel):
+                code = st.update(rng, X, Z, (cur[st.rows, t] == k).astype(np.float64))
+                if code:
+                    return code
+                eta = st.predict(X[m], Z[m], spec.clus[m])
+                hit = eta + rng.standard_normal(len(m)) > 0.0
+            else:
+                b = logreg_draw(rng, X[st], (cur[st, t] == k).astype(np.float64))
+                hit = rng.random(len(m)) < expit(X[m] @ b)
+            now = todo & hit
+            out[now] = k
+            todo &= ~hit
+        cur[m, t] = out
+        return 0
 
 
 class LevelTwo(Method):
@@ -207,6 +283,8 @@ def make_method(spec: FcsSpec, t: int, design: Design, method: str, sweeps: int)
     """The method object of target ``t`` for one chain."""
     if method.startswith("2lonly."):
         return LevelTwo(spec, t, design, method)
+    if method.endswith(("polr", "polyreg")):
+        return Sequential(spec, t, design, method, sweeps)
     if method.startswith("2l."):
         return TwoLevel(spec, t, design, method, sweeps)
     return Method(spec, t, design, method)

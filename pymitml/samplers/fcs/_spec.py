@@ -11,8 +11,9 @@ visited in ``visit_sequence`` order in every iteration.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from ..._frame import Codebook, ColumnCodec, as_pandas, check_columns, encode_cl
 from ._columns import Column, default_method, encode_column, is_level2
 from ._passive import PassiveFormula, parse_passive
 
-__all__ = ["METHODS", "FcsSpec", "make_predictor_matrix", "prepare_fcs"]
+__all__ = ["METHODS", "FcsSpec", "check_post", "make_predictor_matrix", "prepare_fcs"]
 
 #: method -> (level: "2l" | "2lonly" | "1l", kinds it accepts: "n" numeric, "b" binary, "c" any
 #: categorical with more than two categories)
@@ -31,6 +32,10 @@ METHODS: dict[str, tuple[str, str]] = {
     "2l.norm": ("2l", "n"),
     "2l.pmm": ("2l", "nb"),
     "2l.bin": ("2l", "b"),
+    "2l.polr": ("2l", "bc"),
+    "2l.polyreg": ("2l", "bc"),
+    "polr": ("1l", "bc"),
+    "polyreg": ("1l", "bc"),
     "2lonly.norm": ("2lonly", "n"),
     "2lonly.pmm": ("2lonly", "nbc"),
     "2lonly.mean": ("2lonly", "n"),
@@ -57,6 +62,7 @@ class FcsSpec:
     start: np.ndarray  # (J + 1,) cluster segment starts
     order: np.ndarray  # (N,) data row of each sorted row
     passive: dict[int, PassiveFormula] = field(default_factory=dict)
+    post: dict[int, Callable[[np.ndarray], np.ndarray]] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -192,7 +198,11 @@ def _check_method(c: Column, meth: Any, clustered: bool) -> None:
     kind = "b" if c.binary else ("c" if c.kind == "categorical" else "n")
     if kind not in kinds:
         what = {"b": "binary", "c": f"categorical with {c.n_categories} categories", "n": "numeric"}
-        fix = {"b": "'2l.bin' or 'logreg'", "c": "'2lonly.pmm' (level 2)", "n": "'2l.pan' or 'pmm'"}
+        fix = {
+            "b": "'2l.bin' or 'logreg'",
+            "c": "'2l.polyreg', '2l.polr', 'polyreg' or 'polr'",
+            "n": "'2l.pan' or 'pmm'",
+        }
         raise ValueError(
             f"method {meth!r} does not fit '{c.name}' ({what[kind]}); use {fix[kind]}."
         )
@@ -323,6 +333,30 @@ def _check_cluster_means(spec: FcsSpec) -> None:
             raise ValueError(
                 f"method '2lonly.mean' of '{c.name}' has no observed value in {bad} cluster(s) "
                 "to take the mean of; use '2lonly.norm' or '2lonly.pmm' for it."
+            )
+
+
+def check_post(post: Any, spec: FcsSpec) -> None:
+    """``post``: {column: callable or (low, high)} -> spec.post (column index -> callable)."""
+    if post is None:
+        return
+    if not isinstance(post, Mapping):
+        raise TypeError(f"`post` must be a dict {{column: function or (low, high)}}; got {post!r}.")
+    names = spec.names
+    for k, f in post.items():
+        if k not in names or spec.where[:, names.index(k)].sum() == 0:
+            raise ValueError(
+                f"`post` names {k!r}, which is not an imputed column; use one of "
+                f"{[names[t] for t in spec.targets]}."
+            )
+        if isinstance(f, tuple) and len(f) == 2:
+            spec.post[names.index(k)] = partial(np.clip, a_min=float(f[0]), a_max=float(f[1]))
+        elif callable(f):
+            spec.post[names.index(k)] = f
+        else:
+            raise TypeError(
+                f"`post['{k}']` must be a function of the imputed values or a (low, high) range "
+                f"to squeeze them into (mice's squeeze); got {f!r}."
             )
 
 
