@@ -153,6 +153,21 @@ def _linkinv_rows(link, eta, mu):
 
 
 @njit
+def _mean_and_slope(link, e):
+    """(mu, d mu / d eta) at eta = e, sharing the exponential of the logit and log links."""
+    if link == LOGIT:
+        if e > 30.0 or e < -30.0:
+            return _linkinv(link, e), _EPS
+        t = math.exp(e)
+        m = t / (1.0 + t)
+        return m, m / (1.0 + t)
+    if link == LOG:
+        m = max(math.exp(e), _EPS)
+        return m, m
+    return _linkinv(link, e), _mu_eta(link, e)
+
+
+@njit
 def glm_rows(family, link, eta, y, a, mu, sqrtw, wres, devres):
     """Per-row GLM quantities at the linear predictor ``eta`` (n,); returns sum of ``devres``.
 
@@ -161,8 +176,7 @@ def glm_rows(family, link, eta, y, a, mu, sqrtw, wres, devres):
     """
     total = 0.0
     for i in range(eta.shape[0]):
-        m = _linkinv(link, eta[i])
-        d = _mu_eta(link, eta[i])
+        m, d = _mean_and_slope(link, eta[i])
         v = m * (1.0 - m) if family == BINOMIAL else m
         mu[i] = m
         sqrtw[i] = math.sqrt(a[i] * d * d / v)

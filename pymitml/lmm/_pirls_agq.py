@@ -14,6 +14,8 @@ which is the Laplace term at K = 1 (one node at 0) and exact for large K (lme4's
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from .._numba import njit
@@ -23,10 +25,14 @@ from ._pirls import GlmmData, PirlsResult
 __all__ = ["agq_deviance", "gauss_hermite"]
 
 
+@lru_cache(maxsize=16)
 def gauss_hermite(k: int) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights (summing to 1) of the k-point rule for the standard normal density."""
     x, w = np.polynomial.hermite_e.hermegauss(int(k))
-    return x, w / w.sum()
+    x.setflags(write=False)
+    w = w / w.sum()
+    w.setflags(write=False)
+    return x, w
 
 
 @njit

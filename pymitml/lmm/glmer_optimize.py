@@ -124,11 +124,14 @@ def deriv12(
     f: Callable[[np.ndarray], float], x: np.ndarray, fx: float, lower: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Central finite-difference gradient and Hessian as lme4's ``deriv12`` (step 1e-4; the
-    backward step is shortened at a lower bound)."""
+    backward step is shortened near a lower bound, as lme4 does)."""
     k = x.size
     delta = HESSIAN_DELTA
     up = x + delta
     lo = np.maximum(x - delta, np.where(np.isfinite(lower), lower, -np.inf))
+    # on (or next to) a bound of a diagonal element of T step across it: the deviance depends
+    # on T T' only, so it is defined (and even) there
+    lo = np.where(x - lo < 0.5 * delta, x - delta, lo)
     ld = x - lo
     g, H = np.empty(k), np.empty((k, k))
 
@@ -200,9 +203,10 @@ def _newton_polish(f, x, fx, lower, iters=6):
         if not improved:
             break
         moved = float(np.max(np.abs(xn - x)))
+        gain = fx - fn
         x, fx = xn, fn
         g, H = deriv12(f, x, fx, lower)
-        if moved < 1e-7:
+        if moved < 1e-7 or gain < 1e-12 * (1.0 + abs(fx)):
             break
     return x, fx, g, H
 
@@ -240,16 +244,22 @@ def _convergence(g, H, x, lower) -> tuple[bool, list[str]]:
     return not messages, messages
 
 
+def _minimize(f, x0, lower, radius):
+    """Projected Newton from x0; COBYQA first only if Newton alone does not converge."""
+    x, fx, g, H = _newton_polish(f, np.maximum(x0, lower), f(np.maximum(x0, lower)), lower, 30)
+    if not _convergence(g, H, x, lower)[0]:
+        x, _ = _cobyqa(f, x, lower, radius, 5000 * x.size)
+        x, fx, g, H = _newton_polish(f, x, f(x), lower, 30)
+    return x, fx, g, H
+
+
 def optimize_glmer(obj: GlmerObjective) -> OptimumResult:
     """Both stages, polishing, boundary check and the Hessian at the optimum."""
     theta0 = obj.diag.astype(float)
-    th, _ = _cobyqa(obj.stage1, theta0, obj.lower_theta, 0.2, 2000 * obj.n_theta)
+    th, _, _, _ = _minimize(obj.stage1, theta0, obj.lower_theta, 0.2)
     obj.stage1(th)  # the joint modes at the stage-1 optimum: beta's start
-    x0 = np.r_[th, obj.beta]
     lower = obj.lower
-    x, fx = _cobyqa(obj.stage2, x0, lower, 0.05, 5000 * x0.size)
-    fx = obj.stage2(x)
-    x, fx, g, H = _newton_polish(obj.stage2, x, fx, lower)
+    x, fx, g, H = _minimize(obj.stage2, np.r_[th, obj.beta], lower, 0.05)
     xb, fb = _check_boundary(obj.stage2, x, fx, obj)
     if fb < fx or not np.array_equal(xb, x):
         x, fx = xb, fb
