@@ -131,20 +131,22 @@ def _observed_clusters(spec: FcsSpec, t: int) -> np.ndarray:
 
 
 def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:
-    """Columns kept by a greedy pass: a column is dropped when its residual on the kept ones
-    is below ``tol`` of its norm (or it is constant, apart from the intercept)."""
-    keep: list[int] = []
+    """Columns kept by a greedy pass over the Gram matrix X'X: a column is dropped when its
+    squared residual on the kept columns is below ``tol`` of its squared norm (so a constant
+    column next to the intercept, or a linear combination of kept columns, goes)."""
     if X.shape[0] == 0:
         return np.arange(min(1, X.shape[1]))
-    Q = np.zeros((X.shape[0], 0))
+    G = X.T @ X
+    keep: list[int] = []
     for a in range(X.shape[1]):
-        v = X[:, a].astype(np.float64)
-        nv = np.linalg.norm(v)
-        if nv == 0.0:
+        if G[a, a] <= 0.0:
             continue
-        r = v - Q @ (Q.T @ v)
-        nr = np.linalg.norm(r)
-        if nr > tol * nv:
+        if keep:
+            Gk = G[np.ix_(keep, keep)]
+            g = G[keep, a]
+            res = G[a, a] - g @ np.linalg.solve(Gk, g)
+        else:
+            res = G[a, a]
+        if res > tol * G[a, a]:
             keep.append(a)
-            Q = np.column_stack([Q, r / nr])
     return np.asarray(keep, dtype=np.int64)
