@@ -206,7 +206,7 @@ def test_collinear_and_empty_predictor_sets_warn():
 def test_every_method_runs_and_recovers_the_mean():
     df = _sim().drop(columns="cat")
     true_mean = 1 + 0.0  # E[y] = 1 (x and w centred)
-    for meth in ("2l.pan", "2l.norm", "2l.pmm", "norm", "norm.nob", "pmm"):
+    for meth in ("2l.pan", "2l.norm", "2l.pmm", "2l.lmer", "norm", "norm.nob", "pmm"):
         imp = fcs_impute(
             df, cluster="school", method={"y": meth, "w": "2lonly.pmm"}, m=4, maxit=4, seed=7
         )
@@ -287,3 +287,17 @@ def test_post_hooks_squeeze_or_transform():
         fcs_impute(df, cluster="school", post={"x": (0, 1)})
     with pytest.raises(TypeError, match="`post\\['y'\\]` must be a function"):
         fcs_impute(df, cluster="school", post={"y": 3})
+
+
+def test_summary_and_trace_plots_of_chain_means_and_variances():
+    pytest.importorskip("matplotlib")
+    df = _sim().drop(columns="cat")
+    imp = fcs_impute(df, cluster="school", m=3, maxit=6, seed=1)
+    s = imp.summary()
+    assert list(s.rhat["parameter"])[:3] == ["Mean [1,1]: y", "Mean [2,1]: b", "Mean [3,1]: w"]
+    assert "Cluster variable:         school" in str(s)
+    figs = imp.plot()
+    assert sorted(figs) == ["mean", "var"]
+    # mice's chainMean: the mean of the imputed cells of chain c after iteration i
+    last = imp.complete(3)["y"].to_numpy()[df["y"].isna().to_numpy()].mean()
+    assert imp.chain_mean[0, -1, 2] == pytest.approx(last)

@@ -45,7 +45,8 @@ def fcs_impute(
         are available. It may also be given as the -2 column of ``predictor_matrix``.
     method : ``{column: method}`` (other columns get their default) or one method for every
         incomplete column. mice's names: ``"2l.pan"`` (homoscedastic linear mixed model),
-        ``"2l.norm"`` (cluster-specific residual variances), ``"2l.pmm"`` (predictive mean
+        ``"2l.norm"`` (cluster-specific residual variances), ``"2l.lmer"`` (the model of
+        2l.pan; mice approximates its posterior from an lmer fit, this draws it exactly), ``"2l.pmm"`` (predictive mean
         matching on the mixed model's prediction), ``"2l.bin"`` (binary, probit random
         intercept model), ``"2lonly.norm"``, ``"2lonly.pmm"``, ``"2lonly.mean"`` (level-2
         variables, one value per cluster), ``"norm"``, ``"norm.nob"``, ``"pmm"``, ``"logreg"``,

@@ -30,6 +30,7 @@ __all__ = ["METHODS", "FcsSpec", "check_post", "make_predictor_matrix", "prepare
 METHODS: dict[str, tuple[str, str]] = {
     "2l.pan": ("2l", "n"),
     "2l.norm": ("2l", "n"),
+    "2l.lmer": ("2l", "n"),
     "2l.pmm": ("2l", "nb"),
     "2l.bin": ("2l", "b"),
     "2l.polr": ("2l", "bc"),
