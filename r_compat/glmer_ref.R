@@ -39,7 +39,9 @@ b1 <- rep(rnorm(J, sd = 0.5), nj)
 yb <- rbinom(n, 1, plogis(-0.5 + 0.8 * x + b0 + b1 * x))
 yp <- rbinom(n, 1, pnorm(0.3 - 0.6 * x + 0.7 * b0))
 yc <- rpois(n, exp(0.4 + 0.3 * x + 0.5 * (f == "b") - 0.4 * (f == "c") + 0.6 * b0))
-sim <- data.frame(g = g, x = x, f = f, yb = yb, yp = yp, yc = yc)
+set.seed(1)
+y0 <- rbinom(n, 1, plogis(0.2 + 0.5 * x))                  # no cluster effect: singular fit
+sim <- data.frame(g = g, x = x, f = f, yb = yb, yp = yp, yc = yc, y0 = y0)
 write.csv(sim, file.path(here, "glmer_sim.csv"), row.names = FALSE)
 sim <- read.csv(file.path(here, "glmer_sim.csv"))
 
@@ -57,7 +59,9 @@ cases <- list(
   list(name = "cloglog_agq7", data = "sim", family = "binomial", link = "cloglog", nAGQ = 7,
        formula = "yp ~ x + (1 | g)"),
   list(name = "poisson", data = "sim", family = "poisson", link = "log", nAGQ = 1,
-       formula = "yc ~ x + f + (1 | g)")
+       formula = "yc ~ x + f + (1 | g)"),
+  list(name = "singular", data = "sim", family = "binomial", link = "logit", nAGQ = 1,
+       formula = "y0 ~ x + (1 | g)")
 )
 
 tight <- glmerControl(optimizer = "bobyqa", tolPwrss = 1e-12,
@@ -77,8 +81,8 @@ for (cs in cases) {
             weights = .w, control = control)
     }
   }
-  fit0 <- fit_one(glmerControl())
-  fit <- fit_one(tight)
+  fit0 <- suppressMessages(fit_one(glmerControl()))
+  fit <- suppressMessages(fit_one(tight))
   vc <- as.data.frame(VarCorr(fit))
   re <- ranef(fit)[[1]]
   cmp <- fit@devcomp$cmp

@@ -74,6 +74,8 @@ class Family:
         if self.code == POISSON:
             with np.errstate(divide="ignore", invalid="ignore"):
                 ll = np.where(y == 0.0, -mu, y * np.log(mu) - mu - gammaln(y + 1.0))
+            # R's dpois: probability 0 at a non-integer count (with a warning at the boundary)
+            ll = np.where(np.abs(y - np.rint(y)) > 1e-7 * np.maximum(1.0, y), -np.inf, ll)
             return float(-2.0 * np.sum(w * ll))
         m = np.rint(w)
         k = np.rint(m * y)
