@@ -56,7 +56,10 @@ def fcs_impute(
         given are 0) or a square array in column order, with mice's codes: 0 unused, 1 fixed
         effect, 2 fixed effect + random slope, 3 fixed effect + cluster mean, 4 fixed effect +
         random slope + cluster mean, -2 the cluster id. Default:
-        :func:`make_predictor_matrix`. 2l methods always have a random intercept.
+        :func:`make_predictor_matrix`. 2l methods always have a random intercept. Unlike
+        mice's 2l.norm, which drops code-1 predictors (it models random coefficients only),
+        every 2l method here uses code-1 predictors as fixed effects; with codes 2 only the
+        models are the same.
     visit_sequence : list of column names, or ``"roman"`` (column order, the default),
         ``"arabic"``, ``"monotone"``, ``"revmonotone"``.
     where : boolean array or DataFrame of the data's shape: cells to impute (default: the
