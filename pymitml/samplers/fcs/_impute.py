@@ -44,14 +44,26 @@ def fcs_impute(
     cluster : the cluster id (any type; never missing). Without it only single-level methods
         are available. It may also be given as the -2 column of ``predictor_matrix``.
     method : ``{column: method}`` (other columns get their default) or one method for every
-        incomplete column. mice's names: ``"2l.pan"`` (homoscedastic linear mixed model),
-        ``"2l.norm"`` (cluster-specific residual variances), ``"2l.lmer"`` (the model of
-        2l.pan; mice approximates its posterior from an lmer fit, this draws it exactly), ``"2l.pmm"`` (predictive mean
-        matching on the mixed model's prediction), ``"2l.bin"`` (binary, probit random
-        intercept model), ``"2lonly.norm"``, ``"2lonly.pmm"``, ``"2lonly.mean"`` (level-2
-        variables, one value per cluster), ``"norm"``, ``"norm.nob"``, ``"pmm"``, ``"logreg"``,
-        ``""`` (not imputed) and passive formulas ``"~ I(a / b)"``. Defaults: see
-        :func:`~pymitml.samplers.fcs._columns.default_method`; the result shows what ran.
+        incomplete column, with mice's names:
+
+        - ``"2l.pan"``: homoscedastic linear mixed model (pan's prior, as mice sets it);
+        - ``"2l.norm"``: cluster-specific residual variances (van Buuren 2011);
+        - ``"2l.lmer"``: the model of 2l.pan (mice approximates its posterior from an lmer fit;
+          this draws it exactly);
+        - ``"2l.pmm"``: predictive mean matching on the mixed model's prediction;
+        - ``"2l.bin"``: binary, a probit mixed model drawn by latent normals (mice fits a
+          logistic mixed model with glmer and draws from a normal approximation; the links
+          differ, the imputations agree within Monte Carlo error, see tests/test_fcs_r.py);
+        - ``"2l.polr"`` / ``"2l.polyreg"`` (and single-level ``"polr"`` / ``"polyreg"``):
+          categories as continuation-ratio probit (logistic) steps, where mice has only
+          single-level proportional-odds / multinomial models;
+        - ``"2lonly.norm"``, ``"2lonly.pmm"``, ``"2lonly.mean"``: level-2 variables, one value
+          per cluster from cluster means of the predictors;
+        - ``"norm"``, ``"norm.nob"``, ``"pmm"``, ``"logreg"``: mice's single-level methods;
+        - ``""`` (not imputed) and passive formulas ``"~ I(a / b)"``.
+
+        Defaults: see :func:`~pymitml.samplers.fcs._columns.default_method`; the result shows
+        what ran.
     predictor_matrix : pandas DataFrame (rows = targets, columns = predictors; entries not
         given are 0) or a square array in column order, with mice's codes: 0 unused, 1 fixed
         effect, 2 fixed effect + random slope, 3 fixed effect + cluster mean, 4 fixed effect +
