@@ -284,6 +284,18 @@ def test_agq_needs_one_scalar_random_effect():
         pm.glmer("yb ~ x + (1 + x | g)", _sim(), nAGQ=5)
 
 
+def test_bad_nagq():
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="`nAGQ` must be a non-negative integer"):
+            pm.glmer("yb ~ x + (1 | g)", _sim(), nAGQ=bad)
+
+
+def test_polars_input():
+    pl = pytest.importorskip("polars")
+    fit = pm.glmer("yp ~ x + (1 | g)", pl.from_pandas(_sim()), link="probit")
+    np.testing.assert_allclose(fit.fixef, _fit("probit").fixef, rtol=1e-9)
+
+
 def test_more_than_one_grouping_factor():
     sim = _sim()
     with pytest.raises(ValueError, match="glmer with more than one grouping factor is not"):

@@ -33,10 +33,6 @@ SEPARATION_EPS = 1e-8
 def _check_nagq(nAGQ: Any, q: int) -> int:
     if isinstance(nAGQ, bool) or not isinstance(nAGQ, (int, np.integer)) or nAGQ < 0:
         raise ValueError(f"`nAGQ` must be a non-negative integer; got {nAGQ!r}.")
-    if nAGQ == 0:
-        raise ValueError(
-            "`nAGQ` = 0 (the stage-1 criterion only) is not available; use nAGQ=1 (Laplace)."
-        )
     if nAGQ > 1 and q != 1:
         raise ValueError(f"{AGQ_MESSAGE} (got nAGQ={nAGQ} with {q} random effects per cluster).")
     return int(nAGQ)
@@ -51,6 +47,8 @@ def _vcov(obj: GlmerObjective, opt: OptimumResult, mode, messages: list[str]):
     lx = system.lx()
     linv = np.linalg.inv(lx) if lx.size else lx
     v_rx = linv.T @ linv
+    if opt.hessian is None:  # nAGQ = 0: lme4 computes no Hessian
+        return v_rx, v_rx
     try:
         h = np.linalg.inv(opt.hessian)[obj.n_theta :, obj.n_theta :]
         v_hess = h + h.T
@@ -172,7 +170,8 @@ def glmer(
     family : ``"binomial"`` (default) or ``"poisson"``.
     link : ``"logit"`` (binomial default), ``"probit"``, ``"cloglog"``; ``"log"`` (Poisson).
     nAGQ : 1 (default): Laplace approximation; > 1: adaptive Gauss-Hermite quadrature with
-        that many points (only for one scalar random effect, as lme4).
+        that many points (only for one scalar random effect, as lme4); 0: lme4's fast
+        approximation (beta from PIRLS, only theta optimised; RX-based ``vcov``).
     weights : prior weights (binomial: numbers of trials of a proportion), a column name or
         an array with one value per row of ``data``.
     offset : a column name or array added to the linear predictor (with any ``offset()``).

@@ -26,7 +26,7 @@ class GlmerFit:
     ----------
     formula : the model formula.
     family, link : R's family and link names.
-    nAGQ : quadrature points (1: Laplace approximation).
+    nAGQ : quadrature points (1: Laplace approximation; 0: lme4's nAGQ = 0).
     fixef : pandas Series of the fixed effects, indexed by R's column names.
     vcov : DataFrame, lme4's default covariance of the fixed effects: 2 H^{-1} restricted to
         beta, with H the finite-difference Hessian of the deviance over (theta, beta)
@@ -69,7 +69,7 @@ class GlmerFit:
     singular: bool
     messages: tuple[str, ...]
     n_evaluations: int
-    hessian: np.ndarray = field(repr=False)
+    hessian: np.ndarray | None = field(repr=False)
     _design: GlmerDesign = field(repr=False)
     _mode: PirlsResult = field(repr=False)
 

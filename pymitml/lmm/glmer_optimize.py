@@ -2,7 +2,7 @@
 
 Stage 1 (lme4's nAGQ = 0 step): theta only; beta and u are the joint conditional modes of the
 penalised deviance (PIRLS over both), criterion  sum d + |u|^2 + log|L|^2.
-Stage 2: (theta, beta) jointly, u from PIRLS at fixed beta, criterion the Laplace (nAGQ = 1) or
+With nAGQ = 0 the stage-1 optimum is the fit. Stage 2: (theta, beta) jointly, u from PIRLS at fixed beta, criterion the Laplace (nAGQ = 1) or
 adaptive Gauss-Hermite (nAGQ > 1) deviance.
 
 Both stages use scipy's COBYQA (Powell's derivative-free trust-region method for bound
@@ -159,8 +159,8 @@ def deriv12(
 class OptimumResult:
     x: np.ndarray
     fun: float
-    gradient: np.ndarray
-    hessian: np.ndarray
+    gradient: np.ndarray | None
+    hessian: np.ndarray | None
     converged: bool
     messages: list[str] = field(default_factory=list)
     n_evaluations: int = 0
@@ -257,8 +257,10 @@ def optimize_glmer(obj: GlmerObjective) -> OptimumResult:
     """Both stages, polishing, boundary check and the Hessian at the optimum."""
     theta0 = obj.diag.astype(float)
     th, _, _, _ = _minimize(obj.stage1, theta0, obj.lower_theta, 0.2)
-    obj.stage1(th)  # the joint modes at the stage-1 optimum: beta's start
+    f1 = obj.stage1(th)  # the joint modes at the stage-1 optimum: beta's start
     lower = obj.lower
+    if obj.nAGQ == 0:  # lme4's nAGQ = 0: the stage-1 optimum is the fit (no derivatives)
+        return OptimumResult(np.r_[th, obj.beta], f1, None, None, True, [], obj.n_evaluations)
     x, fx, g, H = _minimize(obj.stage2, np.r_[th, obj.beta], lower, 0.05)
     xb, fb = _check_boundary(obj.stage2, x, fx, obj)
     if fb < fx or not np.array_equal(xb, x):

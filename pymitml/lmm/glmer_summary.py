@@ -61,7 +61,7 @@ def _fixed_block(fit) -> list[str]:
 
 def format_glmer_summary(fit) -> str:
     """The text of ``summary(fit)`` for a glmer fit in lme4's layout."""
-    if fit.nAGQ > 1:
+    if fit.nAGQ != 1:
         method = f"(Adaptive Gauss-Hermite Quadrature, nAGQ = {fit.nAGQ})"
     else:
         method = "(Laplace\n  Approximation)"
