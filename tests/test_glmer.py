@@ -426,3 +426,33 @@ def test_live_r_glmer(R, tmp_path, formula, family, extra):
     r_misc = R("mitml:::.getMisc.merMod(fit)")
     assert list(fit.extra_pars.index) == list(r_misc.names)
     assert _rel(fit.extra_pars.to_numpy(), np.array(r_misc)) < TOL
+
+
+@pytest.mark.parametrize("fixed", [True, False])
+def test_sparse_system_equals_one_factor_system(fixed):
+    """The generic sparse penalised system (any Z, Lambda) gives the one-factor kernels' PIRLS."""
+    from scipy import sparse
+
+    from pymitml.lmm._pirls import lower_tri
+    from pymitml.lmm._pirls_sparse import SparseSystem
+
+    c = REF["bin_slope"]
+    fam = make_family("binomial", None)
+    d = build_glmer_design(c["formula"], _sim(), fam, None, None, "fail")
+    L = d.lmer
+    J, q = L.n_clusters, L.q
+    rows = np.repeat(np.arange(L.n), q)
+    cols = (L.codes[:, None] * q + np.arange(q)).ravel()
+    Z = sparse.csc_matrix((L.Z.ravel(), (rows, cols)), shape=(L.n, J * q))
+
+    def lam(theta):
+        return sparse.kron(sparse.identity(J), sparse.csr_matrix(lower_tri(theta, q)), "csc")
+
+    data = GlmmData(d.y, d.weights, d.offset, fam)
+    theta, beta = np.asarray(c["theta"]), np.asarray(c["fixef"])
+    a = pirls(OneFactorSystem(L.X, L.Z, L.codes, J), data, theta, beta, fixed=fixed)
+    b = pirls(SparseSystem(L.X, Z, lam), data, theta, beta, fixed=fixed)
+    assert a is not None and b is not None
+    assert b.laplace == pytest.approx(a.laplace, rel=1e-12)
+    np.testing.assert_allclose(b.u.ravel(), a.u.ravel(), atol=1e-10)
+    np.testing.assert_allclose(b.beta, a.beta, atol=1e-10)
