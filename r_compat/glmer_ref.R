@@ -2,6 +2,7 @@
 #
 # Writes, next to this script:
 #   glmer_cbpp.csv   lme4's cbpp (herd, incidence, size, period)
+#   glmer_grouseticks.csv  lme4's grouseticks (three grouping factors; reference kept for later)
 #   glmer_sim.csv    simulated two-level data (seeded): a 0/1 response with a random slope,
 #                    Poisson counts with a 3-level factor
 #   glmer_ref.json   per case: fixed effects, vcov (lme4's default: from the finite-difference
@@ -26,6 +27,10 @@ cb <- read.csv(file.path(here, "glmer_cbpp.csv"))
 cb$herd <- factor(cb$herd, levels = sort(unique(cb$herd)))
 cb$period <- factor(cb$period)
 cb$prop <- cb$incidence / cb$size
+data(grouseticks, package = "lme4")
+write.csv(grouseticks, file.path(here, "glmer_grouseticks.csv"), row.names = FALSE)
+gt <- read.csv(file.path(here, "glmer_grouseticks.csv"))
+for (v in c("INDEX", "BROOD", "LOCATION", "YEAR")) gt[[v]] <- factor(gt[[v]])
 
 set.seed(20261202)
 J <- 50
@@ -63,7 +68,11 @@ cases <- list(
   list(name = "poisson", data = "sim", family = "poisson", link = "log", nAGQ = 1,
        formula = "yc ~ x + f + (1 | g)"),
   list(name = "singular", data = "sim", family = "binomial", link = "logit", nAGQ = 1,
-       formula = "y0 ~ x + (1 | g)")
+       formula = "y0 ~ x + (1 | g)"),
+  # several grouping factors: kept for glmer on the multi-term design (tests skip "pending")
+  list(name = "grouseticks", data = "grouseticks", family = "poisson", link = "log", nAGQ = 1,
+       formula = "TICKS ~ YEAR + HEIGHT + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION)",
+       pending = TRUE)
 )
 
 tight <- glmerControl(optimizer = "bobyqa", tolPwrss = 1e-12,
@@ -72,7 +81,7 @@ fam <- function(cs) get(cs$family)(link = cs$link)
 
 out <- list()
 for (cs in cases) {
-  d <- if (cs$data == "sim") sim else cb
+  d <- switch(cs$data, sim = sim, cbpp = cb, grouseticks = gt)
   fit_one <- function(control) {
     if (is.null(cs$weights)) {
       glmer(as.formula(cs$formula), data = d, family = fam(cs), nAGQ = cs$nAGQ,
@@ -83,13 +92,14 @@ for (cs in cases) {
             weights = .w, control = control)
     }
   }
-  fit0 <- suppressMessages(fit_one(glmerControl()))
-  fit <- suppressMessages(fit_one(tight))
+  fit0 <- suppressWarnings(suppressMessages(fit_one(glmerControl())))
+  fit <- suppressWarnings(suppressMessages(fit_one(tight)))
   vc <- as.data.frame(VarCorr(fit))
   re <- ranef(fit)[[1]]
+  conv <- as.character(unlist(fit@optinfo$conv$lme4$messages))
   cmp <- fit@devcomp$cmp
   out[[cs$name]] <- list(
-    formula = cs$formula, data = cs$data, family = cs$family, link = cs$link, nAGQ = cs$nAGQ,
+    formula = cs$formula, data = cs$data, pending = isTRUE(cs$pending), messages = conv, family = cs$family, link = cs$link, nAGQ = cs$nAGQ,
     weights = if (is.null(cs$weights)) "" else cs$weights,
     nobs = nobs(fit), ngroups = unname(ngrps(fit)),
     fixef_names = names(fixef(fit)), fixef = unname(fixef(fit)),
