@@ -186,6 +186,9 @@ def test_bad_predictor_matrices_and_clusters():
         fcs_impute(d2, cluster="school")
     with pytest.raises(TypeError, match="`predictor_matrix` must be a pandas DataFrame"):
         fcs_impute(df, cluster="school", predictor_matrix=[[0]])
+    small = df[df["school"] < 102]
+    with pytest.raises(ValueError, match="'2l.norm' of 'y' has 1 random effects but only 2"):
+        fcs_impute(small, cluster="school", method={"y": "2l.norm"})
     # the cluster id found from the predictor matrix alone
     imp = fcs_impute(df, predictor_matrix=P, m=1, maxit=1, seed=1)
     assert imp.settings["cluster"] == "school" and imp.methods["y"] == "2l.pan"

@@ -132,6 +132,15 @@ def fcs_impute(
         for t in set(spec.visit)
         if t not in spec.passive
     }
+    J = len(spec.start) - 1
+    for t, d in designs.items():
+        q = len(d.z_names)
+        if spec.methods[spec.names[t]] == "2l.norm" and J <= 2 * q:
+            raise ValueError(
+                f"method '2l.norm' of '{spec.names[t]}' has {q} random effects but only {J} "
+                f"clusters (its random-effect covariance needs more than {2 * q}); use fewer "
+                "random slopes (code 2/4) or '2l.pan'."
+            )
     if long_chain:
         n_burn, n_iter, per_chain = maxit, thin, [m]
     else:
