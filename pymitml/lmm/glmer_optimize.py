@@ -167,17 +167,22 @@ class OptimumResult:
 
 
 def _cobyqa(f, x0, lower, radius, maxfev):
+    """scipy's COBYQA (scipy >= 1.14; bounded Powell before that) from x0."""
     from scipy.optimize import Bounds, minimize  # lazy: scipy.optimize is slow to import
 
     finite = np.isfinite(lower)
     x0 = np.where(finite, np.maximum(x0, lower), x0)
-    r = minimize(
-        f,
-        x0,
-        method="COBYQA",
-        bounds=Bounds(lower, np.full_like(lower, np.inf)),
-        options={"initial_tr_radius": radius, "final_tr_radius": 1e-9, "maxfev": maxfev},
-    )
+    bounds = Bounds(lower, np.full_like(lower, np.inf))
+    try:
+        r = minimize(
+            f,
+            x0,
+            method="COBYQA",
+            bounds=bounds,
+            options={"initial_tr_radius": radius, "final_tr_radius": 1e-9, "maxfev": maxfev},
+        )
+    except ValueError:  # an older scipy without COBYQA
+        r = minimize(f, x0, method="Powell", bounds=bounds, options={"maxfev": maxfev})
     return np.asarray(r.x, dtype=float), float(r.fun)
 
 
