@@ -290,6 +290,18 @@ def test_singular_fit_is_flagged():
     assert fit.converged
 
 
+def test_weights_argument():
+    cb = _cbpp()
+    fit = pm.glmer("prop ~ period + (1 | herd)", cb, weights=cb["size"].to_numpy())
+    np.testing.assert_allclose(fit.fixef, _fit("cbpp_laplace").fixef, rtol=1e-7)
+    with pytest.raises(ValueError, match="`weights` must be a column name or have one value"):
+        pm.glmer("prop ~ period + (1 | herd)", cb, weights=[1.0, 2.0])
+    with pytest.raises(ValueError, match="`weights` must be non-negative"):
+        pm.glmer("prop ~ period + (1 | herd)", cb, weights=-cb["size"])
+    with pytest.warns(UserWarning, match="non-integer #successes in a binomial glm"):
+        pm.glmer("prop ~ period + (1 | herd)", cb)
+
+
 def test_grouping_factor_with_one_level():
     sim = _sim()
     sim["one"] = "a"
