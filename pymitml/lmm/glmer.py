@@ -30,12 +30,15 @@ AGQ_MESSAGE = "nAGQ > 1 is only available for models with a single, scalar rando
 SEPARATION_EPS = 1e-8
 
 
-def _check_nagq(nAGQ: Any, q: int) -> int:
+def _check_nagq(nAGQ: Any) -> int:
     if isinstance(nAGQ, bool) or not isinstance(nAGQ, (int, np.integer)) or nAGQ < 0:
         raise ValueError(f"`nAGQ` must be a non-negative integer; got {nAGQ!r}.")
+    return int(nAGQ)
+
+
+def _check_scalar_term(nAGQ: int, q: int) -> None:
     if nAGQ > 1 and q != 1:
         raise ValueError(f"{AGQ_MESSAGE} (got nAGQ={nAGQ} with {q} random effects per cluster).")
-    return int(nAGQ)
 
 
 def _vcov(obj: GlmerObjective, opt: OptimumResult, mode, messages: list[str]):
@@ -100,11 +103,12 @@ def _assemble(design: GlmerDesign, obj: GlmerObjective, opt: OptimumResult) -> G
     se = np.sqrt(np.abs(np.diag(v_hess)))
     separated = _separation(design, beta, se, mode.mu)
     if separated:
+        est = np.round(beta[[fixed.index(s) for s in separated]], 3).tolist()
         messages.append(
             "fitted probabilities numerically 0 or 1 occurred: perfect or quasi-complete "
-            f"separation by {separated} (estimates {np.round(beta[[fixed.index(s) for s in separated]], 3).tolist()} "  # noqa: E501
-            "with huge standard errors); the estimates of these terms are not finite: drop or "
-            "recode them, or use a penalised (bias-reduced) model"
+            f"separation by {separated} (estimates {est} with huge standard errors); the "
+            "estimates of these terms are not finite: drop or recode them, or use a penalised "
+            "(bias-reduced) model"
         )
     aic_part = design.family.aic(design.y, mode.mu, design.weights)
     uu = float(np.sum(mode.u * mode.u))
@@ -202,8 +206,9 @@ def glmer(
     >>> fit.coef_table().round(2)  # doctest: +SKIP
     """
     fam = make_family(family, link)
+    k = _check_nagq(nAGQ)
     design = build_glmer_design(formula, data, fam, weights, offset, na_action)
-    k = _check_nagq(nAGQ, design.lmer.q)
+    _check_scalar_term(k, design.lmer.q)
     obj = GlmerObjective(design, k)
     opt = optimize_glmer(obj)
     return _assemble(design, obj, opt)
