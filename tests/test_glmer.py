@@ -254,6 +254,16 @@ def test_summary_layout():
     assert "   194.1    204.2    -92.0    184.1       51" in text
     assert "Number of obs: 56, groups:  herd, 15" in text
     assert "z value Pr(>|z|)" in text
+    # the lines of R's summary(fit) of the same (tightly converged) fit, trailing blanks aside
+    for line in [
+        "-2.3818 -0.7888 -0.2024  0.5146  2.8796",
+        " herd   (Intercept) 0.4125   0.6423",
+        "(Intercept)  -1.3985     0.2325  -6.016 1.79e-09 ***",
+        "period2      -0.9923     0.3066  -3.236 0.001212 **",
+        "period4      -1.5803     0.4274  -3.697 0.000218 ***",
+        "period4 -0.261  0.212  0.196",
+    ]:
+        assert line in text.splitlines(), line
     assert "nAGQ = 25" in _fit("cbpp_agq25").summary()
 
 

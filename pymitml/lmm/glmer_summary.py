@@ -9,10 +9,20 @@ from ._summary import _corr_block, _table, _zapsmall, r_format
 __all__ = ["format_glmer_summary"]
 
 
-def _p_value(p: float) -> str:
-    if p < 2e-16:
-        return "< 2e-16"
-    return f"{p:.3g}" if p >= 1e-4 else f"{p:.2e}"
+def _p_values(ps: np.ndarray) -> list[str]:
+    """R's p-value column (``format.pval`` with 3 significant digits): values below 1e-4 in
+    scientific notation, the others with the decimals the smallest of them needs."""
+    fixed = [p for p in ps if p >= 1e-4]
+    dec = max([max(0, 2 - int(np.floor(np.log10(p)))) for p in fixed if p > 0] + [0])
+    out = []
+    for p in ps:
+        if p < 2.220446e-16:
+            out.append("< 2e-16")
+        elif p < 1e-4:
+            out.append(f"{p:.2e}")
+        else:
+            out.append(f"{p:.{dec}f}")
+    return out
 
 
 def _stars(p: float) -> str:
@@ -51,8 +61,9 @@ def _fixed_block(fit) -> list[str]:
     joint = r_format(np.r_[est, se], 4)
     k = est.size
     rows = [["", "Estimate", "Std. Error", "z value", "Pr(>|z|)", ""]]
+    pv = _p_values(p)
     for i, name in enumerate(tab.index):
-        rows.append([name, joint[i], joint[k + i], f"{z[i]:.3f}", _p_value(p[i]), _stars(p[i])])
+        rows.append([name, joint[i], joint[k + i], f"{z[i]:.3f}", pv[i], _stars(p[i])])
     lines = _table(rows, ["l", "r", "r", "r", "r", "l"])
     lines.append("---")
     lines.append("Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1")
@@ -86,7 +97,11 @@ def format_glmer_summary(fit) -> str:
     lines.append("")
     qs = _zapsmall(np.quantile(fit.residuals("pearson"), [0, 0.25, 0.5, 0.75, 1.0]), 5)
     lines.append("Scaled residuals: ")
-    lines += _table([["Min", "1Q", "Median", "3Q", "Max"], r_format(qs, 4)], ["r"] * 5)
+    cells = r_format(qs, 4)
+    width = max(len(c) for c in cells)
+    lines += _table(
+        [["Min", "1Q", "Median", "3Q", "Max"], [c.rjust(width) for c in cells]], ["r"] * 5
+    )
     lines.append("")
     lines.append("Random effects:")
     lines += _random_block(fit)
