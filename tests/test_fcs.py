@@ -354,3 +354,22 @@ def test_two_level_categorical_steps_recover_the_category_shares():
     np.testing.assert_allclose(shares, np.bincount(lev, minlength=3) / len(lev), atol=0.02)
     pb = np.mean([d["b"].mean() for d in imp.complete()])
     assert abs(pb - b.mean()) < 0.02
+
+
+def test_nullable_boolean_and_string_targets_in_pandas_and_polars():
+    pl = pytest.importorskip("polars")
+    df = _sim().drop(columns="cat")
+    df["flag"] = pd.array(df["x"].to_numpy() > 0, dtype="boolean")
+    df.loc[df.index[::6], "flag"] = pd.NA
+    df["s"] = np.where(df["x"] > 0.5, "hi", "lo").astype(object)
+    df.loc[df.index[::7], "s"] = None
+    imp = fcs_impute(df, cluster="school", m=2, maxit=2, seed=1)
+    assert imp.methods["flag"] == imp.methods["s"] == "2l.bin"
+    d = imp.complete(1)
+    assert d["flag"].dtype == df["flag"].dtype and d["flag"].notna().all()
+    assert set(d["s"]) == {"hi", "lo"}
+    p = fcs_impute(
+        pl.from_pandas(df.reset_index(drop=True)), cluster="school", m=2, maxit=2, seed=1
+    ).complete(1)
+    assert p.schema["flag"] == pl.Boolean and p.schema["s"] == pl.String
+    assert p.null_count().sum_horizontal()[0] == 0
