@@ -124,24 +124,21 @@ if __name__ == "__main__":  # python tests/test_fcs_r.py: the table of every com
 
 @pytest.mark.r
 @pytest.mark.filterwarnings("ignore:predictor column")  # o and u hold the same information
-def test_default_predictor_matrix_and_single_level_methods_are_mices(R):
+def test_default_predictor_matrix_and_single_level_methods_are_mices(R, tmp_path):
     """Live: mice's make.predictorMatrix and make.method on the same data."""
     df = pd.read_csv(ROOT / "fcs_sim.csv")
     df["f"] = pd.Categorical(np.where(df["x"] > 0, "a", "b"))
     df["o"] = pd.Categorical(np.digitize(df["x"], [-0.5, 0.5]).astype(str), ordered=True)
     df["u"] = pd.Categorical(np.digitize(df["x"], [-0.5, 0.5]).astype(str))
     df.loc[::9, ["f", "o", "u"]] = np.nan
-    csv = ROOT.parent / ".pytest_fcs_defaults.csv"
+    csv = tmp_path / "defaults.csv"
     df.to_csv(csv, index=False)
-    try:
-        R(f"""suppressPackageStartupMessages(library(mice))
-        d <- read.csv("{csv}", na.strings = c("", "NA")); d$f <- factor(d$f); d$u <- factor(d$u)
-        d$o <- factor(d$o, ordered = TRUE); d$b <- factor(d$b)
-        P <- make.predictorMatrix(d); M <- make.method(d)""")
-        P = np.asarray(R("P")).reshape(len(df.columns), -1, order="F")
-        M = list(R("unname(M)"))
-    finally:
-        csv.unlink()
+    R(f"""suppressPackageStartupMessages(library(mice))
+    d <- read.csv("{csv}", na.strings = c("", "NA")); d$f <- factor(d$f); d$u <- factor(d$u)
+    d$o <- factor(d$o, ordered = TRUE); d$b <- factor(d$b)
+    P <- make.predictorMatrix(d); M <- make.method(d)""")
+    P = np.asarray(R("P")).reshape(len(df.columns), -1, order="F")
+    M = list(R("unname(M)"))
     ours = pm.make_predictor_matrix(df)
     np.testing.assert_array_equal(ours.to_numpy(), P)
     df["b"] = pd.Categorical(df["b"])
