@@ -373,3 +373,28 @@ def test_nullable_boolean_and_string_targets_in_pandas_and_polars():
     ).complete(1)
     assert p.schema["flag"] == pl.Boolean and p.schema["s"] == pl.String
     assert p.null_count().sum_horizontal()[0] == 0
+
+
+def test_predictor_codes_build_fixed_random_and_cluster_mean_columns():
+    df = _sim()
+    P = make_predictor_matrix(df, cluster="school")
+    P.loc["y", "cat"] = 4  # indicators: fixed + random slopes + their cluster means
+    P.loc["y", "x"] = 3  # fixed + cluster mean
+    P.loc["y", "b"] = 2  # fixed + random slope
+    imp = fcs_impute(df, cluster="school", predictor_matrix=P, m=1, maxit=2, seed=1)
+    d = imp.extra["designs"]["y"]
+    assert d.x_names == [
+        "(Intercept)",
+        "x",
+        "b",
+        "w",
+        "catmid",
+        "cathi",
+        "mean(x)",
+        "mean(catmid)",
+        "mean(cathi)",
+    ]
+    assert d.z_names == ["(Intercept)", "b", "catmid", "cathi"]
+    assert imp.extra["designs"]["w"].x_names[0] == "(Intercept)"
+    assert all(n.startswith("mean(") for n in imp.extra["designs"]["w"].x_names[1:])
+    assert (imp.predictor_matrix.loc["y"] == P.loc["y"]).all()
