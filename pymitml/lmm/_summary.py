@@ -89,7 +89,7 @@ def _random_block(fit) -> list[str]:
 
 
 def _fixed_block(fit) -> list[str]:
-    tab = fit.coef_table
+    tab = fit.coef_table()
     est, se, tv = (tab[c].to_numpy() for c in ("Estimate", "Std. Error", "t value"))
     joint = r_format(np.r_[est, se], 4)
     k = est.size

@@ -257,9 +257,17 @@ class LmerFit:
         names = list(self.random_names)
         return pd.DataFrame(self.sigma**2 * (T @ T.T), index=names, columns=names)
 
-    @property
-    def coef_table(self) -> pd.DataFrame:
-        """Estimate, Std. Error and t value of the fixed effects (lme4's summary table)."""
+    def coef_table(self, ddf: str | None = None) -> pd.DataFrame:
+        """The fixed-effects table of ``summary(fit)``.
+
+        ``ddf=None``: Estimate, Std. Error and t value (lme4). ``ddf="Satterthwaite"`` or
+        ``"Kenward-Roger"``: Estimate, Std. Error, df, t value and Pr(>|t|) as lmerTest's
+        ``summary(fit, ddf = ...)`` prints them (see :func:`pymitml.lmm.ddf.coef_table_ddf`).
+        """
+        if ddf is not None:
+            from .ddf import coef_table_ddf
+
+            return coef_table_ddf(self, ddf)
         se = np.sqrt(np.diag(self.vcov.to_numpy()))
         return pd.DataFrame(
             {
