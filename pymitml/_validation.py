@@ -15,6 +15,7 @@ __all__ = [
     "check_bool",
     "check_choice",
     "check_df_com",
+    "check_df_com_method",
     "check_library",
     "check_positive_int",
     "check_run",
@@ -86,6 +87,11 @@ def check_df_com(df_com: Any) -> float | None:
     """The complete-data degrees of freedom: None, or a positive finite number as a float."""
     if df_com is None:
         return None
+    if isinstance(df_com, str):
+        raise ValueError(
+            f"`df_com={df_com!r}`: df methods of the fits ('Satterthwaite', 'Kenward-Roger') "
+            "are available in pool_estimates only; here give a positive number or None."
+        )
     scalar = bool(np.isscalar(df_com))  # (a plain bool: no type narrowing of df_com)
     if isinstance(df_com, bool) or not scalar or not np.isfinite(df_com) or df_com <= 0:
         raise ValueError(
@@ -93,3 +99,14 @@ def check_df_com(df_com: Any) -> float | None:
             f"or None; got {df_com!r}."
         )
     return float(df_com)
+
+
+#: ``df_com`` strings: complete-data df taken from the fits (lmerTest / pbkrtest)
+DF_COM_METHODS = ("Satterthwaite", "Kenward-Roger")
+
+
+def check_df_com_method(df_com: Any) -> str | None:
+    """The df method if ``df_com`` is a string ('Satterthwaite' or 'Kenward-Roger'), else None."""
+    if not isinstance(df_com, str):
+        return None
+    return check_choice(df_com, DF_COM_METHODS, "df_com")

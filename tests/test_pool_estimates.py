@@ -441,3 +441,59 @@ def test_live_R_testEstimates_on_random_estimates(R):
             dfc=dfc,
         )
         np.testing.assert_allclose(est.table.to_numpy(), np.asarray(rtab), rtol=1e-10, atol=1e-15)
+
+
+# ------------------------------------------------------------------------------------------
+# df_com from the fits: Satterthwaite / Kenward-Roger (r_compat/ddf_pool.R)
+# ------------------------------------------------------------------------------------------
+DDF_POOL = json.loads((ROOT / "r_compat" / "ddf_pool_ref.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def ddf_pool_fits():
+    long = pd.read_csv(ROOT / "r_compat" / "pool_studentratings_m5.csv")
+    return [
+        pm.lmer(DDF_POOL["formula"], d.drop(columns=".imp"), REML=True)
+        for _, d in long.groupby(".imp")
+    ]
+
+
+@pytest.mark.parametrize("method", ["Satterthwaite", "Kenward-Roger"])
+def test_df_com_from_fits_matches_r(ddf_pool_fits, method):
+    ref = DDF_POOL[method]
+    per_fit = np.stack([f.coef_table(ddf=method)["df"].to_numpy() for f in ddf_pool_fits])
+    np.testing.assert_allclose(per_fit, np.asarray(ref["df"]), rtol=1e-6)
+    est = pool_estimates(ddf_pool_fits, df_com=method)
+    np.testing.assert_allclose(est.df_com, ref["df_com"], rtol=1e-6)
+    want = pd.DataFrame(ref["table"], index=ref["names"])
+    assert_table_close(est.table, want, rtol=1e-6)
+    # by hand: Barnard & Rubin with R's per-fit df averaged per coefficient
+    names, q, u = stack_estimates(ddf_pool_fits)
+    m = q.shape[0]
+    b = np.var(q, axis=0, ddof=1)
+    ubar = np.mean(np.diagonal(u, axis1=1, axis2=2), axis=0)
+    riv = (1 + 1 / m) * b / ubar
+    v_m = (m - 1) * (1 + 1 / riv) ** 2
+    dfc = np.mean(np.asarray(ref["df"]), axis=0)
+    v_obs = (1 / (1 + riv)) * (dfc + 1) / (dfc + 3) * dfc
+    np.testing.assert_allclose(est.table["df"], 1 / (1 / v_m + 1 / v_obs), rtol=1e-6)
+    assert f"df_com={method!r}" in est.call
+
+
+def test_df_com_string_errors(ddf_pool_fits):
+    with pytest.raises(
+        ValueError, match="`df_com` must be one of 'Satterthwaite', 'Kenward-Roger'"
+    ):
+        pool_estimates(ddf_pool_fits, df_com="KR")
+    q = np.ones((3, 2)) + np.arange(3)[:, None]
+    with pytest.raises(ValueError, match="give `fits`, not `qhat`"):
+        pool_estimates(qhat=q, uhat=np.ones((3, 2)), df_com="Satterthwaite")
+    pairs = [
+        (pd.Series([1.0 + i], index=["a"]), pd.DataFrame([[0.1]], ["a"], ["a"])) for i in range(3)
+    ]
+    with pytest.raises(TypeError, match="fit 1 is a tuple, which has no such df"):
+        pool_estimates(pairs, df_com="Satterthwaite")
+    from pymitml._validation import check_df_com
+
+    with pytest.raises(ValueError, match="available in pool_estimates only"):
+        check_df_com("Satterthwaite")

@@ -11,6 +11,12 @@ Q_l (k-vector) and covariance matrices U_l of l = 1..m fits:
     with df_com:  lambda = riv / (riv + 1),  v_obs = (1 - lambda) (df_com + 1) / (df_com + 3) df_com,
                   v = 1 / (1/v_m + 1/v_obs)     (otherwise v = v_m)
     fmi   = (riv + 2 / (v + 3)) / (riv + 1)     p = 2 P(T_v > |q_bar / se|)
+
+``df_com="Satterthwaite"`` or ``"Kenward-Roger"`` (lmer fits): the complete-data df of
+coefficient j is the mean over the m fits of that fit's df for j (lmerTest's / pbkrtest's
+df, ``fit.coef_table(ddf=...)["df"]``), df_com_j = (1/m) sum_l nu_lj, used per coefficient in
+Barnard & Rubin's v_obs above (the standard errors stay the fits' own ``vcov``, as mitml's
+testEstimates with a vector ``df.com``).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from .._validation import check_bool
+from .._validation import check_bool, check_df_com_method
 from ._extract import _as_coef, _check_same_names, stack_estimates, stack_variance_components
 
 __all__ = ["COLUMNS", "PooledEstimates", "pool_estimates"]
@@ -324,6 +330,21 @@ def _df_com_array(df_com: Any, k: int) -> np.ndarray | None:
     return np.broadcast_to(arr, (k,)).copy()
 
 
+def _fitted_df_com(fits: Sequence[Any], method: str, names: list[str]) -> np.ndarray:
+    """Per-coefficient complete-data df: the mean over the fits of each fit's ``method`` df."""
+    rows = []
+    for i, fit in enumerate(fits):
+        table = getattr(fit, "coef_table", None)
+        if not callable(table) or not hasattr(fit, "theta") or not hasattr(fit, "REML"):
+            raise TypeError(
+                f"`df_com={method!r}` needs linear mixed-model fits from pm.lmer (lmerTest / "
+                f"pbkrtest df); fit {i + 1} is a {type(fit).__name__}, which has no such df: "
+                "give a number for `df_com` or None."
+            )
+        rows.append(table(ddf=method)["df"].reindex(names).to_numpy(dtype=np.float64))
+    return np.mean(np.stack(rows), axis=0)
+
+
 def _call_string(fits: Any, qhat: Any, uhat: Any, extra_pars: bool, df_com: Any) -> str:
     args = (
         ["fits"]
@@ -332,7 +353,9 @@ def _call_string(fits: Any, qhat: Any, uhat: Any, extra_pars: bool, df_com: Any)
     )
     if extra_pars:
         args.append("extra_pars=True")
-    if df_com is not None:
+    if isinstance(df_com, str):
+        args.append(f"df_com={df_com!r}")
+    elif df_com is not None:
         d = np.atleast_1d(np.asarray(df_com, dtype=np.float64))
         args.append(
             "df_com="
@@ -350,7 +373,7 @@ def pool_estimates(
     qhat: Any = None,
     uhat: Any = None,
     extra_pars: bool = False,
-    df_com: float | Sequence[float] | None = None,
+    df_com: float | Sequence[float] | str | None = None,
 ) -> PooledEstimates:
     """Pool estimates across imputed data sets with Rubin's rules (mitml's ``testEstimates``).
 
@@ -366,7 +389,9 @@ def pool_estimates(
     extra_pars : also pool (average) variance components, the residual variance and the ICC
         (``PooledEstimates.extra``); ignored, with a warning, when ``qhat`` is used.
     df_com : complete-data degrees of freedom, a number or one per parameter (k); switches on
-        Barnard & Rubin's (1999) small-sample degrees of freedom.
+        Barnard & Rubin's (1999) small-sample degrees of freedom. ``"Satterthwaite"`` or
+        ``"Kenward-Roger"`` (``pm.lmer`` fits only): per coefficient, the mean over the m fits
+        of lmerTest's / pbkrtest's df (see the module docstring); ``.df_com`` keeps them.
 
     Returns
     -------
@@ -417,7 +442,15 @@ def pool_estimates(
         if uhat is not None:
             u, diagonal = _uhat_array(uhat, *q.shape)
     k = len(names)
-    dfc = _df_com_array(df_com, k)
+    method = check_df_com_method(df_com)
+    if method is None:
+        dfc = _df_com_array(df_com, k)
+    elif fits is None:
+        raise ValueError(
+            f"`df_com={method!r}` computes the df from the fits; give `fits`, not `qhat`."
+        )
+    else:
+        dfc = _fitted_df_com(fits, method, names)
     total = None
     if fits is None and uhat is None:
         table = pd.DataFrame({"Estimate": q.mean(axis=0)}, index=names)
@@ -426,7 +459,11 @@ def pool_estimates(
         table = pd.DataFrame(arr, index=names, columns=list(COLUMNS))
         if t is not None:
             total = pd.DataFrame(t, index=names, columns=names)
-    df_store = None if dfc is None else (float(dfc[0]) if np.size(cast(Any, df_com)) == 1 else dfc)
+    df_store = (
+        None
+        if dfc is None
+        else (float(dfc[0]) if np.size(cast(Any, df_com)) == 1 and method is None else dfc)
+    )
     if isinstance(df_store, np.ndarray):
         df_store.setflags(write=False)
     return PooledEstimates(table, extra, int(q.shape[0]), df_store, total, call)
