@@ -28,7 +28,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DdfDesign", "ReTerm", "design_of"]
+__all__ = ["DENSE_MAX_Q", "DdfDesign", "ReTerm", "design_of"]
+
+#: up to this many random effects the criterion uses a dense Cholesky of A (else sparse LU)
+DENSE_MAX_Q = 150
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,8 @@ class DdfDesign:
         self.XtX = self.X.T @ self.X
         self.Xty = self.X.T @ self.y
         self.yty = float(self.y @ self.y)
+        self._ZtXy = np.column_stack([self.ZtX, self.Zty])
+        self._S_dense = self.S.toarray() if self.q <= DENSE_MAX_Q else None
 
     def lam(self, theta: np.ndarray) -> Any:
         """Lambda (q, q) at theta, sparse."""
@@ -111,16 +116,29 @@ class DdfDesign:
         lu = splu(A, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0)
         return L, lu, float(np.sum(np.log(np.abs(lu.U.diagonal()))))
 
+    def _solve_dense(self, theta: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+        """Lambda'[Z'X, Z'y], log|A| and A^{-1} Lambda'[Z'X, Z'y] by a dense Cholesky (small q)."""
+        from scipy.linalg import cho_solve
+
+        Ld = np.zeros((self.q, self.q))
+        Ld[self._lrows, self._lcols] = np.asarray(theta, dtype=float)[self._lind]
+        A = Ld.T @ self._S_dense @ Ld
+        A[np.diag_indices(self.q)] += 1.0
+        C = np.linalg.cholesky(A)
+        rhs = Ld.T @ self._ZtXy
+        return rhs, 2.0 * float(np.sum(np.log(np.diag(C)))), cho_solve((C, True), rhs)
+
+    def _solve_sparse(self, theta: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+        L, lu, logdet = self.factor(theta)
+        rhs = np.asarray(L.T @ self._ZtXy)
+        return rhs, logdet, lu.solve(rhs)
+
     def profiled(self, theta: np.ndarray) -> tuple[float, np.ndarray, float]:
         """(log|A|, X'V^{-1}X, r^2) at theta."""
-        L, lu, logdet = self.factor(theta)
-        LZX = np.asarray(L.T @ self.ZtX)
-        LZy = np.asarray(L.T @ self.Zty)
-        if self.p:
-            sol = lu.solve(np.column_stack([LZX, LZy]))
-            AX, Ay = sol[:, : self.p], sol[:, self.p]
-        else:
-            AX, Ay = np.zeros((self.q, 0)), lu.solve(LZy)
+        solve = self._solve_dense if self.q <= DENSE_MAX_Q else self._solve_sparse
+        rhs, logdet, sol = solve(theta)
+        LZX, LZy = rhs[:, : self.p], rhs[:, self.p]
+        AX, Ay = sol[:, : self.p], sol[:, self.p]
         xvx = self.XtX - LZX.T @ AX
         xvx = 0.5 * (xvx + xvx.T)
         xvy = self.Xty - LZX.T @ Ay
