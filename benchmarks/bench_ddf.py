@@ -23,6 +23,7 @@ import time
 import numpy as np
 import pandas as pd
 from _rscript import run_rscript
+from bench_lmer import simulate  # the same two-level design
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
@@ -57,17 +58,6 @@ for (k in seq(2, length(args), by = 2)) {
 }
 cat(jsonlite::toJSON(out, auto_unbox = TRUE, digits = NA))
 """
-
-
-def simulate(n: int, J: int, seed: int = 1) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    id_ = np.repeat(np.arange(1, J + 1), n // J)
-    z = rng.normal(size=n)
-    w = rng.normal(size=J)[id_ - 1]
-    u0 = rng.normal(scale=0.7, size=J)[id_ - 1]
-    u1 = rng.normal(scale=0.3, size=J)[id_ - 1]
-    y = 1.0 + 0.5 * z + 0.3 * w + u0 + u1 * z + rng.normal(size=n)
-    return pd.DataFrame({"id": id_, "z": z, "w": w, "y": y})
 
 
 def time_pymitml(fit, ddf: str, reps: int) -> tuple[float, np.ndarray]:
