@@ -182,3 +182,16 @@ def test_singular_fit_warns():
         tab = fit.coef_table(ddf="Satterthwaite")
     assert np.all(np.isfinite(tab["df"]))
     assert any(issubclass(x.category, ConvergenceWarning) for x in w) or tab["df"].min() > 0
+
+
+def test_dense_sparse_and_block_solvers_agree(fits):
+    """The three factorisations of A (dense, sparse LU, per-level blocks) give one criterion."""
+    d1 = design_of(fits["sleep_rs"])
+    d2 = _multi_design(REF["penicillin"])
+    for d in (d1, d2):
+        th = np.full(d.n_theta, 0.7)
+        ref = d._solve_sparse(th)
+        others = [d._solve_dense(th)] + ([d._solve_blocks(th)] if len(d.terms) == 1 else [])
+        for got in others:
+            assert got[1] == pytest.approx(ref[1], rel=1e-12)
+            np.testing.assert_allclose(got[2], ref[2], rtol=1e-10, atol=1e-12)

@@ -97,6 +97,16 @@ class DdfDesign:
         self.yty = float(self.y @ self.y)
         self._ZtXy = np.column_stack([self.ZtX, self.Zty])
         self._S_dense = self.S.toarray() if self.q <= DENSE_MAX_Q else None
+        if len(terms) == 1:  # per-level blocks of Z'Z and Z'[X, y] (levels x nc x ...)
+            t = terms[0]
+            base = t.col_start + t.nc * np.arange(t.n_levels)
+            idx = base[:, None] + np.arange(t.nc)[None, :]
+            rows = np.repeat(idx, t.nc, axis=1).ravel()
+            cols = np.tile(idx, (1, t.nc)).ravel()
+            blocks = np.asarray(self.S.tocsr()[rows, cols]).reshape(t.n_levels, t.nc, t.nc)
+            self._S_blocks = np.ascontiguousarray(blocks)
+            self._ZtXy_blocks = self._ZtXy[idx.ravel()].reshape(t.n_levels, t.nc, -1)
+        self._memo: dict[bytes, tuple[float, np.ndarray, float]] = {}
 
     def lam(self, theta: np.ndarray) -> Any:
         """Lambda (q, q) at theta, sparse."""
@@ -128,14 +138,40 @@ class DdfDesign:
         rhs = Ld.T @ self._ZtXy
         return rhs, 2.0 * float(np.sum(np.log(np.diag(C)))), cho_solve((C, True), rhs)
 
+    def _solve_blocks(self, theta: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+        """As :meth:`_solve_dense` for one term: A is block diagonal, one nc x nc block a level."""
+        t = self.terms[0]
+        T = np.zeros((t.nc, t.nc))
+        r, c = self._lrows[: t.n_theta] - t.col_start, self._lcols[: t.n_theta] - t.col_start
+        T[r, c] = np.asarray(theta, dtype=float)[self._lind[: t.n_theta]]
+        A = np.einsum("ba,lbc,cd->lad", T, self._S_blocks, T)
+        A[:, np.arange(t.nc), np.arange(t.nc)] += 1.0
+        C = np.linalg.cholesky(A)
+        rhs = np.einsum("ba,lbk->lak", T, self._ZtXy_blocks)
+        sol = np.linalg.solve(A, rhs)
+        logdet = 2.0 * float(np.sum(np.log(np.diagonal(C, axis1=1, axis2=2))))
+        return rhs.reshape(self.q, -1), logdet, sol.reshape(self.q, -1)
+
     def _solve_sparse(self, theta: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
         L, lu, logdet = self.factor(theta)
         rhs = np.asarray(L.T @ self._ZtXy)
         return rhs, logdet, lu.solve(rhs)
 
     def profiled(self, theta: np.ndarray) -> tuple[float, np.ndarray, float]:
-        """(log|A|, X'V^{-1}X, r^2) at theta."""
-        solve = self._solve_dense if self.q <= DENSE_MAX_Q else self._solve_sparse
+        """(log|A|, X'V^{-1}X, r^2) at theta (remembered: numerical derivatives in sigma
+        revisit the same theta)."""
+        key = np.asarray(theta, dtype=float).tobytes()
+        if key not in self._memo:
+            if len(self._memo) > 256:
+                self._memo.clear()
+            self._memo[key] = self._profiled(theta)
+        return self._memo[key]
+
+    def _profiled(self, theta: np.ndarray) -> tuple[float, np.ndarray, float]:
+        if len(self.terms) == 1:
+            solve = self._solve_blocks
+        else:
+            solve = self._solve_dense if self.q <= DENSE_MAX_Q else self._solve_sparse
         rhs, logdet, sol = solve(theta)
         LZX, LZy = rhs[:, : self.p], rhs[:, self.p]
         AX, Ay = sol[:, : self.p], sol[:, self.p]
