@@ -195,3 +195,24 @@ def test_dense_sparse_and_block_solvers_agree(fits):
         for got in others:
             assert got[1] == pytest.approx(ref[1], rel=1e-12)
             np.testing.assert_allclose(got[2], ref[2], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.r
+def test_live_lmertest_and_pbkrtest(R):
+    """Live R: lmerTest / pbkrtest df on a random-slope model of the simulated data."""
+    R("suppressPackageStartupMessages({library(lmerTest); library(pbkrtest)})")
+    path = (REF_DIR / "lmer_sim.csv").as_posix()
+    form = "y1 ~ x + z + (1 + z | g)"
+    got = np.asarray(
+        R(
+            f'd <- read.csv("{path}"); f <- lmerTest::lmer({form}, d, control = lmerControl('
+            'optimizer = "nloptwrap", optCtrl = list(xtol_abs = 1e-14, ftol_abs = 1e-15, '
+            "xtol_rel = 1e-14, ftol_rel = 1e-15, maxeval = 1e6)));"
+            'c(summary(f)$coefficients[, "df"], summary(f, ddf = "Kenward-Roger")$coefficients[, "df"])'
+        )
+    )
+    fit = lmer(form, DATA["sim"])
+    ours = np.r_[
+        fit.coef_table(ddf="Satterthwaite")["df"], fit.coef_table(ddf="Kenward-Roger")["df"]
+    ]
+    np.testing.assert_allclose(ours, got, rtol=1e-5)
