@@ -2,10 +2,13 @@
 
 >>> fit = pm.lmer("y ~ x + (1 + x | g)", df, REML=False)  # doctest: +SKIP
 >>> fit.fixef, fit.vcov, fit.varcorr, fit.sigma, fit.loglik  # doctest: +SKIP
+>>> fit.coef_table(ddf="Satterthwaite")  # doctest: +SKIP
+>>> contest(fit, L, ddf="Kenward-Roger")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+from .ddf import contest
 from .fit import ConvergenceWarning, LmerFit, lmer
 
-__all__ = ["ConvergenceWarning", "LmerFit", "lmer"]
+__all__ = ["ConvergenceWarning", "LmerFit", "contest", "lmer"]
