@@ -43,6 +43,10 @@ NJIT_OPTIONS = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
 #: plain ``numba.njit`` everywhere (environment variable ``PYMITML_PLAIN_NJIT``, read at import)
 PLAIN = os.environ.get("PYMITML_PLAIN_NJIT", "") not in ("", "0")
 
+#: the compile-for-callers machinery below uses numba internals checked on 0.68 only; any other
+#: numba (pyproject allows >=0.59,<0.69) gets plain ``numba.njit``: slower first calls, same results
+LINKED_CALLEES = numba.__version__.startswith("0.68.")
+
 
 class _CalleeLibrary(JITCodeLibrary):
     """The code library of a function compiled only to be linked into its jitted callers: never
@@ -167,7 +171,7 @@ def njit(*args, **kwargs):
     opts.update(kwargs)
 
     def wrap(func):
-        if PLAIN or numba.config.DISABLE_JIT:
+        if PLAIN or not LINKED_CALLEES or numba.config.DISABLE_JIT:
             return numba.njit(**opts)(func)
         return _KernelDispatcher(func, _twin_options(opts), locals={},
                                  targetoptions=_callee_options(opts))
