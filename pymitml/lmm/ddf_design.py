@@ -240,4 +240,18 @@ def _z_sparse(fit: Any) -> Any:
 def design_of(fit: Any, reml: bool | None = None) -> DdfDesign:
     """The :class:`DdfDesign` of an lmer fit (its own criterion unless ``reml`` is given)."""
     reml = fit.REML if reml is None else reml
-    return DdfDesign(fit.X, fit.y, _z_sparse(fit), _terms_of(fit), reml)
+    Z = _z_sparse(fit)
+    try:
+        terms = _terms_of(fit)
+    except AttributeError:
+        if getattr(fit, "re_terms", None) is None or np.ndim(getattr(fit, "Z", 0.0)) != 2:
+            raise
+        terms = [ReTerm(nc=fit.Z.shape[1], n_levels=int(fit.ngroups), col_start=0, theta_start=0)]
+    n_theta = sum(t.n_theta for t in terms)
+    n_cols = sum(t.n_cols for t in terms)
+    if n_theta != np.size(fit.theta) or n_cols != Z.shape[1]:
+        raise ValueError(
+            f"the random-effect terms of the fit ({n_theta} theta, {n_cols} columns) do not match "
+            f"its theta ({np.size(fit.theta)}) and Z ({Z.shape[1]} columns)."
+        )
+    return DdfDesign(fit.X, fit.y, Z, terms, reml)
