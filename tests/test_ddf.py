@@ -216,3 +216,39 @@ def test_live_lmertest_and_pbkrtest(R):
         fit.coef_table(ddf="Satterthwaite")["df"], fit.coef_table(ddf="Kenward-Roger")["df"]
     ]
     np.testing.assert_allclose(ours, got, rtol=1e-5)
+
+
+def test_kenward_roger_size_limit(fits, monkeypatch):
+    from pymitml.lmm import ddf_kenward_roger
+
+    monkeypatch.setattr(ddf_kenward_roger, "KR_MAX_Q", 10)
+    fit = fits["sleep_rs"]
+    with pytest.raises(ValueError, match="q = 36 random effects \\(limit 10\\)"):
+        kenward_roger(design_of(fit), fit.theta, fit.sigma)
+
+
+def test_re_terms_records_define_the_terms(fits):
+    """A fit that lists its terms (``re_terms``, ``Z_sparse()``) gives the same design."""
+    from types import SimpleNamespace
+
+    fit = fits["sleep_rs"]
+    base = design_of(fit)
+    fake = SimpleNamespace(
+        REML=True,
+        X=fit.X,
+        y=fit.y,
+        theta=fit.theta,
+        Z_sparse=lambda: base.Z,
+        re_terms=[
+            {
+                "names": ["(Intercept)", "Days"],
+                "n_levels": 18,
+                "columns": slice(0, 36),
+                "theta": slice(0, 3),
+            }
+        ],
+    )
+    d = design_of(fake)
+    vp = np.r_[fit.theta, fit.sigma]
+    assert d.terms == base.terms
+    assert d.deviance(vp) == pytest.approx(base.deviance(vp), rel=1e-13)
