@@ -17,6 +17,7 @@ Targets (issue 12): import < 1 s, first-ever <= 10 s, warm <= 2 s. The data set 
     python benchmarks/bench_coldstart.py pan_impute      # one entry point
     python benchmarks/bench_coldstart.py --profile pan_impute   # also the compile time per function
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,8 +78,12 @@ print(json.dumps({"import": t_import, "call": t_call, "cpu": c_call, "events": e
 def _child(what: str, cache_dir: str, profile: bool = False) -> dict:
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
     code = CHILD.replace("CALL", CALLS[what])
-    out = subprocess.run([sys.executable, "-c", code, what, "1" if profile else "0"], env=env,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, what, "1" if profile else "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if out.returncode:
         raise RuntimeError(f"the child process for {what} failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -89,29 +94,44 @@ def measure(what: str, profile: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="pymitml_nbc_") as cache:
         cold = _child(what, cache, profile)
         warm = _child(what, cache)
-    return {"import": warm["import"], "first-ever": cold["call"], "warm": warm["call"],
-            "cpu": cold["cpu"], "events": cold["events"]}
+    return {
+        "import": warm["import"],
+        "first-ever": cold["call"],
+        "warm": warm["call"],
+        "cpu": cold["cpu"],
+        "events": cold["events"],
+    }
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("which", nargs="*", choices=[*CALLS, []], help="default: all")
-    ap.add_argument("--profile", action="store_true",
-                    help="list the functions compiled by the first-ever call and their compile times")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="list the functions compiled by the first-ever call and their compile times",
+    )
     args = ap.parse_args(argv)
-    print(f"{'entry point':>12} {'import s':>9} {'first-ever s':>13} {'(CPU s)':>8} {'warm s':>7}   "
-          f"(targets: import < {TARGETS['import']:g} s, first-ever <= {TARGETS['first-ever']:g} s, "
-          f"warm <= {TARGETS['warm']:g} s)")
+    print(
+        f"{'entry point':>12} {'import s':>9} {'first-ever s':>13} {'(CPU s)':>8} {'warm s':>7}   "
+        f"(targets: import < {TARGETS['import']:g} s, first-ever <= {TARGETS['first-ever']:g} s, "
+        f"warm <= {TARGETS['warm']:g} s)"
+    )
     for what in args.which or list(CALLS):
         res = measure(what, args.profile)
         flags = " ".join(f"{k} over target" for k in TARGETS if res[k] > TARGETS[k])
-        print(f"{what:>12} {res['import']:>9.2f} {res['first-ever']:>13.2f} {res['cpu']:>8.2f} "
-              f"{res['warm']:>7.2f}   "
-              f"{flags}", flush=True)
+        print(
+            f"{what:>12} {res['import']:>9.2f} {res['first-ever']:>13.2f} {res['cpu']:>8.2f} "
+            f"{res['warm']:>7.2f}   "
+            f"{flags}",
+            flush=True,
+        )
         if args.profile:
             ev = sorted(res["events"], key=lambda e: -e[3])
-            print(f"    {len(ev)} compilations, {sum(e[3] for e in ev):.2f} s in all; exclusive "
-                  "(and inclusive) seconds:")
+            print(
+                f"    {len(ev)} compilations, {sum(e[3] for e in ev):.2f} s in all; exclusive "
+                "(and inclusive) seconds:"
+            )
             for name, sig, t, t_own in ev[:25]:
                 print(f"    {t_own:6.2f} ({t:6.2f})  {name}  {sig[:100]}")
     return 0

@@ -25,6 +25,7 @@ This relies on numba internals (``JITCodeLibrary``, ``NativeLowering`` with its 
 flag, as used by numba's own ``compile_subroutine``; checked with numba 0.68); with
 ``PYMITML_PLAIN_NJIT=1`` every function is an ordinary ``numba.njit`` function instead.
 """
+
 from __future__ import annotations
 
 import os
@@ -100,8 +101,14 @@ class _CalleeLowering(NativeLowering):
         fndesc, library = res.fndesc, state.library
         # no entry point callable from Python (as numba's own no_cpython_wrapper functions); the
         # dispatcher never calls it (calls from Python go to the twin)
-        cfunc = _dynfunc.make_function(fndesc.lookup_module(), fndesc.qualname.split(".")[-1],
-                                       f"callee-only {fndesc.qualname!r}", 0, res.env, (library,))
+        cfunc = _dynfunc.make_function(
+            fndesc.lookup_module(),
+            fndesc.qualname.split(".")[-1],
+            f"callee-only {fndesc.qualname!r}",
+            0,
+            res.env,
+            (library,),
+        )
         state.targetctx.insert_user_function(cfunc, fndesc, [library])
         state.reload_init.extend(library._reload_init)
         state["cr"] = _LowerResult(fndesc, res.call_helper, cfunc=cfunc, env=res.env)
@@ -113,14 +120,17 @@ class _CalleeCompiler(compiler.CompilerBase):
 
     def _compile_core(self):
         if self.state.library is None:
-            self.state.library = _CalleeLibrary(self.state.targetctx.codegen(),
-                                                self.state.func_id.func_qualname)
+            self.state.library = _CalleeLibrary(
+                self.state.targetctx.codegen(), self.state.func_id.func_qualname
+            )
         return super()._compile_core()
 
     def define_pipelines(self):
         pm = compiler.DefaultPassBuilder.define_nopython_pipeline(self.state)
-        pm.passes = [(_CalleeLowering, desc) if cls is NativeLowering else (cls, desc)
-                     for cls, desc in pm.passes]
+        pm.passes = [
+            (_CalleeLowering, desc) if cls is NativeLowering else (cls, desc)
+            for cls, desc in pm.passes
+        ]
         pm.finalize()
         return [pm]
 
@@ -173,8 +183,9 @@ def njit(*args, **kwargs):
     def wrap(func):
         if PLAIN or not LINKED_CALLEES or numba.config.DISABLE_JIT:
             return numba.njit(**opts)(func)
-        return _KernelDispatcher(func, _twin_options(opts), locals={},
-                                 targetoptions=_callee_options(opts))
+        return _KernelDispatcher(
+            func, _twin_options(opts), locals={}, targetoptions=_callee_options(opts)
+        )
 
     if args and callable(args[0]) and len(args) == 1:
         return wrap(args[0])

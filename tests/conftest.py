@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-R_PACKAGES = ("lme4", "mitml", "jomo", "pan", "mice", "haven")
+R_PACKAGES = ("lme4", "mitml", "jomo", "pan", "mice", "haven", "lmerTest", "pbkrtest")
 
 
 def _r_status() -> str | None:

@@ -499,5 +499,5 @@ def test_live_r_loglik_at_matches_mitml_d3_machinery(R, tmp_path):
 
 
 def test_public_names():
-    assert set(lmm.__all__) == {"lmer", "LmerFit", "ConvergenceWarning"}
+    assert set(lmm.__all__) == {"lmer", "LmerFit", "ConvergenceWarning", "contest"}
     assert not any(n.startswith("test") for n in dir(lmm))

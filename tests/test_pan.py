@@ -1,4 +1,5 @@
 """pan_impute: agreement with R's panImpute, recovery of known parameters, invariants, errors."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,10 @@ RS_RAW = "ReadDis + SES ~ 1 + CognAbility + (1 + CognAbility|ID)"
 @pytest.fixture(scope="module")
 def studentratings(R):
     # a copy with centred CognAbility; R's own `studentratings` stays untouched for other tests
-    R("data(studentratings, package='mitml'); sr_pan <- studentratings; "
-      "sr_pan$CognC <- sr_pan$CognAbility - mean(sr_pan$CognAbility)")
+    R(
+        "data(studentratings, package='mitml'); sr_pan <- studentratings; "
+        "sr_pan$CognC <- sr_pan$CognAbility - mean(sr_pan$CognAbility)"
+    )
     return r_dataframe(R, "sr_pan")
 
 
@@ -29,8 +32,10 @@ def _compare_with_panImpute(R, data, formula, n):
     """Every element of beta, psi and sigma: |mean_py - mean_R| < 4 combined batch-means MCSE
     (20 batches, each much longer than the autocorrelation time)."""
     imp = pm.pan_impute(data, formula, m=1, n_burn=1000, n_iter=n, seed=11)
-    R(f"imp <- mitml::panImpute(sr_pan, formula={formula}, n.burn=1000, "
-      f"n.iter={n}, m=1, seed=12, silent=TRUE)")
+    R(
+        f"imp <- mitml::panImpute(sr_pan, formula={formula}, n.burn=1000, "
+        f"n.iter={n}, m=1, seed=12, silent=TRUE)"
+    )
     worst = 0.0
     for block in ("beta", "psi", "sigma"):
         ours = imp.par_imputation[block][:, :, :, 0]
@@ -41,11 +46,15 @@ def _compare_with_panImpute(R, data, formula, n):
             se = np.hypot(batch_means_mcse(a, 20), batch_means_mcse(b, 20))
             z = abs(a.mean() - b.mean()) / se
             worst = max(worst, z)
-            assert z < 4, f"{block}[{i},{j}]: pymitml {a.mean():.5g} vs panImpute {b.mean():.5g} (z={z:.2f})"
+            assert z < 4, (
+                f"{block}[{i},{j}]: pymitml {a.mean():.5g} vs panImpute {b.mean():.5g} (z={z:.2f})"
+            )
     assert worst > 0  # the comparison really ran
 
 
-@pytest.mark.parametrize("formula,n", [(RI, 20000), (RS, 40000)], ids=["random-intercept", "random-slope"])
+@pytest.mark.parametrize(
+    "formula,n", [(RI, 20000), (RS, 40000)], ids=["random-intercept", "random-slope"]
+)
 def test_posterior_means_agree_with_panImpute(R, studentratings, formula, n):
     _compare_with_panImpute(R, studentratings, formula, n)
 
@@ -70,7 +79,9 @@ def test_posterior_means_agree_with_stored_panImpute_reference():
             for i, j in np.ndindex(ours.shape[:2]):
                 se = np.hypot(batch_means_mcse(ours[i, j], 20), mcse_r[i, j])
                 z = abs(ours[i, j].mean() - mean_r[i, j]) / se
-                assert z < 4, f"{key} {block}[{i},{j}]: {ours[i, j].mean():.5g} vs {mean_r[i, j]:.5g} (z={z:.2f})"
+                assert z < 4, (
+                    f"{key} {block}[{i},{j}]: {ours[i, j].mean():.5g} vs {mean_r[i, j]:.5g} (z={z:.2f})"
+                )
 
 
 @pytest.mark.slow
@@ -94,9 +105,9 @@ def test_known_parameters_are_covered():
 def small():
     df = pm.datasets.random_intercept(30, 10, seed=7)
     rng = np.random.default_rng(0)
-    df = df.iloc[rng.permutation(len(df))]            # rows in any order
+    df = df.iloc[rng.permutation(len(df))]  # rows in any order
     df.index = pd.Index(rng.permutation(len(df)) * 3 + 100, name="case")
-    df["id"] = df["id"].map(lambda k: f"c{k:02d}")   # string cluster ids
+    df["id"] = df["id"].map(lambda k: f"c{k:02d}")  # string cluster ids
     df["x"] = df["x"].astype(np.float32)
     df["note"] = pd.Categorical(np.where(df["z"] > 0, "hi", "lo"))
     return df[["note", "y", "id", "x", "z", "w"]]
@@ -151,10 +162,18 @@ def test_same_seed_same_draws_whatever_threads(small):
 
 
 def test_chain_layout_and_replacement_matrix(small):
-    imp = pm.pan_impute(small, "y + x ~ 1 + z + (1 + z|id)", m=4, n_burn=20, n_iter=5, seed=2,
-                        chains=2, keep_chains="full")
+    imp = pm.pan_impute(
+        small,
+        "y + x ~ 1 + z + (1 + z|id)",
+        m=4,
+        n_burn=20,
+        n_iter=5,
+        seed=2,
+        chains=2,
+        keep_chains="full",
+    )
     assert imp.par_burnin["beta"].shape == (2, 2, 20, 1)
-    assert imp.par_imputation["psi"].shape == (4, 4, 10, 1)      # two chains x 2 imputations x 5
+    assert imp.par_imputation["psi"].shape == (4, 4, 10, 1)  # two chains x 2 imputations x 5
     assert imp.par_chains_imputation["sigma"].shape == (2, 2, 10, 1, 2)
     assert imp.param_names["psi"][0] == ["y:(Intercept)", "y:z", "x:(Intercept)", "x:z"]
     n_cells = int(small[["y", "x"]].isna().sum().sum())
@@ -163,7 +182,7 @@ def test_chain_layout_and_replacement_matrix(small):
     assert set(imp.index[:, 1]) == {pos.index("y"), pos.index("x")}
     d = imp.complete(2)
     vals = d.to_numpy()[imp.index[:, 0], imp.index[:, 1]].astype(float)
-    np.testing.assert_allclose(vals, imp.replacement[:, 1], rtol=1e-6)   # x is float32
+    np.testing.assert_allclose(vals, imp.replacement[:, 1], rtol=1e-6)  # x is float32
     diag = pm.pan_impute(small, F, m=2, n_burn=5, n_iter=5, seed=2, keep_chains="diagonal")
     assert diag.par_imputation["psi"].shape == (2, 1, 10, 1)
     assert diag.par_imputation["sigma"].shape == (2, 1, 10, 1)
@@ -171,8 +190,9 @@ def test_chain_layout_and_replacement_matrix(small):
 
 def test_type_codes_equal_formula(small):
     a = pm.pan_impute(small, "y + x ~ 1 + z + (1 + z|id)", m=2, n_burn=20, n_iter=5, seed=9)
-    b = pm.pan_impute(small, type={"y": 1, "x": 1, "z": 3, "id": -2, "w": 0}, m=2, n_burn=20,
-                      n_iter=5, seed=9)
+    b = pm.pan_impute(
+        small, type={"y": 1, "x": 1, "z": 3, "id": -2, "w": 0}, m=2, n_burn=20, n_iter=5, seed=9
+    )
     np.testing.assert_array_equal(a.replacement, b.replacement)
 
 
@@ -196,6 +216,7 @@ def test_missing_code(small):
 
 
 # ---- bad input: one clear error each ---------------------------------------------------------
+
 
 def test_error_unknown_column(small):
     with pytest.raises(ValueError, match=r"predictor\(s\) \['zz'\] not found in the data"):
@@ -246,7 +267,9 @@ def test_error_empty_random_part(small):
 
 
 def test_integer_target_comes_back_as_float(small):
-    df = small.assign(yi=pd.array(np.where(small.y.isna(), None, np.round(small.y * 10)), dtype="Int64"))
+    df = small.assign(
+        yi=pd.array(np.where(small.y.isna(), None, np.round(small.y * 10)), dtype="Int64")
+    )
     out = pm.pan_impute(df, "yi ~ 1 + z + (1|id)", m=1, n_burn=5, n_iter=2, seed=1).complete(1)
     assert out["yi"].dtype == pd.Float64Dtype() and out["yi"].notna().all()
     obs = df["yi"].notna()
@@ -273,7 +296,7 @@ def test_error_arguments(small):
 def test_progress_bar_on_request_and_silent_by_default(small, capsys):
     pm.pan_impute(small, F, m=2, n_burn=20, n_iter=5, seed=1, progress=True)
     assert "imputing" in capsys.readouterr().err
-    pm.pan_impute(small, F, m=2, n_burn=20, n_iter=5, seed=1)   # stderr is not a terminal here
+    pm.pan_impute(small, F, m=2, n_burn=20, n_iter=5, seed=1)  # stderr is not a terminal here
     assert capsys.readouterr().err == ""
 
 
@@ -362,13 +385,36 @@ def test_kernel_failure_names_the_step():
     imp = pm.pan_impute(df, "y + x ~ 1 + z + (1|id)", m=1, n_burn=1, n_iter=1, seed=1)
     assert imp.m == 1
     r, p, q, J = 2, 2, 1, 3
-    data = K.PanData(np.eye(p), np.ones((q, q, J)), np.zeros((q, p, J)), np.zeros((p, r)),
-                     np.zeros((q, r, J)), np.eye(r), np.zeros((p, 0)), np.zeros((q, 0)),
-                     np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64),
-                     np.zeros((0, r), np.int64), np.zeros(0, np.int64), np.zeros((0, r), np.int64),
-                     np.zeros(0, np.int64), np.eye(r), np.eye(q * r), np.full(q * r + r, 10.0))
-    par = K.PanParams(np.zeros((p, r)), -np.eye(r), np.eye(q * r), np.zeros((q, r, J)),
-                      np.zeros((r, 0)), np.zeros((p, r)), np.zeros((q, r, J)), np.zeros((r, r)))
+    data = K.PanData(
+        np.eye(p),
+        np.ones((q, q, J)),
+        np.zeros((q, p, J)),
+        np.zeros((p, r)),
+        np.zeros((q, r, J)),
+        np.eye(r),
+        np.zeros((p, 0)),
+        np.zeros((q, 0)),
+        np.zeros(0, np.int64),
+        np.zeros(1, np.int64),
+        np.zeros(1, np.int64),
+        np.zeros((0, r), np.int64),
+        np.zeros(0, np.int64),
+        np.zeros((0, r), np.int64),
+        np.zeros(0, np.int64),
+        np.eye(r),
+        np.eye(q * r),
+        np.full(q * r + r, 10.0),
+    )
+    par = K.PanParams(
+        np.zeros((p, r)),
+        -np.eye(r),
+        np.eye(q * r),
+        np.zeros((q, r, J)),
+        np.zeros((r, 0)),
+        np.zeros((p, r)),
+        np.zeros((q, r, J)),
+        np.zeros((r, r)),
+    )
     work = K.pan_work(data, r, 0)
     store = K.ChainStore(np.zeros((p, r, 1)), np.zeros((2, 2, 1)), np.zeros((r, r, 1)))
     code = K.pan_iterate(1, 0, np.random.default_rng(0), data, par, work, store)

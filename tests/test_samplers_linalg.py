@@ -1,4 +1,5 @@
 """Numba kernels against plain NumPy references."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,7 +48,9 @@ def test_inverse_wishart_mean():
         chi = rng.chisquare(nu - np.arange(n))
         assert draw_inv_wishart(chi, rng.standard_normal(n * (n - 1) // 2), S, out, w1, w2, n)
         draws[k] = out
-    np.testing.assert_allclose(draws.mean(0), S / (nu - n - 1), rtol=0.03, atol=0.01 * np.abs(S).max())
+    np.testing.assert_allclose(
+        draws.mean(0), S / (nu - n - 1), rtol=0.03, atol=0.01 * np.abs(S).max()
+    )
 
 
 def test_random_effects_mean_and_crossproducts():
@@ -67,7 +70,9 @@ def test_random_effects_mean_and_crossproducts():
     np.testing.assert_allclose(YtY, Y.T @ Y)
     # rows grouped by cluster (runs of n rows: the per-run sums) give the same Z_j'Y_j
     ZtY_runs = np.zeros((q, r, J))
-    rows_crossproducts(X.T.copy(), Z.T.copy(), Y.T.copy(), clus, cluster_runs(clus), XtY, ZtY_runs, YtY)
+    rows_crossproducts(
+        X.T.copy(), Z.T.copy(), Y.T.copy(), clus, cluster_runs(clus), XtY, ZtY_runs, YtY
+    )
     np.testing.assert_allclose(ZtY_runs, ZtY)
     cX, cZ, cY = np.zeros((J, p, r)), np.zeros((J, q, r)), np.zeros((J, r, r))
     cluster_rows_crossproducts(Xo.T.copy(), Zo.T.copy(), Yo.T.copy(), Co, cX, cZ, cY)
@@ -102,7 +107,9 @@ def test_conditional_normal_factors():
     obs = np.array([[0, 2, 0]])
     mis = np.array([[1, 0, 0]])
     K, C = np.zeros((1, r, r)), np.zeros((1, r, r))
-    pattern_factors(S, obs, np.array([2]), mis, np.array([1]), K, C, np.zeros((r, r)), np.zeros((r, r)))
+    pattern_factors(
+        S, obs, np.array([2]), mis, np.array([1]), K, C, np.zeros((r, r)), np.zeros((r, r))
+    )
     o, m = [0, 2], [1]
     Kref = S[np.ix_(m, o)] @ np.linalg.inv(S[np.ix_(o, o)])
     Cref = S[np.ix_(m, m)] - Kref @ S[np.ix_(o, m)]

@@ -22,6 +22,7 @@ Gradient with respect to D = T T' (V_j = I + Z_j D Z_j', Woodbury: Z_j'V_j^{-1} 
                W_j = Z_j'V_j^{-1}X_j,  C = (X'V^{-1}X)^{-1};
 and d/dT = 2 (dD) T.
 """
+
 from __future__ import annotations
 
 import math

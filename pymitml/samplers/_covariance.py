@@ -10,6 +10,7 @@ given residual cross-products ``S`` from ``N`` observations,
 restricted to the elements that are not fixed (latent blocks of categorical targets: 1 on the
 diagonal, 0.5 off it).
 """
+
 from __future__ import annotations
 
 import math
@@ -25,11 +26,11 @@ from ._linalg import chol_inplace, draw_inv_wishart_pair, solve_lower, solve_low
 class FixedBlock(NamedTuple):
     """A fixed principal block of an n x n covariance matrix (see :func:`fixed_block`)."""
 
-    idx1: np.ndarray   # (n - k,) rows/columns outside the block
-    idx2: np.ndarray   # (k,) rows/columns of the block
-    Cb: np.ndarray     # (k, k) the block
-    Cbi: np.ndarray    # (k, k) its inverse
-    ld: float          # its log-determinant
+    idx1: np.ndarray  # (n - k,) rows/columns outside the block
+    idx2: np.ndarray  # (k,) rows/columns of the block
+    Cb: np.ndarray  # (k, k) the block
+    Cbi: np.ndarray  # (k, k) its inverse
+    ld: float  # its log-determinant
 
 
 class CovWork(NamedTuple):
@@ -159,7 +160,9 @@ def fixed_block_parts(Mat, start, k, n):
 
 def fixed_block(Mat, start, k) -> FixedBlock:
     """The :class:`FixedBlock` of ``Mat`` (computed by the kernel, so bit for bit as in the sampler)."""
-    return FixedBlock(*fixed_block_parts(np.ascontiguousarray(Mat), int(start), int(k), Mat.shape[0]))
+    return FixedBlock(
+        *fixed_block_parts(np.ascontiguousarray(Mat), int(start), int(k), Mat.shape[0])
+    )
 
 
 @compose

@@ -6,6 +6,7 @@ arrays are laid out (..., J) and incomplete rows are stored transposed, grouped 
 pattern, so that the innermost loops run over clusters or rows and vectorise. Each step writes into
 buffers its caller allocates.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -199,6 +200,23 @@ def _batched_forward(P, v):
 
 
 @njit
+def _batched_backward(P, v):
+    """v[:, j] <- L_j^-T v[:, j] for the batched lower factors P (d, d, J)."""
+    d = v.shape[0]
+    J = v.shape[1]
+    for x in range(d - 1, -1, -1):
+        vx = v[x]
+        for k in range(x + 1, d):
+            Pkx = P[k, x]
+            vk = v[k]
+            for j in range(J):
+                vx[j] -= Pkx[j] * vk[j]
+        Pxx = P[x, x]
+        for j in range(J):
+            vx[j] /= Pxx[j]
+
+
+@njit
 def _draw_given_cholesky(z0, ZtX, ZtY, beta, Sinv, B, R, P, v):
     """b_j | beta, Sigma, Psi, Y for all clusters, given the factors P of their precisions."""
     q, r, J = ZtY.shape
@@ -230,19 +248,10 @@ def _draw_given_cholesky(z0, ZtX, ZtY, beta, Sinv, B, R, P, v):
     _batched_forward(P, v)
     for x in range(d):
         vx = v[x]
-        zx = z0[x * J:(x + 1) * J]
+        zx = z0[x * J : (x + 1) * J]
         for j in range(J):
             vx[j] += zx[j]
-    for x in range(d - 1, -1, -1):
-        vx = v[x]
-        for k in range(x + 1, d):
-            Pkx = P[k, x]
-            vk = v[k]
-            for j in range(J):
-                vx[j] -= Pkx[j] * vk[j]
-        Pxx = P[x, x]
-        for j in range(J):
-            vx[j] /= Pxx[j]
+    _batched_backward(P, v)
     for t in range(r):
         for a in range(q):
             vx = v[t * q + a]
@@ -433,7 +442,7 @@ def draw_missing_cells(Yi, mu, z, cur, pat_start, pat_obs, pat_nobs, pat_mis, pa
                     yw[i] += kwu * eo[i]
             for u in range(w + 1):
                 cwu = Cp[g, w, u]
-                zz = z[cur + u * n: cur + (u + 1) * n]
+                zz = z[cur + u * n : cur + (u + 1) * n]
                 for i in range(n):
                     yw[s0 + i] += cwu * zz[i]
         cur += nm * n

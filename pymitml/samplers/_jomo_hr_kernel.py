@@ -25,6 +25,7 @@ change with a), the Bartlett normals of the J Wishart draws and all level-2, lat
 Metropolis-Hastings noise come from the chain's Generator as the steps need them; each iteration
 first draws its other normals into one buffer laid out as :class:`~._jomo_state.OffsetsHR`.
 """
+
 from __future__ import annotations
 
 import math
@@ -90,9 +91,14 @@ def _log_post_df(a, eta, J, r, sum_logdet, Ginv, SumInv, w):
         for j in range(r):
             M[i, j] = Ginv[i, j] + SumInv[i, j]
     ld = logdet_chol(M, w, r)
-    return ((0.5 * eta - 1.0) * math.log(a) - 0.5 * a - J * lmgamma(0.5 * a, r)
-            - 0.5 * (a + r + 1.0) * sum_logdet + lmgamma(0.5 * (J * a + g), r)
-            - 0.5 * (J * a + g) * ld)
+    return (
+        (0.5 * eta - 1.0) * math.log(a)
+        - 0.5 * a
+        - J * lmgamma(0.5 * a, r)
+        - 0.5 * (a + r + 1.0) * sum_logdet
+        + lmgamma(0.5 * (J * a + g), r)
+        - 0.5 * (J * a + g) * ld
+    )
 
 
 @compose
@@ -127,7 +133,17 @@ def _latents_hr(rng, rows, cat, work, off):
     for x in range(off.n_thr1):
         zt[x] = rng.standard_normal()
         ut[x] = max(rng.random(), 1e-300)
-    latent_step(rng, rows.Yi, work.mu, work.SinvJ, rows.Ci, cat, zt[:off.n_thr1], ut[:off.n_thr1], work.lat)
+    latent_step(
+        rng,
+        rows.Yi,
+        work.mu,
+        work.SinvJ,
+        rows.Ci,
+        cat,
+        zt[: off.n_thr1],
+        ut[: off.n_thr1],
+        work.lat,
+    )
 
 
 @compose
@@ -185,8 +201,20 @@ def _level2_prior_hr(rng, par, l2, work, off):
     for x in range(u2.shape[0]):
         u2[x] = max(rng.random(), 1e-300)
     o2 = off.p2r2 + off.n_cells2
-    return level2_step(par.Psi, d, par.B, l2, work.Pinv, z2[:off.p2r2], z2[o2:o2 + off.n_thr2],
-                       u2[off.n_lat2:off.n_lat2 + off.n_thr2], u2[:off.n_lat2], work.lat, work.w1, work.w2)
+    return level2_step(
+        par.Psi,
+        d,
+        par.B,
+        l2,
+        work.Pinv,
+        z2[: off.p2r2],
+        z2[o2 : o2 + off.n_thr2],
+        u2[off.n_lat2 : off.n_lat2 + off.n_thr2],
+        u2[: off.n_lat2],
+        work.lat,
+        work.w1,
+        work.w2,
+    )
 
 
 @compose
@@ -194,8 +222,16 @@ def _random_effects_all(mom, par, M, work, z0):
     """u_j | beta, Sigma_j, Psi for every cluster (mean with the conditional prior mean M_j);
     writes B and V. Returns False if a cluster's posterior precision is not positive definite.
     (Arrays are taken out of the bundles once, outside the loop over clusters.)"""
-    ZtY, ZtX, ZtZ, SinvJ, Pinv, Pj, vj, w2 = work.ZtY, mom.ZtX, mom.ZtZ, work.SinvJ, work.Pinv, work.Pj, work.vj, \
-        work.w2
+    ZtY, ZtX, ZtZ, SinvJ, Pinv, Pj, vj, w2 = (
+        work.ZtY,
+        mom.ZtX,
+        mom.ZtZ,
+        work.SinvJ,
+        work.Pinv,
+        work.Pj,
+        work.vj,
+        work.w2,
+    )
     beta, B, V = par.beta, par.B, work.V
     q, r, J = B.shape
     p = beta.shape[0]
@@ -219,7 +255,9 @@ def _random_effects_all(mom, par, M, work, z0):
             for a_ in range(q):
                 for u in range(r):
                     for b in range(q):
-                        Pj[t * q + a_, u * q + b] = Pinv[t * q + a_, u * q + b] + SinvJ[j, t, u] * ZtZ[j, a_, b]
+                        Pj[t * q + a_, u * q + b] = (
+                            Pinv[t * q + a_, u * q + b] + SinvJ[j, t, u] * ZtZ[j, a_, b]
+                        )
         if not chol_inplace(Pj, d):
             return False
         solve_lower(Pj, vj, d)
@@ -238,7 +276,15 @@ def _random_effects_all(mom, par, M, work, z0):
 def _beta_shares_all(mom, par, work):
     """Per cluster X_j'W_j and W_j'W_j (W_j = Y_j - Z_j u_j) and the cluster's share of beta's
     precision Sinv_j (x) X_j'X_j and right side vec(X_j'W_j Sinv_j), summed in cluster order."""
-    XtY, ZtY, YtY, G, WtW, SinvJ, B = work.XtY, work.ZtY, work.YtY, work.G, work.WtW, work.SinvJ, par.B
+    XtY, ZtY, YtY, G, WtW, SinvJ, B = (
+        work.XtY,
+        work.ZtY,
+        work.YtY,
+        work.G,
+        work.WtW,
+        work.SinvJ,
+        par.B,
+    )
     ZtX, ZtZ, XtXj, rhs, H = mom.ZtX, mom.ZtZ, mom.XtXj, work.rhs, work.H
     q, r, J = B.shape
     p = par.beta.shape[0]
@@ -288,7 +334,7 @@ def _random_effects_pass(mom, par, l2, work, off):
                 ZtY[j, a_, t] += ZtYc[j, a_, t]
             for u in range(r):
                 YtY[j, u, t] += YtYc[j, u, t]
-    if not _random_effects_all(mom, par, M, work, work.z[off.u:off.u + q * r * J]):
+    if not _random_effects_all(mom, par, M, work, work.z[off.u : off.u + q * r * J]):
         return False
     _beta_shares_all(mom, par, work)
     return True
@@ -307,19 +353,31 @@ def _psi_step_hr(rng, par, prior, l2, store, work, off):
         for y in range(x + 1):
             w2[x, y] = Dinv[x, y] + work.SB[x, y]
             w2[y, x] = Dinv[y, x] + work.SB[x, y]
-    if l2 is not None and l2.cat.start.shape[0] > 0:  # flat prior as in jomo2com: the cross-products alone
+    if (
+        l2 is not None and l2.cat.start.shape[0] > 0
+    ):  # flat prior as in jomo2com: the cross-products alone
         Q2 = work.Q2
         for x in range(du):
             for y in range(du):
                 Q2[x, y] = w2[x, y] - Dinv[x, y]
         o2 = off.p2r2 + off.n_cells2 + off.n_thr2
         o3 = off.n_lat2 + off.n_thr2
-        store.accepted[0] += mh_covariance(Psi, Q2, float(J), l2.cat.free, work.z2[o2:o2 + off.n_free2],
-                                           work.u2[o3:o3 + off.n_free2], work.w1, work.w3, du, float(J))
+        store.accepted[0] += mh_covariance(
+            Psi,
+            Q2,
+            float(J),
+            l2.cat.free,
+            work.z2[o2 : o2 + off.n_free2],
+            work.u2[o3 : o3 + off.n_free2],
+            work.w1,
+            work.w3,
+            du,
+            float(J),
+        )
         return 0
     for x in range(du):
         work.chi[x] = rng.chisquare(J + du - x)
-    if not draw_inv_wishart(work.chi, work.z[off.psi:off.lam], w2, Psi, work.w1, work.w3, du):
+    if not draw_inv_wishart(work.chi, work.z[off.psi : off.lam], w2, Psi, work.w1, work.w3, du):
         return _PSI
     return 0
 
@@ -352,8 +410,13 @@ def _df_lambda_step(rng, par, prior, work, off):
     phi = math.log(a - r)
     phi_new = phi + par.a_sd[0] * work.z[off.a]
     a_new = r + math.exp(phi_new)
-    lp_old = _log_post_df(a, prior.eta, J, r, work.logdet[0], prior.Ginv, work.SumInv, work.w1) + phi
-    lp_new = _log_post_df(a_new, prior.eta, J, r, work.logdet[0], prior.Ginv, work.SumInv, work.w1) + phi_new
+    lp_old = (
+        _log_post_df(a, prior.eta, J, r, work.logdet[0], prior.Ginv, work.SumInv, work.w1) + phi
+    )
+    lp_new = (
+        _log_post_df(a_new, prior.eta, J, r, work.logdet[0], prior.Ginv, work.SumInv, work.w1)
+        + phi_new
+    )
     if math.log(max(rng.random(), 1e-300)) < lp_new - lp_old:
         a = a_new
         par.a[0] = a
@@ -363,7 +426,9 @@ def _df_lambda_step(rng, par, prior, work, off):
             work.w2[t, u] = prior.Ginv[t, u] + work.SumInv[t, u]
     for x in range(r):
         work.chi[x] = rng.chisquare(J * a + r + 1.0 - x)
-    if not draw_inv_wishart(work.chi, work.z[off.lam:off.beta], work.w2, work.scale, work.w1, work.w3, r):
+    if not draw_inv_wishart(
+        work.chi, work.z[off.lam : off.beta], work.w2, work.scale, work.w1, work.w3, r
+    ):
         return False
     return spd_inverse(work.scale, par.Lam, work.w1, r)
 
@@ -397,13 +462,21 @@ def _sigma_j_step(rng, mom, cat, block, par, store, work, off):
     that only the path in use is); keeps sum_j Sigma_j^-1 and sum_j log|Sigma_j| up to date.
     Returns False if a draw failed."""
     beta, G, XtXj, w2, WtW, Lam = par.beta, work.G, mom.XtXj, work.w2, work.WtW, par.Lam
-    SigJ, SinvJ, SumInv, chi, nb, nj, iw = par.SigJ, work.SinvJ, work.SumInv, work.chi, work.nb, mom.nj, work.iw
+    SigJ, SinvJ, SumInv, chi, nb, nj, iw = (
+        par.SigJ,
+        work.SinvJ,
+        work.SumInv,
+        work.chi,
+        work.nb,
+        mom.nj,
+        work.iw,
+    )
     iw5 = iw[:5]
     p, r = beta.shape
     J = SigJ.shape[0]
     a = par.a[0]
     nls = off.beta - off.lam
-    mh = (work.z_mh[:off.n_free1], work.u_mh[:off.n_free1])
+    mh = (work.z_mh[: off.n_free1], work.u_mh[: off.n_free1])
     ww = (work.w1, work.w3)
     n_acc = 0
     sum_logdet = 0.0
@@ -427,7 +500,9 @@ def _sigma_j_step(rng, mom, cat, block, par, store, work, off):
                 nb[x] = rng.standard_normal()
             ld = draw_inv_wishart_pair(w2, chi, nb, SigJ[j], SinvJ[j], iw5, r)
         elif block is None:
-            acc_j, ld = _mh_sigma_j(rng, SigJ[j], SinvJ[j], w2, nj[j] + a + r + 1.0, nj[j], cat.free, mh, ww)
+            acc_j, ld = _mh_sigma_j(
+                rng, SigJ[j], SinvJ[j], w2, nj[j] + a + r + 1.0, nj[j], cat.free, mh, ww
+            )
             n_acc += acc_j
         else:  # one categorical target: the exact draw given its fixed block
             ld = draw_iw_given_block(rng, w2, nj[j] + a, block, SigJ[j], SinvJ[j], iw, r)
@@ -521,10 +596,14 @@ def jomo_hr_iterate(n_steps, rec0, rng, rows, mom, cat, par, prior, l2, store, w
             return _BETA
         if not _df_lambda_step(rng, par, prior, work, off):
             return _LAMBDA
-        if not _sigma_j_step(rng, mom, cat, None if cat is None else cat.block, par, store, work, off):
+        if not _sigma_j_step(
+            rng, mom, cat, None if cat is None else cat.block, par, store, work, off
+        ):
             return _SIGMA_J
         if l2 is not None:
-            draw_missing_level2(l2, work.V, par.Psi, work.w1, work.w2, work.z2[off.p2r2:off.p2r2 + off.n_cells2])
+            draw_missing_level2(
+                l2, work.V, par.Psi, work.w1, work.w2, work.z2[off.p2r2 : off.p2r2 + off.n_cells2]
+            )
         if rec0 >= 0:
             _record_hr(store, par, l2, cat, rec0 + s)
     return 0

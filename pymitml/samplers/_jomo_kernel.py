@@ -31,6 +31,7 @@ through constant cross-products; the others are stored transposed, grouped by mi
 Without categorical targets ``cat`` is None, without level-2 targets ``l2`` is None: numba then
 compiles neither path. The random_L1 sampler is in :mod:`._jomo_hr_kernel`.
 """
+
 from __future__ import annotations
 
 from .._numba import njit
@@ -76,8 +77,10 @@ def jomo_draw_counts(dims, level1, level2=(0, 0, 0, 0, 0)):
     du = d + r2
     nsig = max(r * (r - 1) // 2, n_free)
     npsi = max(du * (du - 1) // 2, n_free2)
-    return (J * d + npsi + nsig + p * r + n_cells + p2 * r2 + n_cells2 + n_thr,
-            n_lat * n_inc + n_free + n_free2 + n_lat2 * J + n_thr)
+    return (
+        J * d + npsi + nsig + p * r + n_cells + p2 * r2 + n_cells2 + n_thr,
+        n_lat * n_inc + n_free + n_free2 + n_lat2 * J + n_thr,
+    )
 
 
 @compose
@@ -110,12 +113,41 @@ def _rows_step(rng, rows, mom, cat, par, work):
     z, uu, off = work.nrm[0], work.unif[0], work.off
     row_means(rows.Xi, rows.Zi, rows.Ci, par.beta, par.B, work.mu)
     if cat is not None:
-        latent_step(rng, rows.Yi, work.mu, work.Sinv, rows.Ci, cat, z[off.thr1:off.thr1 + off.n_thr1],
-                    uu[off.uthr1:off.uthr1 + off.n_thr1], work.lat)
-    pattern_factors(par.Sigma, rows.pat_obs, rows.pat_nobs, rows.pat_mis, rows.pat_nmis, work.Kp, work.Cp,
-                    work.w1, work.w2)
-    draw_missing_cells(rows.Yi, work.mu, z, off.cells, rows.pat_start, rows.pat_obs, rows.pat_nobs, rows.pat_mis,
-                       rows.pat_nmis, work.Kp, work.Cp)
+        latent_step(
+            rng,
+            rows.Yi,
+            work.mu,
+            work.Sinv,
+            rows.Ci,
+            cat,
+            z[off.thr1 : off.thr1 + off.n_thr1],
+            uu[off.uthr1 : off.uthr1 + off.n_thr1],
+            work.lat,
+        )
+    pattern_factors(
+        par.Sigma,
+        rows.pat_obs,
+        rows.pat_nobs,
+        rows.pat_mis,
+        rows.pat_nmis,
+        work.Kp,
+        work.Cp,
+        work.w1,
+        work.w2,
+    )
+    draw_missing_cells(
+        rows.Yi,
+        work.mu,
+        z,
+        off.cells,
+        rows.pat_start,
+        rows.pat_obs,
+        rows.pat_nobs,
+        rows.pat_mis,
+        rows.pat_nmis,
+        work.Kp,
+        work.Cp,
+    )
     rows_crossproducts(rows.Xi, rows.Zi, rows.Yi, rows.Ci, rows.Seg, mom.XtYi, mom.ZtYi, mom.YtYi)
 
 
@@ -130,9 +162,20 @@ def _level2_prior_step(mom, par, l2, work):
         return 0
     z, uu, off = work.nrm[0], work.unif[0], work.off
     p2r2 = l2.X2.shape[0] * l2.Y2.shape[0]
-    code = level2_step(par.Psi, d, par.B, l2, work.Pinv, z[off.beta2:off.beta2 + p2r2],
-                       z[off.thr2:off.thr2 + off.n_thr2], uu[off.uthr2:off.uthr2 + off.n_thr2],
-                       uu[off.lat2:off.lat2 + off.n_lat2], work.lat, work.w1, work.w2)
+    code = level2_step(
+        par.Psi,
+        d,
+        par.B,
+        l2,
+        work.Pinv,
+        z[off.beta2 : off.beta2 + p2r2],
+        z[off.thr2 : off.thr2 + off.n_thr2],
+        uu[off.uthr2 : off.uthr2 + off.n_thr2],
+        uu[off.lat2 : off.lat2 + off.n_lat2],
+        work.lat,
+        work.w1,
+        work.w2,
+    )
     if code:
         return code
     ZtY, ZtYm, ZtZ, M = work.ZtY, work.ZtYm, mom.ZtZ, l2.M
@@ -178,10 +221,24 @@ def _beta_u_step(mom, par, l2, work):
     ZtYu = work.ZtY if l2 is None else work.ZtYm
     if not _precision_cholesky(mom.ZtZ, Sinv, work.Pinv, work.P):
         return _RANDOM_EFFECTS
-    if not _draw_beta_collapsed(z[off.beta:off.beta + p * r], mom.XtX, work.XtYm, mom.ZtX, ZtYu, Sinv, work.P,
-                                work.F, work.fv, work.Ac, work.cvec, par.beta):
+    if not _draw_beta_collapsed(
+        z[off.beta : off.beta + p * r],
+        mom.XtX,
+        work.XtYm,
+        mom.ZtX,
+        ZtYu,
+        Sinv,
+        work.P,
+        work.F,
+        work.fv,
+        work.Ac,
+        work.cvec,
+        par.beta,
+    ):
         return _BETA
-    _draw_given_cholesky(z[off.u:off.u + d * J], mom.ZtX, ZtYu, par.beta, Sinv, par.B, work.R, work.P, work.v)
+    _draw_given_cholesky(
+        z[off.u : off.u + d * J], mom.ZtX, ZtYu, par.beta, Sinv, par.B, work.R, work.P, work.v
+    )
     if l2 is not None:
         v, M, B = work.v, l2.M, par.B
         for t in range(r):
@@ -207,9 +264,18 @@ def _psi_step(rng, par, prior, l2, store, work):
     random_effects_crossproducts(work.v, l2, work.SB, d)
     if l2 is not None and l2.cat.start.shape[0] > 0:  # jomo2com: flat prior, latent block fixed
         c2 = l2.cat
-        acc_mh, ld = restricted_update(rng, Psi, work.SB, float(J), c2.block, c2.free,
-                                       z[off.psi:off.psi + npsi], uu[off.free2:off.free2 + off.n_free2], work.ws,
-                                       work.cov)
+        acc_mh, ld = restricted_update(
+            rng,
+            Psi,
+            work.SB,
+            float(J),
+            c2.block,
+            c2.free,
+            z[off.psi : off.psi + npsi],
+            uu[off.free2 : off.free2 + off.n_free2],
+            work.ws,
+            work.cov,
+        )
         if c2.exact and ld != ld:
             return _PSI
         store.accepted[0] += acc_mh
@@ -217,7 +283,9 @@ def _psi_step(rng, par, prior, l2, store, work):
     for x in range(du):
         for y in range(du):
             work.scale_p[x, y] = prior.Dinv[x, y] + work.SB[x, y]
-    if not draw_inv_wishart(work.chi[0, :du], z[off.psi:off.psi + npsi], work.scale_p, Psi, work.w1, work.w2, du):
+    if not draw_inv_wishart(
+        work.chi[0, :du], z[off.psi : off.psi + npsi], work.scale_p, Psi, work.w1, work.w2, du
+    ):
         return _PSI
     return 0
 
@@ -232,7 +300,9 @@ def _residual_step(mom, par, work):
             work.YtYs[t, u] = mom.YtYc[t, u] + mom.YtYi[t, u]
         for k in range(p):
             work.XtYs[k, t] = mom.XtYc[k, t] + mom.XtYi[k, t]
-    residual_crossproducts(work.XtYs, work.YtYs, mom.ZtX, work.ZtY, mom.ZtZ, par.B, work.lat.cm, work.XtW, work.WtW)
+    residual_crossproducts(
+        work.XtYs, work.YtYs, mom.ZtX, work.ZtY, mom.ZtZ, par.B, work.lat.cm, work.XtW, work.WtW
+    )
 
 
 @compose
@@ -301,8 +371,18 @@ def _sigma_step(rng, mom, cat, par, prior, store, work):
     nsig = off.beta - off.sigma
     _residual_sscp(mom.XtX, par.beta, work.XtW, work.WtW, S)
     if cat is not None:  # jomo1ran with categorical targets: flat prior, latent blocks fixed
-        acc_mh, ld = restricted_update(rng, Sigma, S, mom.N, cat.block, cat.free,
-                                       z[off.sigma:off.sigma + nsig], uu[off.free1:], work.ws, work.cov)
+        acc_mh, ld = restricted_update(
+            rng,
+            Sigma,
+            S,
+            mom.N,
+            cat.block,
+            cat.free,
+            z[off.sigma : off.sigma + nsig],
+            uu[off.free1 :],
+            work.ws,
+            work.cov,
+        )
         if cat.exact and ld != ld:
             return _SIGMA
         store.accepted[0] += acc_mh
@@ -310,8 +390,15 @@ def _sigma_step(rng, mom, cat, par, prior, store, work):
     for t in range(r):
         for u in range(r):
             work.scale_s[t, u] = prior.Binv[t, u] + S[t, u]
-    if not draw_inv_wishart(work.chi[0, du:du + r], z[off.sigma:off.sigma + nsig], work.scale_s, Sigma, work.w1,
-                            work.w2, r):
+    if not draw_inv_wishart(
+        work.chi[0, du : du + r],
+        z[off.sigma : off.sigma + nsig],
+        work.scale_s,
+        Sigma,
+        work.w1,
+        work.w2,
+        r,
+    ):
         return _SIGMA
     return 0
 
@@ -361,7 +448,9 @@ def jomo_iterate(n_steps, rec0, rng, rows, mom, cat, par, prior, l2, single, sto
         if code:
             return code
         if l2 is not None:
-            draw_missing_level2(l2, work.v, par.Psi, work.w1, work.w2, work.nrm[0, work.off.cells2:])
+            draw_missing_level2(
+                l2, work.v, par.Psi, work.w1, work.w2, work.nrm[0, work.off.cells2 :]
+            )
         if rec0 >= 0:
             _record(store, par, l2, cat, rec0 + s)
     return 0

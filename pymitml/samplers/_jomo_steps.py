@@ -1,4 +1,5 @@
 """Steps shared by jomo's two samplers (:mod:`._jomo_kernel`, :mod:`._jomo_hr_kernel`)."""
+
 from __future__ import annotations
 
 from ._gibbs import _dot
@@ -21,7 +22,6 @@ def random_effects_crossproducts(v, l2, SB, d):
                 val = _dot(l2.U2[x - d], l2.U2[y - d])
             SB[x, y] = val
             SB[y, x] = val
-
 
 
 @step

@@ -8,6 +8,7 @@ once. The private steps of one sampler's composition are in addition inlined int
 kernel at numba's IR level (``inline="always"``): optional bundles passed as None then prune
 their branches inside the steps, and the kernel reads as the short list of its steps.
 """
+
 from __future__ import annotations
 
 from .._numba import njit

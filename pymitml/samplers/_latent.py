@@ -10,6 +10,7 @@ the latents integrated out (Cowles 1996).
 
 Working arrays are stored transposed: ``Y`` (columns x rows), ``mu`` the same shape.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,19 +25,21 @@ from ._truncnorm import norm_cdf, truncnorm_batch
 class CatSpec(NamedTuple):
     """The categorical targets of one level (ncat of them) and the covariance they constrain."""
 
-    start: np.ndarray     # (ncat,) first latent column of each target
-    k1: np.ndarray        # (ncat,) latent columns (observed levels - 1; 1 for ordinal targets)
-    obs: np.ndarray       # (ncat, n) local level observed in each row (or cluster), -1 missing
-    K: np.ndarray         # (ncat,) observed levels
-    ordinal: np.ndarray   # (ncat,) 1 for ordinal targets
-    obs_rows: np.ndarray  # (ncat, max(n, 1)) rows where target v is observed: obs_rows[v, :n_obs[v]]
-    n_obs: np.ndarray     # (ncat,)
-    free: np.ndarray      # (m, m) bool: the free elements of the level's covariance matrix
-    exact: bool           # one fixed principal block: exact draws of the free elements
-    block: object         # its FixedBlock (see :mod:`._covariance`), None without exact draws
-    lo: float             # box bounds of every latent (-inf, inf for the exact probit model)
+    start: np.ndarray  # (ncat,) first latent column of each target
+    k1: np.ndarray  # (ncat,) latent columns (observed levels - 1; 1 for ordinal targets)
+    obs: np.ndarray  # (ncat, n) local level observed in each row (or cluster), -1 missing
+    K: np.ndarray  # (ncat,) observed levels
+    ordinal: np.ndarray  # (ncat,) 1 for ordinal targets
+    obs_rows: (
+        np.ndarray
+    )  # (ncat, max(n, 1)) rows where target v is observed: obs_rows[v, :n_obs[v]]
+    n_obs: np.ndarray  # (ncat,)
+    free: np.ndarray  # (m, m) bool: the free elements of the level's covariance matrix
+    exact: bool  # one fixed principal block: exact draws of the free elements
+    block: object  # its FixedBlock (see :mod:`._covariance`), None without exact draws
+    lo: float  # box bounds of every latent (-inf, inf for the exact probit model)
     hi: float
-    thr: object           # Thresholds of the ordinal targets (rows in target order)
+    thr: object  # Thresholds of the ordinal targets (rows in target order)
 
 
 class Thresholds(NamedTuple):
@@ -70,7 +73,7 @@ def observed_rows(cat_obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     cnt = np.zeros(ncat, np.int64)
     for v in range(ncat):
         idx = np.flatnonzero(cat_obs[v] >= 0)
-        rows[v, :len(idx)] = idx
+        rows[v, : len(idx)] = idx
         cnt[v] = len(idx)
     return rows, cnt
 
@@ -138,11 +141,13 @@ def _threshold_loglik_change(obs, gam, v, j, old, new, cm, csd):
     for i in range(obs.shape[0]):
         lev = obs[i]
         if lev == j - 1:
-            dl += log_interval_prob(gam[v, j - 1], new, cm[i], csd[i]) - \
-                log_interval_prob(gam[v, j - 1], old, cm[i], csd[i])
+            dl += log_interval_prob(gam[v, j - 1], new, cm[i], csd[i]) - log_interval_prob(
+                gam[v, j - 1], old, cm[i], csd[i]
+            )
         elif lev == j:
-            dl += log_interval_prob(new, gam[v, j + 1], cm[i], csd[i]) - \
-                log_interval_prob(old, gam[v, j + 1], cm[i], csd[i])
+            dl += log_interval_prob(new, gam[v, j + 1], cm[i], csd[i]) - log_interval_prob(
+                old, gam[v, j + 1], cm[i], csd[i]
+            )
     return dl
 
 

@@ -1,4 +1,5 @@
 """Arranging rows by missingness pattern (shared by the samplers)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +22,9 @@ def pattern_layout(miss: np.ndarray, rows: np.ndarray | None = None):
     uniq, pat = np.unique(codes, return_inverse=True)
     order = np.argsort(pat, kind="stable")
     rows = inc[order].astype(np.int64)
-    pat_start = np.concatenate([[0], np.cumsum(np.bincount(pat, minlength=len(uniq)))]).astype(np.int64)
+    pat_start = np.concatenate([[0], np.cumsum(np.bincount(pat, minlength=len(uniq)))]).astype(
+        np.int64
+    )
     pmask = ((uniq[:, None] >> np.arange(r)) & 1).astype(bool)
     n_pat = len(uniq)
     pat_obs = np.zeros((n_pat, r), np.int64)
@@ -30,10 +33,9 @@ def pattern_layout(miss: np.ndarray, rows: np.ndarray | None = None):
     nmis = np.zeros(n_pat, np.int64)
     for g in range(n_pat):  # loop over patterns (at most 2^r, set-up only)
         o, mm = np.flatnonzero(~pmask[g]), np.flatnonzero(pmask[g])
-        pat_obs[g, :len(o)], pat_mis[g, :len(mm)] = o, mm
+        pat_obs[g, : len(o)], pat_mis[g, : len(mm)] = o, mm
         nobs[g], nmis[g] = len(o), len(mm)
     return rows, pat_start, pat_obs, nobs, pat_mis, nmis
-
 
 
 def row_blocks(X, Z, Y, clus, J, miss, rows_mask=None):
@@ -54,20 +56,42 @@ def row_blocks(X, Z, Y, clus, J, miss, rows_mask=None):
     rows = rows[np.lexsort((clus[rows], pat_of))]
     comp = np.flatnonzero(~keep)
     comp = comp[np.argsort(clus[comp], kind="stable")]
-    out = dict(rows=rows, pat_start=pat_start, pat_obs=pobs, pat_nobs=nobs, pat_mis=pmis,
-               pat_nmis=nmis, comp=comp)
+    out = dict(
+        rows=rows,
+        pat_start=pat_start,
+        pat_obs=pobs,
+        pat_nobs=nobs,
+        pat_mis=pmis,
+        pat_nmis=nmis,
+        comp=comp,
+    )
     out["XtYc"], out["ZtYc"], out["YtYc"] = np.zeros((p, r)), np.zeros((q, r, J)), np.zeros((r, r))
-    rows_crossproducts(np.ascontiguousarray(X[comp].T), np.ascontiguousarray(Z[comp].T),
-                       np.ascontiguousarray(Y[comp].T), clus[comp], cluster_runs(clus[comp]),
-                       out["XtYc"], out["ZtYc"], out["YtYc"])
+    rows_crossproducts(
+        np.ascontiguousarray(X[comp].T),
+        np.ascontiguousarray(Z[comp].T),
+        np.ascontiguousarray(Y[comp].T),
+        clus[comp],
+        cluster_runs(clus[comp]),
+        out["XtYc"],
+        out["ZtYc"],
+        out["YtYc"],
+    )
     out["Xi"] = np.ascontiguousarray(X[rows].T)
     out["Zi"] = np.ascontiguousarray(Z[rows].T)
     out["Yi"] = np.ascontiguousarray(Y[rows].T)
     out["Ci"] = np.ascontiguousarray(clus[rows])
     out["Seg"] = cluster_runs(out["Ci"])
     out["XtYi"], out["ZtYi"], out["YtYi"] = np.zeros((p, r)), np.zeros((q, r, J)), np.zeros((r, r))
-    rows_crossproducts(out["Xi"], out["Zi"], out["Yi"], out["Ci"], out["Seg"],
-                       out["XtYi"], out["ZtYi"], out["YtYi"])
+    rows_crossproducts(
+        out["Xi"],
+        out["Zi"],
+        out["Yi"],
+        out["Ci"],
+        out["Seg"],
+        out["XtYi"],
+        out["ZtYi"],
+        out["YtYi"],
+    )
     return out
 
 

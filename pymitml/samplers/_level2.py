@@ -15,6 +15,7 @@ and, after Psi's draw, the missing level-2 values of each cluster from their con
 given u_j and the observed level-2 values (:func:`draw_missing_level2`).
 Arrays are stored transposed: X2 (p2, J), Y2 and U2 (r2, J), M (d, J).
 """
+
 from __future__ import annotations
 
 import math
@@ -38,44 +39,52 @@ _LEVEL2 = int(Status.LEVEL2)
 class Level2Work(NamedTuple):
     """Work arrays of the level-2 step (du = d + r2)."""
 
-    Q: np.ndarray      # (1, du, du) Psi^-1
-    Ybig: np.ndarray   # (du, J) (u_j, Y2_j) stacked
+    Q: np.ndarray  # (1, du, du) Psi^-1
+    Ybig: np.ndarray  # (du, J) (u_j, Y2_j) stacked
     mubig: np.ndarray  # (du, J) their means (0, X2 beta2)
-    C0: np.ndarray     # (max(J, 1),) zeros: one precision for every cluster
-    wu: np.ndarray     # (max(du, 1),) one cluster's (u_j, u2_j)
-    bh2: np.ndarray    # (max(p2, 1), max(r2, 1)) OLS estimate of beta2
-    nz: np.ndarray     # (max(p2, 1),) normals of beta2's draw
-    Kp: np.ndarray     # (max(n_pat2, 1), du, du) pattern factors of the missing level-2 values
+    C0: np.ndarray  # (max(J, 1),) zeros: one precision for every cluster
+    wu: np.ndarray  # (max(du, 1),) one cluster's (u_j, u2_j)
+    bh2: np.ndarray  # (max(p2, 1), max(r2, 1)) OLS estimate of beta2
+    nz: np.ndarray  # (max(p2, 1),) normals of beta2's draw
+    Kp: np.ndarray  # (max(n_pat2, 1), du, du) pattern factors of the missing level-2 values
     Cp: np.ndarray
-    V: np.ndarray      # (max(d, 1), max(d, 1)) the conditional prior's covariance
+    V: np.ndarray  # (max(d, 1), max(d, 1)) the conditional prior's covariance
 
 
 class Level2(NamedTuple):
     """Level-2 data and state of one chain (``cat``: the categorical level-2 targets, a
     :class:`CatSpec` with zero targets when there are none; ``thr``: their thresholds)."""
 
-    X2: np.ndarray         # (p2, J)
-    Lx2: np.ndarray        # (p2, p2) chol(X2'X2)
-    Y2: np.ndarray         # (r2, J) targets (continuous, then latents), centred with an intercept
-    beta2: np.ndarray      # (p2, r2)
-    U2: np.ndarray         # (r2, J) residuals Y2 - X2 beta2
-    M: np.ndarray          # (d, J) conditional prior means of u_j
-    perm2: np.ndarray      # clusters arranged by missingness pattern of (u_j, Y2_j)
+    X2: np.ndarray  # (p2, J)
+    Lx2: np.ndarray  # (p2, p2) chol(X2'X2)
+    Y2: np.ndarray  # (r2, J) targets (continuous, then latents), centred with an intercept
+    beta2: np.ndarray  # (p2, r2)
+    U2: np.ndarray  # (r2, J) residuals Y2 - X2 beta2
+    M: np.ndarray  # (d, J) conditional prior means of u_j
+    perm2: np.ndarray  # clusters arranged by missingness pattern of (u_j, Y2_j)
     pat_start: np.ndarray
     pat_obs: np.ndarray
     pat_nobs: np.ndarray
     pat_mis: np.ndarray
     pat_nmis: np.ndarray
-    cat: object            # CatSpec of the level-2 categorical targets (with their thresholds)
+    cat: object  # CatSpec of the level-2 categorical targets (with their thresholds)
     work: Level2Work
 
 
 def level2_work(d: int, J: int, p2: int, r2: int, n_pat2: int) -> Level2Work:
     du = d + r2
-    return Level2Work(np.empty((1, du, du)), np.empty((du, J)), np.empty((du, J)), np.zeros(max(J, 1), np.int64),
-                      np.empty(max(du, 1)), np.empty((max(p2, 1), max(r2, 1))), np.empty(max(p2, 1)),
-                      np.zeros((max(n_pat2, 1), du, du)), np.zeros((max(n_pat2, 1), du, du)),
-                      np.empty((max(d, 1), max(d, 1))))
+    return Level2Work(
+        np.empty((1, du, du)),
+        np.empty((du, J)),
+        np.empty((du, J)),
+        np.zeros(max(J, 1), np.int64),
+        np.empty(max(du, 1)),
+        np.empty((max(p2, 1), max(r2, 1))),
+        np.empty(max(p2, 1)),
+        np.zeros((max(n_pat2, 1), du, du)),
+        np.zeros((max(n_pat2, 1), du, du)),
+        np.empty((max(d, 1), max(d, 1))),
+    )
 
 
 @step
@@ -98,7 +107,14 @@ def draw_latents_level2(l2, B, Q, d, unif):
     normal of its level-2 residual given the rest of the cluster's vector (u_j, u2_j) (precision
     ``Q`` = Psi^-1), truncated to the region of the cluster's level; ``unif``: n_lat2 J uniforms."""
     Y2, X2, beta2, cat, gam2, w = l2.Y2, l2.X2, l2.beta2, l2.cat, l2.cat.thr.gam, l2.work.wu
-    start, k1s, obs, ordinal, box_lo, box_hi = cat.start, cat.k1, cat.obs, cat.ordinal, cat.lo, cat.hi
+    start, k1s, obs, ordinal, box_lo, box_hi = (
+        cat.start,
+        cat.k1,
+        cat.obs,
+        cat.ordinal,
+        cat.lo,
+        cat.hi,
+    )
     J = B.shape[2]
     du = Q.shape[0]
     for j in range(J):
@@ -121,7 +137,9 @@ def draw_latents_level2(l2, B, Q, d, unif):
                         hi = gam2[v, lev + 1]
                     else:
                         lo, hi = latent_bounds(Y2, j, c0, k1, k, lev, box_lo, box_hi)
-                    y = truncnorm_draw(xb - acc / Q[x, x], 1.0 / math.sqrt(Q[x, x]), lo, hi, unif[cu * J + j])
+                    y = truncnorm_draw(
+                        xb - acc / Q[x, x], 1.0 / math.sqrt(Q[x, x]), lo, hi, unif[cu * J + j]
+                    )
                     Y2[c0 + k, j] = y
                     w[x] = y - xb
                 cu += 1
@@ -236,7 +254,9 @@ def level2_step(Psi, d, B, l2, Pinv, z_beta2, z_thr, u_thr, u_lat, lat_work, w1,
             return _LATENT
         if z_thr.shape[0] > 0:
             _prepare_thresholds(l2, B, d)
-            update_thresholds(l2.work.Ybig, l2.work.mubig, Q3, l2.work.C0, l2.cat, d, z_thr, u_thr, lat_work)
+            update_thresholds(
+                l2.work.Ybig, l2.work.mubig, Q3, l2.work.C0, l2.cat, d, z_thr, u_thr, lat_work
+            )
         draw_latents_level2(l2, B, Q3[0], d, u_lat)
     if not draw_beta2(l2, Psi, d, z_beta2, w1):
         return _BETA2
@@ -250,7 +270,13 @@ def draw_missing_level2(l2, v, Psi, w1, w2, z):
     """Missing level-2 values of each cluster given its random effects ``v`` (d, J) and observed
     level-2 values, pattern by pattern over the clusters ``l2.perm2``. Returns the normals used."""
     Y2, U2, X2, beta2, perm2 = l2.Y2, l2.U2, l2.X2, l2.beta2, l2.perm2
-    pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis = l2.pat_start, l2.pat_obs, l2.pat_nobs, l2.pat_mis, l2.pat_nmis
+    pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis = (
+        l2.pat_start,
+        l2.pat_obs,
+        l2.pat_nobs,
+        l2.pat_mis,
+        l2.pat_nmis,
+    )
     Kp, Cp = l2.work.Kp, l2.work.Cp
     d = v.shape[0]
     p2 = X2.shape[0]

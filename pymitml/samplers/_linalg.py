@@ -4,6 +4,7 @@ Cluster-level updates work on matrices of order 1-20, where calling LAPACK (and 
 result) costs more than the arithmetic; these loops work in caller-provided buffers. Every
 function has a NumPy reference test in tests/test_samplers_linalg.py.
 """
+
 from __future__ import annotations
 
 import math

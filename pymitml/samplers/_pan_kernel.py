@@ -31,6 +31,7 @@ each): :class:`PanData` (constant for a chain), :class:`PanParams` (the current 
 :class:`PanWork` (buffers, allocated once per chain) and :class:`ChainStore` (the stored chains).
 :func:`pan_iterate` is the composition of the steps 1-4 above, one function each.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -58,8 +59,15 @@ from ._gibbs import (
 )
 from ._linalg import spd_inverse
 
-__all__ = ["ChainStore", "PanData", "PanParams", "PanWork", "pan_draw_counts", "pan_iterate",
-           "pan_work"]
+__all__ = [
+    "ChainStore",
+    "PanData",
+    "PanParams",
+    "PanWork",
+    "pan_draw_counts",
+    "pan_iterate",
+    "pan_work",
+]
 
 # status codes as plain ints (numba freezes module globals as constants)
 _OK = int(Status.OK)
@@ -173,12 +181,32 @@ def pan_work(data: PanData, r: int, n_cells: int) -> PanWork:
     n_inc = data.Xi.shape[1]
     e = np.empty
     return PanWork(
-        z=e(pan_draw_counts(J, p, q, r, n_cells)), chi=e(d + r), w1=e((mx, mx)), w2=e((mx, mx)),
-        Sinv=e((r, r)), Pinv=e((d, d)), XtY=e((p, r)), ZtY=e((q, r, J)), YtY=e((r, r)),
-        R=e((q, r, J)), P=e((d, d, J)), v=e((d, J)), F=e((d, pr, J)), f=e((d, J)), A=e((pr, pr)),
-        cvec=e(pr), tmp=e(J), SB=e((d, d)), XtW=e((p, r)), WtW=e((r, r)), E=e((r, r)),
-        scale=e((mx, mx)), Kp=np.zeros((n_pat, r, r)), Cp=np.zeros((n_pat, r, r)),
-        mu=e((r, max(n_inc, 1))), failed_at=np.zeros(1, np.int64),
+        z=e(pan_draw_counts(J, p, q, r, n_cells)),
+        chi=e(d + r),
+        w1=e((mx, mx)),
+        w2=e((mx, mx)),
+        Sinv=e((r, r)),
+        Pinv=e((d, d)),
+        XtY=e((p, r)),
+        ZtY=e((q, r, J)),
+        YtY=e((r, r)),
+        R=e((q, r, J)),
+        P=e((d, d, J)),
+        v=e((d, J)),
+        F=e((d, pr, J)),
+        f=e((d, J)),
+        A=e((pr, pr)),
+        cvec=e(pr),
+        tmp=e(J),
+        SB=e((d, d)),
+        XtW=e((p, r)),
+        WtW=e((r, r)),
+        E=e((r, r)),
+        scale=e((mx, mx)),
+        Kp=np.zeros((n_pat, r, r)),
+        Cp=np.zeros((n_pat, r, r)),
+        mu=e((r, max(n_inc, 1))),
+        failed_at=np.zeros(1, np.int64),
     )
 
 
@@ -200,10 +228,13 @@ def draw_effects(data, par, w):
         return _PSI
     if not _precision_cholesky(data.ZtZ, w.Sinv, w.Pinv, w.P):
         return _RANDOM_EFFECTS
-    if not _draw_beta_collapsed(w.z[0:pr], data.XtX, w.XtY, data.ZtX, w.ZtY, w.Sinv, w.P, w.F, w.f,
-                                w.A, w.cvec, par.beta):
+    if not _draw_beta_collapsed(
+        w.z[0:pr], data.XtX, w.XtY, data.ZtX, w.ZtY, w.Sinv, w.P, w.F, w.f, w.A, w.cvec, par.beta
+    ):
         return _BETA
-    _draw_given_cholesky(w.z[pr:pr + d * J], data.ZtX, w.ZtY, par.beta, w.Sinv, par.B, w.R, w.P, w.v)
+    _draw_given_cholesky(
+        w.z[pr : pr + d * J], data.ZtX, w.ZtY, par.beta, w.Sinv, par.B, w.R, w.P, w.v
+    )
     return _OK
 
 
@@ -213,8 +244,9 @@ def draw_psi(data, par, w, cur):
     w.v after :func:`draw_effects`. Normals from z[cur:]. Returns a Status code."""
     d = par.Psi.shape[0]
     sum_outer(w.v, w.SB)
-    if not draw_covariance_iw(w.chi[:d], w.z[cur:cur + d * (d - 1) // 2], data.Dinv, w.SB,
-                              w.scale, par.Psi, w.w1, w.w2):
+    if not draw_covariance_iw(
+        w.chi[:d], w.z[cur : cur + d * (d - 1) // 2], data.Dinv, w.SB, w.scale, par.Psi, w.w1, w.w2
+    ):
         return _PSI
     return _OK
 
@@ -227,8 +259,16 @@ def draw_sigma(data, par, w, cur):
     d = par.Psi.shape[0]
     residual_crossproducts(w.XtY, w.YtY, data.ZtX, w.ZtY, data.ZtZ, par.B, w.tmp, w.XtW, w.WtW)
     fixed_residual_crossproducts(w.WtW, w.XtW, data.XtX, par.beta, w.E)
-    if not draw_covariance_iw(w.chi[d:d + r], w.z[cur:cur + r * (r - 1) // 2], data.Binv, w.E,
-                              w.scale, par.Sigma, w.w1, w.w2):
+    if not draw_covariance_iw(
+        w.chi[d : d + r],
+        w.z[cur : cur + r * (r - 1) // 2],
+        data.Binv,
+        w.E,
+        w.scale,
+        par.Sigma,
+        w.w1,
+        w.w2,
+    ):
         return _SIGMA
     return _OK
 
@@ -238,11 +278,23 @@ def draw_missing(data, par, w, cur):
     """4. Missing cells of each incomplete row | its observed cells: normal with mean
     x_i beta + z_i b_j and covariance Sigma, pattern by pattern; then the incomplete rows'
     cross-products are brought up to date. Normals from z[cur:]."""
-    pattern_factors(par.Sigma, data.pat_obs, data.pat_nobs, data.pat_mis, data.pat_nmis, w.Kp, w.Cp,
-                    w.w1, w.w2)
+    pattern_factors(
+        par.Sigma, data.pat_obs, data.pat_nobs, data.pat_mis, data.pat_nmis, w.Kp, w.Cp, w.w1, w.w2
+    )
     row_means(data.Xi, data.Zi, data.Ci, par.beta, par.B, w.mu)
-    draw_missing_cells(par.Yi, w.mu, w.z, cur, data.pat_start, data.pat_obs, data.pat_nobs,
-                       data.pat_mis, data.pat_nmis, w.Kp, w.Cp)
+    draw_missing_cells(
+        par.Yi,
+        w.mu,
+        w.z,
+        cur,
+        data.pat_start,
+        data.pat_obs,
+        data.pat_nobs,
+        data.pat_mis,
+        data.pat_nmis,
+        w.Kp,
+        w.Cp,
+    )
     rows_crossproducts(data.Xi, data.Zi, par.Yi, data.Ci, data.Seg, par.XtYi, par.ZtYi, par.YtYi)
 
 
@@ -274,8 +326,9 @@ def pan_iterate(n_steps, rec0, rng, data, par, w, store):
     for s in range(n_steps):
         w.failed_at[0] = s
         fill_normals(rng, w.z, w.chi, data.dfs)
-        total_crossproducts(data.XtYc, data.ZtYc, data.YtYc, par.XtYi, par.ZtYi, par.YtYi,
-                            w.XtY, w.ZtY, w.YtY)
+        total_crossproducts(
+            data.XtYc, data.ZtYc, data.YtYc, par.XtYi, par.ZtYi, par.YtYi, w.XtY, w.ZtY, w.YtY
+        )
         code = draw_effects(data, par, w)
         if code == _OK:
             code = draw_psi(data, par, w, cur_psi)

@@ -1,4 +1,5 @@
 """pan_impute: two-level joint-model imputation of continuous targets (mitml's panImpute)."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -24,11 +25,17 @@ def _default_prior(r: int, q: int) -> dict:
 
 def _check_prior(prior: Mapping | None, r: int, q: int) -> dict:
     d = r * q
-    return check_prior(prior, _default_prior(r, q), {"Binv": r, "Dinv": d},
-                       {"a": (r - 1, "degrees of freedom"), "c": (d - 1, "degrees of freedom")})
+    return check_prior(
+        prior,
+        _default_prior(r, q),
+        {"Binv": r, "Dinv": d},
+        {"a": (r - 1, "degrees of freedom"), "c": (d - 1, "degrees of freedom")},
+    )
 
 
-def _make_chain(gd: GroupData, seed: int, *, prior: dict, diag_only: bool, intercept: bool) -> Chain:
+def _make_chain(
+    gd: GroupData, seed: int, *, prior: dict, diag_only: bool, intercept: bool
+) -> Chain:
     """One chain of one group, as the driver runs it: start values, data layout, kernel state."""
     X, Z, clus = gd.X, gd.Z, gd.clus
     N, p = X.shape
@@ -64,10 +71,26 @@ def _make_chain(gd: GroupData, seed: int, *, prior: dict, diag_only: bool, inter
     cpos = pos_of_row[cr]
     rng = np.random.default_rng(seed)
     dfs = np.concatenate([prior["c"] + J - np.arange(d), prior["a"] + N - np.arange(r)])
-    data = PanData(XtX, ZtZ, ZtX, lay["XtYc"], lay["ZtYc"], lay["YtYc"], lay["Xi"], lay["Zi"],
-                   lay["Ci"], lay["Seg"], lay["pat_start"], lay["pat_obs"], lay["pat_nobs"],
-                   lay["pat_mis"], lay["pat_nmis"], np.ascontiguousarray(prior["Binv"]),
-                   np.ascontiguousarray(prior["Dinv"]), dfs)
+    data = PanData(
+        XtX,
+        ZtZ,
+        ZtX,
+        lay["XtYc"],
+        lay["ZtYc"],
+        lay["YtYc"],
+        lay["Xi"],
+        lay["Zi"],
+        lay["Ci"],
+        lay["Seg"],
+        lay["pat_start"],
+        lay["pat_obs"],
+        lay["pat_nobs"],
+        lay["pat_mis"],
+        lay["pat_nmis"],
+        np.ascontiguousarray(prior["Binv"]),
+        np.ascontiguousarray(prior["Dinv"]),
+        dfs,
+    )
     par = PanParams(beta, Sigma, Psi, B, Yi, lay["XtYi"], lay["ZtYi"], lay["YtYi"])
     work = pan_work(data, r, len(ct))
 
@@ -80,17 +103,32 @@ def _make_chain(gd: GroupData, seed: int, *, prior: dict, diag_only: bool, inter
             for ch in (burn, imp):
                 ch["beta"][0] += shift[:, None]
 
-    return Chain(advance=advance,
-                 shapes=dict(beta=(p, r), psi=(d, 1 if diag_only else d),
-                             sigma=(r, 1 if diag_only else r)),
-                 current=lambda: Yi[ct, cpos] + shift[ct], cells=(ct, cr), finish=finish)
+    return Chain(
+        advance=advance,
+        shapes=dict(beta=(p, r), psi=(d, 1 if diag_only else d), sigma=(r, 1 if diag_only else r)),
+        current=lambda: Yi[ct, cpos] + shift[ct],
+        cells=(ct, cr),
+        finish=finish,
+    )
 
 
-def pan_impute(data: Any, formula: str | None = None, *, type: Mapping[str, int] | None = None,
-               m: int = 10, n_burn: int = 5000, n_iter: int = 100, group: str | None = None,
-               prior: Mapping | None = None, seed=None, keep_chains: str = "full",
-               chains: int = 1, n_threads: int | None = None, missing_code=None,
-               progress: bool | None = None) -> ImputationResult:
+def pan_impute(
+    data: Any,
+    formula: str | None = None,
+    *,
+    type: Mapping[str, int] | None = None,
+    m: int = 10,
+    n_burn: int = 5000,
+    n_iter: int = 100,
+    group: str | None = None,
+    prior: Mapping | None = None,
+    seed=None,
+    keep_chains: str = "full",
+    chains: int = 1,
+    n_threads: int | None = None,
+    missing_code=None,
+    progress: bool | None = None,
+) -> ImputationResult:
     """Impute continuous level-1 targets under pan's two-level joint model (mitml's panImpute).
 
     Parameters
@@ -123,8 +161,9 @@ def pan_impute(data: Any, formula: str | None = None, *, type: Mapping[str, int]
     --------
     >>> import pymitml as pm
     >>> df = pm.datasets.studentratings()
-    >>> imp = pm.pan_impute(df, "ReadDis + SES ~ 1 + CognAbility + (1|ID)", m=5, n_burn=500,
-    ...                     n_iter=50, seed=1)
+    >>> imp = pm.pan_impute(
+    ...     df, "ReadDis + SES ~ 1 + CognAbility + (1|ID)", m=5, n_burn=500, n_iter=50, seed=1
+    ... )
     >>> implist = imp.complete()
     """
     m, n_burn, n_iter, chains, per_chain = check_run(m, n_burn, n_iter, chains, keep_chains)
@@ -139,26 +178,53 @@ def pan_impute(data: Any, formula: str | None = None, *, type: Mapping[str, int]
                 + ("" if gd.label is None else f" in group {spec.group}={gd.label!r}")
                 + "; a two-level model needs at least two clusters."
             )
-    make = partial(_make_chain, prior=prior_, diag_only=keep_chains == "diagonal",
-                   intercept=intercept)
+    make = partial(
+        _make_chain, prior=prior_, diag_only=keep_chains == "diagonal", intercept=intercept
+    )
     labels = [gd.label for gd in spec.groups]
-    out = run_chains(lambda g, c, s: make(spec.groups[g], s), labels, n_burn=n_burn,
-                     n_iter=n_iter, per_chain=per_chain, seed=seed, n_threads=n_threads,
-                     progress=progress, sampler="pan_impute")
+    out = run_chains(
+        lambda g, c, s: make(spec.groups[g], s),
+        labels,
+        n_burn=n_burn,
+        n_iter=n_iter,
+        per_chain=per_chain,
+        seed=seed,
+        n_threads=n_threads,
+        progress=progress,
+        sampler="pan_impute",
+    )
     qn = [f"{t}:{z}" for t in spec.targets for z in spec.z_names]
     param_names = {
         "beta": (spec.x_names, spec.targets),
         "psi": (qn, qn if keep_chains == "full" else ["var"]),
         "sigma": (spec.targets, spec.targets if keep_chains == "full" else ["var"]),
     }
-    settings = RunSettings(n_burn=n_burn, n_iter=n_iter, m=m, chains=chains, keep_chains=keep_chains,
-                           group=spec.group, cluster=spec.cluster,
-                           seed=seed if isinstance(seed, int) else None)
+    settings = RunSettings(
+        n_burn=n_burn,
+        n_iter=n_iter,
+        m=m,
+        chains=chains,
+        keep_chains=keep_chains,
+        group=spec.group,
+        cluster=spec.cluster,
+        seed=seed if isinstance(seed, int) else None,
+    )
     return assemble_result(
-        out, blocks=("beta", "psi", "sigma"), group_rows=[gd.rows for gd in spec.groups],
+        out,
+        blocks=("beta", "psi", "sigma"),
+        group_rows=[gd.rows for gd in spec.groups],
         target_columns=spec.target_positions,
-        method="pan", formula=spec.formula, targets=spec.targets, prior=[prior_] * len(labels),
-        settings=settings, codebook=codebook, param_names=param_names, group_labels=labels,
-        extra={"target_positions": spec.target_positions, "x_names": spec.x_names,
-               "z_names": spec.z_names},
+        method="pan",
+        formula=spec.formula,
+        targets=spec.targets,
+        prior=[prior_] * len(labels),
+        settings=settings,
+        codebook=codebook,
+        param_names=param_names,
+        group_labels=labels,
+        extra={
+            "target_positions": spec.target_positions,
+            "x_names": spec.x_names,
+            "z_names": spec.z_names,
+        },
     )
