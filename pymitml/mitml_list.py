@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -10,15 +12,168 @@ import pandas as pd
 
 from ._frame import as_pandas, library_of
 
-__all__ = ["MitmlList", "MitmlResult", "cluster_means", "long_to_mitml_list", "register_writer"]
+__all__ = [
+    "FailedFit",
+    "FitStatus",
+    "MitmlList",
+    "MitmlResult",
+    "cluster_means",
+    "fit_status",
+    "long_to_mitml_list",
+    "register_writer",
+]
+
+
+class FailedFit:
+    """Stands in :class:`MitmlResult` for an analysis that raised on one imputed data set.
+
+    Attributes
+    ----------
+    imputation : 0-based number of the data set.
+    error : the exception the analysis raised (:meth:`reraise` raises it again).
+    """
+
+    __slots__ = ("error", "imputation")
+
+    def __init__(self, imputation: int, error: BaseException):
+        self.imputation = int(imputation)
+        self.error = error
+
+    @property
+    def message(self) -> str:
+        return f"{type(self.error).__name__}: {self.error}"
+
+    def reraise(self) -> None:
+        raise self.error
+
+    def __repr__(self) -> str:
+        return f"<FailedFit: imputation {self.imputation + 1}: {self.message}>"
+
+
+@dataclass(frozen=True)
+class FitStatus:
+    """What happened when the analysis ran on one imputed data set.
+
+    Attributes
+    ----------
+    imputation : 0-based number of the data set.
+    status : ``"ok"``, ``"warning"`` (the analysis warned, or the fit reports a singular
+        (boundary) or non-converged fit) or ``"error"`` (the analysis raised).
+    messages : the warnings (``"Category: text"``), the fit's own flags and the error.
+    """
+
+    imputation: int
+    status: str
+    messages: tuple[str, ...] = ()
+
+
+def _flag_messages(fit: Any) -> list[tuple[str, str]]:
+    """Trouble a fit reports about itself, as (keyword, text): boundary (singular) fits,
+    failed convergence."""
+    out = []
+    if getattr(fit, "singular", False) is True:
+        out.append(("singular", "boundary (singular) fit"))
+    if getattr(fit, "converged", True) is False:
+        out.append(("converge", "the fit did not converge"))
+    return out
+
+
+def fit_status(fit: Any, imputation: int, caught: Sequence[str] = ()) -> FitStatus:
+    """The :class:`FitStatus` of one result: ``caught`` are warnings recorded while it ran."""
+    if isinstance(fit, FailedFit):
+        return FitStatus(imputation, "error", (*caught, fit.message))
+    msgs = list(caught)
+    for key, text in _flag_messages(fit):
+        if not any(key in m.lower() for m in msgs):  # already said by a warning
+            msgs.append(text)
+    return FitStatus(imputation, "warning" if msgs else "ok", tuple(msgs))
 
 
 class MitmlResult(list[Any]):
-    """The list of analysis results returned by :meth:`MitmlList.with_` (mitml's mitml.result)."""
+    """The list of analysis results returned by :meth:`MitmlList.with_` (mitml's mitml.result).
+
+    An analysis that raised is kept as a :class:`FailedFit` at its position; ``status`` records
+    for every imputation whether the analysis ran cleanly, warned or failed, with the messages.
+    Pooling functions read it: they refuse failed fits and warn about warned ones unless told
+    otherwise (``on_failure=``).
+    """
+
+    def __init__(self, items: Any = (), status: Sequence[FitStatus] | None = None):
+        super().__init__(items)
+        self._status: tuple[FitStatus, ...] | None = None if status is None else tuple(status)
+
+    @property
+    def status(self) -> pd.DataFrame:
+        """One row per imputation: imputation (1-based), status, messages ("; "-joined)."""
+        recs = self.statuses
+        return pd.DataFrame(
+            {
+                "imputation": [r.imputation + 1 for r in recs],
+                "status": [r.status for r in recs],
+                "messages": ["; ".join(r.messages) for r in recs],
+            }
+        )
+
+    @property
+    def statuses(self) -> tuple[FitStatus, ...]:
+        """The :class:`FitStatus` records (recorded by ``with_``, else read from the fits)."""
+        if self._status is not None and len(self._status) == len(self):
+            return self._status
+        return tuple(fit_status(f, i) for i, f in enumerate(self))
+
+    @property
+    def failed(self) -> list[int]:
+        """0-based numbers of the imputations whose analysis raised."""
+        return [r.imputation for r in self.statuses if r.status == "error"]
+
+    @property
+    def warned(self) -> list[int]:
+        """0-based numbers of the imputations whose analysis warned."""
+        return [r.imputation for r in self.statuses if r.status == "warning"]
 
     def __repr__(self) -> str:
-        kind = type(self[0]).__name__ if self else "nothing"
-        return f"<MitmlResult: {len(self)} fits of {kind}>"
+        ok = [f for f in self if not isinstance(f, FailedFit)]
+        kind = type(ok[0]).__name__ if ok else ("nothing" if not self else "FailedFit")
+        extra = []
+        if self.failed:
+            extra.append(f"{len(self.failed)} failed")
+        if self.warned:
+            extra.append(f"{len(self.warned)} warned")
+        tail = f" ({', '.join(extra)})" if extra else ""
+        return f"<MitmlResult: {len(self)} fits of {kind}{tail}>"
+
+
+def _run_one(
+    func: Callable[..., Any], args: tuple, i: int, errors: str
+) -> tuple[Any, FitStatus, list]:
+    """Run one analysis, recording its warnings and (``errors="record"``) its exception."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            out = func(*args)
+        except Exception as exc:  # noqa: BLE001  (recorded, re-raised at pooling)
+            if errors == "raise":
+                raise
+            out = FailedFit(i, exc)
+    texts = [f"{w.category.__name__}: {w.message}" for w in caught]
+    return out, fit_status(out, i, texts), list(caught)
+
+
+def _reemit(records: list[tuple[int, list]]) -> None:
+    """Warn once per distinct (category, text), naming the imputations (1-based) that raised it."""
+    seen: dict[tuple[type, str], list[int]] = {}
+    for i, caught in records:
+        for w in caught:
+            seen.setdefault((w.category, str(w.message)), []).append(i + 1)
+    for (category, text), imps in seen.items():
+        which = ", ".join(str(k) for k in imps)
+        label = "imputation" if len(imps) == 1 else "imputations"
+        try:
+            warnings.warn(f"{text} ({label} {which})", category, stacklevel=3)
+        except TypeError:  # a warning class whose constructor needs other arguments
+            warnings.warn(
+                f"{category.__name__}: {text} ({label} {which})", UserWarning, stacklevel=3
+            )
 
 
 class MitmlList(Sequence):
@@ -80,18 +235,42 @@ class MitmlList(Sequence):
         return list(self._frames[0].columns)
 
     # --- analysis ----------------------------------------------------------
-    def with_(self, func: Callable[..., Any], include_data: bool = False) -> MitmlResult:
+    def with_(
+        self, func: Callable[..., Any], include_data: bool = False, errors: str = "record"
+    ) -> MitmlResult:
         """Run ``func`` on every data set (mitml's ``with``); returns the list of results.
 
         ``include_data=True`` calls ``func(data, i)`` with the 0-based imputation number too.
+
+        Every run's warnings are recorded (and shown once each, naming the imputations), and
+        fits that flag themselves singular or not converged are noted: ``result.status`` has
+        one row per imputation. ``errors="record"`` (default): an analysis that raises is kept
+        as a :class:`FailedFit` and the other data sets are still analysed; pooling the
+        result then refuses with a list of the failures (or drops them with
+        ``on_failure="drop"``). If every analysis raises, the first exception is raised here.
+        ``errors="raise"``: the first exception stops ``with_`` at once.
         """
         if not callable(func):
             raise TypeError(
                 f"`func` must be callable (e.g. a lambda taking a DataFrame); got {type(func).__name__}."
             )
-        if include_data:
-            return MitmlResult(func(d, i) for i, d in enumerate(self._frames))
-        return MitmlResult(func(d) for d in self._frames)
+        if errors not in ("record", "raise"):
+            raise ValueError(f"`errors` must be 'record' or 'raise'; got {errors!r}.")
+        out, status, caught = [], [], []
+        for i, d in enumerate(self._frames):
+            r, st, w = _run_one(func, (d, i) if include_data else (d,), i, errors)
+            out.append(r)
+            status.append(st)
+            caught.append((i, w))
+        if out and all(isinstance(r, FailedFit) for r in out):
+            first = out[0].error
+            first.add_note(
+                f"pymitml: the analysis raised on all {len(out)} imputed data sets; "
+                "this is the error of the first."
+            )
+            raise first
+        _reemit(caught)
+        return MitmlResult(out, status)
 
     def within(self, func: Callable[[Any], Any], ignore: Sequence[str] | None = None) -> MitmlList:
         """Transform every data set (mitml's ``within``): ``func`` gets a copy and returns a DataFrame.

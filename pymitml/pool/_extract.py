@@ -328,6 +328,9 @@ def _check_m(fits: Any) -> list:
             f"implist.with_(...)); got {type(fits).__name__}."
         )
     fits = list(fits)
+    from ._failures import check_no_failed  # here: _failures reads the MitmlList records
+
+    check_no_failed(fits)
     if len(fits) < 2:
         raise ValueError(
             f"pooling needs fits from at least 2 imputed data sets; got {len(fits)}. "

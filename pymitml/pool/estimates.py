@@ -31,6 +31,7 @@ import pandas as pd
 
 from .._validation import check_bool, check_df_com_method
 from ._extract import _as_coef, _check_same_names, stack_estimates, stack_variance_components
+from ._failures import FitReport, check_on_failure, screen_fits
 
 __all__ = ["COLUMNS", "PooledEstimates", "pool_estimates"]
 
@@ -55,6 +56,8 @@ class PooledEstimates:
     df_com : complete-data degrees of freedom (None, a float or a per-parameter array).
     total_covariance : pooled total covariance matrix T (k, k) as a DataFrame, or None when only
         variances were given.
+    fit_report : :class:`~pymitml.pool.FitReport`: how many analyses failed, warned or were
+        dropped (None when ``qhat`` was given); the printout lists them when there are any.
     """
 
     _table: pd.DataFrame
@@ -63,6 +66,7 @@ class PooledEstimates:
     df_com: float | np.ndarray | None
     _total: pd.DataFrame | None = None
     call: str = field(default="pool_estimates(...)")
+    fit_report: FitReport | None = None
 
     # DataFrames are mutable: hand out copies so the record stays as it was computed
     @property
@@ -136,6 +140,8 @@ class PooledEstimates:
             f"Final parameter estimates and inferences obtained from {self.m} imputed data sets.",
             "",
         ]
+        if self.fit_report is not None and not self.fit_report.clean:
+            lines += self.fit_report.lines() + [""]
         lines += format_table(self._table, digits, sci_limit)
         if self._extra is not None:
             lines += [""] + format_table(self._extra, digits, sci_limit)
@@ -345,7 +351,9 @@ def _fitted_df_com(fits: Sequence[Any], method: str, names: list[str]) -> np.nda
     return np.mean(np.stack(rows), axis=0)
 
 
-def _call_string(fits: Any, qhat: Any, uhat: Any, extra_pars: bool, df_com: Any) -> str:
+def _call_string(
+    fits: Any, qhat: Any, uhat: Any, extra_pars: bool, df_com: Any, on_failure: str = "error"
+) -> str:
     args = (
         ["fits"]
         if fits is not None
@@ -361,6 +369,8 @@ def _call_string(fits: Any, qhat: Any, uhat: Any, extra_pars: bool, df_com: Any)
             "df_com="
             + (_r_number(d[0]) if d.size == 1 else "[" + ", ".join(_r_number(x) for x in d) + "]")
         )
+    if on_failure != "error":
+        args.append(f"on_failure={on_failure!r}")
     return "pool_estimates(" + ", ".join(args) + ")"
 
 
@@ -374,6 +384,7 @@ def pool_estimates(
     uhat: Any = None,
     extra_pars: bool = False,
     df_com: float | Sequence[float] | str | None = None,
+    on_failure: str = "error",
 ) -> PooledEstimates:
     """Pool estimates across imputed data sets with Rubin's rules (mitml's ``testEstimates``).
 
@@ -392,6 +403,12 @@ def pool_estimates(
         Barnard & Rubin's (1999) small-sample degrees of freedom. ``"Satterthwaite"`` or
         ``"Kenward-Roger"`` (``pm.lmer`` fits only): per coefficient, the mean over the m fits
         of lmerTest's / pbkrtest's df (see the module docstring); ``.df_com`` keeps them.
+    on_failure : what to do when some imputations' analyses failed or warned (as recorded by
+        :meth:`MitmlList.with_`, or flagged by the fits: singular, not converged).
+        ``"error"`` (default): refuse to pool when any failed (:class:`FitFailureError` lists
+        them), pool warned fits with a :class:`FitWarning`; ``"drop"``: pool the fits that
+        did not fail; ``"drop_warned"``: pool only the clean fits. ``.fit_report`` and the
+        printout give the counts.
 
     Returns
     -------
@@ -417,9 +434,13 @@ def pool_estimates(
             "give either `fits` (fitted models) or `qhat` (estimates), not both or neither."
         )
     check_bool(extra_pars, "extra_pars")
-    call = _call_string(fits, qhat, uhat, bool(extra_pars), df_com)
+    on_failure = check_on_failure(on_failure)
+    call = _call_string(fits, qhat, uhat, bool(extra_pars), df_com, on_failure)
     extra = None
+    report = None
     if fits is not None:
+        if isinstance(fits, Sequence) and not isinstance(fits, (str, bytes)):
+            fits, report = screen_fits(fits, on_failure)
         if uhat is not None:
             raise ValueError(
                 "`uhat` goes with `qhat`; with `fits` the covariances come from the fits."
@@ -466,4 +487,4 @@ def pool_estimates(
     )
     if isinstance(df_store, np.ndarray):
         df_store.setflags(write=False)
-    return PooledEstimates(table, extra, int(q.shape[0]), df_store, total, call)
+    return PooledEstimates(table, extra, int(q.shape[0]), df_store, total, call, report)

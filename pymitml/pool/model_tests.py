@@ -19,6 +19,7 @@ import pandas as pd
 
 from .._validation import check_choice, check_df_com
 from . import _likelihood as _ll
+from ._failures import check_no_failed
 
 __all__ = ["ModelTestResult", "compare_models"]
 
@@ -444,6 +445,7 @@ def _as_fit_list(fits: Any, name: str) -> list:
             f"(e.g. from MitmlList.with_); got {type(fits).__name__}."
         )
     fits = list(fits)
+    check_no_failed(fits)
     if len(fits) < 2:
         raise ValueError(
             f"`{name}` must hold at least 2 fits (one per imputation); got {len(fits)}."

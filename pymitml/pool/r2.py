@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._failures import check_no_failed
+
 __all__ = ["multilevel_r2"]
 
 _CODES = ("RB1", "RB2", "SB", "MVP")
@@ -79,6 +81,7 @@ def multilevel_r2(
     fit_list = [fits] if single else list(fits)
     if not fit_list:
         raise ValueError("`fits` is empty; pass an lmer fit or a list of lmer fits.")
+    check_no_failed(fit_list)
     for f in fit_list:
         _check_lmer(f)
     rows = [_r2_one(f, codes) for f in fit_list]
