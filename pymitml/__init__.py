@@ -44,6 +44,7 @@ from .pool import (
     multilevel_r2,
     pool_constraints,
     pool_estimates,
+    pool_variance_components,
     register_model,
 )
 from .result import ImputationResult
@@ -116,6 +117,7 @@ __all__ = [
     "plot_psr",
     "pool_constraints",
     "pool_estimates",
+    "pool_variance_components",
     "psr_by_iteration",
     "read_blimp",
     "read_long",

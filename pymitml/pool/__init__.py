@@ -12,20 +12,26 @@ from __future__ import annotations
 from . import _builtin  # noqa: F401  (enters the built-in model classes into the registry)
 from ._extract import estimates as extract_estimates
 from ._extract import variance_components as extract_variance_components
+from ._failures import FitFailureError, FitReport, FitWarning
 from ._registry import ModelAdapter, register_model
 from .anova import AnovaResult, anova
 from .constraints import ConstraintTestResult, pool_constraints
 from .estimates import COLUMNS, PooledEstimates, pool_estimates
 from .model_tests import ModelTestResult, compare_models
 from .r2 import multilevel_r2
+from .variance_components import PooledVarianceComponents, pool_variance_components
 
 __all__ = [
     "COLUMNS",
     "AnovaResult",
     "ConstraintTestResult",
+    "FitFailureError",
+    "FitReport",
+    "FitWarning",
     "ModelAdapter",
     "ModelTestResult",
     "PooledEstimates",
+    "PooledVarianceComponents",
     "anova",
     "compare_models",
     "extract_estimates",
@@ -33,5 +39,6 @@ __all__ = [
     "multilevel_r2",
     "pool_constraints",
     "pool_estimates",
+    "pool_variance_components",
     "register_model",
 ]
