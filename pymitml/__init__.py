@@ -44,6 +44,7 @@ from .pool import (
     multilevel_r2,
     pool_constraints,
     pool_estimates,
+    pool_r2_nakagawa,
     pool_variance_components,
     register_model,
 )
@@ -117,6 +118,7 @@ __all__ = [
     "plot_psr",
     "pool_constraints",
     "pool_estimates",
+    "pool_r2_nakagawa",
     "pool_variance_components",
     "psr_by_iteration",
     "read_blimp",

@@ -19,6 +19,7 @@ from .constraints import ConstraintTestResult, pool_constraints
 from .estimates import COLUMNS, PooledEstimates, pool_estimates
 from .model_tests import ModelTestResult, compare_models
 from .r2 import multilevel_r2
+from .r2_nakagawa import PooledR2, pool_r2_nakagawa, r2_nakagawa
 from .variance_components import PooledVarianceComponents, pool_variance_components
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "ModelAdapter",
     "ModelTestResult",
     "PooledEstimates",
+    "PooledR2",
     "PooledVarianceComponents",
     "anova",
     "compare_models",
@@ -39,6 +41,8 @@ __all__ = [
     "multilevel_r2",
     "pool_constraints",
     "pool_estimates",
+    "pool_r2_nakagawa",
     "pool_variance_components",
+    "r2_nakagawa",
     "register_model",
 ]
