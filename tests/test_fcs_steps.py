@@ -174,3 +174,178 @@ def test_probit_latents_respect_the_category(code):
         rng, eta, np.full(500, code), np.array([-np.inf, 0.0]), np.array([0.0, np.inf]), out
     )
     assert np.all(out > 0) if code else np.all(out < 0)
+
+
+# ------------------------------------------------ polr / polyreg steps (fcs/_categorical.py)
+
+from pymitml.samplers.fcs import _categorical as cat  # noqa: E402
+
+
+def _cat_problem(seed=3, n=400, p=3, K=4):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p))
+    lat = X @ np.linspace(1.0, -0.5, p) + rng.logistic(size=n)
+    y = np.digitize(lat, np.linspace(-1.0, 1.0, K - 1)).astype(np.int64)
+    return X, y, rng.uniform(0.5, 1.5, n), rng
+
+
+def _np_polr_probs(X, par, K):
+    theta, beta = par[: K - 1], par[K - 1 :]
+    F = 1 / (1 + np.exp(-(theta[None, :] - (X @ beta)[:, None])))
+    F = np.column_stack([np.zeros(len(X)), F, np.ones(len(X))])
+    return np.diff(F, axis=1)
+
+
+def _np_mlogit_probs(X, par, K):
+    E = np.column_stack([np.zeros(len(X)), X @ par.reshape(K - 1, -1).T])
+    E = np.exp(E - E.max(axis=1, keepdims=True))
+    return E / E.sum(axis=1, keepdims=True)
+
+
+def _np_loglik(P, y, w):
+    return float(np.sum(w * np.log(P[np.arange(len(y)), y])))
+
+
+def _fd_grad(f, par, eps=1e-5):
+    """Central differences of the log-likelihood f."""
+    m = len(par)
+    E = np.eye(m) * eps
+    g = np.array([(f(par + E[a]) - f(par - E[a])) / (2 * eps) for a in range(m)])
+    return g
+
+
+def test_polr_probabilities_loglik_and_derivatives_match_numpy():
+    X, y, w, rng = _cat_problem()
+    K = 4
+    par = np.r_[-1.1, -0.1, 0.9, rng.normal(scale=0.5, size=3)]
+    P = np.empty((len(X), K))
+    cat.polr_probs(X, par, K, P)
+    np.testing.assert_allclose(P, _np_polr_probs(X, par, K), rtol=1e-12, atol=1e-15)
+    ll = cat.polr_loglik(X, y, w, par, K)
+    assert ll == pytest.approx(_np_loglik(P, y, w), rel=1e-12)
+    wk = cat.fit_work(len(par))
+    cat.polr_derivatives(X, y, w, par, K, wk)
+
+    def f(v):
+        return _np_loglik(_np_polr_probs(X, v, K), y, w)
+
+    np.testing.assert_allclose(wk.g, _fd_grad(f, par), rtol=1e-6, atol=1e-6)
+
+    def grad(v):
+        cat.polr_derivatives(X, y, w, v, K, wk)
+        return wk.g.copy()
+
+    cat.polr_derivatives(X, y, w, par, K, wk)
+    H = wk.H.copy()
+    fdH = np.array([(grad(par + e) - grad(par - e)) / 2e-6 for e in np.eye(len(par)) * 1e-6])
+    np.testing.assert_allclose(H, -fdH, rtol=1e-5, atol=1e-5 * np.abs(H).max())
+    np.testing.assert_array_equal(H, H.T)
+    bad = par.copy()
+    bad[1] = bad[0] - 0.1  # thresholds out of order: outside the domain
+    assert cat.polr_loglik(X, y, w, bad, K) == -np.inf
+
+
+def test_mlogit_probabilities_loglik_and_derivatives_match_numpy():
+    X, y, w, rng = _cat_problem(seed=4, K=3)
+    X = np.column_stack([np.ones(len(X)), X])
+    K = 3
+    par = rng.normal(scale=0.4, size=(K - 1) * X.shape[1])
+    P = np.empty((len(X), K))
+    cat.mlogit_probs(X, par, K, P)
+    np.testing.assert_allclose(P, _np_mlogit_probs(X, par, K), rtol=1e-12)
+    pr = np.empty(K)
+    assert cat.mlogit_loglik(X, y, w, par, K, pr) == pytest.approx(_np_loglik(P, y, w), rel=1e-12)
+    wk = cat.fit_work(len(par))
+    cat.mlogit_derivatives(X, y, w, par, K, wk, pr)
+    # gradient sum_i w_i (e_yi - p_i) x_i and information sum_i w_i (diag p - p p') (x) x x'
+    R = (y[:, None] == np.arange(1, K)[None, :]) - P[:, 1:]
+    np.testing.assert_allclose(wk.g, ((w[:, None] * R).T @ X).ravel(), rtol=1e-10, atol=1e-10)
+    H = np.zeros_like(wk.H)
+    for i in range(len(X)):
+        pi = P[i, 1:]
+        H += w[i] * np.kron(np.diag(pi) - np.outer(pi, pi), np.outer(X[i], X[i]))
+    np.testing.assert_allclose(wk.H, H, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["polr", "mlogit"])
+def test_newton_fits_reach_the_maximum_of_the_likelihood(kind):
+    """The fitted parameters zero the gradient, and no nearby point has a larger likelihood."""
+    X, y, w, rng = _cat_problem(seed=5)
+    K = 4
+    if kind == "polr":
+        par = np.zeros(K - 1 + X.shape[1])
+        wk = cat.fit_work(len(par))
+        assert cat.polr_fit(X, y, w, K, par, wk) == 0
+        cat.polr_derivatives(X, y, w, par, K, wk)
+
+        def ll(v):
+            return cat.polr_loglik(X, y, w, v, K)
+    else:
+        X = np.column_stack([np.ones(len(X)), X])
+        par = np.zeros((K - 1) * X.shape[1])
+        wk = cat.fit_work(len(par))
+        pr = np.empty(K)
+        assert cat.mlogit_fit(X, y, w, K, par, wk, pr) == 0
+        cat.mlogit_derivatives(X, y, w, par, K, wk, pr)
+
+        def ll(v):
+            return cat.mlogit_loglik(X, y, w, v, K, pr)
+
+    assert np.max(np.abs(wk.g)) < 1e-8
+    top = ll(par)
+    for _ in range(20):
+        assert ll(par + rng.normal(scale=1e-3, size=len(par))) < top
+
+
+def test_polr_with_two_categories_is_the_logistic_regression():
+    X, y, w, _ = _cat_problem(seed=6, K=2)
+    par = np.zeros(1 + X.shape[1])
+    assert cat.polr_fit(X, y, w, 2, par, cat.fit_work(len(par))) == 0
+    Xi = np.column_stack([np.ones(len(X)), X])
+    b = np.zeros(Xi.shape[1])
+    assert cat.mlogit_fit(Xi, y, w, 2, b, cat.fit_work(len(b)), np.empty(2)) == 0
+    # P(y <= 0) = F(theta - x'beta) = 1 - F(b0 + x'b): theta = -b0, beta = b
+    np.testing.assert_allclose(par, np.r_[-b[0], b[1:]], rtol=1e-8, atol=1e-10)
+
+
+def test_draw_categories_is_the_inverse_cdf_of_one_uniform():
+    rng = np.random.default_rng(7)
+    P = rng.dirichlet(np.ones(4), size=2000)
+    u = rng.random(2000)
+    out = np.empty(2000, np.int64)
+    cat.draw_categories(P, u, out)
+    np.testing.assert_array_equal(out, np.minimum((u[:, None] > P.cumsum(axis=1)).sum(axis=1), 3))
+    u = rng.random(200000)
+    out = np.empty(len(u), np.int64)
+    Q = np.repeat(np.array([[0.1, 0.2, 0.3, 0.4]]), len(u), axis=0)
+    cat.draw_categories(Q, u, out)
+    np.testing.assert_allclose(np.bincount(out) / len(u), Q[0], atol=0.004)
+
+
+def test_augment_builds_mices_rows():
+    rng = np.random.default_rng(8)
+    X = np.column_stack([rng.normal(size=50), rng.integers(0, 2, 50).astype(float)])
+    X[3, 0] = np.nan  # left out of the column summaries
+    cats = np.array([0, 2, 3])
+    Xa, ya, wa = cat.augment(X, cats, n_not_fitted=10)
+    p, k = 2, 3
+    assert Xa.shape == (2 * p * k, p) and np.allclose(wa, (p + 1) / (2 * p * k))
+    mean, sd = np.nanmean(X, 0), np.nanstd(X, 0, ddof=1)
+    for r in range(2 * p * k):
+        j = r // (2 * k)
+        want = mean.copy()
+        want[j] += (0.5 if r % 2 == 0 else -0.5) * sd[j]
+        want = np.clip(want, np.nanmin(X, 0), np.nanmax(X, 0))
+        np.testing.assert_allclose(Xa[r], want, rtol=1e-14)
+        assert ya[r] == cats[(r % (2 * k)) // 2]
+    # mice skips it with no predictor, or when exactly one row is outside the fit
+    assert len(cat.augment(X, cats, n_not_fitted=1)[1]) == 0
+    assert len(cat.augment(X[:, :0], cats, n_not_fitted=10)[1]) == 0
+
+
+def test_poly_contrasts_are_rs_contr_poly():
+    C = cat.poly_contrasts(4)
+    np.testing.assert_allclose(C[:, 0], np.array([-3, -1, 1, 3]) / np.sqrt(20), rtol=1e-12)
+    np.testing.assert_allclose(C[:, 1], np.array([1, -1, -1, 1]) / 2, rtol=1e-12)
+    np.testing.assert_allclose(C[:, 2], np.array([-1, 3, -3, 1]) / np.sqrt(20), rtol=1e-12)
+    np.testing.assert_allclose(cat.poly_contrasts(2), [[-np.sqrt(0.5)], [np.sqrt(0.5)]])

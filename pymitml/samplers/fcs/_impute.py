@@ -50,13 +50,23 @@ def fcs_impute(
         - ``"2l.norm"``: cluster-specific residual variances (van Buuren 2011);
         - ``"2l.lmer"``: the model of 2l.pan (mice approximates its posterior from an lmer fit;
           this draws it exactly);
-        - ``"2l.pmm"``: predictive mean matching on the mixed model's prediction;
+        - ``"2l.pmm"``: predictive mean matching on the mixed model's prediction. Base mice
+          (3.15) has no 2l.pmm (the add-on packages miceadds / micemd have one; they are not
+          used here), so it has no R reference: it is checked by simulation recovery of fixed
+          effects and variance components (tests/test_fcs.py);
         - ``"2l.bin"``: binary, a probit mixed model drawn by latent normals (mice fits a
           logistic mixed model with glmer and draws from a normal approximation; the links
           differ, the imputations agree within Monte Carlo error, see tests/test_fcs_r.py);
-        - ``"2l.polr"`` / ``"2l.polyreg"`` (and single-level ``"polr"`` / ``"polyreg"``):
-          categories as continuation-ratio probit (logistic) steps, where mice has only
-          single-level proportional-odds / multinomial models;
+        - ``"polr"``: mice's mice.impute.polr: the proportional-odds (cumulative logit) model of
+          MASS::polr fitted by maximum likelihood to the observed rows plus mice's augmented
+          rows (against perfect prediction), each cell drawn from its fitted category
+          probabilities (like mice, no draw of the parameters); a failed fit falls back to
+          the multinomial logit, as in mice;
+        - ``"polyreg"``: mice's mice.impute.polyreg: the multinomial logit of nnet::multinom,
+          fitted and drawn the same way;
+        - ``"2l.polr"`` / ``"2l.polyreg"`` (not in mice): K categories as K - 1 continuation-
+          ratio probit steps P(y = k | y >= k), each with its own fixed and random effects
+          drawn by latent normals (checked by simulation recovery);
         - ``"2lonly.norm"``, ``"2lonly.pmm"``, ``"2lonly.mean"``: level-2 variables, one value
           per cluster from cluster means of the predictors;
         - ``"norm"``, ``"norm.nob"``, ``"pmm"``, ``"logreg"``: mice's single-level methods;
@@ -85,6 +95,18 @@ def fcs_impute(
     post : mice's ``post``: ``{column: f}`` with f mapping the column's imputed values to new
         ones after every visit, or ``{column: (low, high)}`` to squeeze them into a range.
     n_threads : worker threads for the chains. progress : progress bar.
+
+    Notes
+    -----
+    Agreement with R's mice 3.15 (tests/test_fcs_r.py, references in r_compat/): ``2l.pan``,
+    ``2l.norm``, ``2l.bin``, ``pmm``, ``norm``, ``2lonly.pmm``, ``polr`` and ``polyreg``
+    agree with mice within Monte Carlo error (pooled analyses, imputed means, variances and
+    category shares; ``2lonly.mean`` exactly). polr / polyreg fits equal MASS::polr /
+    nnet::multinom on mice's augmented data to 1e-6 relative; ordered-factor predictors are
+    coded by R's ``contr.poly`` in their augmented rows, as in mice's design matrix. The 2l
+    methods keep their parameters between visits (one Gibbs sweep per visit, ``sweeps``)
+    where mice restarts its samplers at each visit: same stationary distribution, lower cost.
+    ``2l.pmm``, ``2l.polr`` and ``2l.polyreg`` have no counterpart in base mice.
 
     Returns
     -------

@@ -1,11 +1,13 @@
 """The univariate imputation methods: one object per (target, chain) that keeps its state
 between visits and, at each visit, draws the target's parameters and missing cells.
 
-Two-level methods (``2l.pan``, ``2l.norm``, ``2l.pmm``, ``2l.bin``) share the random-coefficient
-sweep of :mod:`pymitml.samplers._ranef`; their parameters are kept between visits, so each visit
-is one Gibbs sweep from where the last one stopped (mice restarts pan for 500 iterations, or its
-own 2l.norm sampler for 100, at every visit). Single-level methods (``norm``, ``norm.nob``,
-``pmm``, ``logreg``) are mice's draws; ``2lonly.*`` apply them to one row per cluster.
+Two-level methods (``2l.pan``, ``2l.norm``, ``2l.pmm``, ``2l.bin``, and the continuation-ratio
+steps of ``2l.polr`` / ``2l.polyreg``) share the random-coefficient sweep of
+:mod:`pymitml.samplers._ranef`; their parameters are kept between visits, so each visit is one
+Gibbs sweep from where the last one stopped (mice restarts pan for 500 iterations, or its own
+2l.norm sampler for 100, at every visit). Single-level methods (``norm``, ``norm.nob``, ``pmm``,
+``logreg``, ``polr``, ``polyreg``) are mice's draws; ``2lonly.*`` apply them to one row per
+cluster.
 """
 
 from __future__ import annotations
@@ -21,6 +23,16 @@ from .._ranef import (
     rc_params,
     rc_sweep,
     rc_work,
+)
+from ._categorical import (
+    augment,
+    draw_categories,
+    fit_work,
+    mlogit_fit,
+    mlogit_probs,
+    polr_fit,
+    polr_probs,
+    poly_contrasts,
 )
 from ._design import Design
 from ._spec import FcsSpec
@@ -210,45 +222,137 @@ class TwoLevel(Method):
         return 0
 
 
-class Sequential(Method):
-    """``polr`` / ``polyreg`` / ``2l.polr`` / ``2l.polyreg``: K categories as K - 1 binary
-    steps in category order, P(y = k | y >= k) (a continuation-ratio model), each a probit
-    model with random effects (2l.*) or a logistic regression (single level); a missing cell
-    is drawn step by step. (mice fits a proportional-odds or multinomial logit instead.)"""
+class ContinuationRatio(Method):
+    """``2l.polr`` / ``2l.polyreg`` (not in mice): K categories as K - 1 binary steps in category
+    order, P(y = k | y >= k, x, b_k) (a continuation-ratio model), each a probit model with its
+    own random effects drawn by latent normals; a missing cell is drawn step by step. The
+    single-level ``polr`` / ``polyreg`` are mice's models (:class:`Categorical`)."""
 
     def __init__(self, spec: FcsSpec, t: int, design: Design, method: str, sweeps: int) -> None:
         super().__init__(spec, t, design, method)
         self.K = spec.columns[t].n_categories
         yo = spec.columns[t].values[self.obs]
-        self.two_level = method.startswith("2l.")
         p, q = len(design.x_names), len(design.z_names)
         self.steps = [
-            RcModel(self.obs[yo >= k], spec, p, q, 2, 1.0, sweeps)
-            if self.two_level
-            else self.obs[yo >= k]
-            for k in range(self.K - 1)
+            RcModel(self.obs[yo >= k], spec, p, q, 2, 1.0, sweeps) for k in range(self.K - 1)
         ]
 
     def visit(self, cur: np.ndarray, rng: np.random.Generator) -> int:
         spec, t, m = self.spec, self.t, self.miss
-        X, Z = self.design.build(cur, spec, self.two_level)
+        X, Z = self.design.build(cur, spec, True)
         out = np.full(len(m), float(self.K - 1))
         todo = np.ones(len(m), bool)
         for k, st in enumerate(self.steps):
-            if isinstance(st, RcModel):
-                code = st.update(rng, X, Z, (cur[st.rows, t] == k).astype(np.float64))
-                if code:
-                    return code
-                eta = st.predict(X[m], Z[m], spec.clus[m])
-                hit = eta + rng.standard_normal(len(m)) > 0.0
-            else:
-                b = logreg_draw(rng, X[st], (cur[st, t] == k).astype(np.float64))
-                hit = rng.random(len(m)) < expit(X[m] @ b)
-            now = todo & hit
-            out[now] = k
+            code = st.update(rng, X, Z, (cur[st.rows, t] == k).astype(np.float64))
+            if code:
+                return code
+            eta = st.predict(X[m], Z[m], spec.clus[m])
+            hit = eta + rng.standard_normal(len(m)) > 0.0
+            out[todo & hit] = k
             todo &= ~hit
         cur[m, t] = out
         return 0
+
+
+def mice_coding(spec: FcsSpec, design: Design) -> np.ndarray | None:
+    """T with ``X @ T`` = R's model-matrix coding of the design ``X`` (intercept first): every
+    ordered-factor predictor by ``contr.poly`` instead of indicators (R's default contrasts,
+    which mice uses). The fits do not depend on the coding; mice's augmented rows do. None when
+    there is nothing to recode."""
+    blocks, off = [], 1
+    for k, _code in design.terms:
+        c = spec.columns[k]
+        if c.kind == "categorical" and c.ordered and c.n_categories >= 2:
+            blocks.append((off, c.n_categories))
+        off += _width(spec, k)
+    if not blocks:
+        return None
+    n_full = off + sum(_width(spec, k) for k, code in design.terms if code in (3, 4))
+    T = np.eye(n_full)
+    for start, K in blocks:
+        C = poly_contrasts(K)
+        cols = np.arange(start, start + K - 1)
+        T[0, cols] = C[0]
+        T[np.ix_(cols, cols)] = C[1:] - C[0]
+    keep = design.keep
+    kept = set(keep.tolist())
+    for start, K in blocks:  # a block partly dropped for collinearity keeps its indicators
+        block = list(range(start, start + K - 1))
+        if not all(a in kept for a in block):
+            T[:, block] = np.eye(n_full)[:, block]
+    return np.ascontiguousarray(T[np.ix_(keep, keep)])
+
+
+def _width(spec: FcsSpec, k: int) -> int:
+    """The design columns of predictor k (K - 1 indicators of a factor with K > 2 levels)."""
+    c = spec.columns[k]
+    return c.n_categories - 1 if c.kind == "categorical" and c.n_categories > 2 else 1
+
+
+class Categorical(Method):
+    """``polr`` / ``polyreg``: mice's mice.impute.polr / mice.impute.polyreg, see
+    :mod:`pymitml.samplers.fcs._categorical`. At each visit the proportional-odds (polr) or
+    multinomial-logit (polyreg) model is fitted by maximum likelihood to the observed rows and
+    mice's augmented rows, and every missing cell is drawn from its fitted category
+    probabilities. As in mice, a polr fit that fails falls back to the multinomial logit, and a
+    target with one category present imputes that category."""
+
+    def __init__(self, spec: FcsSpec, t: int, design: Design, method: str) -> None:
+        super().__init__(spec, t, design, method)
+        self.ordinal = method == "polr"
+        self.T = mice_coding(spec, design)
+
+    def fit_rows(self, cur: np.ndarray):
+        """(X_fit, y_fit, w_fit, cats, X_miss): the model's rows (observed + augmented) with
+        codes 0..k-1 of the categories ``cats`` present, and the design of the missing cells;
+        X with its intercept first (mice's model matrix, polr drops the intercept)."""
+        X, _ = self.design.build(cur, self.spec, False)
+        if self.T is not None:
+            X = X @ self.T
+        col = cur[:, self.t]
+        rows = np.union1d(self.obs, self.miss)
+        cats = np.unique(col[rows]).astype(np.int64)
+        Xa, ya, wa = augment(X[:, 1:], cats, X.shape[0] - len(self.obs))
+        Xf = np.vstack([X[self.obs], np.column_stack([np.ones(len(ya)), Xa])])
+        code = np.searchsorted(cats, np.concatenate([col[self.obs].astype(np.int64), ya]))
+        w = np.concatenate([np.ones(len(self.obs)), wa])
+        return np.ascontiguousarray(Xf), code.astype(np.int64), w, cats, X[self.miss]
+
+    def visit(self, cur: np.ndarray, rng: np.random.Generator) -> int:
+        Xf, y, w, cats, Xm = self.fit_rows(cur)
+        m = self.miss
+        u = rng.random(len(m))
+        k = len(cats)
+        if k == 1:
+            cur[m, self.t] = float(cats[0])
+            return 0
+        P = np.empty((len(m), k))
+        if not (self.ordinal and fit_polr(Xf, y, w, k, Xm, P)):
+            if not fit_mlogit(Xf, y, w, k, Xm, P):
+                return 3
+        out = np.empty(len(m), np.int64)
+        draw_categories(P, u, out)
+        cur[m, self.t] = cats[out].astype(np.float64)
+        return 0
+
+
+def fit_polr(Xf, y, w, k, Xm, P) -> bool:
+    """The proportional-odds fit on (Xf without its intercept, y, w) and its probabilities at
+    Xm into P; False when the fit fails."""
+    Xp = np.ascontiguousarray(Xf[:, 1:])
+    par = np.zeros(k - 1 + Xp.shape[1])
+    if polr_fit(Xp, y, w, k, par, fit_work(len(par))):
+        return False
+    polr_probs(np.ascontiguousarray(Xm[:, 1:]), par, k, P)
+    return True
+
+
+def fit_mlogit(Xf, y, w, k, Xm, P) -> bool:
+    par = np.zeros((k - 1) * Xf.shape[1])
+    if mlogit_fit(Xf, y, w, k, par, fit_work(len(par)), np.empty(k)):
+        return False
+    mlogit_probs(np.ascontiguousarray(Xm), par, k, P)
+    return True
 
 
 class LevelTwo(Method):
@@ -283,8 +387,10 @@ def make_method(spec: FcsSpec, t: int, design: Design, method: str, sweeps: int)
     """The method object of target ``t`` for one chain."""
     if method.startswith("2lonly."):
         return LevelTwo(spec, t, design, method)
-    if method.endswith(("polr", "polyreg")):
-        return Sequential(spec, t, design, method, sweeps)
+    if method in ("polr", "polyreg"):
+        return Categorical(spec, t, design, method)
+    if method in ("2l.polr", "2l.polyreg"):
+        return ContinuationRatio(spec, t, design, method, sweeps)
     if method.startswith("2l."):
         return TwoLevel(spec, t, design, method, sweeps)
     return Method(spec, t, design, method)
