@@ -98,9 +98,13 @@ class MitmlResult(list[Any]):
     otherwise (``on_failure=``).
     """
 
-    def __init__(self, items: Any = (), status: Sequence[FitStatus] | None = None):
+    def __init__(
+        self, items: Any = (), status: Sequence[FitStatus] | None = None, source: Any = None
+    ):
         super().__init__(items)
         self._status: tuple[FitStatus, ...] | None = None if status is None else tuple(status)
+        #: the MitmlList the analyses ran on (pool_emmeans builds its reference grid from it)
+        self.source = source
 
     @property
     def status(self) -> pd.DataFrame:
@@ -270,7 +274,7 @@ class MitmlList(Sequence):
             )
             raise first
         _reemit(caught)
-        return MitmlResult(out, status)
+        return MitmlResult(out, status, self)
 
     def within(self, func: Callable[[Any], Any], ignore: Sequence[str] | None = None) -> MitmlList:
         """Transform every data set (mitml's ``within``): ``func`` gets a copy and returns a DataFrame.

@@ -16,6 +16,7 @@ from ._failures import FitFailureError, FitReport, FitWarning
 from ._registry import ModelAdapter, register_model
 from .anova import AnovaResult, anova
 from .constraints import ConstraintTestResult, pool_constraints
+from .emmeans import PooledEmmeans, pool_emmeans
 from .estimates import COLUMNS, PooledEstimates, pool_estimates
 from .model_tests import ModelTestResult, compare_models
 from .r2 import multilevel_r2
@@ -31,6 +32,7 @@ __all__ = [
     "FitWarning",
     "ModelAdapter",
     "ModelTestResult",
+    "PooledEmmeans",
     "PooledEstimates",
     "PooledR2",
     "PooledVarianceComponents",
@@ -40,6 +42,7 @@ __all__ = [
     "extract_variance_components",
     "multilevel_r2",
     "pool_constraints",
+    "pool_emmeans",
     "pool_estimates",
     "pool_r2_nakagawa",
     "pool_variance_components",
