@@ -265,11 +265,11 @@ def _our_fits(Xf, y, w, k, Xm):
 
     Xp = np.ascontiguousarray(Xf[:, 1:])
     polr = np.zeros(k - 1 + Xp.shape[1])
-    assert C.polr_fit(Xp, y, w, k, polr, C.fit_work(len(polr))) == 0
+    assert C.polr_fit(Xp, y, w, k, polr, C.fit_work(len(polr)), False) == 0
     P1 = np.empty((len(Xm), k))
     C.polr_probs(np.ascontiguousarray(Xm[:, 1:]), polr, k, P1)
     mn = np.zeros((k - 1) * Xf.shape[1])
-    assert C.mlogit_fit(Xf, y, w, k, mn, C.fit_work(len(mn)), np.empty(k)) == 0
+    assert C.mlogit_fit(Xf, y, w, k, mn, C.fit_work(len(mn)), np.empty(k), False) == 0
     P2 = np.empty((len(Xm), k))
     C.mlogit_probs(np.ascontiguousarray(Xm), mn, k, P2)
     return polr, P1, mn.reshape(k - 1, -1), P2

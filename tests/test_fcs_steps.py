@@ -275,7 +275,7 @@ def test_newton_fits_reach_the_maximum_of_the_likelihood(kind):
     if kind == "polr":
         par = np.zeros(K - 1 + X.shape[1])
         wk = cat.fit_work(len(par))
-        assert cat.polr_fit(X, y, w, K, par, wk) == 0
+        assert cat.polr_fit(X, y, w, K, par, wk, False) == 0
         cat.polr_derivatives(X, y, w, par, K, wk)
 
         def ll(v):
@@ -285,7 +285,7 @@ def test_newton_fits_reach_the_maximum_of_the_likelihood(kind):
         par = np.zeros((K - 1) * X.shape[1])
         wk = cat.fit_work(len(par))
         pr = np.empty(K)
-        assert cat.mlogit_fit(X, y, w, K, par, wk, pr) == 0
+        assert cat.mlogit_fit(X, y, w, K, par, wk, pr, False) == 0
         cat.mlogit_derivatives(X, y, w, par, K, wk, pr)
 
         def ll(v):
@@ -295,15 +295,23 @@ def test_newton_fits_reach_the_maximum_of_the_likelihood(kind):
     top = ll(par)
     for _ in range(20):
         assert ll(par + rng.normal(scale=1e-3, size=len(par))) < top
+    # a warm start from a nearby point (the last visit's fit) reaches the same optimum
+    warm = par + rng.normal(scale=0.05, size=len(par))
+    if kind == "polr":
+        warm[: K - 1] = np.sort(warm[: K - 1])
+        assert cat.polr_fit(X, y, w, K, warm, wk, True) == 0
+    else:
+        assert cat.mlogit_fit(X, y, w, K, warm, wk, pr, True) == 0
+    np.testing.assert_allclose(warm, par, rtol=1e-9, atol=1e-11)
 
 
 def test_polr_with_two_categories_is_the_logistic_regression():
     X, y, w, _ = _cat_problem(seed=6, K=2)
     par = np.zeros(1 + X.shape[1])
-    assert cat.polr_fit(X, y, w, 2, par, cat.fit_work(len(par))) == 0
+    assert cat.polr_fit(X, y, w, 2, par, cat.fit_work(len(par)), False) == 0
     Xi = np.column_stack([np.ones(len(X)), X])
     b = np.zeros(Xi.shape[1])
-    assert cat.mlogit_fit(Xi, y, w, 2, b, cat.fit_work(len(b)), np.empty(2)) == 0
+    assert cat.mlogit_fit(Xi, y, w, 2, b, cat.fit_work(len(b)), np.empty(2), False) == 0
     # P(y <= 0) = F(theta - x'beta) = 1 - F(b0 + x'b): theta = -b0, beta = b
     np.testing.assert_allclose(par, np.r_[-b[0], b[1:]], rtol=1e-8, atol=1e-10)
 
@@ -349,3 +357,17 @@ def test_poly_contrasts_are_rs_contr_poly():
     np.testing.assert_allclose(C[:, 1], np.array([1, -1, -1, 1]) / 2, rtol=1e-12)
     np.testing.assert_allclose(C[:, 2], np.array([-1, 3, -3, 1]) / np.sqrt(20), rtol=1e-12)
     np.testing.assert_allclose(cat.poly_contrasts(2), [[-np.sqrt(0.5)], [np.sqrt(0.5)]])
+
+
+def test_column_summaries_skip_missing_cells():
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(40, 3))
+    X[rng.random((40, 3)) < 0.2] = np.nan
+    X[:, 2] = np.nan
+    X[5, 2] = 1.5  # one cell: sd 0
+    S = np.empty((4, 3))
+    cat.column_summaries(X, S)
+    np.testing.assert_allclose(S[0, :2], np.nanmean(X[:, :2], 0), rtol=1e-13)
+    np.testing.assert_allclose(S[1, :2], np.nanstd(X[:, :2], 0, ddof=1), rtol=1e-13)
+    np.testing.assert_array_equal(S[2:, :2], [np.nanmin(X[:, :2], 0), np.nanmax(X[:, :2], 0)])
+    np.testing.assert_array_equal(S[:, 2], [1.5, 0.0, 1.5, 1.5])

@@ -34,18 +34,20 @@ from .._linalg import chol_inplace, solve_lower, solve_lower_t
 __all__ = [
     "FitWork",
     "augment",
+    "column_summaries",
     "draw_categories",
     "fit_work",
     "mlogit_fit",
     "mlogit_probs",
+    "newton_fit",
     "poly_contrasts",
     "polr_fit",
     "polr_probs",
 ]
 
-#: Newton iterations at most, and the step size (max |change| of a parameter) that ends them
+#: Newton steps at most, and the step size (max |change| of a parameter) taken as the last one
 MAXIT = 100
-TOL = 1e-10
+LAST = 1e-6
 
 
 class FitWork(NamedTuple):
@@ -162,8 +164,27 @@ def polr_loglik(X, y, w, par, K):
 
 
 @njit
+def weighted_gram(X, c, H, r0, c0):
+    """H[r0:r0+p, c0:c0+p] += X' diag(c) X (its upper triangle only when r0 == c0, a diagonal
+    block of a symmetric H)."""
+    n, p = X.shape
+    G = np.zeros((p, p))
+    diag = r0 == c0
+    for i in range(n):
+        ci = c[i]
+        for j in range(p):
+            v = ci * X[i, j]
+            for h in range(j if diag else 0, p):
+                G[j, h] += v * X[i, h]
+    for j in range(p):
+        for h in range(j if diag else 0, p):
+            H[r0 + j, c0 + h] += G[j, h]
+
+
+@njit
 def polr_derivatives(X, y, w, par, K, wk):
-    """wk.g <- gradient, wk.H <- minus Hessian of the weighted log-likelihood at ``par``.
+    """wk.g <- gradient, wk.H <- minus Hessian of the weighted log-likelihood at ``par``;
+    returns the log-likelihood (-inf outside the domain, g and H then undefined).
 
     For a row in category k with p = F(a) - F(b), a = theta_k - eta, b = theta_{k-1} - eta,
     s_a = F'(a) / p and s_b = F'(b) / p: d log p / d theta_k = s_a, / d theta_{k-1} = -s_b,
@@ -173,12 +194,20 @@ def polr_derivatives(X, y, w, par, K, wk):
     m = K - 1 + p
     wk.g[:m] = 0.0
     wk.H[:m, :m] = 0.0
+    for k in range(1, K - 1):
+        if not par[k] > par[k - 1]:
+            return -np.inf
+    cb = np.empty(n)  # beta-beta coefficient of x x' per row
+    ll = 0.0
     for i in range(n):
         k = y[i]
         pr, fa, fb, da, db = _polr_cell(par, K, _polr_eta(X, i, par, K), k)
+        if not pr > 0.0:
+            return -np.inf
         sa, sb, wi = fa / pr, fb / pr, w[i]
+        ll += wi * math.log(pr)
         sd = sa - sb
-        cb = wi * (sd * sd - (da - db) / pr)  # beta-beta coefficient of x x'
+        cb[i] = wi * (sd * sd - (da - db) / pr)
         ca = wi * (da / pr - sa * sd)  # theta_k-beta coefficient of x
         cl = wi * (sb * sd - db / pr)  # theta_{k-1}-beta coefficient of x
         if k < K - 1:
@@ -196,9 +225,9 @@ def polr_derivatives(X, y, w, par, K, wk):
                 wk.H[k, K - 1 + j] += ca * xj
             if k > 0:
                 wk.H[k - 1, K - 1 + j] += cl * xj
-            for h in range(j, p):
-                wk.H[K - 1 + j, K - 1 + h] += cb * xj * X[i, h]
+    weighted_gram(X, cb, wk.H, K - 1, K - 1)
     _symmetrise(wk.H, m)
+    return ll
 
 
 @njit
@@ -220,31 +249,10 @@ def polr_start(y, w, K, par):
 
 
 @njit
-def polr_fit(X, y, w, K, par, wk):
-    """Maximum likelihood of the proportional-odds model from :func:`polr_start` (par is
-    overwritten). Returns 0, or 3 when the information matrix is singular."""
-    m = K - 1 + X.shape[1]
-    polr_start(y, w, K, par)
-    ll = polr_loglik(X, y, w, par, K)
-    for _ in range(MAXIT):
-        polr_derivatives(X, y, w, par, K, wk)
-        if not newton_direction(wk, m):
-            return 3
-        t = 1.0
-        while True:
-            for a in range(m):
-                wk.trial[a] = par[a] + t * wk.d[a]
-            ll_t = polr_loglik(X, y, w, wk.trial, K)
-            if ll_t >= ll - 1e-12 * abs(ll) or t < 1e-12:
-                break
-            t *= 0.5
-        if not ll_t > -np.inf:
-            return 3
-        par[:m] = wk.trial[:m]
-        ll = ll_t
-        if _largest_step(wk.d, t) < TOL:
-            break
-    return 0
+def polr_fit(X, y, w, K, par, wk, warm):
+    """Maximum likelihood of the proportional-odds model (:func:`newton_fit`), from ``par`` if
+    ``warm``, else from :func:`polr_start`. Returns 0, or 3 when the fit fails."""
+    return newton_fit(0, X, y, w, K, par, wk, np.empty(K), warm)
 
 
 @njit
@@ -293,54 +301,95 @@ def mlogit_loglik(X, y, w, par, K, pr):
 @njit
 def mlogit_derivatives(X, y, w, par, K, wk, pr):
     """wk.g <- sum_i w_i (e_{y_i} - p_i) (x) x_i, wk.H <- sum_i w_i (diag p_i - p_i p_i') (x) x_i
-    x_i' (categories 1..K-1; the parameter of category k and predictor j is (k - 1) p + j)."""
+    x_i' (categories 1..K-1; the parameter of category k and predictor j is (k - 1) p + j);
+    returns the log-likelihood."""
     n, p = X.shape
     m = (K - 1) * p
     wk.g[:m] = 0.0
     wk.H[:m, :m] = 0.0
+    P = np.empty((n, K))
+    ll = 0.0
     for i in range(n):
         _mlogit_row(X, i, par, K, pr)
         wi = w[i]
+        if not pr[y[i]] > 0.0:
+            return -np.inf
+        ll += wi * math.log(pr[y[i]])
+        for k in range(K):
+            P[i, k] = pr[k]
         for k in range(1, K):
-            r = (1.0 if y[i] == k else 0.0) - pr[k]
+            r = wi * ((1.0 if y[i] == k else 0.0) - pr[k])
             for j in range(p):
-                wk.g[(k - 1) * p + j] += wi * r * X[i, j]
-            for c2 in range(k, K):
-                c = wi * ((pr[k] if c2 == k else 0.0) - pr[k] * pr[c2])
-                for j in range(p):
-                    cj = c * X[i, j]
-                    a = (k - 1) * p + j
-                    b0 = (c2 - 1) * p
-                    for h in range(j if c2 == k else 0, p):
-                        wk.H[a, b0 + h] += cj * X[i, h]
-    _symmetrise(wk.H, m)
+                wk.g[(k - 1) * p + j] += r * X[i, j]
+    c = np.empty(n)
+    for k in range(1, K):
+        for c2 in range(k, K):
+            for i in range(n):
+                c[i] = w[i] * ((P[i, k] if c2 == k else 0.0) - P[i, k] * P[i, c2])
+            weighted_gram(X, c, wk.H, (k - 1) * p, (c2 - 1) * p)
+    _symmetrise(wk.H, m)  # the blocks on and above the diagonal are complete
+    return ll
 
 
 @njit
-def mlogit_fit(X, y, w, K, par, wk, pr):
-    """Maximum likelihood of the multinomial logit from par = 0. Returns 0, or 3 when the
-    information matrix is singular."""
-    m = (K - 1) * X.shape[1]
-    par[:m] = 0.0
-    ll = mlogit_loglik(X, y, w, par, K, pr)
+def mlogit_fit(X, y, w, K, par, wk, pr, warm):
+    """Maximum likelihood of the multinomial logit (:func:`newton_fit`), from ``par`` if
+    ``warm``, else from par = 0. Returns 0, or 3 when the fit fails."""
+    return newton_fit(1, X, y, w, K, par, wk, pr, warm)
+
+
+@njit
+def _derivatives(kind, X, y, w, par, K, wk, pr):
+    if kind == 0:
+        return polr_derivatives(X, y, w, par, K, wk)
+    return mlogit_derivatives(X, y, w, par, K, wk, pr)
+
+
+@njit
+def _start(kind, y, w, K, par, m):
+    if kind == 0:
+        polr_start(y, w, K, par)
+    else:
+        par[:m] = 0.0
+
+
+@njit
+def newton_fit(kind, X, y, w, K, par, wk, pr, warm):
+    """Newton's method with step halving for the proportional-odds (kind 0) or multinomial
+    (kind 1) log-likelihood, from ``par`` if ``warm`` (a previous fit: the optimum is unique,
+    so only the number of steps changes) else from the model's start. One pass over the rows
+    per step: the derivatives at a trial point give its log-likelihood too. A step shorter than
+    ``LAST`` is taken unchecked and ends the fit (the next would be ~ its square); a fit stops
+    also when a step halved to 1e-12 cannot raise the likelihood (it is at the optimum to
+    rounding). Returns 0, or 3 when the information matrix is singular."""
+    m = K - 1 + X.shape[1] if kind == 0 else (K - 1) * X.shape[1]
+    if not warm:
+        _start(kind, y, w, K, par, m)
+    ll = _derivatives(kind, X, y, w, par, K, wk, pr)
+    if not ll > -np.inf:
+        _start(kind, y, w, K, par, m)
+        ll = _derivatives(kind, X, y, w, par, K, wk, pr)
+        if not ll > -np.inf:
+            return 3
     for _ in range(MAXIT):
-        mlogit_derivatives(X, y, w, par, K, wk, pr)
         if not newton_direction(wk, m):
             return 3
+        if _largest_step(wk.d, 1.0) < LAST:
+            for a in range(m):
+                par[a] += wk.d[a]
+            return 0
         t = 1.0
         while True:
             for a in range(m):
                 wk.trial[a] = par[a] + t * wk.d[a]
-            ll_t = mlogit_loglik(X, y, w, wk.trial, K, pr)
-            if ll_t >= ll - 1e-12 * abs(ll) or t < 1e-12:
+            ll_t = _derivatives(kind, X, y, w, wk.trial, K, wk, pr)
+            if ll_t >= ll - 1e-12 * abs(ll):
                 break
             t *= 0.5
-        if not ll_t > -np.inf:
-            return 3
+            if t < 1e-12:
+                return 0
         par[:m] = wk.trial[:m]
         ll = ll_t
-        if _largest_step(wk.d, t) < TOL:
-            break
     return 0
 
 
@@ -371,6 +420,31 @@ def draw_categories(P, u, out):
         out[i] = min(idx, K - 1)
 
 
+@njit
+def column_summaries(X, S):
+    """S[:, j] <- mean, standard deviation (n - 1), minimum and maximum of the non-NaN cells
+    of column j (NaN for a column without cells; standard deviation 0 with one)."""
+    n, p = X.shape
+    for j in range(p):
+        cnt, tot, lo, hi = 0, 0.0, np.inf, -np.inf
+        for i in range(n):
+            v = X[i, j]
+            if not np.isnan(v):
+                cnt += 1
+                tot += v
+                lo, hi = min(lo, v), max(hi, v)
+        mean = tot / cnt if cnt else np.nan
+        ss = 0.0
+        for i in range(n):
+            v = X[i, j]
+            if not np.isnan(v):
+                ss += (v - mean) * (v - mean)
+        S[0, j] = mean
+        S[1, j] = math.sqrt(ss / (cnt - 1)) if cnt > 1 else (0.0 if cnt else np.nan)
+        S[2, j] = lo if cnt else np.nan
+        S[3, j] = hi if cnt else np.nan
+
+
 def augment(X: np.ndarray, cats: np.ndarray, n_not_fitted: int):
     """mice's augmentation against perfect prediction: for every predictor column j and every
     category c present, two rows with x_j at its mean +- half its standard deviation (clipped to
@@ -386,13 +460,14 @@ def augment(X: np.ndarray, cats: np.ndarray, n_not_fitted: int):
     if p == 0 or n_not_fitted == 1:
         return np.zeros((0, p)), np.zeros(0, np.int64), np.zeros(0)
     nr = 2 * p * k
-    mean = np.nanmean(X, axis=0)
-    sd = np.nanstd(X, axis=0, ddof=1) if N > 1 else np.zeros(p)
+    S = np.empty((4, p))
+    column_summaries(X, S)
+    mean, sd, lo, hi = S
     rows = np.arange(nr)
     col = rows // (2 * k)
     Xa = np.repeat(mean[None, :], nr, axis=0)
     Xa[rows, col] += np.where(rows % 2 == 0, 0.5, -0.5) * sd[col]
-    Xa = np.clip(Xa, np.nanmin(X, axis=0), np.nanmax(X, axis=0))
+    Xa = np.clip(Xa, lo, hi)
     ya = np.tile(np.repeat(np.asarray(cats, np.int64), 2), p)
     return Xa, ya, np.full(nr, (p + 1.0) / nr)
 

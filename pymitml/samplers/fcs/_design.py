@@ -33,6 +33,8 @@ class Design:
     def build(self, cur: np.ndarray, spec: FcsSpec, random: bool) -> tuple[np.ndarray, np.ndarray]:
         """(X, Z) over the sorted rows (or over clusters for a level-2 design)."""
         X, Z = _full_design(self, cur, spec, random)
+        if len(self.keep) == X.shape[1]:  # nothing dropped: X is already a fresh array
+            return X, Z
         return np.ascontiguousarray(X[:, self.keep]), Z
 
 

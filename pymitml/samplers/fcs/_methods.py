@@ -254,33 +254,33 @@ class ContinuationRatio(Method):
         return 0
 
 
-def mice_coding(spec: FcsSpec, design: Design) -> np.ndarray | None:
-    """T with ``X @ T`` = R's model-matrix coding of the design ``X`` (intercept first): every
-    ordered-factor predictor by ``contr.poly`` instead of indicators (R's default contrasts,
-    which mice uses). The fits do not depend on the coding; mice's augmented rows do. None when
-    there is nothing to recode."""
-    blocks, off = [], 1
+def mice_coding(spec: FcsSpec, design: Design) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """R's model-matrix coding of the ordered-factor predictors of a design: for each, its
+    column index, its columns in the design and R's ``contr.poly`` matrix (K x (K - 1)), whose
+    row of a category replaces the category's indicators (R's default contrasts for ordered
+    factors, which mice uses). The fits do not depend on the coding; mice's augmented rows do.
+    A factor whose indicators were partly dropped for collinearity keeps them."""
+    out, off = [], 1
+    kept = {int(a): i for i, a in enumerate(design.keep)}
     for k, _code in design.terms:
         c = spec.columns[k]
+        width = _width(spec, k)
         if c.kind == "categorical" and c.ordered and c.n_categories >= 2:
-            blocks.append((off, c.n_categories))
-        off += _width(spec, k)
-    if not blocks:
-        return None
-    n_full = off + sum(_width(spec, k) for k, code in design.terms if code in (3, 4))
-    T = np.eye(n_full)
-    for start, K in blocks:
-        C = poly_contrasts(K)
-        cols = np.arange(start, start + K - 1)
-        T[0, cols] = C[0]
-        T[np.ix_(cols, cols)] = C[1:] - C[0]
-    keep = design.keep
-    kept = set(keep.tolist())
-    for start, K in blocks:  # a block partly dropped for collinearity keeps its indicators
-        block = list(range(start, start + K - 1))
-        if not all(a in kept for a in block):
-            T[:, block] = np.eye(n_full)[:, block]
-    return np.ascontiguousarray(T[np.ix_(keep, keep)])
+            cols = [kept.get(a) for a in range(off, off + width)]
+            if all(i is not None for i in cols):
+                out.append((k, np.asarray(cols, np.int64), poly_contrasts(c.n_categories)))
+        off += width
+    return out
+
+
+def recode(X: np.ndarray, cur: np.ndarray, coding) -> None:
+    """Overwrite the indicator columns of X with R's contrasts (:func:`mice_coding`)."""
+    for k, cols, C in coding:
+        v = cur[:, k]
+        ok = ~np.isnan(v)
+        X[:, cols] = C[np.where(ok, v, 0).astype(np.int64)]
+        if not ok.all():
+            X[np.ix_(np.flatnonzero(~ok), cols)] = np.nan
 
 
 def _width(spec: FcsSpec, k: int) -> int:
@@ -300,23 +300,54 @@ class Categorical(Method):
     def __init__(self, spec: FcsSpec, t: int, design: Design, method: str) -> None:
         super().__init__(spec, t, design, method)
         self.ordinal = method == "polr"
-        self.T = mice_coding(spec, design)
+        self.coding = mice_coding(spec, design)
+        self.K = spec.columns[t].n_categories
+        self.rows = np.concatenate([self.obs, self.miss])
+        # the last fit of each model (a warm start for the next visit) and its categories
+        self.last: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def fit_rows(self, cur: np.ndarray):
         """(X_fit, y_fit, w_fit, cats, X_miss): the model's rows (observed + augmented) with
         codes 0..k-1 of the categories ``cats`` present, and the design of the missing cells;
         X with its intercept first (mice's model matrix, polr drops the intercept)."""
         X, _ = self.design.build(cur, self.spec, False)
-        if self.T is not None:
-            X = X @ self.T
+        recode(X, cur, self.coding)
         col = cur[:, self.t]
-        rows = np.union1d(self.obs, self.miss)
-        cats = np.unique(col[rows]).astype(np.int64)
+        cats = np.flatnonzero(np.bincount(col[self.rows].astype(np.int64), minlength=self.K))
         Xa, ya, wa = augment(X[:, 1:], cats, X.shape[0] - len(self.obs))
-        Xf = np.vstack([X[self.obs], np.column_stack([np.ones(len(ya)), Xa])])
-        code = np.searchsorted(cats, np.concatenate([col[self.obs].astype(np.int64), ya]))
+        Xf = np.empty((len(self.obs) + len(ya), X.shape[1]))
+        Xf[: len(self.obs)] = X[self.obs]
+        Xf[len(self.obs) :, 0] = 1.0
+        Xf[len(self.obs) :, 1:] = Xa
+        compact = np.zeros(self.K, np.int64)
+        compact[cats] = np.arange(len(cats))
+        code = compact[np.concatenate([col[self.obs].astype(np.int64), ya])]
         w = np.concatenate([np.ones(len(self.obs)), wa])
-        return np.ascontiguousarray(Xf), code.astype(np.int64), w, cats, X[self.miss]
+        return Xf, code, w, cats, X[self.miss]
+
+    def _fit(self, kind: str, Xf, y, w, cats, Xm, P) -> bool:
+        """One model's fit (warm-started from the last one with the same categories) and its
+        probabilities at Xm into P; False when the fit fails."""
+        k = len(cats)
+        if kind == "polr":
+            Xf, Xm = np.ascontiguousarray(Xf[:, 1:]), Xm[:, 1:]
+            n_par = k - 1 + Xf.shape[1]
+        else:
+            n_par = (k - 1) * Xf.shape[1]
+        prev = self.last.get(kind)
+        warm = prev is not None and np.array_equal(prev[1], cats) and len(prev[0]) == n_par
+        par = prev[0] if warm and prev is not None else np.zeros(n_par)
+        if kind == "polr":
+            code = polr_fit(Xf, y, w, k, par, fit_work(n_par), warm)
+        else:
+            code = mlogit_fit(Xf, y, w, k, par, fit_work(n_par), np.empty(k), warm)
+        if code:
+            self.last.pop(kind, None)
+            return False
+        self.last[kind] = (par, cats)
+        Xm = np.ascontiguousarray(Xm)
+        (polr_probs if kind == "polr" else mlogit_probs)(Xm, par, k, P)
+        return True
 
     def visit(self, cur: np.ndarray, rng: np.random.Generator) -> int:
         Xf, y, w, cats, Xm = self.fit_rows(cur)
@@ -327,32 +358,13 @@ class Categorical(Method):
             cur[m, self.t] = float(cats[0])
             return 0
         P = np.empty((len(m), k))
-        if not (self.ordinal and fit_polr(Xf, y, w, k, Xm, P)):
-            if not fit_mlogit(Xf, y, w, k, Xm, P):
+        if not (self.ordinal and self._fit("polr", Xf, y, w, cats, Xm, P)):
+            if not self._fit("mlogit", Xf, y, w, cats, Xm, P):
                 return 3
         out = np.empty(len(m), np.int64)
         draw_categories(P, u, out)
         cur[m, self.t] = cats[out].astype(np.float64)
         return 0
-
-
-def fit_polr(Xf, y, w, k, Xm, P) -> bool:
-    """The proportional-odds fit on (Xf without its intercept, y, w) and its probabilities at
-    Xm into P; False when the fit fails."""
-    Xp = np.ascontiguousarray(Xf[:, 1:])
-    par = np.zeros(k - 1 + Xp.shape[1])
-    if polr_fit(Xp, y, w, k, par, fit_work(len(par))):
-        return False
-    polr_probs(np.ascontiguousarray(Xm[:, 1:]), par, k, P)
-    return True
-
-
-def fit_mlogit(Xf, y, w, k, Xm, P) -> bool:
-    par = np.zeros((k - 1) * Xf.shape[1])
-    if mlogit_fit(Xf, y, w, k, par, fit_work(len(par)), np.empty(k)):
-        return False
-    mlogit_probs(np.ascontiguousarray(Xm), par, k, P)
-    return True
 
 
 class LevelTwo(Method):
