@@ -306,6 +306,33 @@ def test_polr_and_polyreg_survive_separation_and_a_single_category():
     assert (imp.complete(1)["o"] == "b").all()
 
 
+def test_failed_polr_fit_falls_back_to_the_multinomial_logit(monkeypatch):
+    """As mice.impute.polr: when the proportional-odds fit fails, the multinomial logit's
+    probabilities are used (here the polr kernel is made to fail)."""
+    from pymitml.samplers.fcs import _methods
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=300)
+    o = pd.Categorical.from_codes(
+        np.digitize(x + rng.logistic(size=300), [-1, 1]), list("abc"), ordered=True
+    )
+    df = pd.DataFrame({"x": x, "o": o})
+    df.loc[rng.random(300) < 0.3, "o"] = np.nan
+    used = []
+    real = _methods.mlogit_fit
+
+    def spy(*a):
+        used.append(1)
+        return real(*a)
+
+    monkeypatch.setattr(_methods, "polr_fit", lambda *a: 3)
+    monkeypatch.setattr(_methods, "mlogit_fit", spy)
+    imp = fcs_impute(df, method={"o": "polr"}, m=2, maxit=2, seed=1)
+    assert len(used) == 4 and imp.complete(2)["o"].notna().all()
+    lv = imp.complete(2)["o"].cat.codes.to_numpy()[df["o"].isna().to_numpy()]
+    assert np.corrcoef(lv, x[df["o"].isna().to_numpy()])[0, 1] > 0.3
+
+
 def test_post_hooks_squeeze_or_transform():
     df = _sim().drop(columns="cat")
     imp = fcs_impute(df, cluster="school", post={"y": (0.0, 1.5)}, m=2, maxit=2, seed=1)
