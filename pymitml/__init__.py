@@ -40,6 +40,7 @@ from .mitml_list import MitmlList, MitmlResult, cluster_means, long_to_mitml_lis
 from .pool import (
     PooledEstimates,
     anova,
+    check_compatibility,
     compare_models,
     multilevel_r2,
     pool_constraints,
@@ -98,6 +99,7 @@ __all__ = [
     "SamplingInterrupted",
     "anova",
     "bridge",
+    "check_compatibility",
     "cluster_means",
     "compare_models",
     "complete_case_analysis",

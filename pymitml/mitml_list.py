@@ -213,6 +213,9 @@ class MitmlList(Sequence):
             raise TypeError("`original` must come from the same library as the data sets.")
         self._frames = frames
         self.original = original
+        #: the ImputationResult these data sets came from, when known (set by ``complete()``;
+        #: pooling uses it to check the analysis against the imputation model)
+        self.imputation: Any = None
 
     # --- sequence protocol -------------------------------------------------
     def __len__(self) -> int:

@@ -177,7 +177,9 @@ class ImputationResult:
                 frames.append(self.codebook.complete(rows, cols, self.replacement[:, i - 1]))
         if single:
             return frames[0]
-        return MitmlList(frames, original=self.codebook.incomplete)
+        out = MitmlList(frames, original=self.codebook.incomplete)
+        out.imputation = self
+        return out
 
     # diagnostics live in pymitml.diagnostics / pymitml.plots; these are the entry points
     def summary(self, **kwargs):

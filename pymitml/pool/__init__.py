@@ -15,6 +15,7 @@ from ._extract import variance_components as extract_variance_components
 from ._failures import FitFailureError, FitReport, FitWarning
 from ._registry import ModelAdapter, register_model
 from .anova import AnovaResult, anova
+from .compatibility import CompatibilityReport, CompatibilityWarning, check_compatibility
 from .constraints import ConstraintTestResult, pool_constraints
 from .emmeans import PooledEmmeans, pool_emmeans
 from .estimates import COLUMNS, PooledEstimates, pool_estimates
@@ -26,6 +27,8 @@ from .variance_components import PooledVarianceComponents, pool_variance_compone
 __all__ = [
     "COLUMNS",
     "AnovaResult",
+    "CompatibilityReport",
+    "CompatibilityWarning",
     "ConstraintTestResult",
     "FitFailureError",
     "FitReport",
@@ -37,6 +40,7 @@ __all__ = [
     "PooledR2",
     "PooledVarianceComponents",
     "anova",
+    "check_compatibility",
     "compare_models",
     "extract_estimates",
     "extract_variance_components",

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import check_bool, check_df_com_method
+from ..mitml_list import FailedFit
 from ._extract import _as_coef, _check_same_names, stack_estimates, stack_variance_components
 from ._failures import FitReport, check_on_failure, screen_fits
 
@@ -58,6 +59,9 @@ class PooledEstimates:
         variances were given.
     fit_report : :class:`~pymitml.pool.FitReport`: how many analyses failed, warned or were
         dropped (None when ``qhat`` was given); the printout lists them when there are any.
+    compatibility : the :func:`~pymitml.check_compatibility` report of the fits' formula
+        against the imputation model, when both are known (fits from
+        ``imp.complete().with_(...)``); the printout ends with its finding.
     """
 
     _table: pd.DataFrame
@@ -67,6 +71,7 @@ class PooledEstimates:
     _total: pd.DataFrame | None = None
     call: str = field(default="pool_estimates(...)")
     fit_report: FitReport | None = None
+    compatibility: Any = None
 
     # DataFrames are mutable: hand out copies so the record stays as it was computed
     @property
@@ -154,6 +159,8 @@ class PooledEstimates:
                 f"Hypothesis test adjusted for small samples with df=[{dfc}]",
                 "complete-data degrees of freedom.",
             ]
+        if self.compatibility is not None:
+            lines += [""] + self.compatibility.lines()
         return "\n".join(lines) + "\n"
 
     def __str__(self) -> str:
@@ -438,6 +445,7 @@ def pool_estimates(
     call = _call_string(fits, qhat, uhat, bool(extra_pars), df_com, on_failure)
     extra = None
     report = None
+    given = fits
     if fits is not None:
         if isinstance(fits, Sequence) and not isinstance(fits, (str, bytes)):
             fits, report = screen_fits(fits, on_failure)
@@ -487,4 +495,21 @@ def pool_estimates(
     )
     if isinstance(df_store, np.ndarray):
         df_store.setflags(write=False)
-    return PooledEstimates(table, extra, int(q.shape[0]), df_store, total, call, report)
+    compat = _compatibility(given) if fits is not None else None
+    return PooledEstimates(table, extra, int(q.shape[0]), df_store, total, call, report, compat)
+
+
+def _compatibility(fits: Any) -> Any:
+    """The congeniality check of the fits' formula against the imputation model, when both are
+    known (fits from ``imp.complete().with_(...)`` with a ``formula``); None otherwise."""
+    imp = getattr(getattr(fits, "source", None), "imputation", None)
+    first = next((f for f in fits if not isinstance(f, FailedFit)), None)
+    formula = getattr(first, "formula", None)
+    if imp is None or not isinstance(formula, str):
+        return None
+    from .compatibility import check_compatibility
+
+    try:
+        return check_compatibility(imp, formula)
+    except (ValueError, TypeError, KeyError):  # a formula the check cannot read: no report
+        return None
