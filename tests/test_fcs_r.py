@@ -1,7 +1,11 @@
 """fcs_impute against R's mice (stored references of r_compat/fcs_ref.R and fcs_ref_l2.R,
 made with many imputations): pooled lmer estimates (fixed effects, random-intercept SD, residual SD) and the
 mean and variance of every variable's imputed cells agree within Monte Carlo error (both
-sides' standard errors over imputations)."""
+sides' standard errors over imputations).
+
+polr / polyreg (r_compat/fcs_cat_ref.R, m = 200 on both sides): imputed category shares,
+overall and given a predictor, and completed-data regression coefficients within Monte Carlo
+error; mice's augmented rows and the MASS::polr / nnet::multinom fits on them to 1e-6."""
 
 from __future__ import annotations
 
