@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -164,24 +165,33 @@ def _r_name(name: str) -> str:
     return ":".join(parts)
 
 
-def design_matrix(rhs: str, data: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
-    """Dense float64 design matrix (C-contiguous) of ``rhs`` on ``data`` with R's column names.
-
-    Categorical (pandas Categorical, object, bool) columns get R's treatment contrasts with the
-    first level as reference. Rows are not dropped: missing predictor values are an error here,
-    reported by the caller that knows which argument they came from.
-    """
-    import formulaic
-
+def _logicals_as_factors(rhs: str, data: pd.DataFrame) -> pd.DataFrame:
+    """R treats logicals as factors with levels FALSE, TRUE (column name "bTRUE")."""
     used = [v for v in term_variables(rhs) if v in data.columns]
     bools = [v for v in used if pd.api.types.is_bool_dtype(data[v])]
-    if bools:  # R treats logicals as factors with levels FALSE, TRUE (column name "bTRUE")
+    if bools:
         data = data.copy()
         for v in bools:
             data[v] = pd.Categorical(
                 np.where(data[v].to_numpy(dtype=bool), "TRUE", "FALSE"),
                 categories=["FALSE", "TRUE"],
             )
+    return data
+
+
+def _as_array(mm: Any, rhs: str, n: int) -> tuple[np.ndarray, list[str]]:
+    names = [_r_name(c) for c in mm.columns]
+    x = np.ascontiguousarray(mm.to_numpy(dtype=np.float64))
+    if x.shape[0] != n:
+        raise ValueError(f"design matrix for '{rhs}' has {x.shape[0]} rows but the data have {n}.")
+    return x, names
+
+
+def design_matrix_spec(rhs: str, data: pd.DataFrame) -> tuple[np.ndarray, list[str], Any]:
+    """:func:`design_matrix` plus formulaic's model spec, to build the same columns on new data."""
+    import formulaic
+
+    data = _logicals_as_factors(rhs, data)
     try:
         mm = formulaic.model_matrix(rhs, data, na_action="ignore", output="pandas")
     except Exception as exc:  # formulaic's messages are long; keep the essence
@@ -191,10 +201,35 @@ def design_matrix(rhs: str, data: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
                 f"formula term(s) {missing} not found in the data; columns are {list(data.columns)}."
             ) from None
         raise ValueError(f"could not build the design matrix for '{rhs}': {exc}") from None
-    names = [_r_name(c) for c in mm.columns]
-    x = np.ascontiguousarray(mm.to_numpy(dtype=np.float64))
-    if x.shape[0] != len(data):
+    x, names = _as_array(mm, rhs, len(data))
+    return x, names, mm.model_spec
+
+
+def design_matrix_from_spec(
+    spec: Any, rhs: str, data: pd.DataFrame
+) -> tuple[np.ndarray, list[str]]:
+    """The columns of a model spec (from :func:`design_matrix_spec`) evaluated on ``data``."""
+    data = _logicals_as_factors(rhs, data)
+    try:
+        mm = spec.get_model_matrix(data, na_action="ignore", output="pandas")
+    except Exception as exc:
+        missing = [v for v in term_variables(rhs) if v not in data.columns]
+        if missing:
+            raise ValueError(
+                f"`newdata` lacks the column(s) {missing} that '{rhs}' needs."
+            ) from None
         raise ValueError(
-            f"design matrix for '{rhs}' has {x.shape[0]} rows but the data have {len(data)}."
-        )
+            f"could not build the design matrix of '{rhs}' on `newdata`: {exc}"
+        ) from None
+    return _as_array(mm, rhs, len(data))
+
+
+def design_matrix(rhs: str, data: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """Dense float64 design matrix (C-contiguous) of ``rhs`` on ``data`` with R's column names.
+
+    Categorical (pandas Categorical, object, bool) columns get R's treatment contrasts with the
+    first level as reference. Rows are not dropped: missing predictor values are an error here,
+    reported by the caller that knows which argument they came from.
+    """
+    x, names, _ = design_matrix_spec(rhs, data)
     return x, names

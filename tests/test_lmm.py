@@ -203,10 +203,14 @@ def test_scale_invariance():
 # ---------------------------------------------------------------- errors and warnings
 
 
-def test_error_rank_deficient():
+def test_rank_deficient_columns_dropped_as_lme4():
     d = SIM.assign(x2=2.0 * SIM["x"] + 1.0)
-    with pytest.raises(ValueError, match=r"rank deficient: column\(s\) \['x2'\] are linear"):
-        lmer("y ~ x + x2 + (1 | g)", d)
+    with pytest.warns(UserWarning, match=r"rank deficient so dropping 1 column\(s\).*\['x2'\]"):
+        fit = lmer("y ~ x + x2 + (1 | g)", d)
+    ref = lmer("y ~ x + (1 | g)", d)
+    assert list(fit.fixef.index) == ["(Intercept)", "x"]
+    np.testing.assert_allclose(fit.fixef, ref.fixef, rtol=1e-12)
+    assert fit.loglik == pytest.approx(ref.loglik, rel=1e-12)
 
 
 def test_error_no_variation():
@@ -499,5 +503,12 @@ def test_live_r_loglik_at_matches_mitml_d3_machinery(R, tmp_path):
 
 
 def test_public_names():
-    assert set(lmm.__all__) == {"lmer", "LmerFit", "ConvergenceWarning", "contest"}
+    assert set(lmm.__all__) == {
+        "lmer",
+        "LmerFit",
+        "MultiLmerFit",
+        "ConvergenceWarning",
+        "anova",
+        "contest",
+    }
     assert not any(n.startswith("test") for n in dir(lmm))

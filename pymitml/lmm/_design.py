@@ -17,6 +17,7 @@ For numerical accuracy the optimiser works with orthogonalised designs:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .._frame import as_pandas, check_columns, encode_clusters
-from ..formula import ModelFormula, design_matrix, parse_formula
+from ..formula import ModelFormula, design_matrix_spec, parse_formula
 from . import _kernels
 
 __all__ = ["CrossProducts", "LmerDesign", "build_design", "cross_products"]
@@ -51,6 +52,9 @@ class LmerDesign:
     R0: np.ndarray
     Zt: np.ndarray
     U: np.ndarray
+    x_spec: Any = None
+    z_spec: Any = None
+    x_keep: tuple[int, ...] | None = None
 
     @property
     def n(self) -> int:
@@ -151,6 +155,24 @@ def _numeric_response(df: pd.DataFrame, name: str) -> np.ndarray:
     return np.ascontiguousarray(s.to_numpy(dtype=np.float64, na_value=np.nan))
 
 
+def complete_rows(sub: pd.DataFrame, na_action: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """The analysed columns without incomplete rows (``"omit"``) or an error naming them."""
+    na = sub.isna()
+    counts = na.sum()
+    rows = np.arange(len(sub))
+    if counts.any():
+        if na_action == "fail":
+            bad = ", ".join(f"'{c}' ({int(k)} row(s))" for c, k in counts.items() if k > 0)
+            raise ValueError(
+                f"missing values in the analysis data: {bad}. lmer does not drop rows silently: "
+                "pass na_action='omit' to analyse complete cases (lme4's default), or impute first."
+            )
+        keep = ~na.any(axis=1).to_numpy()
+        rows = rows[keep]
+        sub = sub.loc[keep]
+    return sub.reset_index(drop=True), rows
+
+
 def build_design(formula: str, data: Any, na_action: str = "fail") -> LmerDesign:
     """Validate ``formula`` and ``data`` and build the arrays of the model.
 
@@ -177,21 +199,7 @@ def build_design(formula: str, data: Any, na_action: str = "fail") -> LmerDesign
     df = as_pandas(data)
     variables = f.variables
     check_columns(df, variables, "formula term(s)")
-    sub = df[variables]
-    na = sub.isna()
-    counts = na.sum()
-    rows = np.arange(len(sub))
-    if counts.any():
-        if na_action == "fail":
-            bad = ", ".join(f"'{c}' ({int(k)} row(s))" for c, k in counts.items() if k > 0)
-            raise ValueError(
-                f"missing values in the analysis data: {bad}. lmer does not drop rows silently: "
-                "pass na_action='omit' to analyse complete cases (lme4's default), or impute first."
-            )
-        keep = ~na.any(axis=1).to_numpy()
-        rows = rows[keep]
-        sub = sub.loc[keep]
-    sub = sub.reset_index(drop=True)
+    sub, rows = complete_rows(df[variables], na_action)
     response = f.targets[0]
     y = _numeric_response(sub, response)
     if y.size == 0:
@@ -203,8 +211,9 @@ def build_design(formula: str, data: Any, na_action: str = "fail") -> LmerDesign
         )
     codes, labels = encode_clusters(sub, cast(str, f.cluster))
     codes, labels = _sorted_codes(codes, labels)
-    X, xnames = design_matrix(f.fixed, sub)
-    Z, znames = design_matrix(f.random, sub)
+    X, xnames, x_spec = design_matrix_spec(f.fixed, sub)
+    Z, znames, z_spec = design_matrix_spec(f.random, sub)
+    x_keep = list(range(X.shape[1]))
     Z = np.ascontiguousarray(Z)
     n, p = X.shape
     q = Z.shape[1]
@@ -236,10 +245,18 @@ def build_design(formula: str, data: Any, na_action: str = "fail") -> LmerDesign
         Q, R0 = np.linalg.qr(X)
         aliased = _aliased(R0, xnames)
         if aliased:
-            raise ValueError(
-                f"the fixed-effects design of {formula!r} is rank deficient: column(s) {aliased} "
-                "are linear combinations of earlier columns (aliased); drop them from `formula`."
+            warnings.warn(
+                f"fixed-effect model matrix is rank deficient so dropping {len(aliased)} "
+                f"column(s) / coefficient(s): {aliased} (as lme4)",
+                UserWarning,
+                stacklevel=4,
             )
+            keep = [k for k, nm in enumerate(xnames) if nm not in aliased]
+            x_keep = keep
+            X = np.ascontiguousarray(X[:, keep])
+            xnames = [xnames[k] for k in keep]
+            p = X.shape[1]
+            Q, R0 = np.linalg.qr(X)
     else:
         Q, R0 = np.zeros((n, 0)), np.zeros((0, 0))
     return LmerDesign(
@@ -257,4 +274,7 @@ def build_design(formula: str, data: Any, na_action: str = "fail") -> LmerDesign
         R0=R0,
         Zt=np.ascontiguousarray(Qz * root_n),
         U=Rz / root_n,
+        x_spec=x_spec,
+        z_spec=z_spec,
+        x_keep=tuple(x_keep),
     )

@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 
-__all__ = ["abbreviate", "format_summary", "r_format"]
+__all__ = ["abbreviate", "format_summary", "groups_line", "r_format", "random_block"]
 
 
 def _decimals(x: float, digits: int) -> int:
@@ -62,30 +62,53 @@ def _table(rows: list[list[str]], align: list[str]) -> list[str]:
     return out
 
 
-def _random_block(fit) -> list[str]:
-    names = list(fit.random_names)
-    cov = fit.cov_random.to_numpy()
-    var = np.r_[np.diag(cov), fit.sigma**2]
+def vc_blocks(fit) -> list[tuple[str, list[str], np.ndarray]]:
+    """(group label, column names, covariance matrix) of each random-effect term."""
+    if hasattr(fit, "cov_random_terms"):
+        return fit.cov_random_terms()
+    return [(fit.cluster, list(fit.random_names), fit.cov_random.to_numpy())]
+
+
+def random_block(fit, residual: bool = True) -> list[str]:
+    """lme4's "Random effects:" table (``residual=False``: a GLMM's, without the residual row)."""
+    blocks = vc_blocks(fit)
+    var = np.concatenate([np.diag(c) for _, _, c in blocks])
+    if residual:
+        var = np.r_[var, fit.sigma**2]
     sd = np.sqrt(var)
     vs, ss = r_format(var, 4), r_format(sd, 4)
-    q = len(names)
-    corr = [["" for _ in range(max(q - 1, 0))] for _ in range(q + 1)]
-    cells = {
-        (a, b): (f"{cov[a, b] / (sd[a] * sd[b]):.2f}" if sd[a] * sd[b] > 0 else "NaN")
-        for a in range(q)
-        for b in range(a)
-    }
+    qmax = max(len(names) for _, names, _ in blocks)
+    cells: dict[tuple[int, int, int], str] = {}
+    for k, (_, names, cov) in enumerate(blocks):
+        d = np.sqrt(np.diag(cov))
+        for a in range(len(names)):
+            for b in range(a):
+                cells[(k, a, b)] = f"{cov[a, b] / (d[a] * d[b]):.2f}" if d[a] * d[b] > 0 else "NaN"
     width = max([len(c) for c in cells.values()] + [0])
-    for (a, b), c in cells.items():
-        corr[a][b] = c.rjust(width)
     header = ["Groups", "Name", "Variance", "Std.Dev."] + (
-        ["Corr"] + [""] * (q - 2) if q > 1 else []
+        ["Corr"] + [""] * (qmax - 2) if qmax > 1 else []
     )
     rows = [header]
-    for a in range(q):
-        rows.append([fit.cluster if a == 0 else "", names[a], vs[a], ss[a]] + corr[a])
-    rows.append(["Residual", "", vs[-1], ss[-1]] + corr[q])
+    i = 0
+    for k, (g, names, _) in enumerate(blocks):
+        for a in range(len(names)):
+            corr = [cells[(k, a, b)].rjust(width) if b < a else "" for b in range(qmax - 1)]
+            rows.append([g if a == 0 else "", names[a], vs[i], ss[i]] + corr)
+            i += 1
+    if residual:
+        rows.append(["Residual", "", vs[-1], ss[-1]] + [""] * max(qmax - 1, 0))
     return [" " + line for line in _table(rows, ["l"] * len(header))]
+
+
+def groups_line(fit) -> str:
+    if getattr(fit, "re_terms", ()):
+        seen: dict[str, int] = {}
+        for t in fit.re_terms:  # lme4 lists each grouping factor once
+            seen.setdefault(t.group, t.n_levels)
+        groups = "; ".join(f"{g}, {k}" for g, k in seen.items())
+    else:
+        groups = f"{fit.cluster}, {fit.ngroups}"
+    return f"Number of obs: {fit.nobs}, groups:  {groups}"
 
 
 def _fixed_block(fit) -> list[str]:
@@ -148,8 +171,8 @@ def format_summary(fit) -> str:
     lines += _table([["Min", "1Q", "Median", "3Q", "Max"], r_format(qs, 4)], ["r"] * 5)
     lines.append("")
     lines.append("Random effects:")
-    lines += _random_block(fit)
-    lines.append(f"Number of obs: {fit.nobs}, groups:  {fit.cluster}, {fit.ngroups}")
+    lines += random_block(fit)
+    lines.append(groups_line(fit))
     lines.append("")
     lines.append("Fixed effects:")
     lines += _fixed_block(fit)

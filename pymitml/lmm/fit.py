@@ -314,6 +314,14 @@ class LmerFit:
         """Conditional residuals y - X beta - Z b (nobs,)."""
         return self._design.y - self.fitted()
 
+    def predict(
+        self, newdata: Any = None, *, re_form: Any = None, allow_new_levels: bool = False
+    ) -> np.ndarray:
+        """lme4's ``predict(fit, newdata, re.form, allow.new.levels)``; see :func:`.predict.predict`."""
+        from .predict import predict
+
+        return predict(self, newdata, re_form=re_form, allow_new_levels=allow_new_levels)
+
     # ----- re-evaluation for pooled likelihood tests -----
     @staticmethod
     def theta_from_cov(tau: np.ndarray, sigma: float) -> np.ndarray:
@@ -509,30 +517,50 @@ def _fit(design: LmerDesign, reml: bool, cp: CrossProducts | None = None) -> Lme
     )
 
 
-def lmer(formula: str, data: Any, REML: bool = True, *, na_action: str = "fail") -> LmerFit:
-    """Fit a linear mixed model with one grouping factor, as ``lme4::lmer`` does.
+def lmer(
+    formula: str,
+    data: Any,
+    REML: bool = True,
+    *,
+    na_action: str = "fail",
+    weights: Any = None,
+    offset: Any = None,
+) -> LmerFit:
+    """Fit a linear mixed model, as ``lme4::lmer`` does.
 
     Parameters
     ----------
-    formula : lme4 formula with one random-effects term: ``"y ~ x + (1 | g)"``,
-        ``"y ~ x * w + I(x^2) + sex + (1 + x | g)"``, ``"(0 + x | g)"``, ``"(x | g)"``.
-        Factors (pandas Categorical, strings, booleans) get R's treatment contrasts.
+    formula : lme4 formula. One grouping factor: ``"y ~ x + (1 | g)"``,
+        ``"y ~ x * w + I(x^2) + sex + (1 + x | g)"``, ``"(0 + x | g)"``, ``"(x | g)"``. Several:
+        nested ``"(1 | school/class)"`` (= ``(1 | school) + (1 | class:school)``), crossed
+        ``"(1 | subject) + (1 | item)"``, interaction factors ``"(1 | a:b)"``, uncorrelated
+        ``"(1 + x || g)"``, factors in random terms; ``offset(z)`` terms and transformed
+        responses (``"log(y) ~ ..."``). Factors (pandas Categorical, strings, booleans) get R's
+        treatment contrasts; rank-deficient fixed-effect columns are dropped with a warning
+        (lme4's message).
     data : pandas or polars DataFrame.
     REML : restricted maximum likelihood (default, as lme4) or maximum likelihood.
     na_action : ``"fail"`` (default): a missing value in an analysed column is an error naming
         the column and the count; ``"omit"``: drop incomplete rows (lme4's default na.omit).
+    weights : prior weights (one per row of ``data``): residual variance sigma^2 / w_i.
+    offset : known component of the linear predictor (one per row), added to ``offset()``
+        terms.
 
     Returns
     -------
-    LmerFit
+    LmerFit (a ``MultiLmerFit`` when the model has several random-effect terms, weights or
+    offsets: ``ranef`` is then a dict {grouping factor: DataFrame}, as lme4's list).
 
     Notes
     -----
-    The criterion is lme4's profiled deviance; theta is optimised by projected Newton steps
-    with the analytic gradient (in a parameterisation orthogonalised against the scales of the
-    random-effects columns), to near machine precision, so the optimum is at least as good as
-    lme4's BOBYQA optimum. A fit whose gradient check fails raises :class:`ConvergenceWarning`;
-    a boundary (singular) fit is flagged in ``singular`` and ``messages`` (lme4 prints a message).
+    The criterion is lme4's profiled deviance. With one grouping factor theta is optimised by
+    projected Newton steps with the analytic gradient (in a parameterisation orthogonalised
+    against the scales of the random-effects columns), to near machine precision. With several
+    terms the penalised system is factored blockwise (the largest term's diagonal blocks, a
+    dense Schur complement for the rest, as MixedModels.jl) and theta is optimised by BOBYQA
+    (lme4's optimiser) with tight tolerances, checked by lme4's derivative test. A fit whose
+    check fails raises :class:`ConvergenceWarning`; a boundary (singular) fit is flagged in
+    ``singular`` and ``messages`` (lme4 prints a message).
 
     Examples
     --------
@@ -546,5 +574,23 @@ def lmer(formula: str, data: Any, REML: bool = True, *, na_action: str = "fail")
     [0.95, 0.52]
     """
     check_bool(REML, "REML")
+    from ._terms import parse_lmer_formula
+
+    parsed = parse_lmer_formula(formula)
+    simple = (
+        len(parsed.random) == 1
+        and len(parsed.random[0].groups) == 1
+        and not parsed.offsets
+        and parsed.response_is_column
+        and weights is None
+        and offset is None
+        and "||" not in formula
+    )
+    if not simple:
+        from .multi_fit import fit_multi
+
+        return fit_multi(
+            formula, data, bool(REML), na_action=na_action, weights=weights, offset=offset
+        )
     design = build_design(formula, data, na_action)
     return _fit(design, bool(REML))

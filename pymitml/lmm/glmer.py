@@ -16,9 +16,12 @@ import pandas as pd
 
 from ..exceptions import ConvergenceWarning
 from ._family import make_family
+from ._multi_design import MultiDesign
 from .glmer_design import GlmerDesign, build_glmer_design
-from .glmer_fit import GlmerFit, frame, varcorr_frame
+from .glmer_fit import GlmerFit, MultiGlmerFit, frame, varcorr_frame
 from .glmer_optimize import GlmerObjective, OptimumResult, optimize_glmer
+from .multi_fit import _varcorr as multi_varcorr
+from .multi_fit import re_terms_of
 
 __all__ = ["GlmerFit", "glmer"]
 
@@ -95,7 +98,7 @@ def _assemble(design: GlmerDesign, obj: GlmerObjective, opt: OptimumResult) -> G
     messages = list(opt.messages)
     v_hess, v_rx = _vcov(obj, opt, mode, messages)
     fixed = list(d.fixed_names)
-    T = obj.T(theta)
+    several = isinstance(d, MultiDesign)
     diag = theta[obj.diag]
     singular = bool(np.any(diag < SINGULAR_TOL))
     if singular:
@@ -121,10 +124,28 @@ def _assemble(design: GlmerDesign, obj: GlmerObjective, opt: OptimumResult) -> G
             ConvergenceWarning,
             stacklevel=3,
         )
-    ranef = pd.DataFrame(
-        mode.b, index=pd.Index(d.labels, name=d.cluster), columns=list(d.random_names)
-    )
-    return GlmerFit(
+    if isinstance(d, MultiDesign):
+        Ts = obj.Ts(theta)
+        table = multi_varcorr(d, Ts, 1.0)
+        vc = table.loc[table["grp"] != "Residual"].reset_index(drop=True)
+        b = np.asarray(mode.b).ravel()
+        ranef: Any = {}
+        for info, t in zip(re_terms_of(d), d.terms):
+            ranef[info.label] = pd.DataFrame(
+                b[info.columns].reshape(t.n_levels, t.q),
+                index=pd.Index(t.labels, name=t.group),
+                columns=list(t.names),
+            )
+        ngroups = d.terms[0].n_levels
+    else:
+        vc = varcorr_frame(d, obj.T(theta))
+        ranef = pd.DataFrame(
+            mode.b, index=pd.Index(d.labels, name=d.cluster), columns=list(d.random_names)
+        )
+        ngroups = d.n_clusters
+    cls: Any = MultiGlmerFit if several else GlmerFit
+    extra = {"re_terms": re_terms_of(d)} if isinstance(d, MultiDesign) else {}
+    return cls(
         formula=design.formula,
         family=design.family.name,
         link=design.family.link,
@@ -132,14 +153,14 @@ def _assemble(design: GlmerDesign, obj: GlmerObjective, opt: OptimumResult) -> G
         fixef=pd.Series(beta, index=fixed, dtype=float),
         vcov=frame(v_hess, fixed),
         vcov_rx=frame(v_rx, fixed),
-        varcorr=varcorr_frame(d, T),
+        varcorr=vc,
         theta=theta.copy(),
         objective=float(opt.fun),
         loglik=float(loglik),
         deviance=float(np.sum(mode.devres)),
         ranef=ranef,
         nobs=d.n,
-        ngroups=d.n_clusters,
+        ngroups=ngroups,
         n_fixed=d.p,
         converged=converged,
         singular=singular,
@@ -148,6 +169,7 @@ def _assemble(design: GlmerDesign, obj: GlmerObjective, opt: OptimumResult) -> G
         hessian=opt.hessian,
         _design=design,
         _mode=mode,
+        **extra,
     )
 
 
@@ -208,7 +230,13 @@ def glmer(
     fam = make_family(family, link)
     k = _check_nagq(nAGQ)
     design = build_glmer_design(formula, data, fam, weights, offset, na_action)
-    _check_scalar_term(k, design.lmer.q)
+    if isinstance(design.lmer, MultiDesign):
+        if k > 1:
+            raise ValueError(
+                f"{AGQ_MESSAGE} (got nAGQ={k} with {len(design.lmer.terms)} random-effect terms)."
+            )
+    else:
+        _check_scalar_term(k, design.lmer.q)
     obj = GlmerObjective(design, k)
     opt = optimize_glmer(obj)
     return _assemble(design, obj, opt)

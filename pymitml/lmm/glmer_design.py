@@ -25,6 +25,8 @@ from .._frame import as_pandas, check_columns
 from ..formula import parse_formula
 from ._design import LmerDesign, build_design
 from ._family import Family
+from ._multi_design import MultiDesign, build_multi_design
+from ._terms import parse_lmer_formula
 
 __all__ = ["GlmerDesign", "build_glmer_design"]
 
@@ -32,7 +34,6 @@ __all__ = ["GlmerDesign", "build_glmer_design"]
 _RESPONSE = "glmer_response_"
 _CBIND = re.compile(r"^\s*cbind\s*\((.*)\)\s*$", re.S)
 _OFFSET = re.compile(r"\+?\s*offset\s*\(")
-_BAR_TERM = re.compile(r"\(([^()|]*)\|\|?([^()]*)\)")
 _IDENT = re.compile(r"[A-Za-z_.][\w.]*")
 
 
@@ -40,7 +41,7 @@ _IDENT = re.compile(r"[A-Za-z_.][\w.]*")
 class GlmerDesign:
     """lmer's design plus the GLMM response: y (n,), prior weights (n,), offset (n,)."""
 
-    lmer: LmerDesign
+    lmer: LmerDesign | MultiDesign
     formula: str
     response: str
     y: np.ndarray
@@ -82,15 +83,10 @@ def _take_offsets(rhs: str) -> tuple[str, list[str]]:
         rhs = re.sub(r"^\s*\+", "", rhs).strip() or "1"
 
 
-def _check_one_factor(formula: str, rhs: str) -> None:
-    terms = _BAR_TERM.findall(rhs)
-    clusters = [g.strip() for _, g in terms]
-    if len(terms) > 1 or any(("/" in g or ":" in g) for g in clusters):
-        raise ValueError(
-            "glmer with more than one grouping factor is not available yet: "
-            f"{formula!r} has the random-effects terms "
-            f"{[f'({e.strip()} | {g})' for e, g in terms]}; fit one '(expr | cluster)' term."
-        )
+def _several_terms(formula: str, rhs: str) -> bool:
+    """True when the random part needs the general design (several terms, a:b, a/b, ||)."""
+    terms = parse_lmer_formula(f"{_RESPONSE} ~ {rhs}").random
+    return len(terms) > 1 or len(terms[0].groups) > 1 or "||" in rhs
 
 
 def _variables(expr: str, df: pd.DataFrame, what: str) -> list[str]:
@@ -256,10 +252,13 @@ def build_glmer_design(
     if na_action not in ("fail", "omit"):
         raise ValueError(f"`na_action` must be 'fail' or 'omit'; got {na_action!r}.")
     lhs, rhs = (s.strip() for s in formula.split("~"))
-    _check_one_factor(formula, rhs)
     rhs, offset_exprs = _take_offsets(rhs)
+    several = _several_terms(formula, rhs)
     df = as_pandas(data).reset_index(drop=True)
-    rhs_vars = parse_formula(f"{_RESPONSE} ~ {rhs}").variables[1:]
+    if several:
+        rhs_vars = [v for v in parse_lmer_formula(f"{_RESPONSE} ~ {rhs}").variables[1:]]
+    else:
+        rhs_vars = parse_formula(f"{_RESPONSE} ~ {rhs}").variables[1:]
     check_columns(df, rhs_vars, "formula term(s)")
     lhs_vars = _variables(lhs.removeprefix("cbind"), df, "response")
     w_arg = _argument_column(weights, df, "weights")
@@ -279,7 +278,12 @@ def build_glmer_design(
         )
     sub = df.loc[keep, rhs_vars].reset_index(drop=True)
     sub[_RESPONSE] = y[keep]
-    lmer_design = build_design(f"{_RESPONSE} ~ {rhs}", sub, "fail")
+    if several:
+        lmer_design: LmerDesign | MultiDesign = build_multi_design(
+            f"{_RESPONSE} ~ {rhs}", sub, "fail", check_nobs=False
+        )
+    else:
+        lmer_design = build_design(f"{_RESPONSE} ~ {rhs}", sub, "fail")
     rows = np.flatnonzero(keep)
     lmer_design = _with_rows(lmer_design, rows, formula)
     return GlmerDesign(
@@ -294,7 +298,7 @@ def build_glmer_design(
     )
 
 
-def _with_rows(design: LmerDesign, rows: np.ndarray, formula: str) -> LmerDesign:
+def _with_rows(design: Any, rows: np.ndarray, formula: str) -> Any:
     from dataclasses import replace
 
     return replace(design, rows=rows[design.rows])

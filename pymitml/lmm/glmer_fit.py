@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -14,8 +14,9 @@ from ._family import Family
 from ._pirls import PirlsResult, lower_tri
 from .fit import _varcorr
 from .glmer_design import GlmerDesign
+from .multi_fit import SeveralTerms
 
-__all__ = ["GlmerFit"]
+__all__ = ["GlmerFit", "MultiGlmerFit"]
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -82,7 +83,7 @@ class GlmerFit:
     @property
     def Z(self) -> np.ndarray:
         """Random-effects design of each row (nobs, q)."""
-        return self._design.lmer.Z
+        return cast(LmerDesign, self._design.lmer).Z
 
     @property
     def y(self) -> np.ndarray:
@@ -100,15 +101,15 @@ class GlmerFit:
 
     @property
     def cluster_codes(self) -> np.ndarray:
-        return self._design.lmer.codes
+        return cast(LmerDesign, self._design.lmer).codes
 
     @property
     def cluster_labels(self) -> np.ndarray:
-        return self._design.lmer.labels
+        return cast(LmerDesign, self._design.lmer).labels
 
     @property
     def cluster(self) -> str:
-        return self._design.lmer.cluster
+        return cast(LmerDesign, self._design.lmer).cluster
 
     @property
     def rows(self) -> np.ndarray:
@@ -125,7 +126,7 @@ class GlmerFit:
 
     @property
     def random_names(self) -> tuple[str, ...]:
-        return self._design.lmer.random_names
+        return cast(LmerDesign, self._design.lmer).random_names
 
     @property
     def family_object(self) -> Family:
@@ -245,3 +246,35 @@ def varcorr_frame(design: LmerDesign, T: np.ndarray) -> pd.DataFrame:
 
 def frame(values: Any, names: list[str]) -> pd.DataFrame:
     return pd.DataFrame(np.asarray(values, dtype=float), index=names, columns=names)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class MultiGlmerFit(SeveralTerms, GlmerFit):
+    """A GLMM with several random-effect terms: ``ranef`` is a dict {grouping factor: DataFrame}.
+
+    ``re_terms`` describes the terms and ``Z_sparse()`` gives the full Z; the one-factor
+    accessors (``Z``, ``cluster_codes``, ``cov_random``, ``T``, ``random_names``) raise.
+    """
+
+    re_terms: tuple = field(default=())
+
+    def Z_sparse(self) -> Any:
+        """Z (nobs, number of random effects) as scipy CSC, in lme4's column order."""
+        return self._design.lmer.Z_sparse()  # type: ignore[union-attr]
+
+    def cov_random_terms(self) -> list[tuple[str, list[str], np.ndarray]]:
+        """(group label, column names, T T') of each term, in lme4's order."""
+        out = []
+        for info in self.re_terms:
+            T = lower_tri(self.theta[info.theta], len(info.names))
+            out.append((info.label, list(info.names), T @ T.T))
+        return out
+
+    def __repr__(self) -> str:
+        groups = ", ".join(f"{t.label}={t.n_levels}" for t in self.re_terms)
+        return (
+            f"<GlmerFit {self.family}({self.link}) {self.formula!r}: nobs={self.nobs}, "
+            f"groups: {groups}, loglik={self.loglik:.4f}"
+            f"{', singular' if self.singular else ''}"
+            f"{'' if self.converged else ', NOT converged'}>"
+        )

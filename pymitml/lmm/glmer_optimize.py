@@ -16,9 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from ._design import LmerDesign
+from ._multi_design import MultiDesign
 from ._pirls import GlmmData, OneFactorSystem, PirlsResult, lower_tri, pirls
 from ._pirls_agq import agq_deviance
 from .glmer_design import GlmerDesign
@@ -41,10 +44,22 @@ class GlmerObjective:
     def __init__(self, design: GlmerDesign, nAGQ: int):
         d = design.lmer
         self.design, self.nAGQ = design, int(nAGQ)
-        self.system = OneFactorSystem(d.X, d.Z, d.codes, d.n_clusters)
         self.data = GlmmData(design.y, design.weights, design.offset, design.family)
-        self.q, self.p = d.q, d.p
-        self.diag = _tri_diag(d.q)
+        self.p = d.p
+        self.system: Any
+        if isinstance(d, MultiDesign):  # several terms: sparse Z and block-diagonal Lambda
+            from ._pirls_sparse import SparseSystem
+
+            self.qs = [t.q for t in d.terms]
+            self.q = 0
+            self.diag = np.concatenate([_tri_diag(q) for q in self.qs])
+            self._lam = _lambda_pattern(d)
+            self.system = SparseSystem(d.X, d.Z_sparse(), self._lambda)
+        else:
+            self.qs = [d.q]
+            self.q = d.q
+            self.diag = _tri_diag(d.q)
+            self.system = OneFactorSystem(d.X, d.Z, d.codes, d.n_clusters)
         self.n_theta = self.diag.size
         self.lower_theta = np.where(self.diag, 0.0, -np.inf)
         self.beta = _glm_start(design)
@@ -79,6 +94,7 @@ class GlmerObjective:
         if self.nAGQ <= 1:
             return res.laplace
         d = self.design.lmer
+        assert isinstance(d, LmerDesign)  # quadrature only for one scalar term
         return agq_deviance(res, self.data, d.Z, d.codes, float(theta[0]), self.nAGQ)
 
     def stage2(self, x: np.ndarray) -> float:
@@ -91,6 +107,40 @@ class GlmerObjective:
 
     def T(self, theta: np.ndarray) -> np.ndarray:
         return lower_tri(theta, self.q)
+
+    def Ts(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Each term's relative covariance factor, in lme4's term order."""
+        out, k = [], 0
+        for q in self.qs:
+            n = q * (q + 1) // 2
+            out.append(lower_tri(theta[k : k + n], q))
+            k += n
+        return out
+
+    def _lambda(self, theta: np.ndarray) -> Any:
+        from scipy import sparse
+
+        rows, cols, src, size = self._lam
+        return sparse.csc_matrix((theta[src], (rows, cols)), shape=(size, size))
+
+
+def _lambda_pattern(d: MultiDesign) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Rows, columns and theta index of every stored element of Lambda (block diagonal)."""
+    rows, cols, src = [], [], []
+    start = th = 0
+    for t in d.terms:
+        q, J = t.q, t.n_levels
+        k = th
+        for c in range(q):
+            for r in range(c, q):
+                lev = np.arange(J) * q + start
+                rows.append(lev + r)
+                cols.append(lev + c)
+                src.append(np.full(J, k))
+                k += 1
+        start += q * J
+        th += t.n_theta
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(src), start
 
 
 def _glm_start(design: GlmerDesign) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._summary import _corr_block, _table, _zapsmall, r_format
+from ._summary import _corr_block, _table, _zapsmall, groups_line, r_format, random_block
 
 __all__ = ["format_glmer_summary"]
 
@@ -30,29 +30,6 @@ def _stars(p: float) -> str:
         if p < cut:
             return s
     return ""
-
-
-def _random_block(fit) -> list[str]:
-    names = list(fit.random_names)
-    cov = fit.cov_random.to_numpy()
-    var = np.diag(cov)
-    sd = np.sqrt(var)
-    vs, ss = r_format(var, 4), r_format(sd, 4)
-    q = len(names)
-    header = ["Groups", "Name", "Variance", "Std.Dev."] + (
-        ["Corr"] + [""] * (q - 2) if q > 1 else []
-    )
-    rows = [header]
-    for a in range(q):
-        corr = [
-            (f"{cov[a, b] / (sd[a] * sd[b]):.2f}" if sd[a] * sd[b] > 0 else "NaN") for b in range(a)
-        ]
-        rows.append(
-            [fit.cluster if a == 0 else "", names[a], vs[a], ss[a]]
-            + corr
-            + [""] * (max(q - 1, 0) - len(corr))
-        )
-    return [" " + line for line in _table(rows, ["l"] * len(header))]
 
 
 def _fixed_block(fit) -> list[str]:
@@ -104,8 +81,8 @@ def format_glmer_summary(fit) -> str:
     )
     lines.append("")
     lines.append("Random effects:")
-    lines += _random_block(fit)
-    lines.append(f"Number of obs: {fit.nobs}, groups:  {fit.cluster}, {fit.ngroups}")
+    lines += random_block(fit, residual=False)
+    lines.append(groups_line(fit))
     lines.append("")
     lines.append("Fixed effects:")
     lines += _fixed_block(fit)
