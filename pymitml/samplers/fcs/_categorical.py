@@ -299,15 +299,48 @@ def mlogit_loglik(X, y, w, par, K, pr):
 
 
 @njit
+def _row_products(X, i, xx):
+    """xx <- the products x_ij x_ih, j <= h, of row i (the upper triangle of x_i x_i')."""
+    p = X.shape[1]
+    t = 0
+    for j in range(p):
+        xj = X[i, j]
+        for h in range(j, p):
+            xx[t] = xj * X[i, h]
+            t += 1
+
+
+@njit
+def _scatter_blocks(acc, K, p, H):
+    """H <- the symmetric matrix whose (k, l) block of order p (k <= l, categories 1..K-1) has
+    the upper triangle acc[b] (b counting the pairs k <= l); every block is symmetric."""
+    b = 0
+    for k in range(K - 1):
+        for c2 in range(k, K - 1):
+            t = 0
+            for j in range(p):
+                for h in range(j, p):
+                    v = acc[b, t]
+                    H[k * p + j, c2 * p + h] = v
+                    H[k * p + h, c2 * p + j] = v
+                    t += 1
+            b += 1
+    _symmetrise(H, (K - 1) * p)
+
+
+@njit
 def mlogit_derivatives(X, y, w, par, K, wk, pr):
     """wk.g <- sum_i w_i (e_{y_i} - p_i) (x) x_i, wk.H <- sum_i w_i (diag p_i - p_i p_i') (x) x_i
     x_i' (categories 1..K-1; the parameter of category k and predictor j is (k - 1) p + j);
-    returns the log-likelihood."""
+    returns the log-likelihood. One pass over the rows: each row's products x_i x_i' are formed
+    once and added to every block with its weight w_i (p_ik [k = l] - p_ik p_il)."""
     n, p = X.shape
     m = (K - 1) * p
     wk.g[:m] = 0.0
-    wk.H[:m, :m] = 0.0
-    P = np.empty((n, K))
+    nb = (K - 1) * K // 2
+    acc = np.zeros((nb, p * (p + 1) // 2))
+    xx = np.empty(p * (p + 1) // 2)
+    cc = np.empty(nb)
     ll = 0.0
     for i in range(n):
         _mlogit_row(X, i, par, K, pr)
@@ -315,19 +348,20 @@ def mlogit_derivatives(X, y, w, par, K, wk, pr):
         if not pr[y[i]] > 0.0:
             return -np.inf
         ll += wi * math.log(pr[y[i]])
-        for k in range(K):
-            P[i, k] = pr[k]
+        b = 0
         for k in range(1, K):
             r = wi * ((1.0 if y[i] == k else 0.0) - pr[k])
             for j in range(p):
                 wk.g[(k - 1) * p + j] += r * X[i, j]
-    c = np.empty(n)
-    for k in range(1, K):
-        for c2 in range(k, K):
-            for i in range(n):
-                c[i] = w[i] * ((P[i, k] if c2 == k else 0.0) - P[i, k] * P[i, c2])
-            weighted_gram(X, c, wk.H, (k - 1) * p, (c2 - 1) * p)
-    _symmetrise(wk.H, m)  # the blocks on and above the diagonal are complete
+            for c2 in range(k, K):
+                cc[b] = wi * ((pr[k] if c2 == k else 0.0) - pr[k] * pr[c2])
+                b += 1
+        _row_products(X, i, xx)
+        for b in range(nb):
+            cb = cc[b]
+            for t in range(len(xx)):
+                acc[b, t] += cb * xx[t]
+    _scatter_blocks(acc, K, p, wk.H)
     return ll
 
 
