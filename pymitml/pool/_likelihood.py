@@ -205,18 +205,30 @@ def _lmer_stacked_fit(fits: list):
 
 def _stacked_design(fits: list) -> tuple[str, pd.DataFrame]:
     """``y ~ 0 + x0 + ... + (0 + z0 + ... | g)`` and its data: the fits' design arrays stacked,
-    clusters relabelled per imputation."""
+    clusters relabelled per imputation (every grouping factor of a fit with several terms)."""
     X = np.concatenate([f.X for f in fits])
-    Z = np.concatenate([f.Z for f in fits])
     y = np.concatenate([f.y for f in fits])
-    offsets = np.cumsum([0] + [f.ngroups for f in fits[:-1]])
-    g = np.concatenate([f.cluster_codes + o for f, o in zip(fits, offsets)])
-    cols = {"y": y, "g": g}
+    cols: dict[str, np.ndarray] = {"y": y}
     cols.update({f"x{j}": X[:, j] for j in range(X.shape[1])})
-    cols.update({f"z{j}": Z[:, j] for j in range(Z.shape[1])})
     fixed = " + ".join(["0", *(f"x{j}" for j in range(X.shape[1]))])
-    random = " + ".join(["0", *(f"z{j}" for j in range(Z.shape[1]))])
-    return f"y ~ {fixed} + ({random} | g)", pd.DataFrame(cols)
+    terms = []
+    designs = [getattr(f._design, "lmer", f._design) for f in fits]
+    if not hasattr(designs[0], "terms"):
+        per_fit = [[(f.Z, f.cluster_codes, f.ngroups)] for f in fits]
+    else:
+        if any(d.weights is not None or d.offset is not None for d in designs):
+            raise ValueError(
+                "D4 cannot stack lmer fits with prior weights or offsets; use D1 or D2."
+            )
+        per_fit = [[(t.Z, t.codes, t.n_levels) for t in d.terms] for d in designs]
+    for k in range(len(per_fit[0])):
+        offsets = np.cumsum([0] + [pf[k][2] for pf in per_fit[:-1]])
+        cols[f"g{k}"] = np.concatenate([pf[k][1] + o for pf, o in zip(per_fit, offsets)])
+        Z = np.concatenate([pf[k][0] for pf in per_fit])
+        cols.update({f"z{k}_{j}": Z[:, j] for j in range(Z.shape[1])})
+        random = " + ".join(["0", *(f"z{k}_{j}" for j in range(Z.shape[1]))])
+        terms.append(f"({random} | g{k})")
+    return f"y ~ {fixed} + {' + '.join(terms)}", pd.DataFrame(cols)
 
 
 class _Glmer(_MaximumLikelihood):
