@@ -519,3 +519,33 @@ def test_sparse_system_equals_one_factor_system(fixed):
     assert b.laplace == pytest.approx(a.laplace, rel=1e-12)
     np.testing.assert_allclose(b.u.ravel(), a.u.ravel(), atol=1e-10)
     np.testing.assert_allclose(b.beta, a.beta, atol=1e-10)
+
+
+@pytest.mark.parametrize("fixed", [True, False])
+def test_blocked_system_equals_sparse_system(fixed):
+    """lmer's blocked factorisation in PIRLS equals the generic sparse system (three factors)."""
+    from scipy import sparse
+
+    from pymitml.lmm._pirls_blocked import BlockedSystem
+    from pymitml.lmm._pirls_sparse import SparseSystem
+
+    r = REF["grouseticks"]
+    gt = pd.read_csv(HERE / "glmer_grouseticks.csv")
+    gt["YEAR"] = gt["YEAR"].astype(str)
+    fam = make_family("poisson", None)
+    d = build_glmer_design(r["formula"], gt, fam, None, None, "fail")
+    M = d.lmer
+    sizes = [t.n_levels for t in M.terms]
+
+    def lam(theta):
+        return sparse.diags(np.repeat(theta, sizes), format="csc")
+
+    data = GlmmData(d.y, d.weights, d.offset, fam)
+    theta, beta = np.asarray(r["theta"]), np.asarray(r["fixef"])
+    a = pirls(SparseSystem(M.X, M.Z_sparse(), lam), data, theta, beta, fixed=fixed)
+    b = pirls(BlockedSystem(M), data, theta, beta, fixed=fixed)
+    assert a is not None and b is not None
+    assert b.laplace == pytest.approx(a.laplace, rel=1e-11)
+    np.testing.assert_allclose(b.u.ravel(), a.u.ravel(), atol=1e-9)
+    np.testing.assert_allclose(b.b.ravel(), a.b.ravel(), atol=1e-9)
+    np.testing.assert_allclose(b.beta, a.beta, atol=1e-9)

@@ -25,7 +25,16 @@ from . import _multi_kernels as mk
 from ._design import RANK_TOL, _numeric_response, complete_rows
 from ._terms import LmerFormula, RandomTerm, parse_lmer_formula
 
-__all__ = ["MultiDesign", "MultiSystem", "TermDesign", "build_multi_design", "multi_system"]
+__all__ = [
+    "MultiDesign",
+    "MultiPattern",
+    "MultiSystem",
+    "TermDesign",
+    "build_multi_design",
+    "fill_system",
+    "multi_pattern",
+    "multi_system",
+]
 
 #: largest dense Schur complement (columns of the non-leading terms + X + y) allowed
 MAX_DENSE = 20000
@@ -317,13 +326,24 @@ def build_multi_design(
     )
 
 
-def multi_system(design: MultiDesign, y: np.ndarray | None = None) -> MultiSystem:
-    """Cross-products of the weighted design for response ``y`` (default: the design's)."""
-    y = design.y if y is None else y
-    if design.offset is not None:
-        y = y - design.offset
+@dataclass(frozen=True, eq=False)
+class MultiPattern:
+    """The theta- and weight-independent structure of the blocked system (see _multi_kernels)."""
+
+    lead: int
+    rest: tuple[int, ...]
+    ptr: np.ndarray
+    cols: np.ndarray
+    colinfo: np.ndarray
+    tinfo: np.ndarray
+    rcodes: np.ndarray
+    n_re: int
+    rest_start: tuple[int, ...]
+
+
+def multi_pattern(design: MultiDesign) -> MultiPattern:
+    """Which columns of [rest | X | y] each level of the leading term meets, and their layout."""
     n, p = design.n, design.p
-    sw = np.ones(n) if design.weights is None else np.sqrt(design.weights)
     terms = design.terms
     sizes = [t.q * t.n_levels for t in terms]
     lead = int(np.argmax(sizes))
@@ -337,19 +357,15 @@ def multi_system(design: MultiDesign, y: np.ndarray | None = None) -> MultiSyste
             "random-effect terms."
         )
     t1 = terms[lead]
-    q1, J1 = t1.q, t1.n_levels
-    XY = np.ascontiguousarray(np.column_stack([design.X, y]) * sw[:, None])
-    Z1 = np.ascontiguousarray(t1.Z * sw[:, None])
+    J1 = t1.n_levels
     starts: list[int] = []
     tinfo: list[tuple[int, int, int]] = []
-    zblocks: list[np.ndarray] = []
     colinfo_parts: list[np.ndarray] = []
     pos = zc = 0
     for k in rest:
         t = terms[k]
         starts.append(pos)
         tinfo.append((t.q, zc, pos))
-        zblocks.append(t.Z * sw[:, None])
         off = np.tile(np.arange(t.q), t.n_levels)
         colinfo_parts.append(
             np.column_stack([off, np.full(off.size, len(colinfo_parts)), np.full(off.size, t.q)])
@@ -362,15 +378,10 @@ def multi_system(design: MultiDesign, y: np.ndarray | None = None) -> MultiSyste
     rcodes = np.ascontiguousarray(
         np.column_stack([terms[k].codes for k in rest]) if rest else np.zeros((n, 0), np.int64)
     )
-    Zr = np.ascontiguousarray(np.column_stack(zblocks) if rest else np.zeros((n, 0)))
-    tinfo_a = np.array(tinfo, dtype=np.int64).reshape(-1, 3)
-    # pattern: the rest blocks each level of the leading term meets, then all of X and y
     pieces = []
     for (qt, _, start), k in zip(tinfo, rest):
         pair = np.unique(t1.codes * (n_re + 1) + start + terms[k].codes * qt)
-        pieces.append(pair)
-        if qt > 1:
-            pieces[-1] = np.concatenate([pair + o for o in range(qt)])
+        pieces.append(np.concatenate([pair + o for o in range(qt)]) if qt > 1 else pair)
     pat = np.unique(np.concatenate(pieces)) if pieces else np.zeros(0, np.int64)
     lev = pat // (n_re + 1)
     col = pat % (n_re + 1)
@@ -378,54 +389,67 @@ def multi_system(design: MultiDesign, y: np.ndarray | None = None) -> MultiSyste
     ptr = np.zeros(J1 + 1, dtype=np.int64)
     np.cumsum(per, out=ptr[1:])
     cols = np.empty(int(ptr[-1]), dtype=np.int64)
-    xy_cols = np.arange(n_re, m)
-    counts = np.zeros(J1, dtype=np.int64)
     first = np.searchsorted(lev, np.arange(J1))
-    for_lev = np.arange(pat.size) - first[lev]
-    cols[ptr[lev] + for_lev] = col
-    counts = per - (p + 1)
-    xy_pos = (ptr[:-1] + counts)[:, None] + np.arange(p + 1)[None, :]
-    cols[xy_pos.ravel()] = np.tile(xy_cols, J1)
-    Bv = np.zeros((cols.size, q1))
-    A1 = np.zeros((J1, q1, q1))
-    mk.lead_crossproducts(t1.codes, Z1, rcodes, Zr, tinfo_a, XY, ptr, cols, Bv, A1)
-    # dense [rest | X | y] cross-product
-    if rest:
-        Zs = sparse.hstack(
-            [
-                sparse.csr_matrix(
-                    (
-                        (terms[k].Z * sw[:, None]).ravel(),
-                        (
-                            np.repeat(np.arange(n), terms[k].q),
-                            (terms[k].codes[:, None] * terms[k].q + np.arange(terms[k].q)).ravel(),
-                        ),
-                    ),
-                    shape=(n, sizes[k]),
-                )
-                for k in rest
-            ],
-            format="csr",
-        )
-        C = np.empty((m, m))
-        C[:n_re, :n_re] = (Zs.T @ Zs).toarray()
-        ZX = np.asarray(Zs.T @ XY)
-        C[:n_re, n_re:] = ZX
-        C[n_re:, :n_re] = ZX.T
-        C[n_re:, n_re:] = XY.T @ XY
-    else:
-        C = XY.T @ XY
-    log_w = 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))
-    return MultiSystem(
+    cols[ptr[lev] + np.arange(pat.size) - first[lev]] = col
+    xy_pos = (ptr[:-1] + per - (p + 1))[:, None] + np.arange(p + 1)[None, :]
+    cols[xy_pos.ravel()] = np.tile(np.arange(n_re, m), J1)
+    return MultiPattern(
         lead=lead,
         rest=rest,
-        A1=A1,
         ptr=ptr,
         cols=cols,
-        Bv=Bv,
-        C=np.ascontiguousarray(C),
         colinfo=colinfo,
+        tinfo=np.array(tinfo, dtype=np.int64).reshape(-1, 3),
+        rcodes=rcodes,
         n_re=n_re,
         rest_start=tuple(starts),
+    )
+
+
+def fill_system(
+    pattern: MultiPattern, design: MultiDesign, sw: np.ndarray, y: np.ndarray, log_w: float = 0.0
+) -> MultiSystem:
+    """Cross-products of sqrt-weighted [Z | X | y] on the pattern (weights ``sw**2``)."""
+    terms = design.terms
+    t1 = terms[pattern.lead]
+    n, p = design.n, design.p
+    m = pattern.n_re + p + 1
+    XY = np.empty((n, p + 1))
+    XY[:, :p] = design.X * sw[:, None]
+    XY[:, p] = y * sw
+    Z1 = np.ascontiguousarray(t1.Z * sw[:, None])
+    Zr = np.ascontiguousarray(
+        np.column_stack([terms[k].Z for k in pattern.rest]) * sw[:, None]
+        if pattern.rest
+        else np.zeros((n, 0))
+    )
+    Bv = np.zeros((pattern.cols.size, t1.q))
+    A1 = np.zeros((t1.n_levels, t1.q, t1.q))
+    mk.lead_crossproducts(
+        t1.codes, Z1, pattern.rcodes, Zr, pattern.tinfo, XY, pattern.ptr, pattern.cols, Bv, A1
+    )
+    C = np.zeros((m, m))
+    mk.rest_crossproducts(pattern.rcodes, Zr, pattern.tinfo, XY, C)
+    return MultiSystem(
+        lead=pattern.lead,
+        rest=pattern.rest,
+        A1=A1,
+        ptr=pattern.ptr,
+        cols=pattern.cols,
+        Bv=Bv,
+        C=C,
+        colinfo=pattern.colinfo,
+        n_re=pattern.n_re,
+        rest_start=pattern.rest_start,
         log_weights=log_w,
     )
+
+
+def multi_system(design: MultiDesign, y: np.ndarray | None = None) -> MultiSystem:
+    """Cross-products of the prior-weighted design for response ``y`` (default: the design's)."""
+    y = design.y if y is None else y
+    if design.offset is not None:
+        y = y - design.offset
+    sw = np.ones(design.n) if design.weights is None else np.sqrt(design.weights)
+    log_w = 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))
+    return fill_system(multi_pattern(design), design, sw, np.asarray(y, dtype=float), log_w)

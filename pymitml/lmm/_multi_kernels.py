@@ -62,6 +62,38 @@ def lead_crossproducts(codes1, Z1, rcodes, Zr, tinfo, XY, ptr, cols, Bv, A1):
 
 
 @njit
+def rest_crossproducts(rcodes, Zr, tinfo, XY, C):
+    """Add [Z_r X y]'[Z_r X y] (both triangles) into the zeroed dense C, row by row."""
+    n, pxy = XY.shape
+    k_rest = rcodes.shape[1]
+    n_re = C.shape[0] - pxy
+    width = Zr.shape[1] + pxy
+    idx = np.empty(width, dtype=np.int64)
+    val = np.empty(width)
+    for i in range(n):
+        cnt = 0
+        for t in range(k_rest):
+            qt = tinfo[t, 0]
+            zc = tinfo[t, 1]
+            base = tinfo[t, 2] + rcodes[i, t] * qt
+            for o in range(qt):
+                idx[cnt] = base + o
+                val[cnt] = Zr[i, zc + o]
+                cnt += 1
+        for c in range(pxy):
+            idx[cnt] = n_re + c
+            val[cnt] = XY[i, c]
+            cnt += 1
+        for a in range(cnt):
+            va = val[a]
+            if va == 0.0:
+                continue
+            row = C[idx[a]]
+            for b in range(cnt):
+                row[idx[b]] += va * val[b]
+
+
+@njit
 def _find(cols, lo, hi, c):
     """Position of column c in the sorted cols[lo:hi] (it is there by construction)."""
     while hi - lo > 1:
@@ -186,14 +218,13 @@ def _subtract_gram(S, cols, W, lo, hi):
 
 
 @njit
-def lead_modes(L1, T1, ptr, cols, W, x, B1):
-    """Conditional modes of the leading term, b_j = T1 L_j^{-T}(-sum_e W_e x_{c_e}), into B1.
-
-    x holds the solution for [rest | X] and -1 for the y column.
+def lead_modes(L1, T1, ptr, cols, W, x, U1, B1):
+    """Spherical modes u_j = L_j^{-T}(-sum_e W_e x_{c_e}) of the leading term (into U1) and
+    b_j = T1 u_j (into B1); x holds the solution for [rest | X] and -1 for the y column.
     """
     J1, q1 = B1.shape
-    u = np.empty(q1)
     for j in range(J1):
+        u = U1[j]
         L = L1[j]
         for a in range(q1):
             s = 0.0

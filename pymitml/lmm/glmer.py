@@ -237,6 +237,9 @@ def glmer(
             )
     else:
         _check_scalar_term(k, design.lmer.q)
-    obj = GlmerObjective(design, k)
-    opt = optimize_glmer(obj)
-    return _assemble(design, obj, opt)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # small dense factorisations: one BLAS thread, same result anywhere
+        obj = GlmerObjective(design, k)
+        opt = optimize_glmer(obj)
+        return _assemble(design, obj, opt)

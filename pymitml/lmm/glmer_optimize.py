@@ -47,14 +47,13 @@ class GlmerObjective:
         self.data = GlmmData(design.y, design.weights, design.offset, design.family)
         self.p = d.p
         self.system: Any
-        if isinstance(d, MultiDesign):  # several terms: sparse Z and block-diagonal Lambda
-            from ._pirls_sparse import SparseSystem
+        if isinstance(d, MultiDesign):  # several terms: lmer's blocked factorisation
+            from ._pirls_blocked import BlockedSystem
 
             self.qs = [t.q for t in d.terms]
             self.q = 0
             self.diag = np.concatenate([_tri_diag(q) for q in self.qs])
-            self._lam = _lambda_pattern(d)
-            self.system = SparseSystem(d.X, d.Z_sparse(), self._lambda)
+            self.system = BlockedSystem(d)
         else:
             self.qs = [d.q]
             self.q = d.q
@@ -116,31 +115,6 @@ class GlmerObjective:
             out.append(lower_tri(theta[k : k + n], q))
             k += n
         return out
-
-    def _lambda(self, theta: np.ndarray) -> Any:
-        from scipy import sparse
-
-        rows, cols, src, size = self._lam
-        return sparse.csc_matrix((theta[src], (rows, cols)), shape=(size, size))
-
-
-def _lambda_pattern(d: MultiDesign) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Rows, columns and theta index of every stored element of Lambda (block diagonal)."""
-    rows, cols, src = [], [], []
-    start = th = 0
-    for t in d.terms:
-        q, J = t.q, t.n_levels
-        k = th
-        for c in range(q):
-            for r in range(c, q):
-                lev = np.arange(J) * q + start
-                rows.append(lev + r)
-                cols.append(lev + c)
-                src.append(np.full(J, k))
-                k += 1
-        start += q * J
-        th += t.n_theta
-    return np.concatenate(rows), np.concatenate(cols), np.concatenate(src), start
 
 
 def _glm_start(design: GlmerDesign) -> np.ndarray:

@@ -486,7 +486,8 @@ def _fit_multi_body(design: MultiDesign, reml: bool, system: MultiSystem | None)
     beta, u_rest, x = crit.solution()
     lead = design.terms[system.lead]
     B1 = np.empty((lead.n_levels, lead.q))
-    mk.lead_modes(crit.L1, crit.T1, system.ptr, system.cols, crit.W, x, B1)
+    U1 = np.empty((lead.n_levels, lead.q))
+    mk.lead_modes(crit.L1, crit.T1, system.ptr, system.cols, crit.W, x, U1, B1)
     Ts = [crit.T(theta, k) for k in range(len(design.terms))]
     b_parts: list[np.ndarray] = [np.zeros(0)] * len(design.terms)
     b_parts[system.lead] = B1.ravel()
