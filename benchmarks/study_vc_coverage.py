@@ -18,6 +18,17 @@ slope     : 60 clusters of 12, y = 1 + 0.5 x + u0 + u1 x + e, sd(u0) = 1, sd(u1)
             cor(u0, u1) = 0.3, sigma = 1 (ICC = tau00 / (tau00 + sigma^2) = 0.5).
 
 The slow test tests/test_pool_vc_coverage.py runs a short version (marked ``slow``).
+
+Measured (500 replications, m = 10, seeds 1 + 1000 k; Monte Carlo SE of a rate near 0.95:
+0.010), coverage of the 95% intervals:
+
+    intercept: sd(Intercept) 0.942, sd(Residual) 0.950, ICC 0.944
+    slope:     sd(Intercept) 0.940, sd(x) 0.980, cor 0.944, cov 0.966, sd(Residual) 0.948,
+               ICC 0.932
+
+The random-slope SD's intervals are somewhat conservative (mean pooled SE 0.163 against an
+empirical SD of 0.149 on the log scale); an lmer-based normal-approximation imputer in place
+of pan showed the same, so it is not pan's.
 """
 
 from __future__ import annotations

@@ -28,5 +28,11 @@ def test_vc_interval_coverage(design):
     # 95% intervals: with 100 replications the Monte Carlo SE of a rate is about 0.022; a rate
     # outside [0.88, 0.995] would be far beyond the 92-98% aimed at in the 500-replication study
     assert tab.attrs["used"] >= 0.9 * reps
-    cov = tab["coverage"].to_numpy()
-    assert np.all(cov >= 0.88) and np.all(cov <= 0.995), tab
+    cov = tab["coverage"]
+    assert np.all(cov >= 0.88), tab
+    # the random-slope SD's intervals are conservative (98.0% over 500 replications with
+    # m = 10): no upper bound for that one
+    assert np.all(cov.drop("sd(x)|g", errors="ignore") <= 0.995), tab
+    # calibrated intervals: the mean pooled SE is close to the empirical SD of the estimates
+    ratio = tab["mean_se"] / tab["emp_sd"]
+    assert np.all((ratio > 0.75) & (ratio < 1.35)), tab
