@@ -1,4 +1,5 @@
-# Reference for pymitml.pool_emmeans: emmeans per imputation, pooled by Rubin's rules by hand.
+# Reference for pymitml.pool_emmeans and pool_predictions: emmeans (and predict(re.form = NA))
+# per imputation, pooled by Rubin's rules by hand.
 #
 # Data: the m = 5 studentratings imputations of r_compat/pool_studentratings_m5.csv. Per
 # imputation: emmeans(fit, specs, at = ..., lmer.df = "asymptotic") (standard errors from
@@ -70,6 +71,24 @@ cases <- list(
   numeric_at = case(ReadAchiev ~ ReadDis + SES + I(SES^2) + Sex + (1 | ID), "ReadDis",
                     list(ReadDis = c(1, 2, 3)))
 )
-out <- list(cases = cases, r_versions = r_versions(c("lme4", "lmerTest", "emmeans", "jsonlite")))
+# population-level predictions for new data, predict(fit, newdata, re.form = NA), SE from
+# X_new vcov(fit) X_new'
+newdata <- data.frame(FedState = c("B", "SH", "SH"), Sex = c("Girl", "Boy", "Girl"),
+                      ReadDis = c(1.5, 2.5, 3.5))
+pred_formula <- ReadAchiev ~ FedState * Sex + ReadDis + (1 | ID)
+pred_per <- lapply(frames, function(d) {
+  fit <- lme4::lmer(pred_formula, data = d, REML = TRUE)
+  nd <- newdata
+  nd$FedState <- factor(nd$FedState, levels = levels(d$FedState))
+  nd$Sex <- factor(nd$Sex, levels = levels(d$Sex))
+  X <- model.matrix(delete.response(terms(lme4::nobars(pred_formula))), nd)
+  list(fit = unname(predict(fit, newdata = nd, re.form = NA)),
+       V = mat_rows(X %*% as.matrix(vcov(fit)) %*% t(X)))
+})
+predictions <- list(formula = deparse(pred_formula), newdata = newdata, per_imputation = pred_per,
+                    pooled = rubin(lapply(pred_per, `[[`, "fit"),
+                                   lapply(pred_per, function(p) do.call(rbind, p$V))))
+
+out <- list(cases = cases, predictions = predictions, r_versions = r_versions(c("lme4", "lmerTest", "emmeans", "jsonlite")))
 write_json(out, file.path(out_dir, "pool_emmeans_ref.json"), digits = NA, auto_unbox = TRUE,
            pretty = TRUE)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import pymitml as pm
-from pymitml.pool.emmeans import pool_emmeans
+from pymitml.pool.emmeans import pool_emmeans, pool_predictions
 
 RC = Path(__file__).resolve().parents[1] / "r_compat"
 REF = json.loads((RC / "pool_emmeans_ref.json").read_text())["cases"]
@@ -100,3 +100,22 @@ def test_bonferroni_and_errors(implist):
     with pytest.raises(ValueError, match="`adjust`"):
         pool_emmeans(fits, "FedState", adjust="tukey")
     assert pm.pool_emmeans is pool_emmeans
+
+
+def test_pooled_predictions_equal_r(implist):
+    ref = json.loads((RC / "pool_emmeans_ref.json").read_text())["predictions"]
+    fits = _fits(implist, ref["formula"])
+    newdata = pd.DataFrame(ref["newdata"])
+    out = pool_predictions(fits, newdata)
+    pooled = ref["pooled"]
+    np.testing.assert_allclose(out["fit"], pooled["estimate"], rtol=1e-6)
+    np.testing.assert_allclose(out["SE"], pooled["se"], rtol=1e-6)
+    np.testing.assert_allclose(out["df"], pooled["df"], rtol=1e-5)
+    np.testing.assert_allclose(out["2.5 %"], pooled["lower"], rtol=1e-6)
+    np.testing.assert_allclose(out["97.5 %"], pooled["upper"], rtol=1e-6)
+    assert out["FedState"].tolist() == ["B", "SH", "SH"]
+    with pytest.raises(ValueError, match="lacks the predictor"):
+        pool_predictions(fits, newdata.drop(columns="ReadDis"))
+    with pytest.raises(ValueError, match="level"):
+        pool_predictions(fits, newdata.assign(Sex="Other"))
+    assert pm.pool_predictions is pool_predictions

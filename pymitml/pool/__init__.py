@@ -17,7 +17,7 @@ from ._registry import ModelAdapter, register_model
 from .anova import AnovaResult, anova
 from .compatibility import CompatibilityReport, CompatibilityWarning, check_compatibility
 from .constraints import ConstraintTestResult, pool_constraints
-from .emmeans import PooledEmmeans, pool_emmeans
+from .emmeans import PooledEmmeans, pool_emmeans, pool_predictions
 from .estimates import COLUMNS, PooledEstimates, pool_estimates
 from .model_tests import ModelTestResult, compare_models
 from .r2 import multilevel_r2
@@ -48,6 +48,7 @@ __all__ = [
     "pool_constraints",
     "pool_emmeans",
     "pool_estimates",
+    "pool_predictions",
     "pool_r2_nakagawa",
     "pool_variance_components",
     "r2_nakagawa",

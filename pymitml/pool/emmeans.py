@@ -9,7 +9,9 @@ weights (emmeans' default), so EMM = L beta with L the averaged rows of X_g:
     Q_l = L_l beta_l,   U_l = L_l V_l L_l'       (V_l = the fit's vcov)
 
 Pairwise contrasts are D Q_l with D the differences i - j (i before j, emmeans' ``pairwise``).
-Both are pooled by Rubin's rules with Barnard & Rubin's df (:func:`pool_estimates`' formulas);
+Population-level predictions for new data (:func:`pool_predictions`, R's
+``predict(fit, newdata, re.form = NA)``) are the same with L = X_new. All are pooled by Rubin's
+rules with Barnard & Rubin's df (:func:`pool_estimates`' formulas);
 ``df_com="Satterthwaite"`` / ``"Kenward-Roger"`` takes, per row, the mean over the fits of that
 fit's lmerTest / pbkrtest df of the row (the standard errors stay from V_l).
 """
@@ -29,7 +31,7 @@ from ..formula import design_matrix, parse_formula, term_variables
 from ._failures import FitReport, check_on_failure, screen_fits
 from .estimates import _percent_labels, _rubin, format_table
 
-__all__ = ["PooledEmmeans", "pool_emmeans"]
+__all__ = ["PooledEmmeans", "pool_emmeans", "pool_predictions"]
 
 
 def _is_factor(s: pd.Series) -> bool:
@@ -303,3 +305,92 @@ def pool_emmeans(
         ct.insert(0, "contrast", [f"{names[i]} - {names[j]}" for i, j in pairs])
         contrasts = ct
     return PooledEmmeans(emm, contrasts, len(kept), float(level), report)
+
+
+def _new_design(fit: Any, data: Any, newdata: pd.DataFrame) -> np.ndarray:
+    """X of ``newdata`` coded as the fit's data were (factor levels of the analysed rows)."""
+    rhs = parse_formula(fit.formula).fixed
+    variables = term_variables(rhs)
+    missing = [v for v in variables if v not in newdata.columns]
+    if missing:
+        raise ValueError(
+            f"`newdata` lacks the predictor(s) {missing} of {fit.formula!r}; give a value for each."
+        )
+    sub = as_pandas(data).iloc[np.asarray(getattr(fit, "rows", slice(None)))]
+    nd = newdata[variables].copy()
+    for v in variables:
+        if v in sub.columns and _is_factor(sub[v]):
+            levels = _levels(sub[v])
+            unknown = sorted({x for x in nd[v] if x not in levels}, key=str)
+            if unknown:
+                raise ValueError(
+                    f"`newdata['{v}']` has level(s) {unknown} that the data do not have ({levels})."
+                )
+            nd[v] = (
+                nd[v].astype(bool)
+                if pd.api.types.is_bool_dtype(sub[v])
+                else pd.Categorical(nd[v], categories=levels)
+            )
+    X, names = design_matrix(rhs, nd.reset_index(drop=True))
+    if tuple(names) != tuple(fit.fixed_names):
+        raise ValueError(
+            f"the design of `newdata` has columns {names}, the fit {list(fit.fixed_names)}."
+        )
+    return X
+
+
+def pool_predictions(
+    fits: Sequence[Any],
+    newdata: Any,
+    *,
+    data: Any = None,
+    level: float = 0.95,
+    df_com: float | str | None = None,
+    on_failure: str = "error",
+) -> pd.DataFrame:
+    """Population-level predictions X_new beta of m lmer fits for new data, pooled by Rubin's
+    rules (R's ``predict(fit, newdata, re.form = NA)`` per imputation, standard errors from
+    X_new V X_new').
+
+    Parameters
+    ----------
+    fits : m ``pm.lmer`` fits, best from ``implist.with_(...)`` (``data`` otherwise).
+    newdata : DataFrame (pandas or polars) with a value for every fixed-effect predictor.
+    data, level, df_com, on_failure : as in :func:`pool_emmeans`.
+
+    Returns
+    -------
+    DataFrame: the rows of ``newdata`` with ``fit``, ``SE``, ``df``, the interval, ``RIV``,
+    ``FMI``.
+    """
+    on_failure = check_on_failure(on_failure)
+    if isinstance(fits, (str, bytes)) or not isinstance(fits, Sequence):
+        raise TypeError(f"`fits` must be a list of pm.lmer fits; got {type(fits).__name__}.")
+    if not (isinstance(level, (int, float)) and 0 < level < 1):
+        raise ValueError(f"`level` must be a number between 0 and 1; got {level!r}.")
+    nd = as_pandas(newdata)
+    frames = data if data is not None else getattr(fits, "source", None)
+    if frames is None:
+        raise ValueError(
+            "pool_predictions codes `newdata` as the fits' data were: pass the MitmlList the "
+            "fits were made from as `data=`, or use the result of implist.with_(...)."
+        )
+    frames = list(frames)
+    if len(frames) != len(fits):
+        raise ValueError(f"`data` holds {len(frames)} data sets but there are {len(fits)} fits.")
+    kept, report = screen_fits(fits, on_failure)
+    kept_frames = [d for i, d in enumerate(frames) if i not in report.dropped]
+    Ls = [_new_design(f, d, nd) for f, d in zip(kept, kept_frames)]
+    q = np.stack([L @ f.fixef.to_numpy(dtype=float) for f, L in zip(kept, Ls)])
+    u = np.stack([L @ f.vcov.to_numpy(dtype=float) @ L.T for f, L in zip(kept, Ls)])
+    method = df_com if isinstance(df_com, str) else None
+    k = q.shape[1]
+    dfc = (
+        _df_rows(kept, Ls, method)
+        if method
+        else (None if df_com is None else np.full(k, float(df_com)))
+    )
+    tab = _pooled_table(q, u, dfc, level).drop(columns=["t.ratio", "p.value"])
+    out = nd.reset_index(drop=True).copy()
+    out["fit"] = tab.pop("_est").to_numpy()
+    return pd.concat([out, tab], axis=1)
