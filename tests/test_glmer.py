@@ -549,3 +549,15 @@ def test_blocked_system_equals_sparse_system(fixed):
     np.testing.assert_allclose(b.u.ravel(), a.u.ravel(), atol=1e-9)
     np.testing.assert_allclose(b.b.ravel(), a.b.ravel(), atol=1e-9)
     np.testing.assert_allclose(b.beta, a.beta, atol=1e-9)
+
+
+def test_infinite_values_are_an_error():
+    d = _sim()
+    d.loc[3, "x"] = np.inf
+    with pytest.raises(ValueError, match=r"column 'x' has 1 infinite value\(s\) \(rows \[3\]\)"):
+        pm.glmer("yb ~ x + (1 | g)", d)
+    d = _sim().assign(cnt=lambda t: np.where(np.arange(len(t)) == 5, np.inf, 1.0))
+    with pytest.raises(
+        ValueError, match=r"response 'cnt' has 1 infinite value\(s\) \(rows \[5\]\)"
+    ):
+        pm.glmer("cnt ~ x + (1 | g)", d, "poisson")

@@ -265,3 +265,15 @@ def test_d4_stacks_every_grouping_factor():
     assert _lmer_stacked_fit(big).loglik == pytest.approx(direct.loglik, rel=1e-9)
     res = pm.compare_models(big, small, method="D4")
     assert np.isfinite(res.table["F.value"].iloc[0]) and res.table["df1"].iloc[0] == 2
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | g)", "y ~ x + (1 | g) + (1 | h)"])
+def test_infinite_values_are_an_error(formula):
+    d = DATA["sim"].copy()
+    d.loc[[4, 9], "x"] = [np.inf, -np.inf]
+    with pytest.raises(ValueError, match=r"column 'x' has 2 infinite value\(s\) \(rows \[4, 9\]\)"):
+        lmer(formula, d)
+    d.loc[[4, 9], "x"] = 0.0
+    d.loc[2, "y"] = np.inf
+    with pytest.raises(ValueError, match=r"column 'y' has 1 infinite value\(s\) \(rows \[2\]\)"):
+        lmer(formula, d)

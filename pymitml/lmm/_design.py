@@ -156,7 +156,21 @@ def _numeric_response(df: pd.DataFrame, name: str) -> np.ndarray:
 
 
 def complete_rows(sub: pd.DataFrame, na_action: str) -> tuple[pd.DataFrame, np.ndarray]:
-    """The analysed columns without incomplete rows (``"omit"``) or an error naming them."""
+    """The analysed columns without incomplete rows (``"omit"``) or an error naming them.
+
+    Infinite values are always an error (lme4 stops on them too): they are not missing.
+    """
+    for c in sub.columns:
+        col = sub[c]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            vals = col.to_numpy(dtype=float, na_value=np.nan)
+            bad = np.flatnonzero(np.isinf(vals))
+            if bad.size:
+                raise ValueError(
+                    f"column '{c}' has {bad.size} infinite value(s) (rows {bad[:5].tolist()}"
+                    f"{'...' if bad.size > 5 else ''}); a mixed model needs finite data: fix "
+                    "them, or set them to NaN and pass na_action='omit'."
+                )
     na = sub.isna()
     counts = na.sum()
     rows = np.arange(len(sub))

@@ -266,6 +266,12 @@ def build_glmer_design(
     if w_arg is not None and np.any(w_arg[~np.isnan(w_arg)] < 0):
         raise ValueError("`weights` must be non-negative (prior weights or numbers of trials).")
     y, w, trials = _response(lhs, df, family, w_arg)
+    bad = np.flatnonzero(np.isinf(y))
+    if bad.size:
+        raise ValueError(
+            f"response '{lhs}' has {bad.size} infinite value(s) (rows {bad[:5].tolist()}); "
+            "glmer needs finite data: fix them, or set them to NaN and pass na_action='omit'."
+        )
     off = np.zeros(len(df)) if o_arg is None else o_arg
     for expr in offset_exprs:
         off = off + _evaluate(expr, df, "offset")
