@@ -164,11 +164,11 @@ def complete_rows(sub: pd.DataFrame, na_action: str) -> tuple[pd.DataFrame, np.n
         col = sub[c]
         if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
             vals = col.to_numpy(dtype=float, na_value=np.nan)
-            bad = np.flatnonzero(np.isinf(vals))
-            if bad.size:
+            inf = np.flatnonzero(np.isinf(vals))
+            if inf.size:
                 raise ValueError(
-                    f"column '{c}' has {bad.size} infinite value(s) (rows {bad[:5].tolist()}"
-                    f"{'...' if bad.size > 5 else ''}); a mixed model needs finite data: fix "
+                    f"column '{c}' has {inf.size} infinite value(s) (rows {inf[:5].tolist()}"
+                    f"{'...' if inf.size > 5 else ''}); a mixed model needs finite data: fix "
                     "them, or set them to NaN and pass na_action='omit'."
                 )
     na = sub.isna()
