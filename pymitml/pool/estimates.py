@@ -511,5 +511,11 @@ def _compatibility(fits: Any) -> Any:
 
     try:
         return check_compatibility(imp, formula)
-    except (ValueError, TypeError, KeyError):  # a formula the check cannot read: no report
+    except Exception as exc:  # noqa: BLE001  (the check must never stop pooling)
+        warnings.warn(
+            f"the compatibility check of {formula!r} against the imputation model was skipped: "
+            f"{type(exc).__name__}: {exc}",
+            UserWarning,
+            stacklevel=3,
+        )
         return None
