@@ -192,3 +192,20 @@ def test_too_few_fits_left():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FitWarning)
             pm.pool_estimates(fits, on_failure="drop")
+
+
+def test_compare_models_screens_both_lists(troubled):
+    null = _troubled_list().with_(lambda d: pm.lmer("y ~ 1 + (1 | g)", d))
+    with pytest.raises(FitFailureError, match="imputation 2: model: ValueError"):
+        pm.compare_models(troubled, null)
+    with pytest.warns(FitWarning):
+        res = pm.compare_models(troubled, null, on_failure="drop")
+    assert res.m == 4 and res.fit_report.dropped == (1,)
+    keep = [0, 2, 3, 4]
+    with pytest.warns(FitWarning):
+        ref = pm.compare_models([troubled[i] for i in keep], [null[i] for i in keep])
+    np.testing.assert_allclose(res.table.to_numpy(), ref.table.to_numpy(), rtol=1e-12)
+    assert "Fits: 4 of 5 imputations pooled; 1 failed" in res.summary()
+    with pytest.warns(FitWarning):
+        res2 = pm.compare_models(troubled, null, on_failure="drop_warned")
+    assert res2.m == 3 and res2.fit_report.dropped == (1, 3)

@@ -32,6 +32,7 @@ __all__ = [
     "FitReport",
     "FitWarning",
     "check_no_failed",
+    "screen_fit_pair",
     "screen_fits",
 ]
 
@@ -153,6 +154,39 @@ def screen_fits(
         messages=tuple((r.imputation, r.messages) for r in recs if r.status != "ok"),
     )
     return kept, report
+
+
+def screen_fit_pair(
+    fits: Sequence[Any], null_fits: Sequence[Any], on_failure: str = "error"
+) -> tuple[list[Any], list[Any], FitReport]:
+    """:func:`screen_fits` for two lists fitted to the same imputations (model comparisons): an
+    imputation counts as failed (warned) when either model failed (warned) there, and is dropped
+    from both lists."""
+    on_failure = check_on_failure(on_failure)
+    a, b = _statuses(fits), _statuses(null_fits)
+    if len(a) != len(b):  # the caller's length check names this properly
+        return list(fits), list(null_fits), FitReport(len(a))
+    merged = []
+    for ra, rb in zip(a, b):
+        status = (
+            "error"
+            if "error" in (ra.status, rb.status)
+            else "warning"
+            if "warning" in (ra.status, rb.status)
+            else "ok"
+        )
+        msgs = tuple(f"model: {x}" for x in ra.messages) + tuple(
+            f"null model: {x}" for x in rb.messages
+        )
+        merged.append(FitStatus(ra.imputation, status, msgs))
+    # stand-ins carrying the merged records, so screen_fits applies one rule to both lists
+    proxy = MitmlResult(
+        [next((f for f in (x, y) if isinstance(f, FailedFit)), x) for x, y in zip(fits, null_fits)],
+        merged,
+    )
+    _, report = screen_fits(proxy, on_failure, stacklevel=4)
+    keep = [i for i in range(len(a)) if i not in report.dropped]
+    return [fits[i] for i in keep], [null_fits[i] for i in keep], report
 
 
 def check_no_failed(fits: Sequence[Any]) -> None:

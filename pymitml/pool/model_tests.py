@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ import pandas as pd
 
 from .._validation import check_choice, check_df_com
 from . import _likelihood as _ll
-from ._failures import check_no_failed
+from ._failures import FitReport, check_no_failed, screen_fit_pair
 
 __all__ = ["ModelTestResult", "compare_models"]
 
@@ -246,6 +246,7 @@ class ModelTestResult:
     reml: bool = False
     refit: bool = False
     details: dict = field(default_factory=dict, repr=False)
+    fit_report: FitReport | None = None
 
     @property
     def f_value(self) -> float:
@@ -265,6 +266,8 @@ class ModelTestResult:
             + (" (robust)" if self.method == "D4" and self.ariv == "robust" else ""),
             "",
         ]
+        if self.fit_report is not None and not self.fit_report.clean:
+            out += self.fit_report.lines() + [""]
         out += _format_table(
             self.table.to_numpy(), TEST_COLUMNS, None, [digits, 0] + [digits] * 3, sci_limit
         )
@@ -319,6 +322,7 @@ def compare_models(
     use: str = "wald",
     ariv: str = "default",
     df_com: float | None = None,
+    on_failure: str = "error",
 ) -> ModelTestResult:
     """Compare two nested models fitted to each of m imputed data sets (mitml's ``testModels``).
 
@@ -334,6 +338,9 @@ def compare_models(
     ariv : ``"default"``; ``"positive"`` truncates a negative RIV at 0 (D2, D3, D4);
         ``"robust"`` is the robust RIV of D4.
     df_com : complete-data degrees of freedom for the small-sample D1 (Reiter 2007).
+    on_failure : as in :func:`pool_estimates`, over both lists: an imputation where either
+        model failed (warned) counts as failed (warned) and is dropped from both with
+        ``"drop"`` (``"drop_warned"``).
 
     Returns
     -------
@@ -356,10 +363,14 @@ def compare_models(
     method = check_choice(method, _METHODS, "method")
     use = check_choice(use, _USES, "use")
     ariv = check_choice(ariv, _ARIVS, "ariv")
+    report = None
+    if all(isinstance(x, Sequence) and not isinstance(x, (str, bytes)) for x in (fits, null_fits)):
+        fits, null_fits, report = screen_fit_pair(fits, null_fits, on_failure)
     fits, null_fits = _check_fit_lists(fits, null_fits)
     df_com = check_df_com(df_com)
     _warn_ignored(method, use, ariv, df_com)
-    return _compare(fits, null_fits, method, use, ariv, df_com)
+    out = _compare(fits, null_fits, method, use, ariv, df_com)
+    return out if report is None else replace(out, fit_report=report)
 
 
 def _compare(
