@@ -11,6 +11,13 @@ For a linear mixed model (Nakagawa & Schielzeth 2013; random slopes by Johnson 2
 With a random intercept only, var_r = tau_00. Across imputations each R^2 is pooled on the
 logit scale, R2_pooled = expit(mean_l logit R2_l), as R^2 is bounded and skewed (cf. Harel
 2009, who averages Fisher z of sqrt(R^2)); the plain means are reported beside.
+
+Intervals (conditional on each data set's X): per fit, the variance of logit R^2 by the delta
+method in (beta, phi), with Var(beta) = vcov, Var(phi) = the observed-information covariance of
+:func:`~pymitml.pool.variance_components.transformed_covariance_parameters` (log SDs, Fisher z,
+log sigma), beta and phi taken as uncorrelated (they are asymptotically, in linear mixed
+models); Rubin's rules on the logit scale, back-transformed. Boundary fits have no such
+standard errors: then the interval columns are NaN.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ._failures import FitReport, check_on_failure, screen_fits
-from .estimates import format_table
+from .estimates import _percent_labels, _rubin, format_table
 
 __all__ = ["PooledR2", "pool_r2_nakagawa", "r2_nakagawa"]
 
@@ -81,7 +88,8 @@ def r2_parts(
 @dataclass(frozen=True, repr=False, eq=False)
 class PooledR2:
     """Pooled Nakagawa R^2: ``table`` (rows marginal, conditional; columns ``Estimate``
-    (logit-scale pooled), ``Mean`` (plain mean), ``Min``, ``Max``), ``per_imputation``."""
+    (logit-scale pooled), ``Mean`` (plain mean), ``Min``, ``Max``, the interval, and on the
+    logit scale ``Std.Error``, ``df``, ``FMI``), ``per_imputation``."""
 
     _table: pd.DataFrame
     _per_imputation: pd.DataFrame
@@ -101,7 +109,11 @@ class PooledR2:
         if self.fit_report is not None and not self.fit_report.clean:
             lines += self.fit_report.lines() + [""]
         lines += format_table(self._table, digits, 5)
-        lines += ["", "Estimate: mean of logit(R2) over imputations, back-transformed."]
+        lines += [
+            "",
+            "Estimate: mean of logit(R2) over imputations, back-transformed; intervals by Rubin's",
+            "rules on the logit scale (delta-method standard errors, conditional on X).",
+        ]
         return "\n".join(lines) + "\n"
 
     def __str__(self) -> str:
@@ -111,12 +123,15 @@ class PooledR2:
         return self.to_string()
 
 
-def pool_r2_nakagawa(fits: Sequence[Any], *, on_failure: str = "error") -> PooledR2:
+def pool_r2_nakagawa(
+    fits: Sequence[Any], *, level: float = 0.95, on_failure: str = "error"
+) -> PooledR2:
     """Nakagawa-Schielzeth marginal and conditional R^2 of m lmer fits, pooled.
 
     Parameters
     ----------
     fits : m ``pm.lmer`` fits.
+    level : confidence level of the intervals (see the module docstring).
     on_failure : ``"error"`` | ``"drop"`` | ``"drop_warned"`` as in :func:`pool_estimates`.
 
     Examples
@@ -125,6 +140,8 @@ def pool_r2_nakagawa(fits: Sequence[Any], *, on_failure: str = "error") -> Poole
     >>> pm.pool_r2_nakagawa(fits).table  # doctest: +SKIP
     """
     on_failure = check_on_failure(on_failure)
+    if not (isinstance(level, (int, float)) and 0 < level < 1):
+        raise ValueError(f"`level` must be a number between 0 and 1; got {level!r}.")
     if isinstance(fits, (str, bytes)) or not isinstance(fits, Sequence):
         raise TypeError(
             f"`fits` must be a list of pm.lmer fits, one per imputed data set; got {type(fits).__name__}."
@@ -140,4 +157,63 @@ def pool_r2_nakagawa(fits: Sequence[Any], *, on_failure: str = "error") -> Poole
     table = pd.DataFrame(
         {"Estimate": pooled, "Mean": r2.mean(axis=0), "Min": r2.min(axis=0), "Max": r2.max(axis=0)}
     )
+    u = np.stack([_logit_variances(f) for f in kept])
+    lo_name, hi_name = _percent_labels((1.0 - level) / 2.0)
+    if np.all(np.isfinite(u)):
+        from scipy import stats
+
+        arr, _ = _rubin(logit.to_numpy(), u, True, None)
+        se, v = arr[:, 1], arr[:, 3]
+        fac = stats.t.ppf(1.0 - (1.0 - level) / 2.0, v)
+        expit = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
+        table[lo_name] = expit(arr[:, 0] - fac * se)
+        table[hi_name] = expit(arr[:, 0] + fac * se)
+        table["Std.Error"], table["df"], table["FMI"] = se, v, arr[:, 6]
+    else:
+        for c in (lo_name, hi_name, "Std.Error", "df", "FMI"):
+            table[c] = np.nan
+    per["se_logit_marginal"] = np.sqrt(u[:, 0])
+    per["se_logit_conditional"] = np.sqrt(u[:, 1])
     return PooledR2(table, per, len(kept), report)
+
+
+def _logit_variances(fit: Any) -> np.ndarray:
+    """Delta-method variances of (logit R2_marginal, logit R2_conditional) of one fit; NaN for
+    boundary fits (see the module docstring)."""
+    from .variance_components import (
+        _covs_of,
+        _terms_and_values,
+        transformed_covariance_parameters,
+    )
+
+    try:
+        phi_s, cov = transformed_covariance_parameters(fit)
+    except ValueError:
+        return np.full(2, np.nan)
+    terms = _terms_and_values(fit)[0]
+    if len(terms) != 1:
+        return np.full(2, np.nan)
+    X = np.asarray(fit.X, dtype=float)
+    Z = np.asarray(fit.Z, dtype=float)
+    beta = fit.fixef.to_numpy(dtype=float)
+    Xc = X - X.mean(axis=0)
+    S = Xc.T @ Xc / (X.shape[0] - 1)
+    M = Z.T @ Z / Z.shape[0]
+    phi = phi_s.to_numpy()
+
+    def vr_of(x: np.ndarray) -> float:
+        return float(np.sum(_covs_of(x, terms)[0][0] * M))
+
+    vf = float(beta @ S @ beta)
+    vr = vr_of(phi)
+    ve = float(np.exp(2.0 * phi[-1]))
+    h = 1e-6
+    unit = np.eye(phi.size)
+    dvr = np.array([(vr_of(phi + h * e) - vr_of(phi - h * e)) / (2.0 * h) for e in unit])
+    dve = np.zeros(phi.size)
+    dve[-1] = 2.0 * ve
+    dvf = 2.0 * S @ beta
+    g_m = (dvf / vf, -(dvr + dve) / (vr + ve))
+    g_c = (dvf / (vf + vr), dvr / (vf + vr) - dve / ve)
+    V_b, V_p = fit.vcov.to_numpy(dtype=float), cov.to_numpy()
+    return np.array([gb @ V_b @ gb + gp @ V_p @ gp for gb, gp in (g_m, g_c)])
