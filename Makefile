@@ -1,7 +1,7 @@
 PY ?= python3
 STAMP := .make-install.stamp
 
-.PHONY: install demo lint typecheck test test-slow bench r-refs clean
+.PHONY: install demo lint typecheck test test-slow bench docs r-refs clean
 
 # first use installs the package (editable) with the test extra, and the R extra when R is here
 $(STAMP): pyproject.toml
@@ -28,6 +28,11 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
+
+# the documentation site (Sphinx; warnings are errors, as in CI): docs/_build/html/index.html
+docs: $(STAMP)
+	$(PY) -m pip install -q -e '.[docs]'
+	$(PY) -m sphinx -E -W --keep-going -b html -q docs docs/_build/html
 
 r-refs:
 	for f in r_compat/*.R; do Rscript $$f; done

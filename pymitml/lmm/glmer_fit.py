@@ -39,9 +39,9 @@ class GlmerFit:
         vcov, sdcor); a GLMM has no residual row.
     theta : relative covariance factor (lower triangle of T, column-major; lme4's ``theta``).
     objective : the optimised criterion (lme4's ``opt$fval``): sum of the deviance residuals
-        + |u|^2 + log|L|^2 for nAGQ = 1, the quadrature deviance for nAGQ > 1.
+        + u'u + log det(L L') for nAGQ = 1, the quadrature deviance for nAGQ > 1.
     loglik : lme4's ``logLik``: for nAGQ = 1 the Laplace approximation with the family's full
-        log-likelihood, -(aic + |u|^2 + log|L|^2)/2; for nAGQ > 1 -objective/2 (as lme4).
+        log-likelihood, -(aic + u'u + log det(L L'))/2; for nAGQ > 1 -objective/2 (as lme4).
     deviance : lme4's ``deviance(fit)``: the sum of squared deviance residuals at the modes.
     ranef : DataFrame of conditional modes (b = Lambda u), one row per cluster.
     nobs, ngroups, n_fixed : rows analysed, clusters, fixed effects.
