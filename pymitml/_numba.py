@@ -21,6 +21,19 @@ function (its "twin", created on first use, ``cache=True``), which is how the sa
 are entered. Callee compilations are not cached on disk, and need not be: a warm start loads the
 entry point's machine code, which contains its callees.
 
+Reference counting (issue 12). numba counts references to every array a function holds, and a
+bundle (a NamedTuple of arrays) is counted array by array: each copy of a bundle variable, each
+bundle argument, each early return writes an increment or decrement per member array, most of
+them removed again by LLVM. In a sampler's kernel, which takes eight bundles of up to 35 arrays,
+this bookkeeping was more than half of the code numba generated. Kernels that only read and write
+buffers their caller allocated (no array allocated, none returned or stored) are therefore
+compiled with ``njit(nrt=False)``: numba's runtime off, no reference counts at all. The arithmetic
+is untouched (bit-identical draws); a function that does allocate fails to compile with
+``nrt=False`` (numba requires its runtime for that), so the option cannot be misapplied silently.
+A function compiled without the runtime may call one compiled with it (whose own allocations
+stay balanced) and be called by one; the flag is always set explicitly, since numba otherwise
+inherits it from the caller that happens to compile a function first.
+
 This relies on numba internals (``JITCodeLibrary``, ``NativeLowering`` with its ``no_compile``
 flag, as used by numba's own ``compile_subroutine``; checked with numba 0.68); with
 ``PYMITML_PLAIN_NJIT=1`` every function is an ordinary ``numba.njit`` function instead.
@@ -172,13 +185,16 @@ def _twin_options(opts):
     return out
 
 
-def njit(*args, **kwargs):
+def njit(*args, nrt=True, **kwargs):
     """``numba.njit`` with pymitml's options (extra keyword arguments override them): compiled
     once for jitted callers and, on a call from Python, as an ordinary numba function (see the
-    module docstring). With ``PYMITML_PLAIN_NJIT=1`` in the environment at import, simply
-    ``numba.njit`` (to compare compile times)."""
+    module docstring). ``nrt=False``: without numba's runtime (no reference counting), for
+    functions that work only in buffers their caller allocated. With ``PYMITML_PLAIN_NJIT=1`` in
+    the environment at import, simply ``numba.njit`` (to compare compile times)."""
     opts = dict(NJIT_OPTIONS)
     opts.update(kwargs)
+    # always explicit: numba would otherwise inherit the runtime flag from the first caller
+    opts["_nrt"] = bool(nrt)
 
     def wrap(func):
         if PLAIN or not LINKED_CALLEES or numba.config.DISABLE_JIT:

@@ -235,7 +235,7 @@ def _assemble_given_block(blk, S11, S11i, Bm, Sig, Sinv, p1, k):
             Sinv[idx2[j], idx2[i]] = acc
 
 
-@njit
+@njit(nrt=False)
 def draw_iw_given_block(rng, M, nu, blk, Sig, Sinv, w, r):
     """Sigma ~ IW(nu, M) given its fixed principal block Sigma_22 = blk.Cb (rows/columns blk.idx2),
     drawn exactly: (Sigma_11.2, B = Sigma_22^-1 Sigma_21) is independent of Sigma_22, with

@@ -15,7 +15,7 @@ from .._numba import njit
 from ._linalg import chol_inplace, draw_inv_wishart, solve_lower, solve_lower_t
 
 
-@njit
+@njit(nrt=False)
 def _dot(x, y):
     """sum x*y with four accumulators (deterministic; not latency bound)."""
     n = x.shape[0]
@@ -49,7 +49,7 @@ def cluster_crossproducts(X, Z, clus, J):
     return ZtZ, ZtX
 
 
-@njit
+@njit(nrt=False)
 def rows_crossproducts(Xt, Zt, Yt, C, seg, XtY, ZtY, YtY):
     """X'Y (p, r), Z_j'Y_j (q, r, J), Y'Y (r, r) of rows stored transposed (Xt: p x n, ...).
 
@@ -106,7 +106,7 @@ def cluster_runs(C) -> np.ndarray:
     return np.concatenate([[0], np.flatnonzero(C[1:] != C[:-1]) + 1, [len(C)]]).astype(np.int64)
 
 
-@njit
+@njit(nrt=False)
 def pattern_factors(Sigma, pat_obs, pat_nobs, pat_mis, pat_nmis, K, Cf, w1, w2):
     """Per missingness pattern: K = Sigma_MO Sigma_OO^-1 and Cf = chol(Sigma_MM - K Sigma_OM)."""
     n_pat = pat_nobs.shape[0]
@@ -139,7 +139,7 @@ def pattern_factors(Sigma, pat_obs, pat_nobs, pat_mis, pat_nmis, K, Cf, w1, w2):
         chol_inplace(Cf[g], nm)
 
 
-@njit
+@njit(nrt=False)
 def _precision_cholesky(ZtZ, Sinv, Pinv, P):
     """P[:, :, j] <- lower Cholesky factor of Psi^-1 + Sigma^-1 (x) Z_j'Z_j for all clusters
     (batched, innermost loops over clusters); False if one is not positive definite."""
@@ -182,7 +182,7 @@ def _precision_cholesky(ZtZ, Sinv, Pinv, P):
     return True
 
 
-@njit
+@njit(nrt=False)
 def _batched_forward(P, v):
     """v[:, j] <- L_j^-1 v[:, j] for the batched lower factors P (d, d, J)."""
     d = v.shape[0]
@@ -199,7 +199,7 @@ def _batched_forward(P, v):
             vx[j] /= Pxx[j]
 
 
-@njit
+@njit(nrt=False)
 def _batched_backward(P, v):
     """v[:, j] <- L_j^-T v[:, j] for the batched lower factors P (d, d, J)."""
     d = v.shape[0]
@@ -216,7 +216,7 @@ def _batched_backward(P, v):
             vx[j] /= Pxx[j]
 
 
-@njit
+@njit(nrt=False)
 def _draw_given_cholesky(z0, ZtX, ZtY, beta, Sinv, B, R, P, v):
     """b_j | beta, Sigma, Psi, Y for all clusters, given the factors P of their precisions."""
     q, r, J = ZtY.shape
@@ -260,7 +260,7 @@ def _draw_given_cholesky(z0, ZtX, ZtY, beta, Sinv, B, R, P, v):
                 Bat[j] = vx[j]
 
 
-@njit
+@njit(nrt=False)
 def _draw_beta_collapsed(zb, XtX, XtY, ZtX, ZtY, Sinv, P, F, f, A, c, beta):
     """beta | Sigma, Psi, Y with the random effects integrated out (generalised least squares).
 
@@ -343,7 +343,7 @@ def _draw_beta_collapsed(zb, XtX, XtY, ZtX, ZtY, Sinv, P, F, f, A, c, beta):
     return True
 
 
-@njit
+@njit(nrt=False)
 def record_covariances(Psi, Sigma, ch_psi, ch_sigma, o, diag_only):
     """Store Psi and Sigma as iteration ``o`` of their chains (only the variances, in column 0,
     when ``diag_only``: mitml's keep.chains = "diagonal")."""
@@ -361,7 +361,7 @@ def record_covariances(Psi, Sigma, ch_psi, ch_sigma, o, diag_only):
                 ch_sigma[t, u, o] = Sigma[t, u]
 
 
-@njit
+@njit(nrt=False)
 def row_means(Xi, Zi, Ci, beta, B, mu):
     """mu[t, i] = x_i beta_t + z_i b_{c(i), t} for rows stored transposed (Xi: p x n, Zi: q x n)."""
     p, n = Xi.shape
@@ -383,7 +383,7 @@ def row_means(Xi, Zi, Ci, beta, B, mu):
                 mt[i] += za[i] * Bat[Ci[i]]
 
 
-@njit
+@njit(nrt=False)
 def residual_crossproducts(XtY, YtY, ZtX, ZtY, ZtZ, B, tmp, XtW, WtW):
     """X'W and W'W of W = Y - Z b from the sufficient statistics (arrays (..., J) per cluster):
     X'W = X'Y - sum_j Z_j'X_j' b_j,  W'W = Y'Y - b'Z'Y - Y'Z b + b'Z'Z b. ``tmp``: J work values."""
@@ -412,7 +412,7 @@ def residual_crossproducts(XtY, YtY, ZtX, ZtY, ZtZ, B, tmp, XtW, WtW):
             WtW[u, t] = acc
 
 
-@njit
+@njit(nrt=False)
 def draw_missing_cells(Yi, mu, z, cur, pat_start, pat_obs, pat_nobs, pat_mis, pat_nmis, Kp, Cp):
     """Missing cells of the rows in Yi (targets x rows, grouped by pattern), pattern by pattern:
     y_M = mu_M + K (y_O - mu_O) + C z with the factors of :func:`pattern_factors`. ``mu`` holds
@@ -452,7 +452,7 @@ def draw_missing_cells(Yi, mu, z, cur, pat_start, pat_obs, pat_nobs, pat_mis, pa
 # --- steps composed by the samplers' iterations (issue 12): each reads like one line of the maths
 
 
-@njit
+@njit(nrt=False)
 def fill_normals(rng, z, chi, dfs):
     """One iteration's randomness, drawn up front: z[k] ~ N(0, 1) for every k, then
     chi[k] ~ chi2(dfs[k]) (the Bartlett diagonals of the inverse-Wishart draws)."""
@@ -462,7 +462,7 @@ def fill_normals(rng, z, chi, dfs):
         chi[k] = rng.chisquare(dfs[k])
 
 
-@njit
+@njit(nrt=False)
 def total_crossproducts(XtYc, ZtYc, YtYc, XtYi, ZtYi, YtYi, XtY, ZtY, YtY):
     """X'Y, Z_j'Y_j, Y'Y of the completed data: the complete rows' constant part (``...c``) plus
     the incomplete rows' current part (``...i``); ZtY is laid out (q, r, J)."""
@@ -480,7 +480,7 @@ def total_crossproducts(XtYc, ZtYc, YtYc, XtYi, ZtYi, YtYi, XtY, ZtY, YtY):
             YtY[t, u] = YtYc[t, u] + YtYi[t, u]
 
 
-@njit
+@njit(nrt=False)
 def sum_outer(v, S):
     """S = sum_j v_j v_j' over the columns v_j of ``v`` (d, J) (e.g. sum_j vec(b_j) vec(b_j)')."""
     d = v.shape[0]
@@ -491,7 +491,7 @@ def sum_outer(v, S):
             S[y, x] = val
 
 
-@njit
+@njit(nrt=False)
 def fixed_residual_crossproducts(WtW, XtW, XtX, beta, E):
     """E = (W - X beta)'(W - X beta) = W'W - beta'X'W - W'X beta + beta'X'X beta from the
     cross-products (beta: p x r; E symmetric r x r)."""
@@ -508,7 +508,7 @@ def fixed_residual_crossproducts(WtW, XtW, XtX, beta, E):
             E[u, t] = acc
 
 
-@njit
+@njit(nrt=False)
 def draw_covariance_iw(chi, nrm, prior_scale, cross, scale, out, w1, w2):
     """Conjugate covariance step: out ~ IW(nu, prior_scale + cross), ``cross`` the sum of the
     residual (or random-effect) cross-products, nu fixed by the chi-square draws ``chi`` (see
@@ -521,7 +521,7 @@ def draw_covariance_iw(chi, nrm, prior_scale, cross, scale, out, w1, w2):
     return draw_inv_wishart(chi, nrm, scale, out, w1, w2, n)
 
 
-@njit
+@njit(nrt=False)
 def record_matrix(M, ch, o):
     """ch[:, :, o] = M (a parameter block's draw as iteration ``o`` of its chain)."""
     for x in range(M.shape[0]):
@@ -529,7 +529,7 @@ def record_matrix(M, ch, o):
             ch[x, y, o] = M[x, y]
 
 
-@njit
+@njit(nrt=False)
 def record_covariance(S, ch, o):
     """Store the covariance S as iteration ``o`` of its chain: the whole matrix, or only its
     variances (in column 0) when the chain has a single column and S more than one (mitml's

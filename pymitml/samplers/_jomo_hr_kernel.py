@@ -37,7 +37,7 @@ from ..exceptions import Status
 from ._covariance import draw_iw_given_block, lmgamma, logdet_chol, mh_covariance
 from ._gibbs import row_means
 from ._jomo_steps import random_effects_crossproducts, record_level2
-from ._kernel_options import compose, step
+from ._kernel_options import compose, step, step_alloc
 from ._latent import latent_step
 from ._level2 import draw_missing_level2, level2_step
 from ._linalg import (
@@ -57,7 +57,7 @@ _SIGMA_J = int(Status.SIGMA_J)
 _LAMBDA = int(Status.LAMBDA)
 
 
-@njit
+@njit(nrt=False)
 def cluster_rows_crossproducts(Xt, Zt, Yt, C, XtY, ZtY, YtY):
     """Per-cluster X_j'Y_j (J, p, r), Z_j'Y_j (J, q, r) and the lower triangle of Y_j'Y_j (J, r, r)
     of rows stored transposed (cluster codes ``C``); rows grouped by cluster keep the updates
@@ -81,7 +81,7 @@ def cluster_rows_crossproducts(Xt, Zt, Yt, C, XtY, ZtY, YtY):
                 YtY[c, t, u] += Yt[u, i] * y
 
 
-@step
+@step_alloc
 def _log_post_df(a, eta, J, r, sum_logdet, Ginv, SumInv, w):
     """log p(a | Sigma_1..J) with the scale matrix integrated out (jomo2hr's model):
     Sigma_j ~ IW(a, Lambda), Lambda ~ W(r + 1, Binv), a ~ chi2(eta) (density at a)."""
@@ -559,7 +559,7 @@ def _record_hr(store, par, l2, cat, o):
     _record_sigma_j(store, par.SigJ, o)
 
 
-@njit
+@njit(nrt=False)
 def jomo_hr_iterate(n_steps, rec0, rng, rows, mom, cat, par, prior, l2, store, work):
     """Run ``n_steps`` iterations in place (the steps of the module docstring); iteration s is
     stored at index rec0 + s of the chains (rec0 < 0: not stored).

@@ -14,8 +14,12 @@ from __future__ import annotations
 from .._numba import njit
 
 #: decorator of internal steps shared by several kernels (no CPython wrapper also under
-#: ``PYMITML_PLAIN_NJIT``, where every function is an ordinary numba function)
-step = njit(no_cpython_wrapper=True, no_cfunc_wrapper=True)
+#: ``PYMITML_PLAIN_NJIT``, where every function is an ordinary numba function); steps work in
+#: their caller's buffers, so they are compiled without numba's reference counting
+step = njit(no_cpython_wrapper=True, no_cfunc_wrapper=True, nrt=False)
+
+#: a step that allocates work space of its own (numba's runtime on)
+step_alloc = njit(no_cpython_wrapper=True, no_cfunc_wrapper=True)
 
 #: decorator of the private steps of one sampler's composition: inlined into the sampler's
 #: kernel at numba's IR level (one level only: numba's inliner is slow on nested inlining)

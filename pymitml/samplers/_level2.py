@@ -231,8 +231,10 @@ def _prepare_thresholds(l2, B, d):
     p2 = X2.shape[0]
     for t in range(r):
         for a in range(q):
-            Ybig[t * q + a] = B[a, t]
-            mubig[t * q + a] = 0.0
+            x = t * q + a
+            for j in range(J):  # element loops: a row-to-row copy may allocate (no runtime here)
+                Ybig[x, j] = B[a, t, j]
+            mubig[x] = 0.0
     for t in range(Y2.shape[0]):
         for j in range(J):
             acc = 0.0

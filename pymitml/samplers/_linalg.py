@@ -14,7 +14,7 @@ import numpy as np
 from .._numba import njit
 
 
-@njit
+@njit(nrt=False)
 def chol_inplace(a, n):
     """Lower Cholesky factor of a[:n, :n] written over a (upper part zeroed); False if not PD."""
     for j in range(n):
@@ -36,7 +36,7 @@ def chol_inplace(a, n):
     return True
 
 
-@njit
+@njit(nrt=False)
 def solve_lower(L, b, n):
     """b <- L^{-1} b for lower-triangular L (n x n), in place."""
     for i in range(n):
@@ -46,7 +46,7 @@ def solve_lower(L, b, n):
         b[i] = s / L[i, i]
 
 
-@njit
+@njit(nrt=False)
 def solve_lower_t(L, b, n):
     """b <- L^{-T} b for lower-triangular L, in place."""
     for i in range(n - 1, -1, -1):
@@ -56,7 +56,7 @@ def solve_lower_t(L, b, n):
         b[i] = s / L[i, i]
 
 
-@njit
+@njit(nrt=False)
 def inv_lower(L, out, n):
     """out[:n, :n] <- L^{-1} (lower triangular)."""
     for j in range(n):
@@ -70,7 +70,7 @@ def inv_lower(L, out, n):
             out[i, j] = s / L[i, i]
 
 
-@njit
+@njit(nrt=False)
 def spd_inverse(a, out, work, n):
     """out <- a^{-1} for symmetric positive definite a (a is left intact); False if not PD."""
     for i in range(n):
@@ -135,7 +135,7 @@ def _gram(T, out, n):
             out[j, i] = s
 
 
-@njit
+@njit(nrt=False)
 def draw_inv_wishart(chi, nrm, scale, out, w1, w2, n):
     """out <- a draw from the inverse Wishart IW(nu, scale) of order n (E = scale / (nu - n - 1)).
 

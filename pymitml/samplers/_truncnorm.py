@@ -56,7 +56,7 @@ _PHI_NODE = np.array([0.5 * math.erfc(-x / math.sqrt(2.0)) for x in _NODES])
 _DEN_NODE = np.exp(-0.5 * _NODES**2) / _SQRT2PI
 
 
-@njit
+@njit(nrt=False)
 def _cdf_fast(x):
     """Phi(x) to ~1e-10 relative (lower tail included), about twice as fast as ``norm_cdf``:
     fifth-order Taylor expansion around the nearest node k / 64 (|h| <= 1/128) of a table of
@@ -87,13 +87,13 @@ def _cdf_fast(x):
     return _PHI_NODE[k] + _DEN_NODE[k] * poly
 
 
-@njit
+@njit(nrt=False)
 def norm_cdf(x):
     """Phi(x) = erfc(-x / sqrt 2) / 2 (accurate in the lower tail)."""
     return 0.5 * math.erfc(-x / _SQRT2)
 
 
-@njit
+@njit(nrt=False)
 def norm_ppf(p):
     """Phi^{-1}(p) for 0 < p < 1 (-inf / inf at 0 / 1); p > 1/2 through the exact 1 - p."""
     if p <= 0.0:
@@ -105,7 +105,7 @@ def norm_ppf(p):
     return _ppf_refined(p)
 
 
-@njit
+@njit(nrt=False)
 def _ppf_refined(p):
     """Phi^{-1}(p) for 0 < p <= 1/2: the rational approximation and one Halley step."""
     x = _ppf_rational(p)
@@ -114,7 +114,7 @@ def _ppf_refined(p):
     return x - u / (1.0 + 0.5 * x * u)
 
 
-@njit
+@njit(nrt=False)
 def _ppf_fast(p):
     """Acklam's approximation alone (relative error < 1.2e-9): enough for sampling."""
     if p <= 0.0:
@@ -126,7 +126,7 @@ def _ppf_fast(p):
     return _ppf_rational(p)
 
 
-@njit
+@njit(nrt=False)
 def _ppf_rational(p):
     """Acklam's rational approximation of Phi^{-1}(p) for 0 < p <= 1/2."""
     if p < 0.02425:
@@ -145,7 +145,7 @@ def _ppf_rational(p):
     return x
 
 
-@njit
+@njit(nrt=False)
 def truncnorm_draw(mean, sd, lo, hi, u):
     """A draw of N(mean, sd^2) restricted to (lo, hi) from one uniform ``u`` in (0, 1).
 
@@ -178,7 +178,7 @@ def truncnorm_draw(mean, sd, lo, hi, u):
     return mean + sd * x
 
 
-@njit
+@njit(nrt=False)
 def _lower_tail(rng, a):
     """z ~ N(0, 1) given z >= a, exactly: plain rejection from N(0, 1) when a <= 0.45 (acceptance
     >= 0.33), else Robert's (1995) exponential proposal with rate (a + sqrt(a^2 + 4)) / 2."""
@@ -195,7 +195,7 @@ def _lower_tail(rng, a):
             return x
 
 
-@njit
+@njit(nrt=False)
 def truncnorm_rng(rng, mean, sd, lo, hi):
     """A draw of N(mean, sd^2) restricted to (lo, hi) from the Generator ``rng``.
 
@@ -220,7 +220,7 @@ def truncnorm_rng(rng, mean, sd, lo, hi):
     return truncnorm_draw(mean, sd, lo, hi, max(rng.random(), 1e-300))
 
 
-@njit
+@njit(nrt=False)
 def truncnorm_batch(rng, mean, sd, lo, hi, out, n, wi, wt, ws):
     """out[k] ~ N(mean[k], sd[k]^2) restricted to (lo[k], hi[k]) for k < n, from the Generator ``rng``.
 
