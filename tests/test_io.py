@@ -628,14 +628,74 @@ def test_never_overwrites_unless_asked(tmp_path):
         write_mplus(ml, tmp_path / "m")
 
 
-def test_numeric_only_formats_refuse_text(tmp_path):
+def test_blimp_refuses_text(tmp_path):
     ml = _pandas_list(text=True)
     with pytest.raises(
-        TypeError, match=r"columns \['name'\] hold text, but Mplus data are numeric only"
+        TypeError, match=r"columns \['name'\] hold text, but Blimp data are numeric only"
     ):
-        write_mplus(ml, tmp_path / "x")
-    with pytest.raises(TypeError, match="Blimp data are numeric only"):
         write_blimp(ml, tmp_path / "x.csv")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("lib", ["pandas", "polars"])
+def test_mplus_codes_text_columns(tmp_path, lib):
+    """Text goes to Mplus as integer codes 1..K of the sorted values (mitml's write.mitmlMplus),
+    with the code table in <stem>_codes.csv and the .log; the sidecar gives the text back."""
+    ml = LISTS[lib](text=True)
+    paths = write_mplus(ml, tmp_path / "m")
+    assert tmp_path / "m_codes.csv" in paths
+    texts = sorted(set(ml[0]["name"]))
+    dat = np.loadtxt(tmp_path / "m1.dat", delimiter="\t")
+    name_col = ml.columns.index("name")
+    first = list(ml[0]["name"])
+    np.testing.assert_array_equal(dat[:, name_col], [texts.index(t) + 1 for t in first])
+    table = pd.read_csv(tmp_path / "m_codes.csv")
+    rows = table[table["variable"] == "name"]
+    assert rows["code"].tolist() == list(range(1, len(texts) + 1))
+    assert rows["value"].tolist() == texts
+    _same(ml, read_mplus(tmp_path / "mlist.dat", library=lib), original=False)
+    # without the sidecar the .log's code table makes the column a categorical of the texts
+    back = read_mplus(tmp_path / "mlist.dat", schema=False)
+    assert back[1]["name"].astype(str).tolist() == list(ml[1]["name"])
+
+
+@pytest.mark.r
+def test_mplus_text_codes_match_mitml(tmp_path, R):
+    """The same imputations written by mitml::write.mitmlMplus and by write_mplus: identical
+    numbers in every data file and the same code table in the .log."""
+    rng = np.random.default_rng(3)
+    base = pd.DataFrame(
+        {
+            "y": rng.normal(size=10).round(4),
+            "town": np.array(["delta", "alpha", "charlie", "bravo", "alpha"] * 2, dtype=object),
+        }
+    )
+    frames = []
+    for k in range(3):
+        f = base.copy()
+        f["y"] = f["y"] + k
+        frames.append(f)
+    frames[1].loc[2, "y"] = np.nan  # a cell still missing: the flag in both
+    write_mplus(pm.MitmlList(frames), tmp_path / "py")
+    from pymitml import bridge
+
+    bridge.r_run(
+        "x <- lapply(1:3, function(k) data.frame(y = y + k - 1, town = town, stringsAsFactors = FALSE));"
+        " x[[2]]$y[3] <- NA; x <- mitml::as.mitml.list(x);"
+        " mitml::write.mitmlMplus(x, filename = stem, na.value = -999)",
+        y=base["y"].to_numpy(),
+        town=list(base["town"]),
+        stem=str(tmp_path / "r"),
+    )
+    for k in (1, 2, 3):
+        ours = np.loadtxt(tmp_path / f"py{k}.dat", delimiter="\t")
+        theirs = np.loadtxt(tmp_path / f"r{k}.dat", delimiter="\t")
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    from pymitml.io.mplus import parse_log
+
+    assert parse_log((tmp_path / "py.log").read_text()) == parse_log(
+        (tmp_path / "r.log").read_text()
+    )
 
 
 def test_argument_errors(tmp_path):

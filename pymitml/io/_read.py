@@ -89,17 +89,43 @@ def infer_schema(
 
 
 def assemble(
-    df: pd.DataFrame, key: str, schema: Schema, library: str, original_key: Any = 0
+    df: pd.DataFrame,
+    key: str,
+    schema: Schema,
+    library: str,
+    original_key: Any = 0,
+    source: tuple[Any, str] | None = None,
 ) -> Any:
     """MitmlList from stacked plain rows grouped by ``key``; the ``original_key`` block (when the
-    schema says the file holds the original data) becomes ``original``."""
+    schema says the file holds the original data) becomes ``original``. ``source`` = (path,
+    format) names the file in errors. Every block must have the same number of rows (and the
+    schema's, when it has one): a short block means a truncated or inconsistent file."""
+    where = f"cannot read '{source[0]}' as {source[1]}: " if source is not None else ""
+    shown = "the imputation number" if key.startswith("\x00") else f"'{key}'"
     keys = df[key].to_numpy()
     if pd.isna(keys).any():
         raise FileFormatError(
-            f"the imputation column '{key}' has missing values; every row needs an imputation number."
+            f"{where}the imputation column {shown} has missing values; every row needs an "
+            "imputation number."
+        )
+    blocks = split_sorted(keys)
+    sizes = {k: b - a for k, a, b in blocks}
+    want = schema.n if schema.n else max(sizes.values(), default=0)
+    odd = {k: r for k, r in sizes.items() if r != want}
+    if odd:
+        k, r = next(iter(odd.items()))
+        raise FileFormatError(
+            f"{where}the data sets have different numbers of rows ({shown} = {k} has {r}, "
+            f"expected {want}); the file is truncated or its blocks are inconsistent."
+        )
+    n_imp = sum(1 for k in sizes if original_key is None or k != original_key)
+    if schema.m and n_imp != schema.m:
+        raise FileFormatError(
+            f"{where}the file holds {n_imp} imputed data sets but its schema sidecar says "
+            f"{schema.m}; the file is truncated or was changed after it was written."
         )
     imps, original = [], None
-    for k, a, b in split_sorted(keys):
+    for k, a, b in blocks:
         raw = df.iloc[a:b].reset_index(drop=True)
         if original_key is not None and k == original_key:
             if schema.original:
@@ -108,7 +134,7 @@ def assemble(
         imps.append(decode_block(raw, schema))
     if not imps:
         raise FileFormatError(
-            f"the file holds no imputed data sets (no '{key}' other than {original_key})."
+            f"{where}the file holds no imputed data sets (no {shown} other than {original_key})."
         )
     imps = [to_library(f, library) for f in imps]
     if original is not None:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from .._frame import as_pandas, library_of
 from ..exceptions import FileFormatError
-from ._files import sidecar_path
+from ._files import digest, sidecar_path
 
 __all__ = [
     "ColumnSpec",
@@ -31,6 +31,7 @@ __all__ = [
     "decode_block",
     "encode_block",
     "read_sidecar",
+    "check_digests",
     "split_sorted",
     "to_library",
 ]
@@ -227,6 +228,30 @@ def read_sidecar(
         )
         return None
     return s
+
+
+def check_digests(base: Path, schema: Any, files: Sequence[Path], fmt: str) -> None:
+    """The data files must be the ones the sidecar of ``base`` was written with (their SHA-256
+    is stored in it): a file changed since (truncated, corrupted, edited) is a FileFormatError,
+    never data decoded through a code table that may no longer fit. ``schema`` is the reader's
+    argument (``False``: no check). A sidecar without checksums (older pymitml) is not checked."""
+    if schema is False:
+        return
+    side = sidecar_path(base) if schema is None or schema is True else Path(schema)
+    try:
+        stored = json.loads(side.read_text(encoding="utf-8")).get("extra", {}).get("sha256")
+    except (OSError, ValueError, AttributeError):
+        return  # no sidecar (or not one of ours): read_sidecar reports it where it matters
+    if not isinstance(stored, dict):
+        return
+    for f in files:
+        want = stored.get(f.name)
+        if want is not None and digest(f) != want:
+            raise FileFormatError(
+                f"cannot read '{f}' as {fmt}: the file has changed since pymitml wrote it (its "
+                "SHA-256 does not match the one in the schema sidecar), so it is truncated, "
+                "corrupted or was edited. If it was edited on purpose, read it with schema=False."
+            )
 
 
 def _category_list(frames: list, col: str, lib: str) -> tuple[list, bool, dict]:

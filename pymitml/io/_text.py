@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import FileFormatError
+from ._files import check_source, reading
 from ._schema import Schema, kind_of
 
 __all__ = ["check_numeric", "flag_text", "integral_columns", "read_table", "write_table"]
@@ -57,8 +58,10 @@ def write_table(
     missing: float,
     sep: str,
     lead: np.ndarray | None = None,
+    shown: str | None = None,
 ) -> None:
-    """Write float64 columns (NaN = missing) as text, no header; ``lead`` is an integer first column."""
+    """Write float64 columns (NaN = missing) as text, no header; ``lead`` is an integer first
+    column; ``shown`` is the file name used in errors (``path`` may be a temporary file)."""
     import polars as pl
 
     flag = float(missing)
@@ -68,7 +71,7 @@ def write_table(
     for j, (v, isint) in enumerate(zip(columns, integral)):
         if np.any(v == flag):
             raise ValueError(
-                f"a value in column {j + 1} of '{path.name}' equals the missing flag "
+                f"a value in column {j + 1} of '{shown or path.name}' equals the missing flag "
                 f"{flag_text(missing)}; choose another `missing` value."
             )
         s = pl.Series(f"c{j}", v, nan_to_null=True)
@@ -94,24 +97,29 @@ def _sep_of(path: Path) -> str:
 
 
 def read_table(
-    path: Path, names: Sequence[str] | None, missing: Sequence[float] | None
+    path: Path,
+    names: Sequence[str] | None,
+    missing: Sequence[float] | None,
+    fmt: str = "Mplus/Blimp data",
 ) -> pd.DataFrame:
-    """A headerless comma-, tab- or space-separated numeric table; ``missing`` values become NaN."""
-    if not path.exists():
-        raise FileNotFoundError(f"data file '{path}' does not exist.")
-    sep = _sep_of(path)
-    df = pd.read_csv(
-        path,
-        sep=sep,
-        header=None,
-        na_values=[".", "*"],
-        keep_default_na=False,
-        skipinitialspace=True,
-    )
+    """A headerless comma-, tab- or space-separated numeric table; ``missing`` values become NaN.
+    Every problem with the file is a FileFormatError naming it and ``fmt``."""
+    check_source(path, fmt, "data file")
+    with reading(path, fmt):
+        sep = _sep_of(path)
+        df = pd.read_csv(
+            path,
+            sep=sep,
+            header=None,
+            na_values=[".", "*"],
+            keep_default_na=False,
+            skipinitialspace=True,
+        )
     if names is not None:
         if len(names) != df.shape[1]:
             raise FileFormatError(
-                f"'{path}' has {df.shape[1]} columns but {len(names)} names were given: {list(names)}."
+                f"cannot read '{path}' as {fmt}: it has {df.shape[1]} columns but "
+                f"{len(names)} names were given: {list(names)}."
             )
         df.columns = list(names)
     else:
@@ -119,7 +127,8 @@ def read_table(
     bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
     if bad:
         raise FileFormatError(
-            f"'{path}' has non-numeric values in columns {bad}; Mplus/Blimp data are numeric."
+            f"cannot read '{path}' as {fmt}: it has non-numeric values in columns {bad}; "
+            "Mplus/Blimp data are numeric."
         )
     if missing:
         flags = np.asarray(list(missing), dtype=np.float64)

@@ -16,11 +16,12 @@ import numpy as np
 import pandas as pd
 
 from .._validation import check_library
-from ._files import as_path, check_new, sidecar_path
+from ..exceptions import FileFormatError
+from ._files import Staged, as_path, check_new, check_source, digest, reading, sidecar_path
 from ._names import BLIMP, file_names
 from ._read import assemble, infer_schema
 from ._registry import register_reader, register_writer
-from ._schema import build_schema, encode_block, read_sidecar
+from ._schema import build_schema, check_digests, encode_block, read_sidecar
 from ._stack import check_mlist
 from ._text import check_numeric, flag_text, integral_columns, read_table, write_table
 
@@ -122,20 +123,24 @@ def write_blimp(
     ]
     first = 0 if with_orig else 1
     cols = [c.file for c in sch.columns]
-    if layout == "stacked":
-        lead = np.repeat(np.arange(first, len(mlist) + 1), sch.n)
-        stacked = [np.concatenate([b[c] for b in blocks]) for c in cols]
-        write_table(path, stacked, integral, missing, sep, lead=lead)
-        namefile.write_text("\n".join([_IMP, *cols]) + "\n", encoding="utf-8")
-    else:
-        for b, p in zip(blocks, data):
-            write_table(p, [b[c] for c in cols], integral, missing, sep)
-        lst.write_text(
-            "".join(p.name + "\n" for p in data[1 if with_orig else 0 :]), encoding="utf-8"
-        )
-        namefile.write_text("\n".join(cols) + "\n", encoding="utf-8")
-    if schema:
-        sch.write(side)
+    with Staged(paths) as st:
+        if layout == "stacked":
+            lead = np.repeat(np.arange(first, len(mlist) + 1), sch.n)
+            stacked = [np.concatenate([b[c] for b in blocks]) for c in cols]
+            write_table(st[path], stacked, integral, missing, sep, lead=lead, shown=path.name)
+            st[namefile].write_text("\n".join([_IMP, *cols]) + "\n", encoding="utf-8")
+            written = [path]
+        else:
+            for b, p in zip(blocks, data):
+                write_table(st[p], [b[c] for c in cols], integral, missing, sep, shown=p.name)
+            st[lst].write_text(
+                "".join(p.name + "\n" for p in data[1 if with_orig else 0 :]), encoding="utf-8"
+            )
+            st[namefile].write_text("\n".join(cols) + "\n", encoding="utf-8")
+            written = data
+        if schema:
+            sch.extra["sha256"] = {p.name: digest(st[p]) for p in written}
+            sch.write(st[side])
     return paths
 
 
@@ -173,10 +178,10 @@ def read_blimp(
     """
     path = as_path(path)
     check_library(library)
-    if not path.exists():
-        raise FileNotFoundError(f"'{path}' does not exist.")
+    check_source(path, _DATA)
     if layout is None:
-        layout = "stacked" if _is_number(_first_token(path)) else "separate"
+        with reading(path, _DATA):
+            layout = "stacked" if _is_number(_first_token(path)) else "separate"
     if layout not in ("stacked", "separate"):
         raise ValueError(f"`layout` must be 'stacked' or 'separate'; got {layout!r}.")
     sch = read_sidecar(path, schema, None, "blimp")
@@ -201,13 +206,19 @@ def read_blimp(
                     ln.strip() for ln in nf.read_text(encoding="utf-8").splitlines() if ln.strip()
                 ]
                 cols = listed[1:] if listed and listed[0] == _IMP else listed
-        df = read_table(path, None if cols is None else [key, *cols], flags)
+        check_digests(path, schema, [path], _DATA)
+        df = read_table(path, None if cols is None else [key, *cols], flags, _DATA)
         if cols is None:
             df.columns = [key] + [f"V{j}" for j in range(1, df.shape[1])]
         order = np.argsort(df[key].to_numpy(), kind="stable")
         df = df.iloc[order].reset_index(drop=True)
     else:
-        files = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        with reading(path, _LIST):
+            files = [
+                ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()
+            ]
+        if not files:
+            raise FileFormatError(f"list file '{path}' names no data files.")
         paths = [Path(f) if Path(f).is_absolute() else path.parent / f for f in files]
         if cols is None:
             stem = (
@@ -222,7 +233,14 @@ def read_blimp(
         if sch is not None and sch.original:
             paths = [path.parent / sch.extra["files"][0], *paths]
             keys = [0, *keys]
-        blocks = [read_table(p, cols, flags) for p in paths]
+        check_digests(path, schema, paths, _DATA)
+        blocks = [read_table(p, cols, flags, _DATA) for p in paths]
+        if len({b.shape[1] for b in blocks}) > 1:
+            raise FileFormatError(
+                f"the data files named in '{path}' have different numbers of columns "
+                f"{sorted({b.shape[1] for b in blocks})}; every imputation must hold the same "
+                "variables."
+            )
         df = pd.concat(blocks, ignore_index=True)
         df[key] = np.repeat(keys, [len(b) for b in blocks])
     users = [c for c in df.columns if c != key]
@@ -232,7 +250,11 @@ def read_blimp(
         )
     if sch is None:
         sch = infer_schema(df, users, {}, ordered=(), library=library, fmt="blimp")
-    return assemble(df, key, sch, library, original_key=0)
+    return assemble(df, key, sch, library, original_key=0, source=(path, _DATA))
+
+
+_DATA = "Blimp data"
+_LIST = "Blimp list"
 
 
 def _is_number(s: str) -> bool:

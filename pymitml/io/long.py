@@ -23,7 +23,7 @@ from .._frame import library_of
 from .._validation import check_library
 from ..exceptions import FileFormatError
 from ..mitml_list import MitmlList
-from ._files import as_path, check_new, sidecar_path
+from ._files import Staged, as_path, check_new, check_source, digest, reading, sidecar_path
 from ._names import LONG, file_names
 from ._read import assemble, infer_schema
 from ._registry import register_reader, register_writer
@@ -31,6 +31,7 @@ from ._schema import (
     _pandas_codec,
     _pandas_dtype,
     build_schema,
+    check_digests,
     encode_block,
     read_sidecar,
     split_sorted,
@@ -106,7 +107,8 @@ def write_long(
     paths = [path] + ([sidecar_path(path)] if fmt == "csv" and schema else [])
     check_new(paths, overwrite)
     if fmt == "parquet":
-        _write_parquet(mlist, path, fnames, imputation, id, with_orig)
+        with Staged(paths) as st:
+            _write_parquet(mlist, st[path], fnames, imputation, id, with_orig)
         return paths
     sch = build_schema(mlist, "long-csv", fnames, coding="labels", original=with_orig)
     sch.extra.update(imputation=imputation, id=id)
@@ -128,15 +130,17 @@ def write_long(
             s = pl.Series(spec.file, v, nan_to_null=True)
             cols.append(s.cast(pl.Int64) if isint else s)
     frame = pl.DataFrame(cols)
-    if path.name.lower().endswith(".gz"):
-        import gzip
+    with Staged(paths) as st:
+        if path.name.lower().endswith(".gz"):
+            import gzip
 
-        with gzip.open(path, "wb") as fh:
-            frame.write_csv(fh, line_terminator="\n")
-    else:
-        frame.write_csv(path, line_terminator="\n")
-    if schema:
-        sch.write(sidecar_path(path))
+            with gzip.open(st[path], "wb") as fh:
+                frame.write_csv(cast(Any, fh), line_terminator="\n")
+        else:
+            frame.write_csv(st[path], line_terminator="\n")
+        if schema:
+            sch.extra["sha256"] = {path.name: digest(st[path])}
+            sch.write(st[sidecar_path(path)])
     return paths
 
 
@@ -230,7 +234,8 @@ def _write_parquet(mlist, path: Path, fnames, imputation: str, id: str, with_ori
     }
     md = dict(table.schema.metadata or {})
     md[_META] = json.dumps(meta).encode()
-    pq.write_table(table.replace_schema_metadata(md), path)
+    # page checksums let the reader tell a corrupted file from a good one
+    pq.write_table(table.replace_schema_metadata(md), path, write_page_checksum=True)
 
 
 @register_reader("long")
@@ -259,10 +264,18 @@ def read_long(
     """
     path = as_path(path)
     check_library(library)
-    if not path.exists():
-        raise FileNotFoundError(f"'{path}' does not exist.")
     if _format_of(path, None) == "parquet":
-        return _read_parquet(path, imputation, id, library)
+        check_source(path, "parquet")
+        with reading(path, "parquet"):
+            return _read_parquet(path, imputation, id, library)
+    fmt = "gzip-compressed CSV" if path.name.lower().endswith(".gz") else "CSV"
+    check_source(path, fmt)
+    with reading(path, fmt):
+        return _read_csv(path, imputation, id, library, schema, fmt)
+
+
+def _read_csv(path: Path, imputation, id, library: str, schema: Any, fmt: str):
+    check_digests(path, schema, [path], fmt)
     sch = read_sidecar(path, schema, None, "long-csv")
     imp = imputation or (sch.extra["imputation"] if sch else ".imp")
     rid = id or (sch.extra["id"] if sch else ".id")
@@ -276,6 +289,8 @@ def read_long(
         )
     else:
         df = pd.read_csv(path)
+    if df.shape[0] == 0:
+        raise FileFormatError(f"cannot read '{path}' as {fmt}: it has a header but no rows.")
     if imp not in df.columns:
         raise FileFormatError(
             f"'{path}' has no imputation column '{imp}'; its columns are {list(df.columns)[:10]}. "
@@ -291,7 +306,7 @@ def read_long(
         )
     if sch is None:
         sch = infer_schema(df, users, {}, ordered=(), library=library, fmt="long-csv")
-    return assemble(df, imp, sch, library, original_key=0)
+    return assemble(df, imp, sch, library, original_key=0, source=(path, fmt))
 
 
 def _read_parquet(path: Path, imputation, id, library: str):
@@ -299,7 +314,7 @@ def _read_parquet(path: Path, imputation, id, library: str):
 
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
+    table = pq.read_table(path, page_checksum_verification=True)
     raw = (table.schema.metadata or {}).get(_META)
     meta: dict[str, Any] = (
         json.loads(raw)
@@ -330,6 +345,10 @@ def _read_parquet(path: Path, imputation, id, library: str):
             f"'{path}' has no imputation column '{imp}'; its columns are {cols[:10]}. Pass `imputation=`."
         )
     keys = np.asarray(df[imp].to_numpy())
+    if pd.isna(keys).any():
+        raise FileFormatError(
+            f"cannot read '{path}' as parquet: the imputation column '{imp}' has missing values."
+        )
     ids = np.asarray(df[rid].to_numpy()) if rid in cols else np.zeros(len(keys))
     order = np.lexsort((ids, keys))
     keys = keys[order]
@@ -352,6 +371,12 @@ def _read_parquet(path: Path, imputation, id, library: str):
             original = block
         else:
             imps.append(block)
+    sizes = {len(f) for f in imps + ([] if original is None else [original])}
+    if len(sizes) > 1:
+        raise FileFormatError(
+            f"cannot read '{path}' as parquet: the data sets have different numbers of rows "
+            f"{sorted(sizes)}; the file is inconsistent."
+        )
     if not imps:
         raise FileFormatError(f"'{path}' holds no imputed data sets (no '{imp}' other than 0).")
     return MitmlList(

@@ -21,13 +21,22 @@ import pandas as pd
 
 from .._validation import check_library
 from ..exceptions import FileFormatError
-from ._files import as_path, check_new, sidecar_path
+from ._files import (
+    MissingFileError,
+    Staged,
+    as_path,
+    check_new,
+    check_source,
+    digest,
+    reading,
+    sidecar_path,
+)
 from ._names import MPLUS, file_names
 from ._read import assemble, infer_schema
 from ._registry import register_reader, register_writer
-from ._schema import build_schema, encode_block, read_sidecar
+from ._schema import build_schema, check_digests, encode_block, kind_of, read_sidecar
 from ._stack import check_mlist
-from ._text import check_numeric, flag_text, integral_columns, read_table, write_table
+from ._text import flag_text, integral_columns, read_table, write_table
 
 __all__ = ["read_mplus", "write_mplus"]
 
@@ -100,31 +109,87 @@ def write_mplus(
         )
     fnames = file_names(mlist.columns, MPLUS, names, rename)
     sch = build_schema(mlist, "mplus", fnames, original=False)
-    check_numeric(sch, "Mplus")
+    blocks = [encode_block(f, sch) for f in mlist]
+    text = _code_text(sch, blocks)
     sch.extra.update(missing=float(missing), sep=sep)
     data, lst, inp_path, log_path = _stem_paths(stem, len(mlist))
+    codes_path = stem.with_name(f"{stem.name}_codes.csv")
+    coded = any(c.categories is not None for c in sch.columns)
     paths = (
         data
         + [lst]
         + ([inp_path, log_path] if inp else [])
+        + ([codes_path] if coded else [])
         + ([sidecar_path(lst)] if schema else [])
     )
     check_new(paths, overwrite)
 
-    integral = integral_columns(sch)
-    for f, p in zip(mlist, data):
-        block = encode_block(f, sch)
-        write_table(p, [block[c.file] for c in sch.columns], integral, missing, sep)
-    lst.write_text("".join(p.name + "\n" for p in data), encoding="utf-8")
-    if inp:
-        inp_path.write_text(
-            _inp_text(sch, lst.name, flag, fnames.get(cluster) if cluster is not None else None),
-            encoding="utf-8",
-        )
-        log_path.write_text(_log_text(sch), encoding="utf-8")
-    if schema:
-        sch.write(sidecar_path(lst))
+    integral = [i or c.file in text for i, c in zip(integral_columns(sch), sch.columns)]
+    with Staged(paths) as st:
+        for block, p in zip(blocks, data):
+            write_table(
+                st[p], [block[c.file] for c in sch.columns], integral, missing, sep, shown=p.name
+            )
+        st[lst].write_text("".join(p.name + "\n" for p in data), encoding="utf-8")
+        if inp:
+            st[inp_path].write_text(
+                _inp_text(
+                    sch, lst.name, flag, fnames.get(cluster) if cluster is not None else None
+                ),
+                encoding="utf-8",
+            )
+            st[log_path].write_text(_log_text(sch), encoding="utf-8")
+        if coded:
+            st[codes_path].write_text(_codes_csv(sch), encoding="utf-8")
+        if schema:
+            sch.extra["sha256"] = {p.name: digest(st[p]) for p in data}
+            sch.write(st[sidecar_path(lst)])
     return paths
+
+
+def _is_text(spec) -> bool:
+    return "string" in {spec.kind, *([] if spec.orig_dtype is None else [kind_of(spec.orig_dtype)])}
+
+
+def _code_text(sch, blocks: list[dict[str, np.ndarray]]) -> set[str]:
+    """Text columns become integer codes, as mitml's ``write.mitmlMplus`` does with every
+    non-numeric column (``as.numeric(as.factor(x))``): the distinct values, sorted, are numbered
+    1..K. Unlike mitml, which numbers each imputation on its own, one table serves all data
+    sets, so a code means the same text in every file. ``blocks`` are recoded in place and the
+    table is stored in the column's spec (``categories`` = texts, ``codes`` = 1..K)."""
+    done = set()
+    for spec in sch.columns:
+        if not _is_text(spec):
+            continue
+        values = sorted(
+            {str(v) for b in blocks for v in b[spec.file] if v is not None and not pd.isna(v)}
+        )
+        index = pd.Index(values, dtype=object)
+        for b in blocks:
+            raw = np.asarray(b[spec.file], dtype=object)
+            miss = pd.isna(raw)
+            pos = index.get_indexer(np.where(miss, "", raw).astype(str).astype(object))
+            codes = (pos + 1).astype(np.float64)
+            codes[miss] = np.nan
+            b[spec.file] = codes
+        spec.categories, spec.codes = values, list(range(1, len(values) + 1))
+        done.add(spec.file)
+    return done
+
+
+def _codes_csv(sch) -> str:
+    """The code table as CSV: ``variable,code,value``, one row per category or text value."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["variable", "code", "value"])
+    for c in sch.columns:
+        if c.categories is not None:
+            for code, cat in zip(c.codes, c.categories):
+                w.writerow([c.file, code, cat])
+    return buf.getvalue()
 
 
 def _wrap(head: str, words: Sequence[str], indent: str = "    ") -> list[str]:
@@ -315,15 +380,51 @@ def read_mplus(
     listfile = as_path(listfile, "listfile")
     check_library(library)
     if not listfile.exists():
-        raise FileNotFoundError(f"list file '{listfile}' does not exist.")
-    files = [
-        ln.strip().strip('"')
-        for ln in listfile.read_text(encoding="utf-8").splitlines()
-        if ln.strip()
-    ]
-    if not files:
-        raise FileFormatError(f"list file '{listfile}' names no data files.")
+        raise MissingFileError(
+            f"cannot read '{listfile}' as {_LIST}: there is no file of that name (the list "
+            "file does not exist)."
+        )
+    if listfile.is_file() and listfile.stat().st_size == 0:
+        raise FileFormatError(f"list file '{listfile}' names no data files (it is empty).")
+    check_source(listfile, _LIST, "list file")
+    with reading(listfile, _LIST):
+        files = [
+            ln.strip().strip('"')
+            for ln in listfile.read_text(encoding="utf-8").splitlines()
+            if ln.strip()
+        ]
+        if not files:
+            raise FileFormatError(f"list file '{listfile}' names no data files.")
     paths = [Path(f) if Path(f).is_absolute() else listfile.parent / f for f in files]
+    return _read_mplus(listfile, paths, names, missing, library, schema, inp)
+
+
+_LIST = "Mplus list"
+_DATA = "Mplus data"
+
+
+def _uncode_text(df: pd.DataFrame, sch) -> pd.DataFrame:
+    """Text columns written as codes (see :func:`_code_text`) back to their text."""
+    fix = {}
+    for spec in sch.columns:
+        if not (_is_text(spec) and spec.codes is not None):
+            continue
+        f = df[spec.file].to_numpy(dtype=np.float64)
+        pos = pd.Index(np.asarray(spec.codes, dtype=np.float64)).get_indexer(f)
+        bad = (pos < 0) & ~np.isnan(f)
+        if bad.any():
+            raise FileFormatError(
+                f"column '{spec.file}' holds codes {pd.unique(f[bad])[:5].tolist()} that are not "
+                "in its code table; the file was changed after it was written. Read it with "
+                "schema=False."
+            )
+        table = np.asarray(list(spec.categories) + [None], dtype=object)
+        fix[spec.file] = table[pos]
+    return df.assign(**fix) if fix else df
+
+
+def _read_mplus(listfile: Path, paths: list[Path], names, missing, library, schema, inp) -> Any:
+    check_digests(listfile, schema, paths, _DATA)
     sch = read_sidecar(listfile, schema, None, "mplus")
     info: dict[str, Any] = {}
     codes: dict = {}
@@ -347,7 +448,13 @@ def read_mplus(
         flags = [sch.extra["missing"]]
     else:
         flags = info.get("missing", [])
-    blocks = [read_table(p, cols, flags) for p in paths]
+    blocks = [read_table(p, cols, flags, _DATA) for p in paths]
+    widths = {b.shape[1] for b in blocks}
+    if len(widths) > 1:
+        raise FileFormatError(
+            f"the data files named in '{listfile}' have different numbers of columns "
+            f"{sorted(widths)}; every imputation must hold the same variables."
+        )
     df = pd.concat(blocks, ignore_index=True)
     key = "\x00imputation"
     df[key] = np.repeat(np.arange(1, len(blocks) + 1), [len(b) for b in blocks])
@@ -359,4 +466,6 @@ def read_mplus(
     if sch is None:
         sch = infer_schema(df, users, codes, ordered=(), library=library, fmt="mplus")
         sch.original = False
-    return assemble(df, key, sch, library, original_key=None)
+    else:
+        df = _uncode_text(df, sch)
+    return assemble(df, key, sch, library, original_key=None, source=(listfile, _DATA))

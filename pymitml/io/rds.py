@@ -14,9 +14,12 @@ from typing import Any
 from ..bridge import _robjects, from_r, to_r
 from ..exceptions import FileFormatError
 from ..mitml_list import MitmlList, long_to_mitml_list
+from ._files import Staged, as_path, check_new, check_source, reading
 from ._registry import register_reader, register_writer
 
 __all__ = ["read_rds", "write_rds"]
+
+_FMT = "R .rds"
 
 
 @register_writer("rds")
@@ -41,13 +44,10 @@ def write_rds(
     >>> write_rds(implist, "imputations.rds")  # doctest: +SKIP
     >>> # in R: x <- readRDS("imputations.rds"); testEstimates(with(x, lm(y ~ x)))
     """
-    path = Path(path)
-    if path.exists() and not overwrite:
+    path = as_path(path)
+    if path.is_file() and not overwrite:
         raise FileExistsError(f"'{path}' already exists; pass overwrite=True to replace it.")
-    if not path.parent.exists():
-        raise FileNotFoundError(
-            f"the folder '{path.parent}' of `path` does not exist; create it first."
-        )
+    check_new([path], overwrite)
     if not isinstance(mitml_list, MitmlList):
         if not isinstance(mitml_list, (list, tuple)):
             raise TypeError(
@@ -56,7 +56,9 @@ def write_rds(
             )
         mitml_list = MitmlList(mitml_list)
     ro = _robjects()
-    ro.r["saveRDS"](to_r(mitml_list), file=str(path), compress=bool(compress))
+    obj = to_r(mitml_list)
+    with Staged([path]) as st:
+        ro.r["saveRDS"](obj, file=str(st[path]), compress=bool(compress))
     return path
 
 
@@ -75,19 +77,19 @@ def read_rds(path: str | os.PathLike, library: str = "pandas") -> MitmlList:
     -------
     MitmlList (``.original`` set for mids, mitml and stacked files that include it).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no file '{path}'.")
+    path = as_path(path)
+    check_source(path, _FMT)
     ro = _robjects()
-    obj = ro.r["readRDS"](str(path))
-    out = from_r(obj, library=library)
+    with reading(path, _FMT):
+        obj = ro.r["readRDS"](str(path))
+        out = from_r(obj, library=library)
     if isinstance(out, MitmlList):
         return out
     cols = getattr(out, "columns", None)
     if cols is not None and ".imp" in list(cols):
         return long_to_mitml_list(out, split=".imp", exclude=[0])
     raise FileFormatError(
-        f"'{path}' holds an R object of class {list(obj.rclass)}, not imputed data sets; expected a "
+        f"cannot read '{path}' as {_FMT}: it holds an R object of class {list(obj.rclass)}, not imputed data sets; expected a "
         "mitml.list, a list of data frames, a mids or mitml object, or a stacked data frame with an "
         "'.imp' column. Read other objects with pymitml.bridge.from_r(rpy2.robjects.r.readRDS(path))."
     )

@@ -19,11 +19,11 @@ import pandas as pd
 
 from .._validation import check_library
 from ..exceptions import FileFormatError
-from ._files import as_path, check_new, sidecar_path
+from ._files import Staged, as_path, check_new, check_source, digest, reading, sidecar_path
 from ._names import SPSS, file_names
 from ._read import assemble, infer_schema, numeric_objects
 from ._registry import register_reader, register_writer
-from ._schema import build_schema, encode_block, kind_of, read_sidecar
+from ._schema import build_schema, check_digests, encode_block, kind_of, read_sidecar
 from ._stack import check_mlist
 
 __all__ = ["read_spss", "write_spss"]
@@ -125,19 +125,21 @@ def write_spss(
     if len(label.encode("utf-8")) > 64:
         raise ValueError(f"`label` is longer than SPSS's 64 bytes: '{label}'.")
     frame = pd.DataFrame(data)
-    pyreadstat.write_sav(
-        frame,
-        str(path),
-        file_label=label,
-        column_labels={fnames[c]: t for c, t in labels.items()},
-        variable_value_labels=vlabels,
-        variable_measure=measure,
-        variable_format=fmt,
-    )
-    if syntax:
-        sps.write_text(_sps_text(path, m, n, with_orig), encoding="utf-8")
-    if schema:
-        sch.write(sidecar_path(path))
+    with Staged(paths) as st:
+        pyreadstat.write_sav(
+            frame,
+            str(st[path]),
+            file_label=label,
+            column_labels={fnames[c]: t for c, t in labels.items()},
+            variable_value_labels=vlabels,
+            variable_measure=measure,
+            variable_format=fmt,
+        )
+        if syntax:
+            st[sps].write_text(_sps_text(path, m, n, with_orig), encoding="utf-8")
+        if schema:
+            sch.extra["sha256"] = {path.name: digest(st[path])}
+            sch.write(st[sidecar_path(path)])
     return paths
 
 
@@ -199,18 +201,26 @@ def read_spss(
     -------
     MitmlList : the imputations in order of ``Imputation_``, with ``original`` when present.
     """
-    import pyreadstat
-
     path = as_path(path)
     check_library(library)
-    if not path.exists():
-        raise FileNotFoundError(f"'{path}' does not exist.")
+    check_source(path, _FMT)
+    with reading(path, _FMT):
+        return _read_spss(path, library, schema, original_code)
+
+
+_FMT = "SPSS .sav"
+
+
+def _read_spss(path: Path, library: str, schema: Any, original_code: int | None) -> Any:
+    import pyreadstat
+
+    check_digests(path, schema, [path], _FMT)
     df, meta = pyreadstat.read_sav(str(path), apply_value_formats=False, user_missing=False)
     df = numeric_objects(df, meta.readstat_variable_types)
     if IMP not in df.columns:
         raise FileFormatError(
-            f"'{path}' has no '{IMP}' column, so it is not SPSS's stacked multiple-imputation "
-            f"layout; its columns are {list(df.columns)}."
+            f"'{path}' has no '{IMP}' column (no imputation indicator), so it is not SPSS's "
+            f"stacked multiple-imputation layout; its columns are {list(df.columns)}."
         )
     order = np.argsort(df[IMP].to_numpy(), kind="stable")
     df = df.iloc[order].reset_index(drop=True)
@@ -219,4 +229,4 @@ def read_spss(
     if sch is None:
         ordered = [c for c in users if meta.variable_measure.get(c) == "ordinal"]
         sch = infer_schema(df, users, meta.variable_value_labels, ordered, library, "spss")
-    return assemble(df, IMP, sch, library, original_key=original_code)
+    return assemble(df, IMP, sch, library, original_key=original_code, source=(path, _FMT))

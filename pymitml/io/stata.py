@@ -30,11 +30,11 @@ from ._dta import (
     read_value_label_names,
     write_dta,
 )
-from ._files import as_path, check_new, sidecar_path
+from ._files import Staged, as_path, check_new, check_source, digest, reading, sidecar_path
 from ._names import STATA, STATA117, file_names
 from ._read import assemble, infer_schema, numeric_objects
 from ._registry import register_reader, register_writer
-from ._schema import Schema, build_schema, encode_block, kind_of, read_sidecar
+from ._schema import Schema, build_schema, check_digests, encode_block, kind_of, read_sidecar
 from ._stack import check_mlist, imputed_columns, varying_cells
 
 __all__ = ["read_stata", "read_stata_characteristics", "write_stata"]
@@ -170,32 +170,33 @@ def write_stata(
     chars.append(("_dta", "_mi_update", str(secs)))
     if label is None:
         label = f"{m} imputations of {n} cases (mi flong), pymitml"
-    write_dta(
-        path,
-        variables,
-        (m + 1) * n,
-        version=version,
-        data_label=label,
-        characteristics=chars,
-        value_labels=value_labels,
-        sort_by=["_mi_m", "_mi_id"],
-    )
-    if do_file:
-        path.with_suffix(".do").write_text(
-            _do_text(
-                path,
-                m,
-                n,
-                [fnames[c] for c in ivars],
-                [fnames[c] for c in pvars],
-                [fnames[c] for c in rvars],
-                fn,
-            ),
-            encoding="utf-8",
+    with Staged(paths) as st:
+        write_dta(
+            st[path],
+            variables,
+            (m + 1) * n,
+            version=version,
+            data_label=label,
+            characteristics=chars,
+            value_labels=value_labels,
+            sort_by=["_mi_m", "_mi_id"],
         )
-    if schema:
-        sch.extra.update(imputed=ivars, passive=pvars)
-        sch.write(sidecar_path(path))
+        if do_file:
+            st[path.with_suffix(".do")].write_text(
+                _do_text(
+                    path,
+                    m,
+                    n,
+                    [fnames[c] for c in ivars],
+                    [fnames[c] for c in pvars],
+                    [fnames[c] for c in rvars],
+                    fn,
+                ),
+                encoding="utf-8",
+            )
+        if schema:
+            sch.extra.update(imputed=ivars, passive=pvars, sha256={path.name: digest(st[path])})
+            sch.write(st[sidecar_path(path)])
     return paths
 
 
@@ -315,9 +316,9 @@ def read_stata_characteristics(path) -> dict[str, dict[str, str]]:
     'flong'
     """
     path = as_path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"'{path}' does not exist.")
-    return read_characteristics(path)
+    check_source(path, _FMT)
+    with reading(path, _FMT):
+        return read_characteristics(path)
 
 
 @register_reader("stata")
@@ -339,31 +340,56 @@ def read_stata(path, *, library: str = "pandas", schema: Any = None) -> Any:
     """
     path = as_path(path)
     check_library(library)
-    if not path.exists():
-        raise FileNotFoundError(f"'{path}' does not exist.")
+    check_source(path, _FMT)
+    with reading(path, _FMT):
+        return _read_stata(path, library, schema)
+
+
+_FMT = "Stata .dta"
+
+
+def _read_stata(path: Path, library: str, schema: Any) -> Any:
     try:
-        style = read_characteristics(path).get("_dta", {}).get("_mi_style")
-    except ValueError:
-        style = None
+        chars = read_characteristics(path).get("_dta", {})
+    except ValueError:  # formats before 117 have no characteristics this reader can see
+        chars = {}
+    style = chars.get("_mi_style")
     if style is not None and style != "flong":
         raise FileFormatError(
             f"'{path}' is mi {style} data; in Stata run `mi convert flong` and save it again."
         )
+    check_digests(path, schema, [path], _FMT)
     df, vlabels = _read_dta(path)
     missing = [c for c in ("_mi_m", "_mi_id") if c not in df.columns]
     if missing:
         raise FileFormatError(
-            f"'{path}' has no {missing} column(s), so it is not mi flong data; in Stata run "
-            "`mi convert flong` (or `mi import`) and save it again."
+            f"'{path}' has no {missing} column(s), so it is not mi flong data (no imputation "
+            "indicator); in Stata run `mi convert flong` (or `mi import`) and save it again."
         )
     df = df.iloc[np.lexsort((df["_mi_id"].to_numpy(), df["_mi_m"].to_numpy()))].reset_index(
         drop=True
     )
+    _check_mi_counts(path, df, chars)
     users = [c for c in df.columns if c not in _SYSTEM]
     sch = _schema_from_sidecar(path, schema, users)
     if sch is None:
         sch = infer_schema(df, users, vlabels, ordered=(), library=library, fmt="stata")
-    return assemble(df, "_mi_m", sch, library, original_key=0)
+    return assemble(df, "_mi_m", sch, library, original_key=0, source=(path, _FMT))
+
+
+def _check_mi_counts(path: Path, df: pd.DataFrame, chars: Mapping[str, str]) -> None:
+    """``_mi_M`` / ``_mi_N`` (when the file has them) agree with the rows it holds."""
+    m_found = int(pd.unique(df["_mi_m"].dropna()).size) - 1
+    for key, found, what in (
+        ("_mi_M", m_found, "imputations"),
+        ("_mi_N", int((df["_mi_m"] == 0).sum()), "cases in m = 0"),
+    ):
+        text = chars.get(key)
+        if text is not None and text.strip().isdigit() and int(text) != found:
+            raise FileFormatError(
+                f"cannot read '{path}' as {_FMT}: its settings say {key} = {text} but it holds "
+                f"{found} {what}; the file is truncated or inconsistent."
+            )
 
 
 def _read_dta(path: Path) -> tuple[pd.DataFrame, dict[str, dict]]:
