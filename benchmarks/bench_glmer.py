@@ -1,7 +1,8 @@
 """Time pymitml's native glmer against lme4::glmer on the same data.
 
 Models: lme4's ``cbpp`` (``cbind(incidence, size - incidence) ~ period + (1 | herd)``, Laplace
-and nAGQ = 25) and simulated data of 20,000 rows in 1,000 clusters of 20: a 0/1 response
+and nAGQ = 25), lme4's ``grouseticks`` (Poisson, three grouping factors: BROOD, INDEX,
+LOCATION) and simulated data of 20,000 rows in 1,000 clusters of 20: a 0/1 response
 ``y ~ x + w + (1 | id)`` (logit) and Poisson counts ``k ~ x + w + (1 | id)``, with cluster
 effects of SD 0.7, x a level-1 and w a level-2 covariate.
 
@@ -37,6 +38,7 @@ out <- list()
 for (cs in cases) {
   d <- read.csv(cs$path)
   if (!is.null(d$period)) d$period <- factor(d$period)
+  for (v in intersect(c("INDEX", "BROOD", "LOCATION", "YEAR"), names(d))) d[[v]] <- factor(d[[v]])
   ts <- numeric(reps); w <- ""
   for (r in seq_len(reps)) {
     ts[r] <- system.time(fit <- withCallingHandlers(
@@ -76,6 +78,16 @@ def cbpp_frame() -> pd.DataFrame:
     return df
 
 
+def grouseticks_frame() -> pd.DataFrame:
+    here = os.path.dirname(os.path.abspath(__file__))
+    df = pd.read_csv(os.path.join(here, "..", "r_compat", "glmer_grouseticks.csv"))
+    df["YEAR"] = df["YEAR"].astype(str)
+    return df
+
+
+GROUSE = "TICKS ~ YEAR + HEIGHT + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION)"
+
+
 def time_pymitml(df, formula, family, nAGQ, reps):
     import pymitml as pm
 
@@ -102,12 +114,13 @@ def main(argv=None) -> None:
     )
     n, J = (4_000, 200) if args.quick else (20_000, 1_000)
     sim = simulate(n, J)
-    frames = {"cbpp": cbpp_frame(), "sim": sim}
+    frames = {"cbpp": cbpp_frame(), "sim": sim, "grouse": grouseticks_frame()}
     cases = [
         ("cbpp Laplace", "cbpp", CBPP, "binomial", 1),
         ("cbpp nAGQ=25", "cbpp", CBPP, "binomial", 25),
         (f"binary {n // 1000}k", "sim", "y ~ x + w + (1 | id)", "binomial", 1),
         (f"Poisson {n // 1000}k", "sim", "k ~ x + w + (1 | id)", "poisson", 1),
+        ("grouseticks", "grouse", GROUSE, "poisson", 1),
     ]
     tmp = tempfile.mkdtemp()
     paths = {}
