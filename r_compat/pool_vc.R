@@ -7,7 +7,8 @@
 # REML), differentiated twice by numDeriv::hessian; Var(phi) = 2 H^-1. The pooled rows apply
 # Rubin's rules with Rubin's (1987) df on the transformed scale and back-transform.
 #
-# Data: sleepstudy (r_compat/ddf_sleepstudy.csv, REML and ML), the m = 5 studentratings
+# Data: sleepstudy (r_compat/ddf_sleepstudy.csv, REML and ML; (Days || Subject)), Penicillin
+# (crossed, r_compat/ddf_penicillin.csv), the m = 5 studentratings
 # imputations of r_compat/pool_studentratings_m5.csv (random intercept), and m = 5 panImpute
 # imputations of a simulated random-slope design written to r_compat/pool_vc_rs_implist.csv.
 #
@@ -36,43 +37,53 @@ dev_at <- function(devfun, theta, sigma, reml) {
   out
 }
 
-# phi <-> (covariance of the one random-effects term, sigma)
+# phi <-> (covariance of each random-effects term, sigma), terms in VarCorr's (theta's) order
 phi_of <- function(fit) {
-  S <- as.matrix(VarCorr(fit)[[1]])
-  sd <- sqrt(diag(S))
-  R <- cov2cor(S)
-  q <- nrow(S)
-  z <- c()
-  if (q > 1) for (a in 1:(q - 1)) for (b in (a + 1):q) z <- c(z, atanh(R[a, b]))
-  c(log(sd), z, log(sigma(fit)))
+  out <- c()
+  for (S in VarCorr(fit)) {
+    S <- as.matrix(S)
+    sd <- sqrt(diag(S))
+    R <- cov2cor(S)
+    q <- nrow(S)
+    z <- c()
+    if (q > 1) for (a in 1:(q - 1)) for (b in (a + 1):q) z <- c(z, atanh(R[a, b]))
+    out <- c(out, log(sd), z)
+  }
+  c(out, log(sigma(fit)))
 }
 
-theta_of <- function(phi, q) {
-  sd <- exp(phi[1:q])
-  R <- diag(q)
-  k <- q
-  if (q > 1) for (a in 1:(q - 1)) for (b in (a + 1):q) {
-    k <- k + 1
-    R[a, b] <- R[b, a] <- tanh(phi[k])
-  }
+theta_of <- function(phi, qs) {
   sigma <- exp(phi[length(phi)])
-  L <- t(chol(R * outer(sd, sd))) / sigma
-  list(theta = L[lower.tri(L, diag = TRUE)], sigma = sigma)
+  theta <- c()
+  k <- 0
+  for (q in qs) {
+    sd <- exp(phi[k + 1:q])
+    k <- k + q
+    R <- diag(q)
+    if (q > 1) for (a in 1:(q - 1)) for (b in (a + 1):q) {
+      k <- k + 1
+      R[a, b] <- R[b, a] <- tanh(phi[k])
+    }
+    L <- t(chol(R * outer(sd, sd))) / sigma
+    theta <- c(theta, L[lower.tri(L, diag = TRUE)])
+  }
+  list(theta = theta, sigma = sigma)
 }
 
 one_fit <- function(formula, data, reml) {
   fit <- lmer(formula, data = data, REML = reml)
   devfun <- lmer(formula, data = data, REML = reml, devFunOnly = TRUE)
-  q <- nrow(as.matrix(VarCorr(fit)[[1]]))
+  qs <- sapply(VarCorr(fit), nrow)
   phi <- phi_of(fit)
   f <- function(x) {
-    ts <- theta_of(x, q)
+    ts <- theta_of(x, qs)
     dev_at(devfun, ts$theta, ts$sigma, reml)
   }
+  stopifnot(max(abs(theta_of(phi, qs)$theta - getME(fit, "theta"))) < 1e-8)
   H <- numDeriv::hessian(f, phi)
   V <- 2 * solve(H)
   list(phi = unname(phi), se = unname(sqrt(diag(V))), V = unname(lapply(1:nrow(V), function(i) V[i, ])),
-       theta = unname(getME(fit, "theta")), sigma = sigma(fit), q = q)
+       theta = unname(getME(fit, "theta")), sigma = sigma(fit), q = unname(qs[1]))
 }
 
 # transformed quantities of one fit and their variances (delta method), one random term
@@ -138,6 +149,15 @@ for (reml in c(TRUE, FALSE)) {
     formula = "Reaction ~ Days + (Days | Subject)", data = "ddf_sleepstudy.csv", REML = reml,
     fits = list(one_fit(Reaction ~ Days + (Days | Subject), ss, reml)))
 }
+
+pen <- read.csv(file.path(out_dir, "ddf_penicillin.csv"))
+pen$plate <- factor(pen$plate); pen$sample <- factor(pen$sample)
+cases$penicillin_crossed <- list(formula = "diameter ~ 1 + (1 | plate) + (1 | sample)",
+                                 data = "ddf_penicillin.csv", REML = TRUE,
+                                 fits = list(one_fit(diameter ~ 1 + (1 | plate) + (1 | sample), pen, TRUE)))
+cases$sleepstudy_uncorrelated <- list(formula = "Reaction ~ Days + (Days || Subject)",
+                                      data = "ddf_sleepstudy.csv", REML = TRUE,
+                                      fits = list(one_fit(Reaction ~ Days + (Days || Subject), ss, TRUE)))
 
 sr <- read.csv(file.path(out_dir, "pool_studentratings_m5.csv"))
 sr$ID <- factor(sr$ID)

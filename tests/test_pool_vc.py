@@ -35,9 +35,11 @@ def _implist(csv: str, cluster: str) -> pm.MitmlList:
 
 def _case_fits(name: str) -> list:
     case = REF[name]
-    if case["data"] == "ddf_sleepstudy.csv":
+    if case["data"].startswith("ddf_"):  # one data set: sleepstudy, Penicillin
         d = pd.read_csv(RC / case["data"])
-        d["Subject"] = d["Subject"].astype(str)
+        for c in ("Subject", "plate", "sample"):
+            if c in d:
+                d[c] = d[c].astype(str)
         return [pm.lmer(case["formula"], d, REML=case["REML"])]
     cluster = "ID" if "ID" in case["formula"] else "g"
     return list(_implist(case["data"], cluster).with_(lambda x: pm.lmer(case["formula"], x)))

@@ -8,7 +8,9 @@ For a linear mixed model (Nakagawa & Schielzeth 2013; random slopes by Johnson 2
     R2_marginal    = var_f / (var_f + var_r + var_e)
     R2_conditional = (var_f + var_r) / (var_f + var_r + var_e)
 
-With a random intercept only, var_r = tau_00. Across imputations each R^2 is pooled on the
+With a random intercept only, var_r = tau_00; with several terms var_r is the sum of the
+terms' parts. (performance 0.10.2 leaves the slope variance of an uncorrelated term
+``(x || g)`` out of var_r; it is included here, as the formula says.) Across imputations each R^2 is pooled on the
 logit scale, R2_pooled = expit(mean_l logit R2_l), as R^2 is bounded and skewed (cf. Harel
 2009, who averages Fisher z of sqrt(R^2)); the plain means are reported beside.
 
@@ -37,7 +39,7 @@ __all__ = ["PooledR2", "pool_r2_nakagawa", "r2_nakagawa"]
 
 def _check(fit: Any) -> None:
     if hasattr(fit, "family") or not all(
-        hasattr(fit, a) for a in ("X", "Z", "fixef", "cov_random", "sigma")
+        hasattr(fit, a) for a in ("X", "fixef", "varcorr", "sigma")
     ):
         raise TypeError(
             "Nakagawa's R^2 here needs linear mixed-model fits from pm.lmer; got a "
@@ -52,16 +54,52 @@ def r2_nakagawa(fit: Any) -> pd.Series:
     ``var_random``, ``var_residual``.
     """
     _check(fit)
-    Z = np.asarray(fit.Z, dtype=float)
-    tau = fit.cov_random.to_numpy(dtype=float)
-    if Z.ndim != 2 or Z.shape[1] != tau.shape[0]:
-        raise ValueError(
-            "this fit's random-effect design does not match its covariance matrix (several "
-            "random-effect terms?); r2_nakagawa handles one grouping factor."
-        )
-    return r2_parts(
-        np.asarray(fit.X, dtype=float), Z, fit.fixef.to_numpy(dtype=float), tau, float(fit.sigma)
+    blocks = _random_blocks(fit)
+    X = np.asarray(fit.X, dtype=float)
+    beta = fit.fixef.to_numpy(dtype=float)
+    if len(blocks) == 1:
+        return r2_parts(X, blocks[0][0], beta, blocks[0][1], float(fit.sigma))
+    # several terms: var_r is the sum of the terms' parts (performance::r2_nakagawa)
+    var_r = sum(float(np.mean(np.einsum("ij,jk,ik->i", Z, tau, Z))) for Z, tau in blocks)
+    var_f = _var_fixed(X, beta)
+    var_e = float(fit.sigma) ** 2
+    total = var_f + var_r + var_e
+    return pd.Series(
+        {
+            "marginal": var_f / total,
+            "conditional": (var_f + var_r) / total,
+            "var_fixed": var_f,
+            "var_random": var_r,
+            "var_residual": var_e,
+        }
     )
+
+
+def _var_fixed(X: np.ndarray, beta: np.ndarray) -> float:
+    """var(X beta) (divisor n - 1) from the centred columns: exactly 0 for an intercept only."""
+    eta = (X - X.mean(axis=0)) @ beta
+    return float(eta @ eta) / (X.shape[0] - 1)
+
+
+def _random_blocks(fit: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per random-effect term: each row's values of the term's columns (n, q) and the term's
+    covariance matrix (q, q), in lme4's order."""
+    terms = getattr(fit, "re_terms", ())
+    if not terms:
+        Z = np.asarray(fit.Z, dtype=float)
+        tau = fit.cov_random.to_numpy(dtype=float)
+        if Z.ndim != 2 or Z.shape[1] != tau.shape[0]:
+            raise ValueError("the fit's random-effect design does not match its covariance matrix.")
+        return [(Z, tau)]
+    from scipy import sparse
+
+    Zs = sparse.csc_matrix(fit.Z_sparse())
+    out = []
+    for info, (_, names, tau) in zip(terms, fit.cov_random_terms()):
+        q = len(names)
+        collapse = sparse.kron(np.ones((int(info.n_levels), 1)), sparse.identity(q))
+        out.append((np.asarray((Zs[:, info.columns] @ collapse).todense()), np.asarray(tau)))
+    return out
 
 
 def r2_parts(
@@ -70,7 +108,7 @@ def r2_parts(
     """The R^2 formulas of the module docstring at given parameters: X (n, p), Z (n, q) the
     random-effect columns of each row, beta (p,), tau (q, q), sigma."""
     tau = np.atleast_2d(np.asarray(tau, dtype=float))
-    var_f = float(np.var(X @ beta, ddof=1))
+    var_f = _var_fixed(X, beta)
     var_r = float(np.mean(np.einsum("ij,jk,ik->i", Z, tau, Z)))
     var_e = float(sigma) ** 2
     total = var_f + var_r + var_e
@@ -152,12 +190,14 @@ def pool_r2_nakagawa(
     per = pd.DataFrame([r2_nakagawa(f) for f in kept])
     per.index = pd.RangeIndex(1, len(kept) + 1, name="fit")
     r2 = per[["marginal", "conditional"]]
-    logit = np.log(r2 / (1.0 - r2))
+    with np.errstate(divide="ignore"):  # R2 = 0 (no fixed predictors): logit -inf, pooled 0
+        logit = np.log(r2 / (1.0 - r2))
     pooled = 1.0 / (1.0 + np.exp(-logit.mean(axis=0)))
     table = pd.DataFrame(
         {"Estimate": pooled, "Mean": r2.mean(axis=0), "Min": r2.min(axis=0), "Max": r2.max(axis=0)}
     )
-    u = np.stack([_logit_variances(f) for f in kept])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = np.stack([_logit_variances(f) for f in kept])
     lo_name, hi_name = _percent_labels((1.0 - level) / 2.0)
     if np.all(np.isfinite(u)):
         from scipy import stats
@@ -191,18 +231,18 @@ def _logit_variances(fit: Any) -> np.ndarray:
     except ValueError:
         return np.full(2, np.nan)
     terms = _terms_and_values(fit)[0]
-    if len(terms) != 1:
+    blocks = _random_blocks(fit)
+    if len(terms) != len(blocks):
         return np.full(2, np.nan)
     X = np.asarray(fit.X, dtype=float)
-    Z = np.asarray(fit.Z, dtype=float)
     beta = fit.fixef.to_numpy(dtype=float)
     Xc = X - X.mean(axis=0)
     S = Xc.T @ Xc / (X.shape[0] - 1)
-    M = Z.T @ Z / Z.shape[0]
+    Ms = [Z.T @ Z / Z.shape[0] for Z, _ in blocks]
     phi = phi_s.to_numpy()
 
     def vr_of(x: np.ndarray) -> float:
-        return float(np.sum(_covs_of(x, terms)[0][0] * M))
+        return float(sum(np.sum(c * M) for c, M in zip(_covs_of(x, terms)[0], Ms)))
 
     vf = float(beta @ S @ beta)
     vr = vr_of(phi)
