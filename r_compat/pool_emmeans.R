@@ -48,6 +48,7 @@ case <- function(formula, specs, at = list()) {
     es <- summary(emmeans(fit, specs, at = at, data = d, lmer.df = "satterthwaite"))
     pr <- pairs(e, adjust = "none")
     list(emmean = unname(s$emmean), SE = unname(s$SE), V = mat_rows(vcov(e)),
+         beta = unname(fixef(fit)), vcov_beta = mat_rows(as.matrix(vcov(fit))),
          df_satterthwaite = unname(es$df),
          contrast = as.character(summary(pr)$contrast), estimate = unname(summary(pr)$estimate),
          Vc = mat_rows(vcov(pr)))
@@ -55,7 +56,7 @@ case <- function(formula, specs, at = list()) {
   d1 <- frames[[1]]
   s1 <- summary(emmeans(lmerTest::lmer(formula, data = d1), specs, at = at, data = d1,
                         lmer.df = "asymptotic"))
-  list(formula = deparse(formula), specs = specs, at = at,
+  list(formula = paste(deparse(formula, width.cutoff = 500L), collapse = " "), specs = specs, at = at,
        labels = lapply(specs, function(v) as.character(s1[[v]])),
        per_imputation = per,
        pooled = rubin(lapply(per, `[[`, "emmean"), lapply(per, function(p) do.call(rbind, p$V))),
@@ -68,6 +69,8 @@ cases <- list(
   fedstate = case(ReadAchiev ~ FedState * Sex + ReadDis + (1 | ID), "FedState"),
   cells_at = case(ReadAchiev ~ FedState * Sex + ReadDis + (1 | ID), c("FedState", "Sex"),
                   list(ReadDis = 2.5)),
+  several_terms = case(ReadAchiev ~ FedState + Sex + ReadDis + (1 | ID) + (0 + Cogn10 | ID),
+                       "FedState"),
   numeric_at = case(ReadAchiev ~ ReadDis + SES + I(SES^2) + Sex + (1 | ID), "ReadDis",
                     list(ReadDis = c(1, 2, 3)))
 )

@@ -130,3 +130,10 @@ def test_bad_input(pan_imp):
         check_compatibility(pan_imp, 3)
     with pytest.raises(TypeError, match="ImputationResult"):
         check_compatibility(object(), "y ~ x + (1 | g)")
+
+
+def test_several_random_terms(pan_imp):
+    rep = check_compatibility(pan_imp, "y ~ x + w + (1 | g) + (1 | h)", warn=False)
+    assert _kinds(rep) == {("| h", "grouping factor")}
+    rep = check_compatibility(pan_imp, "y ~ x + w + (1 | g) + (0 + x || g)", warn=False)
+    assert _kinds(rep) == {("(... x | g)", "random slope")}

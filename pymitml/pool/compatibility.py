@@ -141,6 +141,33 @@ def _fcs_model(imp: Any) -> _ImpModel:
     return _ImpModel("fcs", "fcs", cluster, targets, variables, set(), set(), set(), P)
 
 
+@dataclass(frozen=True)
+class _Analysis:
+    """The parts of an lme4 analysis formula the check reads (several random terms allowed)."""
+
+    targets: tuple[str, ...]
+    fixed: str
+    random: str | None  # the random terms' expressions joined with " + "
+    cluster: str | None  # the first grouping factor
+    groups: tuple[str, ...]
+    variables: list[str]
+
+
+def _parse_analysis(text: str) -> _Analysis:
+    try:
+        from ..lmm._terms import parse_lmer_formula
+    except ImportError:  # pragma: no cover - an older lmm
+        f = parse_formula(text)
+        groups: tuple[str, ...] = (f.cluster,) if f.cluster else ()
+        return _Analysis(f.targets, f.fixed, f.random, f.cluster, groups, f.variables)
+    f2 = parse_lmer_formula(text)
+    groups = tuple(dict.fromkeys(t.name for t in f2.random))
+    random = " + ".join(t.expr for t in f2.random) or None
+    return _Analysis(
+        (f2.response,), f2.fixed, random, groups[0] if groups else None, groups, f2.variables
+    )
+
+
 def _model_of(imp: Any) -> _ImpModel:
     if getattr(imp, "method", None) == "fcs" or getattr(imp, "predictor_matrix", None) is not None:
         return _fcs_model(imp)
@@ -204,7 +231,7 @@ def check_compatibility(imp: Any, analysis: str, *, warn: bool = True) -> Compat
     if not isinstance(analysis, str):
         raise TypeError(f"`analysis` must be a formula string; got {type(analysis).__name__}.")
     model = _model_of(imp)
-    f = parse_formula(analysis)
+    f = _parse_analysis(analysis)
     data = as_pandas(imp.complete(0))
     imputed = {c for c in data.columns if data[c].isna().any()} & (
         model.targets or set(data.columns)
@@ -220,19 +247,20 @@ def check_compatibility(imp: Any, analysis: str, *, warn: bool = True) -> Compat
     def add(term: str, kind: str, msg: str) -> None:
         issues.append(CompatibilityIssue(term, kind, msg))
 
-    if f.cluster and model.cluster and f.cluster != model.cluster:
-        add(
-            f"| {f.cluster}",
-            "grouping factor",
-            f"the analysis groups by '{f.cluster}' but the imputation model by "
-            f"'{model.cluster}': the between-cluster variation of '{f.cluster}' was not "
-            "modelled; impute with that cluster variable.",
-        )
+    for grp in f.groups:
+        if model.cluster and grp != model.cluster:
+            add(
+                f"| {grp}",
+                "grouping factor",
+                f"the analysis groups by '{grp}' but the imputation model by "
+                f"'{model.cluster}': the variation between levels of '{grp}' was not "
+                "modelled; impute with that cluster variable (or a three-level model).",
+            )
     y_imp = response in imputed
     complete1 = None
     cm_of: dict[str, str] = {}
     for v in used:
-        if v in model.variables or v == f.cluster:
+        if v in model.variables or v in f.groups:
             continue
         if complete1 is None:
             complete1 = as_pandas(imp.complete(1))

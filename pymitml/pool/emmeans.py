@@ -46,11 +46,20 @@ def _levels(s: pd.Series) -> list[Any]:
     return sorted(pd.unique(s.dropna()))
 
 
+def _fixed_part(formula: str) -> str:
+    """The fixed part of an lme4 formula (any number of random-effect terms)."""
+    try:
+        from ..lmm._terms import parse_lmer_formula
+    except ImportError:  # pragma: no cover - an older lmm without several terms
+        return parse_formula(formula).fixed
+    return parse_lmer_formula(formula).fixed
+
+
 def _grid(
     fit: Any, data: Any, specs: list[str], at: Mapping[str, Any]
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The reference grid of one fit (a DataFrame of predictor values) and its X rows."""
-    rhs = parse_formula(fit.formula).fixed
+    rhs = _fixed_part(fit.formula)
     variables = [v for v in term_variables(rhs)]
     df = as_pandas(data)
     missing = [v for v in variables if v not in df.columns]
@@ -309,7 +318,7 @@ def pool_emmeans(
 
 def _new_design(fit: Any, data: Any, newdata: pd.DataFrame) -> np.ndarray:
     """X of ``newdata`` coded as the fit's data were (factor levels of the analysed rows)."""
-    rhs = parse_formula(fit.formula).fixed
+    rhs = _fixed_part(fit.formula)
     variables = term_variables(rhs)
     missing = [v for v in variables if v not in newdata.columns]
     if missing:
