@@ -214,9 +214,36 @@ def test_truncated_file_with_sidecar(tmp_path, what):
     )
 
 
-def test_truncated_dta_without_sidecar_is_chained_to_the_parser(tmp_path):
+def test_truncated_dta_header(tmp_path):
     path = _written(tmp_path, "dta")
     path.write_bytes(path.read_bytes()[:900])
+    with pytest.raises(pm.FileFormatError) as info:
+        read_stata(path, schema=False)
+    _exact(
+        info,
+        "cannot read '<tmp>/imp.dta' as Stata .dta: the map does not point at "
+        "<characteristics>, so the file is corrupted.",
+        tmp_path,
+    )
+
+
+def test_truncated_sav_dictionary(tmp_path):
+    path = _written(tmp_path, "sav")
+    path.write_bytes(path.read_bytes()[:700])
+    with pytest.raises(pm.FileFormatError) as info:
+        read_spss(path, schema=False)
+    _exact(
+        info,
+        "cannot read '<tmp>/imp.sav' as SPSS .sav: a record runs past the end of the file at "
+        "byte 708, so the file is corrupted or truncated.",
+        tmp_path,
+    )
+
+
+def test_truncated_dta_without_sidecar_is_chained_to_the_parser(tmp_path):
+    path = _written(tmp_path, "dta")
+    raw = path.read_bytes()
+    path.write_bytes(raw[: raw.index(b"<data>") + 200])
     with pytest.raises(pm.FileFormatError) as info:
         read_stata(path, schema=False)
     msg = str(info.value).replace(str(tmp_path), "<tmp>")
@@ -228,7 +255,7 @@ def test_truncated_dta_without_sidecar_is_chained_to_the_parser(tmp_path):
 
 def test_truncated_sav_without_sidecar_is_chained_to_pyreadstat(tmp_path):
     path = _written(tmp_path, "sav")
-    path.write_bytes(path.read_bytes()[:700])
+    path.write_bytes(path.read_bytes()[:-40])
     with pytest.raises(pm.FileFormatError) as info:
         read_spss(path, schema=False)
     assert type(info.value.__cause__).__module__.startswith("pyreadstat")
@@ -563,6 +590,7 @@ def _fuzz_worker(what: str, n: int, seed: int, folder: str, sidecar: bool = True
                 raw[s] = (raw[s] + int(rng.integers(1, 256))) % 256
             kind = f"bytes {sorted(int(s) for s in spots)} changed"
             victim.write_bytes(bytes(raw))
+        print(f"case {case}: {victim.name} {kind}", file=sys.stderr, flush=True)
         try:
             out = reader(work / entry.name)
         except pm.FileFormatError:

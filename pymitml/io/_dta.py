@@ -24,6 +24,7 @@ from ..exceptions import FileFormatError
 
 __all__ = [
     "MISSING",
+    "OldDtaFormat",
     "STATA_TYPES",
     "DtaVariable",
     "read_characteristics",
@@ -236,17 +237,22 @@ def write_dta(
         fh.write(end)
 
 
+class OldDtaFormat(FileFormatError):
+    """A .dta file of a format before 117 (no map or characteristics this module parses)."""
+
+
 def _layout(raw: bytes, path: Path) -> tuple[int, str, int, str, tuple]:
     """Release, byte order, name width, encoding and section offsets of a 117-119 file."""
     if not raw.startswith(b"<stata_dta><header><release>"):
-        raise FileFormatError(
+        raise OldDtaFormat(
             f"'{path}' is not a Stata 13+ .dta file (formats 117-119); older formats have "
             "no characteristics section this reader understands."
         )
     release = int(raw[28:31])
     if release not in (117, 118, 119):
         raise FileFormatError(
-            f"'{path}' has .dta release {release}; this reader knows 117, 118 and 119."
+            f"cannot read '{path}' as Stata .dta: it has release {release}; this reader knows "
+            "117, 118 and 119 (and, through pyreadstat, the formats before 117)."
         )
     at = raw.index(b"<byteorder>") + 11
     bo = "<" if raw[at : at + 3] == b"LSF" else ">"
@@ -293,7 +299,8 @@ def read_characteristics(path: Path) -> dict[str, dict[str, str]]:
     pos = offsets[8]
     if raw[pos : pos + 17] != b"<characteristics>":
         raise FileFormatError(
-            f"'{path}': the map does not point at <characteristics> (corrupt file)."
+            f"cannot read '{path}' as Stata .dta: the map does not point at <characteristics>, "
+            "so the file is corrupted."
         )
     pos += 17
     out: dict[str, dict[str, str]] = {}
@@ -307,11 +314,13 @@ def read_characteristics(path: Path) -> dict[str, dict[str, str]]:
         pos += 8 + length
         if raw[pos : pos + 5] != b"</ch>":
             raise FileFormatError(
-                f"'{path}': a characteristic record is not closed by </ch> (corrupt file)."
+                f"cannot read '{path}' as Stata .dta: a characteristic record is not closed by "
+                "</ch>, so the file is corrupted."
             )
         pos += 5
     if raw[pos : pos + 18] != b"</characteristics>":
         raise FileFormatError(
-            f"'{path}': the characteristics section is not closed (corrupt file)."
+            f"cannot read '{path}' as Stata .dta: the characteristics section is not closed, so "
+            "the file is corrupted or truncated."
         )
     return out

@@ -4,8 +4,12 @@ template and a code table; and back.
 Files for ``stem``: ``<stem>1.dat .. <stem>M.dat`` (free format, numeric only, ``missing`` as
 the missing flag), ``<stem>list.dat`` (one data-file name per line), ``<stem>.inp`` (DATA and
 VARIABLE sections: ``FILE``, ``TYPE = IMPUTATION``, ``NAMES``, ``MISSING``, ``CLUSTER``; the code
-table of categorical variables as comments) and ``<stem>.log`` (variables and code tables, in the
-layout of mitml's ``write.mitmlMplus``). Mplus variable names have at most 8 characters (Mplus
+table of categorical variables as comments), ``<stem>.log`` (variables and code tables, in the
+layout of mitml's ``write.mitmlMplus``) and, when any column is coded, ``<stem>_codes.csv``
+(``variable,code,value``). Categories are written as their codes; text columns, which Mplus
+cannot read, become integer codes as in mitml's ``write.mitmlMplus`` (the sorted distinct values
+numbered 1..K; one table for all imputations, where mitml numbers each on its own), and the
+sidecar turns them back into text on reading. Mplus variable names have at most 8 characters (Mplus
 User's Guide: letters, digits and ``_``, beginning with a letter, not case sensitive).
 """
 
@@ -84,9 +88,12 @@ def write_mplus(
         ValueError; ``"map"``: legal names are made up and the mapping is printed.
     rename : ``{column: name in the file}`` applied first.
     inp : also write the ``.inp`` template and the ``.log`` code table.
+        Text and categorical columns are written as integer codes; their code table goes to
+        ``<stem>_codes.csv`` (always) and the ``.log`` (with ``inp``).
     schema : also write ``<stem>list.dat.schema.json`` so that :func:`read_mplus` gives back
         identical data.
-    overwrite : replace existing files; by default an existing file is an error and nothing is written.
+    overwrite : replace existing files; by default an existing file is an error and nothing is
+        written (mitml's ``write.mitmlMplus`` overwrites silently).
 
     Returns
     -------

@@ -62,6 +62,36 @@ def write_rds(
     return path
 
 
+def _check_compressed(path: Path) -> None:
+    """Decompress a gzip/bzip2/xz .rds to its end, which checks the stream's own CRC and length:
+    R's reader stops at the end of the serialised object without looking at the checksum, so
+    a changed byte would otherwise give other data without an error."""
+    with open(path, "rb") as fh:
+        head = fh.read(6)
+    if head.startswith(b"\x1f\x8b"):
+        import gzip as opener
+    elif head.startswith(b"BZh"):
+        import bz2 as opener  # type: ignore[no-redef]
+    elif head.startswith(b"\xfd7zXZ"):
+        import lzma as opener  # type: ignore[no-redef]
+    else:
+        return  # uncompressed (compress=False): no checksum to check
+    try:
+        with opener.open(path, "rb") as fh:
+            while fh.read(1 << 20):
+                pass
+    except EOFError as exc:
+        raise FileFormatError(
+            f"cannot read '{path}' as {_FMT}: the compressed stream ends early, so the file is "
+            "truncated."
+        ) from exc
+    except (OSError, ValueError) as exc:
+        raise FileFormatError(
+            f"cannot read '{path}' as {_FMT}: the compressed stream is damaged ({exc}), so the "
+            "file is corrupted."
+        ) from exc
+
+
 @register_reader("rds")
 def read_rds(path: str | os.PathLike, library: str = "pandas") -> MitmlList:
     """Read imputed data sets from an R .rds file.
@@ -81,6 +111,7 @@ def read_rds(path: str | os.PathLike, library: str = "pandas") -> MitmlList:
     check_source(path, _FMT)
     ro = _robjects()
     with reading(path, _FMT):
+        _check_compressed(path)
         obj = ro.r["readRDS"](str(path))
         out = from_r(obj, library=library)
     if isinstance(out, MitmlList):

@@ -10,6 +10,7 @@ measurement level nominal (ordinal when ordered); numbers are scale.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
@@ -211,10 +212,82 @@ def read_spss(
 _FMT = "SPSS .sav"
 
 
+def _check_dictionary(path: Path) -> None:
+    """Walk the dictionary of a .sav (the records before the data) and check every count and
+    length in it against the file's size, so that a corrupted file is a FileFormatError here
+    rather than a crash inside the C parser (readstat dies on some damaged variable records).
+    Record layout: IBM SPSS Statistics' "System File Format" (types 2, 3, 4, 6, 7, 999)."""
+    raw = path.read_bytes()
+    size = len(raw)
+
+    def bad(what: str, at: int) -> FileFormatError:
+        return FileFormatError(
+            f"cannot read '{path}' as {_FMT}: {what} at byte {at}, so the file is corrupted "
+            "or truncated."
+        )
+
+    if size < 176:
+        raise bad("the header is incomplete", size)
+    layout = struct.unpack_from("<i", raw, 64)[0]
+    bo = "<" if layout in (2, 3) else ">"
+
+    def i32(at: int) -> int:
+        if at + 4 > size:
+            raise bad("a record runs past the end of the file", at)
+        return struct.unpack_from(f"{bo}i", raw, at)[0]
+
+    pos = 176
+    while True:
+        rec = i32(pos)
+        if rec == 2:  # variable: type, has label, number of missing values, formats, name
+            vtype, has_label, n_miss = i32(pos + 4), i32(pos + 8), i32(pos + 12)
+            if not (-1 <= vtype <= 255) or has_label not in (0, 1) or n_miss not in range(-3, 4):
+                raise bad("a variable record has impossible fields", pos)
+            pos += 32
+            if has_label:
+                n = i32(pos)
+                if not 0 <= n <= 65535:
+                    raise bad("a variable label has an impossible length", pos)
+                pos += 4 + (n + 3) // 4 * 4
+            pos += 8 * abs(n_miss)
+        elif rec == 3:  # value labels, followed by the variables they belong to (type 4)
+            count = i32(pos + 4)
+            if not 0 <= count <= size:
+                raise bad("a value-label record has an impossible count", pos)
+            pos += 8
+            for _ in range(count):
+                if pos + 9 > size:
+                    raise bad("a value label runs past the end of the file", pos)
+                pos += 8 + (raw[pos + 8] + 1 + 7) // 8 * 8
+            if i32(pos) != 4:
+                raise bad("value labels are not followed by their variables", pos)
+            n = i32(pos + 4)
+            if not 0 <= n <= size // 4:
+                raise bad("a value-label variable list has an impossible count", pos)
+            pos += 8 + 4 * n
+        elif rec == 6:  # document: lines of 80 characters
+            n = i32(pos + 4)
+            if not 0 <= n <= size // 80:
+                raise bad("the document record has an impossible line count", pos)
+            pos += 8 + 80 * n
+        elif rec == 7:  # extension: subtype, element size, count
+            width, count = i32(pos + 8), i32(pos + 12)
+            if not (0 <= width <= size and 0 <= count <= size) or width * count > size:
+                raise bad("an extension record has an impossible size", pos)
+            pos += 16 + width * count
+        elif rec == 999:  # end of the dictionary
+            break
+        else:
+            raise bad(f"an unknown record type {rec}", pos)
+        if pos > size:
+            raise bad("a record runs past the end of the file", pos)
+
+
 def _read_spss(path: Path, library: str, schema: Any, original_code: int | None) -> Any:
     import pyreadstat
 
     check_digests(path, schema, [path], _FMT)
+    _check_dictionary(path)
     df, meta = pyreadstat.read_sav(str(path), apply_value_formats=False, user_missing=False)
     df = numeric_objects(df, meta.readstat_variable_types)
     if IMP not in df.columns:

@@ -26,6 +26,7 @@ from ._dta import (
     INT_RANGE,
     STR_MAX,
     DtaVariable,
+    OldDtaFormat,
     read_characteristics,
     read_value_label_names,
     write_dta,
@@ -349,16 +350,16 @@ _FMT = "Stata .dta"
 
 
 def _read_stata(path: Path, library: str, schema: Any) -> Any:
+    check_digests(path, schema, [path], _FMT)
     try:
         chars = read_characteristics(path).get("_dta", {})
-    except ValueError:  # formats before 117 have no characteristics this reader can see
+    except OldDtaFormat:  # formats before 117 have no characteristics this reader can see
         chars = {}
     style = chars.get("_mi_style")
     if style is not None and style != "flong":
         raise FileFormatError(
             f"'{path}' is mi {style} data; in Stata run `mi convert flong` and save it again."
         )
-    check_digests(path, schema, [path], _FMT)
     df, vlabels = _read_dta(path)
     missing = [c for c in ("_mi_m", "_mi_id") if c not in df.columns]
     if missing:
@@ -399,7 +400,7 @@ def _read_dta(path: Path) -> tuple[pd.DataFrame, dict[str, dict]]:
     formats go through pyreadstat."""
     try:
         label_names = read_value_label_names(path)
-    except ValueError:
+    except OldDtaFormat:
         import pyreadstat
 
         df, meta = pyreadstat.read_dta(str(path), apply_value_formats=False)
