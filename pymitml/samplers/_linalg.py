@@ -78,12 +78,14 @@ def spd_inverse(a, out, work, n):
             work[i, j] = a[i, j]
     if not chol_inplace(work, n):
         return False
-    # out = L^{-T} L^{-1}
+    # out = L^{-T} L^{-1}, solved for e_j into row j (its transpose; symmetrised below): a
+    # contiguous row, so the solves compile for one array layout only (shared with other callers)
     for j in range(n):
+        row = out[j]
         for i in range(n):
-            out[i, j] = 1.0 if i == j else 0.0
-        solve_lower(work, out[:, j], n)
-        solve_lower_t(work, out[:, j], n)
+            row[i] = 1.0 if i == j else 0.0
+        solve_lower(work, row, n)
+        solve_lower_t(work, row, n)
     for i in range(n):
         for j in range(i + 1, n):
             v = 0.5 * (out[i, j] + out[j, i])
