@@ -209,3 +209,13 @@ def test_compare_models_screens_both_lists(troubled):
     with pytest.warns(FitWarning):
         res2 = pm.compare_models(troubled, null, on_failure="drop_warned")
     assert res2.m == 3 and res2.fit_report.dropped == (1, 3)
+
+
+def test_pool_constraints_drops_failed_fits_on_request(troubled):
+    with pytest.warns(FitWarning):
+        got = pm.pool_constraints(troubled, ["x"], on_failure="drop")
+    kept = [f for i, f in enumerate(troubled) if i != 1]
+    ref = pm.pool_constraints(kept, ["x"])
+    np.testing.assert_allclose(got.table.to_numpy(float), ref.table.to_numpy(float), rtol=1e-12)
+    with pytest.raises(ValueError, match="`on_failure` must be one of"):
+        pm.pool_constraints(troubled, ["x"], on_failure="skip")

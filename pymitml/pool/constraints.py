@@ -29,6 +29,7 @@ import pandas as pd
 
 from .._validation import check_choice, check_df_com
 from ._extract import stack_estimates
+from ._failures import check_on_failure, screen_fits
 from .estimates import _qhat_array, _uhat_array
 from .model_tests import (
     TEST_COLUMNS,
@@ -414,6 +415,7 @@ def pool_constraints(
     qhat: Any = None,
     uhat: Any = None,
     derivative: str = "forward",
+    on_failure: str = "error",
 ) -> ConstraintTestResult:
     """Test (non)linear constraints on the parameters pooled over imputations (``testConstraints``).
 
@@ -434,6 +436,9 @@ def pool_constraints(
         reproduces mitml exactly (R's ``numericDeriv``: forward differences with step
         ``sqrt(eps) |x|``, relative error about 1e-8 to 1e-7); ``"exact"`` uses automatic
         differentiation (exact up to rounding).
+    on_failure : fits that failed or warned (recorded by ``with_``): ``"error"`` (default:
+        refuse failed fits, warn on warned ones), ``"drop"`` (pool without the failed fits) or
+        ``"drop_warned"`` (without the failed and the warned), as :func:`pool_estimates`.
 
     Returns
     -------
@@ -461,6 +466,10 @@ def pool_constraints(
             UserWarning,
             stacklevel=2,
         )
+    if fits is not None:
+        fits, _ = screen_fits(fits, on_failure)
+    else:
+        check_on_failure(on_failure)
     names, q_all, u_all = _parameters(fits, qhat, uhat)
     constraints = _check_constraints(constraints)
     exprs = [_Expression(c, names) for c in constraints]
