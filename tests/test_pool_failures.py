@@ -219,3 +219,10 @@ def test_pool_constraints_drops_failed_fits_on_request(troubled):
     np.testing.assert_allclose(got.table.to_numpy(float), ref.table.to_numpy(float), rtol=1e-12)
     with pytest.raises(ValueError, match="`on_failure` must be one of"):
         pm.pool_constraints(troubled, ["x"], on_failure="skip")
+
+
+def test_multilevel_r2_drops_failed_fits_on_request(troubled):
+    with pytest.warns(FitWarning):
+        got = pm.multilevel_r2(troubled, on_failure="drop")
+    kept = [f for i, f in enumerate(troubled) if i != 1]
+    pd.testing.assert_series_equal(got, pm.multilevel_r2(kept))

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._failures import check_no_failed
+from ._failures import check_no_failed, screen_fits
 
 __all__ = ["multilevel_r2"]
 
@@ -43,7 +43,7 @@ _ALIASES = {
 
 
 def multilevel_r2(
-    fits: Any, method: str | Sequence[str] = "all", pooled: bool = True
+    fits: Any, method: str | Sequence[str] = "all", pooled: bool = True, on_failure: str = "error"
 ) -> pd.Series | pd.DataFrame:
     """Multilevel R-squared of linear mixed models, averaged over imputations (``multilevelR2``).
 
@@ -55,6 +55,8 @@ def multilevel_r2(
         ``"snijders"`` (SB), ``"nakagawa"``/``"lahuis"`` (MVP).
     pooled : with a list, return the mean over imputations (a Series, as mitml); False returns
         a DataFrame with one row per imputation.
+    on_failure : fits that failed or warned (recorded by ``with_``): ``"error"`` (default),
+        ``"drop"`` or ``"drop_warned"``, as :func:`pymitml.pool_estimates`.
 
     Returns
     -------
@@ -81,7 +83,10 @@ def multilevel_r2(
     fit_list = [fits] if single else list(fits)
     if not fit_list:
         raise ValueError("`fits` is empty; pass an lmer fit or a list of lmer fits.")
-    check_no_failed(fit_list)
+    if single:
+        check_no_failed(fit_list)
+    else:
+        fit_list, _ = screen_fits(fits, on_failure)
     for f in fit_list:
         _check_lmer(f)
     rows = [_r2_one(f, codes) for f in fit_list]
