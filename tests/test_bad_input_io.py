@@ -253,15 +253,37 @@ def test_truncated_dta_without_sidecar_is_chained_to_the_parser(tmp_path):
     assert info.value.__cause__ is not None  # the parser's own error, chained
 
 
-def test_truncated_sav_without_sidecar_is_chained_to_pyreadstat(tmp_path):
+def test_truncated_sav_data(tmp_path):
     path = _written(tmp_path, "sav")
     path.write_bytes(path.read_bytes()[:-40])
     with pytest.raises(pm.FileFormatError) as info:
         read_spss(path, schema=False)
-    assert type(info.value.__cause__).__module__.startswith("pyreadstat")
-    msg = str(info.value).replace(str(tmp_path), "<tmp>")
-    assert msg.startswith(
-        "cannot read '<tmp>/imp.sav' as SPSS .sav: the file is truncated or corrupted ("
+    _exact(
+        info,
+        "cannot read '<tmp>/imp.sav' as SPSS .sav: the header claims 48 cases, more than the "
+        "file can hold at byte 80, so the file is corrupted or truncated.",
+        tmp_path,
+    )
+
+
+def test_pyreadstat_error_is_chained(tmp_path, monkeypatch):
+    """Whatever pyreadstat itself refuses comes back as FileFormatError, chained to its error."""
+    import pyreadstat
+
+    path = _written(tmp_path, "sav")
+
+    def refuse(*a, **k):
+        raise pyreadstat.ReadstatError("Invalid file, or file has unsupported features")
+
+    monkeypatch.setattr(pyreadstat, "read_sav", refuse)
+    with pytest.raises(pm.FileFormatError) as info:
+        read_spss(path, schema=False)
+    assert isinstance(info.value.__cause__, pyreadstat.ReadstatError)
+    _exact(
+        info,
+        "cannot read '<tmp>/imp.sav' as SPSS .sav: the file is truncated or corrupted "
+        "(ReadstatError: Invalid file, or file has unsupported features).",
+        tmp_path,
     )
 
 
@@ -404,6 +426,37 @@ def test_stata_mi_settings_disagree_with_the_rows(tmp_path):
         info,
         "cannot read '<tmp>/imp.dta' as Stata .dta: its settings say _mi_M = 3 but it holds 2 "
         "imputations; the file is truncated or inconsistent.",
+        tmp_path,
+    )
+
+
+def test_edited_sidecar(tmp_path):
+    """A sidecar whose contents changed (here a category renamed) is refused, not applied."""
+    path = _written(tmp_path, "sav")
+    side = tmp_path / "imp.sav.schema.json"
+    side.write_text(side.read_text().replace('"b"', '"q"'))
+    with pytest.raises(pm.FileFormatError) as info:
+        read_spss(path)
+    _exact(
+        info,
+        "cannot use the schema sidecar '<tmp>/imp.sav.schema.json': its checksum does not "
+        "match its contents, so it is corrupted or was edited. Delete it, or read with "
+        "schema=False.",
+        tmp_path,
+    )
+    assert read_spss(path, schema=False)[0]["grp"].astype(str).iloc[0] == "a"
+
+
+def test_sidecar_that_is_not_json(tmp_path):
+    path = _written(tmp_path, "dta")
+    (tmp_path / "imp.dta.schema.json").write_text("{not json")
+    with pytest.raises(pm.FileFormatError) as info:
+        read_stata(path)
+    _exact(
+        info,
+        "cannot use the schema sidecar '<tmp>/imp.dta.schema.json': JSONDecodeError: "
+        "Expecting property name enclosed in double quotes: line 1 column 2 (char 1). Delete "
+        "it, or read with schema=False.",
         tmp_path,
     )
 
@@ -562,15 +615,21 @@ def _fuzz_worker(what: str, n: int, seed: int, folder: str, sidecar: bool = True
     file cannot be told from a real one (those formats carry no checksum), so there a read
     that gives other data is counted ("differ"), not a finding; every other outcome must still
     be a FileFormatError or equal data."""
+    import resource
     import warnings
 
+    # a reader that believes a damaged size field must fail here, not exhaust the machine
+    resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
     warnings.simplefilter("ignore")
     base = Path(folder) / "base"
     base.mkdir()
     entry, victims, reader = _fuzz_targets(base, what)
+    sides = sorted(base.glob("*.schema.json"))
     if not sidecar:
-        for side in base.glob("*.schema.json"):
+        for side in sides:
             side.unlink()
+    else:
+        victims = victims + sides  # the sidecar is damaged too, now and then
     original = reader(entry)
     rng = np.random.default_rng(seed)
     counts = {"error": 0, "equal": 0, "differ": 0}

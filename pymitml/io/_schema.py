@@ -165,6 +165,14 @@ class ColumnSpec:
         return kind_of(self.dtype)
 
 
+def _checksum(d: dict) -> str:
+    """SHA-256 of the sidecar's contents in a canonical JSON form (keys sorted)."""
+    import hashlib
+
+    body = json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
 @dataclass
 class Schema:
     """Everything a reader needs to rebuild the MitmlList from a format's plain values."""
@@ -178,15 +186,21 @@ class Schema:
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
-        d = asdict(self)
-        d = {"pymitml_schema": 1, **d}
+        d = {"pymitml_schema": 1, **asdict(self)}
+        d["checksum"] = _checksum(d)
         return json.dumps(d, indent=1, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> Schema:
         d = json.loads(text)
-        if d.pop("pymitml_schema", None) != 1:
+        if not isinstance(d, dict) or d.get("pymitml_schema") != 1:
             raise FileFormatError("not a pymitml schema (version 1).")
+        stored = d.pop("checksum", None)
+        if stored is not None and stored != _checksum(d):
+            raise FileFormatError(
+                "its checksum does not match its contents, so it is corrupted or was edited"
+            )
+        d.pop("pymitml_schema")
         d["columns"] = [ColumnSpec(**c) for c in d["columns"]]
         return cls(**d)
 
@@ -211,7 +225,14 @@ def read_sidecar(
         if schema not in (None, True):
             raise FileNotFoundError(f"`schema` file '{side}' does not exist.")
         return None
-    s = Schema.from_json(side.read_text(encoding="utf-8"))
+    try:
+        s = Schema.from_json(side.read_text(encoding="utf-8"))
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        detail = str(exc) if isinstance(exc, FileFormatError) else f"{type(exc).__name__}: {exc}"
+        raise FileFormatError(
+            f"cannot use the schema sidecar '{side}': {detail}. Delete it, or read with "
+            "schema=False."
+        ) from exc
     if file_columns is not None and list(file_columns) != s.file_columns:
         warnings.warn(
             f"the schema sidecar '{side}' lists columns {s.file_columns}, but the file has "

@@ -236,10 +236,12 @@ def _check_dictionary(path: Path) -> None:
             raise bad("a record runs past the end of the file", at)
         return struct.unpack_from(f"{bo}i", raw, at)[0]
 
-    pos = 176
+    case_size, compression, n_cases = i32(68), i32(72), i32(80)
+    pos, n_vars = 176, 0
     while True:
         rec = i32(pos)
         if rec == 2:  # variable: type, has label, number of missing values, formats, name
+            n_vars += 1
             vtype, has_label, n_miss = i32(pos + 4), i32(pos + 8), i32(pos + 12)
             if not (-1 <= vtype <= 255) or has_label not in (0, 1) or n_miss not in range(-3, 4):
                 raise bad("a variable record has impossible fields", pos)
@@ -281,6 +283,14 @@ def _check_dictionary(path: Path) -> None:
             raise bad(f"an unknown record type {rec}", pos)
         if pos > size:
             raise bad("a record runs past the end of the file", pos)
+    if case_size != -1 and case_size != n_vars:
+        raise bad(f"the header says {case_size} values per case but there are {n_vars}", 68)
+    # the number of cases the header claims must fit in the bytes left: 8 bytes a value
+    # uncompressed, at least one command byte a value with bytecode compression, and zlib
+    # (.zsav) inflates at most about 1032 to 1
+    room = {0: (size - pos - 8) / 8, 1: size - pos - 8, 2: (size - pos - 8) * 1032}
+    if n_cases > 0 and n_vars and n_cases * n_vars > room.get(compression, float("inf")):
+        raise bad(f"the header claims {n_cases} cases, more than the file can hold", 80)
 
 
 def _read_spss(path: Path, library: str, schema: Any, original_code: int | None) -> Any:
