@@ -16,6 +16,7 @@ Targets (issue 12): import < 1 s, first-ever <= 10 s, warm <= 2 s. The data set 
     python benchmarks/bench_coldstart.py                 # pan_impute, jomo_impute, lmer
     python benchmarks/bench_coldstart.py pan_impute      # one entry point
     python benchmarks/bench_coldstart.py --profile pan_impute   # also the compile time per function
+    python benchmarks/bench_coldstart.py --repeat 3      # each measurement three times (shared machine)
 """
 
 from __future__ import annotations
@@ -111,13 +112,19 @@ def main(argv=None) -> int:
         action="store_true",
         help="list the functions compiled by the first-ever call and their compile times",
     )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure each entry point this many times (one row each)",
+    )
     args = ap.parse_args(argv)
     print(
         f"{'entry point':>12} {'import s':>9} {'first-ever s':>13} {'(CPU s)':>8} {'warm s':>7}   "
         f"(targets: import < {TARGETS['import']:g} s, first-ever <= {TARGETS['first-ever']:g} s, "
         f"warm <= {TARGETS['warm']:g} s)"
     )
-    for what in args.which or list(CALLS):
+    for what in [w for w in args.which or list(CALLS) for _ in range(max(args.repeat, 1))]:
         res = measure(what, args.profile)
         flags = " ".join(f"{k} over target" for k in TARGETS if res[k] > TARGETS[k])
         print(
