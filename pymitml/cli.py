@@ -181,15 +181,8 @@ def impute(
     formulas: tuple[str, ...],
     method: str,
     cluster: str | None,
-    m: int,
-    n_burn: int | None,
-    n_iter: int | None,
-    maxit: int,
-    seed: int | None,
-    missing_code: float | None,
     output: str,
-    overwrite: bool,
-    quiet: bool,
+    **opts: Any,
 ) -> None:
     """Impute DATA and write the m completed data sets to OUTPUT.
 
@@ -199,40 +192,42 @@ def impute(
       pymitml impute pupils.csv --method jomo --formula "math ~ 1 + (1|school)" -o out.sav
       pymitml impute pupils.csv --method fcs --cluster school -m 20 -o out.parquet
     """
-    import pymitml as pm
-
-    df = _read_data(data, missing_code)
-    kw: dict[str, Any] = {"m": m, "seed": seed}
-    if method in ("pan", "jomo"):
-        if not formulas:
-            raise UserError(f'--method {method} needs --formula, e.g. "y + x ~ 1 + (1|id)".')
-        if n_burn is not None:
-            kw["n_burn"] = n_burn
-        if n_iter is not None:
-            kw["n_iter"] = n_iter
-        formula: Any = formulas[0] if len(formulas) == 1 else list(formulas)
-        fn = pm.pan_impute if method == "pan" else pm.jomo_impute
-        if method == "pan" and len(formulas) > 1:
-            raise UserError("pan takes one --formula; give two only with --method jomo.")
-        try:
-            imp = fn(df, formula, progress=not quiet, **kw)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise UserError(str(exc)) from exc
-    else:
-        if cluster is None:
-            raise UserError("--method fcs needs --cluster, the cluster id column.")
-        try:
-            imp = pm.fcs_impute(df, cluster=cluster, maxit=maxit, progress=not quiet, **kw)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise UserError(str(exc)) from exc
-    implist = imp.complete()
-    fmt = _write(implist, output, overwrite)
+    quiet = bool(opts["quiet"])
+    df = _read_data(data, opts["missing_code"])
+    imp = _run_imputation(df, method, formulas, cluster, opts)
+    fmt = _write(imp.complete(), output, bool(opts["overwrite"]))
     if not quiet:
         click.echo(repr(imp))
         summary = getattr(imp, "summary", None)
         if summary is not None:
             click.echo(str(summary()))
-    _echo(quiet, f"wrote {m} imputed data sets to '{output}' ({fmt})")
+    _echo(quiet, f"wrote {opts['m']} imputed data sets to '{output}' ({fmt})")
+
+
+def _run_imputation(
+    df: Any, method: str, formulas: tuple[str, ...], cluster: str | None, opts: dict[str, Any]
+) -> Any:
+    """The imputation the ``impute`` options ask for (user errors as :class:`UserError`)."""
+    import pymitml as pm
+
+    kw: dict[str, Any] = {"m": opts["m"], "seed": opts["seed"], "progress": not opts["quiet"]}
+    if method in ("pan", "jomo"):
+        if not formulas:
+            raise UserError(f'--method {method} needs --formula, e.g. "y + x ~ 1 + (1|id)".')
+        if method == "pan" and len(formulas) > 1:
+            raise UserError("pan takes one --formula; give two only with --method jomo.")
+        kw.update({k: opts[k] for k in ("n_burn", "n_iter") if opts[k] is not None})
+        formula: Any = formulas[0] if len(formulas) == 1 else list(formulas)
+        fn = pm.pan_impute if method == "pan" else pm.jomo_impute
+        call = lambda: fn(df, formula, **kw)  # noqa: E731
+    else:
+        if cluster is None:
+            raise UserError("--method fcs needs --cluster, the cluster id column.")
+        call = lambda: pm.fcs_impute(df, cluster=cluster, maxit=opts["maxit"], **kw)  # noqa: E731
+    try:
+        return call()
+    except (ValueError, TypeError, KeyError) as exc:
+        raise UserError(str(exc)) from exc
 
 
 @cli.command()

@@ -131,7 +131,7 @@ class MultiSystem:
     log_weights: float
 
 
-def _factor_codes(df: pd.DataFrame, col: str, formula: str) -> tuple[np.ndarray, np.ndarray]:
+def _factor_codes(df: pd.DataFrame, col: str) -> tuple[np.ndarray, np.ndarray]:
     s = df[col]
     try:
         codes, labels = pd.factorize(s, sort=True)
@@ -140,9 +140,9 @@ def _factor_codes(df: pd.DataFrame, col: str, formula: str) -> tuple[np.ndarray,
     return codes.astype(np.int64), np.asarray(labels, dtype=object)
 
 
-def grouping(df: pd.DataFrame, term: RandomTerm, formula: str) -> tuple[np.ndarray, np.ndarray]:
+def grouping(df: pd.DataFrame, term: RandomTerm) -> tuple[np.ndarray, np.ndarray]:
     """Codes and labels of a (possibly interaction) grouping factor, R's level order."""
-    parts = [_factor_codes(df, g, formula) for g in term.groups]
+    parts = [_factor_codes(df, g) for g in term.groups]
     if len(parts) == 1:
         codes, labels = parts[0]
         return codes, np.array([str(v) for v in labels], dtype=object)
@@ -285,7 +285,7 @@ def build_multi_design(
         Z, names, z_spec = design_matrix_spec(t.expr, sub)
         if Z.shape[1] == 0:
             raise ValueError(f"the random-effects term '{t.text}' of {formula!r} has no columns.")
-        codes, labels = grouping(sub, t, formula)
+        codes, labels = grouping(sub, t)
         td = TermDesign(t, tuple(names), np.ascontiguousarray(Z), codes, labels, z_spec)
         if td.n_levels < 2:
             raise ValueError(
@@ -337,6 +337,7 @@ class MultiPattern:
     colinfo: np.ndarray
     tinfo: np.ndarray
     rcodes: np.ndarray
+    Zr: np.ndarray
     n_re: int
     rest_start: tuple[int, ...]
 
@@ -401,6 +402,9 @@ def multi_pattern(design: MultiDesign) -> MultiPattern:
         colinfo=colinfo,
         tinfo=np.array(tinfo, dtype=np.int64).reshape(-1, 3),
         rcodes=rcodes,
+        Zr=np.ascontiguousarray(
+            np.column_stack([terms[k].Z for k in rest]) if rest else np.zeros((n, 0))
+        ),
         n_re=n_re,
         rest_start=tuple(starts),
     )
@@ -418,11 +422,7 @@ def fill_system(
     XY[:, :p] = design.X * sw[:, None]
     XY[:, p] = y * sw
     Z1 = np.ascontiguousarray(t1.Z * sw[:, None])
-    Zr = np.ascontiguousarray(
-        np.column_stack([terms[k].Z for k in pattern.rest]) * sw[:, None]
-        if pattern.rest
-        else np.zeros((n, 0))
-    )
+    Zr = np.ascontiguousarray(pattern.Zr * sw[:, None])
     Bv = np.zeros((pattern.cols.size, t1.q))
     A1 = np.zeros((t1.n_levels, t1.q, t1.q))
     mk.lead_crossproducts(

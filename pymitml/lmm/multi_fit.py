@@ -3,8 +3,9 @@
 The criterion is lme4's profiled deviance (Bates, Maechler, Bolker & Walker 2015, section 3)
 evaluated with the blocked Cholesky factorisation of :mod:`._multi_kernels`; theta is
 minimised by BOBYQA (nlopt, the optimiser of lme4's default ``nloptwrap``) with much tighter
-tolerances than lme4's, then polished by projected Newton steps on finite-difference
-derivatives (:mod:`._optimize`), so the likelihood is at least as high as lme4's.
+tolerances than lme4's; lme4's derivative check on central differences follows, with one Newton
+step on those derivatives, and projected Newton polishing (:mod:`._optimize`) only when the
+check fails, so the likelihood is at least as high as lme4's.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from ..exceptions import ConvergenceWarning
 from . import _multi_kernels as mk
 from ._multi_design import MultiDesign, MultiSystem, build_multi_design, multi_system
 from ._optimize import minimize_theta
-from .fit import SINGULAR_MESSAGE, SINGULAR_TOL, LmerFit, _cov_factor, _tri_index
+from .fit import SINGULAR_MESSAGE, SINGULAR_TOL, LmerFit, _tri_index
 
-__all__ = ["ReTermInfo", "SeveralTerms", "fit_multi"]
+__all__ = ["MultiLmerFit", "ReTermInfo", "SeveralTerms", "fit_multi"]
 
 
 @dataclass(frozen=True)
@@ -305,27 +306,10 @@ class MultiLmerFit(SeveralTerms, LmerFit):
 
     @property
     def extra_pars(self) -> pd.Series:
-        """Variance components as mitml's ``.getMisc.merMod`` names them (no ICC: several factors)."""
-        vc = self.varcorr
-        keys, vals = [], []
-        for g in dict.fromkeys(vc["grp"]):
-            if g == "Residual":
-                continue
-            blk = vc[vc["grp"] == g]
-            nm = lambda s: "Intercept" if s == "(Intercept)" else s  # noqa: E731
-            for _, r in blk[blk["var2"].isna()].iterrows():
-                keys.append(f"{nm(r['var1'])}~~{nm(r['var1'])}|{g}")
-                vals.append(r["vcov"])
-            for _, r in blk[blk["var2"].notna()].iterrows():
-                keys.append(f"{nm(r['var1'])}~~{nm(r['var2'])}|{g}")
-                vals.append(r["vcov"])
-        keys.append("Residual~~Residual")
-        vals.append(self.sigma**2)
-        if len(self.re_terms) == 1 and "(Intercept)" in self.re_terms[0].names:
-            iv = vals[list(self.re_terms[0].names).index("(Intercept)")]
-            keys.append(f"ICC|{self.re_terms[0].group}")
-            vals.append(iv / (iv + self.sigma**2))
-        return pd.Series(vals, index=keys, dtype=float)
+        """Variance components as mitml's ``.getMisc.merMod`` names them (ICC with one term)."""
+        from ..pool._extract import _vc_lmer
+
+        return _vc_lmer(self)
 
     def random_vector(self) -> np.ndarray:
         """All conditional modes b in lme4's order (``getME(fit, "b")``)."""
@@ -569,6 +553,3 @@ def fit_multi(
     """Build the design and fit (see :func:`pymitml.lmm.lmer`)."""
     design = build_multi_design(formula, data, na_action, weights, offset)
     return _fit_multi(design, bool(REML))
-
-
-__all__ += ["MultiLmerFit", "_cov_factor"]

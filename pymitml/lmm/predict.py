@@ -28,7 +28,7 @@ def _terms(fit: Any) -> list[tuple[str, tuple[str, ...], str, Any, np.ndarray, n
     return [(f.cluster, (f.cluster,), f.random, d.z_spec, d.labels, fit.ranef.to_numpy(float))]
 
 
-def _wanted(fit: Any, re_form: Any, terms: list) -> set[int]:
+def _wanted(re_form: Any, terms: list) -> set[int]:
     if re_form is None:
         return set(range(len(terms)))
     if (isinstance(re_form, float) and math.isnan(re_form)) or (
@@ -78,7 +78,7 @@ def predict(
         population value); False (default, as lme4) makes them an error.
     """
     terms = _terms(fit)
-    wanted = _wanted(fit, re_form, terms)
+    wanted = _wanted(re_form, terms)
     d = fit._design
     beta = fit.fixef.to_numpy(dtype=float)
     if newdata is None:
