@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..driver import Chain
-from ._design import Design
 from ._methods import make_method
 from ._spec import FcsSpec
 
@@ -50,13 +49,16 @@ def _record(spec: FcsSpec, cur: np.ndarray, targets: list[int], mean, var, o: in
         var[i, 0, o] = v.var(ddof=1) if len(v) > 1 else np.nan
 
 
-def make_fcs_chain(spec: FcsSpec, designs: dict[int, Design], seed: int, sweeps: int) -> Chain:
-    """The driver's :class:`Chain` of one chained-equations chain."""
+def make_fcs_chain(
+    spec: FcsSpec, designs: dict, seed: int, sweeps: int, make=make_method, start=start_values
+) -> Chain:
+    """The driver's :class:`Chain` of one chained-equations chain (``make`` builds a target's
+    method object, ``start`` the start values; several cluster variables pass their own)."""
     rng = np.random.default_rng(seed)
-    cur = start_values(spec, rng)
+    cur = start(spec, rng)
     targets = spec.targets
     meths = {
-        t: make_method(spec, t, designs[t], spec.methods[spec.names[t]], sweeps)
+        t: make(spec, t, designs[t], spec.methods[spec.names[t]], sweeps)
         for t in set(spec.visit)
         if t not in spec.passive
     }

@@ -20,8 +20,12 @@ __all__ = ["fcs_impute"]
 def fcs_impute(
     data: Any,
     *,
-    cluster: str | None = None,
+    cluster: str | list[str] | None = None,
     method: dict[str, str] | str | None = None,
+    random: dict[str, str] | None = None,
+    levels: dict[str, Any] | None = None,
+    crossed: bool = False,
+    cluster_means: bool = True,
     predictor_matrix: Any = None,
     visit_sequence: Any = None,
     where: Any = None,
@@ -34,6 +38,7 @@ def fcs_impute(
     post: dict | None = None,
     n_threads: int | None = None,
     progress: bool | None = None,
+    client: Any = None,
 ) -> ImputationResult:
     """Multiple imputation by chained equations with two-level methods (R's ``mice``).
 
@@ -95,6 +100,8 @@ def fcs_impute(
     post : mice's ``post``: ``{column: f}`` with f mapping the column's imputed values to new
         ones after every visit, or ``{column: (low, high)}`` to squeeze them into a range.
     n_threads : worker threads for the chains. progress : progress bar.
+    client : a ``dask.distributed.Client``: the chains run as tasks on its cluster (same
+        imputations as a local run; needs ``pymitml[dask]``).
 
     Notes
     -----
@@ -132,6 +139,38 @@ def fcs_impute(
     maxit = check_positive_int(maxit, "maxit")
     thin = check_positive_int(thin, "thin")
     sweeps = check_positive_int(sweeps, "sweeps")
+    if isinstance(cluster, (list, tuple)) or random is not None or levels is not None or crossed:
+        if cluster is None:
+            raise ValueError(
+                "`random`, `levels` and `crossed` need the cluster variables: pass "
+                "cluster=['school', 'class'] (outermost first)."
+            )
+        from ._mlimpute import fcs_impute_ml
+
+        model = dict(
+            cluster=[cluster] if isinstance(cluster, str) else list(cluster),
+            crossed=bool(crossed),
+            levels=levels,
+            random=random,
+            method=method,
+            predictor_matrix=predictor_matrix,
+            visit_sequence=visit_sequence,
+            where=where,
+            cluster_means=cluster_means,
+            post=post,
+        )
+        run = dict(
+            m=m,
+            maxit=maxit,
+            seed=seed,
+            long_chain=long_chain,
+            thin=thin,
+            sweeps=sweeps,
+            n_threads=n_threads,
+            progress=progress,
+            client=client,
+        )
+        return fcs_impute_ml(data, model, run)
     spec, codebook = prepare_fcs(
         data,
         cluster=cluster,
@@ -177,6 +216,7 @@ def fcs_impute(
         n_threads=n_threads,
         progress=progress,
         sampler="fcs_impute",
+        client=client,
     )
     names = [spec.names[t] for t in targets]
     positions = [spec.columns[t].position for t in targets]
