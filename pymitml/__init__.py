@@ -55,6 +55,7 @@ from .result import ImputationResult
 
 if TYPE_CHECKING:  # imported on first use, see __getattr__
     from . import bridge
+    from .levels import detect_levels
     from .lmm import LmerFit, lmer
     from .lmm.glmer import GlmerFit, glmer
     from .plots import plot_chains, plot_psr
@@ -71,6 +72,7 @@ except PackageNotFoundError:  # a source tree that was never installed
 #: kernels), matplotlib and rpy2 take most of the import time and many sessions need none of them
 _LAZY = {
     "bridge": (".bridge", None),
+    "detect_levels": (".levels", "detect_levels"),
     "fcs_impute": (".samplers.fcs", "fcs_impute"),
     "jomo_impute": (".samplers.jomo", "jomo_impute"),
     "make_predictor_matrix": (".samplers.fcs", "make_predictor_matrix"),
@@ -105,6 +107,7 @@ __all__ = [
     "compare_models",
     "complete_case_analysis",
     "datasets",
+    "detect_levels",
     "fcs_impute",
     "gelman_rubin",
     "glmer",
