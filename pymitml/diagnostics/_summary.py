@@ -141,7 +141,9 @@ class ChainSummary:
         for k in ("method", "formula"):
             if s.get(k) is not None:
                 lines.append(f"{k.capitalize() + ':':<25} {s[k]}")
-        if s.get("cluster") is not None:
+        if s.get("levels") is not None:  # several cluster variables: the levels report
+            lines += [str(s["levels"]), ""]
+        elif s.get("cluster") is not None:
             lines.append(f"{'Cluster variable:':<25} {s['cluster']}")
         if s.get("targets"):
             lines.append(f"{'Target variables:':<25} {' '.join(map(str, s['targets']))}")
@@ -404,6 +406,7 @@ def imputation_summary(
     info["n_groups"] = len(groups) if groups else 1
     info["targets"] = list(getattr(imp, "targets", []) or [])
     info["method"] = getattr(imp, "method", None)
+    info["levels"] = (getattr(imp, "extra", None) or {}).get("levels")
     f = getattr(imp, "formula", None)
     info["formula"] = None if f is None else (f if isinstance(f, str) else str(f))
     return summarize(
