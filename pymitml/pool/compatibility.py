@@ -132,6 +132,13 @@ def _joint_model(imp: Any) -> _ImpModel:
     return _ImpModel("joint", imp.method, cluster, targets, variables, terms, texts, slopes, None)
 
 
+def _cluster_columns(imp: Any) -> set[str]:
+    """The cluster columns of a run with several cluster variables (empty otherwise): an
+    analysis grouping factor made of them (also an interaction) was modelled."""
+    lv = (getattr(imp, "extra", None) or {}).get("levels")
+    return {c for f in lv.factors for c in f.columns} if lv is not None else set()
+
+
 def _fcs_model(imp: Any) -> _ImpModel:
     P = imp.predictor_matrix
     methods = imp.methods or {}
@@ -247,8 +254,9 @@ def check_compatibility(imp: Any, analysis: str, *, warn: bool = True) -> Compat
     def add(term: str, kind: str, msg: str) -> None:
         issues.append(CompatibilityIssue(term, kind, msg))
 
+    several = _cluster_columns(imp)  # fcs_impute with several cluster variables
     for grp in f.groups:
-        if model.cluster and grp != model.cluster:
+        if model.cluster and grp != model.cluster and not set(grp.split(":")) <= several:
             add(
                 f"| {grp}",
                 "grouping factor",
