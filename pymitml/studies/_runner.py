@@ -1,0 +1,224 @@
+"""Running a study: replications in parallel, one file per replication, resumable.
+
+A task is one replication of one design: draw the data from the replication's seed, run every
+method on it, score each pooled parameter against the truth, and write the rows to
+``<out>/<design>/rep_<r>.csv`` (written to a temporary file and renamed, so a killed study leaves
+either a whole file or none). Running the same study again skips the files that exist: a study
+killed part way continues where it stopped, and its results are the same as an uninterrupted
+run's, because every replication's seed is a function of the study seed, the design's name and
+the replication number only.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ._designs import Design
+from ._methods import METHODS, NotApplicable, Settings
+
+__all__ = ["run_replication", "run_study", "load_results"]
+
+COLUMNS = [
+    "design",
+    "rep",
+    "seed",
+    "method",
+    "parameter",
+    "truth",
+    "estimate",
+    "se",
+    "lower",
+    "upper",
+    "covered",
+    "width",
+    "fmi",
+    "status",
+    "message",
+    "seconds",
+]
+
+
+def _score(design: Design, fits: Any, level: float) -> list[dict[str, Any]]:
+    """Pooled fixed effects and variance components of the fits, against the truth.
+
+    One fit (listwise deletion) is passed twice: B = 0, so the pooled interval is the fit's
+    own Wald interval (on the log / logit scale for variance components).
+    """
+    import pymitml as pm
+
+    if len(fits) == 1:
+        fits = [fits[0], fits[0]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = pm.pool_estimates(fits, on_failure="drop")
+        ci = est.confint(level)
+        vc = pm.pool_variance_components(fits, level=level, on_failure="drop_warned").table
+    rows = []
+    for par, truth in design.truth.items():
+        if par in est.table.index:
+            e = float(est.table.loc[par, "Estimate"])
+            se = float(est.table.loc[par, "Std.Error"])
+            lo, hi = (float(x) for x in ci.loc[par])
+            fmi = float(est.table.loc[par, "FMI"])
+        elif par in vc.index:
+            e = float(vc.loc[par, "Estimate"])
+            se = float("nan")
+            lo, hi = float(vc.loc[par].iloc[1]), float(vc.loc[par].iloc[2])
+            fmi = float(vc.loc[par, "FMI"])
+        else:
+            raise KeyError(f"parameter {par!r} is not among the pooled estimates")
+        rows.append(
+            {
+                "parameter": par,
+                "truth": truth,
+                "estimate": e,
+                "se": se,
+                "lower": lo,
+                "upper": hi,
+                "covered": bool(lo <= truth <= hi),
+                "width": hi - lo,
+                "fmi": fmi,
+            }
+        )
+    return rows
+
+
+def run_replication(
+    design: Design,
+    rep: int,
+    methods: Sequence[str],
+    settings: Settings,
+    seed: int = 1,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Every method on one replication of ``design``; a tidy frame of scored parameters."""
+    rseed = design.seed(seed, rep)
+    data = design.generate(rseed)
+    out: list[dict[str, Any]] = []
+    for k, name in enumerate(methods):
+        t0 = time.perf_counter()
+        base = {"design": design.name, "rep": rep, "seed": rseed, "method": name}
+        try:
+            fits = METHODS[name](design, data, settings, rseed + k)
+            rows = _score(design, fits, level)
+            status, msg = "ok", ""
+        except NotApplicable as e:
+            rows, status, msg = [], "not applicable", str(e)
+        except Exception as e:  # a failed method is a result of the study, not a crash
+            rows, status, msg = [], "error", f"{type(e).__name__}: {e}".splitlines()[0][:300]
+        dt = time.perf_counter() - t0
+        if not rows:
+            rows = [{"parameter": p, "truth": t} for p, t in design.truth.items()]
+        out.extend({**base, **r, "status": status, "message": msg, "seconds": dt} for r in rows)
+    return pd.DataFrame(out).reindex(columns=COLUMNS)
+
+
+def _path(out: Path, design: Design, rep: int) -> Path:
+    return out / design.name / f"rep_{rep:05d}.csv"
+
+
+def _task(args: tuple) -> str:
+    design, rep, methods, settings, seed, level, out = args
+    path = _path(out, design, rep)
+    res = run_replication(design, rep, methods, settings, seed, level)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    res.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return str(path)
+
+
+def run_study(
+    designs: Sequence[Design],
+    *,
+    reps: int,
+    out: str | os.PathLike,
+    methods: Sequence[str] | None = None,
+    settings: Settings | None = None,
+    seed: int = 1,
+    n_jobs: int = 1,
+    level: float = 0.95,
+    client: Any = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run (or resume) a study and return all its results (see :func:`load_results`).
+
+    Parameters
+    ----------
+    designs : the cells (:func:`~pymitml.studies.design_grid`, :data:`~pymitml.studies.DESIGNS`).
+    reps : replications per cell; a later call with more continues the same study.
+    out : folder of the per-replication result files (created; existing files are kept).
+    methods : names from :data:`~pymitml.studies.METHODS` (default: all).
+    settings : m, n_burn, n_iter, maxit of every imputation.
+    seed : the study seed (with the design name and replication number, each replication's).
+    n_jobs : worker processes (1: in this process).
+    client : a ``dask.distributed.Client`` to run the replications on instead.
+    """
+    methods = list(METHODS) if methods is None else list(methods)
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise ValueError(f"unknown methods {bad}; choose from {list(METHODS)}.")
+    if not isinstance(reps, int) or reps < 1:
+        raise ValueError(f"`reps` must be a positive integer; got {reps!r}.")
+    names = [d.name for d in designs]
+    if len(set(names)) != len(names):
+        raise ValueError("design names must be unique (they name the result folders).")
+    settings = settings or Settings()
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    todo = [
+        (d, r, methods, settings, seed, level, root)
+        for d in designs
+        for r in range(1, reps + 1)
+        if not _path(root, d, r).exists()
+    ]
+    t0 = time.perf_counter()
+    if client is not None:
+        futures = client.map(_task, todo, pure=False)
+        client.gather(futures)
+    elif n_jobs > 1 and len(todo) > 1:
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(n_jobs, mp_context=mp.get_context("spawn")) as ex:
+            for i, _ in enumerate(ex.map(_task, todo), 1):
+                _report(progress, i, len(todo), t0)
+    else:
+        for i, t in enumerate(todo, 1):
+            _task(t)
+            _report(progress, i, len(todo), t0)
+    return load_results(root, designs, reps)
+
+
+def _report(progress: bool, i: int, n: int, t0: float) -> None:
+    if progress:
+        el = time.perf_counter() - t0
+        print(f"  {i}/{n} replications, {el:.0f} s", flush=True)
+
+
+def load_results(
+    out: str | os.PathLike, designs: Sequence[Design] | None = None, reps: int | None = None
+) -> pd.DataFrame:
+    """The results written so far under ``out`` (optionally only these designs / first reps)."""
+    root = Path(out)
+    wanted = None if designs is None else {d.name for d in designs}
+    frames = []
+    for f in sorted(root.glob("*/rep_*.csv")):
+        if wanted is not None and f.parent.name not in wanted:
+            continue
+        if reps is not None and int(f.stem.split("_")[1]) > reps:
+            continue
+        frames.append(pd.read_csv(f, dtype={"message": str, "status": str}))
+    if not frames:
+        return pd.DataFrame(columns=COLUMNS)
+    res = pd.concat(frames, ignore_index=True)
+    res["message"] = res["message"].fillna("")
+    res["covered"] = res["covered"].astype("boolean")
+    return res.sort_values(["design", "rep"], kind="stable").reset_index(drop=True)
