@@ -108,8 +108,16 @@ def prepare_model(
     *,
     require_cluster: bool = True,
     method: str = "pan_impute",
+    check_data: bool = True,
 ) -> tuple[ModelSpec, Codebook]:
-    """Validate ``data`` against the model and build per-group arrays for continuous targets."""
+    """Validate ``data`` against the model and build per-group arrays for continuous targets.
+
+    The model's columns (targets, predictors, cluster id, group) are checked at the frame
+    boundary (:meth:`Codebook.from_data`): ``missing_code`` applies to them only (unless it is
+    a dict naming columns), infinite values and text mixed with numbers are errors, and a
+    target on a tiny or huge scale is a :class:`~pymitml.exceptions.ScaleWarning`.
+    ``check_data=False`` skips those checks (for callers that made them on the raw data).
+    """
     if (formula is None) == (type is None):
         raise ValueError(f"{method} needs exactly one of `formula` or `type`.")
     if type is not None:
@@ -119,10 +127,19 @@ def prepare_model(
         group = group or tgroup
     assert formula is not None  # exactly one of formula / type was given
     f = parse_formula(formula)
-    codebook, pdf = Codebook.from_data(data, missing_code)
-    check_columns(pdf, f.targets, "target(s)")
     fixed_vars = term_variables(f.fixed)
     rand_vars = term_variables(f.random) if f.random else []
+    model_cols = [*f.targets, *fixed_vars, *rand_vars]
+    extra = [c for c in (f.cluster, group) if c is not None]
+    codebook, pdf = Codebook.from_data(
+        data,
+        missing_code,
+        model_cols + extra,
+        targets=f.targets,
+        method=method,
+        check=check_data,
+    )
+    check_columns(pdf, f.targets, "target(s)")
     check_columns(pdf, [v for v in fixed_vars + rand_vars], "predictor(s)")
     if f.cluster is None:
         if require_cluster:

@@ -13,10 +13,12 @@ from enum import IntEnum
 __all__ = [
     "ConvergenceWarning",
     "FileFormatError",
+    "MissingCodeWarning",
     "NumericalFailureError",
     "PymitmlError",
     "PymitmlWarning",
     "SamplingInterrupted",
+    "ScaleWarning",
     "Status",
     "raise_for_status",
 ]
@@ -68,6 +70,16 @@ class PymitmlWarning(UserWarning):
 
 class ConvergenceWarning(PymitmlWarning):
     """A fit or a chain may not have converged (optimiser messages, singular fits, large Rhat)."""
+
+
+class ScaleWarning(PymitmlWarning):
+    """A continuous target's observed SD is below 1e-6 or above 1e6 (or 0): the default prior
+    and start values assume a scale near 1. Standardise it or give a prior on its scale."""
+
+
+class MissingCodeWarning(PymitmlWarning):
+    """``missing_code`` turned observed cells into missing values; the message gives the count
+    per column (also in ``ImputationResult.codebook.missing_code_cells``)."""
 
 
 class Status(IntEnum):

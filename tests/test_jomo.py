@@ -322,7 +322,7 @@ def test_error_mixed_value_types(mixed):
     df = mixed.copy()
     df["word"] = df["word"].astype(object)
     df.loc[df.index[df["word"].notna()][0], "word"] = 3
-    with pytest.raises(TypeError, match="target 'word' mixes values of different types"):
+    with pytest.raises(TypeError, match="column 'word' mixes text and numbers"):
         jomo_impute(df, F_MIXED, m=1, n_burn=1, n_iter=1)
 
 

@@ -12,9 +12,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._frame import Codebook, ColumnCodec, check_columns
+from .._frame import (
+    Codebook,
+    ColumnCodec,
+    check_columns,
+    check_scale,
+    check_values,
+    codes_by_column,
+)
 from .._model import formula_from_type, prepare_model
-from ..formula import parse_formula
+from ..formula import parse_formula, term_variables
 from ._prior import check_prior
 
 #: latent_bounds="jomo": jomo's rejection sampler keeps only latent draws inside (-3, 4)
@@ -77,7 +84,7 @@ def _categories(s: pd.Series, name: str) -> tuple[list, bool]:
 def _codes(s: pd.Series, cats: list, name: str, missing_code) -> np.ndarray:
     """Integer codes into ``cats`` as float (NaN where missing); an error for values outside."""
     if missing_code is not None:
-        codes_ = [missing_code] if np.isscalar(missing_code) else list(missing_code)
+        codes_ = codes_by_column(missing_code, [name]).get(name, [])
         clash = [c for c in codes_ if any(c == k or str(c) == str(k) for k in cats)]
         if clash:
             raise ValueError(
@@ -140,9 +147,20 @@ def _prepare(data, formula, group, missing_code):
             )
         formula, level2 = formula
     f = parse_formula(formula)
-    codebook, pdf = Codebook.from_data(data, missing_code)
+    f2 = None if level2 is None else parse_formula(level2)
+    model_cols = [*f.targets, *term_variables(f.fixed)]
+    model_cols += term_variables(f.random) if f.random else []
+    if f2 is not None:
+        model_cols += [*f2.targets, *term_variables(f2.fixed)]
+    extra = [c for c in (f.cluster, group) if c is not None]
+    codebook, pdf = Codebook.from_data(data, missing_code, model_cols + extra, check=False)
+    check_values(pdf, model_cols)  # before the targets are classified (text mixed with numbers)
     check_columns(pdf, f.targets, "target(s)")
     order, codes = _classify_targets(pdf, f.targets, missing_code)
+    continuous = [x.name for x in order if x.kind == "continuous"]
+    if f2 is not None:
+        continuous += [t for t in f2.targets if t in pdf.columns and not _is_categorical(pdf[t])]
+    check_scale(pdf, continuous, "jomo_impute", stacklevel=4)
     work = pdf.copy()
     for t, c in codes.items():
         work[t] = c
@@ -153,7 +171,14 @@ def _prepare(data, formula, group, missing_code):
         + rhs
     )
     spec, _ = prepare_model(
-        work, ftext, None, group, None, require_cluster=False, method="jomo_impute"
+        work,
+        ftext,
+        None,
+        group,
+        None,
+        require_cluster=False,
+        method="jomo_impute",
+        check_data=False,
     )
     spec.formula = f.text
     l2 = None if level2 is None else _prepare_level2(pdf, level2, f, spec, missing_code)

@@ -49,6 +49,7 @@ def jomo_impute(
     n_threads: int | None = None,
     missing_code=None,
     progress: bool | None = None,
+    client: Any = None,
     type=None,
     latent_bounds=None,
 ) -> ImputationResult:
@@ -88,8 +89,13 @@ def jomo_impute(
     keep_chains : ``"full"`` or ``"diagonal"``.
     chains : independent chains (each draws m / chains imputations).
     n_threads : worker threads (default: up to the number of cores).
-    missing_code : value(s) meaning missing in numeric columns (e.g. -99).
+    missing_code : value(s) that mean missing besides NaN/null (e.g. -99): a number or a list,
+        applied to the model's numeric columns only; or a dict ``{column: value(s)}`` for exactly
+        the columns named (any column of the data). The converted cells are counted per column
+        in a :class:`~pymitml.exceptions.MissingCodeWarning` and in ``.codebook.missing_code_cells``.
     progress : show a progress bar (default: only in an interactive terminal).
+    client : a ``dask.distributed.Client``: the (group, chain) tasks run on its cluster;
+        the same seed gives the same imputations as a local run (needs ``pymitml[dask]``).
     type : alternative to ``formula``: mitml's codes ``{column: code}`` (1 target, 2 fixed
         predictor, 3 fixed + random predictor, -1 group, -2 cluster id, 0 unused), or for level-2
         targets a list of two such mappings ``[level-1 codes, level-2 codes]`` (jomoImpute's list
@@ -180,6 +186,7 @@ def jomo_impute(
         seed=seed,
         n_threads=n_threads,
         progress=progress,
+        client=client,
         sampler="jomo_impute",
     )
     lays2 = [

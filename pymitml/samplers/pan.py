@@ -128,6 +128,7 @@ def pan_impute(
     n_threads: int | None = None,
     missing_code=None,
     progress: bool | None = None,
+    client: Any = None,
 ) -> ImputationResult:
     """Impute continuous level-1 targets under pan's two-level joint model (mitml's panImpute).
 
@@ -147,8 +148,13 @@ def pan_impute(
     keep_chains : ``"full"`` or ``"diagonal"`` (store only the variances of psi and sigma).
     chains : independent chains; each draws m / chains imputations after its own burn-in.
     n_threads : worker threads for (group, chain) tasks (default: up to the number of cores).
-    missing_code : value(s) that mean missing in numeric columns (e.g. -99), besides NaN/null.
+    missing_code : value(s) that mean missing besides NaN/null (e.g. -99): a number or a list,
+        applied to the model's numeric columns only; or a dict ``{column: value(s)}`` for exactly
+        the columns named (any column of the data). The converted cells are counted per column
+        in a :class:`~pymitml.exceptions.MissingCodeWarning` and in ``.codebook.missing_code_cells``.
     progress : show a progress bar (default: only in an interactive terminal).
+    client : a ``dask.distributed.Client``: the (group, chain) tasks run on its cluster;
+        the same seed gives the same imputations as a local run (needs ``pymitml[dask]``).
 
     Returns
     -------
@@ -191,6 +197,7 @@ def pan_impute(
         seed=seed,
         n_threads=n_threads,
         progress=progress,
+        client=client,
         sampler="pan_impute",
     )
     qn = [f"{t}:{z}" for t in spec.targets for z in spec.z_names]
