@@ -131,15 +131,23 @@ def test_study_resumes_and_parallel_equals_serial(tmp_path):
     cells = studies.design_grid(("ri", "mnar"), (20,), (5,), (0.3,))
     kw = {"methods": ["listwise"], "progress": False}
     full = studies.run_study(cells, reps=3, out=tmp_path / "a", **kw)
-    assert len(list((tmp_path / "a").glob("*/rep_*.csv"))) == 6
+    assert len(list((tmp_path / "a").glob("*/*/rep_*.csv"))) == 6
     # a study killed after one replication continues, with the same results
     studies.run_study(cells, reps=1, out=tmp_path / "b", **kw)
-    (tmp_path / "b" / cells[0].name / "rep_00001.csv").unlink()
+    (tmp_path / "b" / cells[0].name / "listwise" / "rep_00001.csv").unlink()
     resumed = studies.run_study(cells, reps=3, out=tmp_path / "b", **kw)
     cols = [c for c in full.columns if c != "seconds"]
     pd.testing.assert_frame_equal(full[cols], resumed[cols])
     par = studies.run_study(cells, reps=3, out=tmp_path / "c", n_jobs=2, **kw)
     pd.testing.assert_frame_equal(full[cols], par[cols])
+    # a method added later runs on the same data sets; the earlier files are kept
+    more = studies.run_study(
+        cells, reps=3, out=tmp_path / "a", methods=["listwise", "single"], progress=False
+    )
+    assert list(pd.unique(more["method"])) == ["listwise", "single"]
+    pd.testing.assert_frame_equal(
+        more[more.method == "listwise"].reset_index(drop=True)[cols], full[cols]
+    )
 
 
 def test_run_study_bad_arguments(tmp_path):

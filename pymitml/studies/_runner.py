@@ -1,12 +1,12 @@
 """Running a study: replications in parallel, one file per replication, resumable.
 
-A task is one replication of one design: draw the data from the replication's seed, run every
-method on it, score each pooled parameter against the truth, and write the rows to
-``<out>/<design>/rep_<r>.csv`` (written to a temporary file and renamed, so a killed study leaves
+A task is one replication of one design for one method: draw the data from the replication's
+seed, run the method on it, score each pooled parameter against the truth, and write the rows to
+``<out>/<design>/<method>/rep_<r>.csv`` (written to a temporary file and renamed, so a killed study leaves
 either a whole file or none). Running the same study again skips the files that exist: a study
 killed part way continues where it stopped, and its results are the same as an uninterrupted
 run's, because every replication's seed is a function of the study seed, the design's name and
-the replication number only.
+the replication number only. A method added to a finished study runs on the same data sets.
 """
 
 from __future__ import annotations
@@ -121,14 +121,14 @@ def run_replication(
     return pd.DataFrame(out).reindex(columns=COLUMNS)
 
 
-def _path(out: Path, design: Design, rep: int) -> Path:
-    return out / design.name / f"rep_{rep:05d}.csv"
+def _path(out: Path, design: Design, method: str, rep: int) -> Path:
+    return out / design.name / method / f"rep_{rep:05d}.csv"
 
 
 def _task(args: tuple) -> str:
-    design, rep, methods, settings, seed, level, out = args
-    path = _path(out, design, rep)
-    res = run_replication(design, rep, methods, settings, seed, level)
+    design, rep, method, settings, seed, level, out = args
+    path = _path(out, design, method, rep)
+    res = run_replication(design, rep, [method], settings, seed, level)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     res.to_csv(tmp, index=False)
@@ -175,10 +175,11 @@ def run_study(
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     todo = [
-        (d, r, methods, settings, seed, level, root)
+        (d, r, mth, settings, seed, level, root)
         for d in designs
         for r in range(1, reps + 1)
-        if not _path(root, d, r).exists()
+        for mth in methods
+        if not _path(root, d, mth, r).exists()
     ]
     t0 = time.perf_counter()
     if client is not None:
@@ -194,7 +195,7 @@ def run_study(
         for i, t in enumerate(todo, 1):
             _task(t)
             _report(progress, i, len(todo), t0)
-    return load_results(root, designs, reps)
+    return load_results(root, designs, reps, methods)
 
 
 def _report(progress: bool, i: int, n: int, t0: float) -> None:
@@ -204,14 +205,20 @@ def _report(progress: bool, i: int, n: int, t0: float) -> None:
 
 
 def load_results(
-    out: str | os.PathLike, designs: Sequence[Design] | None = None, reps: int | None = None
+    out: str | os.PathLike,
+    designs: Sequence[Design] | None = None,
+    reps: int | None = None,
+    methods: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """The results written so far under ``out`` (optionally only these designs / first reps)."""
+    """The results written so far under ``out`` (optionally only these designs, methods and
+    first ``reps`` replications), in design, method and replication order."""
     root = Path(out)
-    wanted = None if designs is None else {d.name for d in designs}
+    wanted = None if designs is None else [d.name for d in designs]
     frames = []
-    for f in sorted(root.glob("*/rep_*.csv")):
-        if wanted is not None and f.parent.name not in wanted:
+    for f in sorted(root.glob("*/*/rep_*.csv")):
+        if wanted is not None and f.parent.parent.name not in wanted:
+            continue
+        if methods is not None and f.parent.name not in methods:
             continue
         if reps is not None and int(f.stem.split("_")[1]) > reps:
             continue
@@ -221,4 +228,10 @@ def load_results(
     res = pd.concat(frames, ignore_index=True)
     res["message"] = res["message"].fillna("")
     res["covered"] = res["covered"].astype("boolean")
-    return res.sort_values(["design", "rep"], kind="stable").reset_index(drop=True)
+    d_order = wanted or sorted(res["design"].unique())
+    m_order = list(methods) if methods is not None else list(METHODS)
+    m_order += sorted(set(res["method"]) - set(m_order))
+    res["_d"] = res["design"].map({n: i for i, n in enumerate(d_order)})
+    res["_m"] = res["method"].map({n: i for i, n in enumerate(m_order)})
+    res = res.sort_values(["_d", "_m", "rep"], kind="stable").drop(columns=["_d", "_m"])
+    return res.reset_index(drop=True)
