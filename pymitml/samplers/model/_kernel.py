@@ -1,0 +1,389 @@
+"""The model-based sampler's kernel: a short composition of named steps over plain arrays.
+
+State (rows sorted by cluster; cluster j is rows ``start[j]:start[j+1]``):
+
+* ``V`` (n, K): the current value of every variable in every row (observed or imputed; a
+  categorical variable holds its category code, a level-2 variable the same value in all rows of
+  a cluster);
+* models m = 0..M-1 (0 is the focal model, then the predictor models in factored order, then the
+  selection models), each a regression of one response on design columns that are products of
+  powers (or category indicators) of columns of V:
+
+      kind 0 linear:    v_r = x_r' beta + z_r' b_j + e_r,     e_r ~ N(0, s2)
+      kind 1 probit:    category of v_r from a latent N(x_r' beta + z_r' b_j, 1) and thresholds
+      kind 2 selection: missingness indicator of v_r from a latent N(x_r' beta, 1) (Albert-Chib)
+
+  level-1 models have one row per data row and random effects b_j; level-2 models one row per
+  cluster and none. Each model's parameters are drawn by the shared steps of :mod:`.._ranef`.
+
+One iteration: (1) designs and responses refreshed from V; (2) latent normals of the probit
+models; (3) each model's (beta, b), residual variance and Psi; (4) each incomplete variable's
+missing values from their full conditional, the product of the likelihoods of every model that
+uses the variable (its own regression, the focal model, later factored regressions, selection
+models): categorical values exactly over their categories, an outcome that only its own model
+uses exactly from that model, every other continuous value by random-walk Metropolis
+(:mod:`.._metropolis`) with its proposal scale adapted during burn-in.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from ..._numba import njit
+from .._metropolis import adapt_scales, mh_accept, rw_proposal
+from .._ranef import RcData, draw_beta_b, draw_psi, draw_residual_variance, residual_ss
+from .._truncnorm import norm_cdf, truncnorm_rng
+
+__all__ = ["MbData", "MbModels", "MbTune", "iterate"]
+
+_LOG_SQRT2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+class MbData(NamedTuple):
+    """Variables and the design-column table (cluster-sorted rows)."""
+
+    V: np.ndarray  # (n, K) current values (category codes for categorical variables)
+    R: np.ndarray  # (n, K) int64 1 = missing in the data
+    clus: np.ndarray  # (n,) int64 cluster of each row
+    start: np.ndarray  # (J + 1,) int64 cluster starts
+    rep: np.ndarray  # (J,) int64 first row of each cluster
+    lev: np.ndarray  # (K, L) numeric value of each category (categorical variables)
+    ncat: np.ndarray  # (K,) int64 categories (0: continuous)
+    fvar: np.ndarray  # (C, F) int64 variable of each factor of each design column (-1: none)
+    fpow: np.ndarray  # (C, F) int64 power (> 0) or -k: indicator of category k
+    mis_idx: np.ndarray  # (T,) int64 missing rows (level 1) / clusters (level 2) per variable
+    mis_start: np.ndarray  # (K + 1,) int64
+    order: np.ndarray  # (Ki,) int64 the incomplete variables, in imputation order
+
+
+class MbModels(NamedTuple):
+    """Which variable each model explains, how, and which variables it uses."""
+
+    resp: np.ndarray  # (M,) int64 response variable
+    kind: np.ndarray  # (M,) int64 0 linear, 1 probit, 2 selection probit
+    level: np.ndarray  # (M,) int64 1 or 2
+    xc: np.ndarray  # (M, 2) int64 fixed-effect columns [xc0, xc1) of the column table
+    zc: np.ndarray  # (M, 2) int64 random-effect columns
+    uses: np.ndarray  # (M, K) int64 1 when the model's likelihood depends on the variable
+    thr: np.ndarray  # (M, L + 1) thresholds of probit models (-inf, 0, ..., inf)
+    vlevel: np.ndarray  # (K,) int64 level of each variable
+    own: np.ndarray  # (K,) int64 the model whose response the variable is (-1: none)
+    direct: np.ndarray  # (K,) int64 1: drawn exactly from its own linear model
+
+
+class MbTune(NamedTuple):
+    """Metropolis multipliers and acceptance counts per variable; ``ctrl`` = [iterations done,
+    adapting (1/0), adaptation window, target rate, gain]."""
+
+    scale: np.ndarray  # (K,)
+    win_acc: np.ndarray  # (K,)
+    win_try: np.ndarray  # (K,)
+    acc: np.ndarray  # (2, K) accepted proposals: burn-in, after burn-in
+    tries: np.ndarray  # (2, K)
+    ctrl: np.ndarray  # (5,)
+
+
+@njit(nrt=False)
+def factor_value(d, row, c, f):
+    """Value of factor f of design column c at ``row``."""
+    v = d.fvar[c, f]
+    pw = d.fpow[c, f]
+    x = d.V[row, v]
+    if pw < 0:
+        return 1.0 if int(x) == -pw else 0.0
+    if d.ncat[v] > 0:
+        x = d.lev[v, int(x)]
+    return x if pw == 1 else x**pw
+
+
+@njit(nrt=False)
+def design_row(d, row, c0, c1, out):
+    """out[:c1 - c0] <- design columns c0..c1-1 at ``row`` (products of their factors)."""
+    for c in range(c0, c1):
+        s = 1.0
+        for f in range(d.fvar.shape[1]):
+            if d.fvar[c, f] < 0:
+                break
+            s *= factor_value(d, row, c, f)
+        out[c - c0] = s
+
+
+@njit(nrt=False)
+def log_ndtr(x):
+    """log Phi(x), accurate far in the lower tail."""
+    if x > -5.0:
+        return math.log(norm_cdf(x))
+    # asymptotic series of the Mills ratio
+    x2 = x * x
+    s = 1.0 - 1.0 / x2 + 3.0 / (x2 * x2) - 15.0 / (x2 * x2 * x2)
+    return -0.5 * x2 - _LOG_SQRT2PI - math.log(-x) + math.log(s)
+
+
+@njit(nrt=False)
+def log_interval(lo, hi, eta):
+    """log(Phi(hi - eta) - Phi(lo - eta)), computed on the side away from 1."""
+    a, b = lo - eta, hi - eta
+    if a > 0.0:  # both in the upper tail: use the mirror image
+        a, b = -b, -a
+    if b == math.inf:
+        return log_ndtr(-a)
+    if a == -math.inf:
+        return log_ndtr(b)
+    pa, pb = norm_cdf(a), norm_cdf(b)
+    if pb - pa > 1e-300:
+        return math.log(pb - pa)
+    return log_ndtr(b) + math.log(max(-math.expm1(log_ndtr(a) - log_ndtr(b)), 1e-300))
+
+
+@njit(nrt=False)
+def eta_row(d, mo, par, m, r, xr, zr):
+    """Linear predictor of model m at its row r (a data row or, level 2, a cluster)."""
+    row = r if mo.level[m] == 1 else d.rep[r]
+    x0, x1 = mo.xc[m, 0], mo.xc[m, 1]
+    z0, z1 = mo.zc[m, 0], mo.zc[m, 1]
+    design_row(d, row, x0, x1, xr)
+    e = 0.0
+    for k in range(x1 - x0):
+        e += xr[k] * par.beta[k]
+    if z1 > z0:
+        design_row(d, row, z0, z1, zr)
+        j = d.clus[row]
+        for k in range(z1 - z0):
+            e += zr[k] * par.b[j, k]
+    return e
+
+
+@njit(nrt=False)
+def row_loglik(d, mo, par, m, r, xr, zr):
+    """log-likelihood of model m's response at its row r given the current V."""
+    row = r if mo.level[m] == 1 else d.rep[r]
+    eta = eta_row(d, mo, par, m, r, xr, zr)
+    v = mo.resp[m]
+    if mo.kind[m] == 0:
+        e = d.V[row, v] - eta
+        return -0.5 * e * e / par.s2[0]
+    if mo.kind[m] == 1:
+        k = int(d.V[row, v])
+        return log_interval(mo.thr[m, k], mo.thr[m, k + 1], eta)
+    if d.R[row, v] == 1:
+        return log_ndtr(eta)
+    return log_ndtr(-eta)
+
+
+@njit
+def cond_logpost(d, mo, pars, v, r, xr, zr):
+    """Unnormalised log full conditional of variable v at r (a row, or a cluster at level 2):
+    the sum of the log-likelihoods of every model that uses v."""
+    s = 0.0
+    for m in range(len(mo.resp)):
+        if mo.uses[m, v] == 0:
+            continue
+        par = pars[m]
+        if mo.vlevel[v] == 1 or mo.level[m] == 2:
+            s += row_loglik(d, mo, par, m, r, xr, zr)
+        else:
+            for i in range(d.start[r], d.start[r + 1]):
+                s += row_loglik(d, mo, par, m, i, xr, zr)
+    return s
+
+
+@njit(nrt=False)
+def set_value(d, lev2, v, r, x):
+    """V[., v] <- x at row r, or in every row of cluster r for a level-2 variable."""
+    if lev2:
+        for i in range(d.start[r], d.start[r + 1]):
+            d.V[i, v] = x
+    else:
+        d.V[r, v] = x
+
+
+@njit
+def draw_categorical(rng, d, mo, pars, v, r, buf):
+    """A categorical value of v at r exactly from its full conditional over the categories."""
+    K = d.ncat[v]
+    lev2 = mo.vlevel[v] == 2
+    lp = buf[2]
+    top = -math.inf
+    for k in range(K):
+        set_value(d, lev2, v, r, float(k))
+        lp[k] = cond_logpost(d, mo, pars, v, r, buf[0], buf[1])
+        top = max(top, lp[k])
+    tot = 0.0
+    for k in range(K):
+        lp[k] = math.exp(lp[k] - top)
+        tot += lp[k]
+    u = rng.random() * tot
+    pick = K - 1
+    acc = 0.0
+    for k in range(K):
+        acc += lp[k]
+        if u < acc:
+            pick = k
+            break
+    set_value(d, lev2, v, r, float(pick))
+
+
+@njit
+def draw_metropolis(rng, d, mo, pars, v, r, buf, tune, phase):
+    """One random-walk Metropolis move of the continuous value of v at r."""
+    lev2 = mo.vlevel[v] == 2
+    row = d.rep[r] if lev2 else r
+    own = mo.own[v]
+    sd = tune.scale[v] * (math.sqrt(pars[own].s2[0]) if own >= 0 else 1.0)
+    old = d.V[row, v]
+    lp0 = cond_logpost(d, mo, pars, v, r, buf[0], buf[1])
+    new = rw_proposal(rng, old, sd)
+    set_value(d, lev2, v, r, new)
+    lp1 = cond_logpost(d, mo, pars, v, r, buf[0], buf[1])
+    tune.win_try[v] += 1.0
+    tune.tries[phase, v] += 1.0
+    if mh_accept(rng, lp1 - lp0):
+        tune.win_acc[v] += 1.0
+        tune.acc[phase, v] += 1.0
+    else:
+        set_value(d, lev2, v, r, old)
+
+
+@njit
+def impute_variables(rng, d, mo, pars, buf, tune):
+    """Every missing value of every incomplete variable, in order (see the module docstring)."""
+    phase = 0 if tune.ctrl[1] > 0 else 1
+    for t in range(len(d.order)):
+        v = d.order[t]
+        own = mo.own[v]
+        for s in range(d.mis_start[v], d.mis_start[v + 1]):
+            r = d.mis_idx[s]
+            if d.ncat[v] > 0:
+                draw_categorical(rng, d, mo, pars, v, r, buf)
+            elif mo.direct[v] == 1:
+                eta = eta_row(d, mo, pars[own], own, r, buf[0], buf[1])
+                x = eta + math.sqrt(pars[own].s2[0]) * rng.standard_normal()
+                set_value(d, mo.vlevel[v] == 2, v, r, x)
+            else:
+                draw_metropolis(rng, d, mo, pars, v, r, buf, tune, phase)
+
+
+@njit
+def refresh_model(d, mo, m, dm):
+    """Model m's design matrices (and the response of a linear model) from V."""
+    n = dm.X.shape[0]
+    for r in range(n):
+        row = r if mo.level[m] == 1 else d.rep[r]
+        design_row(d, row, mo.xc[m, 0], mo.xc[m, 1], dm.X[r])
+        if mo.zc[m, 1] > mo.zc[m, 0]:
+            design_row(d, row, mo.zc[m, 0], mo.zc[m, 1], dm.Z[r])
+        if mo.kind[m] == 0:
+            dm.y[r] = d.V[row, mo.resp[m]]
+
+
+@njit
+def draw_latents(rng, d, mo, m, dm, par, buf):
+    """Latent normals of probit model m given its response (category or missingness)."""
+    v = mo.resp[m]
+    for r in range(dm.X.shape[0]):
+        row = r if mo.level[m] == 1 else d.rep[r]
+        eta = eta_row(d, mo, par, m, r, buf[0], buf[1])
+        if mo.kind[m] == 1:
+            k = int(d.V[row, v])
+            lo, hi = mo.thr[m, k], mo.thr[m, k + 1]
+        elif d.R[row, v] == 1:
+            lo, hi = 0.0, math.inf
+        else:
+            lo, hi = -math.inf, 0.0
+        dm.y[r] = truncnorm_rng(rng, eta, 1.0, lo, hi)
+
+
+@njit
+def draw_thresholds(rng, d, mo, m, dm):
+    """Free thresholds 2..K-1 of an ordinal probit model, each uniform between the largest latent
+    of the category below and the smallest of the category above (Albert & Chib 1993)."""
+    v = mo.resp[m]
+    K = d.ncat[v]
+    for k in range(2, K):
+        lo, hi = mo.thr[m, k - 1], mo.thr[m, k + 1]
+        for r in range(dm.X.shape[0]):
+            row = r if mo.level[m] == 1 else d.rep[r]
+            c = int(d.V[row, v])
+            if c == k - 1:
+                lo = max(lo, dm.y[r])
+            elif c == k:
+                hi = min(hi, dm.y[r])
+        if hi > lo:
+            mo.thr[m, k] = lo + (hi - lo) * rng.random()
+
+
+@njit
+def draw_parameters(rng, dm, par, w):
+    """(beta, b), residual variance and Psi of one model (the shared steps); a Status code."""
+    code = draw_beta_b(rng, dm, par, w)
+    if code != 0:
+        return code
+    residual_ss(dm, par, w.ss)
+    draw_residual_variance(rng, dm, par, w.ss)
+    if par.b.shape[1] > 0:
+        return draw_psi(rng, dm, par, w)
+    return 0
+
+
+@njit
+def record(d, mo, pars, theta, o):
+    """theta[:, o] <- every model's beta, Psi (lower triangle), s2 (linear), thresholds."""
+    k = 0
+    for m in range(len(mo.resp)):
+        par = pars[m]
+        for a in range(len(par.beta)):
+            theta[k, o] = par.beta[a]
+            k += 1
+        q = par.b.shape[1]
+        for a in range(q):
+            for c in range(a + 1):
+                theta[k, o] = par.psi[a, c]
+                k += 1
+        if mo.kind[m] == 0:
+            theta[k, o] = par.s2[0]
+            k += 1
+    for m in range(len(mo.resp)):
+        if mo.kind[m] == 1:
+            for c in range(2, d.ncat[mo.resp[m]]):
+                theta[k, o] = mo.thr[m, c]
+                k += 1
+
+
+@njit
+def iterate(n, rec0, rng, d, mo, datas, pars, works, buf, tune, theta):
+    """``n`` iterations in place; iteration s stored at ``theta[:, rec0 + s]``. Returns
+    (status, iteration) as the driver expects."""
+    M = len(mo.resp)
+    every = int(tune.ctrl[2])
+    for s in range(n):
+        for m in range(M):
+            dm = datas[m]
+            refresh_model(d, mo, m, dm)
+            if mo.kind[m] != 0:
+                draw_latents(rng, d, mo, m, dm, pars[m], buf)
+                if mo.kind[m] == 1:
+                    draw_thresholds(rng, d, mo, m, dm)
+            code = draw_parameters(rng, dm, pars[m], works[m])
+            if code != 0:
+                return code, s
+        impute_variables(rng, d, mo, pars, buf, tune)
+        record(d, mo, pars, theta, rec0 + s)
+        tune.ctrl[0] += 1.0
+        if tune.ctrl[1] > 0 and int(tune.ctrl[0]) % every == 0:
+            adapt_scales(tune.scale, tune.win_acc, tune.win_try, tune.ctrl[3], tune.ctrl[4])
+    return 0, 0
+
+
+def rc_data(X, Z, y, start, prior, mode) -> RcData:
+    """RcData of one model (contiguous arrays)."""
+    return RcData(
+        np.ascontiguousarray(X, dtype=np.float64),
+        np.ascontiguousarray(Z, dtype=np.float64),
+        np.ascontiguousarray(y, dtype=np.float64),
+        np.ascontiguousarray(start, dtype=np.int64),
+        np.ascontiguousarray(prior, dtype=np.float64),
+        int(mode),
+    )
