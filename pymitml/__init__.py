@@ -61,6 +61,7 @@ if TYPE_CHECKING:  # imported on first use, see __getattr__
     from .plots import plot_chains, plot_psr
     from .samplers.fcs import fcs_impute, make_predictor_matrix
     from .samplers.jomo import jomo_impute
+    from .samplers.model import delta_analysis, model_impute
     from .samplers.pan import pan_impute
 
 try:
@@ -76,6 +77,8 @@ _LAZY = {
     "fcs_impute": (".samplers.fcs", "fcs_impute"),
     "jomo_impute": (".samplers.jomo", "jomo_impute"),
     "make_predictor_matrix": (".samplers.fcs", "make_predictor_matrix"),
+    "model_impute": (".samplers.model", "model_impute"),
+    "delta_analysis": (".samplers.model", "delta_analysis"),
     "GlmerFit": (".lmm.glmer", "GlmerFit"),
     "glmer": (".lmm.glmer", "glmer"),
     "LmerFit": (".lmm", "LmerFit"),
@@ -107,6 +110,7 @@ __all__ = [
     "compare_models",
     "complete_case_analysis",
     "datasets",
+    "delta_analysis",
     "detect_levels",
     "fcs_impute",
     "gelman_rubin",
@@ -118,6 +122,7 @@ __all__ = [
     "make_predictor_matrix",
     "mcse",
     "missing_pattern",
+    "model_impute",
     "multilevel_r2",
     "pan_impute",
     "parse_formula",
