@@ -204,12 +204,13 @@ def _terms_of(
         gc = spec.codes[g]
         if unit is not None:
             pairs = np.unique(np.column_stack([unit_codes, gc]), axis=0)
-            if len(pairs) != n_units:
+            if len(pairs) != n_units or len(np.unique(gc)) == n_units:
                 raise ValueError(
                     f"random term '({'1' if icpt else '0'}{''.join(' + ' + s for s in slopes)}"
                     f"|{g})' of '{name}' groups by '{g}', but '{name}' is a '{unit}'-level "
-                    f"variable (one value per {unit}), and '{g}' varies within {unit} groups: "
-                    f"its random terms can group only by factors above its level."
+                    f"variable (one value per {unit}): a term at its own level is its "
+                    "residual, and one varying within its groups has nothing to model; its "
+                    "random terms can group only by factors above its level."
                 )
         idx = [names.index(s) for s in slopes]
         for s, k in zip(slopes, idx):
@@ -259,8 +260,9 @@ def prepare_ml(
             )
         if meths[c.name].strip().startswith("~"):
             passive[k] = parse_passive(meths[c.name], c.name, names)
-    for n in skip:
-        w[:, names.index(n)] = False
+    for k, c in enumerate(cols):
+        if c.name in skip or (where is None and not meths[c.name]):
+            w[:, k] = False  # not imputed: its missing cells stay missing
     inner = lv.factors[-1]
     clus = inner.codes[order]
     start = np.searchsorted(clus, np.arange(inner.n_groups + 1)).astype(np.int64)
