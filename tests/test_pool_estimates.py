@@ -360,7 +360,9 @@ def test_unknown_fit_type_error_names_type_and_fix():
 def test_parameter_names_must_agree_across_imputations():
     a = (pd.Series([1.0, 2.0], index=["x", "z"]), np.eye(2))
     b = (pd.Series([1.0, 2.0], index=["x", "w"]), np.eye(2))
-    with pytest.raises(ValueError, match=r"fit 2 are named \['x', 'w'\].*only in fit 2: \['w'\]"):
+    with pytest.raises(
+        ValueError, match=r"fit 2 \(imputation 2\) are named \['x', 'w'\].*only in fit 2: \['w'\]"
+    ):
         pool_estimates([a, b])
     c = (pd.Series([2.0, 1.0], index=["z", "x"]), np.eye(2))
     with pytest.raises(ValueError, match="different order"):
@@ -389,8 +391,14 @@ def test_m_below_two_is_an_error():
             {"qhat": np.ones((3, 2)), "uhat": np.ones((3, 2)), "df_com": [1, 2, 3]},
             "`df_com` must be",
         ),
-        ({"qhat": np.array([[1.0, np.nan], [1, 2]])}, "`qhat` has missing"),
-        ({"qhat": np.ones((2, 1)), "uhat": np.array([[np.inf], [1]])}, "`uhat` has missing"),
+        (
+            {"qhat": np.array([[1.0, np.nan], [1, 2]])},
+            r"estimate of 'Parameter.2' in imputation 1 \(`qhat` row 1\) is nan",
+        ),
+        (
+            {"qhat": np.ones((2, 1)), "uhat": np.array([[np.inf], [1]])},
+            r"variance of 'Parameter.1' in imputation 1 \(`uhat` entry 1\) is inf",
+        ),
         ({"qhat": "abc"}, "`qhat` must be"),
     ],
 )

@@ -23,7 +23,13 @@ import pandas as pd
 
 from ._registry import adapter_for, register_model, update_model
 
-__all__ = ["estimates", "stack_estimates", "variance_components"]
+__all__ = [
+    "check_estimates",
+    "check_variances",
+    "estimates",
+    "stack_estimates",
+    "variance_components",
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,19 +308,20 @@ def _vc_statsmodels(fit: Any) -> pd.Series | None:
 # --------------------------------------------------------------------------------------------
 # m fits -> (names, qhat (m, k), uhat (m, k, k))
 # --------------------------------------------------------------------------------------------
-def _check_same_names(names: list[list[str]], what: str) -> list[str]:
+def _check_same_names(names: list[list[str]], what: str, unit: str = "fit") -> list[str]:
     first = names[0]
     for i, n in enumerate(names[1:], start=2):
         if n != first:
             extra = [x for x in n if x not in first]
             lost = [x for x in first if x not in n]
             detail = (
-                f"only in fit {i}: {extra}; only in fit 1: {lost}"
+                f"only in {unit} {i}: {extra}; only in {unit} 1: {lost}"
                 if extra or lost
                 else "same names in a different order"
             )
             raise ValueError(
-                f"the {what} of fit {i} are named {n}, but those of fit 1 are {first} ({detail}). "
+                f"the {what} of {unit} {i} (imputation {i}) are named {n}, but those of {unit} 1 "
+                f"are {first} ({detail}). "
                 "Every imputed data set must give the same parameters: check that factor levels "
                 "and formula terms are the same in all data sets."
             )
@@ -339,16 +346,60 @@ def _check_m(fits: Any) -> list:
     return fits
 
 
+def check_estimates(names: Sequence[str], qhat: np.ndarray, where: str = "fit") -> None:
+    """Every estimate finite, else a ValueError naming the imputation, the parameter, the value."""
+    bad = np.argwhere(~np.isfinite(qhat))
+    if bad.size:
+        i, j = (int(x) for x in bad[0])
+        more = f" ({len(bad) - 1} more non-finite estimate(s))" if len(bad) > 1 else ""
+        raise ValueError(
+            f"the estimate of '{names[j]}' in imputation {i + 1} ({where} {i + 1}) is "
+            f"{float(qhat[i, j])!r}{more}; every estimate must be finite. Look at that analysis (a fit "
+            "that did not converge, separation in a logistic model) and refit it, or drop the "
+            "imputation."
+        )
+
+
+def check_variances(names: Sequence[str], uhat: np.ndarray, where: str = "fit") -> None:
+    """Variances (the diagonal of each covariance, or (m, k) variances) finite and >= 0, and
+    covariances finite; else a ValueError naming the imputation, the parameter and the value.
+
+    With them, RIV and FMI cannot be negative or NaN (Rubin's rules divide by the mean variance).
+    """
+    var = uhat if uhat.ndim == 2 else np.diagonal(uhat, axis1=1, axis2=2)
+    bad = np.argwhere(~np.isfinite(var) | (var < 0))
+    if bad.size:
+        i, j = (int(x) for x in bad[0])
+        more = f" ({len(bad) - 1} more bad variance(s))" if len(bad) > 1 else ""
+        raise ValueError(
+            f"the variance of '{names[j]}' in imputation {i + 1} ({where} {i + 1}) is "
+            f"{float(var[i, j])!r} (diagonal of its covariance matrix){more}; variances must be finite "
+            "and >= 0. A negative or NaN variance comes from a failed or singular fit: refit "
+            "that analysis, or drop the imputation."
+        )
+    if uhat.ndim == 3:
+        off = np.argwhere(~np.isfinite(uhat))
+        if off.size:
+            i, j, k = (int(x) for x in off[0])
+            raise ValueError(
+                f"the covariance of '{names[j]}' and '{names[k]}' in imputation {i + 1} "
+                f"({where} {i + 1}) is {float(uhat[i, j, k])!r}; every covariance must be finite."
+            )
+
+
 def stack_estimates(fits: Sequence[Any]) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Estimates of m fits stacked: parameter names, qhat (m, k) and uhat (m, k, k).
 
-    Checks that there are at least two fits and that all give the same parameter names.
+    Checks that there are at least two fits, that all give the same parameter names, that the
+    estimates and covariances are finite and the variances >= 0.
     """
     fits = _check_m(fits)
     pairs = [estimates(f) for f in fits]
     names = _check_same_names([list(c.index) for c, _ in pairs], "estimates")
     qhat = np.stack([c.to_numpy(dtype=np.float64) for c, _ in pairs])
     uhat = np.stack([v.to_numpy(dtype=np.float64) for _, v in pairs])
+    check_estimates(names, qhat)
+    check_variances(names, uhat)
     return names, qhat, uhat
 
 

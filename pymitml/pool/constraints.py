@@ -304,8 +304,17 @@ def _scalar_call(name: str, x: float) -> float:
         return math.nan
 
 
+#: an R-style name outside backticks: letters, digits, '_' and '.', not starting with a digit
+#: (nor with '.' and a digit: '.5' is a number); the lookbehind keeps '2.5' a number
+_R_NAME = re.compile(r"(?<![A-Za-z0-9_.])(?:[A-Za-z_][A-Za-z0-9_.]*|\.(?![0-9])[A-Za-z0-9_.]*)")
+
+
 def _translate(text: str, names: list[str]) -> tuple[str, dict[str, int]]:
-    """Constraint text -> Python source and {identifier: parameter index}."""
+    """Constraint text -> Python source and {identifier: parameter index}.
+
+    Names are R's: a name with dots that matches a parameter exactly (``I.SES``) is that
+    parameter, as in mitml's ``testConstraints``; other names go in backticks (```x:z```).
+    """
     aliases: dict[str, int] = {}
     for j, n in enumerate(names):
         if n.isidentifier():
@@ -326,7 +335,26 @@ def _translate(text: str, names: list[str]) -> tuple[str, dict[str, int]]:
         aliases[key] = names.index(name)
         return key
 
-    src = re.sub(r"`([^`]*)`", _quote, text)
+    def _dotted(match: re.Match) -> str:
+        # an R name with dots (mitml's "I.SES"): the parameter it matches exactly, as R reads it
+        name = match.group(0)
+        if "." not in name:
+            return name
+        if name not in names:
+            raise ValueError(
+                f"constraint {text!r} names `{name}`, which is not a parameter; "
+                f"the parameters are {names}."
+            )
+        key = f"__par{len(quoted)}__"
+        quoted.append(key)
+        aliases[key] = names.index(name)
+        return key
+
+    parts = re.split(r"(`[^`]*`)", text)  # backticked names stay as they are
+    src = "".join(
+        re.sub(r"`([^`]*)`", _quote, part) if part.startswith("`") else _R_NAME.sub(_dotted, part)
+        for part in parts
+    )
     src = src.replace("(Intercept)", "Intercept")
     src = src.replace("^", "**")
     return src, aliases
@@ -423,8 +451,10 @@ def pool_constraints(
     ----------
     fits : m fitted models (one per imputation), or None when ``qhat`` and ``uhat`` are given.
     constraints : one string or a list of k strings, each an expression in the parameter names
-        that is 0 under the null hypothesis, e.g. ``["x - z", "x^2"]``. Names that are not Python
-        identifiers go in backticks; ``(Intercept)`` may be written as is or as ``Intercept``.
+        that is 0 under the null hypothesis, e.g. ``["x - z", "x^2"]``. R names with dots that match
+        a parameter exactly (``"I.SES - G.SES"``) are taken as that parameter, as in mitml; other
+        names that are not Python identifiers go in backticks (```x:z```); ``(Intercept)`` may be
+        written as is or as ``Intercept``.
     method : ``"D1"`` (pooled Wald, default) or ``"D2"`` (pooled Wald chi-squares).
     ariv : ``"default"`` or ``"positive"`` (D2: truncate a negative RIV at 0).
     df_com : complete-data degrees of freedom for the small-sample D1 (Reiter 2007).
@@ -538,7 +568,7 @@ def _parameters(fits, qhat, uhat) -> tuple[list[str], np.ndarray, np.ndarray]:
     if fits is not None:
         return stack_estimates(fits)
     names, q = _qhat_array(qhat)
-    u, diagonal = _uhat_array(uhat, q.shape[0], q.shape[1])
+    u, diagonal = _uhat_array(uhat, q.shape[0], q.shape[1], names=names)
     if diagonal:
         raise ValueError(
             f"`uhat` must hold full (p, p) covariance matrices for the delta method; "

@@ -31,7 +31,14 @@ import pandas as pd
 
 from .._validation import check_bool, check_df_com_method
 from ..mitml_list import FailedFit
-from ._extract import _as_coef, _check_same_names, stack_estimates, stack_variance_components
+from ._extract import (
+    _as_coef,
+    _check_same_names,
+    check_estimates,
+    check_variances,
+    stack_estimates,
+    stack_variance_components,
+)
 from ._failures import FitReport, check_on_failure, screen_fits
 
 __all__ = ["COLUMNS", "PooledEstimates", "pool_estimates"]
@@ -283,16 +290,17 @@ def _qhat_array(qhat: Any) -> tuple[list[str], np.ndarray]:
         names = [f"Parameter.{i + 1}" for i in range(arr.shape[1])]
     else:
         rows = [_as_coef(q, "estimates in `qhat`") for q in qhat]
-        names = _check_same_names([list(r.index) for r in rows], "estimates")
+        names = _check_same_names([list(r.index) for r in rows], "estimates", "row")
         arr = np.stack([r.to_numpy() for r in rows])
     if arr.size == 0:
         raise ValueError("`qhat` is empty; give one row of estimates per imputed data set.")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("`qhat` has missing or infinite values; every estimate must be finite.")
+    check_estimates(names, arr, "`qhat` row")
     return names, arr
 
 
-def _uhat_array(uhat: Any, m: int, k: int) -> tuple[np.ndarray, bool]:
+def _uhat_array(
+    uhat: Any, m: int, k: int, names: Sequence[str] | None = None
+) -> tuple[np.ndarray, bool]:
     """uhat as (m, k, k) covariances (diagonal=False) or (m, k) variances (diagonal=True)."""
     if isinstance(uhat, pd.DataFrame):
         arr = uhat.to_numpy(dtype=np.float64)
@@ -324,10 +332,9 @@ def _uhat_array(uhat: Any, m: int, k: int) -> tuple[np.ndarray, bool]:
             f"`uhat` must have shape (m, k, k) = ({m}, {k}, {k}) or (m, k) = ({m}, {k}) to match "
             f"`qhat` (m = {m} imputations, k = {k} parameters); got shape {arr.shape}."
         )
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(
-            "`uhat` has missing or infinite values; every (co)variance must be finite."
-        )
+    check_variances(
+        [f"Parameter.{j + 1}" for j in range(k)] if names is None else names, arr, "`uhat` entry"
+    )
     return arr, diagonal
 
 
@@ -469,7 +476,7 @@ def pool_estimates(
                 f"{q.shape[0]} row(s). Rows are imputations: pass an (m, k) array."
             )
         if uhat is not None:
-            u, diagonal = _uhat_array(uhat, *q.shape)
+            u, diagonal = _uhat_array(uhat, *q.shape, names=names)
     k = len(names)
     method = check_df_com_method(df_com)
     if method is None:
