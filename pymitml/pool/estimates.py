@@ -476,7 +476,7 @@ def pool_estimates(
                 f"{q.shape[0]} row(s). Rows are imputations: pass an (m, k) array."
             )
         if uhat is not None:
-            u, diagonal = _uhat_array(uhat, *q.shape, names=names)
+            u, diagonal = _uhat_array(uhat, q.shape[0], q.shape[1], names=names)
     k = len(names)
     method = check_df_com_method(df_com)
     if method is None:
