@@ -115,3 +115,61 @@ def extra_z(fits, r_values: dict, m_r: int) -> pd.DataFrame:
     r = pd.Series(r_values, dtype=float)
     z = (ours - r) / (s * np.sqrt(1.0 / len(per) + 1.0 / m_r))
     return pd.DataFrame({"pymitml": ours, "R mitml": r, "z": z})
+
+
+def _chain_means(imps, blocks) -> dict:
+    """Posterior mean and MCSE per block from one or more independent chains.
+
+    One chain: batch means over 20 batches (as r_compat/*.R). Several: the mean of the chain means,
+    with the larger of the batch-means MCSE and the between-chain spread sd(means)/sqrt(k).
+    """
+    from pymitml import mcse
+
+    out = {}
+    for block in blocks:
+        means, ses = [], []
+        for imp in imps:
+            if isinstance(imp, dict):
+                if block not in imp:
+                    break
+                means.append(np.atleast_2d(np.asarray(imp[block]["mean"], dtype=float)))
+                ses.append(np.atleast_2d(np.asarray(imp[block]["mcse"], dtype=float)))
+            else:
+                if block not in imp.par_imputation:
+                    break
+                a = np.asarray(imp.par_imputation[block], dtype=float)[..., 0]
+                means.append(a.mean(axis=-1))
+                ses.append(np.asarray(mcse(a, batch_size=a.shape[-1] // 20)))
+        else:
+            k = len(means)
+            mu = np.mean(means, axis=0)
+            var = np.mean(np.square(ses), axis=0) / k
+            if k > 1:
+                var = np.maximum(var, np.var(means, axis=0, ddof=1) / k)
+            out[block] = (mu, np.sqrt(var))
+    return out
+
+
+def chain_z(imp, ref_chains, blocks=("beta", "beta2", "psi", "sigma")) -> pd.DataFrame:
+    """Posterior means of the imputation model beside R's, z by both sides' Monte Carlo error.
+
+    ``imp`` an ImputationResult or a list of independent ones; ``ref_chains`` R's chain summary
+    (dict block -> mean, mcse) or a list of them. Symmetric blocks list their upper triangle.
+    """
+    ours_all = _chain_means(imp if isinstance(imp, list) else [imp], blocks)
+    r_all = _chain_means(ref_chains if isinstance(ref_chains, list) else [ref_chains], blocks)
+    rows = []
+    for block in blocks:
+        if block not in ours_all or block not in r_all:
+            continue
+        (ours, ours_se), (r_mean, r_se) = ours_all[block], r_all[block]
+        z = (ours - r_mean) / np.sqrt(ours_se**2 + r_se**2)
+        sym = block in ("psi", "sigma") and ours.shape[0] == ours.shape[1]
+        for i in range(ours.shape[0]):
+            for j in range(ours.shape[1]):
+                if sym and j < i:
+                    continue
+                rows.append((f"{block}[{i},{j}]", ours[i, j], r_mean[i, j], z[i, j]))
+    return pd.DataFrame(rows, columns=["parameter", "pymitml", "R mitml", "z"]).set_index(
+        "parameter"
+    )

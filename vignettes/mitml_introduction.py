@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import pandas as pd
 from _agree import (
     IMG,
+    chain_z,
     check,
     extra_z,
     finish,
@@ -64,20 +64,7 @@ def main() -> None:
     imp.plot(IMG, blocks=["beta"], max_params=3, psr=False, prefix="mitml_introduction_")
 
     # --- chains: posterior means of beta, psi, sigma beside R's (z by both sides' batch MCSE)
-    rows = []
-    for block in ("beta", "psi", "sigma"):
-        a = np.asarray(imp.par_imputation[block])[..., 0]  # (rows, cols, iterations)
-        ours = a.mean(axis=-1)
-        ours_se = np.asarray(pm.mcse(a, batch_size=a.shape[-1] // 20))
-        r_mean = np.asarray(ref["chains"][block]["mean"], dtype=float)
-        r_se = np.asarray(ref["chains"][block]["mcse"], dtype=float)
-        z = (ours - r_mean) / np.sqrt(ours_se**2 + r_se**2)
-        for i, j in zip(*np.triu_indices(ours.shape[0], 0, ours.shape[1]), strict=True):
-            if block != "beta" or i == 0:
-                rows.append((f"{block}[{i},{j}]", ours[i, j], r_mean[i, j], z[i, j]))
-    chains = pd.DataFrame(rows, columns=["parameter", "pymitml", "R mitml", "z"]).set_index(
-        "parameter"
-    )
+    chains = chain_z(imp, ref["chains"], ("beta", "psi", "sigma"))
     show("Posterior means of the imputation model (pymitml vs R's panImpute)", chains)
     check(
         "introduction chains max |z| (posterior means, batch MCSE both sides)",
