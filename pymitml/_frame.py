@@ -194,9 +194,9 @@ def check_values(df: pd.DataFrame, columns: Sequence[str]) -> None:
             if bad.size:
                 raise ValueError(
                     f"column '{c}' has {bad.size} infinite value(s) (inf/-inf) at "
-                    f"{_rows_text(bad, df.index)}; only NaN/None mean missing. Set them to NaN to "
-                    f"impute them (df['{c}'] = df['{c}'].replace([np.inf, -np.inf], np.nan)) or "
-                    "correct them."
+                    f"{_rows_text(bad, df.index)}; infinite is not missing (only NaN/null is): "
+                    "correct them, or set them to missing (NaN/null) if they stand for unknown "
+                    "values."
                 )
 
 

@@ -139,10 +139,15 @@ def raise_for_status(
         where.append(f"chain {chain}")
     if iteration is not None:
         where.append(f"iteration {iteration}")
+    last = (
+        "or drop predictors from `predictor_matrix`."
+        if sampler == "fcs_impute"
+        else "or use a more informative `prior`."
+    )
     raise NumericalFailureError(
         f"{status.step} failed: a matrix lost positive definiteness ({', '.join(where)}). "
         "Rescale the variables (e.g. to unit variance), check for constant or collinear "
-        "predictors, or use a more informative `prior`.",
+        f"predictors, {last}",
         status=status,
         iteration=iteration,
         chain=chain,

@@ -158,8 +158,12 @@ def _numeric_response(df: pd.DataFrame, name: str) -> np.ndarray:
 def complete_rows(sub: pd.DataFrame, na_action: str) -> tuple[pd.DataFrame, np.ndarray]:
     """The analysed columns without incomplete rows (``"omit"``) or an error naming them.
 
-    Infinite values are always an error (lme4 stops on them too): they are not missing.
+    Infinite values are always an error (lme4 stops on them too): they are not missing. So is
+    a column mixing text and numbers (the samplers' check, :func:`pymitml._frame.check_values`).
     """
+    from .._frame import check_values
+
+    check_values(sub, [c for c in sub.columns if pd.api.types.is_object_dtype(sub[c])])
     for c in sub.columns:
         col = sub[c]
         if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
