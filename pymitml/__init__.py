@@ -48,6 +48,7 @@ from .pool import (
     pool_estimates,
     pool_predictions,
     pool_r2_nakagawa,
+    pool_r2_rights_sterba,
     pool_variance_components,
     register_model,
 )
@@ -133,6 +134,7 @@ __all__ = [
     "pool_estimates",
     "pool_predictions",
     "pool_r2_nakagawa",
+    "pool_r2_rights_sterba",
     "pool_variance_components",
     "psr_by_iteration",
     "read_blimp",

@@ -22,6 +22,7 @@ from .estimates import COLUMNS, PooledEstimates, pool_estimates
 from .model_tests import ModelTestResult, compare_models
 from .r2 import multilevel_r2
 from .r2_nakagawa import PooledR2, pool_r2_nakagawa, r2_nakagawa
+from .r2_rights_sterba import PooledR2RightsSterba, pool_r2_rights_sterba, r2_rights_sterba
 from .variance_components import PooledVarianceComponents, pool_variance_components
 
 __all__ = [
@@ -50,7 +51,10 @@ __all__ = [
     "pool_estimates",
     "pool_predictions",
     "pool_r2_nakagawa",
+    "pool_r2_rights_sterba",
+    "PooledR2RightsSterba",
     "pool_variance_components",
     "r2_nakagawa",
+    "r2_rights_sterba",
     "register_model",
 ]
