@@ -109,7 +109,8 @@ def _frame(g: np.ndarray, **cols: np.ndarray) -> pd.DataFrame:
 
 
 def _ri(d: Design, rng: np.random.Generator) -> pd.DataFrame:
-    """Random intercept: y = 1 + 0.5 x + 0.3 z + u_j + e, x with the same ICC; y and x MAR on v."""
+    """Random intercept: y = 1 + 0.5 x + 0.3 z + u_j + e, x with the same ICC; y and x MAR on v
+    (both more often missing where v is high, so complete cases under-represent high y)."""
     g, N = _clusters(d, rng)
     x = np.sqrt(d.icc) * rng.standard_normal(d.J)[g - 1] + np.sqrt(1 - d.icc) * rng.standard_normal(
         N
@@ -119,7 +120,7 @@ def _ri(d: Design, rng: np.random.Generator) -> pd.DataFrame:
     y = 1.0 + 0.5 * x + 0.3 * z + u + np.sqrt(1 - d.icc) * rng.standard_normal(N)
     v = _aux(rng, y)
     y[_logit_holes(rng, v, d.rate)] = np.nan
-    x[_logit_holes(rng, -v, d.rate)] = np.nan
+    x[_logit_holes(rng, v, d.rate)] = np.nan
     return _frame(g, y=y, x=x, z=z, v=v)
 
 
