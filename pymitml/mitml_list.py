@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -147,28 +149,372 @@ class MitmlResult(list[Any]):
         return f"<MitmlResult: {len(self)} fits of {kind}{tail}>"
 
 
-def _run_one(
-    func: Callable[..., Any], args: tuple, i: int, errors: str
-) -> tuple[Any, FitStatus, list]:
-    """Run one analysis, recording its warnings and (``errors="record"``) its exception."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            out = func(*args)
-        except Exception as exc:  # noqa: BLE001  (recorded, re-raised at pooling)
-            if errors == "raise":
-                raise
-            out = FailedFit(i, exc)
-    texts = [f"{w.category.__name__}: {w.message}" for w in caught]
+# --- where the data sets come from ----------------------------------------------------------
+# A MitmlList reads its data sets from a source: either frames it was given (``_Frames``, how
+# the readers and users build lists) or, for ``ImputationResult.complete()``, the observed data
+# once plus the replacement matrix (``_Imputed``), from which data set i is built when it is
+# used. Transformations of a lazy list stay lazy: a slice (``_Select``), rows kept or reordered
+# (``_Rows``) and the columns ``within()`` changed (``_Delta``). Every source is picklable, so a
+# process or a Dask worker receives the source once and builds the data sets itself.
+
+
+class _Source:
+    """``n`` data sets, data set ``i`` built by ``get(i)`` (a new frame the caller may change)."""
+
+    lazy = True
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def get(self, i: int) -> Any:
+        raise NotImplementedError
+
+    @property
+    def template(self) -> Any:
+        """A frame with the data sets' columns, of their library (not a copy; its dtypes may
+        differ where imputed values change them, e.g. an integer column that gets decimals)."""
+        raise NotImplementedError
+
+    def n_rows(self) -> int:
+        return int(self.template.shape[0])
+
+
+class _Frames(_Source):
+    """Data sets held as given."""
+
+    lazy = False
+
+    def __init__(self, frames: list):
+        self.frames = frames
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def get(self, i: int) -> Any:
+        return self.frames[i]
+
+    @property
+    def template(self) -> Any:
+        return self.frames[0]
+
+
+class _Imputed(_Source):
+    """Imputations ``which`` (1-based; 0 = the incomplete data) rebuilt through the codebook:
+    ``values[k, j - 1]`` goes to row ``rows[k]`` of codebook target ``cols[k]`` in data set j."""
+
+    def __init__(
+        self,
+        codebook: Any,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        values: np.ndarray,
+        which: Sequence[int],
+    ):
+        self.codebook, self.rows, self.cols, self.values = codebook, rows, cols, values
+        self.which = [int(k) for k in which]
+
+    def __len__(self) -> int:
+        return len(self.which)
+
+    def get(self, i: int) -> Any:
+        k = self.which[i]
+        if k == 0:
+            inc = self.codebook.incomplete
+            return inc.copy() if self.codebook.library == "pandas" else inc.clone()
+        return self.codebook.complete(self.rows, self.cols, self.values[:, k - 1])
+
+    @property
+    def template(self) -> Any:
+        return self.codebook.incomplete
+
+
+class _Select(_Source):
+    """Data sets ``positions`` of ``parent`` (a slice of a lazy list)."""
+
+    def __init__(self, parent: _Source, positions: Sequence[int]):
+        self.parent, self.positions = parent, list(positions)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def get(self, i: int) -> Any:
+        return self.parent.get(self.positions[i])
+
+    @property
+    def template(self) -> Any:
+        return self.parent.template
+
+
+class _Rows(_Source):
+    """Rows ``positions[i]`` (0-based, in that order) of the parent's data set i; equal position
+    arrays of consecutive data sets are stored once."""
+
+    def __init__(self, parent: _Source, positions: list[np.ndarray]):
+        self.parent, self.positions = parent, positions
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def get(self, i: int) -> Any:
+        d = self.parent.get(i)
+        pos = self.positions[i]
+        return d.iloc[pos] if library_of(d) == "pandas" else d[pos]
+
+    @property
+    def template(self) -> Any:
+        return self.parent.template
+
+    def n_rows(self) -> int:
+        return len(self.positions[0])
+
+
+class _Delta(_Source):
+    """The parent's data sets as ``within()`` changed them. ``deltas[i]`` is ``(columns,
+    changed)``: the result's column order and the columns that differ from the parent's data set
+    i (new or changed, by name); or ``(None, frame)`` when rows or the index changed (the whole
+    result is kept)."""
+
+    def __init__(self, parent: _Source, deltas: list, template: Any):
+        self.parent, self.deltas, self._template = parent, deltas, template
+
+    def __len__(self) -> int:
+        return len(self.deltas)
+
+    def get(self, i: int) -> Any:
+        cols, changed = self.deltas[i]
+        if cols is None:
+            return changed.copy() if library_of(changed) == "pandas" else changed.clone()
+        base = self.parent.get(i)
+        if library_of(base) == "polars":
+            out = base.with_columns(list(changed.values())) if changed else base
+            return out if out.columns == cols else out.select(cols)
+        for c, s in changed.items():
+            base[c] = s
+        return base if list(base.columns) == cols else base[cols]
+
+    @property
+    def template(self) -> Any:
+        return self._template
+
+    def n_rows(self) -> int:
+        cols, frame = self.deltas[0]
+        return int(frame.shape[0]) if cols is None else self.parent.n_rows()
+
+
+def _same_column(a: Any, b: Any) -> bool:
+    """The two columns (pandas or polars Series) hold the same values with the same dtype."""
+    if a.dtype != b.dtype:
+        return False
+    if isinstance(a, pd.Series):
+        return bool(a.equals(b))
+    return bool(a.equals(b, check_dtypes=True, check_names=False))
+
+
+def _delta(base: Any, result: Any) -> tuple:
+    """What ``within()`` keeps of one transformed data set (see :class:`_Delta`)."""
+    cols = list(result.columns)
+    if len(set(cols)) != len(cols) or result.shape[0] != base.shape[0]:
+        return None, result
+    if isinstance(result, pd.DataFrame) and not result.index.equals(base.index):
+        return None, result
+    changed = {}
+    have = set(base.columns)
+    for c in cols:
+        s = result[c]
+        if c not in have or not _same_column(s, base[c]):
+            changed[c] = s.copy() if isinstance(s, pd.Series) else s.clone()
+    return cols, changed
+
+
+def _frame_nbytes(frame: Any) -> int:
+    """Memory one data set like ``frame`` takes (bytes)."""
+    if library_of(frame) == "pandas":
+        return int(frame.memory_usage(index=True, deep=True).sum())
+    return int(frame.estimated_size())
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to new allocations (Linux /proc/meminfo), None if unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+#: warn before materialising all data sets at once when they would take more than this share
+#: of the available memory
+MATERIALIZE_WARN_SHARE = 0.5
+
+
+def _warn_if_large(source: _Source, n: int) -> None:
+    """Warn, with the estimate, when ``n`` data sets built at once would not fit comfortably."""
+    need = n * _frame_nbytes(source.template)
+    avail = _available_memory()
+    if avail is not None and need > MATERIALIZE_WARN_SHARE * avail:
+        warnings.warn(
+            f"materialising all {n} data sets at once needs about {need / 2**30:.2f} GiB "
+            f"({need / n / 2**20:.1f} MiB each) and {avail / 2**30:.2f} GiB is available; "
+            "iterate over the MitmlList instead (each data set is built when it is used), "
+            "or use with_() and the writers, which build one data set at a time.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+# --- running the analyses --------------------------------------------------------------------
+#: one analysis's result: (the result or a FailedFit, its status, its warnings as (category, text))
+_Outcome = tuple[Any, FitStatus, list[tuple[type, str]]]
+
+
+def _call(func: Callable[..., Any], source: _Source, i: int, include_data: bool, errors: str):
+    """``func`` on data set i (built here), or a FailedFit when it raised (``errors="record"``)."""
+    d = source.get(i)
+    try:
+        return func(d, i) if include_data else func(d)
+    except Exception as exc:  # noqa: BLE001  (recorded, re-raised at pooling)
+        if errors == "raise":
+            raise
+        return FailedFit(i, exc)
+
+
+def _outcome(out: Any, i: int, caught: Sequence[tuple[type, str]]) -> _Outcome:
+    texts = [f"{cat.__name__}: {text}" for cat, text in caught]
     return out, fit_status(out, i, texts), list(caught)
 
 
-def _reemit(records: list[tuple[int, list]]) -> None:
+def _run_one(
+    func: Callable[..., Any], source: _Source, i: int, include_data: bool, errors: str
+) -> _Outcome:
+    """Run one analysis, recording its warnings and (``errors="record"``) its exception."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = _call(func, source, i, include_data, errors)
+    return _outcome(out, i, [(w.category, str(w.message)) for w in caught])
+
+
+def _run_threads(
+    func: Callable[..., Any], source: _Source, n_jobs: int, include_data: bool, errors: str
+) -> list[_Outcome]:
+    """The analyses on ``n_jobs`` threads. ``warnings.catch_warnings`` is process-wide, so one
+    handler records every warning under the imputation its thread is running."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    local = threading.local()
+    caught: dict[int, list[tuple[type, str]]] = {i: [] for i in range(len(source))}
+    lock = threading.Lock()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        with lock:
+            caught[getattr(local, "i", 0)].append((category, str(message)))
+
+    def one(i: int) -> Any:
+        local.i = i
+        return _call(func, source, i, include_data, errors)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+            outs = list(pool.map(one, range(len(source))))
+    return [_outcome(o, i, caught[i]) for i, o in enumerate(outs)]
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(payload: bytes) -> None:
+    """Worker process start: the source and the analysis, unpickled once per process."""
+    import pickle
+
+    _WORKER["source"], _WORKER["func"] = pickle.loads(payload)
+
+
+def _worker_run(i: int, include_data: bool, errors: str) -> _Outcome:
+    return _run_one(_WORKER["func"], _WORKER["source"], i, include_data, errors)
+
+
+def _dumps(obj: Any) -> bytes:
+    """Pickle with cloudpickle when it is installed (lambdas and closures), else pickle."""
+    try:
+        import cloudpickle
+    except ImportError:
+        import pickle
+
+        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return cloudpickle.dumps(obj)
+
+
+def _pickled_analysis(source: _Source, func: Callable[..., Any]) -> bytes:
+    """``(source, func)`` pickled, or a TypeError that says what to do instead."""
+    try:
+        return _dumps((source, func))
+    except Exception as exc:  # noqa: BLE001  (pickling raises many kinds)
+        raise TypeError(
+            f"`func` ({getattr(func, '__qualname__', type(func).__name__)}) cannot be pickled to "
+            f"send it to worker processes ({type(exc).__name__}: {exc}); use "
+            "backend='threads' (numba fits such as pymitml.lmer release the GIL), or define "
+            "the analysis as a module-level function."
+        ) from exc
+
+
+def _run_processes(
+    func: Callable[..., Any], source: _Source, n_jobs: int, include_data: bool, errors: str
+) -> list[_Outcome]:
+    """The analyses on ``n_jobs`` processes; each receives the source and ``func`` once."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    payload = _pickled_analysis(source, func)
+    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(
+        max_workers=min(n_jobs, len(source)),
+        mp_context=mp.get_context(method),
+        initializer=_worker_init,
+        initargs=(payload,),
+    ) as pool:
+        futures = [pool.submit(_worker_run, i, include_data, errors) for i in range(len(source))]
+        try:
+            return [f.result() for f in futures]
+        except (AttributeError, TypeError) as exc:
+            if "pickle" not in str(exc).lower():
+                raise
+            raise TypeError(
+                f"a result of `func` could not be sent back from a worker process ({exc}); "
+                "use backend='threads', or return something picklable."
+            ) from exc
+
+
+def _check_jobs(n_jobs: Any, backend: str, client: Any) -> int:
+    if n_jobs is None:
+        n_jobs = 1
+    if (
+        isinstance(n_jobs, bool)
+        or not isinstance(n_jobs, (int, np.integer))
+        or (n_jobs < 1 and n_jobs != -1)
+    ):
+        raise ValueError(
+            f"`n_jobs` must be a positive integer, -1 (all cores) or None; got {n_jobs!r}."
+        )
+    if backend not in ("processes", "threads"):
+        raise ValueError(f"`backend` must be 'processes' or 'threads'; got {backend!r}.")
+    if client is not None and n_jobs != 1:
+        raise ValueError(
+            "give either `client` (a Dask cluster runs the analyses) or `n_jobs` (local "
+            f"workers), not both; got n_jobs={n_jobs!r} and a client."
+        )
+    return (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
+
+
+def _reemit(records: list[tuple[int, list[tuple[type, str]]]]) -> None:
     """Warn once per distinct (category, text), naming the imputations (1-based) that raised it."""
     seen: dict[tuple[type, str], list[int]] = {}
     for i, caught in records:
-        for w in caught:
-            seen.setdefault((w.category, str(w.message)), []).append(i + 1)
+        for category, text in caught:
+            seen.setdefault((category, text), []).append(i + 1)
     for (category, text), imps in seen.items():
         which = ", ".join(str(k) for k in imps)
         label = "imputation" if len(imps) == 1 else "imputations"
@@ -187,6 +533,16 @@ class MitmlList(Sequence):
     ----------
     frames : sequence of DataFrames (all pandas or all polars) with identical columns.
     original : the incomplete data (imputation 0 in Stata/SPSS/Blimp exports), if known.
+
+    Notes
+    -----
+    The list returned by :meth:`ImputationResult.complete` is lazy: it holds the observed data
+    once and the replacement matrix (missing cells x m), and builds a data set each time one is
+    used (``implist[i]``, iteration, :meth:`with_`, the writers), so a data set taken from it is
+    a new DataFrame each time (changing it does not change the list). :meth:`within`,
+    :meth:`subset`, :meth:`sort` and slices of a lazy list stay lazy (``within`` keeps only the
+    columns it changed). :meth:`materialize` builds all data sets at once and holds them (a
+    list made from frames, ``MitmlList(frames)``, holds its frames as given).
 
     Examples
     --------
@@ -211,39 +567,97 @@ class MitmlList(Sequence):
                 )
         if original is not None and library_of(original) not in libs:
             raise TypeError("`original` must come from the same library as the data sets.")
-        self._frames = frames
+        self._src: _Source = _Frames(frames)
         self.original = original
         #: the ImputationResult these data sets came from, when known (set by ``complete()``;
         #: pooling uses it to check the analysis against the imputation model)
         self.imputation: Any = None
 
+    @classmethod
+    def _from_source(cls, source: _Source, original: Any = None) -> MitmlList:
+        """A list reading its data sets from ``source`` (no checks: the source is consistent)."""
+        if len(source) == 0:
+            raise ValueError("a MitmlList needs at least one data set; got none.")
+        out = cls.__new__(cls)
+        out._src, out.original, out.imputation = source, original, None
+        return out
+
+    @classmethod
+    def from_imputation(
+        cls,
+        codebook: Any,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        replacement: np.ndarray,
+        which: Sequence[int],
+        original: Any = None,
+    ) -> MitmlList:
+        """A lazy list of imputations ``which`` (1-based; 0 = incomplete data): the codebook's
+        observed data with ``replacement[k, j - 1]`` at row ``rows[k]`` of target ``cols[k]``."""
+        return cls._from_source(_Imputed(codebook, rows, cols, replacement, which), original)
+
     # --- sequence protocol -------------------------------------------------
     def __len__(self) -> int:
-        return len(self._frames)
+        return len(self._src)
 
     def __getitem__(self, i):
+        n = len(self)
         if isinstance(i, slice):
-            return MitmlList(self._frames[i], self.original)
-        return self._frames[i]
+            if not self._src.lazy:
+                return MitmlList(self._src.frames[i], self.original)  # type: ignore[attr-defined]
+            return MitmlList._from_source(_Select(self._src, range(n)[i]), self.original)
+        if not isinstance(i, (int, np.integer)):
+            raise TypeError(
+                f"MitmlList indices must be integers or slices; got {type(i).__name__}."
+            )
+        k = int(i) + n if i < 0 else int(i)
+        if not 0 <= k < n:
+            raise IndexError(f"data set {i} out of range; the list holds {n} data sets.")
+        return self._src.get(k)
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self._src.get(i)
 
     def __repr__(self) -> str:
-        f = self._frames[0]
         return (
             f"<MitmlList: {len(self)} imputed data sets ({self.library}), "
-            f"{f.shape[0]} rows x {f.shape[1]} columns>"
+            f"{self._src.n_rows()} rows x {len(self.columns)} columns>"
         )
 
     @property
     def library(self) -> str:
-        return library_of(self._frames[0])
+        return library_of(self._src.template)
 
     @property
     def columns(self) -> list[str]:
-        return list(self._frames[0].columns)
+        return list(self._src.template.columns)
+
+    @property
+    def lazy(self) -> bool:
+        """True when the data sets are built on use (see the class notes)."""
+        return bool(self._src.lazy)
+
+    def materialize(self) -> MitmlList:
+        """All data sets built now and held (warns, with the estimate, if they would take more
+        than half the available memory); the list itself is unchanged."""
+        if not self._src.lazy:
+            return self
+        _warn_if_large(self._src, len(self))
+        out = MitmlList(list(self), self.original)
+        out.imputation = self.imputation
+        return out
 
     # --- analysis ----------------------------------------------------------
     def with_(
-        self, func: Callable[..., Any], include_data: bool = False, errors: str = "record"
+        self,
+        func: Callable[..., Any],
+        include_data: bool = False,
+        errors: str = "record",
+        *,
+        n_jobs: int | None = None,
+        backend: str = "processes",
+        client: Any = None,
     ) -> MitmlResult:
         """Run ``func`` on every data set (mitml's ``with``); returns the list of results.
 
@@ -255,7 +669,19 @@ class MitmlList(Sequence):
         as a :class:`FailedFit` and the other data sets are still analysed; pooling the
         result then refuses with a list of the failures (or drops them with
         ``on_failure="drop"``). If every analysis raises, the first exception is raised here.
-        ``errors="raise"``: the first exception stops ``with_`` at once.
+        ``errors="raise"``: the first exception (in imputation order) is raised.
+
+        Parallel runs give the same results, in imputation order, as the serial run:
+
+        - ``n_jobs=k`` (-1: all cores) runs the analyses on k worker processes
+          (``backend="processes"``; each process receives the observed data and the
+          replacement matrix once and builds its data sets; ``func`` must be picklable:
+          lambdas and closures are sent with cloudpickle when it is installed) or on k threads
+          (``backend="threads"``; numba fits such as :func:`pymitml.lmer` release the GIL;
+          up to k data sets are in memory at once).
+        - ``client=`` a ``dask.distributed.Client``: the analyses run as Dask tasks; the list's
+          source (observed data + replacement matrix) is sent to every worker once and each
+          task builds its data set there (needs ``pip install pymitml[dask]``).
         """
         if not callable(func):
             raise TypeError(
@@ -263,43 +689,87 @@ class MitmlList(Sequence):
             )
         if errors not in ("record", "raise"):
             raise ValueError(f"`errors` must be 'record' or 'raise'; got {errors!r}.")
-        out, status, caught = [], [], []
-        for i, d in enumerate(self._frames):
-            r, st, w = _run_one(func, (d, i) if include_data else (d,), i, errors)
-            out.append(r)
-            status.append(st)
-            caught.append((i, w))
+        jobs = _check_jobs(n_jobs, backend, client)
+        src = self._src
+        results: list[_Outcome]
+        if client is not None:
+            from ._distributed import run_analyses
+
+            results = run_analyses(client, src, func, include_data, errors)
+        elif jobs > 1 and len(src) > 1 and backend == "threads":
+            results = _run_threads(func, src, jobs, include_data, errors)
+        elif jobs > 1 and len(src) > 1:
+            results = _run_processes(func, src, jobs, include_data, errors)
+        else:
+            results = [_run_one(func, src, i, include_data, errors) for i in range(len(src))]
+        out = [r[0] for r in results]
+        if errors == "raise":
+            first = next((r for r in out if isinstance(r, FailedFit)), None)
+            if first is not None:  # only from parallel runs, which record and raise here
+                raise first.error
         if out and all(isinstance(r, FailedFit) for r in out):
-            first = out[0].error
-            first.add_note(
+            first_err = out[0].error
+            first_err.add_note(
                 f"pymitml: the analysis raised on all {len(out)} imputed data sets; "
                 "this is the error of the first."
             )
-            raise first
-        _reemit(caught)
-        return MitmlResult(out, status, self)
+            raise first_err
+        _reemit([(i, r[2]) for i, r in enumerate(results)])
+        return MitmlResult(out, [r[1] for r in results], self)
 
     def within(self, func: Callable[[Any], Any], ignore: Sequence[str] | None = None) -> MitmlList:
         """Transform every data set (mitml's ``within``): ``func`` gets a copy and returns a DataFrame.
 
-        Columns named in ``ignore`` are dropped from the result after ``func`` ran.
+        Columns named in ``ignore`` are dropped from the result after ``func`` ran. ``func``
+        runs once per data set, now. On a lazy list the result is lazy too: it keeps only the
+        columns ``func`` added or changed (per data set) and rebuilds the rest; a result with
+        other rows or another index is kept whole.
         """
-        out = []
-        for d in self._frames:
-            r = func(d.copy() if self.library == "pandas" else d)
+        deltas, template = [], None
+        for d in self:
+            base = d.copy() if library_of(d) == "pandas" else d
+            r = func(base)
             if r is None:
                 raise ValueError(
                     "`func` in within() must return the transformed DataFrame; it returned None."
                 )
             if ignore:
-                r = r.drop(columns=list(ignore))
-            out.append(r)
-        return MitmlList(out, self.original)
+                drop = list(ignore)
+                r = r.drop(columns=drop) if library_of(r) == "pandas" else r.drop(drop)
+            if not self._src.lazy:
+                deltas.append(r)
+                continue
+            deltas.append(_delta(d, r))
+            if template is None:
+                template = r
+        if not self._src.lazy:
+            return MitmlList(deltas, self.original)
+        if template is not None:  # an empty frame with the result's columns
+            template = (
+                template.iloc[:0].copy() if library_of(template) == "pandas" else template.clear()
+            )
+        return MitmlList._from_source(_Delta(self._src, deltas, template), self.original)
+
+    def _with_rows(self, positions: Callable[[Any], np.ndarray]) -> MitmlList:
+        """Lazy list of the rows ``positions(data set)`` of every data set."""
+        kept: list[np.ndarray] = []
+        for d in self:
+            p = np.asarray(positions(d), dtype=np.int64)
+            kept.append(kept[-1] if kept and np.array_equal(kept[-1], p) else p)
+        return MitmlList._from_source(_Rows(self._src, kept), None)
 
     def subset(self, rows: Callable[[Any], Any] | str) -> MitmlList:
         """Rows kept by a boolean function of the data set, or a pandas ``query`` string."""
+        if self._src.lazy:
+            if isinstance(rows, str):
+                expr = rows
+                return self._with_rows(
+                    lambda d: as_pandas(d).reset_index(drop=True).query(expr).index.to_numpy()
+                )
+            fn = rows
+            return self._with_rows(lambda d: np.flatnonzero(np.asarray(fn(d), dtype=bool)))
         out = []
-        for d in self._frames:
+        for d in self:
             if isinstance(rows, str):
                 p = as_pandas(d).query(rows)
                 out.append(p if self.library == "pandas" else _like(p, d))
@@ -311,12 +781,28 @@ class MitmlList(Sequence):
     def sort(self, by: str | Sequence[str], descending: bool = False) -> MitmlList:
         """Every data set sorted by ``by`` (stable)."""
         by = [by] if isinstance(by, str) else list(by)
+        if self._src.lazy:
+            if self.library == "pandas":
+                return self._with_rows(
+                    lambda d: (
+                        d.reset_index(drop=True)
+                        .sort_values(by, ascending=not descending, kind="mergesort")
+                        .index.to_numpy()
+                    )
+                )
+            import polars as pl
+
+            return self._with_rows(
+                lambda d: (
+                    d.select(pl.arg_sort_by(by, descending=descending, maintain_order=True))
+                    .to_series()
+                    .to_numpy()
+                )
+            )
         if self.library == "pandas":
-            out = [
-                d.sort_values(by, ascending=not descending, kind="mergesort") for d in self._frames
-            ]
+            out = [d.sort_values(by, ascending=not descending, kind="mergesort") for d in self]
         else:
-            out = [d.sort(by, descending=descending, maintain_order=True) for d in self._frames]
+            out = [d.sort(by, descending=descending, maintain_order=True) for d in self]
         return MitmlList(out, None)
 
     def to_long(self, imputation: str = ".imp", id: str = ".id", include_original: bool = False):
@@ -325,7 +811,7 @@ class MitmlList(Sequence):
         The inverse is :func:`long_to_mitml_list`.
         """
         blocks = [(0, self.original)] if include_original and self.original is not None else []
-        blocks += [(i + 1, d) for i, d in enumerate(self._frames)]
+        blocks += list(enumerate(self, start=1))
         if self.library == "polars":
             import polars as pl
 

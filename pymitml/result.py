@@ -134,7 +134,9 @@ class ImputationResult:
         """mitml's 1-based ``index.mat`` (row, column)."""
         return self.index + 1
 
-    def complete(self, which: int | Sequence[int] | str = "all", force_list: bool = False):
+    def complete(
+        self, which: int | Sequence[int] | str = "all", force_list: bool = False, lazy: bool = True
+    ):
         """Completed data (mitml's ``mitmlComplete``).
 
         Parameters
@@ -142,6 +144,11 @@ class ImputationResult:
         which : ``"all"`` (a MitmlList of all m data sets), an imputation number 1..m (one DataFrame;
             0 gives the incomplete data), or a list of numbers (a MitmlList).
         force_list : return a MitmlList even for a single number.
+        lazy : True (default): the MitmlList holds the observed data once and the replacement
+            matrix, and builds each data set when it is used (memory: observed data +
+            replacement matrix + the data set in use); False: all data sets are built now and
+            held (warns, with the estimate, when they would take more than half the available
+            memory).
         """
         m = self.m
         if isinstance(which, str):
@@ -161,25 +168,19 @@ class ImputationResult:
                 f"imputation number(s) {bad} out of range; choose from 0 (incomplete data) to {m}."
             )
         # codebook target j <-> data column position
-        pos = {p: j for j, p in enumerate(self.extra.get("target_positions", []))}
-        cols = (
-            np.array([pos[c] for c in self.index[:, 1]], dtype=np.int64)
-            if len(self.index)
-            else np.zeros(0, np.int64)
-        )
+        tpos = np.asarray(self.extra.get("target_positions", []), dtype=np.int64)
+        lut = np.full(int(tpos.max()) + 1 if len(tpos) else 1, -1, dtype=np.int64)
+        lut[tpos] = np.arange(len(tpos))
+        cols = lut[self.index[:, 1]] if len(self.index) else np.zeros(0, np.int64)
         rows = self.index[:, 0]
-        frames = []
-        for i in idx:
-            if i == 0:
-                inc = self.codebook.incomplete
-                frames.append(inc.copy() if self.codebook.library == "pandas" else inc.clone())
-            else:
-                frames.append(self.codebook.complete(rows, cols, self.replacement[:, i - 1]))
         if single:
-            return frames[0]
-        out = MitmlList(frames, original=self.codebook.incomplete)
+            src = MitmlList.from_imputation(self.codebook, rows, cols, self.replacement, idx)
+            return src[0]
+        out = MitmlList.from_imputation(
+            self.codebook, rows, cols, self.replacement, idx, original=self.codebook.incomplete
+        )
         out.imputation = self
-        return out
+        return out.materialize() if not lazy else out
 
     # diagnostics live in pymitml.diagnostics / pymitml.plots; these are the entry points
     def summary(self, **kwargs):

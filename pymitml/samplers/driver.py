@@ -203,6 +203,76 @@ def _interrupted(prog: _Progress) -> SamplingInterrupted:
     )
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What every task of a run shares: the scheme, imputations per chain, names for errors."""
+
+    n_burn: int
+    n_iter: int
+    per_chain: tuple[int, ...]
+    group_labels: tuple
+    sampler: str
+
+    @property
+    def chains(self) -> int:
+        return len(self.per_chain)
+
+
+def _run_task(
+    make_chain: Callable[[int, int, int], Chain],
+    plan: _Plan,
+    k: int,
+    seed: int,
+    tick: Callable[[int], None] | None = None,
+    stop: threading.Event | None = None,
+) -> ChainOutput:
+    """Task k (group, chain = divmod(k, chains)) from start to finish: burn-in, then the
+    imputations ``n_iter`` iterations apart. ``tick(n)`` after every segment; a set ``stop``
+    ends the task between segments (raises ``_Stop``). The same on a thread, a process or a
+    Dask worker: everything random comes from ``seed``."""
+    if stop is not None and stop.is_set():
+        raise _Stop
+    g, c = divmod(k, plan.chains)
+    ch = make_chain(g, c, seed)
+    m_c, n_burn, n_iter = plan.per_chain[c], plan.n_burn, plan.n_iter
+    burn = {b: np.zeros(tuple(sh) + (n_burn,)) for b, sh in ch.shapes.items()}
+    imp = {b: np.zeros(tuple(sh) + (m_c * n_iter,)) for b, sh in ch.shapes.items()}
+    draws = np.zeros((len(ch.cells[0]), m_c))
+    it = 0  # iterations this chain has done
+
+    def advance(n: int, rec0: int, store: dict, burn_in: bool) -> None:
+        nonlocal it
+        done = 0
+        while done < n:
+            if stop is not None and stop.is_set():
+                raise _Stop
+            step = min(SEGMENT, n - done)
+            res = ch.advance(step, rec0 + done, store)
+            code, at = res if isinstance(res, tuple) else (res, 0)
+            raise_for_status(
+                int(code),
+                sampler=plan.sampler,
+                iteration=it + int(at),
+                chain=c,
+                group=plan.group_labels[g],
+            )
+            done += step
+            it += step
+            if tick is not None:
+                tick(step)
+            if ch.after_segment is not None:
+                ch.after_segment(step, burn_in)
+            if _segment_hook is not None:
+                _segment_hook(k, it)
+
+    advance(n_burn, 0, burn, True)
+    for i in range(m_c):
+        advance(n_iter, i * n_iter, imp, False)
+        draws[:, i] = ch.current()
+    extra = ch.finish(burn, imp) if ch.finish is not None else None
+    return ChainOutput(burn, imp, draws, ch.cells, extra)
+
+
 def run_chains(
     make_chain: Callable[[int, int, int], Chain],
     group_labels: Sequence,
@@ -214,12 +284,13 @@ def run_chains(
     n_threads: int | None = None,
     progress: bool | None = None,
     sampler: str = "sampler",
+    client: Any = None,
 ) -> list[list[ChainOutput]]:
     """Run every (group, chain) task; ``outputs[g][c]`` is chain c of group g.
 
     Parameters
     ----------
-    make_chain : ``make_chain(g, c, seed) -> Chain``, called on the worker thread (so set-up
+    make_chain : ``make_chain(g, c, seed) -> Chain``, called where the task runs (so set-up
         runs in parallel too); ``seed`` is the task's integer seed (for
         ``np.random.default_rng``).
     group_labels : one label per imputation group (``[None]`` without ``group=``); used in error
@@ -230,6 +301,9 @@ def run_chains(
     n_threads : worker threads (None: up to the number of cores); draws do not depend on it.
     progress : show a progress bar (None: only in an interactive terminal).
     sampler : the public function's name, for error messages.
+    client : a ``dask.distributed.Client``: every task runs as a Dask task on its cluster
+        (``make_chain`` is sent to the workers once, with cloudpickle); the draws are the same
+        as on local threads. ``n_threads`` is then ignored.
 
     Raises
     ------
@@ -240,53 +314,29 @@ def run_chains(
     G = len(group_labels)
     seeds = spawn_seeds(seed, G * chains)
     total = G * (chains * n_burn + n_iter * int(sum(per_chain)))
-    n_threads = check_threads(n_threads, G * chains, os.cpu_count() or 1)
+    plan = _Plan(
+        int(n_burn), int(n_iter), tuple(int(x) for x in per_chain), tuple(group_labels), sampler
+    )
+    threads = 1
+    if client is not None:
+        from .._distributed import check_client
+
+        check_client(client)  # before any work, so a wrong client fails at once
+    else:
+        threads = check_threads(n_threads, G * chains, os.cpu_count() or 1)
     prog, stop = _Progress(total, progress, "imputing"), threading.Event()
 
-    def task(k: int) -> ChainOutput:
-        if stop.is_set():
-            raise _Stop
-        g, c = divmod(k, chains)
-        ch = make_chain(g, c, seeds[k])
-        m_c = per_chain[c]
-        burn = {b: np.zeros(tuple(sh) + (n_burn,)) for b, sh in ch.shapes.items()}
-        imp = {b: np.zeros(tuple(sh) + (m_c * n_iter,)) for b, sh in ch.shapes.items()}
-        draws = np.zeros((len(ch.cells[0]), m_c))
-        it = 0  # iterations this chain has done
-
-        def advance(n: int, rec0: int, store: dict, burn_in: bool) -> None:
-            nonlocal it
-            done = 0
-            while done < n:
-                if stop.is_set():
-                    raise _Stop
-                step = min(SEGMENT, n - done)
-                res = ch.advance(step, rec0 + done, store)
-                code, at = res if isinstance(res, tuple) else (res, 0)
-                raise_for_status(
-                    int(code),
-                    sampler=sampler,
-                    iteration=it + int(at),
-                    chain=c,
-                    group=group_labels[g],
-                )
-                done += step
-                it += step
-                prog.tick(step)
-                if ch.after_segment is not None:
-                    ch.after_segment(step, burn_in)
-                if _segment_hook is not None:
-                    _segment_hook(k, it)
-
-        advance(n_burn, 0, burn, True)
-        for i in range(m_c):
-            advance(n_iter, i * n_iter, imp, False)
-            draws[:, i] = ch.current()
-        extra = ch.finish(burn, imp) if ch.finish is not None else None
-        return ChainOutput(burn, imp, draws, ch.cells, extra)
-
     try:
-        flat = _execute([partial(task, k) for k in range(G * chains)], n_threads, stop)
+        if client is not None:
+            from .._distributed import run_chain_tasks
+
+            flat = run_chain_tasks(client, _run_task, make_chain, plan, seeds, prog.tick)
+        else:
+            tasks = [
+                partial(_run_task, make_chain, plan, k, seeds[k], prog.tick, stop)
+                for k in range(G * chains)
+            ]
+            flat = _execute(tasks, threads, stop)
     except (KeyboardInterrupt, _Stop):
         stop.set()
         raise _interrupted(prog) from None
