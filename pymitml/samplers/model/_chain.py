@@ -7,7 +7,7 @@ from numba.typed import List
 
 from .._ranef import rc_params, rc_work
 from ..driver import Chain
-from ._kernel import MbData, MbModels, MbTune, iterate, rc_data
+from ._kernel import MbData, MbModels, MbPars, MbTune, iterate, rc_data
 from ._spec import ModelSpec
 
 __all__ = ["column_table", "make_model_chain", "parameter_names"]
@@ -187,6 +187,14 @@ def make_model_chain(spec: ModelSpec, seed, prior: dict, n_burn: int) -> Chain:
     pmax = max([len(md.x_cols) for md in spec.models] + [1])
     qmax = max([len(md.z_cols) for md in spec.models] + [1])
     buf = (np.zeros(pmax), np.zeros(qmax), np.zeros(L + 1))
+    pv = MbPars(
+        np.zeros((len(spec.models), pmax)),
+        np.zeros((len(spec.models), J, qmax)),
+        np.ones(len(spec.models)),
+    )
+    for m in range(len(spec.models)):
+        pv.s2[m] = pars[m].s2[0]
+    lists = (datas, pars, works)
     tune = MbTune(
         np.ones(K),
         np.zeros(K),
@@ -201,7 +209,7 @@ def make_model_chain(spec: ModelSpec, seed, prior: dict, n_burn: int) -> Chain:
 
     def advance(nit, rec0, store):
         tune.ctrl[1] = 1.0 if tune.ctrl[0] < n_burn else 0.0
-        code, at = iterate(nit, rec0, rng, d, mo, datas, pars, works, buf, tune, store["theta"])
+        code, at = iterate(nit, rec0, rng, d, mo, lists, pv, buf, tune, store["theta"])
         return int(code), int(at)
 
     def current():

@@ -37,7 +37,7 @@ from .._metropolis import adapt_scales, mh_accept, rw_proposal
 from .._ranef import RcData, draw_beta_b, draw_psi, draw_residual_variance, residual_ss
 from .._truncnorm import norm_cdf, truncnorm_rng
 
-__all__ = ["MbData", "MbModels", "MbTune", "iterate"]
+__all__ = ["MbData", "MbModels", "MbPars", "MbTune", "iterate"]
 
 _LOG_SQRT2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -72,6 +72,15 @@ class MbModels(NamedTuple):
     vlevel: np.ndarray  # (K,) int64 level of each variable
     own: np.ndarray  # (K,) int64 the model whose response the variable is (-1: none)
     direct: np.ndarray  # (K,) int64 1: drawn exactly from its own linear model
+
+
+class MbPars(NamedTuple):
+    """Every model's current coefficients in plain arrays (copied from the shared steps'
+    parameter bundles once per iteration) for the per-cell likelihoods."""
+
+    beta: np.ndarray  # (M, pmax)
+    b: np.ndarray  # (M, J, qmax)
+    s2: np.ndarray  # (M,)
 
 
 class MbTune(NamedTuple):
@@ -139,7 +148,7 @@ def log_interval(lo, hi, eta):
 
 
 @njit(nrt=False)
-def eta_row(d, mo, par, m, r, xr, zr):
+def eta_row(d, mo, pv, m, r, xr, zr):
     """Linear predictor of model m at its row r (a data row or, level 2, a cluster)."""
     row = r if mo.level[m] == 1 else d.rep[r]
     x0, x1 = mo.xc[m, 0], mo.xc[m, 1]
@@ -147,24 +156,24 @@ def eta_row(d, mo, par, m, r, xr, zr):
     design_row(d, row, x0, x1, xr)
     e = 0.0
     for k in range(x1 - x0):
-        e += xr[k] * par.beta[k]
+        e += xr[k] * pv.beta[m, k]
     if z1 > z0:
         design_row(d, row, z0, z1, zr)
         j = d.clus[row]
         for k in range(z1 - z0):
-            e += zr[k] * par.b[j, k]
+            e += zr[k] * pv.b[m, j, k]
     return e
 
 
 @njit(nrt=False)
-def row_loglik(d, mo, par, m, r, xr, zr):
+def row_loglik(d, mo, pv, m, r, xr, zr):
     """log-likelihood of model m's response at its row r given the current V."""
     row = r if mo.level[m] == 1 else d.rep[r]
-    eta = eta_row(d, mo, par, m, r, xr, zr)
+    eta = eta_row(d, mo, pv, m, r, xr, zr)
     v = mo.resp[m]
     if mo.kind[m] == 0:
         e = d.V[row, v] - eta
-        return -0.5 * e * e / par.s2[0]
+        return -0.5 * e * e / pv.s2[m]
     if mo.kind[m] == 1:
         k = int(d.V[row, v])
         return log_interval(mo.thr[m, k], mo.thr[m, k + 1], eta)
@@ -173,20 +182,19 @@ def row_loglik(d, mo, par, m, r, xr, zr):
     return log_ndtr(-eta)
 
 
-@njit
-def cond_logpost(d, mo, pars, v, r, xr, zr):
+@njit(nrt=False)
+def cond_logpost(d, mo, pv, v, r, xr, zr):
     """Unnormalised log full conditional of variable v at r (a row, or a cluster at level 2):
     the sum of the log-likelihoods of every model that uses v."""
     s = 0.0
     for m in range(len(mo.resp)):
         if mo.uses[m, v] == 0:
             continue
-        par = pars[m]
         if mo.vlevel[v] == 1 or mo.level[m] == 2:
-            s += row_loglik(d, mo, par, m, r, xr, zr)
+            s += row_loglik(d, mo, pv, m, r, xr, zr)
         else:
             for i in range(d.start[r], d.start[r + 1]):
-                s += row_loglik(d, mo, par, m, i, xr, zr)
+                s += row_loglik(d, mo, pv, m, i, xr, zr)
     return s
 
 
@@ -200,8 +208,8 @@ def set_value(d, lev2, v, r, x):
         d.V[r, v] = x
 
 
-@njit
-def draw_categorical(rng, d, mo, pars, v, r, buf):
+@njit(nrt=False)
+def draw_categorical(rng, d, mo, pv, v, r, buf):
     """A categorical value of v at r exactly from its full conditional over the categories."""
     K = d.ncat[v]
     lev2 = mo.vlevel[v] == 2
@@ -209,7 +217,7 @@ def draw_categorical(rng, d, mo, pars, v, r, buf):
     top = -math.inf
     for k in range(K):
         set_value(d, lev2, v, r, float(k))
-        lp[k] = cond_logpost(d, mo, pars, v, r, buf[0], buf[1])
+        lp[k] = cond_logpost(d, mo, pv, v, r, buf[0], buf[1])
         top = max(top, lp[k])
     tot = 0.0
     for k in range(K):
@@ -226,18 +234,18 @@ def draw_categorical(rng, d, mo, pars, v, r, buf):
     set_value(d, lev2, v, r, float(pick))
 
 
-@njit
-def draw_metropolis(rng, d, mo, pars, v, r, buf, tune, phase):
+@njit(nrt=False)
+def draw_metropolis(rng, d, mo, pv, v, r, buf, tune, phase):
     """One random-walk Metropolis move of the continuous value of v at r."""
     lev2 = mo.vlevel[v] == 2
     row = d.rep[r] if lev2 else r
     own = mo.own[v]
-    sd = tune.scale[v] * (math.sqrt(pars[own].s2[0]) if own >= 0 else 1.0)
+    sd = tune.scale[v] * (math.sqrt(pv.s2[own]) if own >= 0 else 1.0)
     old = d.V[row, v]
-    lp0 = cond_logpost(d, mo, pars, v, r, buf[0], buf[1])
+    lp0 = cond_logpost(d, mo, pv, v, r, buf[0], buf[1])
     new = rw_proposal(rng, old, sd)
     set_value(d, lev2, v, r, new)
-    lp1 = cond_logpost(d, mo, pars, v, r, buf[0], buf[1])
+    lp1 = cond_logpost(d, mo, pv, v, r, buf[0], buf[1])
     tune.win_try[v] += 1.0
     tune.tries[phase, v] += 1.0
     if mh_accept(rng, lp1 - lp0):
@@ -247,8 +255,8 @@ def draw_metropolis(rng, d, mo, pars, v, r, buf, tune, phase):
         set_value(d, lev2, v, r, old)
 
 
-@njit
-def impute_variables(rng, d, mo, pars, buf, tune):
+@njit(nrt=False)
+def impute_variables(rng, d, mo, pv, buf, tune):
     """Every missing value of every incomplete variable, in order (see the module docstring)."""
     phase = 0 if tune.ctrl[1] > 0 else 1
     for t in range(len(d.order)):
@@ -257,16 +265,16 @@ def impute_variables(rng, d, mo, pars, buf, tune):
         for s in range(d.mis_start[v], d.mis_start[v + 1]):
             r = d.mis_idx[s]
             if d.ncat[v] > 0:
-                draw_categorical(rng, d, mo, pars, v, r, buf)
+                draw_categorical(rng, d, mo, pv, v, r, buf)
             elif mo.direct[v] == 1:
-                eta = eta_row(d, mo, pars[own], own, r, buf[0], buf[1])
-                x = eta + math.sqrt(pars[own].s2[0]) * rng.standard_normal()
+                eta = eta_row(d, mo, pv, own, r, buf[0], buf[1])
+                x = eta + math.sqrt(pv.s2[own]) * rng.standard_normal()
                 set_value(d, mo.vlevel[v] == 2, v, r, x)
             else:
-                draw_metropolis(rng, d, mo, pars, v, r, buf, tune, phase)
+                draw_metropolis(rng, d, mo, pv, v, r, buf, tune, phase)
 
 
-@njit
+@njit(nrt=False)
 def refresh_model(d, mo, m, dm):
     """Model m's design matrices (and the response of a linear model) from V."""
     n = dm.X.shape[0]
@@ -279,13 +287,13 @@ def refresh_model(d, mo, m, dm):
             dm.y[r] = d.V[row, mo.resp[m]]
 
 
-@njit
-def draw_latents(rng, d, mo, m, dm, par, buf):
+@njit(nrt=False)
+def draw_latents(rng, d, mo, m, dm, pv, buf):
     """Latent normals of probit model m given its response (category or missingness)."""
     v = mo.resp[m]
     for r in range(dm.X.shape[0]):
         row = r if mo.level[m] == 1 else d.rep[r]
-        eta = eta_row(d, mo, par, m, r, buf[0], buf[1])
+        eta = eta_row(d, mo, pv, m, r, buf[0], buf[1])
         if mo.kind[m] == 1:
             k = int(d.V[row, v])
             lo, hi = mo.thr[m, k], mo.thr[m, k + 1]
@@ -296,7 +304,7 @@ def draw_latents(rng, d, mo, m, dm, par, buf):
         dm.y[r] = truncnorm_rng(rng, eta, 1.0, lo, hi)
 
 
-@njit
+@njit(nrt=False)
 def draw_thresholds(rng, d, mo, m, dm):
     """Free thresholds 2..K-1 of an ordinal probit model, each uniform between the largest latent
     of the category below and the smallest of the category above (Albert & Chib 1993)."""
@@ -313,6 +321,17 @@ def draw_thresholds(rng, d, mo, m, dm):
                 hi = min(hi, dm.y[r])
         if hi > lo:
             mo.thr[m, k] = lo + (hi - lo) * rng.random()
+
+
+@njit(nrt=False)
+def sync_params(m, par, pv):
+    """pv's row m <- the model's current beta, b and s2."""
+    for k in range(len(par.beta)):
+        pv.beta[m, k] = par.beta[k]
+    for j in range(par.b.shape[0]):
+        for k in range(par.b.shape[1]):
+            pv.b[m, j, k] = par.b[j, k]
+    pv.s2[m] = par.s2[0]
 
 
 @njit
@@ -353,9 +372,11 @@ def record(d, mo, pars, theta, o):
 
 
 @njit
-def iterate(n, rec0, rng, d, mo, datas, pars, works, buf, tune, theta):
-    """``n`` iterations in place; iteration s stored at ``theta[:, rec0 + s]``. Returns
-    (status, iteration) as the driver expects."""
+def iterate(n, rec0, rng, d, mo, lists, pv, buf, tune, theta):
+    """``n`` iterations in place; iteration s stored at ``theta[:, rec0 + s]``. ``lists`` =
+    (data, parameter, work bundles of the shared steps, one per model). Returns (status,
+    iteration) as the driver expects."""
+    datas, pars, works = lists
     M = len(mo.resp)
     every = int(tune.ctrl[2])
     for s in range(n):
@@ -363,13 +384,15 @@ def iterate(n, rec0, rng, d, mo, datas, pars, works, buf, tune, theta):
             dm = datas[m]
             refresh_model(d, mo, m, dm)
             if mo.kind[m] != 0:
-                draw_latents(rng, d, mo, m, dm, pars[m], buf)
+                draw_latents(rng, d, mo, m, dm, pv, buf)
                 if mo.kind[m] == 1:
                     draw_thresholds(rng, d, mo, m, dm)
-            code = draw_parameters(rng, dm, pars[m], works[m])
+            par = pars[m]
+            code = draw_parameters(rng, dm, par, works[m])
             if code != 0:
                 return code, s
-        impute_variables(rng, d, mo, pars, buf, tune)
+            sync_params(m, par, pv)
+        impute_variables(rng, d, mo, pv, buf, tune)
         record(d, mo, pars, theta, rec0 + s)
         tune.ctrl[0] += 1.0
         if tune.ctrl[1] > 0 and int(tune.ctrl[0]) % every == 0:
