@@ -34,6 +34,7 @@ from .._ranef import (
     probit_latents,
     rc_params,
     rc_work,
+    residual_ss,
 )
 from ._design import _expand, _expand_names, _independent_columns, cluster_means
 from ._mlspec import MlSpec
@@ -152,6 +153,18 @@ def _observed_units(spec: MlSpec, t: int, d: MlDesign) -> np.ndarray:
     return np.flatnonzero(np.bincount(d.codes[rows], minlength=d.n_units) > 0)
 
 
+def _xb(X: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """X beta by the numba step (no BLAS call: threaded BLAS on small products stalls on a
+    loaded machine)."""
+    out = np.empty(X.shape[0])
+    n = X.shape[0]
+    linear_predictor(X, np.zeros((n, 0)), np.zeros(n, np.int64), beta, _NO_B, out)
+    return out
+
+
+_NO_B = np.zeros((1, 0))
+
+
 class MlModel:
     """The Gibbs state of one target's model on its observed units (see the module docstring).
 
@@ -210,7 +223,7 @@ class MlModel:
 
     def predict(self, X: np.ndarray, Zs: list[np.ndarray], groups: list[np.ndarray]) -> np.ndarray:
         """x'beta + sum_t z_t'b_t at the given units (``groups[t]``: their groups in term t)."""
-        eta = X @ self.beta
+        eta = _xb(X, self.beta)
         for par, Z, g in zip(self.pars, Zs, groups):
             if Z.shape[1]:
                 out = np.empty(Z.shape[0])
@@ -247,7 +260,7 @@ class MlModel:
             par, o = self.pars[i], self.perm[i]
             r = y - (sum(etas[u] for u in range(K) if u != i) if K > 1 else 0.0)
             if i > 0:
-                r = r - X @ self.pars[0].beta
+                r = r - _xb(X, self.pars[0].beta)
             par.s2[:] = self.s2
             d = RcData(
                 Xs0 if i == 0 else self.x0,
@@ -265,10 +278,20 @@ class MlModel:
                 if code:
                     return int(code)
                 etas[i] = self._eta(i, Zs[i])
-        if self.mode != 2:
-            e = y - X @ self.pars[0].beta - sum(etas)
+        if self.mode != 2:  # s2 from the residuals of the first term's (sorted) rows
+            r = y - sum(etas[1:]) if K > 1 else y
+            d = RcData(
+                Xs0,
+                Zsorted[0],
+                np.ascontiguousarray(r[self.perm[0]]),
+                self.start[0],
+                self.priors[0],
+                0,
+            )
+            ss = self.works[0].ss
+            residual_ss(d, self.pars[0], ss)
             pr = self.priors[0]
-            self.s2 = float((pr[3] + e @ e) / rng.chisquare(pr[2] + len(y)))
+            self.s2 = float((pr[3] + ss.sum()) / rng.chisquare(pr[2] + len(y)))
         return 0
 
 
