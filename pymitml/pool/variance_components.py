@@ -1,4 +1,4 @@
-"""Pooled variance components with standard errors and intervals (lmer fits).
+"""Pooled variance components with standard errors and intervals (lmer and glmer fits).
 
 mitml's ``testEstimates(extra.pars = TRUE)`` averages the variance components over the m
 imputations and gives no standard errors. Here every random-effect SD, variance, covariance,
@@ -19,6 +19,13 @@ confidence interval:
    then back-transformed: SD = exp(.), variance = exp(2 .), rho = tanh(.), ICC = expit(.).
 
 ``Average`` is mitml's plain mean of the m point values, kept beside the pooled estimate.
+glmer fits (binomial, Poisson; :mod:`.variance_components_glmer`): phi has no log sigma, and
+step 2 uses the Hessian of the Laplace (nAGQ = 1) or quadrature deviance in (phi, beta)
+jointly, since beta is not profiled out; Var(phi_hat) is the phi block of 2 H^{-1}. There are
+no residual rows. The ICC is the latent-scale one (Nakagawa & Schielzeth 2013) for binomial
+fits: tau_g / (sum_h tau_h + c) with c = pi^2/3 for the logit link and c = 1 for the probit
+link; other links and Poisson fits get no ICC row.
+
 Boundary (singular) fits have SD = 0 or |rho| = 1, where the transformed scale is infinite;
 they cannot be pooled this way (``on_failure="drop_warned"`` leaves them out).
 """
@@ -34,6 +41,11 @@ import pandas as pd
 
 from ._failures import FitFailureError, FitReport, check_on_failure, screen_fits
 from .estimates import _percent_labels, _rubin, format_table
+from .variance_components_glmer import (
+    glmer_transformed_covariance_parameters,
+    is_glmer_fit,
+    latent_residual_variance,
+)
 
 __all__ = [
     "PooledVarianceComponents",
@@ -56,7 +68,8 @@ class _Term:
 
 
 def _terms_and_values(fit: Any) -> tuple[list[_Term], list[np.ndarray], float]:
-    """Random-effect terms of ``fit.varcorr`` with each term's covariance matrix, and sigma."""
+    """Random-effect terms of ``fit.varcorr`` with each term's covariance matrix, and sigma
+    (1 for a glmer fit)."""
     vc = fit.varcorr
     grp = vc["grp"].astype(str)
     rows = vc.loc[grp != "Residual"]
@@ -71,35 +84,36 @@ def _terms_and_values(fit: Any) -> tuple[list[_Term], list[np.ndarray], float]:
             cov[pos[str(a)], pos[str(b)]] = cov[pos[str(b)], pos[str(a)]] = float(c)
         terms.append(_Term(g, names))
         covs.append(cov)
-    return terms, covs, float(fit.sigma)
+    return terms, covs, 1.0 if is_glmer_fit(fit) else float(fit.sigma)
 
 
 def _pairs(q: int) -> list[tuple[int, int]]:
     return [(a, b) for a in range(q) for b in range(a + 1, q)]
 
 
-def _phi_names(terms: list[_Term]) -> list[str]:
+def _phi_names(terms: list[_Term], residual: bool = True) -> list[str]:
     out = []
     for t in terms:
         out += [f"log sd({_label(n)})|{t.group}" for n in t.names]
         out += [
             f"z cor({_label(t.names[a])},{_label(t.names[b])})|{t.group}" for a, b in _pairs(t.q)
         ]
-    return out + ["log sigma"]
+    return out + (["log sigma"] if residual else [])
 
 
-def _phi_of(covs: list[np.ndarray], sigma: float) -> np.ndarray:
-    """phi = (log sd, atanh rho) per term, then log sigma."""
+def _phi_of(covs: list[np.ndarray], sigma: float, residual: bool = True) -> np.ndarray:
+    """phi = (log sd, atanh rho) per term, then log sigma (``residual``)."""
     out = []
     for cov in covs:
         sd = np.sqrt(np.diag(cov))
         out += list(np.log(sd))
         out += [np.arctanh(cov[a, b] / (sd[a] * sd[b])) for a, b in _pairs(cov.shape[0])]
-    return np.array(out + [np.log(sigma)])
+    return np.array(out + ([np.log(sigma)] if residual else []))
 
 
 def _covs_of(phi: np.ndarray, terms: list[_Term]) -> tuple[list[np.ndarray], float]:
-    """The inverse of :func:`_phi_of`: each term's covariance matrix, and sigma."""
+    """The inverse of :func:`_phi_of`: each term's covariance matrix, and sigma (1 when phi
+    has no log sigma)."""
     covs, k = [], 0
     for t in terms:
         sd = np.exp(phi[k : k + t.q])
@@ -109,7 +123,7 @@ def _covs_of(phi: np.ndarray, terms: list[_Term]) -> tuple[list[np.ndarray], flo
             cor[a, b] = cor[b, a] = np.tanh(phi[k])
             k += 1
         covs.append(cor * np.outer(sd, sd))
-    return covs, float(np.exp(phi[k]))
+    return covs, float(np.exp(phi[k])) if k < phi.size else 1.0
 
 
 def _varpar(phi: np.ndarray, terms: list[_Term], theta_from_cov: Any) -> np.ndarray:
@@ -119,15 +133,21 @@ def _varpar(phi: np.ndarray, terms: list[_Term], theta_from_cov: Any) -> np.ndar
 
 
 def _check_fit(fit: Any, i: int) -> None:
+    if is_glmer_fit(fit):
+        if not all(hasattr(fit, a) for a in ("varcorr", "theta", "fixef", "link")):
+            raise TypeError(
+                f"fit {i + 1} ({type(fit).__name__}) lacks what pool_variance_components needs."
+            )
+        return
     if not all(hasattr(fit, a) for a in ("varcorr", "theta", "sigma", "X", "y", "REML")):
         raise TypeError(
-            "pool_variance_components needs linear mixed-model fits from pm.lmer; fit "
+            "pool_variance_components needs mixed-model fits from pm.lmer or pm.glmer; fit "
             f"{i + 1} is a {type(fit).__name__}."
         )
     if hasattr(fit, "family"):
         raise TypeError(
-            "pool_variance_components handles pm.lmer fits (Gaussian); fit "
-            f"{i + 1} is a generalised model ({type(fit).__name__})."
+            "pool_variance_components handles pm.lmer and pm.glmer fits; fit "
+            f"{i + 1} is a generalised model of another kind ({type(fit).__name__})."
         )
 
 
@@ -143,11 +163,13 @@ def _boundary(covs: list[np.ndarray], sigma: float) -> bool:
 
 
 def transformed_covariance_parameters(fit: Any) -> tuple[pd.Series, pd.DataFrame]:
-    """phi_hat and its covariance 2 H^{-1} for one lmer fit (steps 1-2 of the module docstring).
+    """phi_hat and its covariance 2 H^{-1} for one lmer or glmer fit (steps 1-2 of the module
+    docstring; for glmer the phi block of 2 H^{-1}, H over (phi, beta)).
 
     Returns
     -------
-    phi : Series indexed ``"log sd(a)|g"``, ``"z cor(a,b)|g"``, ..., ``"log sigma"``.
+    phi : Series indexed ``"log sd(a)|g"``, ``"z cor(a,b)|g"``, ..., ``"log sigma"`` (lmer
+        only).
     cov : DataFrame, the inverse observed information of phi (same labels).
 
     Raises
@@ -166,7 +188,8 @@ def transformed_covariance_parameters(fit: Any) -> tuple[pd.Series, pd.DataFrame
             "components have no standard errors on the log-SD / Fisher-z scale. Simplify the "
             "random part or leave such fits out (on_failure='drop_warned')."
         )
-    phi = _phi_of(covs, sigma)
+    glmm = is_glmer_fit(fit)
+    phi = _phi_of(covs, sigma, residual=not glmm)
     from ..lmm.fit import LmerFit
 
     theta_from_cov = getattr(type(fit), "theta_from_cov", LmerFit.theta_from_cov)
@@ -176,6 +199,13 @@ def transformed_covariance_parameters(fit: Any) -> tuple[pd.Series, pd.DataFrame
         raise ValueError(
             "the fit's theta does not match its varcorr table (random-effect terms in an "
             "order this function does not know); please report this with the formula."
+        )
+    if glmm:
+        return glmer_transformed_covariance_parameters(
+            fit,
+            phi,
+            _phi_names(terms, residual=False),
+            lambda x: _varpar(x, terms, theta_from_cov)[:-1],
         )
     design = design_of(fit)
 
@@ -213,10 +243,14 @@ def _label(n: str) -> str:
 
 
 def _quantities(
-    terms: list[_Term], phi: np.ndarray
+    terms: list[_Term], phi: np.ndarray, latent: float | None = None, glmm: bool = False
 ) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
     """Rows of the pooled table at one fit: names, scales, transformed values and their
-    Jacobian in phi (rows x len(phi))."""
+    Jacobian in phi (rows x len(phi)).
+
+    ``glmm``: phi has no log sigma, there are no residual rows, and the ICC uses the fixed
+    latent residual variance ``latent`` (no ICC rows when it is None).
+    """
     names: list[str] = []
     scales: list[str] = []
     vals: list[float] = []
@@ -252,18 +286,25 @@ def _quantities(
             vals += [s * rho, phi[k]]
             jac += [g, unit[k]]
             k += 1
-    ks = k  # log sigma
-    names += ["Residual~~Residual", "sd(Residual)"]
-    scales += ["log SD (variance)", "log SD"]
-    vals += [phi[ks], phi[ks]]
-    jac += [unit[ks], unit[ks]]
-    for group, ki in intercepts:  # logit ICC_g = log tau_g - log(other tau + sigma^2)
-        others = [kj for _, kj in intercepts if kj != ki]
-        rest_parts = [np.exp(2.0 * phi[kj]) for kj in others] + [np.exp(2.0 * phi[ks])]
-        rest = float(np.sum(rest_parts))
+    if glmm:
+        if latent is None:
+            return names, scales, np.asarray(vals), np.stack(jac)
+        fixed_part = [float(latent)]
+        varying: list[int] = []
+    else:
+        ks = k  # log sigma
+        names += ["Residual~~Residual", "sd(Residual)"]
+        scales += ["log SD (variance)", "log SD"]
+        vals += [phi[ks], phi[ks]]
+        jac += [unit[ks], unit[ks]]
+        fixed_part, varying = [], [ks]
+    for group, ki in intercepts:  # logit ICC_g = log tau_g - log(other tau + sigma^2 or c)
+        others = [kj for _, kj in intercepts if kj != ki] + varying
+        parts = [np.exp(2.0 * phi[kj]) for kj in others]
+        rest = float(np.sum(parts) + np.sum(fixed_part))
         g = np.zeros(d)
         g[ki] = 2.0
-        for kj, part in zip([*others, ks], rest_parts):
+        for kj, part in zip(others, parts):
             g[kj] -= 2.0 * part / rest
         names.append(f"ICC|{group}")
         scales.append("logit")
@@ -354,11 +395,13 @@ def pool_variance_components(
     df_com: float | None = None,
     on_failure: str = "error",
 ) -> PooledVarianceComponents:
-    """Pool variance components, correlations and the ICC of m lmer fits, with intervals.
+    """Pool variance components, correlations and the ICC of m lmer or glmer fits.
 
     Parameters
     ----------
-    fits : m ``pm.lmer`` fits (``implist.with_(lambda d: pm.lmer(...))``), REML or ML.
+    fits : m ``pm.lmer`` fits (``implist.with_(lambda d: pm.lmer(...))``), REML or ML, or m
+        ``pm.glmer`` fits with nAGQ >= 1 (no residual rows; the latent-scale ICC with residual
+        variance pi^2/3 for binomial logit and 1 for binomial probit fits, none otherwise).
     level : confidence level of the intervals.
     df_com : complete-data df for Barnard & Rubin's df (e.g. the number of clusters minus the
         number of cluster-level parameters); None: Rubin's large-sample df.
@@ -408,7 +451,9 @@ def pool_variance_components(
     for f in kept:
         phi, cov = transformed_covariance_parameters(f)
         terms = _terms_and_values(f)[0]
-        n, scales, vals, jac = _quantities(terms, phi.to_numpy())
+        glmm = is_glmer_fit(f)
+        latent = latent_residual_variance(f) if glmm else None
+        n, scales, vals, jac = _quantities(terms, phi.to_numpy(), latent, glmm)
         if names is not None and n != names:
             raise ValueError(
                 f"the fits have different random parts ({n} vs {names}); fit the same model "
