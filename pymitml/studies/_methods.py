@@ -189,7 +189,9 @@ def model(design: Design, data: pd.DataFrame, s: Settings, seed: int) -> Any:
         n_burn=s.n_burn,
         n_iter=s.n_iter,
         seed=seed,
+        n_threads=1,
         progress=False,
+        verbose=False,
         **kw,
     )
     return _fit_each(design, imp.complete())

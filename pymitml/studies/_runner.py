@@ -159,7 +159,8 @@ def run_study(
     methods : names from :data:`~pymitml.studies.METHODS` (default: all).
     settings : m, n_burn, n_iter, maxit of every imputation.
     seed : the study seed (with the design name and replication number, each replication's).
-    n_jobs : worker processes (1: in this process).
+    n_jobs : worker processes (1: in this process). The workers are spawned, so a script
+        that calls this with ``n_jobs > 1`` must do so under ``if __name__ == "__main__":``.
     client : a ``dask.distributed.Client`` to run the replications on instead.
     """
     methods = list(METHODS) if methods is None else list(methods)
