@@ -73,3 +73,138 @@ def test_pools_with_lmer(small_run):
     fits = imp.complete().with_(lambda d: pm.lmer(FORMULA, d, REML=True))
     tab = pm.pool_estimates(fits).table
     assert abs(tab.loc["x", "Estimate"] - 1.0) < 0.3
+
+
+# ---------------------------------------------------------------- bad input (exact messages)
+@pytest.fixture(scope="module")
+def tiny():
+    return _slope_data(J=10, nj=5)
+
+
+RUN = dict(m=1, n_burn=1, n_iter=1, chains=1, verbose=False)
+
+
+@pytest.mark.parametrize(
+    "formula, kwargs, message",
+    [
+        (
+            "yy ~ x + (1 | g)",
+            {},
+            "the response 'yy' of the focal model 'yy ~ x + (1 | g)' is not a column of the data; "
+            "available columns: ['g', 'x', 'w', 'y'].",
+        ),
+        (
+            "y ~ x + w + (1 | g)",
+            {"selection": {"w": "~ w"}},
+            "selection model for 'w': 'w' has no missing values, so there is no missingness to "
+            "model; remove 'w' from `selection`.",
+        ),
+        (
+            "y ~ x + w + (1 + w | g)",
+            {},
+            "random slope of 'w' in (1 + w | g) of the focal model 'y ~ x + w + (1 + w | g)': 'w' "
+            "is constant within clusters of 'g' (a level-2 variable) and cannot have a random "
+            "slope; keep it in the fixed part only.",
+        ),
+        (
+            "y ~ x + w + (1 | g)",
+            {"predictors": ["w ~ x"]},
+            "predictor model 'w ~ x': 'w' on its left has no missing values; complete predictors "
+            "are conditioned on: list it in `fixed=` (or on the right of another model) instead "
+            "of modelling it.",
+        ),
+        (
+            "y ~ log(x) + (1 | g)",
+            {},
+            "cannot read the term 'log(x)' of the focal model 'y ~ log(x) + (1 | g)'; "
+            "model_impute's formulas take column names, products 'a:b', crossings 'a*b' and "
+            "powers 'I(a^2)'. Compute other transformations as columns of the data first.",
+        ),
+        (
+            "y ~ x + (1 | g)",
+            {"predictors": ["x ~ sqrt(w)"]},
+            "cannot read the term 'sqrt(w)' of predictor model 'x ~ sqrt(w)'; model_impute's "
+            "formulas take column names, products 'a:b', crossings 'a*b' and powers 'I(a^2)'. "
+            "Compute other transformations as columns of the data first.",
+        ),
+        (
+            "y ~ x + z + (1 | g)",
+            {},
+            "variable(s) ['z'] not found in the data; available columns: ['g', 'x', 'w', 'y'].",
+        ),
+        (
+            "y ~ x + (1 | g) + (1 | w)",
+            {},
+            "`formula` 'y ~ x + (1 | g) + (1 | w)' has random effects for ['g', 'w']; "
+            "model_impute takes one cluster variable: use one term such as '(1 + x | cluster)'.",
+        ),
+        ("y ~ x ~ w", {}, "`formula` must contain exactly one '~'; got 'y ~ x ~ w'."),
+        (
+            "y ~ x + (1 | g)",
+            {"fixed": ["x"]},
+            "`fixed` variable 'x' has 9 missing value(s); fixed predictors are conditioned on "
+            "and must be complete: remove it from `fixed` (it then gets a predictor model).",
+        ),
+        (
+            "y ~ x + (1 | g)",
+            {"selection": {"y": "r ~ y + x"}},
+            "selection model 'r ~ y + x' for 'y' has 'r' on its left; write only the right "
+            "side: {'y': '~ y + x'}.",
+        ),
+    ],
+)
+def test_bad_input_messages(tiny, formula, kwargs, message):
+    with pytest.raises(ValueError) as err:
+        pm.model_impute(tiny, formula, **kwargs, **RUN)
+    assert str(err.value) == message
+
+
+def test_bad_run_arguments(tiny):
+    with pytest.raises(ValueError, match=r"`n_burn` must be an integer >= 0; got -5\."):
+        pm.model_impute(tiny, FORMULA, n_burn=-5, verbose=False)
+    with pytest.raises(TypeError, match=r"`selection` must be a dict"):
+        pm.model_impute(tiny, FORMULA, selection=["y"], **RUN)
+
+
+def test_nonconvergence_warning_names_parameter(tiny):
+    with pytest.warns(pm.ConvergenceWarning, match=r"PSR .* after burn-in for .*longer burn-in"):
+        pm.model_impute(tiny, FORMULA, m=2, n_burn=2, n_iter=5, chains=2, seed=1, verbose=False)
+
+
+def test_default_order_printed(tiny, capsys):
+    pm.model_impute(tiny, FORMULA, m=1, n_burn=1, n_iter=1, chains=1)
+    out = capsys.readouterr().out
+    assert "predictor models (factored regressions, in this order): x ~ w" in out
+
+
+# ---------------------------------------------------------------- recovery (small simulation)
+def test_recovers_random_slope_of_incomplete_predictor_under_mar():
+    """Random slope of x, x MAR on y (listwise deletion is biased): the pooled fixed effects and
+    the posterior slope variance land near the truth (generous Monte Carlo tolerance)."""
+    rng = np.random.default_rng(2024)
+    J, nj = 100, 20
+    g = np.repeat(np.arange(J), nj)
+    n = J * nj
+    x = rng.normal(size=n)
+    u0, u1 = 0.7 * rng.normal(size=J), 0.5 * rng.normal(size=J)
+    y = 1 + (1 + u1[g]) * x + u0[g] + rng.normal(size=n)
+    xm = x.copy()
+    xm[rng.random(n) < stats_norm_cdf(-0.6 + 0.8 * (y - 1))] = np.nan
+    df = pd.DataFrame({"g": g, "x": xm, "y": y})
+    f = "y ~ x + (1 + x | g)"
+    cc = pm.lmer(f, df.dropna(), REML=True)
+    assert cc.fixef["x"] < 0.9  # listwise deletion biased
+    imp = pm.model_impute(df, f, m=5, n_burn=1500, n_iter=100, chains=1, seed=7, verbose=False)
+    tab = pm.pool_estimates(imp.complete().with_(lambda d: pm.lmer(f, d, REML=True))).table
+    assert abs(tab.loc["(Intercept)", "Estimate"] - 1.0) < 0.15
+    assert abs(tab.loc["x", "Estimate"] - 1.0) < 0.12
+    est = imp.estimates
+    assert 0.15 < est.loc[("y", "Var(x)"), "Median"] < 0.38  # truth 0.25
+    assert 0.3 < est.loc[("y", "Var(Intercept)"), "Median"] < 0.7  # truth 0.49
+    assert abs(est.loc[("y", "Residual Var."), "Median"] - 1.0) < 0.1
+
+
+def stats_norm_cdf(z):
+    from scipy.stats import norm
+
+    return norm.cdf(z)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba.typed import List
 
@@ -10,7 +12,7 @@ from ..driver import Chain
 from ._kernel import MbData, MbModels, MbPars, MbTune, iterate, rc_data
 from ._spec import ModelSpec
 
-__all__ = ["column_table", "make_model_chain", "parameter_names"]
+__all__ = ["ChainState", "chain_state", "column_table", "make_model_chain", "parameter_names"]
 
 #: Metropolis tuning: adaptation window (iterations), target acceptance, gain
 WINDOW, TARGET, GAIN = 25, 0.5, 1.0
@@ -138,8 +140,20 @@ def model_tables(spec: ModelSpec):
     return mo, fvar, fpow
 
 
-def make_model_chain(spec: ModelSpec, seed, prior: dict, n_burn: int) -> Chain:
-    """The driver's Chain for one chain of ``spec``."""
+class ChainState(NamedTuple):
+    """Everything one chain's kernel call takes (see :func:`~._kernel.iterate`)."""
+
+    rng: np.random.Generator
+    d: MbData
+    mo: MbModels
+    lists: tuple
+    pv: MbPars
+    buf: tuple
+    tune: MbTune
+
+
+def chain_state(spec: ModelSpec, seed, prior: dict) -> ChainState:
+    """Start values and the kernel bundles of one chain."""
     rng = np.random.default_rng(seed)
     mo, fvar, fpow = model_tables(spec)
     V = _start_values(spec, rng)
@@ -203,6 +217,13 @@ def make_model_chain(spec: ModelSpec, seed, prior: dict, n_burn: int) -> Chain:
         np.zeros((2, K)),
         np.array([0.0, 1.0, float(WINDOW), TARGET, GAIN]),
     )
+    return ChainState(rng, d, mo, lists, pv, buf, tune)
+
+
+def make_model_chain(spec: ModelSpec, seed, prior: dict, n_burn: int) -> Chain:
+    """The driver's Chain for one chain of ``spec``."""
+    rng, d, mo, lists, pv, buf, tune = chain_state(spec, seed, prior)
+    V = d.V
     npar = len(parameter_names(spec))
     cell_t, cell_r, cell_sorted = cells(spec)
     lv_of = [spec.info[v] for v in spec.imputed]

@@ -1,0 +1,286 @@
+"""NumPy reference tests of the model-based sampler's steps and of the shared Metropolis steps."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from pymitml.samplers import _metropolis as mh
+from pymitml.samplers.model import _kernel as K
+from pymitml.samplers.model._chain import chain_state
+from pymitml.samplers.model._spec import build_spec
+from pymitml.samplers.model._terms import parse_rhs
+
+PRIOR = {"psi_scale": 1e-3}
+
+
+# ---------------------------------------------------------------- shared Metropolis steps
+def test_rw_proposal_and_accept_follow_numpy_stream():
+    a, b = np.random.default_rng(7), np.random.default_rng(7)
+    for k in range(50):
+        x = mh.rw_proposal(a, 0.3, 2.0)
+        assert x == pytest.approx(0.3 + 2.0 * b.standard_normal(), abs=0, rel=1e-15)
+        lr = (k - 25) / 10.0
+        assert mh.mh_accept(a, lr) == (math.log(b.random()) < lr)
+    assert not mh.mh_accept(a, float("nan"))
+
+
+def test_adapt_scales_formula():
+    scale = np.array([1.0, 2.0, 0.5, 3.0])
+    acc = np.array([10.0, 40.0, 0.0, 5.0])
+    tries = np.array([40.0, 50.0, 20.0, 0.0])
+    want = scale.copy()
+    for k in range(3):
+        want[k] = scale[k] * math.exp(1.5 * (acc[k] / tries[k] - 0.5))
+    mh.adapt_scales(scale, acc, tries, 0.5, 1.5)
+    np.testing.assert_allclose(scale, want, rtol=1e-15)
+    assert (acc == 0).all() and (tries == 0).all()
+
+
+def test_adaptation_reaches_target_on_a_normal():
+    """Tuning a random walk on N(0, 1) (sd scale 1) drives the acceptance rate to ~0.5."""
+    rng = np.random.default_rng(3)
+    scale, acc, tries = np.array([20.0]), np.zeros(1), np.zeros(1)
+    x = 0.0
+    for it in range(4000):
+        y = mh.rw_proposal(rng, x, scale[0])
+        tries[0] += 1
+        if mh.mh_accept(rng, -0.5 * (y * y - x * x)):
+            x = y
+            acc[0] += 1
+        if (it + 1) % 50 == 0:
+            mh.adapt_scales(scale, acc, tries, 0.5, 1.0)
+    n_acc = 0
+    for _ in range(20000):
+        y = mh.rw_proposal(rng, x, scale[0])
+        if mh.mh_accept(rng, -0.5 * (y * y - x * x)):
+            x, n_acc = y, n_acc + 1
+    assert abs(n_acc / 20000 - 0.5) < 0.04
+
+
+# ---------------------------------------------------------------- small numeric steps
+def test_log_ndtr_and_log_interval_against_scipy():
+    for x in [-40.0, -12.0, -5.0, -4.9, -1.0, 0.0, 2.0, 9.0]:
+        assert K.log_ndtr(x) == pytest.approx(stats.norm.logcdf(x), rel=1e-7, abs=1e-12)
+    for lo, hi, eta in [
+        (-np.inf, 0.0, 0.3),
+        (0.0, np.inf, -9.0),
+        (0.0, 1.2, 0.5),
+        (1.0, 2.0, -30.0),
+    ]:
+        with np.errstate(divide="ignore"):
+            want = np.log(stats.norm.cdf(hi - eta) - stats.norm.cdf(lo - eta))
+        if not np.isfinite(want):
+            want = stats.norm.logsf(lo - eta) + np.log1p(
+                -np.exp(stats.norm.logsf(hi - eta) - stats.norm.logsf(lo - eta))
+            )
+        assert K.log_interval(lo, hi, eta) == pytest.approx(want, rel=1e-6)
+
+
+def test_parse_rhs_expands_crossings_and_powers():
+    icpt, terms = parse_rhs("x*w + I(x^2) + I(w**3):x - 1", "f")
+    assert not icpt
+    assert terms == [
+        (("x", 1),),
+        (("w", 1),),
+        (("x", 1), ("w", 1)),
+        (("x", 2),),
+        (("w", 3), ("x", 1)),
+    ]
+
+
+def _data(seed=0, J=12, nj=6):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(J), nj)
+    n = J * nj
+    x = rng.normal(size=n)
+    w = rng.normal(size=J)[g]
+    z = rng.integers(0, 3, size=n)
+    y = 1 + x + 0.5 * w + x * w + rng.normal(size=n)
+    x[::5] = np.nan
+    y[::7] = np.nan
+    b = (rng.random(n) < 0.4).astype(float)
+    b[::9] = np.nan
+    return pd.DataFrame(
+        {"g": g, "x": x, "w": w, "z": pd.Categorical(np.array(["a", "b", "c"])[z]), "y": y, "b": b}
+    )
+
+
+@pytest.fixture(scope="module")
+def state():
+    df = _data()
+    spec = build_spec(
+        df,
+        "y ~ x + w + x:w + I(x^2) + z + b + (1 + x | g)",
+        ordinal=["b"],
+        selection={"y": "~ y + x"},
+    )
+    st = chain_state(spec, 1, PRIOR)
+    # parameters away from their start values, as after some iterations
+    rng = np.random.default_rng(5)
+    st.pv.beta[:] = rng.normal(size=st.pv.beta.shape)
+    st.pv.b[:] = 0.5 * rng.normal(size=st.pv.b.shape)
+    st.pv.s2[:] = 0.5 + rng.random(size=st.pv.s2.shape)
+    return spec, st
+
+
+def _numpy_design(spec, V, m, which="x"):
+    """Design columns of model m from V in NumPy."""
+    md = spec.models[m]
+    cols = md.x_cols if which == "x" else md.z_cols
+    out = np.ones((V.shape[0], len(cols)))
+    for c, (_, facs) in enumerate(cols):
+        for v, p in facs:
+            vi = spec.info[v]
+            if p < 0:
+                out[:, c] *= V[:, v] == -p
+            else:
+                val = vi.levels[V[:, v].astype(int)] if vi.ncat else V[:, v]
+                out[:, c] *= val**p
+    return out
+
+
+def test_design_rows_against_numpy(state):
+    spec, st = state
+    d, mo = st.d, st.mo
+    for m in range(len(spec.models)):
+        if spec.models[m].level != 1:
+            continue
+        want = _numpy_design(spec, d.V, m)
+        out = np.zeros(len(spec.models[m].x_cols))
+        for i in range(0, d.V.shape[0], 7):
+            K.design_row(d, i, mo.xc[m, 0], mo.xc[m, 1], out)
+            np.testing.assert_allclose(out, want[i], rtol=1e-15)
+    names = [nm for nm, _ in spec.models[0].x_cols]
+    assert names == ["Intercept", "x", "w", "x:w", "I(x^2)", "zb", "zc", "b"]
+
+
+def _numpy_loglik(spec, st, m, i):
+    """Model m's log-likelihood at data row i (level-1 model) in NumPy (without constants)."""
+    d, pv = st.d, st.pv
+    md = spec.models[m]
+    X = _numpy_design(spec, d.V[i : i + 1], m)[0]
+    eta = X @ pv.beta[m, : len(X)]
+    if md.z_cols:
+        Z = _numpy_design(spec, d.V[i : i + 1], m, "z")[0]
+        eta += Z @ pv.b[m, d.clus[i], : len(Z)]
+    v = md.resp
+    if md.kind == 0:
+        return -0.5 * (d.V[i, v] - eta) ** 2 / pv.s2[m]
+    if md.kind == 1:
+        k = int(d.V[i, v])
+        thr = st.mo.thr[m]
+        return np.log(stats.norm.cdf(thr[k + 1] - eta) - stats.norm.cdf(thr[k] - eta))
+    return stats.norm.logcdf(eta if d.R[i, v] else -eta)
+
+
+def test_conditional_log_posterior_sums_every_model_that_uses_the_variable(state):
+    spec, st = state
+    d, mo, pv, buf = st.d, st.mo, st.pv, st.buf
+    names = spec.names
+    for var in ["x", "y", "b"]:
+        v = names.index(var)
+        users = [m for m in range(len(spec.models)) if mo.uses[m, v]]
+        assert len(users) >= 2  # own model + focal (+ selection for x, y)
+        for i in range(0, d.V.shape[0], 5):
+            want = sum(_numpy_loglik(spec, st, m, i) for m in users)
+            got = K.cond_logpost(d, mo, pv, v, i, buf[0], buf[1])
+            assert got == pytest.approx(want, rel=1e-10, abs=1e-10)
+
+
+def test_categorical_draw_matches_exact_conditional(state):
+    spec, st = state
+    d, mo, pv, buf = st.d, st.mo, st.pv, st.buf
+    v = spec.names.index("b")
+    i = int(np.flatnonzero(d.R[:, v])[0])
+    lp = []
+    for k in range(2):
+        d.V[i, v] = k
+        lp.append(K.cond_logpost(d, mo, pv, v, i, buf[0], buf[1]))
+    p1 = 1 / (1 + math.exp(lp[0] - lp[1]))
+    rng = np.random.default_rng(2)
+    draws = []
+    for _ in range(20000):
+        K.draw_categorical(rng, d, mo, pv, v, i, buf)
+        draws.append(d.V[i, v])
+    se = math.sqrt(p1 * (1 - p1) / 20000)
+    assert abs(np.mean(draws) - p1) < 4 * se + 1e-3
+
+
+def test_metropolis_targets_the_exact_normal_conditional():
+    """x enters the focal model linearly with a random slope: its full conditional is normal
+    with precision 1/s2_x + (b1 + b1j)^2 / s2_y; the Metropolis chain of one cell matches it."""
+    rng = np.random.default_rng(4)
+    g = np.repeat(np.arange(5), 4)
+    x = rng.normal(size=20)
+    x[0] = np.nan
+    df = pd.DataFrame({"g": g, "x": x, "y": rng.normal(size=20)})
+    spec = build_spec(df, "y ~ x + (1 + x | g)")
+    st = chain_state(spec, 1, PRIOR)
+    d, mo, pv, buf, tune = st.d, st.mo, st.pv, st.buf, st.tune
+    pv.beta[0, :2] = [0.3, 1.2]
+    pv.b[0, 0, :2] = [0.2, 0.4]
+    pv.s2[0] = 0.8
+    pv.beta[1, 0] = -0.5
+    pv.b[1, 0, 0] = 0.1
+    pv.s2[1] = 1.5
+    v = spec.names.index("x")
+    yv = d.V[0, spec.names.index("y")]
+    slope = 1.2 + 0.4
+    prec = 1 / 1.5 + slope**2 / 0.8
+    mean = ((-0.5 + 0.1) / 1.5 + slope * (yv - 0.3 - 0.2) / 0.8) / prec
+    tune.scale[v] = 1.0
+    r = np.random.default_rng(9)
+    out = np.empty(40000)
+    for k in range(len(out)):
+        K.draw_metropolis(r, d, mo, pv, v, 0, buf, tune, 1)
+        out[k] = d.V[0, v]
+    sd = 1 / math.sqrt(prec)
+    assert abs(out.mean() - mean) < 0.05 * sd + 4 * sd / math.sqrt(len(out) / 20)
+    assert abs(out.std() / sd - 1) < 0.05
+    assert 0.2 < tune.acc[1, v] / tune.tries[1, v] < 0.9
+
+
+def test_latents_truncated_by_their_response(state):
+    spec, st = state
+    d, mo, pv, buf = st.d, st.mo, st.pv, st.buf
+    datas = st.lists[0]
+    rng = np.random.default_rng(1)
+    for m, md in enumerate(spec.models):
+        if md.kind == 0:
+            continue
+        K.refresh_model(d, mo, m, datas[m])
+        K.draw_latents(rng, d, mo, m, datas[m], pv, buf)
+        z = datas[m].y
+        if md.kind == 2:
+            r = d.R[:, md.resp]
+            assert (z[r == 1] > 0).all() and (z[r == 0] < 0).all()
+        else:
+            k = d.V[:, md.resp].astype(int)
+            assert (z[k == 1] > 0).all() and (z[k == 0] < 0).all()
+
+
+def test_ordinal_thresholds_between_neighbouring_latents():
+    rng = np.random.default_rng(3)
+    g = np.repeat(np.arange(10), 10)
+    o = rng.integers(0, 4, size=100).astype(float)
+    o[:5] = np.nan
+    df = pd.DataFrame({"g": g, "y": rng.normal(size=100), "o": o})
+    spec = build_spec(df, "y ~ o + (1 | g)", ordinal=["o"])
+    st = chain_state(spec, 1, PRIOR)
+    d, mo = st.d, st.mo
+    m = [k for k, md in enumerate(spec.models) if md.label == "o"][0]
+    dm = st.lists[0][m]
+    K.refresh_model(d, mo, m, dm)
+    K.draw_latents(rng, d, mo, m, dm, st.pv, st.buf)
+    K.draw_thresholds(rng, d, mo, m, dm)
+    thr = mo.thr[m]
+    assert thr[0] == -np.inf and thr[1] == 0.0 and thr[4] == np.inf
+    cat = d.V[:, spec.names.index("o")].astype(int)
+    z = dm.y
+    for k in (2, 3):
+        assert z[cat == k - 1].max() <= thr[k] <= z[cat == k].min()
