@@ -475,8 +475,8 @@ def _decode_pandas(raw: np.ndarray, spec: ColumnSpec, codec: dict) -> Any:
         return pd.Categorical.from_codes(_category_index(raw, spec), dtype=_pandas_dtype(codec))
     if kind == "string":
         v = _text(raw)
-        if codec["name"] == "object":
-            return v
+        if codec["name"] == "object":  # kept object (pandas >= 3 would infer its str dtype)
+            return pd.Series(np.asarray(v, dtype=object), dtype=object)
         return pd.array(v, dtype=_pandas_dtype(codec))
     f = pd.to_numeric(pd.Series(raw), errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
     if kind == "bool":
@@ -499,9 +499,11 @@ def _decode_polars(raw: np.ndarray, spec: ColumnSpec, codec: dict):
     if kind == "category":
         idx = _category_index(raw, spec)
         labels = np.array([str(c) for c in cast(list, spec.categories)] + [None], dtype=object)[idx]
-        return pl.Series(spec.name, labels, dtype=pl.String).cast(_polars_dtype(codec))
+        # a list, not an object array: polars cannot build a String Series from an object array
+        # whose first values are None ("cannot cast 'Object' type")
+        return pl.Series(spec.name, labels.tolist(), dtype=pl.String).cast(_polars_dtype(codec))
     if kind == "string":
-        return pl.Series(spec.name, _text(raw), dtype=pl.String)
+        return pl.Series(spec.name, list(_text(raw)), dtype=pl.String)
     f = pd.to_numeric(pd.Series(raw), errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
     return pl.Series(spec.name, f, nan_to_null=True).cast(_polars_dtype(codec))
 

@@ -125,7 +125,9 @@ def write_long(
     for spec, isint in zip(sch.columns, integral_columns(sch)):
         v = np.concatenate([b[spec.file] for b in blocks])
         if v.dtype == object:
-            cols.append(pl.Series(spec.file, v, dtype=pl.String))
+            # a list: polars cannot build a String Series from an object array that starts
+            # with None
+            cols.append(pl.Series(spec.file, v.tolist(), dtype=pl.String))
         else:
             s = pl.Series(spec.file, v, nan_to_null=True)
             cols.append(s.cast(pl.Int64) if isint else s)
