@@ -226,3 +226,81 @@ def test_multilevel_r2_drops_failed_fits_on_request(troubled):
         got = pm.multilevel_r2(troubled, on_failure="drop")
     kept = [f for i, f in enumerate(troubled) if i != 1]
     pd.testing.assert_series_equal(got, pm.multilevel_r2(kept))
+
+
+# ----- anova(on_failure=...) -----
+def _null_fit(d):
+    return pm.lmer("y ~ 1 + (1 | g)", d)
+
+
+def test_anova_refuses_failed_fits_by_default(troubled):
+    null = _troubled_list().with_(_null_fit)
+    with pytest.raises(FitFailureError, match=r"failed on 1 of 5(.|\n)*imputation 2: model 1: "):
+        pm.anova(troubled, null)
+    with pytest.raises(ValueError, match="`on_failure` must be one of"):
+        pm.anova(troubled, null, on_failure="skip")
+
+
+def test_anova_drop_pools_the_rest_and_reports(troubled):
+    null = _troubled_list().with_(_null_fit)
+    with pytest.warns(FitWarning, match="1 of 5 analyses failed and were dropped"):
+        res = pm.anova(troubled, null, on_failure="drop")
+    assert res.m == 4 and res.fit_report.dropped == (1,) and res.fit_report.warned == (3,)
+    keep = [0, 2, 3, 4]
+    with pytest.warns(FitWarning, match="warned"):
+        ref = pm.anova([troubled[i] for i in keep], [null[i] for i in keep])
+    np.testing.assert_allclose(res.table.to_numpy(), ref.table.to_numpy(), rtol=1e-12)
+    assert res.tests[0].fit_report == res.fit_report
+    text = res.summary()
+    assert "Fits: 4 of 5 imputations pooled; 1 failed, 1 warned, 1 dropped." in text
+    assert "imputation 2 (failed, dropped): model 1: ValueError" in text
+    with pytest.warns(FitWarning):
+        res2 = pm.anova(troubled, null, on_failure="drop_warned")
+    assert res2.m == 3 and res2.fit_report.dropped == (1, 3)
+    ref2 = pm.anova([troubled[i] for i in (0, 2, 4)], [null[i] for i in (0, 2, 4)])
+    np.testing.assert_allclose(res2.table.to_numpy(), ref2.table.to_numpy(), rtol=1e-12)
+
+
+def test_anova_singular_fits_warn_and_can_be_dropped():
+    frames = _frames()
+    rng = np.random.default_rng(9)
+    frames[2]["y"] = 1.0 + 0.5 * frames[2]["x"] + rng.normal(size=len(frames[2]))  # singular
+    implist = pm.MitmlList(frames)
+    full, null = implist.with_(_fit), implist.with_(_null_fit)
+    assert full.warned == [2] and null.warned in ([], [2])
+    with pytest.warns(FitWarning, match=r"1 of 5 analyses warned \(pooled all the same\)"):
+        res = pm.anova(full, null)
+    assert res.m == 5 and res.fit_report.dropped == () and res.fit_report.warned == (2,)
+    assert "imputation 3 (warned): model 1: boundary (singular) fit" in res.summary()
+    with pytest.warns(FitWarning, match="dropped from pooling"):
+        res2 = pm.anova(full, null, on_failure="drop_warned")
+    assert res2.m == 4
+    keep = [0, 1, 3, 4]
+    ref = pm.anova([full[i] for i in keep], [null[i] for i in keep])
+    np.testing.assert_allclose(res2.table.to_numpy(), ref.table.to_numpy(), rtol=1e-12)
+
+
+def test_anova_failure_in_one_of_three_models_drops_that_imputation_from_all():
+    implist = pm.MitmlList(_frames())
+    calls = {"n": 0}
+
+    def big(d):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise RuntimeError("forced failure")
+        return pm.lmer("y ~ x + (1 + x | g)", d)
+
+    f0, f1 = implist.with_(_null_fit), implist.with_(_fit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f2 = implist.with_(big)
+    assert isinstance(f2[4], FailedFit)
+    with pytest.raises(FitFailureError, match="imputation 5: model 3: RuntimeError"):
+        pm.anova(f0, f1, f2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        res = pm.anova(f0, f1, f2, on_failure="drop")
+        ref = pm.anova(f0[:4], f1[:4], f2[:4])
+    assert res.m == 4 and res.fit_report.failed == (4,)
+    np.testing.assert_allclose(res.table.to_numpy(), ref.table.to_numpy(), rtol=1e-12)
+    assert res.formulas == ref.formulas

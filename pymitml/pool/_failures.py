@@ -32,6 +32,7 @@ __all__ = [
     "FitReport",
     "FitWarning",
     "check_no_failed",
+    "screen_fit_lists",
     "screen_fit_pair",
     "screen_fits",
 ]
@@ -162,31 +163,41 @@ def screen_fit_pair(
     """:func:`screen_fits` for two lists fitted to the same imputations (model comparisons): an
     imputation counts as failed (warned) when either model failed (warned) there, and is dropped
     from both lists."""
+    (a, b), report = screen_fit_lists(
+        [fits, null_fits], on_failure, ("model", "null model"), stacklevel=5
+    )
+    return a, b, report
+
+
+def screen_fit_lists(
+    lists: Sequence[Sequence[Any]],
+    on_failure: str = "error",
+    labels: Sequence[str] | None = None,
+    *,
+    stacklevel: int = 4,
+) -> tuple[list[list[Any]], FitReport]:
+    """:func:`screen_fits` for several lists fitted to the same imputations (``anova``): an
+    imputation counts as failed (warned) when any model failed (warned) there, and is dropped
+    from every list. ``labels`` prefix each model's messages (default ``"model 1"``, ...)."""
     on_failure = check_on_failure(on_failure)
-    a, b = _statuses(fits), _statuses(null_fits)
-    if len(a) != len(b):  # the caller's length check names this properly
-        return list(fits), list(null_fits), FitReport(len(a))
+    labels = [f"model {k + 1}" for k in range(len(lists))] if labels is None else list(labels)
+    recs = [_statuses(fl) for fl in lists]
+    if len({len(r) for r in recs}) > 1:  # the caller's length check names this properly
+        return [list(fl) for fl in lists], FitReport(len(recs[0]))
     merged = []
-    for ra, rb in zip(a, b):
-        status = (
-            "error"
-            if "error" in (ra.status, rb.status)
-            else "warning"
-            if "warning" in (ra.status, rb.status)
-            else "ok"
-        )
-        msgs = tuple(f"model: {x}" for x in ra.messages) + tuple(
-            f"null model: {x}" for x in rb.messages
-        )
-        merged.append(FitStatus(ra.imputation, status, msgs))
-    # stand-ins carrying the merged records, so screen_fits applies one rule to both lists
+    for i, row in enumerate(zip(*recs)):
+        states = [r.status for r in row]
+        status = "error" if "error" in states else "warning" if "warning" in states else "ok"
+        msgs = tuple(f"{lab}: {x}" for lab, r in zip(labels, row) for x in r.messages)
+        merged.append(FitStatus(row[0].imputation, status, msgs))
+    # stand-ins carrying the merged records, so screen_fits applies one rule to every list
     proxy = MitmlResult(
-        [next((f for f in (x, y) if isinstance(f, FailedFit)), x) for x, y in zip(fits, null_fits)],
+        [next((f for f in col if isinstance(f, FailedFit)), col[0]) for col in zip(*lists)],
         merged,
     )
-    _, report = screen_fits(proxy, on_failure, stacklevel=4)
-    keep = [i for i in range(len(a)) if i not in report.dropped]
-    return [fits[i] for i in keep], [null_fits[i] for i in keep], report
+    _, report = screen_fits(proxy, on_failure, stacklevel=stacklevel)
+    keep = [i for i in range(len(merged)) if i not in report.dropped]
+    return [[fl[i] for i in keep] for fl in lists], report
 
 
 def check_no_failed(fits: Sequence[Any]) -> None:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import itertools
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
 
 from .._validation import check_choice
 from . import _likelihood as _ll
+from ._failures import FitReport, check_on_failure, screen_fit_lists
 from .model_tests import (
     TEST_COLUMNS,
     ModelTestResult,
@@ -44,6 +45,9 @@ class AnovaResult:
     tests : the individual :class:`ModelTestResult` records.
     m, method, ariv : as used; reml : whether any fit was refitted from REML to ML;
     ordered : whether the models were ordered by their number of parameters.
+    fit_report : failures and warnings of the analyses over all models
+        (:class:`~pymitml.pool.FitReport`; an imputation counts when any model failed or
+        warned there).
     """
 
     table: pd.DataFrame
@@ -54,6 +58,7 @@ class AnovaResult:
     ariv: str = "default"
     reml: bool = False
     ordered: bool = True
+    fit_report: FitReport | None = None
 
     def summary(self, digits: int = 3, sci_limit: int = 5) -> str:
         """The printout of mitml's ``print.mitml.anova``."""
@@ -65,6 +70,8 @@ class AnovaResult:
             + (" (robust)" if self.method == "D4" and self.ariv == "robust" else ""),
             "",
         ]
+        if self.fit_report is not None and not self.fit_report.clean:
+            out += self.fit_report.lines() + [""]
         out += [f"Model {i + 1}: {f}" for i, f in enumerate(self.formulas)]
         out.append("")
         rows = [f"{i + 1} vs {i + 2} " for i in range(len(self.tests))]
@@ -91,7 +98,12 @@ class AnovaResult:
         return f"<AnovaResult {self.method}: {len(self.formulas)} models, m = {self.m}>"
 
 
-def anova(*fits: Sequence[Any], method: str | None = None, ariv: str = "default") -> AnovaResult:
+def anova(
+    *fits: Sequence[Any],
+    method: str | None = None,
+    ariv: str = "default",
+    on_failure: str = "error",
+) -> AnovaResult:
     """Compare nested models fitted to m imputed data sets, consecutively (mitml's ``anova``).
 
     Parameters
@@ -102,6 +114,11 @@ def anova(*fits: Sequence[Any], method: str | None = None, ariv: str = "default"
         statistics). A method the fits do not support falls back along D3 -> D4 -> D2 with a
         warning, as in mitml.
     ariv : for D4: ``"default"``, ``"positive"`` or ``"robust"``.
+    on_failure : as in :func:`pool_estimates`, over all the lists: an imputation where any
+        model failed (warned) counts as failed (warned); ``"error"`` (default) refuses failed
+        fits and warns about warned ones, ``"drop"`` leaves out the imputations where a model
+        failed, ``"drop_warned"`` also those where one warned, from every list (messages are
+        labelled ``model k`` in the order the lists were given).
 
     Returns
     -------
@@ -117,10 +134,15 @@ def anova(*fits: Sequence[Any], method: str | None = None, ariv: str = "default"
     """
     method = check_choice("D3" if method is None else method, _ORDER, "method")
     ariv = check_choice(ariv, ("default", "positive", "robust"), "ariv")
+    on_failure = check_on_failure(on_failure)
     if len(fits) < 2:
         raise ValueError(
             f"anova needs at least two lists of fits (one per model); got {len(fits)}."
         )
+    report = None
+    if all(isinstance(f, Sequence) and not isinstance(f, (str, bytes)) for f in fits):
+        screened, report = screen_fit_lists(fits, on_failure)
+        fits = tuple(screened)
     lists = [_as_fit_list(f, f"fits[{i}]") for i, f in enumerate(fits)]
     m = len(lists[0])
     for i, f in enumerate(lists[1:], start=1):
@@ -157,6 +179,7 @@ def anova(*fits: Sequence[Any], method: str | None = None, ariv: str = "default"
         tests.append(res)
     table = pd.concat([t.table for t in tests], ignore_index=True)
     table.index = [f"{i + 1} vs {i + 2}" for i in range(len(tests))]
+    tests = [replace(t, fit_report=report) for t in tests]
     return AnovaResult(
         table=table,
         formulas=[_ll.formula_text(fl[0]) for fl in lists],
@@ -166,6 +189,7 @@ def anova(*fits: Sequence[Any], method: str | None = None, ariv: str = "default"
         ariv=ariv,
         reml=reml,
         ordered=True,
+        fit_report=report,
     )
 
 
