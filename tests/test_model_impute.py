@@ -208,3 +208,56 @@ def stats_norm_cdf(z):
     from scipy.stats import norm
 
     return norm.cdf(z)
+
+
+# ---------------------------------------------------------------- latent / observed cluster means
+def _context_data(seed=3, J=100, nj=10):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(J), nj)
+    n = J * nj
+    mu = 0.7 * rng.normal(size=J)
+    x = mu[g] + rng.normal(size=n)
+    y = 0.5 * (x - mu[g]) + 1.5 * mu[g] + 0.5 * rng.normal(size=J)[g] + rng.normal(size=n)
+    return g, x, y
+
+
+def test_latent_cluster_means_recover_within_and_between_slopes():
+    g, x, y = _context_data()
+    xm = x.copy()
+    xm[np.random.default_rng(0).random(len(x)) < 0.3] = np.nan
+    df = pd.DataFrame({"g": g, "x": xm, "y": y})
+    imp = pm.model_impute(
+        df, "y ~ cwc(x) + cmean(x) + (1 | g)", m=2, n_burn=1500, n_iter=500, seed=1, verbose=False
+    )
+    assert imp.models == ["y ~ cwc(x) + cmean(x) + (1 | g)", "x ~ x.mean", "x.mean ~ 1"]
+    est = imp.estimates
+    assert abs(est.loc[("y", "cwc(x)"), "Median"] - 0.5) < 0.1
+    assert abs(est.loc[("y", "x.mean"), "Median"] - 1.5) < 0.35
+    assert abs(est.loc[("x.mean", "Residual Var."), "Median"] - 0.49) < 0.2
+    assert abs(est.loc[("x", "Residual Var."), "Median"] - 1.0) < 0.15
+    assert set(imp.acceptance.index) == {"x", "x.mean"}
+    assert imp.targets == ["x"]  # the latent mean is not a column of the completed data
+
+
+def test_observed_cluster_means_of_complete_variable():
+    g, x, y = _context_data(J=40)
+    y[::6] = np.nan
+    df = pd.DataFrame({"g": g, "x": x, "y": y})
+    imp = pm.model_impute(
+        df,
+        "y ~ cwc(x) + cmean(x) + (1 | g)",
+        cluster_means="observed",
+        m=2,
+        n_burn=300,
+        n_iter=100,
+        seed=1,
+        verbose=False,
+    )
+    assert imp.models == ["y ~ cwc(x) + cmean(x) + (1 | g)"]
+    xbar = pd.Series(x).groupby(g).transform("mean")
+    fit = pm.lmer("y ~ xc + xbar + (1 | g)", df.assign(xc=x - xbar, xbar=xbar).dropna(), REML=True)
+    est = imp.estimates
+    assert abs(est.loc[("y", "cwc(x)"), "Median"] - fit.fixef["xc"]) < 0.1
+    with pytest.raises(ValueError, match=r"observed cluster means of the incomplete 'x'"):
+        df2 = df.assign(x=np.where(np.arange(len(x)) % 5 == 0, np.nan, x))
+        pm.model_impute(df2, "y ~ cmean(x) + (1 | g)", cluster_means="observed", **RUN)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 from numba.typed import List
 
 from .._ranef import rc_params, rc_work
 from ..driver import Chain
 from ._kernel import MbData, MbModels, MbPars, MbTune, iterate, rc_data
 from ._spec import ModelSpec
+from ._terms import CENTRED
 
 __all__ = ["ChainState", "chain_state", "column_table", "make_model_chain", "parameter_names"]
 
@@ -65,6 +67,10 @@ def _start_values(spec: ModelSpec, rng) -> np.ndarray:
         if not miss.any():
             continue
         obs = col[~miss]
+        if v in spec.latent:  # a latent cluster mean: start at the cluster means of its variable
+            base = pd.Series(V[:, spec.latent[v]]).groupby(spec.clus).transform("mean")
+            col[:] = base.fillna(np.nanmean(V[:, spec.latent[v]])).to_numpy()
+            continue
         if vi.level == 2:
             first = col[spec.start[:-1]].copy()
             cl = np.flatnonzero(np.isnan(first))
@@ -108,8 +114,12 @@ def model_tables(spec: ModelSpec):
         if md.kind != 2:
             uses[m, md.resp] = 1
         for _, f in md.x_cols + md.z_cols:
-            for v, _p in f:
+            for v, pw in f:
                 uses[m, v] = 1
+                if pw > CENTRED:
+                    uses[m, spec.cen[v]] = 1
+        if md.offset >= 0:
+            uses[m, md.offset] = 1
         if md.kind == 1:
             kc = spec.info[md.resp].ncat
             thr[m, 0] = -np.inf
@@ -136,6 +146,7 @@ def model_tables(spec: ModelSpec):
         np.array([vi.level for vi in spec.info], np.int64),
         own,
         direct,
+        np.array([md.offset for md in spec.models], np.int64),
     )
     return mo, fvar, fpow
 
@@ -180,6 +191,7 @@ def chain_state(spec: ModelSpec, seed, prior: dict) -> ChainState:
         mis_idx,
         mis_start,
         np.array(spec.order, np.int64),
+        spec.cen,
     )
     datas, pars, works = List(), List(), List()
     for md in spec.models:
@@ -188,6 +200,8 @@ def chain_state(spec: ModelSpec, seed, prior: dict) -> ChainState:
         nclus = J if q > 0 else 1
         st = spec.start if q > 0 else np.array([0, rows], np.int64)
         resp = V[:, md.resp] if md.level == 1 else V[spec.start[:-1], md.resp]
+        if md.offset >= 0:
+            resp = resp - V[:, md.offset]
         s2 = float(np.var(resp[np.isfinite(resp)])) if md.kind == 0 else 1.0
         s2 = s2 if s2 > 0 else 1.0
         pr = np.array([q + 1.0, prior["psi_scale"] * (s2 if md.kind == 0 else 1.0), 0.0, 0.0])

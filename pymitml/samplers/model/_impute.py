@@ -73,6 +73,7 @@ def model_impute(
     fixed: Any = None,
     ordinal: Any = None,
     delta: Any = None,
+    cluster_means: str = "latent",
     m: int = 20,
     n_burn: int = 5000,
     n_iter: int = 1000,
@@ -98,7 +99,8 @@ def model_impute(
         ``"y ~ x1 + x2 + x1:x2 + I(x1^2) + w + (1 + x1 | cluster)"``: one cluster variable,
         random intercept and slopes of level-1 variables (complete or not), products ``a:b``,
         crossings ``a*b``, powers ``I(a^2)`` of any variables, level-2 predictors (columns
-        constant within clusters). Without a ``( | )`` term the model is single level.
+        constant within clusters), cluster means ``cmean(x)`` and cluster-mean-centred values
+        ``cwc(x)`` of level-1 variables. Without a ``( | )`` term the model is single level.
         The response may be continuous, binary or ordinal (probit with latent responses).
     predictors : factored regressions of the incomplete predictors, e.g. ``["x1 + x2 ~ w"]``:
         ``x1 ~ x2 + w`` then ``x2 ~ w``, in the order given. Incomplete variables without one get
@@ -112,6 +114,11 @@ def model_impute(
         conditioned on anyway; ``fixed`` adds complete variables to the default predictor models.
     ordinal : numeric columns to treat as ordinal (binary) categorical variables; pandas
         ordered categoricals and two-category columns are categorical without it.
+    cluster_means : ``"latent"`` (default; Blimp's LATENT): ``cmean(x)`` is a latent variable
+        mu_j with x_ij = mu_j + (level-1 terms of x's model) + e_ij and mu_j = (intercept +
+        level-2 terms) + u_j, drawn by Metropolis steps whose target includes the focal model;
+        ``cwc(x)`` = x_ij - mu_j. ``"observed"``: the observed cluster means (complete
+        variables only).
     delta : ``{variable: shift}``: pattern-mixture shift added to the variable's imputed values
         (tipping-point analyses; see :func:`delta_analysis`).
     m, n_burn, n_iter, chains : imputations; burn-in iterations; iterations between imputations;
@@ -164,6 +171,7 @@ def model_impute(
         fixed=fixed,
         ordinal=ordinal,
         delta=delta,
+        cluster_means=cluster_means,
     )
     if verbose:
         for msg in spec.messages:

@@ -57,6 +57,7 @@ class MbData(NamedTuple):
     mis_idx: np.ndarray  # (T,) int64 missing rows (level 1) / clusters (level 2) per variable
     mis_start: np.ndarray  # (K + 1,) int64
     order: np.ndarray  # (Ki,) int64 the incomplete variables, in imputation order
+    cen: np.ndarray  # (K,) int64 the cluster-mean variable of each variable (-1: none)
 
 
 class MbModels(NamedTuple):
@@ -72,6 +73,7 @@ class MbModels(NamedTuple):
     vlevel: np.ndarray  # (K,) int64 level of each variable
     own: np.ndarray  # (K,) int64 the model whose response the variable is (-1: none)
     direct: np.ndarray  # (K,) int64 1: drawn exactly from its own linear model
+    off: np.ndarray  # (M,) int64 offset variable of a linear model's response (-1: none)
 
 
 class MbPars(NamedTuple):
@@ -103,6 +105,10 @@ def factor_value(d, row, c, f):
     x = d.V[row, v]
     if pw < 0:
         return 1.0 if int(x) == -pw else 0.0
+    if pw > 100:  # centred at the cluster mean (latent or observed)
+        x -= d.V[row, d.cen[v]]
+        pw -= 100
+        return x if pw == 1 else x**pw
     if d.ncat[v] > 0:
         x = d.lev[v, int(x)]
     return x if pw == 1 else x**pw
@@ -173,6 +179,8 @@ def row_loglik(d, mo, pv, m, r, xr, zr):
     v = mo.resp[m]
     if mo.kind[m] == 0:
         e = d.V[row, v] - eta
+        if mo.off[m] >= 0:
+            e -= d.V[row, mo.off[m]]
         return -0.5 * e * e / pv.s2[m]
     if mo.kind[m] == 1:
         k = int(d.V[row, v])
@@ -268,6 +276,8 @@ def impute_variables(rng, d, mo, pv, buf, tune):
                 draw_categorical(rng, d, mo, pv, v, r, buf)
             elif mo.direct[v] == 1:
                 eta = eta_row(d, mo, pv, own, r, buf[0], buf[1])
+                if mo.off[own] >= 0:
+                    eta += d.V[r if mo.vlevel[v] == 1 else d.rep[r], mo.off[own]]
                 x = eta + math.sqrt(pv.s2[own]) * rng.standard_normal()
                 set_value(d, mo.vlevel[v] == 2, v, r, x)
             else:
@@ -285,6 +295,8 @@ def refresh_model(d, mo, m, dm):
             design_row(d, row, mo.zc[m, 0], mo.zc[m, 1], dm.Z[r])
         if mo.kind[m] == 0:
             dm.y[r] = d.V[row, mo.resp[m]]
+            if mo.off[m] >= 0:
+                dm.y[r] -= d.V[row, mo.off[m]]
 
 
 @njit(nrt=False)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..._frame import Codebook, ColumnCodec, check_columns
 from ...lmm._terms import parse_lmer_formula
-from ._terms import Term, parse_rhs, split_top, term_name
+from ._terms import CENTRED, Term, _factor_name, parse_rhs, split_top, term_name
 
 __all__ = ["ModelDef", "ModelSpec", "VarInfo", "build_spec"]
 
@@ -46,6 +46,7 @@ class ModelDef:
     x_cols: list[tuple[str, list[tuple[int, int]]]]  # (name, factors (var, power))
     z_cols: list[tuple[str, list[tuple[int, int]]]]
     text: str = ""
+    offset: int = -1  # variable subtracted from the response (a latent cluster mean)
 
 
 @dataclass
@@ -67,6 +68,8 @@ class ModelSpec:
     imputed: list[int]  # variables with missing cells, in codebook order
     delta: dict[int, float] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
+    cen: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    latent: dict[int, int] = field(default_factory=dict)  # latent mean variable -> its variable
 
 
 def _fail(msg: str) -> None:
@@ -173,7 +176,8 @@ def _expand(
             cats = vi.categories or []
             options.append([(f"{name}{cats[k]}", (v, -k)) for k in range(1, vi.ncat)])
         else:
-            options.append([(name if pw == 1 else f"I({name}^{pw})", (v, pw))])
+            label = _factor_name(name, pw) if pw > CENTRED else name
+            options.append([(label if pw == 1 or pw > CENTRED else f"I({name}^{pw})", (v, pw))])
     out = []
     for combo in itertools.product(*options):
         out.append((":".join(c[0] for c in combo), [c[1] for c in combo]))
@@ -203,6 +207,7 @@ def build_spec(
     fixed: Any = None,
     ordinal: Any = None,
     delta: Any = None,
+    cluster_means: str = "latent",
 ) -> ModelSpec:
     """Check the arguments and build the :class:`ModelSpec` (see :func:`model_impute`)."""
     codebook, df = Codebook.from_data(data)
@@ -243,6 +248,23 @@ def build_spec(
         names += [v] + _term_vars(terms)
     names += fixed_list + list(delta_d)
     names = list(dict.fromkeys(names))
+    # cluster means: cmean(x) is the variable 'x.mean'; cwc(x) needs it too
+    all_terms = list(f_terms) + r_terms + [t for *_, ts in pred_parsed for t in ts]
+    for rhs in sel.values():
+        all_terms += parse_rhs(rhs.lstrip().lstrip("~"), "selection")[1]
+    centred = [n for t in all_terms for n, p in t if p > CENTRED]
+    synthetic = {n: n[:-5] for n in names if n.endswith(".mean") and n not in df.columns} | {
+        f"{n}.mean": n for n in centred
+    }
+    if synthetic and cluster is None:
+        _fail(
+            f"cmean()/cwc() of {sorted(set(synthetic.values()))} need clusters; add a random "
+            "effect term such as '(1 | cluster)' to the focal model."
+        )
+    if cluster_means not in ("latent", "observed"):
+        _fail(f"`cluster_means` must be 'latent' or 'observed'; got {cluster_means!r}.")
+    names = [n for n in names if n not in synthetic]
+    names = list(dict.fromkeys(names + list(synthetic.values())))
     check_columns(df, names + ([cluster] if cluster else []), "variable(s)")
     if cluster in names:
         _fail(
@@ -272,9 +294,36 @@ def build_spec(
         vi, vals = _var_info(dfs, name, clus if cluster is not None else None, ordinal_set)
         info.append(vi)
         cols.append(vals)
+    latent: dict[int, int] = {}
+    base_index = {nm: k for k, nm in enumerate(names)}
+    for sname, base in synthetic.items():
+        b = base_index[base]
+        bi = info[b]
+        if bi.level == 2 or bi.ncat:
+            _fail(
+                f"cmean({base}) / cwc({base}): '{base}' must be a continuous level-1 variable; "
+                f"it is {'constant within clusters' if bi.level == 2 else 'categorical'}."
+            )
+        if cluster_means == "observed":
+            if bi.n_missing:
+                _fail(
+                    f"observed cluster means of the incomplete '{base}' are not available; use "
+                    "cluster_means='latent' (Blimp's latent cluster means)."
+                )
+            vals = pd.Series(cols[b]).groupby(clus).transform("mean").to_numpy()
+            info.append(VarInfo(sname, 2, 0, False, np.zeros(0), None, 0))
+        else:
+            vals = np.full(n_rows, np.nan)
+            info.append(VarInfo(sname, 2, 0, False, np.zeros(0), None, J))
+            latent[len(names)] = b
+        names.append(sname)
+        cols.append(vals)
     V = np.column_stack(cols) if cols else np.zeros((n_rows, 0))
     R = np.isnan(V).astype(np.int64)
     index = {nm: k for k, nm in enumerate(names)}
+    cen = np.full(len(names), -1, np.int64)
+    for sname, base in synthetic.items():
+        cen[index[base]] = index[sname]
     # level-2 variables: fill rows of clusters where the value is observed elsewhere
     for k, vi in enumerate(info):
         if vi.level == 2:
@@ -354,7 +403,13 @@ def build_spec(
         nm for nm in _term_vars(f_terms) + _term_vars(r_terms) if nm not in incomplete
     ]
     fixed_default = list(dict.fromkeys(fixed_list + complete_focal))
-    needing = [nm for nm in names if nm in incomplete and nm not in modelled]
+    latent_names = {names[k] for k in latent}
+    latent_bases = {names[b] for b in latent.values()}
+    needing = [
+        nm
+        for nm in names
+        if (nm in incomplete or nm in latent_bases) and nm not in modelled | latent_names
+    ]
     lev1 = sorted(
         (nm for nm in needing if info[index[nm]].level == 1),
         key=lambda a: -info[index[a]].n_missing,
@@ -368,8 +423,10 @@ def build_spec(
     for k, nm in enumerate(auto):
         lvl = info[index[nm]].level
         later = [a for a in auto[k + 1 :] if lvl == 1 or info[index[a]].level == 2]
-        fx = [a for a in fixed_default if lvl == 1 or info[index[a]].level == 2]
-        rhs = " + ".join(later + fx) or "1"
+        fx = [
+            a for a in fixed_default if (lvl == 1 or info[index[a]].level == 2) and a not in later
+        ]
+        rhs = " + ".join(a for a in later + fx if a != nm) or "1"
         order_named.append((nm, rhs, "default"))
     if auto:
         messages.append(
@@ -389,6 +446,9 @@ def build_spec(
                 )
             if tv == nm:
                 _fail(f"{where}: '{nm}' appears on both sides.")
+        if cen[vv] >= 0 and cen[vv] in latent:
+            models += _latent_models(nm, vv, int(cen[vv]), rhs, where, index, info)
+            continue
         zc: list = [("Intercept", [])] if (vi.level == 1 and cluster is not None) else []
         models.append(
             ModelDef(nm, "predictor", vv, 1 if vi.ncat else 0, vi.level, xc, zc, f"{nm} ~ {rhs}")
@@ -426,7 +486,7 @@ def build_spec(
     order = [index[md.label] for md in models if md.role == "predictor"]
     if response in incomplete:
         order = [y] + order
-    imputed = [index[nm] for nm in names if nm in incomplete]
+    imputed = [index[nm] for nm in names if nm in incomplete and nm not in latent_names]
     codebook.targets = [
         ColumnCodec(
             names[v],
@@ -452,7 +512,25 @@ def build_spec(
         imputed=imputed,
         delta={index[k]: v for k, v in delta_d.items()},
         messages=messages,
+        cen=cen,
+        latent=latent,
     )
+
+
+def _latent_models(nm, v, km, rhs, where, index, info) -> list[ModelDef]:
+    """Blimp's latent cluster mean: x_ij = mu_j + (level-1 terms) + e_ij and
+    mu_j = (intercept + level-2 terms) + u_j, mu_j the variable ``x.mean``."""
+    _, terms = parse_rhs(rhs, where)
+    l1 = [t for t in terms if any(info[index[n]].level == 1 for n, _ in t)]
+    l2 = [t for t in terms if t not in l1]
+    xc1 = [c for t in l1 for c in _expand(t, index, info, where)]
+    xc2 = [("Intercept", [])] + [c for t in l2 for c in _expand(t, index, info, where)]
+    t1 = " + ".join([f"{nm}.mean"] + [term_name(t) for t in l1])
+    t2 = " + ".join(["1"] + [term_name(t) for t in l2])
+    return [
+        ModelDef(nm, "predictor", v, 0, 1, xc1, [], f"{nm} ~ {t1}", offset=km),
+        ModelDef(f"{nm}.mean", "predictor", km, 0, 2, xc2, [], f"{nm}.mean ~ {t2}"),
+    ]
 
 
 def _names_list(value: Any, arg: str) -> list[str]:

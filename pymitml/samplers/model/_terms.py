@@ -3,7 +3,9 @@
 A design column is a product of factors, each a variable raised to a power (``x``, ``I(x^2)``)
 or the indicator of one category of a nominal variable. The grammar: terms joined by ``+``;
 ``a:b`` (product), ``a*b`` (``a + b + a:b``), ``I(a^k)`` / ``I(a**k)`` (integer k >= 1),
-``1`` / ``0`` / ``-1`` (intercept in / out). Whatever else is an error naming the term.
+``cmean(a)`` (the cluster mean of a level-1 variable: latent, or observed by option) and
+``cwc(a)`` (a minus its cluster mean), ``1`` / ``0`` / ``-1`` (intercept in / out). Whatever
+else is an error naming the term.
 """
 
 from __future__ import annotations
@@ -11,13 +13,18 @@ from __future__ import annotations
 import itertools
 import re
 
-__all__ = ["Term", "parse_rhs", "split_top"]
+__all__ = ["CENTRED", "Term", "parse_rhs", "split_top", "term_name"]
 
 #: a term: tuple of (variable, power) in order of appearance
 Term = tuple[tuple[str, int], ...]
 
 _NAME = r"[A-Za-z_.][\w.]*"
 _POWER = re.compile(rf"I\(\s*({_NAME})\s*(?:\^|\*\*)\s*(\d+)\s*\)")
+_CMEAN = re.compile(rf"cmean\(\s*({_NAME})\s*\)")
+_CWC = re.compile(rf"cwc\(\s*({_NAME})\s*\)")
+
+#: power code of a cluster-mean-centred factor: 100 + power (``cwc(x)`` is x - x.mean)
+CENTRED = 100
 
 
 def split_top(text: str, sep: str) -> list[str]:
@@ -40,13 +47,20 @@ def _factor(text: str, where: str) -> tuple[str, int]:
     t = text.strip().strip("`")
     if re.fullmatch(_NAME, t):
         return (t, 1)
+    m = _CMEAN.fullmatch(t.replace(" ", ""))
+    if m:
+        return (f"{m.group(1)}.mean", 1)
+    m = _CWC.fullmatch(t.replace(" ", ""))
+    if m:
+        return (m.group(1), CENTRED + 1)
     m = _POWER.fullmatch(t.replace(" ", ""))
     if m and int(m.group(2)) >= 1:
         return (m.group(1), int(m.group(2)))
     raise ValueError(
         f"cannot read the term {text.strip()!r} of {where}; model_impute's formulas take column "
-        "names, products 'a:b', crossings 'a*b' and powers 'I(a^2)'. Compute other "
-        "transformations as columns of the data first."
+        "names, products 'a:b', crossings 'a*b', powers 'I(a^2)', cluster means 'cmean(a)' and "
+        "cluster-mean-centred values 'cwc(a)'. Compute other transformations as columns of the "
+        "data first."
     )
 
 
@@ -80,4 +94,12 @@ def parse_rhs(rhs: str, where: str) -> tuple[bool, list[Term]]:
 
 def term_name(term: Term) -> str:
     """lme4-like name of a term: ``x``, ``x:w``, ``I(x^2)``."""
-    return ":".join(n if p == 1 else f"I({n}^{p})" for n, p in term)
+    return ":".join(_factor_name(n, p) for n, p in term)
+
+
+def _factor_name(n: str, p: int) -> str:
+    if p > CENTRED:
+        return f"cwc({n})" if p == CENTRED + 1 else f"I(cwc({n})^{p - CENTRED})"
+    if n.endswith(".mean") and p == 1:
+        return f"cmean({n[:-5]})"
+    return n if p == 1 else f"I({n}^{p})"
