@@ -47,7 +47,21 @@ def fcs_impute(
     data : pandas or polars DataFrame; rows in any order. Numeric columns are modelled as
         numbers, categorical / string / bool columns as categories.
     cluster : the cluster id (any type; never missing). Without it only single-level methods
-        are available. It may also be given as the -2 column of ``predictor_matrix``.
+        are available. It may also be given as the -2 column of ``predictor_matrix``. A list
+        of cluster variables (outermost first when nested, e.g. ``["school", "class"]``; an
+        entry may be an interaction ``"school:class"``) imputes three-level or
+        cross-classified data: every variable at its own level (:func:`pymitml.detect_levels`)
+        with methods ``"ml.lmer"`` (numeric) and ``"ml.bin"`` (binary, probit), see
+        docs/guide/three_level.md.
+    random : several cluster variables only: ``{column: lme4 random terms}``, e.g.
+        ``{"y": "(1 + x|school) + (1|school:class)"}``. Default: a random intercept for every
+        factor above the column's level (nested) or for every factor (a crossed level-1
+        column).
+    levels : several cluster variables only: ``{column: factor name or level number}`` to
+        declare a column's level (checked against the data) instead of detecting it.
+    crossed : several cluster variables only: the factors are crossed, not nested.
+    cluster_means : several cluster variables only: add every predictor's means over the groups
+        of each factor above the target's level (default True).
     method : ``{column: method}`` (other columns get their default) or one method for every
         incomplete column, with mice's names:
 
