@@ -264,3 +264,26 @@ def test_one_cluster_variable_agrees_with_mice_2l_pan_and_2lonly_norm(name, csv,
         a, b = r[k], p[k]
         se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
         assert abs(b.mean() - a.mean()) <= Z_MAX * se, (k, a.mean(), b.mean(), se)
+
+
+@pytest.mark.filterwarnings("ignore:predictor")  # b not imputed
+def test_passive_post_and_long_chain_work_with_several_cluster_variables(data):
+    d = data.assign(y2=data["y"] * 2.0)
+    imp = pm.fcs_impute(
+        d,
+        cluster=["school", "class"],
+        method={"y2": "~ I(y * 2)", "b": ""},
+        predictor_matrix=pd.DataFrame(
+            1 - np.eye(d.shape[1], dtype=int), index=d.columns, columns=d.columns
+        ).assign(y2=0),
+        post={"w": (-1.0, 1.0)},
+        long_chain=True,
+        m=2,
+        maxit=3,
+        thin=2,
+        seed=5,
+    )
+    assert imp.settings["chains"] == 1
+    for c in imp.complete():
+        np.testing.assert_allclose(c["y2"], 2.0 * c["y"])
+        assert c["w"][data["w"].isna()].between(-1.0, 1.0).all()
