@@ -24,6 +24,8 @@ mice's 2l.pan, with a weaker prior).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .._ranef import (
@@ -131,8 +133,6 @@ class MlDesign:
 def ml_design(spec: MlSpec, t: int, cur: np.ndarray) -> MlDesign:
     """The design of target t, with constant or collinear columns (judged on the observed
     units at the start values) dropped, with a warning naming them."""
-    import warnings
-
     d = MlDesign(spec, t)
     X, _ = d.build(cur)
     obs_units = _observed_units(spec, t, d)
