@@ -318,6 +318,13 @@ CASES: dict[str, Case] = {
         "[0.299, -0.274, -0.891]); give it one type: pd.to_numeric(df['x'], errors='coerce') keeps "
         "the numbers (text becomes missing), df['x'].astype(str) makes every value a category.",
     ),
+    "lmer_saturated": Case(
+        lambda: pm.lmer("w ~ x + (1|g)", edit(x=lambda d: d["x"].astype(str))),
+        ValueError,
+        "the fixed effects of 'w ~ x + (1|g)' have 48 columns for 48 observations, which leaves "
+        "no residual degrees of freedom; use fewer predictors (is a numeric column stored as "
+        "text, making it a factor?).",
+    ),
     # ---- pooling ----------------------------------------------------------------------------
     "pool_nonfinite_estimate_fits": Case(
         lambda: pm.pool_estimates(_fits(_with(Q, (1, 0), np.inf), U)),

@@ -593,4 +593,10 @@ def lmer(
             formula, data, bool(REML), na_action=na_action, weights=weights, offset=offset
         )
     design = build_design(formula, data, na_action)
+    if design.n <= design.p:  # no residual degrees of freedom (a saturated fixed part)
+        raise ValueError(
+            f"the fixed effects of {formula!r} have {design.p} columns for {design.n} "
+            "observations, which leaves no residual degrees of freedom; use fewer predictors "
+            "(is a numeric column stored as text, making it a factor?)."
+        )
     return _fit(design, bool(REML))
