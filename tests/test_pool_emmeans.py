@@ -110,8 +110,8 @@ def test_bonferroni_and_errors(implist):
         pool_emmeans(fits, "SchClimate")
     with pytest.raises(ValueError, match="levels"):
         pool_emmeans(fits, "FedState", at={"FedState": ["XX"]})
-    with pytest.raises(ValueError, match="`adjust`"):
-        pool_emmeans(fits, "FedState", adjust="tukey")
+    with pytest.raises(ValueError, match="`adjust` must be 'none', 'bonferroni' or 'tukey'"):
+        pool_emmeans(fits, "FedState", adjust="holm")
     assert pm.pool_emmeans is pool_emmeans
 
 
@@ -132,3 +132,95 @@ def test_pooled_predictions_equal_r(implist):
     with pytest.raises(ValueError, match="level"):
         pool_predictions(fits, newdata.assign(Sex="Other"))
     assert pm.pool_predictions is pool_predictions
+
+
+# ----- adjust="tukey" (r_compat/pool_emmeans_tukey.R) -----
+TUKEY = json.loads((RC / "pool_emmeans_tukey_ref.json").read_text())["cases"]
+_COLS = (("estimate", "estimate"), ("SE", "SE"), ("2.5 %", "lower"), ("97.5 %", "upper"))
+
+
+def _num(x):
+    return np.array([float(v) for v in x])  # R's Inf arrives as the string "Inf"
+
+
+def _check_contrasts(tab, ref, names=True):
+    if names:  # numeric specs: emmeans labels "ReadDis1 - ReadDis2", we "1.0 - 2.0"
+        assert tab["contrast"].tolist() == list(ref["contrast"])
+    # R's ptukey uses the infinite-df formula above 25000 df (relative error ~ 1/df there)
+    df = _num(ref["df"])
+    rtol = np.where(np.isfinite(df) & (df > 25000), 1e-4, 1e-6)
+    for col, key in _COLS:
+        np.testing.assert_array_less(
+            np.abs(tab[col].to_numpy() - _num(ref[key])), rtol * np.abs(_num(ref[key])), err_msg=col
+        )
+    # p-values: R's ptukey is accurate to ~1e-9 absolute (it returns 0 below that)
+    np.testing.assert_allclose(tab["p.value"], _num(ref["p"]), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", sorted(TUKEY))
+def test_tukey_on_identical_copies_equals_emmeans_complete_data(implist, name):
+    # m copies of one data set: B = 0, Rubin's df = Inf, so pooled == complete-data emmeans
+    case = TUKEY[name]
+    same = pm.MitmlList([implist[0]] * 3)
+    fits = same.with_(lambda d: pm.lmer(case["formula"], d))
+    res = pool_emmeans(fits, _specs(case), at=_at(case), pairwise=True, adjust="tukey")
+    tab = res.contrasts
+    assert np.all(np.isinf(tab["df"])) and np.all(tab["RIV"] == 0.0)
+    _check_contrasts(tab, case["complete"]["asymptotic"], names=name != "numeric_at")
+    assert "Tukey-adjusted p-values and intervals" in res.to_string()
+
+
+@pytest.mark.parametrize("name", sorted(TUKEY))
+def test_tukey_step_with_finite_df_per_row_equals_emmeans(name):
+    # emmeans' Tukey adjustment with Satterthwaite df (one df per contrast), applied to R's
+    # unadjusted table: the same per-row use of the df as pool_emmeans makes of pooled df
+    from pymitml.pool.emmeans import _tukey
+
+    case = TUKEY[name]
+    none, ref = case["complete"]["satterthwaite_none"], case["complete"]["satterthwaite"]
+    assert len(set(np.round(_num(none["df"]), 6))) == (1 if name == "numeric_at" else 6)
+    ct = pd.DataFrame(
+        {
+            "contrast": none["contrast"],
+            "SE": _num(none["SE"]),
+            "df": _num(none["df"]),
+            "2.5 %": np.nan,
+            "97.5 %": np.nan,
+            "t.ratio": _num(none["t"]),
+            "p.value": _num(none["p"]),
+            "_est": _num(none["estimate"]),
+        }
+    )
+    _tukey(ct, case["complete"]["k"], 0.95)
+    ct["estimate"] = ct["_est"]
+    _check_contrasts(ct, ref)  # R's own df here: the names are R's
+
+
+@pytest.mark.parametrize("name", sorted(TUKEY))
+def test_tukey_pooled_equals_rubin_by_hand_in_r(implist, name):
+    case = TUKEY[name]
+    fits = implist.with_(lambda d: pm.lmer(case["formula"], d))
+    tab = pool_emmeans(fits, _specs(case), at=_at(case), pairwise=True, adjust="tukey").contrasts
+    ref = case["pooled"]
+    _check_contrasts(tab, ref, names=name != "numeric_at")
+    np.testing.assert_allclose(tab["df"], ref["df"], rtol=1e-6)
+    plain = pool_emmeans(fits, _specs(case), at=_at(case), pairwise=True).contrasts
+    bonf = pool_emmeans(
+        fits, _specs(case), at=_at(case), pairwise=True, adjust="bonferroni"
+    ).contrasts
+    # Tukey between the unadjusted and Bonferroni p-values; wider intervals than unadjusted
+    assert np.all(plain["p.value"] <= tab["p.value"] + 1e-15)
+    assert np.all(tab["p.value"] <= bonf["p.value"] + 1e-15)
+    assert np.all(tab["97.5 %"] - tab["2.5 %"] > plain["97.5 %"] - plain["2.5 %"])
+    np.testing.assert_allclose(tab["t.ratio"], plain["t.ratio"], rtol=1e-15)
+
+
+def test_tukey_with_two_means_is_unadjusted(implist):
+    fits = _fits(implist, REF["fedstate"]["formula"])
+    plain = pool_emmeans(fits, "FedState", pairwise=True).contrasts
+    tuk = pool_emmeans(fits, "FedState", pairwise=True, adjust="tukey", df_com=50).contrasts
+    plain50 = pool_emmeans(fits, "FedState", pairwise=True, df_com=50).contrasts
+    assert len(plain) == 1
+    for col in ("p.value", "2.5 %", "97.5 %"):
+        np.testing.assert_allclose(tuk[col], plain50[col], rtol=1e-7)
+    assert not np.allclose(plain["df"], plain50["df"])

@@ -9,6 +9,14 @@ weights (emmeans' default), so EMM = L beta with L the averaged rows of X_g:
     Q_l = L_l beta_l,   U_l = L_l V_l L_l'       (V_l = the fit's vcov)
 
 Pairwise contrasts are D Q_l with D the differences i - j (i before j, emmeans' ``pairwise``).
+``adjust="tukey"`` refers each pooled contrast to the studentized range distribution of k means
+(k = the number of marginal means): p = P(Q_{k,v} > sqrt(2) |t|) and the interval
+estimate -/+ q_{k,v}(level) / sqrt(2) SE, with v that contrast's pooled (Barnard-Rubin) df, as
+emmeans' Tukey adjustment does row by row with the df of each row. The studentized range
+assumes one df shared by all contrasts; pooled df differ between contrasts (their fractions of
+missing information differ), so with finite df this per-row use is an approximation (exact
+for large df). ``adjust="bonferroni"`` multiplies the p-values by the number of contrasts (the
+intervals stay unadjusted).
 Population-level predictions for new data (:func:`pool_predictions`, R's
 ``predict(fit, newdata, re.form = NA)``) are the same with L = X_new. All are pooled by Rubin's
 rules with Barnard & Rubin's df (:func:`pool_estimates`' formulas);
@@ -142,6 +150,7 @@ class PooledEmmeans:
     m: int
     level: float
     fit_report: FitReport | None = None
+    adjust: str = "none"
 
     @property
     def emmeans(self) -> pd.DataFrame:
@@ -160,7 +169,12 @@ class PooledEmmeans:
             num.set_index(pd.Index(_row_names(self._emmeans.drop(columns=num.columns)))), digits, 5
         )
         if self._contrasts is not None:
-            lines += ["", "Pairwise contrasts (unadjusted p-values unless `adjust` was given):", ""]
+            how = {
+                "none": "unadjusted p-values and intervals",
+                "bonferroni": "Bonferroni-adjusted p-values, unadjusted intervals",
+                "tukey": "Tukey-adjusted p-values and intervals, each contrast's pooled df",
+            }[self.adjust]
+            lines += ["", f"Pairwise contrasts ({how}):", ""]
             c = self._contrasts.set_index("contrast")
             lines += format_table(c, digits, 5)
         return "\n".join(lines) + "\n"
@@ -196,6 +210,21 @@ def _pooled_table(
     ).assign(_est=est)
 
 
+def _tukey(ct: pd.DataFrame, k: int, level: float) -> None:
+    """Tukey's adjustment of a pooled contrast table in place: p-values and intervals from the
+    studentized range of ``k`` means with each row's df (see the module docstring)."""
+    from scipy.stats import studentized_range
+
+    t = ct["t.ratio"].to_numpy(dtype=float)
+    v = ct["df"].to_numpy(dtype=float)
+    se = ct["SE"].to_numpy(dtype=float)
+    est = ct["_est"].to_numpy(dtype=float)
+    ct["p.value"] = np.clip(studentized_range.sf(np.sqrt(2.0) * np.abs(t), k, v), 0.0, 1.0)
+    crit = studentized_range.ppf(level, k, v) / np.sqrt(2.0)
+    lo, hi = _percent_labels((1.0 - level) / 2.0)
+    ct[lo], ct[hi] = est - crit * se, est + crit * se
+
+
 def _df_rows(fits: list, Ls: list[np.ndarray], method: str) -> np.ndarray:
     from ..lmm.ddf import ddf_of
 
@@ -227,7 +256,9 @@ def pool_emmeans(
     data : the MitmlList (or list of m DataFrames) the fits were made from; needed only when
         ``fits`` is a plain list.
     pairwise : also pool all pairwise differences of the means (earlier minus later).
-    adjust : ``"none"`` or ``"bonferroni"`` for the contrasts' p-values.
+    adjust : ``"none"``, ``"bonferroni"`` (the contrasts' p-values times the number of
+        contrasts) or ``"tukey"`` (p-values and intervals from the studentized range of the k
+        means with each contrast's pooled df, as emmeans; see the module docstring).
     level : confidence level; df_com : None, a number, ``"Satterthwaite"`` or
         ``"Kenward-Roger"`` (per row, the mean of the fits' df; see the module docstring).
     on_failure : as in :func:`pool_estimates`.
@@ -243,8 +274,8 @@ def pool_emmeans(
     spec_list = [specs] if isinstance(specs, str) else list(specs)
     if not spec_list or not all(isinstance(s, str) for s in spec_list):
         raise TypeError(f"`specs` must be a predictor name or a list of names; got {specs!r}.")
-    if adjust not in ("none", "bonferroni"):
-        raise ValueError(f"`adjust` must be 'none' or 'bonferroni'; got {adjust!r}.")
+    if adjust not in ("none", "bonferroni", "tukey"):
+        raise ValueError(f"`adjust` must be 'none', 'bonferroni' or 'tukey'; got {adjust!r}.")
     if not (isinstance(level, (int, float)) and 0 < level < 1):
         raise ValueError(f"`level` must be a number between 0 and 1; got {level!r}.")
     frames = data if data is not None else getattr(fits, "source", None)
@@ -310,10 +341,12 @@ def pool_emmeans(
         ct = _pooled_table(qc, uc, dfcc, level)
         if adjust == "bonferroni":
             ct["p.value"] = np.minimum(1.0, ct["p.value"] * len(pairs))
+        elif adjust == "tukey":
+            _tukey(ct, k, level)
         ct.insert(0, "estimate", ct.pop("_est"))
         ct.insert(0, "contrast", [f"{names[i]} - {names[j]}" for i, j in pairs])
         contrasts = ct
-    return PooledEmmeans(emm, contrasts, len(kept), float(level), report)
+    return PooledEmmeans(emm, contrasts, len(kept), float(level), report, adjust)
 
 
 def _new_design(fit: Any, data: Any, newdata: pd.DataFrame) -> np.ndarray:
