@@ -261,3 +261,75 @@ def test_observed_cluster_means_of_complete_variable():
     with pytest.raises(ValueError, match=r"observed cluster means of the incomplete 'x'"):
         df2 = df.assign(x=np.where(np.arange(len(x)) % 5 == 0, np.nan, x))
         pm.model_impute(df2, "y ~ cmean(x) + (1 | g)", cluster_means="observed", **RUN)
+
+
+# ---------------------------------------------------------------- categorical, single level, delta
+def test_binary_outcome_and_ordinal_predictor_probit():
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(8)
+    J, nj = 60, 15
+    g = np.repeat(np.arange(J), nj)
+    n = J * nj
+    x = rng.normal(size=n)
+    o = np.digitize(0.8 * x + rng.normal(size=n), [-0.5, 0.5, 1.2]).astype(float)  # 0..3
+    eta = -0.3 + 0.8 * x + 0.3 * o + 0.5 * rng.normal(size=J)[g]
+    y = (rng.random(n) < norm.cdf(eta)).astype(float)
+    ym, om = y.copy(), o.copy()
+    ym[rng.random(n) < 0.15] = np.nan
+    om[rng.random(n) < 0.2] = np.nan
+    df = pd.DataFrame({"g": g, "x": x, "o": om, "y": ym})
+    imp = pm.model_impute(
+        df,
+        "y ~ x + o + (1 | g)",
+        ordinal=["y", "o"],
+        m=2,
+        n_burn=1000,
+        n_iter=500,
+        seed=2,
+        verbose=False,
+    )
+    est = imp.estimates
+    assert abs(est.loc[("y", "x"), "Median"] - 0.8) < 0.2
+    assert abs(est.loc[("y", "o"), "Median"] - 0.3) < 0.15
+    assert ("o", "Threshold 2") in est.index and ("o", "Threshold 3") in est.index
+    for d in imp.complete():
+        assert set(d["y"].unique()) <= {0.0, 1.0}
+        assert set(d["o"].unique()) <= {0.0, 1.0, 2.0, 3.0}
+        np.testing.assert_array_equal(d["o"][df.o.notna()], df.o.dropna())
+
+
+def test_single_level_interaction():
+    rng = np.random.default_rng(4)
+    n = 800
+    x = rng.normal(size=n)
+    z = 0.5 * x + rng.normal(size=n)
+    y = 1 + x + z + 0.5 * x * z + rng.normal(size=n)
+    xm = x.copy()
+    xm[rng.random(n) < 0.3] = np.nan
+    df = pd.DataFrame({"x": xm, "z": z, "y": y})
+    imp = pm.model_impute(df, "y ~ x + z + x:z", m=2, n_burn=800, n_iter=400, seed=3, verbose=False)
+    est = imp.estimates
+    assert abs(est.loc[("y", "x:z"), "Median"] - 0.5) < 0.12
+    assert abs(est.loc[("x", "z"), "Median"] - 0.4) < 0.12  # x ~ z: 0.5 var(x|z)/var(z)... approx
+    assert ("y", "Var(Intercept)") not in est.index
+
+
+def test_delta_analysis_shifts_the_pooled_estimate():
+    df = _slope_data(J=30, nj=10, miss_x=0.0)
+    df["x"] = df["x"].fillna(0.0)
+    tab = pm.delta_analysis(
+        df,
+        "y ~ x + (1 | g)",
+        deltas=[-1.0, 0.0, 1.0],
+        term="(Intercept)",
+        m=4,
+        n_burn=300,
+        n_iter=50,
+        seed=1,
+    )
+    assert list(tab.index) == [-1.0, 0.0, 1.0]
+    share = df["y"].isna().mean()
+    step = tab["Estimate"].diff().dropna().to_numpy()
+    np.testing.assert_allclose(step, share, rtol=0.35)  # intercept moves by ~ delta x missing share
+    assert (tab["2.5%"] < tab["Estimate"]).all() and (tab["Estimate"] < tab["97.5%"]).all()

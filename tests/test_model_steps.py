@@ -284,3 +284,47 @@ def test_ordinal_thresholds_between_neighbouring_latents():
     z = dm.y
     for k in (2, 3):
         assert z[cat == k - 1].max() <= thr[k] <= z[cat == k].min()
+
+
+def test_r2_shares_against_numpy_at_every_draw():
+    """With complete predictors the focal design is fixed: every stored R2 draw equals the
+    Rights-Sterba shares computed in NumPy from the same iteration's beta, Psi and s2."""
+    import pymitml as pm
+
+    rng = np.random.default_rng(1)
+    g = np.repeat(np.arange(15), 8)
+    x = rng.normal(size=120)
+    y = 1 + x + rng.normal(size=15)[g] + rng.normal(size=120)
+    y[::6] = np.nan
+    df = pd.DataFrame({"g": g, "x": x, "y": y})
+    imp = pm.model_impute(
+        df, "y ~ x + (1 + x | g)", m=1, n_burn=10, n_iter=30, chains=1, seed=2, verbose=False
+    )
+    idx = list(imp.extra["parameter_index"])
+    dr = imp.draws[:, :, 0]
+    col = {
+        k: dr[idx.index(("y", k))]
+        for k in [
+            "Intercept",
+            "x",
+            "Var(Intercept)",
+            "Cov(x,Intercept)",
+            "Var(x)",
+            "Residual Var.",
+            "R2 fixed",
+            "R2 random",
+        ]
+    }
+    for t in range(dr.shape[1]):
+        f = col["Intercept"][t] + col["x"][t] * x
+        psi = np.array(
+            [
+                [col["Var(Intercept)"][t], col["Cov(x,Intercept)"][t]],
+                [col["Cov(x,Intercept)"][t], col["Var(x)"][t]],
+            ]
+        )
+        Z = np.column_stack([np.ones(120), x])
+        vr = np.einsum("ia,ab,ib->i", Z, psi, Z).mean()
+        tot = f.var() + vr + col["Residual Var."][t]
+        assert col["R2 fixed"][t] == pytest.approx(f.var() / tot, rel=1e-10)
+        assert col["R2 random"][t] == pytest.approx(vr / tot, rel=1e-10)

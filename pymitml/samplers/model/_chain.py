@@ -55,6 +55,8 @@ def parameter_names(spec: ModelSpec) -> list[tuple[str, str]]:
         if md.kind == 1:
             for c in range(2, spec.info[md.resp].ncat):
                 out.append((md.label, f"Threshold {c}"))
+    focal = spec.models[0].label
+    out += [(focal, "R2 fixed"), (focal, "R2 random")]
     return out
 
 

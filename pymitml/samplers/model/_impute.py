@@ -31,7 +31,9 @@ class ModelImputationResult(ImputationResult):
     -------------------------------------
     estimates : DataFrame indexed by (model, parameter): Median, StdDev, 2.5%, 97.5%, PSR, N_Eff
         of the draws after burn-in (all chains), for the focal, predictor and selection models,
-        and the focal model's ICC (random-intercept variance / (that + residual variance)).
+        the focal model's ICC (random-intercept variance / (that + residual variance; 1 for a
+        probit model)) and its variance shares "R2 fixed" (var(x'beta)) and "R2 random"
+        (mean z' Psi z) of the total with the residual variance (Rights & Sterba 2019).
     acceptance : DataFrame per Metropolis-sampled variable: acceptance rate during burn-in and
         after it (tuned toward 0.5 during burn-in, frozen after), and the final proposal scale.
     psr_burnin : Blimp's table of the highest PSR at 20 checkpoints of the burn-in.
@@ -253,10 +255,12 @@ def _derived(spec: ModelSpec, names, imp, burn):
     lab = focal.label
     pos = {nm: k for k, nm in enumerate(names)}
     key_v, key_s = (lab, "Var(Intercept)"), (lab, "Residual Var.")
-    if focal.kind == 0 and key_v in pos and key_s in pos:
-        a, b = pos[key_v], pos[key_s]
-        icc_i = imp[a] / (imp[a] + imp[b])
-        icc_b = burn[a] / (burn[a] + burn[b])
+    if key_v in pos:
+        a = pos[key_v]
+        s_i = imp[pos[key_s]] if key_s in pos else 1.0  # probit: latent residual variance 1
+        s_b = burn[pos[key_s]] if key_s in pos else 1.0
+        icc_i = imp[a] / (imp[a] + s_i)
+        icc_b = burn[a] / (burn[a] + s_b)
         return [(lab, "ICC")], icc_i[None], icc_b[None]
     z = np.zeros((0,) + imp.shape[1:])
     return [], z, np.zeros((0,) + burn.shape[1:])

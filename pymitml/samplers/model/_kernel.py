@@ -381,6 +381,33 @@ def record(d, mo, pars, theta, o):
             for c in range(2, d.ncat[mo.resp[m]]):
                 theta[k, o] = mo.thr[m, c]
                 k += 1
+    return k
+
+
+@njit(nrt=False)
+def record_r2(dm, par, theta, k, o):
+    """Variance shares of the focal model (Rights & Sterba 2019) at this iteration:
+    theta[k] <- var(x'beta) / total, theta[k + 1] <- mean(z' Psi z) / total, with total =
+    var(x'beta) + mean(z' Psi z) + s2 (s2 = 1 for a probit model's latent response)."""
+    n, p = dm.X.shape
+    q = dm.Z.shape[1]
+    s1 = 0.0
+    s2 = 0.0
+    vr = 0.0
+    for i in range(n):
+        f = 0.0
+        for a in range(p):
+            f += dm.X[i, a] * par.beta[a]
+        s1 += f
+        s2 += f * f
+        for a in range(q):
+            for c in range(q):
+                vr += dm.Z[i, a] * par.psi[a, c] * dm.Z[i, c]
+    vf = max(s2 / n - (s1 / n) ** 2, 0.0)
+    vr /= n
+    tot = vf + vr + par.s2[0]
+    theta[k, o] = vf / tot
+    theta[k + 1, o] = vr / tot
 
 
 @njit
@@ -405,7 +432,8 @@ def iterate(n, rec0, rng, d, mo, lists, pv, buf, tune, theta):
                 return code, s
             sync_params(m, par, pv)
         impute_variables(rng, d, mo, pv, buf, tune)
-        record(d, mo, pars, theta, rec0 + s)
+        k = record(d, mo, pars, theta, rec0 + s)
+        record_r2(datas[0], pars[0], theta, k, rec0 + s)
         tune.ctrl[0] += 1.0
         if tune.ctrl[1] > 0 and int(tune.ctrl[0]) % every == 0:
             adapt_scales(tune.scale, tune.win_acc, tune.win_try, tune.ctrl[3], tune.ctrl[4])

@@ -524,7 +524,7 @@ def _latent_models(nm, v, km, rhs, where, index, info) -> list[ModelDef]:
     l1 = [t for t in terms if any(info[index[n]].level == 1 for n, _ in t)]
     l2 = [t for t in terms if t not in l1]
     xc1 = [c for t in l1 for c in _expand(t, index, info, where)]
-    xc2 = [("Intercept", [])] + [c for t in l2 for c in _expand(t, index, info, where)]
+    xc2: list = [("Intercept", [])] + [c for t in l2 for c in _expand(t, index, info, where)]
     t1 = " + ".join([f"{nm}.mean"] + [term_name(t) for t in l1])
     t2 = " + ".join(["1"] + [term_name(t) for t in l2])
     return [
