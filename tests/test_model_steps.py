@@ -264,26 +264,50 @@ def test_latents_truncated_by_their_response(state):
             assert (z[k == 1] > 0).all() and (z[k == 0] < 0).all()
 
 
-def test_ordinal_thresholds_between_neighbouring_latents():
+def test_ordinal_threshold_step_targets_its_exact_posterior():
+    """Three categories: one free threshold t2; with the coefficients fixed its posterior (flat
+    prior, latents integrated out) is prod_r P(c_r | eta_r, t2), computed on a grid."""
     rng = np.random.default_rng(3)
-    g = np.repeat(np.arange(10), 10)
-    o = rng.integers(0, 4, size=100).astype(float)
-    o[:5] = np.nan
-    df = pd.DataFrame({"g": g, "y": rng.normal(size=100), "o": o})
+    n = 60
+    g = np.repeat(np.arange(6), 10)
+    o = rng.integers(0, 3, size=n).astype(float)
+    o[:3] = np.nan
+    df = pd.DataFrame({"g": g, "y": rng.normal(size=n), "o": o})
     spec = build_spec(df, "y ~ o + (1 | g)", ordinal=["o"])
     st = chain_state(spec, 1, PRIOR)
-    d, mo = st.d, st.mo
+    d, mo, pv, buf, tune = st.d, st.mo, st.pv, st.buf, st.tune
     m = [k for k, md in enumerate(spec.models) if md.label == "o"][0]
+    v = spec.names.index("o")
+    pv.beta[m, 0] = 0.2
+    pv.b[m, :, 0] = 0.3 * rng.normal(size=pv.b.shape[1])
     dm = st.lists[0][m]
     K.refresh_model(d, mo, m, dm)
-    K.draw_latents(rng, d, mo, m, dm, st.pv, st.buf)
-    K.draw_thresholds(rng, d, mo, m, dm)
-    thr = mo.thr[m]
-    assert thr[0] == -np.inf and thr[1] == 0.0 and thr[4] == np.inf
-    cat = d.V[:, spec.names.index("o")].astype(int)
-    z = dm.y
-    for k in (2, 3):
-        assert z[cat == k - 1].max() <= thr[k] <= z[cat == k].min()
+    eta = 0.2 + pv.b[m, d.clus, 0]
+    cat = d.V[:, v].astype(int)
+    grid = np.linspace(1e-3, 4, 4000)
+    lo = np.where(cat == 0, -np.inf, np.where(cat == 1, 0.0, grid[:, None]))
+    hi = np.where(cat == 0, 0.0, np.where(cat == 1, grid[:, None], np.inf))
+    logp = np.log(stats.norm.cdf(hi - eta) - stats.norm.cdf(lo - eta)).sum(1)
+    w = np.exp(logp - logp.max())
+    w /= w.sum()
+    mean = (w * grid).sum()
+    sd = math.sqrt((w * (grid - mean) ** 2).sum())
+    tune.scale[v] = 3.0
+    r = np.random.default_rng(5)
+    out = np.empty(30000)
+    for k in range(len(out)):
+        K.draw_thresholds(r, d, mo, m, dm, pv, buf, tune, 1)
+        out[k] = mo.thr[m, 2]
+    assert mo.thr[m, 1] == 0.0 and mo.thr[m, 3] == np.inf
+    assert abs(out.mean() - mean) < 0.06 * sd + 4 * sd / math.sqrt(len(out) / 30)
+    assert abs(out.std() / sd - 1) < 0.06
+    # the summed log-likelihood against NumPy
+    mo.thr[m, 2] = 1.3
+    want = np.log(
+        stats.norm.cdf(np.where(cat == 0, 0.0, np.where(cat == 1, 1.3, np.inf)) - eta)
+        - stats.norm.cdf(np.where(cat == 0, -np.inf, np.where(cat == 1, 0.0, 1.3)) - eta)
+    ).sum()
+    assert K._thresholds_loglik(d, mo, pv, m, n, buf) == pytest.approx(want, rel=1e-10)
 
 
 def test_r2_shares_against_numpy_at_every_draw():

@@ -34,8 +34,9 @@ class ModelImputationResult(ImputationResult):
         the focal model's ICC (random-intercept variance / (that + residual variance; 1 for a
         probit model)) and its variance shares "R2 fixed" (var(x'beta)) and "R2 random"
         (mean z' Psi z) of the total with the residual variance (Rights & Sterba 2019).
-    acceptance : DataFrame per Metropolis-sampled variable: acceptance rate during burn-in and
-        after it (tuned toward 0.5 during burn-in, frozen after), and the final proposal scale.
+    acceptance : DataFrame per Metropolis-sampled variable (an ordinal variable: its thresholds'
+        step): acceptance rate during burn-in and after it (tuned toward 0.5 during burn-in,
+        frozen after), and the final proposal multiplier.
     psr_burnin : Blimp's table of the highest PSR at 20 checkpoints of the burn-in.
     draws : (parameters, iterations, chains) draws after burn-in (``draws_burnin`` likewise).
     models : the regressions of the factorisation, as text, in order.
@@ -272,7 +273,7 @@ def _acceptance(spec: ModelSpec, out) -> pd.DataFrame:
     tries = sum(o.extra["tries"] for o in out[0])
     scale = np.mean([o.extra["scale"] for o in out[0]], axis=0)
     rows = []
-    for v in spec.order:
+    for v in range(len(spec.names)):
         if tries[0, v] + tries[1, v] == 0:
             continue
         with np.errstate(invalid="ignore", divide="ignore"):

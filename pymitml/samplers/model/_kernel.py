@@ -16,8 +16,8 @@ State (rows sorted by cluster; cluster j is rows ``start[j]:start[j+1]``):
   level-1 models have one row per data row and random effects b_j; level-2 models one row per
   cluster and none. Each model's parameters are drawn by the shared steps of :mod:`.._ranef`.
 
-One iteration: (1) designs and responses refreshed from V; (2) latent normals of the probit
-models; (3) each model's (beta, b), residual variance and Psi; (4) each incomplete variable's
+One iteration: (1) designs and responses refreshed from V; (2) ordinal thresholds (Cowles'
+Metropolis-Hastings step) and latent normals of the probit models; (3) each model's (beta, b), residual variance and Psi; (4) each incomplete variable's
 missing values from their full conditional, the product of the likelihoods of every model that
 uses the variable (its own regression, the focal model, later factored regressions, selection
 models): categorical values exactly over their categories, an outcome that only its own model
@@ -317,22 +317,58 @@ def draw_latents(rng, d, mo, m, dm, pv, buf):
 
 
 @njit(nrt=False)
-def draw_thresholds(rng, d, mo, m, dm):
-    """Free thresholds 2..K-1 of an ordinal probit model, each uniform between the largest latent
-    of the category below and the smallest of the category above (Albert & Chib 1993)."""
+def _thresholds_loglik(d, mo, pv, m, n, buf):
+    """sum over model m's rows of log P(category | eta, thresholds mo.thr[m])."""
+    v = mo.resp[m]
+    s = 0.0
+    for r in range(n):
+        row = r if mo.level[m] == 1 else d.rep[r]
+        eta = eta_row(d, mo, pv, m, r, buf[0], buf[1])
+        k = int(d.V[row, v])
+        s += log_interval(mo.thr[m, k], mo.thr[m, k + 1], eta)
+    return s
+
+
+@njit(nrt=False)
+def draw_thresholds(rng, d, mo, m, dm, pv, buf, tune, phase):
+    """Free thresholds 2..K-1 of an ordinal probit model by Cowles' (1996) Metropolis-Hastings
+    step, with the latent normals integrated out: each proposed from a normal around its
+    current value truncated between its proposed lower and current upper neighbour; the
+    proposal sd (0.1 times the variable's tuned multiplier) adapts like the other steps."""
     v = mo.resp[m]
     K = d.ncat[v]
+    if K < 3:
+        return
+    n = dm.X.shape[0]
+    sd = 0.1 * tune.scale[v]
+    old = buf[2]
+    for k in range(K + 1):
+        old[k] = mo.thr[m, k]
+    lp0 = _thresholds_loglik(d, mo, pv, m, n, buf)
+    lq = 0.0
     for k in range(2, K):
-        lo, hi = mo.thr[m, k - 1], mo.thr[m, k + 1]
-        for r in range(dm.X.shape[0]):
-            row = r if mo.level[m] == 1 else d.rep[r]
-            c = int(d.V[row, v])
-            if c == k - 1:
-                lo = max(lo, dm.y[r])
-            elif c == k:
-                hi = min(hi, dm.y[r])
-        if hi > lo:
-            mo.thr[m, k] = lo + (hi - lo) * rng.random()
+        lo, hi = mo.thr[m, k - 1], old[k + 1]
+        mo.thr[m, k] = truncnorm_rng(rng, old[k], sd, lo, hi)
+        # log q(old | new) - log q(new | old): the truncation masses differ
+        lq += math.log(
+            max(norm_cdf((old[k + 1] - old[k]) / sd) - norm_cdf((lo - old[k]) / sd), 1e-300)
+        )
+        lq -= math.log(
+            max(
+                norm_cdf((mo.thr[m, k + 1] - mo.thr[m, k]) / sd)
+                - norm_cdf((old[k - 1] - mo.thr[m, k]) / sd),
+                1e-300,
+            )
+        )
+    lp1 = _thresholds_loglik(d, mo, pv, m, n, buf)
+    tune.win_try[v] += 1.0
+    tune.tries[phase, v] += 1.0
+    if mh_accept(rng, lp1 - lp0 + lq):
+        tune.win_acc[v] += 1.0
+        tune.acc[phase, v] += 1.0
+    else:
+        for k in range(K + 1):
+            mo.thr[m, k] = old[k]
 
 
 @njit(nrt=False)
@@ -418,14 +454,15 @@ def iterate(n, rec0, rng, d, mo, lists, pv, buf, tune, theta):
     datas, pars, works = lists
     M = len(mo.resp)
     every = int(tune.ctrl[2])
+    phase = 0 if tune.ctrl[1] > 0 else 1
     for s in range(n):
         for m in range(M):
             dm = datas[m]
             refresh_model(d, mo, m, dm)
+            if mo.kind[m] == 1:
+                draw_thresholds(rng, d, mo, m, dm, pv, buf, tune, phase)
             if mo.kind[m] != 0:
                 draw_latents(rng, d, mo, m, dm, pv, buf)
-                if mo.kind[m] == 1:
-                    draw_thresholds(rng, d, mo, m, dm)
             par = pars[m]
             code = draw_parameters(rng, dm, par, works[m])
             if code != 0:
