@@ -275,39 +275,6 @@ def check_digests(base: Path, schema: Any, files: Sequence[Path], fmt: str) -> N
             )
 
 
-def _category_list(frames: list, col: str, lib: str) -> tuple[list, bool, dict]:
-    """Categories (in order, unused included), ordered flag and codec of one categorical column."""
-    first = frames[0][col]
-    if lib == "pandas":
-        codec = _pandas_codec(first.dtype, name=col)
-        cats = codec["categories"]
-        for f in frames[1:]:
-            if (
-                not isinstance(f[col].dtype, pd.CategoricalDtype)
-                or [_py(c) for c in f[col].cat.categories] != cats
-            ):
-                raise ValueError(
-                    f"column '{col}' has different categories in different data sets; give every "
-                    "data set (and the original) the same categories with .cat.set_categories(...)."
-                )
-        return cats, codec["ordered"], codec
-    codec = _polars_codec(first.dtype, name=col)
-    if codec["name"] == "Enum":
-        for f in frames[1:]:
-            if f[col].dtype != first.dtype:
-                raise ValueError(
-                    f"column '{col}' has different Enum categories in different data sets; "
-                    "cast every data set (and the original) to one pl.Enum."
-                )
-        return codec["categories"], True, codec
-    import polars as pl
-
-    vals = (
-        pl.concat([f[col].cast(pl.String) for f in frames]).drop_nulls().unique().sort().to_list()
-    )
-    return vals, False, codec
-
-
 def _codes_for(cats: list, coding: str, int_range: tuple[float, float]) -> list:
     """What the file holds for each category: the integers themselves when every category is an
     integer in ``int_range`` (``coding="numeric"``), else 1..K; labels for ``coding="labels"``."""
@@ -328,6 +295,57 @@ def _codes_for(cats: list, coding: str, int_range: tuple[float, float]) -> list:
     return [int(c) for c in cats] if ints and cats else list(range(1, len(cats) + 1))
 
 
+class _Categories:
+    """Categories (in order, unused included) and ordered flag of one categorical column,
+    gathered one data set at a time; a data set with other categories is an error."""
+
+    def __init__(self, first: Any, col: str, lib: str):
+        self.col, self.lib = col, lib
+        self.dtype = first[col].dtype
+        self.codec = (
+            _pandas_codec(self.dtype, name=col)
+            if lib == "pandas"
+            else _polars_codec(self.dtype, name=col)
+        )
+        self.values: Any = None
+        if lib == "polars" and self.codec["name"] != "Enum":
+            self.values = self._unique(first)
+
+    def _unique(self, f: Any) -> Any:
+        import polars as pl
+
+        return f[self.col].cast(pl.String).drop_nulls().unique()
+
+    def add(self, f: Any) -> None:
+        col = self.col
+        if self.lib == "pandas":
+            if (
+                not isinstance(f[col].dtype, pd.CategoricalDtype)
+                or [_py(c) for c in f[col].cat.categories] != self.codec["categories"]
+            ):
+                raise ValueError(
+                    f"column '{col}' has different categories in different data sets; give every "
+                    "data set (and the original) the same categories with .cat.set_categories(...)."
+                )
+        elif self.codec["name"] == "Enum":
+            if f[col].dtype != self.dtype:
+                raise ValueError(
+                    f"column '{col}' has different Enum categories in different data sets; "
+                    "cast every data set (and the original) to one pl.Enum."
+                )
+        else:
+            import polars as pl
+
+            self.values = pl.concat([self.values, self._unique(f)]).unique()
+
+    def result(self) -> tuple[list, bool]:
+        if self.lib == "pandas":
+            return self.codec["categories"], self.codec["ordered"]
+        if self.codec["name"] == "Enum":
+            return self.codec["categories"], True
+        return self.values.sort().to_list(), False
+
+
 def build_schema(
     mlist,
     fmt: str,
@@ -336,30 +354,41 @@ def build_schema(
     int_range: tuple[float, float] = (-_MAX_EXACT, _MAX_EXACT),
     original: bool = True,
 ) -> Schema:
-    """The schema of ``mlist`` for format ``fmt`` (``names``: column -> name in the file)."""
+    """The schema of ``mlist`` for format ``fmt`` (``names``: column -> name in the file).
+
+    One pass over the data sets, one at a time (a lazy MitmlList builds each once and drops it).
+    """
     lib = mlist.library
-    frames = list(mlist)
     orig = mlist.original if original else None
-    both = frames + ([orig] if orig is not None else [])
-    cols = []
-    for col in mlist.columns:
-        if lib == "pandas":
-            codec = _pandas_codec(frames[0][col].dtype, frames[0][col], col)
-            ocodec = _pandas_codec(orig[col].dtype, orig[col], col) if orig is not None else None
-        else:
-            codec = _polars_codec(frames[0][col].dtype, col)
-            ocodec = _polars_codec(orig[col].dtype, col) if orig is not None else None
-        for f in frames[1:]:
-            c2 = (
-                _pandas_codec(f[col].dtype, f[col], col)
-                if lib == "pandas"
-                else _polars_codec(f[col].dtype, col)
-            )
+    columns = list(mlist.columns)
+
+    def codec_of(f: Any, col: str) -> dict:
+        s = f[col]
+        return _pandas_codec(s.dtype, s, col) if lib == "pandas" else _polars_codec(s.dtype, col)
+
+    sets = iter(mlist)
+    first = next(sets)
+    codecs = {col: codec_of(first, col) for col in columns}
+    cats = {
+        col: _Categories(first, col, lib) for col in columns if kind_of(codecs[col]) == "category"
+    }
+    n_sets = 1
+    for f in sets:
+        n_sets += 1
+        for col in columns:
+            c2, codec = codec_of(f, col), codecs[col]
             if kind_of(c2) != kind_of(codec) or (kind_of(c2) != "category" and c2 != codec):
                 raise ValueError(
                     f"column '{col}' has dtype {f[col].dtype} in one data set but "
-                    f"{frames[0][col].dtype} in the first; give all data sets the same dtypes."
+                    f"{first[col].dtype} in the first; give all data sets the same dtypes."
                 )
+        for acc in cats.values():
+            acc.add(f)
+        del f
+    cols = []
+    for col in columns:
+        codec = codecs[col]
+        ocodec = codec_of(orig, col) if orig is not None else None
         spec = ColumnSpec(col, names[col], codec, ocodec if ocodec != codec else None)
         if spec.kind == "category" or (ocodec is not None and kind_of(ocodec) == "category"):
             if ocodec is not None and kind_of(ocodec) != kind_of(codec):
@@ -367,9 +396,10 @@ def build_schema(
                     f"column '{col}' is categorical in the imputed data sets or in the original but "
                     "not in both; give the original the same dtype."
                 )
-            cats, ordered, _ = _category_list(both, col, lib)
-            spec.categories, spec.ordered = cats, ordered
-            spec.codes = _codes_for(cats, coding, int_range)
+            if orig is not None:
+                cats[col].add(orig)
+            spec.categories, spec.ordered = cats[col].result()
+            spec.codes = _codes_for(spec.categories, coding, int_range)
         elif (
             ocodec is not None
             and {kind_of(ocodec), spec.kind} - {"float", "int", "bool"}
@@ -380,8 +410,8 @@ def build_schema(
                 "the original; give the original the same dtype."
             )
         cols.append(spec)
-    n = frames[0].shape[0]
-    return Schema(fmt, lib, len(frames), n, orig is not None, cols)
+    n = first.shape[0]
+    return Schema(fmt, lib, n_sets, n, orig is not None, cols)
 
 
 # --- encode: a data set -> plain values ----------------------------------------------------

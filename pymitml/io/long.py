@@ -112,18 +112,45 @@ def write_long(
         return paths
     sch = build_schema(mlist, "long-csv", fnames, coding="labels", original=with_orig)
     sch.extra.update(imputation=imputation, id=id)
-    blocks = ([encode_block(mlist.original, sch, is_original=True)] if with_orig else []) + [
-        encode_block(f, sch) for f in mlist
-    ]
+    with Staged(paths) as st:
+        if path.name.lower().endswith(".gz"):
+            import gzip
+
+            with gzip.open(st[path], "wb") as fh:
+                _write_csv_blocks(fh, mlist, sch, with_orig)
+        else:
+            with open(st[path], "wb") as fh:
+                _write_csv_blocks(fh, mlist, sch, with_orig)
+        if schema:
+            sch.extra["sha256"] = {path.name: digest(st[path])}
+            sch.write(st[sidecar_path(path)])
+    return paths
+
+
+def _write_csv_blocks(fh, mlist, sch, with_orig: bool) -> None:
+    """The long CSV, one data set at a time (the header with the first): a lazy MitmlList
+    builds, encodes and writes each data set and drops it before the next."""
+    ints = list(integral_columns(sch))
+    blocks = ((0, mlist.original, True),) if with_orig else ()
+    for k, (i, frame, is_orig) in enumerate(
+        (*blocks, *((j, f, False) for j, f in enumerate(mlist, start=1)))
+    ):
+        block = encode_block(frame, sch, is_original=is_orig)
+        _csv_block(block, sch, ints, i).write_csv(
+            cast(Any, fh), include_header=k == 0, line_terminator="\n"
+        )
+
+
+def _csv_block(block: dict, sch, ints: list, i: int):
+    """One encoded data set as the polars frame written to the CSV (imputation number i)."""
     import polars as pl
 
-    first = 0 if with_orig else 1
     cols = [
-        pl.Series(imputation, np.repeat(np.arange(first, len(mlist) + 1), sch.n)),
-        pl.Series(id, np.tile(np.arange(1, sch.n + 1), len(blocks))),
+        pl.Series(sch.extra["imputation"], np.full(sch.n, i, dtype=np.int64)),
+        pl.Series(sch.extra["id"], np.arange(1, sch.n + 1, dtype=np.int64)),
     ]
-    for spec, isint in zip(sch.columns, integral_columns(sch)):
-        v = np.concatenate([b[spec.file] for b in blocks])
+    for spec, isint in zip(sch.columns, ints):
+        v = block[spec.file]
         if v.dtype == object:
             # a list: polars cannot build a String Series from an object array that starts
             # with None
@@ -131,19 +158,7 @@ def write_long(
         else:
             s = pl.Series(spec.file, v, nan_to_null=True)
             cols.append(s.cast(pl.Int64) if isint else s)
-    frame = pl.DataFrame(cols)
-    with Staged(paths) as st:
-        if path.name.lower().endswith(".gz"):
-            import gzip
-
-            with gzip.open(st[path], "wb") as fh:
-                frame.write_csv(cast(Any, fh), line_terminator="\n")
-        else:
-            frame.write_csv(st[path], line_terminator="\n")
-        if schema:
-            sch.extra["sha256"] = {path.name: digest(st[path])}
-            sch.write(st[sidecar_path(path)])
-    return paths
+    return pl.DataFrame(cols)
 
 
 def _template(frame) -> dict:
