@@ -29,13 +29,23 @@ def test_design_is_deterministic_and_has_its_holes(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_complete_data_are_the_values_before_deletion(kind):
+    (d,) = studies.design_grid((kind,), (30,), (5,), (0.3,))
+    inc, full = d.generate(11), d.generate(11, complete=True)
+    assert not full.drop(columns=list(d.products)).isna().any().any()
+    obs = inc.notna()
+    for c in inc.columns:
+        assert (inc[c][obs[c]] == full[c][obs[c]]).all(), c
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_truth_names_match_the_pooled_names(kind):
     """Every true parameter is found among the pooled estimates or variance components, and
     the complete data (before holes) estimate it well."""
     (d,) = studies.design_grid((kind,), (300,), (20,), (0.3,), rate=0.01)
-    res = studies.run_replication(d, 1, ["listwise"], studies.Settings())
+    res = studies.run_replication(d, 1, ["complete", "listwise"], studies.Settings())
     assert (res["status"] == "ok").all(), res["message"].unique()
-    assert list(res["parameter"]) == list(d.truth)
+    assert list(res["parameter"]) == list(d.truth) * 2
     err = (res["estimate"] - res["truth"]).abs()
     assert (err < 0.08).all(), res[["parameter", "estimate", "truth"]]
 

@@ -69,9 +69,10 @@ class Design:
         ss = np.random.SeedSequence([int(base), zlib.crc32(self.name.encode()), int(rep)])
         return int(ss.generate_state(1, dtype=np.uint32)[0])
 
-    def generate(self, seed: int) -> pd.DataFrame:
-        """One data set of this design (with its holes), deterministic in ``seed``."""
-        return _GENERATORS[self.kind](self, np.random.default_rng(seed))
+    def generate(self, seed: int, complete: bool = False) -> pd.DataFrame:
+        """One data set of this design, deterministic in ``seed``: with its holes, or
+        (``complete=True``) the same values before deletion."""
+        return _GENERATORS[self.kind](self, np.random.default_rng(seed), complete)
 
     def derive(self, d: pd.DataFrame) -> pd.DataFrame:
         """The analysis data: derived products recomputed (NaN where a factor is missing) and
@@ -94,6 +95,13 @@ def _logit_holes(rng: np.random.Generator, score: np.ndarray, rate: float) -> np
     return rng.random(s.size) < 1.0 / (1.0 + np.exp(-(a + s)))
 
 
+def _punch(x: np.ndarray, mask: np.ndarray, complete: bool) -> None:
+    """Make the holes (the random draws are made either way, so the complete data of a seed
+    are its incomplete data's values before deletion)."""
+    if not complete:
+        x[mask] = np.nan
+
+
 def _clusters(d: Design, rng: np.random.Generator) -> tuple[np.ndarray, int]:
     return np.repeat(np.arange(1, d.J + 1), d.n), d.J * d.n
 
@@ -108,7 +116,7 @@ def _frame(g: np.ndarray, **cols: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"g": g, **cols})
 
 
-def _ri(d: Design, rng: np.random.Generator) -> pd.DataFrame:
+def _ri(d: Design, rng: np.random.Generator, complete: bool) -> pd.DataFrame:
     """Random intercept: y = 1 + 0.5 x + 0.3 z + u_j + e, x with the same ICC; y and x MAR on v
     (both more often missing where v is high, so complete cases under-represent high y)."""
     g, N = _clusters(d, rng)
@@ -119,12 +127,12 @@ def _ri(d: Design, rng: np.random.Generator) -> pd.DataFrame:
     u = np.sqrt(d.icc) * rng.standard_normal(d.J)[g - 1]
     y = 1.0 + 0.5 * x + 0.3 * z + u + np.sqrt(1 - d.icc) * rng.standard_normal(N)
     v = _aux(rng, y)
-    y[_logit_holes(rng, v, d.rate)] = np.nan
-    x[_logit_holes(rng, v, d.rate)] = np.nan
+    _punch(y, _logit_holes(rng, v, d.rate), complete)
+    _punch(x, _logit_holes(rng, v, d.rate), complete)
     return _frame(g, y=y, x=x, z=z, v=v)
 
 
-def _l2(d: Design, rng: np.random.Generator) -> pd.DataFrame:
+def _l2(d: Design, rng: np.random.Generator, complete: bool) -> pd.DataFrame:
     """Incomplete level-2 predictor w (MAR on the cluster mean of v); y MAR on v."""
     g, N = _clusters(d, rng)
     x = rng.standard_normal(N)
@@ -133,12 +141,12 @@ def _l2(d: Design, rng: np.random.Generator) -> pd.DataFrame:
     y = 1.0 + 0.5 * x + 0.5 * w[g - 1] + u[g - 1] + np.sqrt(1 - d.icc) * rng.standard_normal(N)
     v = _aux(rng, y)
     vbar = np.bincount(g - 1, v) / d.n
-    w[_logit_holes(rng, vbar, d.rate)] = np.nan
-    y[_logit_holes(rng, v, d.rate)] = np.nan
+    _punch(w, _logit_holes(rng, vbar, d.rate), complete)
+    _punch(y, _logit_holes(rng, v, d.rate), complete)
     return _frame(g, y=y, x=x, w=w[g - 1], v=v)
 
 
-def _rs(d: Design, rng: np.random.Generator) -> pd.DataFrame:
+def _rs(d: Design, rng: np.random.Generator, complete: bool) -> pd.DataFrame:
     """Random slope of the incomplete predictor x: y = 1 + 0.5 x + u0 + u1 x + e; x MAR on v."""
     g, N = _clusters(d, rng)
     x = rng.standard_normal(N)
@@ -147,11 +155,11 @@ def _rs(d: Design, rng: np.random.Generator) -> pd.DataFrame:
     e = np.sqrt(1 - d.icc) * rng.standard_normal(N)
     y = 1.0 + 0.5 * x + u0[g - 1] + u1[g - 1] * x + e
     v = _aux(rng, y)
-    x[_logit_holes(rng, v, d.rate)] = np.nan
+    _punch(x, _logit_holes(rng, v, d.rate), complete)
     return _frame(g, y=y, x=x, v=v)
 
 
-def _int(d: Design, rng: np.random.Generator) -> pd.DataFrame:
+def _int(d: Design, rng: np.random.Generator, complete: bool) -> pd.DataFrame:
     """Interaction of incomplete predictors: y = 1 + 0.5 x1 + 0.5 x2 + 0.3 x1 x2 + u + e."""
     g, N = _clusters(d, rng)
     x1 = rng.standard_normal(N)
@@ -160,12 +168,12 @@ def _int(d: Design, rng: np.random.Generator) -> pd.DataFrame:
     e = np.sqrt(1 - d.icc) * rng.standard_normal(N)
     y = 1.0 + 0.5 * x1 + 0.5 * x2 + 0.3 * x1 * x2 + u[g - 1] + e
     v = _aux(rng, y)
-    x1[_logit_holes(rng, v, d.rate)] = np.nan
-    x2[_logit_holes(rng, -v, d.rate)] = np.nan
+    _punch(x1, _logit_holes(rng, v, d.rate), complete)
+    _punch(x2, _logit_holes(rng, -v, d.rate), complete)
     return _frame(g, y=y, x1=x1, x2=x2, x1x2=x1 * x2, v=v)
 
 
-def _cat(d: Design, rng: np.random.Generator) -> pd.DataFrame:
+def _cat(d: Design, rng: np.random.Generator, complete: bool) -> pd.DataFrame:
     """Binary b and ordinal o (3 levels) predictors from clustered latent normals, both MAR."""
     g, N = _clusters(d, rng)
     lat_b = np.sqrt(0.2) * rng.standard_normal(d.J)[g - 1] + np.sqrt(0.8) * rng.standard_normal(N)
@@ -177,8 +185,8 @@ def _cat(d: Design, rng: np.random.Generator) -> pd.DataFrame:
     y = 1.0 + 0.5 * b + 0.3 * (o == 1) + 0.6 * (o == 2) + u[g - 1]
     y = y + np.sqrt(1 - d.icc) * rng.standard_normal(N)
     v = _aux(rng, y)
-    b[_logit_holes(rng, v, d.rate)] = np.nan
-    o[_logit_holes(rng, -v, d.rate)] = np.nan
+    _punch(b, _logit_holes(rng, v, d.rate), complete)
+    _punch(o, _logit_holes(rng, -v, d.rate), complete)
     out = _frame(g, y=y, b=b, o=o, v=v)
     out["b"] = pd.Categorical(out["b"].map({0.0: "no", 1.0: "yes"}), categories=["no", "yes"])
     out["o"] = pd.Categorical(
@@ -189,7 +197,7 @@ def _cat(d: Design, rng: np.random.Generator) -> pd.DataFrame:
     return out
 
 
-def _xlevel(d: Design, rng: np.random.Generator) -> pd.DataFrame:
+def _xlevel(d: Design, rng: np.random.Generator, complete: bool) -> pd.DataFrame:
     """Cross-level interaction: y = 1 + 0.5 x + 0.5 w + 0.3 x w + u0 + u1 x + e; x MAR on v."""
     g, N = _clusters(d, rng)
     x = rng.standard_normal(N)
@@ -200,22 +208,22 @@ def _xlevel(d: Design, rng: np.random.Generator) -> pd.DataFrame:
     y = 1.0 + 0.5 * x + 0.5 * wg + 0.3 * x * wg + u0[g - 1] + u1[g - 1] * x
     y = y + np.sqrt(1 - d.icc) * rng.standard_normal(N)
     v = _aux(rng, y)
-    x[_logit_holes(rng, v, d.rate)] = np.nan
+    _punch(x, _logit_holes(rng, v, d.rate), complete)
     return _frame(g, y=y, x=x, w=wg, xw=x * wg, v=v)
 
 
-def _mnar(d: Design, rng: np.random.Generator) -> pd.DataFrame:
+def _mnar(d: Design, rng: np.random.Generator, complete: bool) -> pd.DataFrame:
     """MNAR outcome: y = 1 + 0.5 x + u + e, P(y missing) rising with y itself; x complete."""
     g, N = _clusters(d, rng)
     x = rng.standard_normal(N)
     u = np.sqrt(d.icc) * rng.standard_normal(d.J)
     y = 1.0 + 0.5 * x + u[g - 1] + np.sqrt(1 - d.icc) * rng.standard_normal(N)
     v = _aux(rng, y)
-    y[_logit_holes(rng, y, d.rate)] = np.nan
+    _punch(y, _logit_holes(rng, y, d.rate), complete)
     return _frame(g, y=y, x=x, v=v)
 
 
-_GENERATORS: dict[str, Callable[[Design, np.random.Generator], pd.DataFrame]] = {
+_GENERATORS: dict[str, Callable[[Design, np.random.Generator, bool], pd.DataFrame]] = {
     "ri": _ri,
     "l2": _l2,
     "rs": _rs,

@@ -1,6 +1,7 @@
 """The methods the validity study compares, each a function (design, data, settings) -> fits.
 
-A method returns the analysis model's fits (one per imputed data set; one for listwise deletion),
+A method returns the analysis model's fits (one per imputed data set; one for the complete data
+before deletion and for listwise deletion),
 or raises :class:`NotApplicable` when it cannot handle the design (pan-style imputation of a
 categorical or level-2 variable, say), which the study records as such and does not count as a
 failure. Every imputation runs on one thread (the study parallelises over replications).
@@ -42,6 +43,14 @@ def _fit_each(design: Design, implist: Any) -> Any:
     import pymitml as pm
 
     return implist.with_(lambda d: pm.lmer(design.analysis, design.derive(d), REML=True))
+
+
+def complete(design: Design, data: pd.DataFrame, s: Settings, seed: int) -> Any:
+    """The data before deletion (the benchmark every method is compared with); one fit."""
+    import pymitml as pm
+
+    full = design.generate(int(data.attrs["seed"]), complete=True)
+    return [pm.lmer(design.analysis, design.derive(full), REML=True)]
 
 
 def listwise(design: Design, data: pd.DataFrame, s: Settings, seed: int) -> Any:
@@ -199,6 +208,7 @@ def model(design: Design, data: pd.DataFrame, s: Settings, seed: int) -> Any:
 
 #: name -> method, in the order of the published table
 METHODS: dict[str, Callable[[Design, pd.DataFrame, Settings, int], Any]] = {
+    "complete": complete,
     "listwise": listwise,
     "single": single,
     "pan": pan,

@@ -102,6 +102,7 @@ def run_replication(
     """Every method on one replication of ``design``; a tidy frame of scored parameters."""
     rseed = design.seed(seed, rep)
     data = design.generate(rseed)
+    data.attrs["seed"] = rseed
     out: list[dict[str, Any]] = []
     for k, name in enumerate(methods):
         t0 = time.perf_counter()

@@ -65,9 +65,10 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     order = {k: pd.unique(res[k]) for k in keys}
     tab = res.groupby(keys, sort=False).apply(_cell, include_groups=False)
     tab = tab.reset_index()
-    for k in keys:
+    for k in keys[:2]:
         tab[k] = pd.Categorical(tab[k], categories=order[k], ordered=True)
-    return tab.sort_values(keys).reset_index(drop=True)
+    # parameters stay in the order each design lists them
+    return tab.sort_values(keys[:2], kind="stable").reset_index(drop=True)
 
 
 def plot_summary(table: pd.DataFrame, path: str | None = None) -> Any:
