@@ -333,3 +333,17 @@ def test_delta_analysis_shifts_the_pooled_estimate():
     step = tab["Estimate"].diff().dropna().to_numpy()
     np.testing.assert_allclose(step, share, rtol=0.35)  # intercept moves by ~ delta x missing share
     assert (tab["2.5%"] < tab["Estimate"]).all() and (tab["Estimate"] < tab["97.5%"]).all()
+
+
+def test_polars_in_polars_out_and_summary(tiny):
+    pl = pytest.importorskip("polars")
+    imp = pm.model_impute(
+        pl.from_pandas(tiny), FORMULA, m=2, n_burn=40, n_iter=5, chains=1, seed=1, verbose=False
+    )
+    d = imp.complete(1)
+    assert isinstance(d, pl.DataFrame) and d.columns == list(tiny.columns)
+    assert d["x"].null_count() == 0
+    text = str(imp.summary())
+    assert "Models (factorisation, in order):\n  y ~ x + w + x:w + (1 + x | g)\n  x ~ w" in text
+    assert "Metropolis acceptance rates:" in text and "Highest PSR" in text
+    assert repr(imp).startswith("<ImputationResult (model): 'y ~ x + w + x:w + (1 + x | g)'")

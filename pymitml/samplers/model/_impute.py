@@ -17,13 +17,13 @@ from ._chain import make_model_chain, parameter_names
 from ._spec import ModelSpec, build_spec
 from ._summary import posterior_table, psr_by_segment
 
-__all__ = ["ModelImputationResult", "model_impute"]
+__all__ = ["ModelImputationResult", "ModelSummary", "model_impute"]
 
 #: PSR above this after burn-in is a ConvergenceWarning
 PSR_LIMIT = 1.1
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class ModelImputationResult(ImputationResult):
     """:class:`~pymitml.result.ImputationResult` of :func:`model_impute`, with Blimp's output.
 
@@ -65,6 +65,52 @@ class ModelImputationResult(ImputationResult):
     @property
     def models(self) -> list[str]:
         return self.extra["models"]
+
+    def summary(self, **kwargs) -> ModelSummary:  # type: ignore[override]
+        """Blimp-like report: the models, the burn-in PSR table, the posterior summaries and
+        the Metropolis acceptance rates (print it)."""
+        return ModelSummary(
+            self.models, self.psr_burnin, self.estimates, self.acceptance, dict(self.settings)
+        )
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """What :meth:`ModelImputationResult.summary` returns; ``print`` it for the report."""
+
+    models: list[str]
+    psr_burnin: pd.DataFrame
+    estimates: pd.DataFrame
+    acceptance: pd.DataFrame
+    settings: dict
+
+    def __str__(self) -> str:
+        s = self.settings
+        parts = [
+            "Model-based imputation (model_impute)",
+            f"  burn-in {s['n_burn']}, iterations between imputations {s['n_iter']}, "
+            f"imputations {s['m']}, chains {s['chains']}",
+            "",
+            "Models (factorisation, in order):",
+            *[f"  {t}" for t in self.models],
+            "",
+            "Potential scale reduction (PSR) over the burn-in:",
+            self.psr_burnin.to_string(float_format=lambda v: f"{v:.3f}")
+            if len(self.psr_burnin)
+            else "  (burn-in too short)",
+            "",
+            "Posterior summaries (after burn-in):",
+            self.estimates.to_string(float_format=lambda v: f"{v:.3f}"),
+            "",
+            "Metropolis acceptance rates:",
+            self.acceptance.to_string(float_format=lambda v: f"{v:.3f}")
+            if len(self.acceptance)
+            else "  (no Metropolis steps)",
+        ]
+        return "\n".join(parts)
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
 def model_impute(
