@@ -66,7 +66,7 @@ class ModelImputationResult(ImputationResult):
     def models(self) -> list[str]:
         return self.extra["models"]
 
-    def summary(self, **kwargs) -> ModelSummary:  # type: ignore[override]
+    def summary(self, **kwargs) -> ModelSummary:
         """Blimp-like report: the models, the burn-in PSR table, the posterior summaries and
         the Metropolis acceptance rates (print it)."""
         return ModelSummary(
