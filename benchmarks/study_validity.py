@@ -6,7 +6,8 @@
 Runs (or resumes: files already in --out are kept) the study of :mod:`pymitml.studies` and prints
 its table (bias, relative bias, RMSE, coverage, width, FMI with Monte Carlo standard errors) per
 design, method and parameter; writes the table as CSV and the figure of relative bias and
-coverage beside the results (``<out>/table.csv``, ``<out>/figure.png``), and the commit it ran at.
+coverage beside the results (``<out>/table.csv``, ``<out>/table.md``, ``<out>/figure.png``), with
+the commit it ran at.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     tab = studies.summarize(res)
     out = Path(a.out)
     tab.to_csv(out / "table.csv", index=False)
+    (out / "table.md").write_text(
+        f"Run at commit {_commit()} with {a.reps} replications per cell, m = {a.m}, "
+        f"n_burn = {a.burn}, n_iter = {a.iter}, maxit = {a.maxit}.\n\n" + studies.to_markdown(tab)
+    )
     studies.plot_summary(tab, str(out / "figure.png"))
     cols = ["truth", "reps", "failed", "mean", "rel_bias", "rel_bias_mcse", "rmse"]
     cols += ["coverage", "coverage_mcse", "width", "fmi"]

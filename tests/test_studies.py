@@ -200,3 +200,12 @@ def test_reduced_study_reproduces_the_literature(tmp_path):
     if "model" in methods:
         r = tab.loc[(rs, "model", "x~~x|g")]
         assert abs(r["rel_bias"]) < 0.1 + 2 * r["rel_bias_mcse"]
+
+
+def test_markdown_table():
+    res = pd.concat(
+        [_fake([2.2, 2.0], [True, False]), _fake([2.0, 2.0], [True, True]).assign(method="k")]
+    )
+    md = studies.to_markdown(studies.summarize(res))
+    assert "**d** (2 replications; relative bias % (coverage %))" in md
+    assert "| m | 5.0 (50) |" in md and "| k | 0.0 (100) |" in md

@@ -18,7 +18,7 @@ table (bias, relative bias, RMSE, coverage, width, FMI, each with its Monte Carl
 from ._designs import DESIGNS, Design, design_grid
 from ._methods import METHODS, NotApplicable, Settings, method_names
 from ._runner import load_results, run_replication, run_study
-from ._summary import plot_summary, summarize
+from ._summary import plot_summary, summarize, to_markdown
 
 __all__ = [
     "DESIGNS",
@@ -33,4 +33,5 @@ __all__ = [
     "run_replication",
     "run_study",
     "summarize",
+    "to_markdown",
 ]

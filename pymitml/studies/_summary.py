@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["summarize", "plot_summary"]
+__all__ = ["summarize", "plot_summary", "to_markdown"]
 
 
 def _cell(g: pd.DataFrame) -> pd.Series:
@@ -116,3 +116,33 @@ def plot_summary(table: pd.DataFrame, path: str | None = None) -> Any:
     if path is not None:
         fig.savefig(path, dpi=110)
     return fig
+
+
+def to_markdown(table: pd.DataFrame, digits: int = 2) -> str:
+    """One Markdown table per design: rows are methods, cells ``relative bias (coverage)`` in
+    percent per parameter, with the replications and the largest MCSEs under each table."""
+    out = []
+    for dn, sub in table.groupby("design", sort=False, observed=True):
+        pars = list(pd.unique(sub["parameter"]))
+        reps = int(sub["reps"].max())
+        out += [f"**{dn}** ({reps} replications; relative bias % (coverage %))", ""]
+        heads = (p.replace("|", "\\|") for p in pars)  # a bar would end the cell
+        out.append("| method | " + " | ".join(heads) + " |")
+        out.append("|---" * (len(pars) + 1) + "|")
+        for mth, ms in sub.groupby("method", sort=False, observed=True):
+            ms = ms.set_index("parameter").reindex(pars)
+            cells = [
+                ""
+                if pd.isna(r["rel_bias"])
+                else f"{100 * r['rel_bias']:.{max(digits - 1, 0)}f} ({100 * r['coverage']:.0f})"
+                for _, r in ms.iterrows()
+            ]
+            out.append(f"| {mth} | " + " | ".join(cells) + " |")
+        mc_b = 100 * sub["rel_bias_mcse"].max()
+        mc_c = 100 * sub["coverage_mcse"].max()
+        out += [
+            "",
+            f"Largest MCSE: relative bias {mc_b:.1f} points, coverage {mc_c:.1f} points.",
+            "",
+        ]
+    return "\n".join(out)
