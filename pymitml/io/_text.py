@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pandas as pd
@@ -52,7 +53,7 @@ def integral_columns(schema: Schema) -> list[bool]:
 
 
 def write_table(
-    path: Path,
+    path: Path | IO[bytes],
     columns: Sequence[np.ndarray],
     integral: Sequence[bool],
     missing: float,
@@ -61,7 +62,8 @@ def write_table(
     shown: str | None = None,
 ) -> None:
     """Write float64 columns (NaN = missing) as text, no header; ``lead`` is an integer first
-    column; ``shown`` is the file name used in errors (``path`` may be a temporary file)."""
+    column; ``shown`` is the file name used in errors (``path`` may be a temporary file, or an
+    open binary file that several calls append to)."""
     import polars as pl
 
     flag = float(missing)
@@ -71,7 +73,7 @@ def write_table(
     for j, (v, isint) in enumerate(zip(columns, integral)):
         if np.any(v == flag):
             raise ValueError(
-                f"a value in column {j + 1} of '{shown or path.name}' equals the missing flag "
+                f"a value in column {j + 1} of '{shown or getattr(path, 'name', path)}' equals the missing flag "
                 f"{flag_text(missing)}; choose another `missing` value."
             )
         s = pl.Series(f"c{j}", v, nan_to_null=True)

@@ -118,20 +118,23 @@ def write_blimp(
     check_new(paths, overwrite)
 
     integral = integral_columns(sch)
-    blocks = ([encode_block(mlist.original, sch, is_original=True)] if with_orig else []) + [
-        encode_block(f, sch) for f in mlist
-    ]
     first = 0 if with_orig else 1
     cols = [c.file for c in sch.columns]
+    # one data set at a time: a lazy MitmlList builds, encodes and writes each, then drops it
     with Staged(paths) as st:
         if layout == "stacked":
-            lead = np.repeat(np.arange(first, len(mlist) + 1), sch.n)
-            stacked = [np.concatenate([b[c] for b in blocks]) for c in cols]
-            write_table(st[path], stacked, integral, missing, sep, lead=lead, shown=path.name)
+            with open(st[path], "wb") as fh:
+                for k, (f, is_orig) in enumerate(_sets(mlist, with_orig)):
+                    b = encode_block(f, sch, is_original=is_orig)
+                    lead = np.full(sch.n, first + k, dtype=np.int64)
+                    write_table(
+                        fh, [b[c] for c in cols], integral, missing, sep, lead=lead, shown=path.name
+                    )
             st[namefile].write_text("\n".join([_IMP, *cols]) + "\n", encoding="utf-8")
             written = [path]
         else:
-            for b, p in zip(blocks, data):
+            for (f, is_orig), p in zip(_sets(mlist, with_orig), data):
+                b = encode_block(f, sch, is_original=is_orig)
                 write_table(st[p], [b[c] for c in cols], integral, missing, sep, shown=p.name)
             st[lst].write_text(
                 "".join(p.name + "\n" for p in data[1 if with_orig else 0 :]), encoding="utf-8"
@@ -142,6 +145,14 @@ def write_blimp(
             sch.extra["sha256"] = {p.name: digest(st[p]) for p in written}
             sch.write(st[side])
     return paths
+
+
+def _sets(mlist, with_orig: bool):
+    """(data set, is the original) in file order, each built when it is reached."""
+    if with_orig:
+        yield mlist.original, True
+    for f in mlist:
+        yield f, False
 
 
 def _first_token(path: Path) -> str:

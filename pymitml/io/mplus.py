@@ -116,8 +116,7 @@ def write_mplus(
         )
     fnames = file_names(mlist.columns, MPLUS, names, rename)
     sch = build_schema(mlist, "mplus", fnames, original=False)
-    blocks = [encode_block(f, sch) for f in mlist]
-    text = _code_text(sch, blocks)
+    text = _code_text(sch, mlist)
     sch.extra.update(missing=float(missing), sep=sep)
     data, lst, inp_path, log_path = _stem_paths(stem, len(mlist))
     codes_path = stem.with_name(f"{stem.name}_codes.csv")
@@ -133,10 +132,12 @@ def write_mplus(
 
     integral = [i or c.file in text for i, c in zip(integral_columns(sch), sch.columns)]
     with Staged(paths) as st:
-        for block, p in zip(blocks, data):
+        for f, p in zip(mlist, data):  # one data set at a time
+            block = _recode(sch, text, encode_block(f, sch))
             write_table(
                 st[p], [block[c.file] for c in sch.columns], integral, missing, sep, shown=p.name
             )
+            del block, f
         st[lst].write_text("".join(p.name + "\n" for p in data), encoding="utf-8")
         if inp:
             st[inp_path].write_text(
@@ -158,30 +159,41 @@ def _is_text(spec) -> bool:
     return "string" in {spec.kind, *([] if spec.orig_dtype is None else [kind_of(spec.orig_dtype)])}
 
 
-def _code_text(sch, blocks: list[dict[str, np.ndarray]]) -> set[str]:
+def _code_text(sch, mlist) -> set[str]:
     """Text columns become integer codes, as mitml's ``write.mitmlMplus`` does with every
     non-numeric column (``as.numeric(as.factor(x))``): the distinct values, sorted, are numbered
     1..K. Unlike mitml, which numbers each imputation on its own, one table serves all data
-    sets, so a code means the same text in every file. ``blocks`` are recoded in place and the
-    table is stored in the column's spec (``categories`` = texts, ``codes`` = 1..K)."""
-    done = set()
-    for spec in sch.columns:
-        if not _is_text(spec):
-            continue
-        values = sorted(
-            {str(v) for b in blocks for v in b[spec.file] if v is not None and not pd.isna(v)}
-        )
-        index = pd.Index(values, dtype=object)
-        for b in blocks:
-            raw = np.asarray(b[spec.file], dtype=object)
-            miss = pd.isna(raw)
-            pos = index.get_indexer(np.where(miss, "", raw).astype(str).astype(object))
-            codes = (pos + 1).astype(np.float64)
-            codes[miss] = np.nan
-            b[spec.file] = codes
+    sets, so a code means the same text in every file. The table is stored in the column's spec
+    (``categories`` = texts, ``codes`` = 1..K); :func:`_recode` applies it to a data set. The
+    distinct values are gathered in one pass over the data sets (none when no column is text)."""
+    text = [spec for spec in sch.columns if _is_text(spec)]
+    if not text:
+        return set()
+    seen: dict[str, set[str]] = {spec.file: set() for spec in text}
+    for f in mlist:
+        b = encode_block(f, sch)
+        for spec in text:
+            seen[spec.file].update(str(v) for v in b[spec.file] if v is not None and not pd.isna(v))
+        del b, f
+    for spec in text:
+        values = sorted(seen[spec.file])
         spec.categories, spec.codes = values, list(range(1, len(values) + 1))
-        done.add(spec.file)
-    return done
+    return {spec.file for spec in text}
+
+
+def _recode(sch, text: set[str], block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``block`` with its text columns (``text``) replaced by their codes, in place."""
+    for spec in sch.columns:
+        if spec.file not in text:
+            continue
+        index = pd.Index(spec.categories, dtype=object)
+        raw = np.asarray(block[spec.file], dtype=object)
+        miss = pd.isna(raw)
+        pos = index.get_indexer(np.where(miss, "", raw).astype(str).astype(object))
+        codes = (pos + 1).astype(np.float64)
+        codes[miss] = np.nan
+        block[spec.file] = codes
+    return block
 
 
 def _codes_csv(sch) -> str:
