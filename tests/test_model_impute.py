@@ -347,3 +347,28 @@ def test_polars_in_polars_out_and_summary(tiny):
     assert "Models (factorisation, in order):\n  y ~ x + w + x:w + (1 + x | g)\n  x ~ w" in text
     assert "Metropolis acceptance rates:" in text and "Highest PSR" in text
     assert repr(imp).startswith("<ImputationResult (model): 'y ~ x + w + x:w + (1 + x | g)'")
+
+
+def test_incomplete_level2_predictor_with_cross_level_interaction():
+    rng = np.random.default_rng(12)
+    J, nj = 80, 12
+    g = np.repeat(np.arange(J), nj)
+    n = J * nj
+    w2 = rng.normal(size=J)
+    x = 0.3 * w2[g] + rng.normal(size=n)
+    y = 1 + x + 0.5 * w2[g] + 0.5 * x * w2[g] + 0.6 * rng.normal(size=J)[g] + rng.normal(size=n)
+    wm = w2.copy()
+    wm[rng.random(J) < 0.25] = np.nan
+    xm = x.copy()
+    xm[rng.random(n) < 0.2] = np.nan
+    df = pd.DataFrame({"g": g, "x": xm, "w": wm[g], "y": y})
+    imp = pm.model_impute(
+        df, "y ~ x + w + x:w + (1 | g)", m=2, n_burn=1000, n_iter=300, seed=4, verbose=False
+    )
+    assert imp.models == ["y ~ x + w + x:w + (1 | g)", "x ~ w", "w ~ 1"]
+    est = imp.estimates
+    assert abs(est.loc[("y", "x:w"), "Median"] - 0.5) < 0.12
+    assert abs(est.loc[("y", "w"), "Median"] - 0.5) < 0.2
+    assert abs(est.loc[("x", "w"), "Median"] - 0.3) < 0.12
+    for d in imp.complete():  # one value per cluster
+        assert (d.groupby("g")["w"].nunique() == 1).all()
