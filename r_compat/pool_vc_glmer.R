@@ -10,7 +10,8 @@
 # the ICC is the latent-scale one, tau0 / (tau0 + pi^2/3) for the logit link.
 #
 # Data: lme4's cbpp (r_compat/glmer_cbpp.csv), the simulated r_compat/glmer_sim.csv (binary with
-# a random slope, probit, Poisson) and the 5 data sets of r_compat/glmer_implist.csv.
+# a random slope, probit, Poisson), lme4's grouseticks (r_compat/glmer_grouseticks.csv; Poisson,
+# two grouping factors) and the 5 data sets of r_compat/glmer_implist.csv.
 # Every fit uses tight control (as r_compat/glmer_ref.R) so that the optimum is accurate.
 #
 # Run from the repository root:  Rscript r_compat/pool_vc_glmer.R
@@ -147,6 +148,13 @@ cases$probit <- list(
 cases$poisson <- list(
   formula = "yc ~ x + f + (1 | g)", data = "glmer_sim.csv", family = "poisson", link = "log",
   nAGQ = 1, fits = list(one_fit(yc ~ x + f + (1 | g), sim, poisson)))
+
+gt <- read.csv(file.path(out_dir, "glmer_grouseticks.csv"))
+for (v in c("INDEX", "BROOD", "LOCATION", "YEAR")) gt[[v]] <- factor(gt[[v]])
+cases$grouseticks_two_terms <- list(
+  formula = "TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | LOCATION)",
+  data = "glmer_grouseticks.csv", family = "poisson", link = "log", nAGQ = 1,
+  fits = list(one_fit(TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | LOCATION), gt, poisson)))
 
 long <- read.csv(file.path(out_dir, "glmer_implist.csv"))
 sets <- split(long[, -1], long$.imp)

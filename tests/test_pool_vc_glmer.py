@@ -27,6 +27,9 @@ REF = json.loads((RC / "pool_vc_glmer_ref.json").read_text())["cases"]
 
 def _data(name: str) -> pd.DataFrame:
     d = pd.read_csv(RC / name)
+    for c in ("INDEX", "BROOD", "LOCATION", "YEAR"):
+        if c in d:
+            d[c] = d[c].astype(str)
     if "herd" in d:
         d["herd"] = d["herd"].astype(str)
         d["period"] = d["period"].astype(str)
