@@ -352,3 +352,31 @@ def test_r2_shares_against_numpy_at_every_draw():
         tot = f.var() + vr + col["Residual Var."][t]
         assert col["R2 fixed"][t] == pytest.approx(f.var() / tot, rel=1e-10)
         assert col["R2 random"][t] == pytest.approx(vr / tot, rel=1e-10)
+
+
+def test_level2_conditional_sums_the_rows_of_its_cluster():
+    rng = np.random.default_rng(6)
+    g = np.repeat(np.arange(8), 5)
+    w = rng.normal(size=8)
+    w[[1, 4]] = np.nan
+    x = rng.normal(size=40)
+    df = pd.DataFrame({"g": g, "w": w[g], "x": x, "y": x + rng.normal(size=40)})
+    spec = build_spec(df, "y ~ x + w + x:w + (1 + x | g)")
+    st = chain_state(spec, 1, PRIOR)
+    d, mo, pv, buf = st.d, st.mo, st.pv, st.buf
+    r = np.random.default_rng(2)
+    pv.beta[:] = r.normal(size=pv.beta.shape)
+    pv.b[:] = r.normal(size=pv.b.shape)
+    v = spec.names.index("w")
+    assert mo.vlevel[v] == 2 and list(d.mis_idx[d.mis_start[v] : d.mis_start[v + 1]]) == [1, 4]
+    for j in [1, 4]:
+        for val in [-1.0, 0.7]:
+            K.set_value(d, True, v, j, val)
+            rows = range(d.start[j], d.start[j + 1])
+            focal = sum(_numpy_loglik(spec, st, 0, i) for i in rows)
+            m2 = [k for k, md in enumerate(spec.models) if md.label == "w"][0]
+            own = -0.5 * (val - pv.beta[m2, 0]) ** 2 / pv.s2[m2]
+            assert K.cond_logpost(d, mo, pv, v, j, buf[0], buf[1]) == pytest.approx(
+                focal + own, rel=1e-12
+            )
+            assert (d.V[d.start[j] : d.start[j + 1], v] == val).all()
