@@ -117,15 +117,17 @@ RUN = dict(m=1, n_burn=1, n_iter=1, chains=1, verbose=False)
             "y ~ log(x) + (1 | g)",
             {},
             "cannot read the term 'log(x)' of the focal model 'y ~ log(x) + (1 | g)'; "
-            "model_impute's formulas take column names, products 'a:b', crossings 'a*b' and "
-            "powers 'I(a^2)'. Compute other transformations as columns of the data first.",
+            "model_impute's formulas take column names, products 'a:b', crossings 'a*b', powers "
+            "'I(a^2)', cluster means 'cmean(a)' and cluster-mean-centred values 'cwc(a)'. "
+            "Compute other transformations as columns of the data first.",
         ),
         (
             "y ~ x + (1 | g)",
             {"predictors": ["x ~ sqrt(w)"]},
             "cannot read the term 'sqrt(w)' of predictor model 'x ~ sqrt(w)'; model_impute's "
-            "formulas take column names, products 'a:b', crossings 'a*b' and powers 'I(a^2)'. "
-            "Compute other transformations as columns of the data first.",
+            "formulas take column names, products 'a:b', crossings 'a*b', powers 'I(a^2)', "
+            "cluster means 'cmean(a)' and cluster-mean-centred values 'cwc(a)'. Compute other "
+            "transformations as columns of the data first.",
         ),
         (
             "y ~ x + z + (1 | g)",
@@ -139,6 +141,13 @@ RUN = dict(m=1, n_burn=1, n_iter=1, chains=1, verbose=False)
             "model_impute takes one cluster variable: use one term such as '(1 + x | cluster)'.",
         ),
         ("y ~ x ~ w", {}, "`formula` must contain exactly one '~'; got 'y ~ x ~ w'."),
+        (
+            "y ~ x + w + (1 | g)",
+            {"predictors": ["x ~ w + y"]},
+            "the predictor model of 'x' (x ~ w + y): 'y' is the focal model's response; the "
+            "factorisation f(y | x, ...) f(x | ...) cannot also condition 'x' on it: remove 'y' "
+            "from the predictor model.",
+        ),
         (
             "y ~ x + (1 | g)",
             {"fixed": ["x"]},
@@ -157,6 +166,19 @@ def test_bad_input_messages(tiny, formula, kwargs, message):
     with pytest.raises(ValueError) as err:
         pm.model_impute(tiny, formula, **kwargs, **RUN)
     assert str(err.value) == message
+
+
+def test_circular_predictor_models(tiny):
+    df = tiny.assign(
+        w=np.where(np.arange(len(tiny)) % 4 == 0, np.nan, tiny["w"] * np.arange(len(tiny)))
+    )
+    with pytest.raises(ValueError) as err:
+        pm.model_impute(df, "y ~ x + w + (1 | g)", predictors=["x ~ w", "w ~ x"], **RUN)
+    assert str(err.value) == (
+        "the predictor models condition in a circle (x -> w -> x): the factorisation needs an "
+        "order; list the variables of one model on the left together ('x + w ~ ...') or drop "
+        "one of the predictors."
+    )
 
 
 def test_bad_run_arguments(tiny):

@@ -433,12 +433,21 @@ def build_spec(
             "model_impute: predictor models (factored regressions, in this order): "
             + "; ".join(f"{a} ~ {r}" for a, r, _src in order_named)
         )
+    deps: dict[str, list[str]] = {}
     for nm, rhs, src in order_named:
         vv = index[nm]
         vi = info[vv]
         where = f"the predictor model of '{nm}' ({src if src != 'default' else nm + ' ~ ' + rhs})"
         xc, terms = _design(rhs, where, index, info)
         for tv in _term_vars(terms):
+            base = tv[:-5] if tv.endswith(".mean") and tv in latent_names else tv
+            if base == response:
+                _fail(
+                    f"{where}: '{tv}' is the focal model's response; the factorisation "
+                    f"f({response} | {nm}, ...) f({nm} | ...) cannot also condition '{nm}' on "
+                    f"it: remove '{tv}' from the predictor model."
+                )
+            deps.setdefault(nm, []).append(base)
             if vi.level == 2 and info[index[tv]].level == 1:
                 _fail(
                     f"{where}: '{nm}' is a level-2 variable and cannot be regressed on the "
@@ -453,6 +462,7 @@ def build_spec(
         models.append(
             ModelDef(nm, "predictor", vv, 1 if vi.ncat else 0, vi.level, xc, zc, f"{nm} ~ {rhs}")
         )
+    _check_acyclic(deps)
     for nm, rhs in sel.items():
         vv = index[nm]
         where = f"the selection model of '{nm}' ({rhs!r})"
@@ -515,6 +525,33 @@ def build_spec(
         cen=cen,
         latent=latent,
     )
+
+
+def _check_acyclic(deps: dict[str, list[str]]) -> None:
+    """The predictor models must not condition in a circle (x ~ z and z ~ x)."""
+    state: dict[str, int] = {}
+
+    def visit(v: str, path: list[str]) -> None:
+        state[v] = 1
+        for u in deps.get(v, []):
+            if u not in deps:
+                continue
+            if state.get(u) == 1:
+                cyc = path[path.index(u) :] + [u] if u in path else [v, u]
+                _fail(
+                    "the predictor models condition in a circle ("
+                    + " -> ".join(cyc)
+                    + "): the factorisation needs an order; list the variables of one model on "
+                    f"the left together ('{' + '.join(dict.fromkeys(cyc))} ~ ...') or drop one "
+                    "of the predictors."
+                )
+            if state.get(u) is None:
+                visit(u, path + [u])
+        state[v] = 2
+
+    for v in deps:
+        if state.get(v) is None:
+            visit(v, [v])
 
 
 def _latent_models(nm, v, km, rhs, where, index, info) -> list[ModelDef]:
