@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import struct
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from pandas import isna as pd_isna
@@ -91,12 +92,19 @@ def _tag(name: str, body: bytes) -> bytes:
     return b"<" + name.encode() + b">" + body + b"</" + name.encode() + b">"
 
 
+def _record_dtype(variables: list[DtaVariable]) -> np.dtype:
+    """One row's fixed-width record (packed, little-endian)."""
+    return np.dtype(
+        [
+            (f"f{i}", f"S{v.width}" if v.type == "str" else _NUMPY[v.type])
+            for i, v in enumerate(variables)
+        ]
+    )
+
+
 def _records(variables: list[DtaVariable], nobs: int, enc: str) -> bytes:
     """All rows as fixed-width little-endian records (one numpy structured array)."""
-    fields = []
-    for i, v in enumerate(variables):
-        fields.append((f"f{i}", f"S{v.width}" if v.type == "str" else _NUMPY[v.type]))
-    rec = np.zeros(nobs, dtype=np.dtype(fields))
+    rec = np.zeros(nobs, dtype=_record_dtype(variables))
     for i, v in enumerate(variables):
         if v.type == "str":
             vals = np.asarray(v.values, dtype=object)
@@ -152,8 +160,14 @@ def write_dta(
     value_labels: dict[str, list[tuple[int, str]]] | None = None,
     sort_by: Sequence[str] = (),
     timestamp: _dt.datetime | None = None,
+    chunks: Callable[[], Iterable[list[np.ndarray]]] | None = None,
 ) -> None:
-    """Write a .dta file (format 117 or 118) with the given variables and characteristics."""
+    """Write a .dta file (format 117 or 118) with the given variables and characteristics.
+
+    ``chunks``: the data in runs of rows, for files too large to hold at once: a function
+    returning an iterable of lists of value arrays (one per variable, in order, as
+    ``DtaVariable.values``) that together make the ``nobs`` rows; the variables' own ``values``
+    are then not read (their types and widths must fit every chunk)."""
     sz = _sizes(version)
     enc = sz["enc"]
     K = len(variables)
@@ -204,7 +218,8 @@ def write_dta(
             + b"\x00"
         )
         chars += _tag("ch", struct.pack("<I", len(body)) + body)
-    data = _records(variables, nobs, enc)
+    data: bytes | None = None if chunks is not None else _records(variables, nobs, enc)
+    data_len = nobs * _record_dtype(variables).itemsize if data is None else len(data)
     vls = b"".join(_value_label_table(n, e, sz) for n, e in (value_labels or {}).items())
 
     sections = [
@@ -225,14 +240,28 @@ def write_dta(
     pos = len(start) + map_len
     for name, content in sections:
         offsets.append(pos)
-        pos += len(name) * 2 + 5 + len(content)  # <name>content</name>
+        size = data_len if name == "data" else len(cast(bytes, content))
+        pos += len(name) * 2 + 5 + size  # <name>content</name>
     end = b"</stata_dta>"
     offsets += [pos, pos + len(end)]  # </stata_dta>, end of file
     with open(path, "wb") as fh:
         fh.write(start + _tag("map", struct.pack("<14Q", *offsets)))
         for name, content in sections:
             fh.write(b"<" + name.encode() + b">")
-            fh.write(content)
+            if content is not None:
+                fh.write(content)
+            else:  # the data, one chunk of rows at a time
+                written = 0
+                for values in cast(Callable, chunks)():
+                    part = [replace(v, values=x) for v, x in zip(variables, values)]
+                    rec = _records(part, len(values[0]), enc)
+                    written += len(rec)
+                    fh.write(rec)
+                if written != data_len:
+                    raise ValueError(
+                        f"the data chunks hold {written} bytes of records, not the {data_len} "
+                        f"of {nobs} rows."
+                    )
             fh.write(b"</" + name.encode() + b">")
         fh.write(end)
 

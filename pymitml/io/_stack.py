@@ -45,14 +45,18 @@ def _comparable(s) -> np.ndarray:
 
 
 def varying_cells(mlist) -> np.ndarray:
-    """Boolean (rows, columns): the cell differs between at least two imputed data sets."""
-    frames = [as_pandas(f) for f in mlist]
-    first = frames[0]
+    """Boolean (rows, columns): the cell differs between at least two imputed data sets.
+
+    Every data set is compared with the first, one at a time (a lazy MitmlList never holds
+    more than two)."""
+    sets = iter(mlist)
+    first = as_pandas(next(sets))
+    ref = [(_comparable(first[c]), first[c].isna().to_numpy()) for c in first.columns]
     out = np.zeros(first.shape, dtype=bool)
-    for j, c in enumerate(first.columns):
-        a = _comparable(first[c])
-        na = first[c].isna().to_numpy()
-        for f in frames[1:]:
+    for f in sets:
+        f = as_pandas(f)
+        for j, c in enumerate(first.columns):
+            a, na = ref[j]
             b = _comparable(f[c])
             nb = f[c].isna().to_numpy()
             with np.errstate(invalid="ignore"):

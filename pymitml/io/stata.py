@@ -122,9 +122,8 @@ def write_stata(
     pvars = _passive(mlist, ivars, passive)
     rvars = [c for c in mlist.columns if c not in ivars and c not in pvars]
     m, n = len(mlist), sch.n
-    blocks = [encode_block(f, sch) for f in mlist]
     if mlist.original is not None:
-        blocks.insert(0, encode_block(mlist.original, sch, is_original=True))
+        block0 = encode_block(mlist.original, sch, is_original=True)
     else:
         warnings.warn(
             "the MitmlList has no original data; Stata's m = 0 is rebuilt from imputation 1 with the "
@@ -133,24 +132,41 @@ def write_stata(
             UserWarning,
             stacklevel=2,
         )
-        blocks.insert(0, _rebuild_original(mlist, sch, ivars))
+        block0 = _rebuild_original(mlist, sch, ivars)
 
-    variables = []
-    for spec in sch.columns:
-        vals = np.concatenate([b[spec.file] for b in blocks])
-        variables.append(_variable(spec, vals, labels.get(spec.name, "")))
+    def blocks():
+        """m = 0, then every imputation, encoded one at a time (a lazy MitmlList builds each
+        data set when it is reached and drops it after)."""
+        yield block0
+        for f in mlist:
+            yield encode_block(f, sch)
+
+    # first pass: the storage type and width of every column from each block's extremes
+    extremes: dict[str, list[np.ndarray]] = {spec.file: [] for spec in sch.columns}
+    for b in blocks():
+        for spec in sch.columns:
+            extremes[spec.file].append(_extremes(b[spec.file]))
+    variables = [
+        _variable(spec, np.concatenate(extremes[spec.file]), labels.get(spec.name, ""))
+        for spec in sch.columns
+    ]
     miss0 = np.zeros(n, dtype=bool)
     for spec in sch.columns:
         if spec.name in ivars:
-            miss0 |= pd.isna(blocks[0][spec.file])
-    mi_miss = np.concatenate([miss0.astype(np.float64), np.full(m * n, np.nan)])
-    mi_m = np.repeat(np.arange(m + 1, dtype=np.float64), n)
-    mi_id = np.tile(np.arange(1, n + 1, dtype=np.float64), m + 1)
+            miss0 |= pd.isna(block0[spec.file])
     variables += [
-        DtaVariable("_mi_miss", "byte", mi_miss),
-        DtaVariable("_mi_m", _int_type(mi_m), mi_m),
-        DtaVariable("_mi_id", _int_type(mi_id), mi_id),
+        DtaVariable("_mi_miss", "byte", miss0.astype(np.float64)),
+        DtaVariable("_mi_m", _int_type(np.array([0.0, m])), np.zeros(0)),
+        DtaVariable("_mi_id", _int_type(np.array([1.0, n])), np.zeros(0)),
     ]
+    ids = np.arange(1, n + 1, dtype=np.float64)
+
+    def chunks():
+        """Second pass: the rows of m = 0, 1, ..., M, one block at a time."""
+        for k, b in enumerate(blocks()):
+            mi_miss = miss0.astype(np.float64) if k == 0 else np.full(n, np.nan)
+            yield [b[spec.file] for spec in sch.columns] + [mi_miss, np.full(n, float(k)), ids]
+
     value_labels = {
         spec.file: [(int(c), str(k)) for c, k in zip(cast(list, spec.codes), spec.categories)]
         for spec in sch.columns
@@ -181,6 +197,7 @@ def write_stata(
             characteristics=chars,
             value_labels=value_labels,
             sort_by=["_mi_m", "_mi_id"],
+            chunks=chunks,
         )
         if do_file:
             st[path.with_suffix(".do")].write_text(
@@ -241,6 +258,19 @@ def _rebuild_original(mlist, sch: Schema, ivars: list[str]) -> dict[str, np.ndar
             v[vary[:, j]] = None if v.dtype == object else np.nan
             block[spec.file] = v
     return block
+
+
+def _extremes(vals: np.ndarray) -> np.ndarray:
+    """The values of one block that decide a column's Stata type: the smallest and largest
+    number (NaN when none), or the text that is longest in UTF-8."""
+    if vals.dtype == object:
+        text = np.where(pd.isna(vals), "", vals).astype(str)
+        if not len(text):
+            return vals[:0]
+        size = np.char.str_len(np.char.encode(text, "utf-8"))
+        return vals[[int(np.argmax(size))]]
+    ok = vals[~np.isnan(vals)]
+    return np.array([ok.min(), ok.max()]) if ok.size else np.array([np.nan])
 
 
 def _int_type(vals: np.ndarray) -> str:
