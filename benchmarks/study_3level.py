@@ -36,6 +36,7 @@ and coverage 90-98% for the multilevel imputation; its fast part runs one replic
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import warnings
 
@@ -223,8 +224,12 @@ def summarise(design: str, reps: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("quantity")
 
 
-def run(design: str, reps: int, m: int, seed0: int = 1) -> pd.DataFrame:
-    out = [replicate(design, seed0 + 1000 * k, m) for k in range(reps)]
+def run(design: str, reps: int, m: int, seed0: int = 1, progress: bool = False) -> pd.DataFrame:
+    out = []
+    for k in range(reps):
+        out.append(replicate(design, seed0 + 1000 * k, m))
+        if progress and (k + 1) % 5 == 0:
+            print(f"{design}: {k + 1}/{reps}", file=sys.stderr, flush=True)
     return summarise(design, out)
 
 
@@ -239,7 +244,7 @@ def main() -> None:
     pd.set_option("display.max_columns", 20)
     for d in designs:
         t0 = time.perf_counter()
-        tab = run(d, a.reps, a.m)
+        tab = run(d, a.reps, a.m, progress=True)
         print(f"\n{d}: {a.reps} replications, m = {a.m} ({time.perf_counter() - t0:.0f} s)")
         print(tab.round(3).to_string())
 
