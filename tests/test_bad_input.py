@@ -154,6 +154,16 @@ CASES: dict[str, Case] = {
         "target 'y' is not numeric (dtype object); pan_impute imputes continuous variables only: "
         "convert it with astype(float), or use jomo_impute for categorical targets.",
     ),
+    "jomo_inf_level2_target": Case(
+        lambda: pm.jomo_impute(
+            edit(z=lambda d: np.where(d["g"] == 2, np.inf, d["g"] * 0.5)),
+            ["y ~ 1 + x + (1|g)", "z ~ 1"],
+            **RUN,
+        ),
+        ValueError,
+        "column 'z' has 6 infinite value(s) (inf/-inf) at row positions [12, 13, 14, 15, 16]...; "
+        "infinite is not " + INF_TAIL,
+    ),
     # ---- samplers: missing codes ------------------------------------------------------------
     "missing_code_text": Case(
         lambda: pm.pan_impute(base(), "y ~ 1 + x + (1|g)", missing_code="-99", **RUN),
@@ -463,6 +473,13 @@ def test_kernel_failure_attributes():
     with pytest.raises(NumericalFailureError) as info:
         CASES["jomo_overflow_group"].call()
     assert info.value.group == "B"
+
+
+def test_columns_outside_the_model_are_not_checked():
+    """Infinite values or mixed types in a column the model does not use are left alone."""
+    d = edit(w=at("w", [0], np.inf), t=lambda d: pd.Series(["a", 1] * 24, dtype=object))
+    out = pm.pan_impute(d, "y ~ 1 + x + (1|g)", **RUN).complete(1)
+    assert np.isinf(out["w"].iloc[0]) and out["t"].tolist() == d["t"].tolist()
 
 
 def test_missing_code_only_model_columns():
