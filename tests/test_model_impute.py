@@ -417,3 +417,20 @@ def test_selection_model_recovers_mnar_outcome():
     assert abs(mnar.loc[("y", "Intercept"), "Median"] - 1.0) < 0.12
     assert abs(mnar.loc[("y.missing", "y"), "Median"] - 0.9) < 0.25
     assert abs(mnar.loc[("y", "x"), "Median"] - 1.0) < 0.1
+
+
+def test_trace_plot_and_delta_plot(tiny, tmp_path):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    imp = pm.model_impute(tiny, FORMULA, m=2, n_burn=20, n_iter=5, chains=2, seed=1, verbose=False)
+    fig = imp.plot(tmp_path / "trace.png", parameters=[("y", "x"), ("x", "Residual Var.")])
+    assert len(fig.axes) == 2 and (tmp_path / "trace.png").stat().st_size > 0
+    assert len(fig.axes[0].lines) == 2  # one per chain
+    with pytest.raises(ValueError, match=r"`parameters` \[\('y', 'nope'\)\] not among"):
+        imp.plot(parameters=[("y", "nope")])
+    tab, ax = pm.delta_analysis(
+        tiny, "y ~ x + (1 | g)", deltas=[0.0, 1.0], m=2, n_burn=20, n_iter=5, seed=1, plot=True
+    )
+    assert list(tab.index) == [0.0, 1.0] and ax.get_xlabel().startswith("delta")

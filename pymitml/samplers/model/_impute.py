@@ -66,6 +66,40 @@ class ModelImputationResult(ImputationResult):
     def models(self) -> list[str]:
         return self.extra["models"]
 
+    def plot(self, path=None, parameters=None, burn_in: bool = True, **kwargs):
+        """Trace plots of the draws (burn-in shaded, then the draws after it), one panel per
+        parameter, one line per chain. ``parameters``: (model, parameter) tuples (default: the
+        focal model's). Returns the figure (saved to ``path`` when given)."""
+        import matplotlib.pyplot as plt
+
+        idx = list(self.extra["parameter_index"])
+        if parameters is None:
+            focal = idx[0][0]
+            parameters = [k for k in idx if k[0] == focal]
+        missing = [k for k in parameters if tuple(k) not in idx]
+        if missing:
+            raise ValueError(f"`parameters` {missing} not among the estimates; choose from {idx}.")
+        n = len(parameters)
+        fig, axes = plt.subplots(n, 1, figsize=(7, 1.6 * n + 0.6), squeeze=False, sharex=True)
+        nb = self.draws_burnin.shape[1]
+        for ax, key in zip(axes[:, 0], parameters):
+            r = idx.index(tuple(key))
+            for c in range(self.draws.shape[2]):
+                x = (
+                    np.concatenate([self.draws_burnin[r, :, c], self.draws[r, :, c]])
+                    if burn_in
+                    else self.draws[r, :, c]
+                )
+                ax.plot(x, lw=0.5)
+            if burn_in and nb:
+                ax.axvspan(0, nb, color="grey", alpha=0.15, lw=0)
+            ax.set_ylabel(f"{key[0]}: {key[1]}", fontsize=7)
+        axes[-1, 0].set_xlabel("iteration")
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path, **kwargs)
+        return fig
+
     def summary(self, **kwargs) -> ModelSummary:
         """Blimp-like report: the models, the burn-in PSR table, the posterior summaries and
         the Metropolis acceptance rates (print it)."""
