@@ -808,8 +808,10 @@ class MitmlList(Sequence):
     def to_long(self, imputation: str = ".imp", id: str = ".id", include_original: bool = False):
         """All data sets stacked, with the imputation number (1..m; 0 = original) and row id (1..N).
 
-        The inverse is :func:`long_to_mitml_list`.
+        The inverse is :func:`long_to_mitml_list`. The result holds every data set (warns, with
+        the estimate, when that would take more than half the available memory).
         """
+        _warn_if_large(self._src, len(self) + (1 if include_original else 0))
         blocks = [(0, self.original)] if include_original and self.original is not None else []
         blocks += list(enumerate(self, start=1))
         if self.library == "polars":

@@ -179,6 +179,8 @@ def test_materialising_everything_warns_with_the_estimate(imp, monkeypatch):
     assert not full.lazy
     with pytest.warns(UserWarning, match="GiB is available; iterate over the MitmlList"):
         imp.complete(lazy=False)
+    with pytest.warns(UserWarning, match="materialising all 5 data sets at once"):
+        implist.to_long(include_original=True)
     monkeypatch.setattr(ml, "_available_memory", lambda: 2**50)
     import warnings
 
