@@ -138,6 +138,8 @@ def _numpy_design(spec, V, m, which="x"):
             vi = spec.info[v]
             if p < 0:
                 out[:, c] *= V[:, v] == -p
+            elif p > 100:  # cwc(x): x minus its cluster mean
+                out[:, c] *= (V[:, v] - V[:, spec.cen[v]]) ** (p - 100)
             else:
                 val = vi.levels[V[:, v].astype(int)] if vi.ncat else V[:, v]
                 out[:, c] *= val**p
@@ -380,3 +382,30 @@ def test_level2_conditional_sums_the_rows_of_its_cluster():
                 focal + own, rel=1e-12
             )
             assert (d.V[d.start[j] : d.start[j + 1], v] == val).all()
+
+
+def test_observed_cluster_means_follow_the_imputed_values():
+    rng = np.random.default_rng(8)
+    g = np.repeat(np.arange(6), 7)
+    x = rng.normal(size=42)
+    x[::3] = np.nan
+    df = pd.DataFrame({"g": g, "x": x, "y": rng.normal(size=42)})
+    spec = build_spec(df, "y ~ cwc(x) + cmean(x) + (1 | g)", cluster_means="observed")
+    st = chain_state(spec, 1, PRIOR)
+    v, km = spec.names.index("x"), spec.names.index("x.mean")
+    from pymitml.samplers.model._chain import parameter_names
+
+    theta = np.zeros((len(parameter_names(spec)), 30))
+    code, _ = K.iterate(30, 0, st.rng, st.d, st.mo, st.lists, st.pv, st.buf, st.tune, theta)
+    assert code == 0
+    V = st.d.V
+    want = pd.Series(V[:, v]).groupby(st.d.clus).transform("mean").to_numpy()
+    np.testing.assert_allclose(V[:, km], want, rtol=1e-10, atol=1e-12)
+    assert st.tune.tries[0, v] > 0 and st.mo.direct[v] == 0
+    # the full conditional of one cell sums the focal model over the whole cluster
+    i = int(np.flatnonzero(st.d.R[:, v])[0])
+    j = st.d.clus[i]
+    focal = sum(_numpy_loglik(spec, st, 0, r) for r in range(st.d.start[j], st.d.start[j + 1]))
+    own = _numpy_loglik(spec, st, 1, i)
+    got = K.cond_logpost(st.d, st.mo, st.pv, v, i, st.buf[0], st.buf[1])
+    assert got == pytest.approx(focal + own, rel=1e-10)

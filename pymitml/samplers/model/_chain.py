@@ -69,6 +69,8 @@ def _start_values(spec: ModelSpec, rng) -> np.ndarray:
         if not miss.any():
             continue
         obs = col[~miss]
+        if v in spec.observed_means:
+            continue  # set below, from the filled-in variable
         if v in spec.latent:  # a latent cluster mean: start at the cluster means of its variable
             base = pd.Series(V[:, spec.latent[v]]).groupby(spec.clus).transform("mean")
             col[:] = base.fillna(np.nanmean(V[:, spec.latent[v]])).to_numpy()
@@ -88,6 +90,8 @@ def _start_values(spec: ModelSpec, rng) -> np.ndarray:
                 if vi.ncat
                 else obs.mean() + obs.std() * rng.standard_normal(k)
             )
+    for km, b in spec.observed_means.items():
+        V[:, km] = pd.Series(V[:, b]).groupby(spec.clus).transform("mean").to_numpy()
     return V
 
 
@@ -133,9 +137,13 @@ def model_tables(spec: ModelSpec):
     for m, md in enumerate(spec.models):
         if md.kind != 2:
             own[md.resp] = m
+    obsm = np.full(K, -1, np.int64)
+    for km, b in spec.observed_means.items():
+        obsm[b] = km
     direct = np.zeros(K, np.int64)
     for v in range(K):
-        if own[v] >= 0 and spec.models[own[v]].kind == 0 and uses[:, v].sum() == 1:
+        lone = uses[:, v].sum() == 1 and (obsm[v] < 0 or uses[:, obsm[v]].sum() == 0)
+        if own[v] >= 0 and spec.models[own[v]].kind == 0 and lone:
             direct[v] = 1
     mo = MbModels(
         np.array([md.resp for md in spec.models], np.int64),
@@ -149,6 +157,7 @@ def model_tables(spec: ModelSpec):
         own,
         direct,
         np.array([md.offset for md in spec.models], np.int64),
+        obsm,
     )
     return mo, fvar, fpow
 

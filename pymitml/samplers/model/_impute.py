@@ -200,8 +200,9 @@ def model_impute(
     cluster_means : ``"latent"`` (default; Blimp's LATENT): ``cmean(x)`` is a latent variable
         mu_j with x_ij = mu_j + (level-1 terms of x's model) + e_ij and mu_j = (intercept +
         level-2 terms) + u_j, drawn by Metropolis steps whose target includes the focal model;
-        ``cwc(x)`` = x_ij - mu_j. ``"observed"``: the observed cluster means (complete
-        variables only).
+        ``cwc(x)`` = x_ij - mu_j. ``"observed"``: the cluster means of the current values (for
+        an incomplete x they move with its imputations; each imputed value's full conditional
+        then includes its whole cluster's focal likelihood).
     delta : ``{variable: shift}``: pattern-mixture shift added to the variable's imputed values
         (tipping-point analyses; see :func:`delta_analysis`).
     m, n_burn, n_iter, chains : imputations; burn-in iterations; iterations between imputations;

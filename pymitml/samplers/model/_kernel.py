@@ -74,6 +74,7 @@ class MbModels(NamedTuple):
     own: np.ndarray  # (K,) int64 the model whose response the variable is (-1: none)
     direct: np.ndarray  # (K,) int64 1: drawn exactly from its own linear model
     off: np.ndarray  # (M,) int64 offset variable of a linear model's response (-1: none)
+    obsm: np.ndarray  # (K,) int64 the observed-cluster-mean variable of an incomplete one (-1)
 
 
 class MbPars(NamedTuple):
@@ -195,7 +196,13 @@ def cond_logpost(d, mo, pv, v, r, xr, zr):
     """Unnormalised log full conditional of variable v at r (a row, or a cluster at level 2):
     the sum of the log-likelihoods of every model that uses v."""
     s = 0.0
+    km = mo.obsm[v]
     for m in range(len(mo.resp)):
+        if km >= 0 and mo.uses[m, km] == 1:  # the cluster mean moves with v: the whole cluster
+            j = d.clus[r]
+            for i in range(d.start[j], d.start[j + 1]):
+                s += row_loglik(d, mo, pv, m, i, xr, zr)
+            continue
         if mo.uses[m, v] == 0:
             continue
         if mo.vlevel[v] == 1 or mo.level[m] == 2:
@@ -214,6 +221,18 @@ def set_value(d, lev2, v, r, x):
             d.V[i, v] = x
     else:
         d.V[r, v] = x
+
+
+@njit(nrt=False)
+def set_level1(d, mo, v, r, x):
+    """V[r, v] <- x, and v's observed cluster mean (if the focal model uses one) moved along."""
+    km = mo.obsm[v]
+    if km >= 0:
+        j = d.clus[r]
+        shift = (x - d.V[r, v]) / (d.start[j + 1] - d.start[j])
+        for i in range(d.start[j], d.start[j + 1]):
+            d.V[i, km] += shift
+    d.V[r, v] = x
 
 
 @njit(nrt=False)
@@ -252,15 +271,20 @@ def draw_metropolis(rng, d, mo, pv, v, r, buf, tune, phase):
     old = d.V[row, v]
     lp0 = cond_logpost(d, mo, pv, v, r, buf[0], buf[1])
     new = rw_proposal(rng, old, sd)
-    set_value(d, lev2, v, r, new)
+    if lev2:
+        set_value(d, lev2, v, r, new)
+    else:
+        set_level1(d, mo, v, r, new)
     lp1 = cond_logpost(d, mo, pv, v, r, buf[0], buf[1])
     tune.win_try[v] += 1.0
     tune.tries[phase, v] += 1.0
     if mh_accept(rng, lp1 - lp0):
         tune.win_acc[v] += 1.0
         tune.acc[phase, v] += 1.0
-    else:
+    elif lev2:
         set_value(d, lev2, v, r, old)
+    else:
+        set_level1(d, mo, v, r, old)
 
 
 @njit(nrt=False)

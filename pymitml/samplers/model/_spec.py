@@ -70,6 +70,7 @@ class ModelSpec:
     messages: list[str] = field(default_factory=list)
     cen: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     latent: dict[int, int] = field(default_factory=dict)  # latent mean variable -> its variable
+    observed_means: dict[int, int] = field(default_factory=dict)  # observed mean of incomplete
 
 
 def _fail(msg: str) -> None:
@@ -295,6 +296,7 @@ def build_spec(
         info.append(vi)
         cols.append(vals)
     latent: dict[int, int] = {}
+    observed_means: dict[int, int] = {}
     base_index = {nm: k for k, nm in enumerate(names)}
     for sname, base in synthetic.items():
         b = base_index[base]
@@ -305,13 +307,12 @@ def build_spec(
                 f"it is {'constant within clusters' if bi.level == 2 else 'categorical'}."
             )
         if cluster_means == "observed":
-            if bi.n_missing:
-                _fail(
-                    f"observed cluster means of the incomplete '{base}' are not available; use "
-                    "cluster_means='latent' (Blimp's latent cluster means)."
-                )
+            # the mean of the current values (observed and imputed), kept up to date by the
+            # kernel whenever an imputed value of the variable changes
             vals = pd.Series(cols[b]).groupby(clus).transform("mean").to_numpy()
             info.append(VarInfo(sname, 2, 0, False, np.zeros(0), None, 0))
+            if bi.n_missing:
+                observed_means[len(names)] = b
         else:
             vals = np.full(n_rows, np.nan)
             info.append(VarInfo(sname, 2, 0, False, np.zeros(0), None, J))
@@ -402,7 +403,8 @@ def build_spec(
     complete_focal = [
         nm for nm in _term_vars(f_terms) + _term_vars(r_terms) if nm not in incomplete
     ]
-    fixed_default = list(dict.fromkeys(fixed_list + complete_focal))
+    # cluster means are functions of their variables, never conditioned on by default
+    fixed_default = [a for a in dict.fromkeys(fixed_list + complete_focal) if a not in synthetic]
     latent_names = {names[k] for k in latent}
     latent_bases = {names[b] for b in latent.values()}
     needing = [
@@ -524,6 +526,7 @@ def build_spec(
         messages=messages,
         cen=cen,
         latent=latent,
+        observed_means=observed_means,
     )
 
 
