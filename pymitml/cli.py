@@ -13,6 +13,7 @@ Examples
     pymitml impute pupils.csv --method fcs --cluster school -m 20 -o imputed.sav
     pymitml analyze imputed.dta --formula "math ~ ses + size + (1|school)"
     pymitml convert imputed.dta imputed.sav
+    pymitml run mnar.imp
 """
 
 from __future__ import annotations
@@ -161,7 +162,7 @@ def cli() -> None:
 )
 @click.option(
     "--method",
-    type=click.Choice(["pan", "jomo", "fcs"]),
+    type=click.Choice(["pan", "jomo", "fcs", "model"]),
     default="pan",
     show_default=True,
     help="imputation family.",
@@ -191,6 +192,7 @@ def impute(
       pymitml impute pupils.csv --formula "math + ses ~ 1 + size + (1|school)" -m 20 -o out.dta
       pymitml impute pupils.csv --method jomo --formula "math ~ 1 + (1|school)" -o out.sav
       pymitml impute pupils.csv --method fcs --cluster school -m 20 -o out.parquet
+      pymitml impute pupils.csv --method model --formula "math ~ ses + (1 + ses|school)" -o out.csv
     """
     quiet = bool(opts["quiet"])
     df = _read_data(data, opts["missing_code"])
@@ -220,6 +222,16 @@ def _run_imputation(
         formula: Any = formulas[0] if len(formulas) == 1 else list(formulas)
         fn = pm.pan_impute if method == "pan" else pm.jomo_impute
         call = lambda: fn(df, formula, **kw)  # noqa: E731
+    elif method == "model":
+        if len(formulas) != 1:
+            raise UserError(
+                "--method model needs one --formula, the focal model in lme4 grammar, e.g. "
+                '"y ~ x + w + x:w + (1 + x|id)".'
+            )
+        kw.update({k: opts[k] for k in ("n_burn", "n_iter") if opts[k] is not None})
+        if kw["m"] % 2:
+            kw["chains"] = 1
+        call = lambda: pm.model_impute(df, formulas[0], verbose=False, **kw)  # noqa: E731
     else:
         if cluster is None:
             raise UserError("--method fcs needs --cluster, the cluster id column.")
@@ -290,6 +302,30 @@ def describe(data: str, cluster: str | None, missing_code: float | None) -> None
         click.echo(str(pm.missing_pattern(df, cluster=cluster)))
     except (ValueError, TypeError, KeyError) as exc:
         raise UserError(str(exc)) from exc
+
+
+@cli.command()
+@click.argument("script")
+@click.option("--overwrite", is_flag=True, help="replace the files SAVE names if they exist.")
+@click.option("--quiet", is_flag=True, help="no progress bar or report.")
+def run(script: str, overwrite: bool, quiet: bool) -> None:
+    """Run a Blimp script (SCRIPT.imp) on pymitml's model-based sampler; print Blimp's report.
+
+    \b
+    Supported: DATA, VARIABLES, CLUSTERID, ORDINAL, NOMINAL, FIXED, MISSING, CENTER, MODEL
+    (focal/auxiliary blocks, '| slopes', 'y.missing ~' selection models), SEED, BURN,
+    ITERATIONS, NIMPS, CHAINS, THIN, SAVE (stacked = file; separate = imp*.dat).
+    \b
+    Example:
+      pymitml run mnar.imp
+    """
+    from .blimp_script import BlimpScriptError, run_blimp_script
+
+    try:
+        text, _ = run_blimp_script(script, overwrite=overwrite, progress=not quiet)
+    except (BlimpScriptError, ValueError, TypeError, KeyError, FileExistsError) as exc:
+        raise UserError(f"{script}: {exc}") from exc
+    _echo(quiet, text)
 
 
 @cli.command()
