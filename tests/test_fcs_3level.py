@@ -11,7 +11,7 @@ import pytest
 
 import pymitml as pm
 from pymitml.pool.compatibility import CompatibilityWarning
-from pymitml.samplers._ranef import RcData, draw_beta_b, rc_params, rc_work
+from pymitml.samplers._ranef import RcData, draw_beta_b, group_means, rc_params, rc_work
 from tests.test_fcs_r import REF, ROOT, Z_MAX, _quantities
 
 
@@ -287,3 +287,17 @@ def test_passive_post_and_long_chain_work_with_several_cluster_variables(data):
     for c in imp.complete():
         np.testing.assert_allclose(c["y2"], 2.0 * c["y"])
         assert c["w"][data["w"].isna()].between(-1.0, 1.0).all()
+
+
+def test_group_means_step_against_numpy():
+    rng = np.random.default_rng(8)
+    v = rng.normal(size=(500, 3))
+    codes = rng.integers(0, 40, 500)
+    codes[codes == 7] = 8  # group 7 has no rows
+    out = np.empty((40, 3))
+    group_means(v, codes, out)
+    for a in range(3):
+        n = np.bincount(codes, minlength=40)
+        ref = np.bincount(codes, weights=v[:, a], minlength=40) / np.maximum(n, 1)
+        np.testing.assert_allclose(out[:, a], ref, rtol=1e-13, atol=1e-15)
+    assert np.all(out[7] == 0.0)

@@ -33,6 +33,7 @@ __all__ = [
     "RcData",
     "RcParams",
     "RcWork",
+    "group_means",
     "linear_predictor",
     "pmm_match",
     "probit_latents",
@@ -317,6 +318,24 @@ def rc_sweep(rng, d, par, w, n):
         if code != 0:
             return code
     return 0
+
+
+@njit
+def group_means(v, codes, out):
+    """out[j, a] <- mean of v[i, a] over the rows i with codes[i] == j (rows in any order;
+    0 for a group without rows): cluster means of several columns in one pass."""
+    J, k = out.shape
+    count = np.zeros(J)
+    out[:, :] = 0.0
+    for i in range(v.shape[0]):
+        j = codes[i]
+        count[j] += 1.0
+        for a in range(k):
+            out[j, a] += v[i, a]
+    for j in range(J):
+        if count[j] > 0.0:
+            for a in range(k):
+                out[j, a] /= count[j]
 
 
 @njit

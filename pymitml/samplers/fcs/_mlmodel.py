@@ -32,13 +32,14 @@ from .._ranef import (
     RcData,
     draw_beta_b,
     draw_psi,
+    group_means,
     linear_predictor,
     probit_latents,
     rc_params,
     rc_work,
     residual_ss,
 )
-from ._design import _expand, _expand_names, _independent_columns, cluster_means
+from ._design import _expand, _expand_names, _independent_columns
 from ._mlspec import MlSpec
 
 __all__ = ["MlDesign", "MlMethod", "MlModel", "ml_design"]
@@ -56,6 +57,13 @@ def _first_rows(codes: np.ndarray, n: int) -> np.ndarray:
     first = np.empty(n, dtype=np.int64)
     first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
     return first
+
+
+def _means(v: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
+    """(n, k) group means of the columns of v (the numba step)."""
+    out = np.empty((n, v.shape[1]))
+    group_means(np.ascontiguousarray(v), codes, out)
+    return out
 
 
 class MlDesign:
@@ -108,18 +116,19 @@ class MlDesign:
     def _unit(self, v: np.ndarray) -> np.ndarray:
         if self.unit is None:
             return v
-        return cluster_means(v, self.codes, self.n_units)
+        return _means(v, self.codes, self.n_units)
 
     def build(self, cur: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """(X (units x p), [Z_t (units x q_t)]) from the current values."""
         spec = self.spec
         ex = {k: _expand(spec, cur, k) for k in self.preds}
-        xs = [np.ones((self.n_units, 1))] + [self._unit(ex[k]) for k in self.preds]
+        E = np.hstack([np.ones((cur.shape[0], 1))] + [ex[k] for k in self.preds])
+        xs = [self._unit(E)]
         for g, ks in self.means:
             if ks:
-                gm = cluster_means(np.hstack([ex[k] for k in ks]), spec.codes[g], spec.n_groups[g])
+                gm = _means(np.hstack([ex[k] for k in ks]), spec.codes[g], spec.n_groups[g])
                 xs.append(gm[spec.codes[g][self.first]])
-        X = np.hstack(xs)
+        X = np.hstack(xs) if len(xs) > 1 else xs[0]
         if len(self.keep) != X.shape[1]:
             X = X[:, self.keep]
         Zs = []
