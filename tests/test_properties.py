@@ -28,10 +28,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 import pymitml as pm
+from pymitml.exceptions import NumericalFailureError
 
 pl = pytest.importorskip("polars")
 
@@ -77,8 +78,9 @@ def frames(draw, kind: str = "pan", library=None, index: bool = True) -> Frame:
     'fcs': every incomplete column is a target)."""
     J = draw(st.integers(2, 6))
     sizes = draw(st.lists(st.integers(1, 6), min_size=J, max_size=J))
-    if sum(sizes) < 8:  # enough rows for the model's parameters
-        sizes[0] += 8 - sum(sizes)
+    least = 24 if kind == "fcs" else 8  # enough rows for the model's parameters
+    if sum(sizes) < least:
+        sizes[0] += least - sum(sizes)
     n = sum(sizes)
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
@@ -91,7 +93,9 @@ def frames(draw, kind: str = "pan", library=None, index: bool = True) -> Frame:
     }
     y = np.round(rng.normal(size=n) + 0.5 * cols["x"] + rng.normal(size=J)[g], 6)
     # missingness: random cells, and perhaps a whole cluster missing (never all of y)
-    p_miss = draw(st.sampled_from([0.1, 0.3, 0.5]))
+    # (fcs fits every incomplete column on the others: on these tiny frames, heavy missingness
+    # in three columns at once leaves some conditional models without data)
+    p_miss = draw(st.sampled_from([0.1, 0.2] if kind == "fcs" else [0.1, 0.3, 0.5]))
     miss = rng.random(n) < p_miss
     if draw(st.booleans()):
         miss |= g == draw(st.integers(0, J - 1))
@@ -101,7 +105,7 @@ def frames(draw, kind: str = "pan", library=None, index: bool = True) -> Frame:
     ys = pd.Series(np.where(miss, np.nan, y)).astype(ydt)
     cols["y"] = ys
     targets = ["y"]
-    if kind == "jomo":
+    if kind in ("jomo", "fcs"):
         levels = ["lo", "mid", "hi"]
         c = np.array(levels)[rng.integers(0, 3, size=n)]
         c[keep[:3]] = levels  # every level observed
@@ -187,7 +191,13 @@ def _impute(frame: Frame, kind: str, seed: int = 1, **kw):
         if kind == "jomo":
             return pm.jomo_impute(frame.native(), "y + c ~ 1 + x + (1|g)", seed=seed, **RUN, **kw)
         fkw = {k: v for k, v in kw.items() if k != "chains"}
-        return pm.fcs_impute(frame.native(), cluster="g", m=2, maxit=1, seed=seed, **fkw)
+        try:
+            return pm.fcs_impute(frame.native(), cluster="g", m=2, maxit=1, seed=seed, **fkw)
+        except NumericalFailureError:
+            # a few tiny frames leave one of fcs's conditional models (2l.polyreg with 2l.bin
+            # and 2l.pan beside it) without enough data; these properties are about what
+            # imputation keeps, so such a frame is not an example (a clear error, no crash)
+            reject()
 
 
 def _check_imputation(frame: Frame, kind: str) -> None:
