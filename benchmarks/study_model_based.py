@@ -22,9 +22,22 @@ interaction : ``pm.datasets.interaction_mar(50, 20, p_missing=0.3)``; ``y ~ x1 +
               pan: ``y + x1 + x2 ~ 1 + (1 | j)``; fcs: ``2l.pan`` for ``x1`` and ``x2``
               (linear in the other variables: no product term).
 
-The slow test tests/test_model_sim.py runs a shorter version of this study (``slow``) and a
-one-replication check on a large data set (fast). The figures measured are in the module
-docstring of tests/test_model_sim.py.
+The slow tests in tests/test_model_sim.py run this study with 40 replications; its fast tests
+one large data set per design.
+
+Measured (40 replications, m = 10, seeds 1 + 1000 k; relative bias, MCSE of the bias in
+parentheses, coverage of the 95% intervals of the fixed effects):
+
+    slope        model:    x -0.040 (0.013), intercept -0.040 (0.016), tau11 -0.029 (0.012),
+                           tau00 0.000 (0.020), tau01 0.023 (0.009), sigma2 0.013 (0.007);
+                           coverage x 1.000, intercept 0.925
+                 complete: x -0.023, intercept -0.044, tau11 -0.014 (the same data sets)
+                 pan:      tau11 -0.544 (0.005), x -0.122, tau00 +0.211, sigma2 +0.177;
+                           coverage x 0.750
+    interaction  model:    x1:x2 0.007 (0.005), x1 0.009, x2 0.009, intercept -0.005,
+                           tau00 0.038 (complete 0.038), sigma2 -0.009; coverage 0.925-1.000
+                 pan:      x1:x2 -0.363 (0.004), coverage 0.000; x1 -0.101, sigma2 +0.202
+                 fcs:      x1:x2 -0.378 (0.005), coverage 0.000; x1 -0.122, sigma2 +0.223
 """
 
 from __future__ import annotations

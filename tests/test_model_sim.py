@@ -4,6 +4,11 @@ predictors, each missing at random, where joint-model (pan) and chained-equation
 imputation are biased. The study itself is benchmarks/study_model_based.py (same designs and
 code); the ``slow`` tests run it with 40 replications, the fast ones one large data set each,
 compared with the analysis of the same data before deletion.
+
+Measured by the slow tests (40 replications, m = 10): model-based relative bias at most 4% for
+every fixed effect and variance component of both designs (slope variance -2.9%, MCSE 4.8%
+of the truth; product term +0.7%); pan's slope variance -54%; pan's and fcs' product term -36%
+and -38% with 0% coverage. Details in benchmarks/study_model_based.py.
 """
 
 from __future__ import annotations
