@@ -1,8 +1,9 @@
 """Three-level and crossed imputation against the truth (benchmarks/study_3level.py).
 
-Slow: replications of the intercept, slope and crossed designs; the multilevel imputation's
-pooled lmer estimates (fixed effects and variance components at every level) have relative
-bias below 10% and 95% interval coverage in 90-98%, and the naive two-level imputation that
+Slow: 100 replications (m = 10) of the intercept, slope and crossed designs; the multilevel
+imputation's pooled lmer estimates (fixed effects and variance components at every level) have
+relative bias below 10% (or, where the complete data miss that, add less than 10% to their
+bias) and 95% interval coverage in 90-98%, and the naive two-level imputation that
 ignores schools (or neighbourhoods) biases the ignored level's variance down.
 Fast: one replication of each design with the same checks per estimate (seeded)."""
 
@@ -51,7 +52,12 @@ def test_one_replication_recovers_the_truth(design):
 def test_bias_and_coverage_over_replications(design):
     tab = study.run(design, reps=100, m=10)
     print(tab.round(3).to_string())
-    assert np.all(np.abs(tab["ml:bias%"]) < 10.0), tab["ml:bias%"]
+    # bias below 10% of the truth; where the complete-data analysis itself misses that (the
+    # random-slope variance from 40 schools), the bias the imputation adds to it
+    ok = (np.abs(tab["ml:bias%"]) < 10.0) | (
+        (np.abs(tab["complete:bias%"]) >= 10.0) & (np.abs(tab["ml:vs_complete%"]) < 10.0)
+    )
+    assert ok.all(), tab[["complete:bias%", "ml:bias%", "ml:vs_complete%"]]
     assert np.all((tab["ml:cover"] >= 0.90) & (tab["ml:cover"] <= 0.98)), tab["ml:cover"]
     q = IGNORED[design]
     assert tab.loc[q, "naive:bias%"] < -10.0
