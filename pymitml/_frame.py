@@ -303,6 +303,10 @@ class ColumnCodec:
         return cats[values.astype(np.int64)]
 
 
+#: pandas >= 3 always copies on write: a shallow copy of a frame can never change the original
+_COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3
+
+
 @dataclass
 class Codebook:
     """Everything needed to rebuild completed data sets in the user's own library.
@@ -377,11 +381,14 @@ class Codebook:
     def complete(self, rows: np.ndarray, cols: np.ndarray, values: np.ndarray) -> Any:
         """One completed data set: ``values[k]`` goes to row position ``rows[k]`` of target ``cols[k]``.
 
-        Observed cells are never touched; every other column is passed through unchanged.
+        Observed cells are never touched; every other column is passed through unchanged. With
+        pandas' copy-on-write (always on from pandas 3) the columns that are not imputed are
+        shared with ``incomplete`` (a write to them copies first), so a data set costs only
+        its imputed columns.
         """
         if self.library == "polars":
             return self._complete_polars(rows, cols, values)
-        out = self.incomplete.copy()
+        out = self.incomplete.copy(deep=not _COPY_ON_WRITE)
         for codec, r, v in self._cells(rows, cols, values):
             s = out[codec.name]
             if codec.kind == "continuous":

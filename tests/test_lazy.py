@@ -97,6 +97,13 @@ def test_a_data_set_taken_is_a_new_frame_each_time(imp):
     else:
         a = a.with_columns(pl.lit(0.0).alias("y"))
     assert not (implist[0]["y"] == 0.0).all()
+    if isinstance(a, pd.DataFrame):  # writes into a column shared with the observed data
+        b = implist[1]
+        before = imp.incomplete["z"].copy()
+        b.iloc[0, b.columns.get_loc("z")] = 99.0
+        b["w"] *= 2
+        pd.testing.assert_series_equal(imp.incomplete["z"], before)
+        assert implist[1]["z"].iloc[0] == before.iloc[0] and b["z"].iloc[0] == 99.0
 
 
 def test_slices_and_selected_imputations_stay_lazy(imp):
