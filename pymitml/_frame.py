@@ -335,14 +335,16 @@ class Codebook:
         targets: Sequence[str] | None = None,
         method: str | None = None,
         check: bool = True,
+        checked: Sequence[str] | None = None,
     ) -> tuple[Codebook, pd.DataFrame]:
         """Codebook and pandas working copy (missing codes replaced) of ``data``, checked.
 
         ``columns`` are the model's columns (default: all): ``missing_code`` (a number or list)
         applies to them only, unless it is a dict naming its columns. With ``check``, they are
-        checked for infinite values and text mixed with numbers (:func:`check_values`), and the
-        continuous ``targets`` (default: the numeric ``columns`` with missing cells) for their
-        scale (:func:`check_scale`).
+        checked for infinite values and text mixed with numbers (:func:`check_values`; only the
+        ``checked`` ones when given, e.g. not the cluster id), and the continuous ``targets``
+        (default: the numeric ``columns`` with missing cells) for their scale
+        (:func:`check_scale`).
         """
         lib = library_of(data)
         pdf = as_pandas(data)
@@ -353,7 +355,7 @@ class Codebook:
         check_missing_code(missing_code, pdf)
         pdf, masks = replace_missing_code(pdf, missing_code, cols)
         if check:
-            check_values(pdf, cols)
+            check_values(pdf, cols if checked is None else checked)
             if targets is None:
                 scaled = [c for c in cols if pdf[c].isna().any()]
             else:

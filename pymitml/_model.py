@@ -138,6 +138,7 @@ def prepare_model(
         targets=f.targets,
         method=method,
         check=check_data,
+        checked=model_cols,
     )
     check_columns(pdf, f.targets, "target(s)")
     check_columns(pdf, [v for v in fixed_vars + rand_vars], "predictor(s)")
