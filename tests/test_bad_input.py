@@ -482,6 +482,14 @@ def test_columns_outside_the_model_are_not_checked():
     assert np.isinf(out["w"].iloc[0]) and out["t"].tolist() == d["t"].tolist()
 
 
+def test_cluster_ids_of_mixed_types_are_labels():
+    """A cluster id mixing numbers and text is a label like any other (not checked as data)."""
+    d = base()
+    d["g"] = d["g"].astype(object).where(d["g"] != 1, "one")
+    out = pm.pan_impute(d, "y ~ 1 + x + (1|g)", **RUN).complete(1)
+    assert out["g"].tolist() == d["g"].tolist() and out["y"].notna().all()
+
+
 def test_missing_code_only_model_columns():
     """A number as missing_code leaves columns outside the model as they are; a dict reaches
     any column it names; the counts are recorded; polars works the same way."""
