@@ -445,3 +445,32 @@ def test_trace_plot_and_delta_plot(tiny, tmp_path):
         tiny, "y ~ x + (1 | g)", deltas=[0.0, 1.0], m=2, n_burn=20, n_iter=5, seed=1, plot=True
     )
     assert list(tab.index) == [0.0, 1.0] and ax.get_xlabel().startswith("delta")
+
+
+def test_nominal_predictor_multinomial_probit():
+    rng = np.random.default_rng(5)
+    J, nj = 60, 20
+    g = np.repeat(np.arange(J), nj)
+    n = J * nj
+    z = rng.normal(size=n)
+    util = np.column_stack([0.5 * z, -0.3 + 0.8 * z]) + rng.multivariate_normal(
+        [0, 0], [[1, 0.5], [0.5, 1]], size=n
+    )
+    c = np.where((util < 0).all(1), 0, util.argmax(1) + 1)
+    y = 1 + z + np.array([0, 1.0, -1.0])[c] + 0.5 * rng.normal(size=J)[g] + rng.normal(size=n)
+    cat = pd.Categorical(np.array(["a", "b", "c"])[c])
+    cm = cat.copy()
+    cm[rng.random(n) < 0.3] = np.nan
+    df = pd.DataFrame({"g": g, "z": z, "c": cm, "y": y})
+    imp = pm.model_impute(
+        df, "y ~ z + c + (1 | g)", m=2, n_burn=600, n_iter=200, seed=1, verbose=False
+    )
+    assert imp.models == ["y ~ z + c + (1 | g)", "c ~ z (multinomial probit)"]
+    est = imp.estimates
+    assert abs(est.loc[("y", "cb"), "Median"] - 1.0) < 0.25
+    assert abs(est.loc[("y", "cc"), "Median"] + 1.0) < 0.25
+    assert abs(est.loc[("c", "z [cb]"), "Median"] - 0.5) < 0.15
+    assert abs(est.loc[("c", "z [cc]"), "Median"] - 0.8) < 0.15
+    for d in imp.complete():
+        assert d["c"].dtype == df["c"].dtype and d["c"].notna().all()
+        assert (d["c"][df.c.notna()] == df["c"].dropna()).all()

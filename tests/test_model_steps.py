@@ -409,3 +409,41 @@ def test_observed_cluster_means_follow_the_imputed_values():
     own = _numpy_loglik(spec, st, 1, i)
     got = K.cond_logpost(st.d, st.mo, st.pv, v, i, st.buf[0], st.buf[1])
     assert got == pytest.approx(focal + own, rel=1e-10)
+
+
+def test_nominal_utilities_loglik_and_truncation():
+    rng = np.random.default_rng(11)
+    n = 40
+    g = np.repeat(np.arange(8), 5)
+    z = rng.normal(size=n)
+    c = rng.integers(0, 4, size=n)
+    cats = np.array(["p", "q", "r", "s"])
+    cc = pd.Categorical(cats[c], categories=list(cats))
+    cc[::6] = np.nan
+    df = pd.DataFrame({"g": g, "z": z, "c": cc, "y": rng.normal(size=n)})
+    spec = build_spec(df, "y ~ c + z + (1 | g)")
+    st = chain_state(spec, 1, PRIOR)
+    d, mo, pv, buf = st.d, st.mo, st.pv, st.buf
+    subs = [m for m, md in enumerate(spec.models) if md.kind == 4]
+    assert len(subs) == 3 and list(mo.dim[subs]) == [1, 2, 3]
+    pv.beta[subs, :2] = rng.normal(size=(3, 2))
+    v = spec.names.index("c")
+    for _ in range(3):
+        K.draw_nominal(rng, d, mo, pv, subs[0], buf)
+    U = d.U[:, mo.ucol[subs[0]] : mo.ucol[subs[0]] + 3]
+    code = d.V[:, v].astype(int)
+    implied = np.where((U < 0).all(1), 0, U.argmax(1) + 1)
+    np.testing.assert_array_equal(code, implied)  # categories agree with the utilities
+    obs = d.R[:, v] == 0
+    np.testing.assert_array_equal(code[obs], pd.Categorical(df.c).codes[spec.perm][obs])
+    Sigma = np.full((3, 3), K.RHO) + (1 - K.RHO) * np.eye(3)
+    W = np.column_stack([np.ones(n), d.V[:, spec.names.index("z")]])
+    for i in range(0, n, 7):
+        e = U[i] - W[i] @ pv.beta[subs, :2].T
+        want = -0.5 * e @ np.linalg.solve(Sigma, e)
+        got = K.nominal_loglik(d, mo, pv, subs[0], i, buf[0], buf[1])
+        assert got == pytest.approx(want, rel=1e-10)
+    w, s = K.nominal_consts(3)
+    # conditional of u_1 given u_2, u_3 from the joint normal
+    S12 = Sigma[0, 1:] @ np.linalg.inv(Sigma[1:, 1:])
+    assert np.allclose(S12, w) and s == pytest.approx(np.sqrt(1 - S12 @ Sigma[1:, 0]), rel=1e-12)

@@ -109,6 +109,28 @@ def missing_index(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
     return (np.concatenate(parts) if parts else np.zeros(0, np.int64)), np.array(starts, np.int64)
 
 
+def _ucols(spec: ModelSpec) -> np.ndarray:
+    """Column of U of every nominal sub-model (consecutive per variable)."""
+    out = np.zeros(len(spec.models), np.int64)
+    c = 0
+    for m, md in enumerate(spec.models):
+        if md.kind == 4:
+            out[m] = c
+            c += 1
+    return out
+
+
+def _start_utilities(spec: ModelSpec, V: np.ndarray) -> np.ndarray:
+    """Utilities agreeing with the (filled-in) categories: 0.5 for the category, -0.5 else."""
+    D = sum(md.kind == 4 for md in spec.models)
+    U = np.full((V.shape[0], max(D, 1)), -0.5)
+    uc = _ucols(spec)
+    for m, md in enumerate(spec.models):
+        if md.kind == 4:
+            U[V[:, md.resp] == md.dim, uc[m]] = 0.5
+    return U
+
+
 def model_tables(spec: ModelSpec):
     """MbModels arrays (thresholds fresh: each chain mutates its own)."""
     M, K = len(spec.models), len(spec.names)
@@ -158,6 +180,8 @@ def model_tables(spec: ModelSpec):
         direct,
         np.array([md.offset for md in spec.models], np.int64),
         obsm,
+        np.array([md.dim for md in spec.models], np.int64),
+        _ucols(spec),
     )
     return mo, fvar, fpow
 
@@ -203,6 +227,7 @@ def chain_state(spec: ModelSpec, seed, prior: dict) -> ChainState:
         mis_start,
         np.array(spec.order, np.int64),
         spec.cen,
+        _start_utilities(spec, V),
     )
     datas, pars, works = List(), List(), List()
     for md in spec.models:
@@ -225,7 +250,7 @@ def chain_state(spec: ModelSpec, seed, prior: dict) -> ChainState:
         works.append(rc_work(p, q, nclus))
     pmax = max([len(md.x_cols) for md in spec.models] + [1])
     qmax = max([len(md.z_cols) for md in spec.models] + [1])
-    buf = (np.zeros(pmax), np.zeros(qmax), np.zeros(L + 1))
+    buf = (np.zeros(pmax), np.zeros(qmax), np.zeros(L + 1), np.zeros(L + 1))
     pv = MbPars(
         np.zeros((len(spec.models), pmax)),
         np.zeros((len(spec.models), J, qmax)),

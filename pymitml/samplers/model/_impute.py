@@ -325,7 +325,7 @@ def _result(spec: ModelSpec, out, formula, prior, m, n_burn, n_iter, chains, see
             "draws": draws,
             "draws_burnin": np.concatenate([burn, der_burn], axis=0),
             "parameter_index": full_idx,
-            "models": [md.text for md in spec.models],
+            "models": [md.text for md in spec.models if md.text],
         },
     )
     return ModelImputationResult(**{f: getattr(res, f) for f in res.__dataclass_fields__})

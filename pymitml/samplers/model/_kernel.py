@@ -12,6 +12,9 @@ State (rows sorted by cluster; cluster j is rows ``start[j]:start[j+1]``):
       kind 0 linear:    v_r = x_r' beta + z_r' b_j + e_r,     e_r ~ N(0, s2)
       kind 1 probit:    category of v_r from a latent N(x_r' beta + z_r' b_j, 1) and thresholds
       kind 2 selection: missingness indicator of v_r from a latent N(x_r' beta, 1) (Albert-Chib)
+      kind 4 nominal:   one sub-model per category k = 1..K-1 of a nominal v_r: utilities
+                        u_rk = x_r' beta_k + e_rk, e_r ~ N(0, Sigma) (unit variances, correlation
+                        RHO); v_r = 0 when every u_rk < 0, else the k of the largest
 
   level-1 models have one row per data row and random effects b_j; level-2 models one row per
   cluster and none. Each model's parameters are drawn by the shared steps of :mod:`.._ranef`.
@@ -41,6 +44,9 @@ __all__ = ["MbData", "MbModels", "MbPars", "MbTune", "iterate"]
 
 _LOG_SQRT2PI = 0.5 * math.log(2.0 * math.pi)
 
+#: correlation of a nominal variable's latent utilities (fixed for identification, as jomo's)
+RHO = 0.5
+
 
 class MbData(NamedTuple):
     """Variables and the design-column table (cluster-sorted rows)."""
@@ -58,6 +64,7 @@ class MbData(NamedTuple):
     mis_start: np.ndarray  # (K + 1,) int64
     order: np.ndarray  # (Ki,) int64 the incomplete variables, in imputation order
     cen: np.ndarray  # (K,) int64 the cluster-mean variable of each variable (-1: none)
+    U: np.ndarray  # (n, D) latent utilities of the nominal variables' categories 1..K-1
 
 
 class MbModels(NamedTuple):
@@ -75,6 +82,8 @@ class MbModels(NamedTuple):
     direct: np.ndarray  # (K,) int64 1: drawn exactly from its own linear model
     off: np.ndarray  # (M,) int64 offset variable of a linear model's response (-1: none)
     obsm: np.ndarray  # (K,) int64 the observed-cluster-mean variable of an incomplete one (-1)
+    dim: np.ndarray  # (M,) int64 kind 4 (nominal): the category 1..K-1 of this sub-model
+    ucol: np.ndarray  # (M,) int64 kind 4: its column of U
 
 
 class MbPars(NamedTuple):
@@ -205,12 +214,106 @@ def cond_logpost(d, mo, pv, v, r, xr, zr):
             continue
         if mo.uses[m, v] == 0:
             continue
+        if mo.kind[m] == 4:  # a nominal variable's utilities: the whole group at its first model
+            if mo.resp[m] != v and mo.dim[m] == 1:
+                s += nominal_loglik(d, mo, pv, m, r, xr, zr)
+            continue
         if mo.vlevel[v] == 1 or mo.level[m] == 2:
             s += row_loglik(d, mo, pv, m, r, xr, zr)
         else:
             for i in range(d.start[r], d.start[r + 1]):
                 s += row_loglik(d, mo, pv, m, i, xr, zr)
     return s
+
+
+@njit(nrt=False)
+def nominal_consts(G):
+    """(w, s): u_k | u_-k has mean eta_k + w sum_{l != k} (u_l - eta_l) and sd s for G
+    utilities with unit variances and correlation RHO."""
+    w = RHO / (1.0 + (G - 2) * RHO)
+    return w, math.sqrt(1.0 - (G - 1) * RHO * w)
+
+
+@njit(nrt=False)
+def nominal_loglik(d, mo, pv, m0, i, xr, zr):
+    """log N(u_i | eta_i, Sigma) (without constants) of the nominal model whose first
+    sub-model is m0; Sigma^-1 = (I - RHO / (1 + (G - 1) RHO) 11') / (1 - RHO)."""
+    G = d.ncat[mo.resp[m0]] - 1
+    c0 = mo.ucol[m0]
+    ss = 0.0
+    tot = 0.0
+    for k in range(G):
+        e = d.U[i, c0 + k] - eta_row(d, mo, pv, m0 + k, i, xr, zr)
+        ss += e * e
+        tot += e
+    a = RHO / (1.0 + (G - 1) * RHO)
+    return -0.5 * (ss - a * tot * tot) / (1.0 - RHO)
+
+
+@njit(nrt=False)
+def draw_nominal(rng, d, mo, pv, m0, buf):
+    """The utilities of a nominal variable, one at a time given the others (truncated to agree
+    with its category); where the variable is missing, each utility jointly with the category:
+    below the largest other utility (and 0) the category stays the others', above it becomes
+    this one's, the two pieces weighted by their normal mass and the likelihood of every other
+    model that uses the variable."""
+    v = mo.resp[m0]
+    G = d.ncat[v] - 1
+    c0 = mo.ucol[m0]
+    w, sd = nominal_consts(G)
+    eta = buf[3]
+    for i in range(d.V.shape[0]):
+        for k in range(G):
+            eta[k] = eta_row(d, mo, pv, m0 + k, i, buf[0], buf[1])
+        for k in range(G):
+            mk = eta[k]
+            for l in range(G):
+                if l != k:
+                    mk += w * (d.U[i, c0 + l] - eta[l])
+            c, cstar = 0.0, 0
+            for l in range(G):
+                if l != k and d.U[i, c0 + l] > c:
+                    c, cstar = d.U[i, c0 + l], l + 1
+            if d.R[i, v] == 1:
+                d.V[i, v] = float(cstar)
+                la = cond_logpost(d, mo, pv, v, i, buf[0], buf[1])
+                d.V[i, v] = float(k + 1)
+                lb = cond_logpost(d, mo, pv, v, i, buf[0], buf[1])
+                pa = norm_cdf((c - mk) / sd)
+                wa = math.log(max(pa, 1e-300)) + la
+                wb = math.log(max(1.0 - pa, 1e-300)) + lb
+                top = max(wa, wb)
+                above = rng.random() * (math.exp(wa - top) + math.exp(wb - top)) >= math.exp(
+                    wa - top
+                )
+                d.V[i, v] = float(k + 1) if above else float(cstar)
+            else:
+                above = int(d.V[i, v]) == k + 1
+            if above:
+                d.U[i, c0 + k] = truncnorm_rng(rng, mk, sd, c, math.inf)
+            else:
+                d.U[i, c0 + k] = truncnorm_rng(rng, mk, sd, -math.inf, c)
+
+
+@njit(nrt=False)
+def refresh_nominal(d, mo, pv, m, dm, buf):
+    """Sub-model m of a nominal variable: design / s and response (u_k - w sum_{l != k}
+    (u_l - eta_l)) / s, a regression with unit residual variance given the other utilities."""
+    v = mo.resp[m]
+    G = d.ncat[v] - 1
+    k = mo.dim[m] - 1
+    m0 = m - k
+    c0 = mo.ucol[m0]
+    w, sd = nominal_consts(G)
+    for r in range(dm.X.shape[0]):
+        design_row(d, r, mo.xc[m, 0], mo.xc[m, 1], dm.X[r])
+        y = d.U[r, c0 + k]
+        for l in range(G):
+            if l != k:
+                y -= w * (d.U[r, c0 + l] - eta_row(d, mo, pv, m0 + l, r, buf[0], buf[1]))
+        dm.y[r] = y / sd
+        for a in range(dm.X.shape[1]):
+            dm.X[r, a] /= sd
 
 
 @njit(nrt=False)
@@ -294,6 +397,8 @@ def impute_variables(rng, d, mo, pv, buf, tune):
     for t in range(len(d.order)):
         v = d.order[t]
         own = mo.own[v]
+        if own >= 0 and mo.kind[own] == 4:
+            continue  # drawn with its utilities (draw_nominal)
         for s in range(d.mis_start[v], d.mis_start[v + 1]):
             r = d.mis_idx[s]
             if d.ncat[v] > 0:
@@ -482,10 +587,15 @@ def iterate(n, rec0, rng, d, mo, lists, pv, buf, tune, theta):
     for s in range(n):
         for m in range(M):
             dm = datas[m]
-            refresh_model(d, mo, m, dm)
+            if mo.kind[m] == 4:
+                if mo.dim[m] == 1:
+                    draw_nominal(rng, d, mo, pv, m, buf)
+                refresh_nominal(d, mo, pv, m, dm, buf)
+            else:
+                refresh_model(d, mo, m, dm)
             if mo.kind[m] == 1:
                 draw_thresholds(rng, d, mo, m, dm, pv, buf, tune, phase)
-            if mo.kind[m] != 0:
+            if mo.kind[m] == 1 or mo.kind[m] == 2:
                 draw_latents(rng, d, mo, m, dm, pv, buf)
             par = pars[m]
             code = draw_parameters(rng, dm, par, works[m])

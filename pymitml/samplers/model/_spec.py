@@ -47,6 +47,7 @@ class ModelDef:
     z_cols: list[tuple[str, list[tuple[int, int]]]]
     text: str = ""
     offset: int = -1  # variable subtracted from the response (a latent cluster mean)
+    dim: int = 0  # nominal sub-model: its category
 
 
 @dataclass
@@ -335,11 +336,11 @@ def build_spec(
                     seg[np.isnan(seg)] = ok[0]
     incomplete = {nm for nm, vi in zip(names, info) if vi.n_missing > 0}
     for nm, vi in zip(names, info):
-        if nm in incomplete and vi.nominal:
+        if nm in incomplete and vi.nominal and vi.level == 2:
             _fail(
-                f"'{nm}' is nominal ({vi.ncat} unordered categories) and incomplete; model_impute "
-                "imputes continuous, binary and ordinal variables: declare it ordered "
-                f"(`ordinal=['{nm}']`) or impute it with fcs_impute."
+                f"'{nm}' is a nominal level-2 variable and incomplete; model_impute imputes "
+                "nominal variables at level 1: declare it ordered (`ordinal=['{nm}']`) or "
+                "impute it with fcs_impute."
             )
     # checks on the focal model
     for e, t in zip(random_exprs, [parse_rhs(e, where_f)[1] for e in random_exprs]):
@@ -460,6 +461,15 @@ def build_spec(
         if cen[vv] >= 0 and cen[vv] in latent:
             models += _latent_models(nm, vv, int(cen[vv]), rhs, where, index, info)
             continue
+        if vi.nominal:  # multinomial probit: one sub-model per category 1..K-1, no random term
+            cats = vi.categories or []
+            for k in range(1, vi.ncat):
+                xk = [(f"{c} [{nm}{cats[k]}]", f) for c, f in xc]
+                text = f"{nm} ~ {rhs} (multinomial probit)" if k == 1 else ""
+                md = ModelDef(nm, "predictor", vv, 4, 1, xk, [], text)
+                md.dim = k
+                models.append(md)
+            continue
         zc: list = [("Intercept", [])] if (vi.level == 1 and cluster is not None) else []
         models.append(
             ModelDef(nm, "predictor", vv, 1 if vi.ncat else 0, vi.level, xc, zc, f"{nm} ~ {rhs}")
@@ -495,7 +505,7 @@ def build_spec(
     for v in delta_d:
         if v not in incomplete:
             _fail(f"`delta` for '{v}': '{v}' has no missing values; remove it from `delta`.")
-    order = [index[md.label] for md in models if md.role == "predictor"]
+    order = list(dict.fromkeys(index[md.label] for md in models if md.role == "predictor"))
     if response in incomplete:
         order = [y] + order
     imputed = [index[nm] for nm in names if nm in incomplete and nm not in latent_names]
