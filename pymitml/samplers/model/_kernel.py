@@ -267,13 +267,13 @@ def draw_nominal(rng, d, mo, pv, m0, buf):
             eta[k] = eta_row(d, mo, pv, m0 + k, i, buf[0], buf[1])
         for k in range(G):
             mk = eta[k]
-            for l in range(G):
-                if l != k:
-                    mk += w * (d.U[i, c0 + l] - eta[l])
+            for h in range(G):
+                if h != k:
+                    mk += w * (d.U[i, c0 + h] - eta[h])
             c, cstar = 0.0, 0
-            for l in range(G):
-                if l != k and d.U[i, c0 + l] > c:
-                    c, cstar = d.U[i, c0 + l], l + 1
+            for h in range(G):
+                if h != k and d.U[i, c0 + h] > c:
+                    c, cstar = d.U[i, c0 + h], h + 1
             if d.R[i, v] == 1:
                 d.V[i, v] = float(cstar)
                 la = cond_logpost(d, mo, pv, v, i, buf[0], buf[1])
@@ -297,7 +297,7 @@ def draw_nominal(rng, d, mo, pv, m0, buf):
 
 @njit(nrt=False)
 def refresh_nominal(d, mo, pv, m, dm, buf):
-    """Sub-model m of a nominal variable: design / s and response (u_k - w sum_{l != k}
+    """Sub-model m of a nominal variable: design / s and response (u_k - w sum_{h != k}
     (u_l - eta_l)) / s, a regression with unit residual variance given the other utilities."""
     v = mo.resp[m]
     G = d.ncat[v] - 1
@@ -308,9 +308,9 @@ def refresh_nominal(d, mo, pv, m, dm, buf):
     for r in range(dm.X.shape[0]):
         design_row(d, r, mo.xc[m, 0], mo.xc[m, 1], dm.X[r])
         y = d.U[r, c0 + k]
-        for l in range(G):
-            if l != k:
-                y -= w * (d.U[r, c0 + l] - eta_row(d, mo, pv, m0 + l, r, buf[0], buf[1]))
+        for h in range(G):
+            if h != k:
+                y -= w * (d.U[r, c0 + h] - eta_row(d, mo, pv, m0 + h, r, buf[0], buf[1]))
         dm.y[r] = y / sd
         for a in range(dm.X.shape[1]):
             dm.X[r, a] /= sd
