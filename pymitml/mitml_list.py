@@ -681,7 +681,11 @@ class MitmlList(Sequence):
           up to k data sets are in memory at once).
         - ``client=`` a ``dask.distributed.Client``: the analyses run as Dask tasks; the list's
           source (observed data + replacement matrix) is sent to every worker once and each
-          task builds its data set there (needs ``pip install pymitml[dask]``).
+          task builds its data set there (needs ``pip install pymitml[dask]``). Dask's
+          workers run BLAS with one thread: an analysis whose large matrix products go through
+          a multi-threaded BLAS (lmer on 100k+ rows) matches a local run to the last bit only
+          when that run uses one BLAS thread too (``OPENBLAS_NUM_THREADS=1``); otherwise they
+          differ by rounding (about 1e-15 relative).
         """
         if not callable(func):
             raise TypeError(
