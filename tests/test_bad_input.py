@@ -473,6 +473,10 @@ def test_kernel_failure_attributes():
     with pytest.raises(NumericalFailureError) as info:
         CASES["jomo_overflow_group"].call()
     assert info.value.group == "B"
+    with pytest.raises(NumericalFailureError) as info:
+        CASES["fcs_overflow"].call()
+    err = info.value
+    assert (err.status.name, err.chain, err.iteration) == ("RANDOM_EFFECTS", 0, 0)
 
 
 def test_columns_outside_the_model_are_not_checked():
