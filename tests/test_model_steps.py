@@ -447,3 +447,29 @@ def test_nominal_utilities_loglik_and_truncation():
     # conditional of u_1 given u_2, u_3 from the joint normal
     S12 = Sigma[0, 1:] @ np.linalg.inv(Sigma[1:, 1:])
     assert np.allclose(S12, w) and s == pytest.approx(np.sqrt(1 - S12 @ Sigma[1:, 0]), rel=1e-12)
+
+
+def test_refresh_nominal_conditional_regression():
+    """Sub-model k's rows: (u_k - w sum_{l != k} (u_l - eta_l)) / s on design / s."""
+    rng = np.random.default_rng(12)
+    n = 30
+    z = rng.normal(size=n)
+    cc = pd.Categorical(np.array(["p", "q", "r"])[rng.integers(0, 3, size=n)])
+    cc[::5] = np.nan
+    df = pd.DataFrame({"g": np.repeat(np.arange(6), 5), "z": z, "c": cc, "y": rng.normal(size=n)})
+    spec = build_spec(df, "y ~ c + z + (1 | g)")
+    st = chain_state(spec, 1, PRIOR)
+    d, mo, pv, buf = st.d, st.mo, st.pv, st.buf
+    subs = [m for m, md in enumerate(spec.models) if md.kind == 4]
+    pv.beta[subs, :2] = rng.normal(size=(2, 2))
+    d.U[:, :2] = rng.normal(size=(n, 2))
+    W = np.column_stack([np.ones(n), d.V[:, spec.names.index("z")]])
+    eta = W @ pv.beta[subs, :2].T
+    w, s = K.nominal_consts(2)
+    for k, m in enumerate(subs):
+        dm = st.lists[0][m]
+        K.refresh_nominal(d, mo, pv, m, dm, buf)
+        other = 1 - k
+        want_y = (d.U[:, k] - w * (d.U[:, other] - eta[:, other])) / s
+        np.testing.assert_allclose(dm.y, want_y, rtol=1e-12)
+        np.testing.assert_allclose(dm.X, W / s, rtol=1e-12)
