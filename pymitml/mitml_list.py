@@ -683,9 +683,8 @@ class MitmlList(Sequence):
           source (observed data + replacement matrix) is sent to every worker once and each
           task builds its data set there (needs ``pip install pymitml[dask]``). Dask's
           workers run BLAS with one thread: an analysis whose large matrix products go through
-          a multi-threaded BLAS (lmer on 100k+ rows) matches a local run to the last bit only
-          when that run uses one BLAS thread too (``OPENBLAS_NUM_THREADS=1``); otherwise they
-          differ by rounding (about 1e-15 relative).
+          a multi-threaded BLAS may differ from a local run by rounding unless that run uses
+          one BLAS thread too (``OPENBLAS_NUM_THREADS=1``).
         """
         if not callable(func):
             raise TypeError(
