@@ -305,8 +305,13 @@ def refresh_nominal(d, mo, pv, m, dm, buf):
     m0 = m - k
     c0 = mo.ucol[m0]
     w, sd = nominal_consts(G)
+    q = dm.Z.shape[1]
     for r in range(dm.X.shape[0]):
         design_row(d, r, mo.xc[m, 0], mo.xc[m, 1], dm.X[r])
+        if q > 0:
+            design_row(d, r, mo.zc[m, 0], mo.zc[m, 1], dm.Z[r])
+            for a in range(q):
+                dm.Z[r, a] /= sd
         y = d.U[r, c0 + k]
         for h in range(G):
             if h != k:

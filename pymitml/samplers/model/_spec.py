@@ -461,12 +461,13 @@ def build_spec(
         if cen[vv] >= 0 and cen[vv] in latent:
             models += _latent_models(nm, vv, int(cen[vv]), rhs, where, index, info)
             continue
-        if vi.nominal:  # multinomial probit: one sub-model per category 1..K-1, no random term
+        if vi.nominal:  # multinomial probit: one sub-model per category 1..K-1
             cats = vi.categories or []
             for k in range(1, vi.ncat):
                 xk = [(f"{c} [{nm}{cats[k]}]", f) for c, f in xc]
+                zk: list = [(f"Intercept [{nm}{cats[k]}]", [])] if cluster is not None else []
                 text = f"{nm} ~ {rhs} (multinomial probit)" if k == 1 else ""
-                md = ModelDef(nm, "predictor", vv, 4, 1, xk, [], text)
+                md = ModelDef(nm, "predictor", vv, 4, 1, xk, zk, text)
                 md.dim = k
                 models.append(md)
             continue
