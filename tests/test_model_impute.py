@@ -474,3 +474,37 @@ def test_nominal_predictor_multinomial_probit():
     for d in imp.complete():
         assert d["c"].dtype == df["c"].dtype and d["c"].notna().all()
         assert (d["c"][df.c.notna()] == df["c"].dropna()).all()
+
+
+def test_same_seed_same_output_complex_model():
+    """Latent means, an ordinal and a nominal predictor and a selection model: identical draws
+    for 1 and 2 threads, and for a repeated run."""
+    rng = np.random.default_rng(30)
+    J, nj = 15, 8
+    g = np.repeat(np.arange(J), nj)
+    n = J * nj
+    x = rng.normal(size=n)
+    o = rng.integers(0, 3, n).astype(float)
+    c = pd.Categorical(np.array(["a", "b", "c"])[rng.integers(0, 3, n)])
+    y = x + o + rng.normal(size=n)
+    x[::5] = np.nan
+    o[::7] = np.nan
+    c[::6] = np.nan
+    y[::4] = np.nan
+    df = pd.DataFrame({"g": g, "x": x, "o": o, "c": c, "y": y})
+    kw = dict(
+        ordinal=["o"],
+        selection={"y": "~ y + o"},
+        m=2,
+        n_burn=30,
+        n_iter=5,
+        chains=2,
+        seed=9,
+        verbose=False,
+    )
+    f = "y ~ cwc(x) + cmean(x) + o + c + (1 | g)"
+    a = pm.model_impute(df, f, n_threads=1, **kw)
+    b = pm.model_impute(df, f, n_threads=2, **kw)
+    np.testing.assert_array_equal(a.replacement, b.replacement)
+    np.testing.assert_array_equal(a.draws, b.draws)
+    assert a.complete(2).equals(b.complete(2))
