@@ -144,6 +144,12 @@ def main(argv=None):
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--m", type=int, default=100)
     ap.add_argument("--eager", action="store_true", help="also measure complete(lazy=False)")
+    ap.add_argument(
+        "--keep",
+        default="both",
+        choices=["both", "estimates", "fits"],
+        help="what with_ keeps (fits of 1M rows x m = 100 need ~13 GB)",
+    )
     ap.add_argument("--_impute", nargs=3, help=argparse.SUPPRESS)
     ap.add_argument("--_measure", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -159,8 +165,8 @@ def main(argv=None):
             f"{args.rows:,} rows x 13 columns (3 incomplete), m = {args.m}: pan_impute "
             f"{t['IMPUTE']:.0f} s; load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
         )
-        modes = [("lazy", "estimates"), ("lazy", "fits")]
-        modes += [("eager", "estimates"), ("eager", "fits")] if args.eager else []
+        keeps = ["estimates", "fits"] if args.keep == "both" else [args.keep]
+        modes = [(mode, k) for mode in ["lazy"] + (["eager"] if args.eager else []) for k in keeps]
         for mode, keep in modes:
             r = _child("--_measure", path, mode, keep)
             budget = r["OBS"] + r["REPL"] + r["ONE"]
