@@ -32,8 +32,17 @@ crossed   : 1,500 pupils in 30 schools crossed with 20 neighbourhoods (at random
             level. Missing: y (about 30%, in x), a (schools, about 25%, in the school mean of x).
             Naive: one cluster variable (school).
 
-The slow test tests/test_3level_sim.py runs this (fewer replications) and asserts bias < 10%
-and coverage 90-98% for the multilevel imputation; its fast part runs one replication.
+The slow test tests/test_3level_sim.py runs this (100 replications, m = 10) and asserts bias
+< 10% (against the truth or the complete data) and coverage 90-98% for the multilevel
+imputation; its fast part runs one replication.
+
+Measured (100 replications, m = 10, seeds 1 + 1000 k; machine shared): multilevel imputation
+coverage 0.90-0.98 for every quantity of every design; variance components within 5% of the
+truth (random-slope variance -14.7%, complete data -4.9%); fixed effects within 6% except the
+school-level z of the nested designs (-11.3% / -12.4%; complete data -4.9% / -4.8%). Naive
+two-level: school variance -24% / -25% with class variance +28% / +34%; crossed neighbourhood
+variance -56% with residual +11%, coverage 0.42 / 0.45. Full tables in
+docs/guide/three_level.md.
 """
 
 from __future__ import annotations
