@@ -68,7 +68,7 @@ def simulate(rows: int = 100_000, schools: int = 200, classes: int = 2000, seed:
     return df
 
 
-def per_iteration(run, a: int = 2, b: int = 6) -> float:
+def per_iteration(run, a: int = 3, b: int = 15) -> float:
     run(1)  # warm-up: compiled kernels loaded
     t0 = time.perf_counter()
     run(a)
