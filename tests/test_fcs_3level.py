@@ -301,3 +301,17 @@ def test_group_means_step_against_numpy():
         ref = np.bincount(codes, weights=v[:, a], minlength=40) / np.maximum(n, 1)
         np.testing.assert_allclose(out[:, a], ref, rtol=1e-13, atol=1e-15)
     assert np.all(out[7] == 0.0)
+
+
+def test_binary_class_level_variable_is_imputed_once_per_class(data):
+    rng = np.random.default_rng(9)
+    cls = data["class"].to_numpy()
+    flag = (rng.random(48) < 0.5).astype(float)[cls]
+    flag[np.isin(cls, [3, 10, 20, 33])] = np.nan
+    d = data.assign(flag=flag)
+    imp = pm.fcs_impute(d, cluster=["school", "class"], m=2, maxit=3, seed=2)
+    assert imp.methods["flag"] == "ml.bin"
+    assert imp.extra["random"]["flag"] == "(1|school)"
+    for c in imp.complete():
+        assert (c.groupby("class")["flag"].nunique() == 1).all()
+        assert set(np.unique(c["flag"])) <= {0.0, 1.0}
