@@ -1,4 +1,4 @@
-# Reference for pymitml.pool_emmeans(..., pairwise = TRUE, adjust = "tukey").
+# Reference for pymitml.pool_emmeans(..., pairwise = TRUE, adjust = "tukey") (and "bonferroni").
 #
 # 1. Complete data (imputation 1 of r_compat/pool_studentratings_m5.csv taken as a complete data
 #    set): emmeans' own Tukey adjustment, pairs(emmeans(fit, specs, ...), adjust = "tukey") with
@@ -43,6 +43,7 @@ complete <- function(formula, specs, at, d) {
   for (ddf in c("asymptotic", "satterthwaite")) {
     e <- emmeans(fit, specs, at = at, data = d, lmer.df = ddf)
     out[[ddf]] <- tab(summary(pairs(e, adjust = "tukey"), infer = TRUE))
+    out[[paste0(ddf, "_bonferroni")]] <- tab(summary(pairs(e, adjust = "bonferroni"), infer = TRUE))
     out[[paste0(ddf, "_none")]] <- tab(summary(pairs(e, adjust = "none"), infer = TRUE))
   }
   out$k <- nrow(summary(emmeans(fit, specs, at = at, data = d, lmer.df = "asymptotic")))

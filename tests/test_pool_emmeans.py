@@ -224,3 +224,14 @@ def test_tukey_with_two_means_is_unadjusted(implist):
     for col in ("p.value", "2.5 %", "97.5 %"):
         np.testing.assert_allclose(tuk[col], plain50[col], rtol=1e-7)
     assert not np.allclose(plain["df"], plain50["df"])
+
+
+@pytest.mark.parametrize("name", sorted(TUKEY))
+def test_bonferroni_on_identical_copies_equals_emmeans(implist, name):
+    # p-values times K and intervals at level 1 - 0.05 / K, as emmeans' adjust = "bonferroni"
+    case = TUKEY[name]
+    same = pm.MitmlList([implist[0]] * 3)
+    fits = same.with_(lambda d: pm.lmer(case["formula"], d))
+    res = pool_emmeans(fits, _specs(case), at=_at(case), pairwise=True, adjust="bonferroni")
+    _check_contrasts(res.contrasts, case["complete"]["asymptotic_bonferroni"], names=False)
+    assert "Bonferroni-adjusted p-values and intervals" in res.to_string()

@@ -15,8 +15,8 @@ estimate -/+ q_{k,v}(level) / sqrt(2) SE, with v that contrast's pooled (Barnard
 emmeans' Tukey adjustment does row by row with the df of each row. The studentized range
 assumes one df shared by all contrasts; pooled df differ between contrasts (their fractions of
 missing information differ), so with finite df this per-row use is an approximation (exact
-for large df). ``adjust="bonferroni"`` multiplies the p-values by the number of contrasts (the
-intervals stay unadjusted).
+for large df). ``adjust="bonferroni"`` multiplies the p-values by the number of contrasts K
+and widens the intervals to level 1 - (1 - level) / K, as emmeans does.
 Population-level predictions for new data (:func:`pool_predictions`, R's
 ``predict(fit, newdata, re.form = NA)``) are the same with L = X_new. All are pooled by Rubin's
 rules with Barnard & Rubin's df (:func:`pool_estimates`' formulas);
@@ -171,7 +171,7 @@ class PooledEmmeans:
         if self._contrasts is not None:
             how = {
                 "none": "unadjusted p-values and intervals",
-                "bonferroni": "Bonferroni-adjusted p-values, unadjusted intervals",
+                "bonferroni": "Bonferroni-adjusted p-values and intervals",
                 "tukey": "Tukey-adjusted p-values and intervals, each contrast's pooled df",
             }[self.adjust]
             lines += ["", f"Pairwise contrasts ({how}):", ""]
@@ -225,6 +225,17 @@ def _tukey(ct: pd.DataFrame, k: int, level: float) -> None:
     ct[lo], ct[hi] = est - crit * se, est + crit * se
 
 
+def _bonferroni_intervals(ct: pd.DataFrame, n_contrasts: int, level: float) -> None:
+    """Intervals at level 1 - (1 - level) / n_contrasts (emmeans' Bonferroni intervals)."""
+    from scipy import stats
+
+    a = (1.0 - level) / (2.0 * n_contrasts)
+    crit = stats.t.ppf(1.0 - a, ct["df"].to_numpy(dtype=float))
+    est, se = ct["_est"].to_numpy(dtype=float), ct["SE"].to_numpy(dtype=float)
+    lo, hi = _percent_labels((1.0 - level) / 2.0)
+    ct[lo], ct[hi] = est - crit * se, est + crit * se
+
+
 def _df_rows(fits: list, Ls: list[np.ndarray], method: str) -> np.ndarray:
     from ..lmm.ddf import ddf_of
 
@@ -257,7 +268,7 @@ def pool_emmeans(
         ``fits`` is a plain list.
     pairwise : also pool all pairwise differences of the means (earlier minus later).
     adjust : ``"none"``, ``"bonferroni"`` (the contrasts' p-values times the number of
-        contrasts) or ``"tukey"`` (p-values and intervals from the studentized range of the k
+        contrasts K, intervals at level 1 - (1 - level) / K) or ``"tukey"`` (p-values and intervals from the studentized range of the k
         means with each contrast's pooled df, as emmeans; see the module docstring).
     level : confidence level; df_com : None, a number, ``"Satterthwaite"`` or
         ``"Kenward-Roger"`` (per row, the mean of the fits' df; see the module docstring).
@@ -341,6 +352,7 @@ def pool_emmeans(
         ct = _pooled_table(qc, uc, dfcc, level)
         if adjust == "bonferroni":
             ct["p.value"] = np.minimum(1.0, ct["p.value"] * len(pairs))
+            _bonferroni_intervals(ct, len(pairs), level)
         elif adjust == "tukey":
             _tukey(ct, k, level)
         ct.insert(0, "estimate", ct.pop("_est"))
