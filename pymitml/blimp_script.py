@@ -21,7 +21,8 @@ ranges ``x1:x3``. Supported here:
                           outcomes ``x1 x2 ~ w`` (factored regressions), selection models
                           ``y.missing ~ y x1``. The focal model is the first regression of the
                           ``focal`` block (or the first regression); the regressions of
-                          incomplete predictors become the factored predictor models.
+                          incomplete predictors become the factored predictor models, those of
+                          complete variables auxiliary models (``auxiliary=``).
 ``SEED``, ``BURN``,       random seed, burn-in, iterations after burn-in (spread over the
 ``ITERATIONS``,           imputations: ``n_iter = ITERATIONS * CHAINS / NIMPS`` unless ``THIN``
 ``NIMPS``, ``CHAINS``,    is given), number of imputations (default: one per chain, estimates
@@ -386,7 +387,8 @@ def plan(script: BlimpScript) -> Plan:
         ]
         rhs += f" + ({' + '.join(['1', *sl])} | {cluster})"
     formula = f"{y} ~ {rhs}"
-    predictors = []
+    predictors: list[str] = []
+    auxiliary: list[str] = []
     for r in outcome:
         if r is focal:
             continue
@@ -395,15 +397,18 @@ def plan(script: BlimpScript) -> Plan:
                 f"line {r.line}: random slopes are supported in the focal model only."
             )
         lhs = [_term(v, cols, r.line, {}) for v in r.lhs]
-        complete = [v for v in lhs if not df[v].isna().any()]
-        if complete:
-            raise BlimpScriptError(
-                f"line {r.line}: {', '.join(complete)} {'is' if len(complete) == 1 else 'are'} complete: "
-                "models of complete (auxiliary) variables are not supported by pymitml run; "
-                "list complete predictors under FIXED or on the right of a predictor model."
-            )
         rt = [_term(t, cols, r.line, {}) for t in r.terms] or ["1"]
-        predictors.append(f"{' + '.join(lhs)} ~ {' + '.join(rt)}")
+        complete = [v for v in lhs if not df[v].isna().any()]
+        if complete and len(complete) < len(lhs):
+            raise BlimpScriptError(
+                f"line {r.line}: {', '.join(complete)} complete and "
+                f"{', '.join(v for v in lhs if v not in complete)} incomplete on one line; give "
+                "the complete (auxiliary) variables a line of their own."
+            )
+        if complete:  # auxiliary variables: regressed on the analysis variables
+            auxiliary += [f"{v} ~ {' + '.join(rt)}" for v in lhs]
+        else:
+            predictors.append(f"{' + '.join(lhs)} ~ {' + '.join(rt)}")
     selection = {}
     for name, r in sel.items():
         v = _term(name, cols, r.line, {})
@@ -432,6 +437,8 @@ def plan(script: BlimpScript) -> Plan:
     }
     if predictors:
         kwargs["predictors"] = predictors
+    if auxiliary:
+        kwargs["auxiliary"] = auxiliary
     if selection:
         kwargs["selection"] = selection
     fixed = var_list("FIXED")
@@ -454,7 +461,7 @@ def plan(script: BlimpScript) -> Plan:
         notes.append(
             "no NIMPS: posterior summaries only (one imputation per chain is drawn, not saved)."
         )
-    models = [formula, *predictors, *(f"{v}.missing {f}" for v, f in selection.items())]
+    models = [formula, *predictors, *auxiliary, *(f"{v}.missing {f}" for v, f in selection.items())]
     return Plan(df, formula, kwargs, save, notes, cluster, models)
 
 

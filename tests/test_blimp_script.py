@@ -146,9 +146,9 @@ def test_syntax_errors_name_the_line(script, message):
         ("y ~ x1i q;", "", "line 3: variable 'q' is not in the data"),
         ("y ~ x1i | x1i;", "", "line 3: random slopes ('| x1i') need CLUSTERID"),
         (
-            "y ~ x1i x3i;\nx3i ~ x2i;",
+            "y ~ x1i;\nx3i x2i ~ x1i;",
             "CLUSTERID: j;\n",
-            "line 4: x3i is complete: models of complete (auxiliary) variables",
+            "line 4: x3i complete and x2i incomplete on one line",
         ),
         ("y ~ x1i;", "CLUSTERID: j;\nNIMPS: 3;\n", "NIMPS (3) must be a multiple of CHAINS (2)"),
         ("y ~ x1i;", "SAVE: estimates = e.csv;\n", "SAVE supports 'stacked = file;'"),
@@ -204,3 +204,20 @@ def test_impute_method_model_on_the_command_line(folder, capsys):
         == 1
     )
     assert "--method model needs one --formula" in capsys.readouterr().err
+
+
+def test_complete_variable_models_become_auxiliary_models(folder):
+    df = pm.datasets.blimp_mnar(seed=1)
+    df.assign(v=df["x3i"] + 1).fillna(-999).to_csv(folder / "aux.csv", index=False)
+    script = SEED002.replace("04_multilevel.csv", "aux.csv").replace(
+        "FIXED: x3i;", "MISSING: -999;"
+    )
+    script = script.replace("x1i x2i ~ x3i;", "x1i x2i ~ x3i;\nv ~ y x1i;").replace(
+        "BURN: 300", "BURN: 20"
+    )
+    p = plan(parse_blimp_script(script, folder))
+    assert p.kwargs["auxiliary"] == ["v ~ y + x1i"]
+    assert "v ~ y + x1i" in p.models
+    (folder / "aux.imp").write_text(script.replace("SAVE: stacked = imps.csv;\n", ""))
+    text, imp = run_blimp_script(folder / "aux.imp")
+    assert "v ~ y + x1i" in imp.models and ("v", "y") in imp.estimates.index

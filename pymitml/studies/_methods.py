@@ -9,6 +9,7 @@ failure. Every imputation runs on one thread (the study parallelises over replic
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -182,8 +183,8 @@ def single(design: Design, data: pd.DataFrame, s: Settings, seed: int) -> Any:
 
 
 def model(design: Design, data: pd.DataFrame, s: Settings, seed: int) -> Any:
-    """Model-based (substantive-model-compatible) imputation from the focal model; with a
-    selection model for MNAR designs."""
+    """Model-based (substantive-model-compatible) imputation from the focal model, with the
+    design's auxiliary variable(s) as auxiliary models and a selection model for MNAR designs."""
     import pymitml as pm
 
     if not hasattr(pm, "model_impute"):
@@ -191,6 +192,10 @@ def model(design: Design, data: pd.DataFrame, s: Settings, seed: int) -> Any:
     kw: dict[str, Any] = {}
     if design.selection:
         kw["selection"] = dict(design.selection)
+    # complete variables the imputation models use but the analysis does not: auxiliaries
+    aux = [a for a in design.aux if not re.search(rf"\b{re.escape(a)}\b", design.focal)]
+    if aux:
+        kw["auxiliary"] = aux
     imp = pm.model_impute(
         _input(design, data),
         design.focal,

@@ -157,6 +157,7 @@ def model_impute(
     ordinal: Any = None,
     delta: Any = None,
     cluster_means: str = "latent",
+    auxiliary: Any = None,
     m: int = 20,
     n_burn: int = 5000,
     n_iter: int = 1000,
@@ -205,6 +206,12 @@ def model_impute(
         ``cwc(x)`` = x_ij - mu_j. ``"observed"``: the cluster means of the current values (for
         an incomplete x they move with its imputations; each imputed value's full conditional
         then includes its whole cluster's focal likelihood).
+    auxiliary : auxiliary variables (Blimp's auxiliary models), used by no analysis but related
+        to the missingness: ``["v"]`` regresses v on every focal variable (the response too),
+        ``["v ~ y + x"]`` on the ones given; level-1 models get a random intercept. Their
+        likelihood enters the full conditionals of the variables on their right, so holes
+        missing at random given v are imputed validly while the focal model stays as it is.
+        An incomplete auxiliary variable is imputed from its model.
     delta : ``{variable: shift}``: pattern-mixture shift added to the variable's imputed values
         (tipping-point analyses; see :func:`delta_analysis`).
     m, n_burn, n_iter, chains : imputations; burn-in iterations; iterations between imputations;
@@ -258,6 +265,7 @@ def model_impute(
         ordinal=ordinal,
         delta=delta,
         cluster_means=cluster_means,
+        auxiliary=auxiliary,
     )
     if verbose:
         for msg in spec.messages:

@@ -210,6 +210,7 @@ def build_spec(
     ordinal: Any = None,
     delta: Any = None,
     cluster_means: str = "latent",
+    auxiliary: Any = None,
 ) -> ModelSpec:
     """Check the arguments and build the :class:`ModelSpec` (see :func:`model_impute`)."""
     codebook, df = Codebook.from_data(data)
@@ -231,8 +232,16 @@ def build_spec(
     for e in random_exprs:
         r_terms += parse_rhs(e, where_f)[1]
     names = [response] + _term_vars(f_terms) + _term_vars(r_terms)
+    # auxiliary variables: "v" (regressed on every focal variable) or "v ~ rhs"
+    focal_vars = [n for n in names if not n.endswith(".mean")]
+    aux_texts = []
+    for text in _pred_list(auxiliary, "auxiliary"):
+        if "~" not in text:
+            text = f"{text} ~ {' + '.join(dict.fromkeys(focal_vars))}"
+        aux_texts.append(text)
     pred_parsed = []
-    for text in pred_list:
+    aux_names: set[str] = set()
+    for text in pred_list + aux_texts:
         if text.count("~") != 1:
             _fail(f"predictor model {text!r} must have the form 'x1 + x2 ~ w1 + w2'.")
         lhs, rhs = (p.strip() for p in text.split("~"))
@@ -245,6 +254,16 @@ def build_spec(
         _, terms = parse_rhs(rhs, f"predictor model {text!r}")
         pred_parsed.append((text, lhs_names, rhs, terms))
         names += lhs_names + _term_vars(terms)
+        if len(pred_parsed) > len(pred_list):  # an auxiliary model
+            for n in lhs_names:
+                if n in focal_vars:
+                    _fail(
+                        f"auxiliary model {text!r}: '{n}' is in the focal model; auxiliary "
+                        "variables are the ones the analysis does not use."
+                    )
+                if n not in df.columns:
+                    _fail(f"auxiliary variable '{n}' is not a column of the data.")
+            aux_names.update(lhs_names)
     for v, rhs in sel.items():
         _, terms = parse_rhs(rhs.lstrip().lstrip("~"), f"selection model {v!r}: {rhs!r}")
         names += [v] + _term_vars(terms)
@@ -381,11 +400,12 @@ def build_spec(
     order_named: list[tuple[str, str, str]] = []  # (variable, rhs text, source)
     for text, lhs_names, rhs, _terms in pred_parsed:
         for k, nm in enumerate(lhs_names):
-            if nm not in incomplete:
+            if nm not in incomplete and nm not in aux_names:
                 _fail(
                     f"predictor model {text!r}: '{nm}' on its left has no missing values; "
                     "complete predictors are conditioned on: list it in `fixed=` (or on the right "
-                    "of another model) instead of modelling it."
+                    "of another model) instead of modelling it; a complete variable the analysis "
+                    "does not use goes in `auxiliary=`."
                 )
             if nm in modelled:
                 _fail(
@@ -444,7 +464,12 @@ def build_spec(
         xc, terms = _design(rhs, where, index, info)
         for tv in _term_vars(terms):
             base = tv[:-5] if tv.endswith(".mean") and tv in latent_names else tv
-            if base == response:
+            if base in aux_names:
+                _fail(
+                    f"{where}: '{tv}' is an auxiliary variable; auxiliary variables are "
+                    "regressed on the analysis variables and used by no other model."
+                )
+            if base == response and nm not in aux_names:
                 _fail(
                     f"{where}: '{tv}' is the focal model's response; the factorisation "
                     f"f({response} | {nm}, ...) f({nm} | ...) cannot also condition '{nm}' on "
@@ -594,16 +619,15 @@ def _names_list(value: Any, arg: str) -> list[str]:
     raise TypeError(f"`{arg}` must be a list of column names; got {value!r}.")
 
 
-def _pred_list(value: Any) -> list[str]:
+def _pred_list(value: Any, arg: str = "predictors") -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
         return [value]
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return list(value)
-    raise TypeError(
-        f"`predictors` must be a list of formulas such as ['x1 + x2 ~ w']; got {value!r}."
-    )
+    example = "['x1 + x2 ~ w']" if arg == "predictors" else "['v'] or ['v ~ y + x']"
+    raise TypeError(f"`{arg}` must be a list of formulas such as {example}; got {value!r}.")
 
 
 def _selection_dict(value: Any) -> dict[str, str]:
