@@ -570,3 +570,16 @@ def test_auxiliary_bad_input(tiny, kwargs, message):
     with pytest.raises((ValueError, TypeError)) as err:
         pm.model_impute(df, "y ~ x + (1 | g)", **kwargs, **RUN)
     assert message.replace(" : ", ": ") in str(err.value)
+
+
+def test_only_the_models_columns_are_checked(tiny):
+    """Infinite values or text mixed with numbers in a column the models do not use pass
+    through unchanged; in a model column they are errors naming it."""
+    df = tiny.assign(note=["a", 1] * (len(tiny) // 2), big=np.inf)
+    imp = pm.model_impute(df, "y ~ x + (1 | g)", **RUN)
+    out = imp.complete()[0]
+    assert out["note"].tolist() == df["note"].tolist() and np.isinf(out["big"]).all()
+    with pytest.raises(ValueError, match="'big'"):
+        pm.model_impute(df, "y ~ x + big + (1 | g)", **RUN)
+    with pytest.warns(pm.exceptions.ScaleWarning, match="'x'"):
+        pm.model_impute(tiny.assign(x=tiny["x"] * 1e-9), "y ~ x + (1 | g)", **RUN)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..._frame import Codebook, ColumnCodec, check_columns
+from ..._frame import Codebook, ColumnCodec, check_columns, check_scale, check_values
 from ...lmm._terms import parse_lmer_formula
 from ._terms import CENTRED, Term, _factor_name, parse_rhs, split_top, term_name
 
@@ -213,7 +213,8 @@ def build_spec(
     auxiliary: Any = None,
 ) -> ModelSpec:
     """Check the arguments and build the :class:`ModelSpec` (see :func:`model_impute`)."""
-    codebook, df = Codebook.from_data(data)
+    # the model's columns are checked once they are known (below): others pass through as they are
+    codebook, df = Codebook.from_data(data, check=False)
     response, fixed_rhs, random_exprs, cluster = _parse_focal(formula)
     if response not in df.columns:
         _fail(
@@ -269,6 +270,9 @@ def build_spec(
         names += [v] + _term_vars(terms)
     names += fixed_list + list(delta_d)
     names = list(dict.fromkeys(names))
+    model_cols = [n for n in names if n in df.columns and n != cluster]
+    check_values(df, model_cols)
+    check_scale(df, [c for c in model_cols if df[c].isna().any()], "model_impute", stacklevel=4)
     # cluster means: cmean(x) is the variable 'x.mean'; cwc(x) needs it too
     all_terms = list(f_terms) + r_terms + [t for *_, ts in pred_parsed for t in ts]
     for rhs in sel.values():
