@@ -55,6 +55,17 @@ def test_jomo_and_fcs_chains_on_dask_are_bit_identical(client, df):
     _same_result(pm.fcs_impute(df, **fk), pm.fcs_impute(df, client=client, **fk))
 
 
+def test_model_based_and_three_level_chains_on_dask_are_bit_identical(client, df):
+    kw = dict(m=2, n_burn=20, n_iter=3, seed=5, chains=2, verbose=False)
+    f = "y ~ x + z + (1 | id)"
+    a, b = pm.model_impute(df, f, **kw), pm.model_impute(df, f, client=client, **kw)
+    assert np.array_equal(a.replacement, b.replacement)
+    d3 = df.assign(school=(df["id"] - 1) // 5)
+    fk = dict(cluster=["school", "id"], m=2, maxit=2, seed=6)
+    a, b = pm.fcs_impute(d3, **fk), pm.fcs_impute(d3, client=client, **fk)
+    assert np.array_equal(a.replacement, b.replacement)
+
+
 def test_analyses_on_dask_build_the_data_on_the_workers(client, df):
     imp = pm.pan_impute(df, "y + x ~ 1 + z + (1|id)", m=3, n_burn=30, n_iter=5, seed=1)
     implist = imp.complete()

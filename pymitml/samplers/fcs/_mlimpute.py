@@ -47,6 +47,7 @@ def fcs_impute_ml(data: Any, model: dict, run: dict):
         n_threads=run["n_threads"],
         progress=run["progress"],
         sampler="fcs_impute",
+        client=run.get("client"),
     )
     targets = spec.targets
     names = [spec.names[t] for t in targets]

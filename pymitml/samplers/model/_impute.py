@@ -167,6 +167,7 @@ def model_impute(
     n_threads: int | None = None,
     progress: bool | None = None,
     verbose: bool = True,
+    client: Any = None,
 ) -> ModelImputationResult:
     """Model-based multiple imputation (Blimp; Enders, Du & Keller 2020): the analysis model
     itself is part of the imputation model.
@@ -221,6 +222,8 @@ def model_impute(
     psi_scale : scale of the random-effect covariance prior, IW(q + 1, psi_scale * var(y) I).
     n_threads, progress : worker threads for the chains; progress bar.
     verbose : print the default predictor models.
+    client : a ``dask.distributed.Client``: the chains run as tasks on its cluster (same
+        imputations as a local run with the same seed).
 
     Returns
     -------
@@ -281,6 +284,7 @@ def model_impute(
         n_threads=n_threads,
         progress=progress,
         sampler="model_impute",
+        client=client,
     )
     return _result(spec, out, formula, prior, m, n_burn, n_iter, chains, seed)
 
