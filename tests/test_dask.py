@@ -113,3 +113,14 @@ def test_a_client_that_is_not_dask_is_refused(df):
     implist = pm.MitmlList([df, df])
     with pytest.raises(TypeError, match="`client` must be a dask.distributed.Client"):
         implist.with_(len, client=object())
+
+
+def test_a_study_on_dask_equals_the_serial_study(client, tmp_path):
+    from pymitml import studies
+
+    cells = studies.design_grid(("ri", "mnar"), (20,), (5,), (0.3,))
+    kw = {"methods": ["complete", "listwise"], "progress": False}
+    serial = studies.run_study(cells, reps=2, out=tmp_path / "a", **kw)
+    on_dask = studies.run_study(cells, reps=2, out=tmp_path / "b", client=client, **kw)
+    cols = [c for c in serial.columns if c != "seconds"]
+    assert serial[cols].equals(on_dask[cols])
