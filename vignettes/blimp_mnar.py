@@ -30,6 +30,11 @@ slope 0.45). Blimp's own example regresses y.missing on all focal predictors as 
 1.06 against 0.86), which is why the vignette's main analysis uses the selection model of the
 mechanism that generated the data.
 
+With 30 clusters the random-intercept variance (0.09 in the complete data) is weakly identified
+and sensitive to the prior: with model_impute's default near-flat inverse-Wishart scale
+(``psi_scale=1e-3``) its posterior median is 0.007 and the pooled lmer estimate 0.041;
+``psi_scale=0.1`` gives 0.09 and 0.080 (fixed effects within 0.03 of the default's).
+
 The coefficient plot is saved to vignettes/img/blimp_mnar.png.
 """
 
