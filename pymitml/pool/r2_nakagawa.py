@@ -177,6 +177,19 @@ def pool_r2_nakagawa(
     >>> fits = implist.with_(lambda d: pm.lmer("y ~ x + (1 + x | g)", d))  # doctest: +SKIP
     >>> pm.pool_r2_nakagawa(fits).table  # doctest: +SKIP
     """
+    kept, report = screen_r2_fits(fits, level, on_failure)
+    per = pd.DataFrame([r2_nakagawa(f) for f in kept])
+    per.index = pd.RangeIndex(1, len(kept) + 1, name="fit")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = np.stack([_logit_variances(f) for f in kept])
+    table = logit_pooled_table(per[["marginal", "conditional"]], u, level)
+    per["se_logit_marginal"] = np.sqrt(u[:, 0])
+    per["se_logit_conditional"] = np.sqrt(u[:, 1])
+    return PooledR2(table, per, len(kept), report)
+
+
+def screen_r2_fits(fits: Sequence[Any], level: float, on_failure: str) -> tuple[list, FitReport]:
+    """The checks of the R^2 pooling functions; the fits kept and the failure report."""
     on_failure = check_on_failure(on_failure)
     if not (isinstance(level, (int, float)) and 0 < level < 1):
         raise ValueError(f"`level` must be a number between 0 and 1; got {level!r}.")
@@ -187,17 +200,20 @@ def pool_r2_nakagawa(
     kept, report = screen_fits(fits, on_failure)
     if len(kept) < 2:
         raise ValueError(f"pooling needs fits from at least 2 imputed data sets; got {len(kept)}.")
-    per = pd.DataFrame([r2_nakagawa(f) for f in kept])
-    per.index = pd.RangeIndex(1, len(kept) + 1, name="fit")
-    r2 = per[["marginal", "conditional"]]
+    return kept, report
+
+
+def logit_pooled_table(r2: pd.DataFrame, u: np.ndarray, level: float) -> pd.DataFrame:
+    """R^2 values (fits x measures) pooled on the logit scale: ``Estimate`` = expit(mean logit),
+    the plain ``Mean``, ``Min``, ``Max``, and with the per-fit variances ``u`` of logit R^2 an
+    interval by Rubin's rules on that scale (``Std.Error``, ``df``, ``FMI`` on the logit scale;
+    NaN when some fit has no finite variance)."""
     with np.errstate(divide="ignore"):  # R2 = 0 (no fixed predictors): logit -inf, pooled 0
         logit = np.log(r2 / (1.0 - r2))
     pooled = 1.0 / (1.0 + np.exp(-logit.mean(axis=0)))
     table = pd.DataFrame(
         {"Estimate": pooled, "Mean": r2.mean(axis=0), "Min": r2.min(axis=0), "Max": r2.max(axis=0)}
     )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = np.stack([_logit_variances(f) for f in kept])
     lo_name, hi_name = _percent_labels((1.0 - level) / 2.0)
     if np.all(np.isfinite(u)):
         from scipy import stats
@@ -212,9 +228,7 @@ def pool_r2_nakagawa(
     else:
         for c in (lo_name, hi_name, "Std.Error", "df", "FMI"):
             table[c] = np.nan
-    per["se_logit_marginal"] = np.sqrt(u[:, 0])
-    per["se_logit_conditional"] = np.sqrt(u[:, 1])
-    return PooledR2(table, per, len(kept), report)
+    return table
 
 
 def _logit_variances(fit: Any) -> np.ndarray:

@@ -43,8 +43,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._failures import FitReport, check_on_failure, screen_fits
-from .estimates import _percent_labels, _rubin, format_table
+from ._failures import FitReport
+from .estimates import format_table
+from .r2_nakagawa import logit_pooled_table, screen_r2_fits
 
 __all__ = ["PooledR2RightsSterba", "pool_r2_rights_sterba", "r2_rights_sterba"]
 
@@ -283,16 +284,7 @@ def pool_r2_rights_sterba(
     >>> fits = implist.with_(lambda d: pm.lmer("y ~ xc + xm + (1 + xc | g)", d))  # doctest: +SKIP
     >>> pm.pool_r2_rights_sterba(fits).table  # doctest: +SKIP
     """
-    on_failure = check_on_failure(on_failure)
-    if not (isinstance(level, (int, float)) and 0 < level < 1):
-        raise ValueError(f"`level` must be a number between 0 and 1; got {level!r}.")
-    if isinstance(fits, (str, bytes)) or not isinstance(fits, Sequence):
-        raise TypeError(
-            f"`fits` must be a list of pm.lmer fits, one per imputed data set; got {type(fits).__name__}."
-        )
-    kept, report = screen_fits(fits, on_failure)
-    if len(kept) < 2:
-        raise ValueError(f"pooling needs fits from at least 2 imputed data sets; got {len(kept)}.")
+    kept, report = screen_r2_fits(fits, level, on_failure)
     lays = [_layout(f) for f in kept]
     mixed = tuple(sorted({n for lay in lays for n in lay.mixed}))
     if mixed:  # one decomposition for every imputation
@@ -307,30 +299,7 @@ def pool_r2_rights_sterba(
     )
     per.columns = pd.MultiIndex.from_tuples(keys, names=["decomposition", "measure"])
     per.index = pd.RangeIndex(1, len(kept) + 1, name="fit")
-    with np.errstate(divide="ignore"):
-        logit = np.log(per / (1.0 - per))
-    pooled = 1.0 / (1.0 + np.exp(-logit.mean(axis=0)))
-    table = pd.DataFrame(
-        {
-            "Estimate": pooled,
-            "Mean": per.mean(axis=0),
-            "Min": per.min(axis=0),
-            "Max": per.max(axis=0),
-        }
-    )
     with np.errstate(divide="ignore", invalid="ignore"):
         u = np.stack([_logit_se(f, lay, keys) ** 2 for f, lay in zip(kept, lays)])
-    lo_name, hi_name = _percent_labels((1.0 - level) / 2.0)
-    if np.all(np.isfinite(u)) and np.all(np.isfinite(logit.to_numpy())):
-        from scipy import stats
-
-        arr, _ = _rubin(logit.to_numpy(), u, True, None)
-        se, df = arr[:, 1], arr[:, 3]
-        fac = stats.t.ppf(1.0 - (1.0 - level) / 2.0, df)
-        table[lo_name] = 1.0 / (1.0 + np.exp(-(arr[:, 0] - fac * se)))
-        table[hi_name] = 1.0 / (1.0 + np.exp(-(arr[:, 0] + fac * se)))
-        table["Std.Error"], table["df"], table["FMI"] = se, df, arr[:, 6]
-    else:
-        for c in (lo_name, hi_name, "Std.Error", "df", "FMI"):
-            table[c] = np.nan
+    table = logit_pooled_table(per, u, level)
     return PooledR2RightsSterba(table, per, len(kept), mixed, report)

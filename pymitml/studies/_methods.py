@@ -108,69 +108,42 @@ def jomo(design: Design, data: pd.DataFrame, s: Settings, seed: int) -> Any:
     return _fit_each(design, imp.complete())
 
 
-def _fcs_setup(design: Design, data: pd.DataFrame, level1: str) -> tuple[dict, pd.DataFrame]:
+def _fcs_setup(design: Design, data: pd.DataFrame, level1: str | None) -> tuple[dict, pd.DataFrame]:
     """mice-style methods and predictor matrix: every other analysis/auxiliary variable a fixed
-    effect, the cluster id -2, the analysis model's random slopes reversed (code 2)."""
+    effect; two-level (``level1`` the continuous level-1 method): the cluster id -2 and the
+    analysis model's random slopes reversed (code 2); ``level1=None``: single-level methods and
+    the cluster ignored."""
     cols = [c for c in data.columns if c != "g"]
+    cat = (
+        {"binary": "2l.bin", "ordinal": "2l.polr"}
+        if level1
+        else {"binary": "logreg", "ordinal": "polr"}
+    )
     method: dict[str, str] = {}
     for v in design.level1:
-        kind = design.categorical.get(v)
-        method[v] = {"binary": "2l.bin", "ordinal": "2l.polr"}.get(kind or "", level1)
+        method[v] = cat.get(design.categorical.get(v, ""), level1 or "norm")
     for v in design.level2:
-        method[v] = "2lonly.norm"
+        method[v] = "2lonly.norm" if level1 else "norm"
     for col, (a, b) in design.products.items():
         method[col] = f"~ I({a} * {b})"
     targets = list(design.incomplete)
-    pm_ = pd.DataFrame(0, index=targets, columns=["g", *cols])
+    pred = pd.DataFrame(0, index=targets, columns=["g", *cols])
     for t in targets:
-        pm_.loc[t, "g"] = -2
+        pred.loc[t, "g"] = -2 if level1 else 0
         for c in cols:
             if c == t or c in design.products:
                 continue
-            pm_.loc[t, c] = 2 if (t in design.slopes and c == "y") else 1
-    return method, pm_
+            pred.loc[t, c] = 2 if (level1 and t in design.slopes and c == "y") else 1
+    return method, pred
 
 
-def _fcs(level1: str) -> Callable[[Design, pd.DataFrame, Settings, int], Any]:
-    def run(design: Design, data: pd.DataFrame, s: Settings, seed: int) -> Any:
-        import pymitml as pm
-
-        method, pred = _fcs_setup(design, data, level1)
-        imp = pm.fcs_impute(
-            data,
-            cluster="g",
-            method=method,
-            predictor_matrix=pred,
-            m=s.m,
-            maxit=s.maxit,
-            seed=seed,
-            n_threads=1,
-            progress=False,
-        )
-        return _fit_each(design, imp.complete())
-
-    run.__doc__ = f"Chained equations, mice's {level1} for continuous level-1 variables."
-    return run
-
-
-def single(design: Design, data: pd.DataFrame, s: Settings, seed: int) -> Any:
-    """Single-level chained equations that ignore the clustering (the known failure)."""
+def _run_fcs(design: Design, data: pd.DataFrame, s: Settings, seed: int, level1: str | None) -> Any:
     import pymitml as pm
 
-    cols = [c for c in data.columns if c != "g"]
-    method = {v: "norm" for v in design.incomplete}
-    method.update(
-        {v: {"binary": "logreg", "ordinal": "polr"}[k] for v, k in design.categorical.items()}
-    )
-    for col, (a, b) in design.products.items():
-        method[col] = f"~ I({a} * {b})"
-    pred = pd.DataFrame(0, index=list(design.incomplete), columns=["g", *cols])
-    for t in design.incomplete:
-        for c in cols:
-            if c != t and c not in design.products:
-                pred.loc[t, c] = 1
+    method, pred = _fcs_setup(design, data, level1)
     imp = pm.fcs_impute(
         data,
+        cluster="g" if level1 else None,
         method=method,
         predictor_matrix=pred,
         m=s.m,
@@ -180,6 +153,19 @@ def single(design: Design, data: pd.DataFrame, s: Settings, seed: int) -> Any:
         progress=False,
     )
     return _fit_each(design, imp.complete())
+
+
+def _fcs(level1: str) -> Callable[[Design, pd.DataFrame, Settings, int], Any]:
+    def run(design: Design, data: pd.DataFrame, s: Settings, seed: int) -> Any:
+        return _run_fcs(design, data, s, seed, level1)
+
+    run.__doc__ = f"Chained equations, mice's {level1} for continuous level-1 variables."
+    return run
+
+
+def single(design: Design, data: pd.DataFrame, s: Settings, seed: int) -> Any:
+    """Single-level chained equations that ignore the clustering (the known failure)."""
+    return _run_fcs(design, data, s, seed, None)
 
 
 def model(design: Design, data: pd.DataFrame, s: Settings, seed: int) -> Any:
