@@ -473,3 +473,44 @@ def test_refresh_nominal_conditional_regression():
         want_y = (d.U[:, k] - w * (d.U[:, other] - eta[:, other])) / s
         np.testing.assert_allclose(dm.y, want_y, rtol=1e-12)
         np.testing.assert_allclose(dm.X, W / s, rtol=1e-12)
+
+
+def test_residual_correlations_equal_numpy():
+    """The stored residual correlations are those of e_m = y_m - X beta_m - Z b_m,j of the
+    level-1 linear and probit models (latent responses), each pair once."""
+    from pymitml.samplers.model._chain import parameter_names
+
+    rng = np.random.default_rng(11)
+    g = np.repeat(np.arange(10), 8)
+    x = rng.normal(size=80)
+    y = x + rng.normal(size=10)[g] + rng.normal(size=80)
+    b = (x + rng.normal(size=80) > 0).astype(float)
+    x[::5] = np.nan
+    y[1::7] = np.nan
+    df = pd.DataFrame({"g": g, "x": x, "y": y, "b": b})
+    df.loc[::9, "b"] = np.nan
+    spec = build_spec(df, "y ~ x + b + (1 + x | g)", selection={"y": "~ y"})
+    st = chain_state(spec, 1, PRIOR)
+    names = parameter_names(spec)
+    theta = np.zeros((len(names), 5))
+    code, _ = K.iterate(5, 0, st.rng, st.d, st.mo, st.lists, st.pv, st.buf, st.tune, theta)
+    assert code == 0
+    datas, pars, _w = st.lists
+    res = [m for m, md in enumerate(spec.models) if md.level == 1 and md.kind in (0, 1, 2)]
+    assert len(res) >= 3  # focal y, x's and b's models, y's selection model
+    E = []
+    for m in res:
+        dm, par = datas[m], pars[m]
+        e = dm.y - dm.X @ par.beta
+        if dm.Z.shape[1]:
+            e = e - np.einsum("ij,ij->i", dm.Z, par.b[st.d.clus])
+        E.append(e)
+    want = np.corrcoef(np.array(E))
+    got = {p: theta[k, -1] for k, (lab, p) in enumerate(names) if lab == "Residual cor."}
+    labels = [spec.models[m].label for m in res]
+    assert len(got) == len(res) * (len(res) - 1) // 2
+    for a in range(len(res)):
+        for c in range(a + 1, len(res)):
+            assert got[f"{labels[a]}, {labels[c]}"] == pytest.approx(
+                want[a, c], rel=1e-9, abs=1e-12
+            )

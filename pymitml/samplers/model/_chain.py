@@ -57,6 +57,13 @@ def parameter_names(spec: ModelSpec) -> list[tuple[str, str]]:
                 out.append((md.label, f"Threshold {c}"))
     focal = spec.models[0].label
     out += [(focal, "R2 fixed"), (focal, "R2 random")]
+    res = [md.label for md in spec.models if md.level == 1 and md.kind in (0, 1, 2)]
+    if len(res) > 1:
+        out += [
+            ("Residual cor.", f"{res[a]}, {res[b]}")
+            for a in range(len(res))
+            for b in range(a + 1, len(res))
+        ]
     return out
 
 

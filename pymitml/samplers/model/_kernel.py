@@ -581,6 +581,50 @@ def record_r2(dm, par, theta, k, o):
 
 
 @njit
+def record_residual_cor(d, mo, datas, pars, theta, k, o):
+    """Correlations among the level-1 residuals of the linear and probit models (Blimp's
+    "correlations among residuals"): e_m = y_m - x'beta_m - z'b_m,j (latent responses for probit
+    models), each model at its own draw of this iteration; theta[k, o], ... for the pairs
+    (a < b) in model order. Near zero when the factorisation fits the data."""
+    M = len(mo.resp)
+    idx = np.empty(M, np.int64)
+    L = 0
+    for m in range(M):
+        if mo.level[m] == 1 and (mo.kind[m] == 0 or mo.kind[m] == 1 or mo.kind[m] == 2):
+            idx[L] = m
+            L += 1
+    if L < 2:
+        return
+    n = datas[idx[0]].X.shape[0]
+    e = np.empty(L)
+    s1 = np.zeros(L)
+    cp = np.zeros((L, L))
+    for r in range(n):
+        j = d.clus[r]
+        for a in range(L):
+            dm = datas[idx[a]]
+            par = pars[idx[a]]
+            v = dm.y[r]
+            for c in range(dm.X.shape[1]):
+                v -= dm.X[r, c] * par.beta[c]
+            for c in range(dm.Z.shape[1]):
+                v -= dm.Z[r, c] * par.b[j, c]
+            e[a] = v
+            s1[a] += v
+        for a in range(L):
+            for b in range(a + 1):
+                cp[a, b] += e[a] * e[b]
+    t = k
+    for a in range(L):
+        for b in range(a + 1, L):
+            cab = cp[b, a] / n - s1[a] * s1[b] / (n * n)
+            va = cp[a, a] / n - s1[a] * s1[a] / (n * n)
+            vb = cp[b, b] / n - s1[b] * s1[b] / (n * n)
+            theta[t, o] = cab / np.sqrt(va * vb) if va > 0 and vb > 0 else 0.0
+            t += 1
+
+
+@njit
 def iterate(n, rec0, rng, d, mo, lists, pv, buf, tune, theta):
     """``n`` iterations in place; iteration s stored at ``theta[:, rec0 + s]``. ``lists`` =
     (data, parameter, work bundles of the shared steps, one per model). Returns (status,
@@ -610,6 +654,7 @@ def iterate(n, rec0, rng, d, mo, lists, pv, buf, tune, theta):
         impute_variables(rng, d, mo, pv, buf, tune)
         k = record(d, mo, pars, theta, rec0 + s)
         record_r2(datas[0], pars[0], theta, k, rec0 + s)
+        record_residual_cor(d, mo, datas, pars, theta, k + 2, rec0 + s)
         tune.ctrl[0] += 1.0
         if tune.ctrl[1] > 0 and int(tune.ctrl[0]) % every == 0:
             adapt_scales(tune.scale, tune.win_acc, tune.win_try, tune.ctrl[3], tune.ctrl[4])
