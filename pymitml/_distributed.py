@@ -68,6 +68,16 @@ def _gather_in_order(client: Any, futures: Sequence[Any], on_done: Callable[[int
         raise
 
 
+def _identity(x: Any) -> Any:
+    return x
+
+
+def _held(client: Any, obj: Any, key: str) -> Any:
+    """``obj`` as a future the tasks depend on: sent once, fetched by the workers that need it,
+    and (unlike scattered data) recomputed by the scheduler when the worker holding it dies."""
+    return client.submit(_identity, obj, key=key, pure=False)
+
+
 def run_chain_tasks(
     client: Any,
     run_task: Callable[..., Any],
@@ -79,8 +89,8 @@ def run_chain_tasks(
     """``run_task(make_chain, plan, k, seeds[k])`` for every task k, as Dask tasks; results in
     task order. ``tick(n)`` receives a task's iterations when it finishes."""
     check_client(client)
-    shared = client.scatter(make_chain, broadcast=False, hash=False)
     run = uuid.uuid4().hex[:12]
+    shared = _held(client, make_chain, f"pymitml-maker-{run}")
     futures = [
         client.submit(
             run_task, shared, plan, k, seeds[k], key=f"pymitml-chain-{run}-{k}", pure=False
@@ -114,9 +124,9 @@ def run_analyses(
     from .mitml_list import _pickled_analysis
 
     _pickled_analysis(source, func)  # a clear error before anything is sent
-    src = client.scatter(source, broadcast=True, hash=False)
-    fn = client.scatter(func, broadcast=True, hash=False)
     run = uuid.uuid4().hex[:12]
+    src = _held(client, source, f"pymitml-source-{run}")
+    fn = _held(client, func, f"pymitml-func-{run}")
     futures = [
         client.submit(
             _analysis_task,
