@@ -271,7 +271,7 @@ def _read(script: BlimpScript) -> Any:
     na = None
     if miss is not None:
         try:
-            na = [float(miss.strip().rstrip(";"))]
+            na = float(miss.strip().rstrip(";"))
         except ValueError:
             raise BlimpScriptError(
                 f"line {script.line('MISSING')}: MISSING needs a number; got {miss.strip()!r}."
@@ -284,7 +284,7 @@ def _read(script: BlimpScript) -> Any:
         raise BlimpScriptError(f"line {script.line('DATA')}: cannot read '{path}': {exc}") from exc
     if na is not None:
         num = df.select_dtypes("number").columns
-        df[num] = df[num].mask(df[num] == na[0])
+        df[num] = df[num].mask(df[num] == na)
     return df
 
 

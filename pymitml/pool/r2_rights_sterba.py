@@ -43,9 +43,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._failures import FitReport
 from .estimates import format_table
-from .r2_nakagawa import logit_pooled_table, screen_r2_fits
+from .r2_nakagawa import PooledR2, logit_pooled_table, screen_r2_fits
 
 __all__ = ["PooledR2RightsSterba", "pool_r2_rights_sterba", "r2_rights_sterba"]
 
@@ -222,25 +221,13 @@ def _logit_se(fit: Any, lay: _Layout, keys: list[tuple[str, str]]) -> np.ndarray
 
 
 @dataclass(frozen=True, repr=False, eq=False)
-class PooledR2RightsSterba:
+class PooledR2RightsSterba(PooledR2):
     """Pooled Rights & Sterba R^2: ``table`` indexed by (decomposition, measure) with
     ``Estimate`` (logit-scale pooled), ``Mean``, ``Min``, ``Max``, the interval and on the logit
     scale ``Std.Error``, ``df``, ``FMI``; ``per_imputation``; ``mixed`` (predictors that vary at
     both levels, for which only the total decomposition is defined)."""
 
-    _table: pd.DataFrame
-    _per_imputation: pd.DataFrame
-    m: int
-    mixed: tuple[str, ...]
-    fit_report: FitReport | None = None
-
-    @property
-    def table(self) -> pd.DataFrame:
-        return self._table.copy()
-
-    @property
-    def per_imputation(self) -> pd.DataFrame:
-        return self._per_imputation.copy()
+    mixed: tuple[str, ...] = ()
 
     def to_string(self, digits: int = 3) -> str:
         lines = ["", f"Rights & Sterba R2 pooled over {self.m} imputed data sets", ""]
@@ -261,11 +248,7 @@ class PooledR2RightsSterba:
             )
         return "\n".join(lines) + "\n"
 
-    def __str__(self) -> str:
-        return self.to_string()
-
-    def __repr__(self) -> str:
-        return self.to_string()
+    __str__ = __repr__ = to_string
 
 
 def pool_r2_rights_sterba(
@@ -302,4 +285,4 @@ def pool_r2_rights_sterba(
     with np.errstate(divide="ignore", invalid="ignore"):
         u = np.stack([_logit_se(f, lay, keys) ** 2 for f, lay in zip(kept, lays)])
     table = logit_pooled_table(per, u, level)
-    return PooledR2RightsSterba(table, per, len(kept), mixed, report)
+    return PooledR2RightsSterba(table, per, len(kept), report, mixed=mixed)

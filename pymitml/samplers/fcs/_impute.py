@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from ..._validation import check_positive_int, imputation_plan
-from ...result import ImputationResult, RunSettings
-from ..driver import assemble_result, run_chains, stack_chains
+from ..._validation import check_positive_int
+from ...result import ImputationResult
 from ._chain import make_fcs_chain, start_values
 from ._design import target_design
+from ._result import run_fcs_chains
 from ._spec import check_post, prepare_fcs
 
 __all__ = ["fcs_impute"]
@@ -153,6 +152,17 @@ def fcs_impute(
     maxit = check_positive_int(maxit, "maxit")
     thin = check_positive_int(thin, "thin")
     sweeps = check_positive_int(sweeps, "sweeps")
+    run = dict(
+        m=m,
+        maxit=maxit,
+        seed=seed,
+        long_chain=long_chain,
+        thin=thin,
+        sweeps=sweeps,
+        n_threads=n_threads,
+        progress=progress,
+        client=client,
+    )
     if isinstance(cluster, (list, tuple)) or random is not None or levels is not None or crossed:
         if cluster is None:
             raise ValueError(
@@ -173,17 +183,6 @@ def fcs_impute(
             cluster_means=cluster_means,
             post=post,
         )
-        run = dict(
-            m=m,
-            maxit=maxit,
-            seed=seed,
-            long_chain=long_chain,
-            thin=thin,
-            sweeps=sweeps,
-            n_threads=n_threads,
-            progress=progress,
-            client=client,
-        )
         return fcs_impute_ml(data, model, run)
     spec, codebook = prepare_fcs(
         data,
@@ -194,7 +193,6 @@ def fcs_impute(
         where=where,
     )
     check_post(post, spec)
-    targets = spec.targets
     cur0 = start_values(spec, np.random.default_rng(0))
     designs = {
         t: target_design(
@@ -216,59 +214,6 @@ def fcs_impute(
                 f"clusters (its random-effect covariance needs more than {2 * q}); use fewer "
                 "random slopes (code 2/4) or '2l.pan'."
             )
-    if long_chain:
-        n_burn, n_iter, per_chain = maxit, thin, [m]
-    else:
-        n_burn, n_iter, per_chain = 0, maxit, imputation_plan(m, m)
-    out = run_chains(
-        lambda g, c, s: make_fcs_chain(spec, designs, s, sweeps),
-        [None],
-        n_burn=n_burn,
-        n_iter=n_iter,
-        per_chain=per_chain,
-        seed=seed,
-        n_threads=n_threads,
-        progress=progress,
-        sampler="fcs_impute",
-        client=client,
+    return run_fcs_chains(
+        lambda s: make_fcs_chain(spec, designs, s, sweeps), spec, codebook, designs, run
     )
-    names = [spec.names[t] for t in targets]
-    positions = [spec.columns[t].position for t in targets]
-    settings = RunSettings(
-        n_burn=n_burn,
-        n_iter=n_iter,
-        m=m,
-        chains=len(per_chain),
-        cluster=spec.cluster,
-        seed=seed if isinstance(seed, int) else None,
-    )
-    both = {
-        b: np.concatenate(
-            [stack_chains(out, [b], "burnin")[b], stack_chains(out, [b], "imputation")[b]], axis=2
-        )[:, 0, :, 0, :]
-        for b in ("mean", "var")
-    }
-    res = assemble_result(
-        out,
-        blocks=("mean", "var"),
-        group_rows=[np.arange(len(spec.order))],
-        target_columns=positions,
-        method="fcs",
-        formula=None,
-        targets=names,
-        prior=[{}],
-        settings=settings,
-        codebook=codebook,
-        param_names={"mean": (names, ["mean"]), "var": (names, ["var"])},
-        group_labels=[None],
-        extra={
-            "target_positions": positions,
-            "designs": {spec.names[t]: d for t, d in designs.items()},
-        },
-        methods={c.name: spec.methods[c.name] for c in spec.columns},
-        predictor_matrix=pd.DataFrame(spec.predictors, index=spec.names, columns=spec.names),
-        visit_sequence=[spec.names[t] for t in spec.visit],
-        chain_mean=both["mean"],
-        chain_var=both["var"],
-    )
-    return res
