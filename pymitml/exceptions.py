@@ -38,6 +38,7 @@ class NumericalFailureError(PymitmlError, FloatingPointError):
     iteration : the chain's iteration (0-based, counted from the start of burn-in), when known.
     chain : the chain's number (0-based) within its group, when known.
     group : the imputation group's label (``None`` without ``group=``).
+    variable : the target whose step failed (chained equations), when known.
     """
 
     def __init__(
@@ -48,12 +49,14 @@ class NumericalFailureError(PymitmlError, FloatingPointError):
         iteration: int | None = None,
         chain: int | None = None,
         group: object = None,
+        variable: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.iteration = iteration
         self.chain = chain
         self.group = group
+        self.variable = variable
 
 
 class FileFormatError(PymitmlError, ValueError):
@@ -124,8 +127,12 @@ def raise_for_status(
     iteration: int | None = None,
     chain: int | None = None,
     group: object = None,
+    variable: str | None = None,
 ) -> None:
-    """Raise :class:`NumericalFailureError` for a kernel's non-zero status; return otherwise."""
+    """Raise :class:`NumericalFailureError` for a kernel's non-zero status; return otherwise.
+
+    ``variable`` names the target whose step failed, where a sampler visits targets one at a
+    time (chained equations)."""
     if code == 0:
         return
     try:
@@ -133,6 +140,8 @@ def raise_for_status(
     except ValueError:  # a code no step defines: still an error, never a silent success
         status = Status.SIGMA
     where = [f"{sampler}"]
+    if variable is not None:
+        where.append(f"variable {variable!r}")
     if group is not None:
         where.append(f"group {group!r}")
     if chain is not None:
@@ -152,4 +161,5 @@ def raise_for_status(
         iteration=iteration,
         chain=chain,
         group=group,
+        variable=variable,
     )

@@ -289,8 +289,8 @@ CASES: dict[str, Case] = {
         lambda: pm.fcs_impute(edit(y=lambda d: d["y"] * 1e160), cluster="g", **FCS),
         NumericalFailureError,
         "the draw of the random effects (a cluster's posterior precision) failed: a matrix lost"
-        " positive definiteness (fcs_impute, chain 0, iteration 0). Rescale the variables (e.g."
-        " to unit variance), check for constant or collinear predictors, or drop predictors "
+        " positive definiteness (fcs_impute, variable 'y', chain 0, iteration 0). Rescale the "
+        "variables (e.g. to unit variance), check for constant or collinear predictors, or drop predictors "
         "from `predictor_matrix`.",
     ),
     # ---- fitting ----------------------------------------------------------------------------

@@ -110,7 +110,8 @@ class Chain:
     advance : ``advance(n, rec0, store) -> status``: run ``n`` (<= SEGMENT) iterations in place,
         storing iteration s at index ``rec0 + s`` of every array of ``store`` (dict block ->
         array ``shapes[block] + (iterations,)``). Returns 0, a :class:`~pymitml.exceptions.Status`
-        code, or ``(status, s)`` with s the failing iteration within the call.
+        code, ``(status, s)`` with s the failing iteration within the call, or
+        ``(status, s, variable)`` naming the target whose step failed.
     shapes : block -> shape of one stored draw, e.g. ``{"beta": (p, r), "psi": (d, d), ...}``;
         the driver allocates the burn-in and imputation stores from them (zeros).
     current : ``current() -> (cells,)`` array: the current values of the missing cells, in the
@@ -248,13 +249,14 @@ def _run_task(
                 raise _Stop
             step = min(SEGMENT, n - done)
             res = ch.advance(step, rec0 + done, store)
-            code, at = res if isinstance(res, tuple) else (res, 0)
+            code, at, var = (*res, None)[:3] if isinstance(res, tuple) else (res, 0, None)
             raise_for_status(
                 int(code),
                 sampler=plan.sampler,
                 iteration=it + int(at),
                 chain=c,
                 group=plan.group_labels[g],
+                variable=var,
             )
             done += step
             it += step

@@ -85,7 +85,7 @@ def make_fcs_chain(
                     continue
                 code = meths[t].visit(cur, rng)
                 if code:
-                    return code, s
+                    return code, s, spec.names[t]
                 hook = spec.post.get(t)
                 if hook is not None:  # mice's post: e.g. squeeze the imputations into a range
                     miss = spec.where[:, t]
