@@ -326,6 +326,65 @@ def _delta(base: Any, result: Any) -> tuple:
     return cols, changed
 
 
+def _missing_like(col: Any, n: int) -> Any:
+    """A column of ``n`` missing values that holds ``col``'s values (pandas or polars Series):
+    the same dtype where it has a missing value (float, nullable, category, text), else the
+    nullable or float counterpart (integers become float64 in pandas, booleans ``boolean``)."""
+    if not isinstance(col, pd.Series):
+        import polars as pl
+
+        return pl.Series(col.name, [None] * n, dtype=col.dtype)
+    dt = col.dtype
+    if pd.api.types.is_bool_dtype(dt) and not isinstance(dt, pd.CategoricalDtype):
+        dt = pd.BooleanDtype()
+    elif isinstance(dt, np.dtype) and dt.kind in "iu":
+        dt = np.dtype(np.float64)
+    return pd.Series(col.iloc[:0].astype(dt)).reindex(pd.RangeIndex(n)).array
+
+
+def _conformed_original(original: Any, result: Any) -> Any:
+    """``original`` with ``result``'s columns: its own where it has them, else all missing."""
+    n = int(original.shape[0])
+    if result.shape[0] != n:
+        return None
+    if library_of(original) == "polars":
+        have = set(original.columns)
+        extra = [_missing_like(result[c], n) for c in result.columns if c not in have]
+        return original.with_columns(extra).select(list(result.columns))
+    out = original.copy()
+    for c in result.columns:
+        if c not in out.columns:
+            out[c] = _missing_like(result[c], n)
+    return out[list(result.columns)]
+
+
+def _within_original(
+    func: Callable[[Any], Any], original: Any, result: Any, ignore: Sequence[str] | None
+) -> Any:
+    """The original as ``within()`` gives it back (see :meth:`MitmlList.within`): ``func`` on a
+    copy of it, or, when that fails or differs in columns or rows from ``result`` (the first
+    transformed data set), the original conformed to ``result``'s columns."""
+    if original is None or result is None:
+        return original
+    try:
+        with warnings.catch_warnings():  # e.g. arithmetic on missing values: not the user's news
+            warnings.simplefilter("ignore")
+            r = func(original.copy() if library_of(original) == "pandas" else original)
+            if ignore and r is not None:
+                drop = list(ignore)
+                r = r.drop(columns=drop) if library_of(r) == "pandas" else r.drop(drop)
+    except Exception:  # noqa: BLE001  (the incomplete data may not suit func: conform instead)
+        r = None
+    if (
+        r is not None
+        and library_of(r) == library_of(original)
+        and list(r.columns) == list(result.columns)
+        and r.shape[0] == original.shape[0]
+    ):
+        return r
+    return _conformed_original(original, result)
+
+
 def _frame_nbytes(frame: Any) -> int:
     """Memory one data set like ``frame`` takes (bytes)."""
     if library_of(frame) == "pandas":
@@ -724,7 +783,12 @@ class MitmlList(Sequence):
         """Transform every data set (mitml's ``within``): ``func`` gets a copy and returns a DataFrame.
 
         Columns named in ``ignore`` are dropped from the result after ``func`` ran. ``func``
-        runs once per data set, now. On a lazy list the result is lazy too: it keeps only the
+        runs once per data set, now, and once on the incomplete data (``original``) when the
+        list has it, so a derived column is missing there where its inputs are (Stata's m = 0
+        of a passive variable) and the writers get an original with the result's columns; if
+        ``func`` raises on the incomplete data (or gives other columns or rows), the original
+        keeps its own values of the result's columns, columns it lacks are all missing, and
+        columns the result dropped are dropped (with other rows it is dropped: None). On a lazy list the result is lazy too: it keeps only the
         columns ``func`` added or changed (per data set) and rebuilds the rest; a result with
         other rows or another index is kept whole.
         """
@@ -745,13 +809,15 @@ class MitmlList(Sequence):
             deltas.append(_delta(d, r))
             if template is None:
                 template = r
+        first = deltas[0] if not self._src.lazy else template
+        original = _within_original(func, self.original, first, ignore)
         if not self._src.lazy:
-            return MitmlList(deltas, self.original)
+            return MitmlList(deltas, original)
         if template is not None:  # an empty frame with the result's columns
             template = (
                 template.iloc[:0].copy() if library_of(template) == "pandas" else template.clear()
             )
-        return MitmlList._from_source(_Delta(self._src, deltas, template), self.original)
+        return MitmlList._from_source(_Delta(self._src, deltas, template), original)
 
     def _with_rows(self, positions: Callable[[Any], np.ndarray]) -> MitmlList:
         """Lazy list of the rows ``positions(data set)`` of every data set."""

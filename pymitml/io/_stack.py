@@ -23,6 +23,13 @@ def check_mlist(mlist: Any, fn: str):
             f"{fn} needs a MitmlList (e.g. imp.complete()); got {type(mlist).__name__}. "
             "Wrap a list of DataFrames with pymitml.MitmlList(frames, original=...)."
         )
+    orig = mlist.original
+    if orig is not None and list(orig.columns) != mlist.columns:
+        raise ValueError(
+            f"{fn}: `original` has columns {list(orig.columns)} but the data sets have "
+            f"{mlist.columns}; give the original the data sets' columns (in their order), or "
+            "pass MitmlList(frames, original=None)."
+        )
     return mlist
 
 
