@@ -580,6 +580,19 @@ def record_r2(dm, par, theta, k, o):
     theta[k + 1, o] = vr / tot
 
 
+@njit(nrt=False)
+def level1_residuals(dm, par, clus, E, a):
+    """E[r, a] <- y_r - x_r'beta - z_r'b_j of one level-1 model at every row r."""
+    for r in range(dm.X.shape[0]):
+        j = clus[r]
+        v = dm.y[r]
+        for c in range(dm.X.shape[1]):
+            v -= dm.X[r, c] * par.beta[c]
+        for c in range(dm.Z.shape[1]):
+            v -= dm.Z[r, c] * par.b[j, c]
+        E[r, a] = v
+
+
 @njit
 def record_residual_cor(d, mo, datas, pars, theta, k, o):
     """Correlations among the level-1 residuals of the linear and probit models (Blimp's
@@ -596,24 +609,17 @@ def record_residual_cor(d, mo, datas, pars, theta, k, o):
     if L < 2:
         return
     n = datas[idx[0]].X.shape[0]
-    e = np.empty(L)
+    E = np.empty((n, L))
+    for a in range(L):  # one model at a time: its bundle is fetched once, not once per row
+        level1_residuals(datas[idx[a]], pars[idx[a]], d.clus, E, a)
     s1 = np.zeros(L)
     cp = np.zeros((L, L))
     for r in range(n):
-        j = d.clus[r]
         for a in range(L):
-            dm = datas[idx[a]]
-            par = pars[idx[a]]
-            v = dm.y[r]
-            for c in range(dm.X.shape[1]):
-                v -= dm.X[r, c] * par.beta[c]
-            for c in range(dm.Z.shape[1]):
-                v -= dm.Z[r, c] * par.b[j, c]
-            e[a] = v
-            s1[a] += v
+            s1[a] += E[r, a]
         for a in range(L):
             for b in range(a + 1):
-                cp[a, b] += e[a] * e[b]
+                cp[a, b] += E[r, a] * E[r, b]
     t = k
     for a in range(L):
         for b in range(a + 1, L):
