@@ -151,6 +151,23 @@ def test_one_cluster_variable_as_a_list_runs_the_multilevel_methods(data):
         ({"random": {"x": "(1|class)"}}, ValueError, r"`random` names \['x'\], which are not"),
         ({"levels": {"w": "school"}}, ValueError, r"'w' is declared a 'school'-level variable"),
         ({"random": {"y": "(1|class)"}, "cluster": None}, ValueError, r"need the cluster"),
+        (
+            {"method": {"y": "ml.polr"}},
+            ValueError,
+            r"method 'ml.polr' does not fit 'y' \(numeric\); use one of \['ml.lmer', 'ml.pmm'\]",
+        ),
+        ({"method": {"y": "ml.foo"}}, ValueError, r"'ml.foo' of 'y' is not available with sev"),
+        (
+            {"method": {"y": "2l.pmm"}},
+            ValueError,
+            r"'2l.pmm' takes one cluster variable, cluster='class'; its counterpart here is "
+            r"'ml.pmm', which imputes 'y' at its own level",
+        ),
+        (
+            {"method": {"z": "2lonly.norm"}},
+            ValueError,
+            r"its counterpart here is 'ml.lmer', which imputes 'z' at its own level",
+        ),
     ],
 )
 def test_bad_input_is_named(data, kwargs, err, msg):
@@ -171,12 +188,19 @@ def test_predictor_matrix_codes_of_2l_methods_are_refused(data):
 
 
 @pytest.mark.filterwarnings("ignore:predictor")  # g3 not imputed, so not a predictor
-def test_nominal_variable_with_three_categories_needs_a_method(data):
+def test_nominal_variable_with_three_categories_gets_ml_polyreg(data):
     d = data.assign(g3=pd.Categorical(np.resize(["a", "b", "c", None], len(data))))
-    with pytest.raises(ValueError, match=r"'g3' \(categorical with 3 categories\); use ''"):
-        pm.fcs_impute(d, cluster=["school", "class"], m=1, maxit=1)
+    with pytest.raises(
+        ValueError,
+        match=r"method 'ml.lmer' does not fit 'g3' \(categorical with 3 categories\); use one "
+        r"of \['ml.polr', 'ml.polyreg'\]",
+    ):
+        pm.fcs_impute(d, cluster=["school", "class"], method={"g3": "ml.lmer"}, m=1, maxit=1)
     imp = pm.fcs_impute(d, cluster=["school", "class"], method={"g3": ""}, m=1, maxit=1, seed=1)
     assert imp.complete(1)["g3"].isna().sum() == d["g3"].isna().sum()
+    imp = pm.fcs_impute(d, cluster=["school", "class"], m=1, maxit=1, seed=1)
+    assert imp.methods["g3"] == "ml.polyreg"
+    assert not imp.complete(1)["g3"].isna().any()
 
 
 def test_compatibility_knows_the_grouping_factors(data, imp):
@@ -315,3 +339,108 @@ def test_binary_class_level_variable_is_imputed_once_per_class(data):
     for c in imp.complete():
         assert (c.groupby("class")["flag"].nunique() == 1).all()
         assert set(np.unique(c["flag"])) <= {0.0, 1.0}
+
+
+# ----------------------------------------------------------------- ml.polr, ml.polyreg, ml.pmm
+
+
+def categorical_data(seed: int = 3) -> pd.DataFrame:
+    """Three-level data with an ordinal level-1 o (cumulative probit with school and class
+    intercepts), a nominal class-level g and a numeric y on both."""
+    rng = np.random.default_rng(seed)
+    K, C, n = 12, 4, 8
+    school = np.repeat(np.arange(K), C * n)
+    klass = np.repeat(np.arange(K * C), n)
+    N = K * C * n
+    x = rng.normal(size=N)
+    ostar = 0.8 * x + rng.normal(0, 0.6, K)[school] + rng.normal(0, 0.4, K * C)[klass]
+    o = np.digitize(ostar + rng.normal(size=N), [-0.7, 0.3, 1.1])
+    g = rng.integers(0, 3, K * C)[klass]
+    y = x + 0.4 * o + np.array([0.0, 0.5, -0.5])[g] + rng.normal(size=N)
+    df = pd.DataFrame(
+        {
+            "school": school,
+            "class": klass,
+            "y": y,
+            "x": x,
+            "o": pd.Categorical.from_codes(o, ["lo", "mid", "high", "top"], ordered=True),
+            "g": pd.Categorical.from_codes(g, ["A", "B", "C"]),
+        }
+    )
+    df.loc[rng.random(N) < 0.2, "y"] = np.nan
+    df.loc[rng.random(N) < 0.25, "o"] = np.nan
+    df.loc[(rng.random(K * C) < 0.25)[klass], "g"] = np.nan
+    return df.sample(frac=1.0, random_state=2)
+
+
+def test_ordered_and_unordered_categories_get_ml_polr_and_ml_polyreg():
+    df = categorical_data()
+    imp = pm.fcs_impute(df, cluster=["school", "class"], m=3, maxit=4, seed=5)
+    assert imp.methods["o"] == "ml.polr" and imp.methods["g"] == "ml.polyreg"
+    assert imp.extra["random"]["o"] == "(1|school) + (1|class)"
+    assert imp.extra["random"]["g"] == "(1|school)"  # g is a class-level variable
+    for d in imp.complete():
+        assert d.index.equals(df.index) and (d.dtypes == df.dtypes).all()
+        assert d["o"].cat.ordered and list(d["o"].cat.categories) == ["lo", "mid", "high", "top"]
+        assert not d[["o", "g"]].isna().any().any()
+        obs = df["o"].notna()
+        assert (d.loc[obs, "o"] == df.loc[obs, "o"]).all()
+        assert (d.groupby("class", observed=True)["g"].nunique() == 1).all()
+        assert (d.loc[df["g"].notna(), "g"] == df["g"].dropna()).all()
+    # every category is imputed somewhere, and the imputations follow the predictors: the
+    # imputed o rises with x (the latent's slope is 0.8)
+    o = np.concatenate([d["o"].cat.codes[df["o"].isna()] for d in imp.complete()])
+    x = np.tile(df["x"][df["o"].isna()].to_numpy(), 3)
+    assert set(o) == {0, 1, 2, 3}
+    assert np.corrcoef(o, x)[0, 1] > 0.3
+    again = pm.fcs_impute(df, cluster=["school", "class"], m=3, maxit=4, seed=5, n_threads=2)
+    np.testing.assert_array_equal(again.replacement, imp.replacement)
+
+
+def test_ml_pmm_imputes_observed_values_at_each_level(data):
+    imp = pm.fcs_impute(
+        data,
+        cluster=["school", "class"],
+        method={"y": "ml.pmm", "z": "ml.pmm", "w": "ml.pmm", "b": "ml.pmm"},
+        m=2,
+        maxit=3,
+        seed=4,
+    )
+    assert imp.extra["random"]["y"] == "(1|school) + (1|class)"
+    for d in imp.complete():
+        for v in ("y", "z", "w", "b"):
+            assert np.isin(d[v][data[v].isna()], data[v].dropna()).all(), v
+        assert (d.groupby("school")["z"].nunique() == 1).all()
+        assert (d.groupby("class")["w"].nunique() == 1).all()
+
+
+def test_cumulative_probit_mixed_model_recovers_its_parameters():
+    """The ml.polr model (thresholds by Metropolis-Hastings with the latents integrated out,
+    truncated-normal latents, the mixed model on the latents) on complete data: the posterior
+    means of the slope, the random-intercept variance and the thresholds lie within 4
+    posterior SDs of the truth (a failed threshold or latent step moves them far away)."""
+    from pymitml.samplers.fcs._mlcat import OrdinalLatents
+    from pymitml.samplers.fcs._mlmodel import MlModel
+
+    rng = np.random.default_rng(12)
+    J, n = 80, 40
+    g = np.repeat(np.arange(J), n)
+    x = rng.normal(size=J * n)
+    eta = 0.5 + 0.8 * x + rng.normal(0, np.sqrt(0.4), J)[g]
+    cuts = np.array([0.0, 0.7, 1.5])  # gam_1 = 0: the intercept carries the location
+    y = np.digitize(eta + rng.normal(size=J * n), cuts)
+    X = np.column_stack([np.ones(J * n), x])
+    Z = [np.ones((J * n, 1))]
+    mod = MlModel(J * n, [g], [J], 2, [1], 2, 1.0, 1)
+    mod.warmup = 50
+    ordl = OrdinalLatents(y, 4)
+    draws = []
+    for it in range(1500):
+        assert mod.update(rng, X, Z, y, ordl) == 0
+        if it >= 300:
+            draws.append([*mod.beta, mod.pars[0].psi[0, 0], *ordl.gam[2:4]])
+    draws = np.asarray(draws)
+    truth = np.array([0.5, 0.8, 0.4, 0.7, 1.5])
+    mean, sd = draws.mean(0), draws.std(0)
+    assert np.all(np.abs(mean - truth) < 4 * sd), (mean, sd)
+    assert np.all(sd < np.array([0.15, 0.05, 0.15, 0.05, 0.08])), sd  # the chain moves and mixes

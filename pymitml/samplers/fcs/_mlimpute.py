@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ._chain import make_fcs_chain
+from ._mlcat import MlPolr, MlPolyreg
 from ._mlmodel import MlMethod, ml_design, ml_start_values
 from ._mlspec import prepare_ml
 from ._result import run_fcs_chains
@@ -16,6 +17,10 @@ __all__ = ["fcs_impute_ml"]
 
 
 def _make(spec, t, design, method, sweeps):
+    if method == "ml.polr":
+        return MlPolr(spec, t, design, method, sweeps)
+    if method == "ml.polyreg":
+        return MlPolyreg(spec, t, design, method, sweeps)
     return MlMethod(spec, t, design, method, sweeps)
 
 

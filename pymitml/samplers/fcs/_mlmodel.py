@@ -40,6 +40,7 @@ from .._ranef import (
     residual_ss,
 )
 from ._design import _expand, _expand_names, _independent_columns
+from ._methods import pmm
 from ._mlspec import MlSpec
 
 __all__ = ["MlDesign", "MlMethod", "MlModel", "ml_design"]
@@ -186,6 +187,7 @@ class MlModel:
             groups, J, q = [np.zeros(n, np.int64)], [1], [0]
         self.n_real = len([x for x in q if x > 0])
         self.mode, self.sweeps, self.started = mode, sweeps, False
+        self.warmup = WARMUP
         self.groups = [np.asarray(g, np.int64) for g in groups]
         self.perm = [np.argsort(g, kind="stable") for g in self.groups]
         self.start = [
@@ -240,15 +242,21 @@ class MlModel:
                 eta += out
         return eta
 
-    def update(self, rng: np.random.Generator, X: np.ndarray, Zs: list[np.ndarray], y) -> int:
-        """Sweeps given the observed units' X, Z and y (0/1 in probit mode). Status code."""
+    def update(
+        self, rng: np.random.Generator, X: np.ndarray, Zs: list[np.ndarray], y, ordinal=None
+    ) -> int:
+        """Sweeps given the observed units' X, Z and y (0/1 in probit mode). Status code.
+
+        ``ordinal`` (an :class:`~pymitml.samplers.fcs._mlcat.OrdinalLatents`, probit mode):
+        the thresholds and latents are drawn before every sweep, given its linear predictor;
+        otherwise the probit latents once per visit."""
         if not Zs:
             Zs = [np.zeros((X.shape[0], 0))]
         n = self.sweeps
         if not self.started:
             self._start_psi(Zs)
-            n = max(n, WARMUP)
-        if self.mode == 2:
+            n = max(n, self.warmup)
+        if self.mode == 2 and ordinal is None:
             eta = self.predict(X, Zs, self.groups)
             probit_latents(rng, eta, np.asarray(y, np.int64), _LO, _HI, self.latent)
             y = self.latent
@@ -257,6 +265,8 @@ class MlModel:
         Zsorted = [np.ascontiguousarray(Z[o]) for Z, o in zip(Zs, self.perm)]
         etas = [self._eta(i, Z) for i, Z in enumerate(Zs)]
         for _ in range(n):
+            if ordinal is not None:
+                y = ordinal.draw(rng, _xb(X, self.beta) + sum(etas))
             code = self._sweep(rng, X, Xs0, (Zs, Zsorted), y, etas)
             if code:
                 return code
@@ -340,6 +350,9 @@ class MlMethod:
             eta = mod.predict(X[m], [Z[m] for Z in Zs], self.mis_groups)
             if self.method == "ml.bin":
                 v[m] = (eta + rng.standard_normal(len(m)) > 0.0).astype(np.float64)
+            elif self.method == "ml.pmm":
+                eta_o = mod.predict(X[o], [Z[o] for Z in Zs], mod.groups)
+                v[m] = pmm(rng, eta_o, self.value[o], eta)
             else:
                 v[m] = eta + np.sqrt(mod.s2) * rng.standard_normal(len(m))
         cur[self.miss_rows, self.t] = v[d.codes[self.miss_rows]]

@@ -27,8 +27,44 @@ from ._spec import FcsSpec, _codec, _drop_incomplete_predictors, _predictor_matr
 
 __all__ = ["ML_METHODS", "MlSpec", "MlTarget", "Term", "parse_random", "prepare_ml"]
 
-#: methods with several cluster variables: name -> kinds accepted (n numeric, b binary)
-ML_METHODS = {"ml.lmer": "n", "ml.bin": "b"}
+#: methods with several cluster variables: name -> kinds accepted (n numeric, b binary,
+#: o ordered categories (more than two), c unordered categories (more than two))
+ML_METHODS = {
+    "ml.lmer": "n",
+    "ml.pmm": "nb",
+    "ml.bin": "b",
+    "ml.polr": "boc",
+    "ml.polyreg": "boc",
+}
+#: the one-cluster methods' counterparts (named in the error for a 2l.* method)
+_COUNTERPART = {
+    "2l.pan": "ml.lmer",
+    "2l.norm": "ml.lmer",
+    "2l.lmer": "ml.lmer",
+    "2l.pmm": "ml.pmm",
+    "2l.bin": "ml.bin",
+    "2l.polr": "ml.polr",
+    "2l.polyreg": "ml.polyreg",
+    "2lonly.norm": "ml.lmer",
+    "2lonly.pmm": "ml.pmm",
+    "pmm": "ml.pmm",
+    "norm": "ml.lmer",
+    "logreg": "ml.bin",
+    "polr": "ml.polr",
+    "polyreg": "ml.polyreg",
+}
+
+
+def _kind(c: Column) -> str:
+    if c.binary:
+        return "b"
+    if c.kind == "categorical":
+        return "o" if c.ordered else "c"
+    return "n"
+
+
+def _default(c: Column) -> str:
+    return {"b": "ml.bin", "o": "ml.polr", "c": "ml.polyreg", "n": "ml.lmer"}[_kind(c)]
 
 
 @dataclass
@@ -105,7 +141,7 @@ def _methods(method: Any, cols: list[Column], skip: set[str]) -> dict[str, str]:
         if c.name in skip or not c.n_missing:
             out[c.name] = ""
         else:
-            out[c.name] = "ml.bin" if c.binary else "ml.lmer"
+            out[c.name] = _default(c)
     if isinstance(method, str):
         method = {c.name: method for c in cols if c.n_missing and c.name not in skip}
     if method is not None:
@@ -127,22 +163,29 @@ def _methods(method: Any, cols: list[Column], skip: set[str]) -> dict[str, str]:
         if m == "" or m.strip().startswith("~"):
             continue
         if m not in ML_METHODS:
-            raise ValueError(
-                f"method {m!r} of '{c.name}' is not available with several cluster variables; "
-                f"use one of {sorted(ML_METHODS)}, '' (not imputed) or a passive formula (the "
-                "2l.* methods take one cluster variable: cluster='class')."
+            alt = _COUNTERPART.get(m)
+            hint = (
+                f" ({m!r} takes one cluster variable, cluster='class'; its counterpart here is "
+                f"{alt!r}, which imputes '{c.name}' at its own level)"
+                if alt
+                else ""
             )
-        kind = "b" if c.binary else ("c" if c.kind == "categorical" else "n")
+            raise ValueError(
+                f"method {m!r} of '{c.name}' is not available with several cluster variables"
+                f"{hint}; use one of {sorted(ML_METHODS)}, '' (not imputed) or a passive "
+                "formula."
+            )
+        kind = _kind(c)
         if kind not in ML_METHODS[m]:
-            what = {"b": "binary", "c": f"categorical with {c.n_categories} categories"}
-            fix = (
-                "'ml.bin'"
-                if kind == "b"
-                else "'' (not imputed); categorical variables with more than two categories "
-                "have no multilevel method with several cluster variables yet"
-            )
+            what = {
+                "b": "binary",
+                "o": f"ordered categorical with {c.n_categories} categories",
+                "c": f"categorical with {c.n_categories} categories",
+                "n": "numeric",
+            }
+            fits = sorted(k for k, v in ML_METHODS.items() if kind in v)
             raise ValueError(
-                f"method {m!r} does not fit '{c.name}' ({what.get(kind, 'numeric')}); use {fix}."
+                f"method {m!r} does not fit '{c.name}' ({what[kind]}); use one of {fits}."
             )
     return out
 
