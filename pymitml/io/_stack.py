@@ -58,16 +58,19 @@ def varying_cells(mlist) -> np.ndarray:
     more than two)."""
     sets = iter(mlist)
     first = as_pandas(next(sets))
-    ref = [(_comparable(first[c]), first[c].isna().to_numpy()) for c in first.columns]
+    columns = list(first.columns)
+    ref = [(_comparable(first[c]), first[c].isna().to_numpy()) for c in columns]
     out = np.zeros(first.shape, dtype=bool)
+    del first
     for f in sets:
         f = as_pandas(f)
-        for j, c in enumerate(first.columns):
+        for j, c in enumerate(columns):
             a, na = ref[j]
             b = _comparable(f[c])
             nb = f[c].isna().to_numpy()
             with np.errstate(invalid="ignore"):
                 out[:, j] |= ~((a == b) | (na & nb))
+        del f
     return out
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Mapping
+from itertools import chain
 from pathlib import Path
 from typing import Any, cast
 
@@ -133,7 +134,7 @@ def _write_csv_blocks(fh, mlist, sch, with_orig: bool) -> None:
     ints = list(integral_columns(sch))
     blocks = ((0, mlist.original, True),) if with_orig else ()
     for k, (i, frame, is_orig) in enumerate(
-        (*blocks, *((j, f, False) for j, f in enumerate(mlist, start=1)))
+        chain(blocks, ((j, f, False) for j, f in enumerate(mlist, start=1)))
     ):
         block = encode_block(frame, sch, is_original=is_orig)
         _csv_block(block, sch, ints, i).write_csv(
@@ -222,37 +223,102 @@ def _stack(frames: list, first: int, imputation: str, id: str):
     return pd.concat(parts, ignore_index=True)
 
 
+def _blocks(mlist, with_orig: bool):
+    """(imputation number, data set) of every block of the file, built one at a time."""
+    if with_orig:
+        yield 0, mlist.original
+    yield from enumerate(mlist, start=1)
+
+
+def _witness(frame):
+    """A one-row frame holding, per column, its first observed value (missing when it has
+    none): witnesses stacked get the dtypes the data sets stacked would get (stacking widens by
+    dtype, and pandas also looks at whether a column is all missing)."""
+    if library_of(frame) == "polars":
+        return frame.head(1)
+    cols = {}
+    for c in frame.columns:
+        s = frame[c]
+        cols[c] = s.iloc[[int(np.argmax(s.notna().to_numpy()))]].reset_index(drop=True)
+    out = pd.DataFrame(cols)
+    out.attrs = frame.attrs  # stacking keeps attrs all blocks share (pyarrow stores them)
+    return out
+
+
+def _block_table(frame, k: int, imputation: str, id: str, dtypes: Any, ren: dict, schema: Any):
+    """Data set ``frame`` as imputation ``k`` of the stacked file: an Arrow table of the file's
+    schema (its columns cast to the stacked dtypes first, as stacking would)."""
+    import pyarrow as pa
+
+    long = _stack([frame], k, imputation, id)
+    if library_of(long) == "polars":
+        long = long.cast(dtypes)
+        if ren:
+            long = long.rename(ren)
+        return long.to_arrow().cast(schema)
+    change = {c: d for c, d in dtypes.items() if long[c].dtype != d}
+    if change:
+        long = long.astype(change)
+    if ren:
+        long = long.rename(columns=ren)
+    return pa.Table.from_pandas(long, schema=schema, preserve_index=False)
+
+
 def _write_parquet(mlist, path: Path, fnames, imputation: str, id: str, with_orig: bool) -> None:
+    """The long parquet, one data set at a time (memory: one data set and one row group).
+
+    A first pass finds the stacked dtypes and the Arrow schema (from one-row witnesses of the
+    data sets); the second builds each data set again, converts it and writes full row groups
+    of pyarrow's default size as they fill, so the file is the one ``pq.write_table`` writes
+    for the whole stacked table."""
     import json
 
     import pyarrow as pa
     import pyarrow.parquet as pq
+    from pyarrow._parquet import _DEFAULT_ROW_GROUP_SIZE as group
 
     ren = {c: n for c, n in fnames.items() if c != n}
-    frames = list(mlist)
-    long = _stack(
-        ([mlist.original] if with_orig else []) + frames, 0 if with_orig else 1, imputation, id
-    )
+    witnesses, template = [], None
+    for k, frame in _blocks(mlist, with_orig):
+        witnesses.append(_witness(frame))
+        if k == 1:
+            template = _template(frame)
+        del frame
+    first = 0 if with_orig else 1
+    wit = _stack(witnesses, first, imputation, id)
+    pandas = mlist.library == "pandas"
+    dtypes = dict(wit.dtypes) if pandas else dict(wit.schema)
     if ren:
-        long = long.rename(columns=ren) if mlist.library == "pandas" else long.rename(ren)
-    table = (
-        pa.Table.from_pandas(long, preserve_index=False)
-        if mlist.library == "pandas"
-        else long.to_arrow()
-    )
+        wit = wit.rename(columns=ren) if pandas else wit.rename(ren)
+    arrow = pa.Table.from_pandas(wit, preserve_index=False) if pandas else wit.to_arrow()
+    schema = arrow.schema.remove_metadata()
     meta = {
         "library": mlist.library,
         "imputation": imputation,
         "id": id,
         "original": with_orig,
         "names": {n: c for c, n in fnames.items()},
-        "imputed": _template(frames[0]),
+        "imputed": template,
         "orig": _template(mlist.original) if with_orig else None,
     }
-    md = dict(table.schema.metadata or {})
+    md = dict(arrow.schema.metadata or {})
     md[_META] = json.dumps(meta).encode()
+    pending: list[Any] = []
+    rows = 0
     # page checksums let the reader tell a corrupted file from a good one
-    pq.write_table(table.replace_schema_metadata(md), path, write_page_checksum=True)
+    with pq.ParquetWriter(path, schema.with_metadata(md), write_page_checksum=True) as out:
+        for k, frame in _blocks(mlist, with_orig):
+            table = _block_table(frame, k, imputation, id, dtypes, ren, schema)
+            del frame
+            pending.append(table)
+            rows += table.num_rows
+            while rows >= group:
+                buf = pa.concat_tables(pending)
+                out.write_table(buf.slice(0, group), row_group_size=group)
+                rest = buf.slice(group)
+                pending, rows = ([rest] if rest.num_rows else []), rows - group
+        if rows:
+            out.write_table(pa.concat_tables(pending), row_group_size=group)
 
 
 @register_reader("long")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
+from itertools import chain
 from pathlib import Path
 from typing import Any, cast
 
@@ -90,24 +91,19 @@ def write_spss(
     paths = [path] + ([sps] if syntax else []) + ([sidecar_path(path)] if schema else [])
     check_new(paths, overwrite)
 
-    blocks = ([encode_block(mlist.original, sch, is_original=True)] if with_orig else []) + [
-        encode_block(f, sch) for f in mlist
-    ]
     first = 0 if with_orig else 1
     m, n = len(mlist), sch.n
-    data = {IMP: np.repeat(np.arange(first, m + 1, dtype=np.float64), n)}
+    data, extremes = _stacked_columns(mlist, sch, with_orig)
+    data = {IMP: np.repeat(np.arange(first, m + 1, dtype=np.float64), n), **data}
     vlabels: dict[str, dict[Any, str]] = {}
     measure, fmt = {IMP: "nominal"}, {IMP: f"F{len(str(m))}.0"}
     if with_orig:
         vlabels[IMP] = {0: "Original data"}
     for spec in sch.columns:
-        vals = np.concatenate([b[spec.file] for b in blocks])
         kinds = {spec.kind, *([] if spec.orig_dtype is None else [_kind(spec.orig_dtype)])}
         if "string" in kinds:
-            data[spec.file] = np.where(pd.isna(vals), "", vals).astype(object)
             measure[spec.file] = "nominal"
             continue
-        data[spec.file] = vals.astype(np.float64)
         if spec.categories is not None:
             vlabels[spec.file] = {
                 c: str(k) for c, k in zip(cast(list, spec.codes), spec.categories)
@@ -118,14 +114,15 @@ def write_spss(
         else:
             measure[spec.file] = "scale"
         if kinds <= {"int", "bool", "category"}:
-            ok = vals[~np.isnan(vals)]
-            width = max(len(str(int(ok.min()))), len(str(int(ok.max()))), 1) if ok.size else 1
+            lo, hi = extremes[spec.file]
+            width = max(len(str(int(lo))), len(str(int(hi))), 1) if lo <= hi else 1
             fmt[spec.file] = f"F{width}.0"
     if label is None:
         label = f"{m} imputations of {n} cases, pymitml"
     if len(label.encode("utf-8")) > 64:
         raise ValueError(f"`label` is longer than SPSS's 64 bytes: '{label}'.")
-    frame = pd.DataFrame(data)
+    frame = pd.DataFrame(data, copy=False)  # the columns as they are (no consolidated copy)
+    del data
     with Staged(paths) as st:
         pyreadstat.write_sav(
             frame,
@@ -146,6 +143,47 @@ def write_spss(
 
 def _kind(codec):
     return kind_of(codec)
+
+
+def _stacked_columns(mlist, sch, with_orig: bool) -> tuple[dict, dict]:
+    """Every column of the stacked file (original first when ``with_orig``, then imputations
+    1..M) in one array allocated once and filled one data set at a time: a lazy MitmlList
+    builds, encodes and copies each data set in and drops it before the next, so the stacked
+    columns (which pyreadstat needs whole: it cannot append) plus one data set are in memory.
+
+    Returns the columns by name in the file (text: object arrays with "" for missing; others
+    float64 with NaN) and the (smallest, largest) observed number of each numeric column
+    (``(inf, -inf)`` when none is observed)."""
+    n = sch.n
+    total = (len(mlist) + (1 if with_orig else 0)) * n
+    text = {
+        spec.file
+        for spec in sch.columns
+        if "string" in {spec.kind, *([] if spec.orig_dtype is None else [_kind(spec.orig_dtype)])}
+    }
+    out = {
+        spec.file: np.empty(total, dtype=object if spec.file in text else np.float64)
+        for spec in sch.columns
+    }
+    extremes = {spec.file: (np.inf, -np.inf) for spec in sch.columns if spec.file not in text}
+    sets = ((mlist.original, True),) if with_orig else ()
+    for k, (frame, is_orig) in enumerate(chain(sets, ((f, False) for f in mlist))):
+        block = encode_block(frame, sch, is_original=is_orig)
+        del frame
+        part = slice(k * n, (k + 1) * n)
+        for name, vals in block.items():
+            if name in text:
+                v = vals.astype(object)
+                out[name][part] = np.where(pd.isna(v), "", v)
+                continue
+            v = vals.astype(np.float64)
+            out[name][part] = v
+            ok = v[~np.isnan(v)]
+            if ok.size:
+                lo, hi = extremes[name]
+                extremes[name] = (min(lo, float(ok.min())), max(hi, float(ok.max())))
+        del block
+    return out, extremes
 
 
 def _check_labels(labels, columns) -> dict[str, str]:
