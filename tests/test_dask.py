@@ -124,3 +124,34 @@ def test_a_study_on_dask_equals_the_serial_study(client, tmp_path):
     on_dask = studies.run_study(cells, reps=2, out=tmp_path / "b", client=client, **kw)
     cols = [c for c in serial.columns if c != "seconds"]
     assert serial[cols].equals(on_dask[cols])
+
+
+def test_a_worker_lost_during_the_chains_changes_nothing(client, df, tmp_path, monkeypatch):
+    """A chain task whose worker process dies on the first attempt, after it ran its chain and
+    before it returned (the other chains running meanwhile): the scheduler reruns it on another
+    worker (the nanny starts a new one), and the imputations are those of an undisturbed run."""
+    from pymitml import _distributed
+
+    kw = dict(m=4, n_burn=60, n_iter=5, seed=12, chains=4)
+    f = "y + x ~ 1 + z + w + (1|id)"
+    undisturbed = pm.pan_impute(df, f, n_threads=1, **kw)
+    marker = tmp_path / "chain-died"
+    workers_before = set(client.scheduler_info()["workers"])
+    real = _distributed.run_chain_tasks
+
+    def with_a_death(client_, run_task, make_chain, plan, seeds, tick):
+        def dies_once(make_chain, plan, k, seed):
+            out = run_task(make_chain, plan, k, seed)
+            if k == 1 and not marker.exists():
+                marker.write_text(str(os.getpid()))
+                os._exit(1)  # the worker process dies while the chain task runs
+            return out
+
+        return real(client_, dies_once, make_chain, plan, seeds, tick)
+
+    monkeypatch.setattr(_distributed, "run_chain_tasks", with_a_death)
+    disturbed = pm.pan_impute(df, f, client=client, **kw)
+    assert marker.exists()  # the worker did die
+    client.wait_for_workers(2, timeout=60)
+    assert set(client.scheduler_info()["workers"]) != workers_before  # and was replaced
+    _same_result(undisturbed, disturbed)
