@@ -11,13 +11,14 @@ import pandas as pd
 from ._statistics import gelman_rubin, goodness_of_approximation, lag_autocorrelation
 
 #: parameter blocks in mitml's order
-BLOCKS = ("beta", "beta2", "psi", "sigma", "mean", "var")
+BLOCKS = ("beta", "beta2", "psi", "psi3", "sigma", "mean", "var")
 #: Rhat above this is flagged in printouts
 RHAT_THRESHOLD = 1.05
 _TITLES = {
     "beta": "Beta",
     "beta2": "Beta2",
     "psi": "Psi",
+    "psi3": "Psi3",
     "sigma": "Sigma",
     "mean": "Mean",
     "var": "Var",

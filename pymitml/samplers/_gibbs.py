@@ -540,3 +540,203 @@ def record_covariance(S, ch, o):
     else:
         for x in range(n):
             ch[x, 0, o] = S[x, x]
+
+
+# --- steps for two nested levels of random effects (three-level pan, issue 19) ---------------
+# Notation: inner groups c (classes) with effects b_c (q x r, vec order t q + a), outer groups s
+# (schools) with effects u_s (qo x r); outer_of[c] is the outer group of inner group c.
+
+
+@njit(nrt=False)
+def subtract_outer_effects(ZtY, ZtZo, Bo, outer_of, out):
+    """out = Z_c'(Y_c - Zo_c u_{s(c)}) per inner group: ZtY (q, r, C) minus Z_c'Zo_c (q, qo, C)
+    times the outer group's effects Bo (qo, r, S)."""
+    q, r, C = ZtY.shape
+    qo = ZtZo.shape[1]
+    for a in range(q):
+        for t in range(r):
+            o = out[a, t]
+            y = ZtY[a, t]
+            for c in range(C):
+                o[c] = y[c]
+            for b in range(qo):
+                zz = ZtZo[a, b]
+                bb = Bo[b, t]
+                for c in range(C):
+                    o[c] -= zz[c] * bb[outer_of[c]]
+
+
+@njit(nrt=False)
+def cluster_residual_crossproducts(ZtY, ZtX, beta, R):
+    """R = Z_j'(Y_j - X_j beta) per cluster: ZtY (q, r, J) minus ZtX (q, p, J) times beta."""
+    q, r, J = ZtY.shape
+    p = ZtX.shape[1]
+    for a in range(q):
+        for t in range(r):
+            Rat = R[a, t]
+            Yat = ZtY[a, t]
+            for j in range(J):
+                Rat[j] = Yat[j]
+            for k in range(p):
+                bk = beta[k, t]
+                Xak = ZtX[a, k]
+                for j in range(J):
+                    Rat[j] -= Xak[j] * bk
+
+
+@njit(nrt=False)
+def outer_collapsed_precision(ZotZo, ZtZo, Ro, Ri, outer_of, Sinv, Pinv_o, P, F, f, A, c):
+    """Precision A_s and linear term c_s of the outer effects vec(u_s) | beta, Sigma, Psi's, Y
+    with the inner effects integrated out.
+
+    Given the residuals R = Y - X beta, with Ro = Zo_s'R_s (qo, r, S), Ri = Z_c'R_c (q, r, C),
+    ZotZo = Zo_s'Zo_s (qo, qo, S), ZtZo = Z_c'Zo_c (q, qo, C), P the Cholesky factors L_c of the
+    inner precisions Psi^-1 + Sigma^-1 (x) Z_c'Z_c (d, d, C), G_c = Sigma^-1 (x) Z_c'Zo_c and
+    h_c = vec(Z_c'R_c Sigma^-1):
+
+        A_s = Psi_o^-1 + Sigma^-1 (x) Zo_s'Zo_s - sum_{c in s} G_c' P_c^-1 G_c
+        c_s = vec(Zo_s'R_s Sigma^-1) - sum_{c in s} G_c' P_c^-1 h_c
+
+    (Woodbury over each inner group), so vec(u_s) ~ N(A_s^-1 c_s, A_s^-1). F (d, do, C) and
+    f (d, C) are work space; A (do, do, S) and c (do, S) are written (A in full).
+    """
+    q, r, C = Ri.shape
+    qo, _, S = Ro.shape
+    d = q * r
+    do = qo * r
+    # F = L^-1 G, f = L^-1 h (per inner group, innermost loops over groups)
+    for t in range(r):
+        for a in range(q):
+            x = t * q + a
+            fx = f[x]
+            fx[:] = 0.0
+            for u in range(r):
+                s = Sinv[u, t]
+                Rau = Ri[a, u]
+                for j in range(C):
+                    fx[j] += Rau[j] * s
+            for u in range(r):
+                s = Sinv[t, u]
+                for b in range(qo):
+                    Fxy = F[x, u * qo + b]
+                    Zab = ZtZo[a, b]
+                    for j in range(C):
+                        Fxy[j] = s * Zab[j]
+    _batched_forward(P, f)
+    for y in range(do):
+        for x in range(d):  # forward substitution, column y of every G_c
+            Fxy = F[x, y]
+            for k in range(x):
+                Pxk = P[x, k]
+                Fky = F[k, y]
+                for j in range(C):
+                    Fxy[j] -= Pxk[j] * Fky[j]
+            Pxx = P[x, x]
+            for j in range(C):
+                Fxy[j] /= Pxx[j]
+    # outer-group totals
+    for t in range(r):
+        for b in range(qo):
+            y = t * qo + b
+            cy = c[y]
+            for s_ in range(S):
+                acc = 0.0
+                for u in range(r):
+                    acc += Ro[b, u, s_] * Sinv[u, t]
+                cy[s_] = acc
+            for u in range(r):
+                for b2 in range(qo):
+                    y2 = u * qo + b2
+                    Ay = A[y, y2]
+                    s = Sinv[t, u]
+                    pv = Pinv_o[y, y2]
+                    Zbb = ZotZo[b, b2]
+                    for s_ in range(S):
+                        Ay[s_] = pv + s * Zbb[s_]
+    for x in range(d):
+        fx = f[x]
+        for y in range(do):
+            Fxy = F[x, y]
+            cy = c[y]
+            for j in range(C):
+                cy[outer_of[j]] -= Fxy[j] * fx[j]
+            for y2 in range(y + 1):
+                Fxy2 = F[x, y2]
+                Ay = A[y, y2]
+                for j in range(C):
+                    Ay[outer_of[j]] -= Fxy[j] * Fxy2[j]
+    for y in range(do):
+        for y2 in range(y):
+            Ay = A[y, y2]
+            At = A[y2, y]
+            for s_ in range(S):
+                At[s_] = Ay[s_]
+
+
+@njit(nrt=False)
+def batched_cholesky(P):
+    """P[:, :, j] <- its lower Cholesky factor for every j (batched over the last axis; only the
+    lower triangle is read); False if one is not positive definite."""
+    d = P.shape[0]
+    J = P.shape[2]
+    for c in range(d):
+        Pcc = P[c, c]
+        for k in range(c):
+            Pck = P[c, k]
+            for j in range(J):
+                Pcc[j] -= Pck[j] * Pck[j]
+        for j in range(J):
+            if not Pcc[j] > 0.0:
+                return False
+            Pcc[j] = np.sqrt(Pcc[j])
+        for i in range(c + 1, d):
+            Pic = P[i, c]
+            for k in range(c):
+                Pik = P[i, k]
+                Pck = P[c, k]
+                for j in range(J):
+                    Pic[j] -= Pik[j] * Pck[j]
+            for j in range(J):
+                Pic[j] /= Pcc[j]
+    return True
+
+
+@njit(nrt=False)
+def draw_from_precisions(z0, A, c, B):
+    """vec(b_j) ~ N(A_j^-1 c_j, A_j^-1) for all j: A (d, d, J) is overwritten by its Cholesky
+    factors and c (d, J) by the draws, which are also written to B (q, r, J) (vec order
+    t q + a). ``z0`` holds d J standard normals (group-major within each element: z0[x J + j]).
+    Returns False if an A_j is not positive definite."""
+    q, r, J = B.shape
+    d = q * r
+    if not batched_cholesky(A):
+        return False
+    _batched_forward(A, c)
+    for x in range(d):
+        cx = c[x]
+        zx = z0[x * J : (x + 1) * J]
+        for j in range(J):
+            cx[j] += zx[j]
+    _batched_backward(A, c)
+    for t in range(r):
+        for a in range(q):
+            cx = c[t * q + a]
+            Bat = B[a, t]
+            for j in range(J):
+                Bat[j] = cx[j]
+    return True
+
+
+@njit(nrt=False)
+def add_row_effects(Zi, Ci, B, mu):
+    """mu[t, i] += z_i' b_{Ci[i], t} for rows stored transposed (Zi: q x n; B: q x r x J)."""
+    q = Zi.shape[0]
+    r = mu.shape[0]
+    n = Zi.shape[1]
+    for t in range(r):
+        mt = mu[t]
+        for a in range(q):
+            Bat = B[a, t]
+            za = Zi[a]
+            for i in range(n):
+                mt[i] += za[i] * Bat[Ci[i]]

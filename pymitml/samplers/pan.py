@@ -15,6 +15,7 @@ from ._layout import design_crossproducts, row_blocks
 from ._pan_kernel import ChainStore, PanData, PanParams, pan_iterate, pan_work
 from ._prior import check_prior
 from .driver import Chain, assemble_result, run_chains
+from .pan3 import pan3_impute, random_terms
 
 __all__ = ["pan_impute"]
 
@@ -137,6 +138,9 @@ def pan_impute(
     data : pandas or polars DataFrame; rows in any order; cluster ids of any type.
     formula : ``"y1 + y2 ~ 1 + x + (1 + x | cluster)"``: targets on the left, complete predictors on
         the right, one random-effects term (a random slope is not added as a fixed effect).
+        Two terms for nested factors, ``"y ~ 1 + x + (1 + z|school) + (1|school:class)"``, give
+        the three-level model (:mod:`pymitml.samplers.pan3`; prior keys ``c3``, ``Dinv3`` for
+        the outer level, chains ``psi`` for the inner level and ``psi3`` for the outer one).
     type : alternative to ``formula``: mitml's codes ``{column: code}`` (1 target, 2 fixed,
         3 fixed + random, -1 group, -2 cluster, 0 unused).
     m : number of imputations. n_burn : burn-in iterations. n_iter : iterations between imputations.
@@ -173,6 +177,28 @@ def pan_impute(
     >>> implist = imp.complete()
     """
     m, n_burn, n_iter, chains, per_chain = check_run(m, n_burn, n_iter, chains, keep_chains)
+    three = random_terms(formula) if formula is not None else None
+    if three is not None and formula is not None:  # two nested random terms: the three-level model (samplers/pan3.py)
+        if type is not None:
+            raise ValueError("pan_impute needs exactly one of `formula` or `type`.")
+        return pan3_impute(
+            data,
+            formula,
+            three,
+            m=m,
+            n_burn=n_burn,
+            n_iter=n_iter,
+            chains=chains,
+            per_chain=per_chain,
+            group=group,
+            prior=prior,
+            seed=seed,
+            keep_chains=keep_chains,
+            n_threads=n_threads,
+            missing_code=missing_code,
+            progress=progress,
+            client=client,
+        )
     spec, codebook = prepare_model(data, formula, type, group, missing_code, method="pan_impute")
     r, q = len(spec.targets), len(spec.z_names)
     prior_ = _check_prior(prior, r, q)
