@@ -10,11 +10,19 @@ working copy (a completed data set), the peak over the baseline, and the ratio o
 (observed + replacement + one working copy) -- the issue asks for at most 2. ``--eager``
 measures the same with ``complete(lazy=False)`` (all m data sets held) for comparison. Each is
 measured twice: the analysis keeping only what pooling reads (``(fit.fixef, fit.vcov)``, which
-``pool_estimates`` accepts) and keeping the whole fits (each LmerFit holds its design X, Z, y,
-about 1.3 data sets, so m fits dominate the memory).
+``pool_estimates`` accepts) and keeping the whole fits, which ``with_`` keeps light on a lazy
+list (without their per-row design arrays, rebuilt from the data set when used); ``--keep
+heavy`` keeps them with their designs (``light=False``: each LmerFit holds X, Z, y, about 1.3
+data sets, so m fits dominate the memory).
+
+``--writers`` measures, in the same way, the peak of writing the lazy list to each stacked
+format (long parquet, long CSV, SPSS .sav, Stata .dta): the writers build one data set at a
+time, so the peak is compared with one data set and with all m + 1 stacked (what the file
+holds; the SPSS writer needs that whole, pyreadstat cannot append).
 
     python benchmarks/bench_memory.py --rows 200000 --m 20       # quick
     python benchmarks/bench_memory.py                              # 1M rows, m = 100
+    python benchmarks/bench_memory.py --rows 200000 --m 20 --writers --keep none
 """
 
 from __future__ import annotations
@@ -119,8 +127,10 @@ def measure(path: str, eager: bool, keep: str) -> None:
     t = time.perf_counter()
     sampler.start()
     implist = imp.complete(lazy=not eager)
-    if keep == "fits":  # the fits, each holding its design (X, Z, y) as lme4's do
+    if keep == "fits":  # the whole fits, light (their per-row design arrays dropped)
         fits = implist.with_(lambda d: pm.lmer(FIT_FORMULA, d, REML=True))
+    elif keep == "heavy":  # the whole fits, each holding its design (X, Z, y) as lme4's do
+        fits = implist.with_(lambda d: pm.lmer(FIT_FORMULA, d, REML=True), light=False)
     else:  # only what pooling reads
         fits = implist.with_(lambda d: _estimates(pm.lmer(FIT_FORMULA, d, REML=True)))
     est = pm.pool_estimates(fits)
@@ -128,6 +138,35 @@ def measure(path: str, eager: bool, keep: str) -> None:
     secs = time.perf_counter() - t
     print(f"OBS {obs}\nREPL {repl}\nONE {one}\nBASE {base}\nLOADED {loaded}\nPEAK {peak}")
     print(f"SECS {secs:.1f}\nEST {est.table['Estimate'].iloc[1]:.6f}")
+
+
+WRITERS = {
+    "parquet": lambda il, d: il.to_file(os.path.join(d, "w.parquet")),
+    "csv": lambda il, d: il.to_file(os.path.join(d, "w.csv")),
+    "sav": lambda il, d: il.to_spss(os.path.join(d, "w.sav")),
+    "dta": lambda il, d: il.to_stata(os.path.join(d, "w.dta")),
+}
+
+
+def measure_write(path: str, fmt: str) -> None:
+    import pymitml as pm
+
+    warm = pm.MitmlList([make_data(60, seed=2)] * 2, make_data(60, seed=2))
+    with tempfile.TemporaryDirectory() as tmp:
+        WRITERS[fmt](warm, tmp)
+    base = _rss()
+    with open(path, "rb") as fh:
+        imp = pickle.load(fh)
+    one = int(imp.complete(1).memory_usage(index=True, deep=True).sum())
+    sampler = PeakSampler()
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        sampler.start()
+        WRITERS[fmt](imp.complete(), tmp)
+        peak = sampler.stop()
+        secs = time.perf_counter() - t
+        size = os.path.getsize(os.path.join(tmp, "w." + fmt))
+    print(f"ONE {one}\nBASE {base}\nPEAK {peak}\nSECS {secs:.1f}\nSIZE {size}")
 
 
 def _child(*args: str) -> dict:
@@ -147,14 +186,19 @@ def main(argv=None):
     ap.add_argument(
         "--keep",
         default="both",
-        choices=["both", "estimates", "fits"],
-        help="what with_ keeps (fits of 1M rows x m = 100 need ~13 GB)",
+        choices=["both", "estimates", "fits", "heavy", "none"],
+        help="what with_ keeps: estimates, light fits (default of a lazy list), heavy fits "
+        "(light=False: each holds its design, 1M rows x m = 100 need ~13 GB)",
     )
+    ap.add_argument("--writers", action="store_true", help="also measure the stacked writers")
     ap.add_argument("--_impute", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--_write", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--_measure", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._impute:
         return impute(int(args._impute[0]), int(args._impute[1]), args._impute[2])
+    if args._write:
+        return measure_write(args._write[0], args._write[1])
     if args._measure:
         return measure(args._measure[0], args._measure[1] == "eager", args._measure[2])
     mb = 2**20
@@ -165,7 +209,7 @@ def main(argv=None):
             f"{args.rows:,} rows x 13 columns (3 incomplete), m = {args.m}: pan_impute "
             f"{t['IMPUTE']:.0f} s; load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
         )
-        keeps = ["estimates", "fits"] if args.keep == "both" else [args.keep]
+        keeps = {"both": ["estimates", "fits"], "none": []}.get(args.keep, [args.keep])
         modes = [(mode, k) for mode in ["lazy"] + (["eager"] if args.eager else []) for k in keeps]
         for mode, keep in modes:
             r = _child("--_measure", path, mode, keep)
@@ -182,6 +226,17 @@ def main(argv=None):
                 f"= {rise / budget:.2f} x budget (issue: at most 2x)\n"
                 f"  resident after loading the result: {(r['LOADED'] - r['BASE']) / mb:.1f} MiB "
                 f"over the baseline; baseline itself {r['BASE'] / mb:.0f} MiB"
+            )
+        if args.writers:
+            print(f"\nwriters of the lazy list (m + 1 = {args.m + 1} blocks stacked):")
+        for fmt in WRITERS if args.writers else []:
+            r = _child("--_write", path, fmt)
+            rise = r["PEAK"] - r["BASE"]
+            stacked = (args.m + 1) * r["ONE"]
+            print(
+                f"  {fmt:8s} {r['SECS']:6.1f} s  peak over baseline {rise / mb:8.1f} MiB = "
+                f"{rise / r['ONE']:5.2f} data sets ({rise / stacked:.2f} x all m + 1 stacked, "
+                f"{stacked / mb:.0f} MiB); file {r['SIZE'] / mb:.0f} MiB"
             )
 
 

@@ -482,6 +482,23 @@ def _run_threads(
     return [_outcome(o, i, caught[i]) for i, o in enumerate(outs)]
 
 
+class _Rerun:
+    """The analysis of data set ``i`` run again (a light fit rebuilds its design from it)."""
+
+    def __init__(self, func: Callable[..., Any], source: _Source, i: int, include_data: bool):
+        self.func, self.source, self.i, self.include_data = func, source, i, include_data
+
+    def __call__(self) -> Any:
+        d = self.source.get(self.i)
+        return self.func(d, self.i) if self.include_data else self.func(d)
+
+
+def _lightened(result: Any, func: Callable[..., Any], source: _Source, i: int, inc: bool) -> Any:
+    """``result`` without its per-row design arrays when it is a fit that can drop them."""
+    lighten = getattr(result, "_lightened", None)
+    return lighten(_Rerun(func, source, i, inc)) if callable(lighten) else result
+
+
 _WORKER: dict[str, Any] = {}
 
 
@@ -717,6 +734,7 @@ class MitmlList(Sequence):
         n_jobs: int | None = None,
         backend: str = "processes",
         client: Any = None,
+        light: bool | None = None,
     ) -> MitmlResult:
         """Run ``func`` on every data set (mitml's ``with``); returns the list of results.
 
@@ -744,6 +762,13 @@ class MitmlList(Sequence):
           workers run BLAS with one thread: an analysis whose large matrix products go through
           a multi-threaded BLAS may differ from a local run by rounding unless that run uses
           one BLAS thread too (``OPENBLAS_NUM_THREADS=1``).
+
+        ``light`` (default: when the list is lazy) keeps :func:`pymitml.lmer` fits without
+        their per-row design arrays (y, X, Z, cluster codes: about 1.3 data sets per fit), so
+        m fits take little more memory than their estimates; pooling, summaries, tests,
+        predictions and degrees of freedom give the same results, and what needs the arrays
+        (``fit.X``, ``fitted()``, ddf, D4) rebuilds them from the data set (the analysis
+        runs again up to the design, one fit at a time). ``light=False`` keeps them.
         """
         if not callable(func):
             raise TypeError(
@@ -765,6 +790,8 @@ class MitmlList(Sequence):
         else:
             results = [_run_one(func, src, i, include_data, errors) for i in range(len(src))]
         out = [r[0] for r in results]
+        if self._src.lazy if light is None else light:
+            out = [_lightened(r, func, src, i, include_data) for i, r in enumerate(out)]
         if errors == "raise":
             first = next((r for r in out if isinstance(r, FailedFit)), None)
             if first is not None:  # only from parallel runs, which record and raise here

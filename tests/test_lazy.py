@@ -280,3 +280,71 @@ def test_writers_name_an_original_with_other_columns():
         ValueError, match=r"`original` has columns \['b'\] but the data sets have \['a'\]"
     ):
         bad.to_stata("never.dta")
+
+
+@pytest.fixture(scope="module")
+def fits():
+    df = pm.datasets.random_intercept(30, 8, seed=6)
+    imp = pm.pan_impute(df, "y + x ~ 1 + z + (1|id)", m=3, n_burn=20, n_iter=5, seed=2)
+    implist = imp.complete()
+    f = lambda d: pm.lmer("y ~ x + z + (1 + x|id)", d)  # noqa: E731
+    return implist, implist.with_(f), implist.with_(f, light=False)
+
+
+def test_fits_kept_by_with_drop_their_per_row_arrays(fits):
+    from pymitml.lmm.fit import ROW_ARRAYS
+
+    implist, light, full = fits
+    n = implist[0].shape[0]
+    for a, b in zip(light, full):
+        assert a.light and not b.light
+        held = [k for k, v in vars(a._design).items() if isinstance(v, np.ndarray) and n in v.shape]
+        assert held == []  # nothing with one entry per row
+        for name in ROW_ARRAYS:  # rebuilt on use, bit for bit
+            assert np.array_equal(getattr(a._design, name), getattr(b._design, name))
+    # with frames given as they are, fits keep their designs unless asked
+    eager = pm.MitmlList(list(implist)).with_(lambda d: pm.lmer("y ~ x + (1|id)", d))
+    assert not eager[0].light
+
+
+def test_light_fits_pool_summarise_test_and_predict_as_the_whole_fits(fits):
+    implist, light, full = fits
+    for kw in ({"extra_pars": True}, {"df_com": "Satterthwaite"}):
+        pd.testing.assert_frame_equal(
+            pm.pool_estimates(light, **kw).table, pm.pool_estimates(full, **kw).table
+        )
+    a, b = light[1], full[1]
+    assert a.summary() == b.summary()
+    assert np.array_equal(a.fitted(), b.fitted()) and np.array_equal(a.residuals(), b.residuals())
+    new = implist[0].head(7)
+    assert np.array_equal(a.predict(new), b.predict(new)) and np.array_equal(
+        a.predict(), b.predict()
+    )
+    pd.testing.assert_frame_equal(
+        a.coef_table(ddf="Kenward-Roger"), b.coef_table(ddf="Kenward-Roger")
+    )
+    assert a.refit(REML=False).loglik == b.refit(REML=False).loglik
+    assert a.loglik_at(b.fixef, b.theta, b.sigma) == b.loglik_at(b.fixef, b.theta, b.sigma)
+    f0 = implist.with_(lambda d: pm.lmer("y ~ z + (1 + x|id)", d))
+    f0_full = implist.with_(lambda d: pm.lmer("y ~ z + (1 + x|id)", d), light=False)
+    for method in ("D1", "D3", "D4"):
+        pd.testing.assert_frame_equal(
+            pm.compare_models(light, f0, method=method).table,
+            pm.compare_models(full, f0_full, method=method).table,
+        )
+    import pickle
+
+    back = pickle.loads(pickle.dumps(a))  # a pickled fit carries its whole design
+    assert not back.light and np.array_equal(back.X, b.X)
+
+
+def test_a_light_fit_of_a_random_analysis_says_it_cannot_be_rebuilt(fits):
+    implist = fits[0]
+    rng = np.random.default_rng(0)
+
+    def random_rows(d):
+        return pm.lmer("y ~ x + (1|id)", d.sample(frac=0.5, random_state=rng))
+
+    fit = implist.with_(random_rows)[0]
+    with pytest.raises(RuntimeError, match="could not be rebuilt.*Pass light=False"):
+        fit.fitted()

@@ -8,8 +8,12 @@ sigma are profiled out, and only theta is optimised, under the box constraint di
 
 from __future__ import annotations
 
+import contextvars
+import itertools
 import math
+import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -24,6 +28,9 @@ from ._optimize import minimize_theta
 from ._summary import format_summary
 
 __all__ = ["ConvergenceWarning", "LmerFit", "lmer"]
+
+#: the arrays of an LmerDesign with one entry per analysed row (what a light fit drops)
+ROW_ARRAYS = ("y", "X", "Z", "codes", "rows", "Q", "Zt")
 
 #: lme4's ``isSingular`` tolerance on the diagonal of T
 SINGULAR_TOL = 1e-4
@@ -135,6 +142,97 @@ def _cov_factor(tau: np.ndarray) -> np.ndarray:
     return L
 
 
+class _DesignBuilt(BaseException):
+    """Raised by :func:`lmer` under :func:`design_only`: the design, without fitting. A
+    BaseException, so an analysis that catches ``Exception`` around lmer lets it through."""
+
+    def __init__(self, design: Any):
+        super().__init__("design built")
+        self.design = design
+
+
+_DESIGN_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("design_only", default=False)
+
+
+class _LightDesign:
+    """An :class:`LmerDesign` without its per-row arrays (``ROW_ARRAYS``: y, X, Z, cluster
+    codes, rows, Q, Zt), which a fit kept by ``MitmlList.with_`` would otherwise hold for
+    every imputation (about 1.3 data sets each). Everything else (formula, names, cluster
+    labels, R0, U, the formula specs, n, p, q) is kept; a per-row array is rebuilt when code
+    asks for it: ``run()`` runs the analysis that made the fit again (on the data set built
+    again) with :func:`lmer` stopping once its design is built (:func:`design_only`): the same
+    arrays bit for bit. The last design rebuilt is cached (one at a time)."""
+
+    _ids = itertools.count()
+    _cache: tuple[int, Any] | None = None
+    _lock = threading.Lock()
+
+    def __init__(self, design: Any, run: Callable[[], Any]):
+        self.__dict__.update(
+            {k: v for k, v in design.__dict__.items() if k not in ROW_ARRAYS},
+            n=design.n,
+            p=design.p,
+            q=design.q,
+            n_clusters=design.n_clusters,
+            cluster=design.cluster,
+            _run=run,
+            _id=next(self._ids),
+            _key=_design_key(design),
+        )
+
+    def full(self) -> Any:
+        """The whole design (rebuilt, or the cached one)."""
+        cls = _LightDesign
+        with cls._lock:
+            hit = cls._cache
+            if hit is not None and hit[0] == self._id:
+                return hit[1]
+        design = design_only(self._run)
+        if design is None or _design_key(design) != self._key:
+            raise RuntimeError(
+                "the design of this lmer fit could not be rebuilt: the analysis given to "
+                "MitmlList.with_ gives another model when it runs again on the same data set "
+                "(is it random?). Pass light=False to with_ to keep the designs."
+            )
+        with cls._lock:
+            cls._cache = (self._id, design)
+        return design
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ROW_ARRAYS:
+            return getattr(self.full(), name)
+        raise AttributeError(name)
+
+    def __reduce__(self):  # a pickled fit holds its whole design (not the data source)
+        return (_identity, (self.full(),))
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+def _design_key(design: Any) -> tuple:
+    """What tells a rebuilt design from another: the model, its size and sums of its arrays."""
+    sums = tuple(float(np.sum(a)) for a in (design.y, design.X, design.Z, design.codes))
+    return (design.formula.text, design.n, design.fixed_names, design.random_names, sums)
+
+
+def design_only(run: Callable[[], Any]) -> Any:
+    """``run()`` with :func:`lmer` stopping once it built its design: the design of the first
+    lmer fit ``run`` makes (or of the LmerFit it returns, if it made none)."""
+    token = _DESIGN_ONLY.set(True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # said when the analysis first ran
+            out = run()
+    except _DesignBuilt as built:
+        return built.design
+    finally:
+        _DESIGN_ONLY.reset(token)
+    design = getattr(out, "_design", None)
+    return design.full() if isinstance(design, _LightDesign) else design
+
+
 @dataclass(frozen=True, eq=False, repr=False)
 class LmerFit:
     """A fitted linear mixed model (what lme4 calls an ``lmerMod``).
@@ -182,6 +280,23 @@ class LmerFit:
     _cp: CrossProducts = field(repr=False)
 
     # ----- the design, for code that re-evaluates the model -----
+    @property
+    def light(self) -> bool:
+        """True when the per-row design arrays were dropped (a fit kept by
+        ``MitmlList.with_``); they are rebuilt from the data set when used."""
+        return isinstance(self._design, _LightDesign)
+
+    def _lightened(self, run: Callable[[], Any]) -> LmerFit:
+        """This fit without its per-row design arrays; ``run()`` repeats the analysis that made
+        it (on the same data), from which the design is rebuilt when it is needed."""
+        if type(self._design) is not LmerDesign:  # light already, or several terms
+            return self
+        return replace(self, _design=_LightDesign(self._design, run))  # type: ignore[arg-type]
+
+    def _full_design(self) -> LmerDesign:
+        d = self._design
+        return d.full() if isinstance(d, _LightDesign) else d
+
     @property
     def X(self) -> np.ndarray:
         """Fixed-effects design matrix (nobs, n_fixed)."""
@@ -304,7 +419,7 @@ class LmerFit:
 
     def fitted(self) -> np.ndarray:
         """Conditional fitted values X beta + Z b (nobs,)."""
-        d = self._design
+        d = self._full_design()
         out = np.empty(d.n)
         b = np.ascontiguousarray(self.ranef.to_numpy(dtype=float))
         _kernels.linear_predictor(d.X, self.fixef.to_numpy(dtype=float), d.Z, d.codes, b, out)
@@ -312,7 +427,7 @@ class LmerFit:
 
     def residuals(self) -> np.ndarray:
         """Conditional residuals y - X beta - Z b (nobs,)."""
-        return self._design.y - self.fitted()
+        return self._full_design().y - self.fitted()
 
     def predict(
         self, newdata: Any = None, *, re_form: Any = None, allow_new_levels: bool = False
@@ -383,7 +498,7 @@ class LmerFit:
     def refit(self, REML: bool | None = None, y: Any = None) -> LmerFit:
         """The same model refitted: with the other criterion (``REML``) and/or a new response."""
         reml = self.REML if REML is None else bool(REML)
-        d = self._design
+        d = self._full_design()
         if y is None:
             return _fit(d, reml, self._cp)
         y = np.ascontiguousarray(np.asarray(y, dtype=float).reshape(-1))
@@ -593,6 +708,8 @@ def lmer(
             formula, data, bool(REML), na_action=na_action, weights=weights, offset=offset
         )
     design = build_design(formula, data, na_action)
+    if _DESIGN_ONLY.get():
+        raise _DesignBuilt(design)
     if design.n <= design.p:  # no residual degrees of freedom (a saturated fixed part)
         raise ValueError(
             f"the fixed effects of {formula!r} have {design.p} columns for {design.n} "
