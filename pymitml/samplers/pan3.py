@@ -78,7 +78,16 @@ def _nesting(formula: str, pdf: pd.DataFrame, tl: ThreeLevelFormula) -> tuple[in
             f"term '(1 + x|{g0})'."
         )
     f0, f1 = factor_codes(pdf, g0), factor_codes(pdf, g1)
-    outer, inner = (0, 1) if f0.n_groups <= f1.n_groups else (1, 0)
+
+    def nested(fo: Factor, fi: Factor) -> bool:
+        try:
+            _check_nested(fo, fi)
+        except ValueError:
+            return False
+        return True
+
+    # the term whose groups contain the other's is the outer one; if neither, the first as written
+    outer, inner = (1, 0) if nested(f1, f0) and not nested(f0, f1) else (0, 1)
     fo, fi = (f0, f1) if outer == 0 else (f1, f0)
     try:
         _check_nested(fo, fi)
