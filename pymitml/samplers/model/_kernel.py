@@ -163,7 +163,7 @@ def log_interval(lo, hi, eta):
     return log_ndtr(b) + math.log(max(-math.expm1(log_ndtr(a) - log_ndtr(b)), 1e-300))
 
 
-@njit(nrt=False)
+@njit(nrt=False, inline="always")
 def eta_row(d, mo, pv, m, r, xr, zr):
     """Linear predictor of model m at its row r (a data row or, level 2, a cluster)."""
     row = r if mo.level[m] == 1 else d.rep[r]
@@ -181,7 +181,7 @@ def eta_row(d, mo, pv, m, r, xr, zr):
     return e
 
 
-@njit(nrt=False)
+@njit(nrt=False, inline="always")
 def row_loglik(d, mo, pv, m, r, xr, zr):
     """log-likelihood of model m's response at its row r given the current V."""
     row = r if mo.level[m] == 1 else d.rep[r]
@@ -200,7 +200,7 @@ def row_loglik(d, mo, pv, m, r, xr, zr):
     return log_ndtr(-eta)
 
 
-@njit(nrt=False)
+@njit(nrt=False, inline="always")
 def cond_logpost(d, mo, pv, v, r, xr, zr):
     """Unnormalised log full conditional of variable v at r (a row, or a cluster at level 2):
     the sum of the log-likelihoods of every model that uses v."""
@@ -369,7 +369,7 @@ def draw_categorical(rng, d, mo, pv, v, r, buf):
     set_value(d, lev2, v, r, float(pick))
 
 
-@njit(nrt=False)
+@njit(nrt=False, inline="always")
 def draw_metropolis(rng, d, mo, pv, v, r, buf, tune, phase):
     """One random-walk Metropolis move of the continuous value of v at r."""
     lev2 = mo.vlevel[v] == 2
