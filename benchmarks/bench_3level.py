@@ -86,14 +86,14 @@ def _pan_rows(df: pd.DataFrame, res: dict) -> None:
         lambda k: pm.pan_impute(
             df, "y + x2 ~ 1 + x + (1|school) + (1|school:class)", m=1, n_burn=k, n_iter=1, seed=1
         ),
-        20,
-        60,
+        50,
+        250,
     )
     d2 = df.drop(columns="school")
     res["pan (class only)"] = per_iteration(
         lambda k: pm.pan_impute(d2, "y + x2 ~ 1 + x + (1|class)", m=1, n_burn=k, n_iter=1, seed=1),
-        20,
-        60,
+        50,
+        250,
     )
 
 
