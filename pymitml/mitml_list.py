@@ -455,8 +455,21 @@ def _run_one(
     return _outcome(out, i, [(w.category, str(w.message)) for w in caught])
 
 
+#: applied to every analysis's result as soon as it is there: ``post(result, i)``
+_Post = Callable[[Any, int], Any]
+
+
+def _keep(result: Any, i: int) -> Any:
+    return result
+
+
 def _run_threads(
-    func: Callable[..., Any], source: _Source, n_jobs: int, include_data: bool, errors: str
+    func: Callable[..., Any],
+    source: _Source,
+    n_jobs: int,
+    include_data: bool,
+    errors: str,
+    post: _Post = _keep,
 ) -> list[_Outcome]:
     """The analyses on ``n_jobs`` threads. ``warnings.catch_warnings`` is process-wide, so one
     handler records every warning under the imputation its thread is running."""
@@ -472,7 +485,7 @@ def _run_threads(
 
     def one(i: int) -> Any:
         local.i = i
-        return _call(func, source, i, include_data, errors)
+        return post(_call(func, source, i, include_data, errors), i)
 
     with warnings.catch_warnings():
         warnings.simplefilter("always")
@@ -538,7 +551,12 @@ def _pickled_analysis(source: _Source, func: Callable[..., Any]) -> bytes:
 
 
 def _run_processes(
-    func: Callable[..., Any], source: _Source, n_jobs: int, include_data: bool, errors: str
+    func: Callable[..., Any],
+    source: _Source,
+    n_jobs: int,
+    include_data: bool,
+    errors: str,
+    post: _Post = _keep,
 ) -> list[_Outcome]:
     """The analyses on ``n_jobs`` processes; each receives the source and ``func`` once."""
     import multiprocessing as mp
@@ -554,7 +572,12 @@ def _run_processes(
     ) as pool:
         futures = [pool.submit(_worker_run, i, include_data, errors) for i in range(len(source))]
         try:
-            return [f.result() for f in futures]
+            outs = []
+            for k in range(len(futures)):  # each result posted and its future let go
+                out, status, caught = futures[k].result()
+                futures[k] = None  # type: ignore[call-overload]
+                outs.append((post(out, k), status, caught))
+            return outs
         except (AttributeError, TypeError) as exc:
             if "pickle" not in str(exc).lower():
                 raise
@@ -778,20 +801,29 @@ class MitmlList(Sequence):
             raise ValueError(f"`errors` must be 'record' or 'raise'; got {errors!r}.")
         jobs = _check_jobs(n_jobs, backend, client)
         src = self._src
+        post: _Post = _keep
+        if self._src.lazy if light is None else light:  # each fit made light at once
+
+            def post(r: Any, i: int) -> Any:
+                return _lightened(r, func, src, i, include_data)
+
         results: list[_Outcome]
         if client is not None:
             from ._distributed import run_analyses
 
             results = run_analyses(client, src, func, include_data, errors)
+            results = [(post(r[0], i), *r[1:]) for i, r in enumerate(results)]
         elif jobs > 1 and len(src) > 1 and backend == "threads":
-            results = _run_threads(func, src, jobs, include_data, errors)
+            results = _run_threads(func, src, jobs, include_data, errors, post)
         elif jobs > 1 and len(src) > 1:
-            results = _run_processes(func, src, jobs, include_data, errors)
+            results = _run_processes(func, src, jobs, include_data, errors, post)
         else:
-            results = [_run_one(func, src, i, include_data, errors) for i in range(len(src))]
+            results = []
+            for i in range(len(src)):
+                out_i, status, caught = _run_one(func, src, i, include_data, errors)
+                results.append((post(out_i, i), status, caught))
+                del out_i  # the whole fit goes before the next analysis runs
         out = [r[0] for r in results]
-        if self._src.lazy if light is None else light:
-            out = [_lightened(r, func, src, i, include_data) for i, r in enumerate(out)]
         if errors == "raise":
             first = next((r for r in out if isinstance(r, FailedFit)), None)
             if first is not None:  # only from parallel runs, which record and raise here

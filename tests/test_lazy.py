@@ -348,3 +348,26 @@ def test_a_light_fit_of_a_random_analysis_says_it_cannot_be_rebuilt(fits):
     fit = implist.with_(random_rows)[0]
     with pytest.raises(RuntimeError, match="could not be rebuilt.*Pass light=False"):
         fit.fitted()
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_each_fit_is_made_light_as_soon_as_it_is_there(fits, n_jobs):
+    """m whole fits never exist at once (the peak is one or two designs, not m)."""
+    import weakref
+
+    implist = fits[0]
+    alive, most = [0], [0]
+
+    def gone():
+        alive[0] -= 1
+
+    def fit(d):
+        f = pm.lmer("y ~ x + (1|id)", d)
+        alive[0] += 1
+        most[0] = max(most[0], alive[0])
+        weakref.finalize(f._design, gone)
+        return f
+
+    res = implist.with_(fit, n_jobs=n_jobs, backend="threads")
+    assert all(r.light for r in res) and alive[0] == 0
+    assert most[0] <= n_jobs + 1, most[0]
