@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 import pymitml as pm
+from pymitml.pool.compatibility import CompatibilityWarning
 
 from ._data import batch_means_mcse
 
@@ -204,3 +205,11 @@ def test_error_messages_for_other_bad_formulas(small):
         pm.pan_impute(one, F3, m=2, n_burn=5, n_iter=1)
     with pytest.raises(ValueError, match="column"):
         pm.pan_impute(small, "y ~ 1 + (1|school) + (1 + w|school:class)", m=2, n_burn=5, n_iter=1)
+
+
+def test_check_compatibility_reads_the_three_level_formula(small):
+    imp = pm.pan_impute(small, F3, m=2, n_burn=10, n_iter=2, seed=1)
+    ok = pm.check_compatibility(imp, "y ~ x + z + (1|school) + (1|school:class)")
+    assert not ok.issues
+    with pytest.warns(CompatibilityWarning, match="random slope of imputed variable 'x'"):
+        pm.check_compatibility(imp, "y ~ x + z + (1|school) + (1 + x|school:class)")

@@ -24,7 +24,7 @@ Nothing is checked when the analysis uses no imputed variable.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ import pandas as pd
 from .._frame import as_pandas
 from ..exceptions import PymitmlWarning
 from ..formula import parse_formula, term_variables
+from ..samplers.pan3 import random_terms
 
 __all__ = [
     "CompatibilityIssue",
@@ -116,7 +117,12 @@ def _joint_model(imp: Any) -> _ImpModel:
     targets, variables, terms, texts, slopes = set(), set(), set(), set(), set()
     cluster = getattr(imp.settings, "cluster", None) if hasattr(imp, "settings") else None
     for text in forms:
-        f = parse_formula(str(text))
+        three = random_terms(str(text))  # pan's three-level model: two nested random terms
+        f = parse_formula(str(text) if three is None else f"{three.lhs} ~ {three.fixed}")
+        if three is not None:
+            rand = " + ".join(e for e, _ in three.terms)
+            f = replace(f, random=rand, cluster=None)
+            variables |= {c for _, g in three.terms for c in g.split(":")}
         targets |= set(f.targets)
         variables |= set(f.variables)
         for t in _terms(f.fixed):
