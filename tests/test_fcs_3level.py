@@ -5,6 +5,8 @@ fcs_ref.json) within Monte Carlo error."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +15,10 @@ import pymitml as pm
 from pymitml.pool.compatibility import CompatibilityWarning
 from pymitml.samplers._ranef import RcData, draw_beta_b, group_means, rc_params, rc_work
 from tests.test_fcs_r import REF, ROOT, Z_MAX, _quantities
+
+REF_ML = json.loads((ROOT / "fcs_ref_ml.json").read_text())
+#: the ml.pmm run compared with r_compat/fcs_ref_ml.json
+PMM = {"y": "ml.pmm", "w": "ml.pmm"}
 
 
 def three_level(K: int = 12, C: int = 4, n: int = 6, seed: int = 0) -> pd.DataFrame:
@@ -237,12 +243,19 @@ def test_draw_beta_b_without_fixed_effects_is_the_random_effects_step():
         np.testing.assert_allclose(np.cov(draws[:, j].T), cov, rtol=0.12, atol=0.01)
 
 
-def _ml_run(name: str, csv: str, cluster: str, formula: str, m: int, seed: int) -> list[dict]:
-    run = REF["runs"][name]
+#: mice's one-cluster methods -> the ml.* methods compared with them
+ML_OF = {"2l.bin": "ml.bin", "2lonly.pmm": "ml.pmm"}
+
+
+def _ml_run(
+    name: str, csv: str, cluster: str, formula: str, m: int, seed: int, ours=None
+) -> list[dict]:
+    run = (REF["runs"] | REF_ML["runs"])[name]
     df = pd.read_csv(ROOT / csv)
     names = list(df.columns)
     pred = pd.DataFrame(np.asarray(run["pred"], dtype=np.int64), index=names, columns=names)
-    method = {k: ("ml.bin" if v == "2l.bin" else "ml.lmer") for k, v in run["method"].items() if v}
+    method = {k: ML_OF.get(v, "ml.lmer") for k, v in run["method"].items() if v}
+    method |= ours or {}
     imp = pm.fcs_impute(
         df,
         cluster=[cluster],
@@ -284,6 +297,24 @@ def test_one_cluster_variable_agrees_with_mice_2l_pan_and_2lonly_norm(name, csv,
     stored runs (50 imputations) within Monte Carlo error."""
     r = _quantities(REF["runs"][name]["per"])
     p = _quantities(_ml_run(name, csv, cluster, formula, 20, 3))
+    for k in r:
+        a, b = r[k], p[k]
+        se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+        assert abs(b.mean() - a.mean()) <= Z_MAX * se, (k, a.mean(), b.mean(), se)
+
+
+def test_one_cluster_ml_pmm_agrees_with_mice_2lonly_pmm_and_2l_pan():
+    """ml.pmm with one factor, no cluster means: of the level-2 w, predictive mean matching on
+    the cluster means (mice's 2lonly.pmm); of the level-1 y, matching on the multilevel linear
+    predictor with the random intercepts, compared with mice's 2l.pan (y is normal given its
+    predictors, so both give the same estimates). Stored mice run r_compat/fcs_ref_ml.R (50
+    imputations, 2l.bin for b as ml.bin): pooled lmer estimates and the imputed cells' mean and
+    variance within Monte Carlo error."""
+    r = _quantities(REF_ML["runs"]["sim_2lonly_pmm"]["per"])
+    p = _quantities(
+        _ml_run("sim_2lonly_pmm", "fcs_sim.csv", "g", "y ~ x + b + w + (1|g)", 20, 5, PMM)
+    )
+    assert set(r) == set(p)
     for k in r:
         a, b = r[k], p[k]
         se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))

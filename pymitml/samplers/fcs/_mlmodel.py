@@ -49,6 +49,8 @@ __all__ = ["MlDesign", "MlMethod", "MlModel", "ml_design"]
 WARMUP = 10
 #: prior scale of the variances, relative to the observed variance of the target
 PRIOR_SCALE = 0.01
+#: prior degrees of freedom of Psi_t beyond q_t (0: IW(q_t, .), the weakest proper choice)
+PSI_DF_EXTRA = 0.0
 _LO = np.array([-np.inf, 0.0])
 _HI = np.array([0.0, np.inf])
 
@@ -200,7 +202,7 @@ class MlModel:
         ]
         self.works = [rc_work(p if i == 0 else 0, qi, j) for i, (qi, j) in enumerate(zip(q, J))]
         scale = PRIOR_SCALE * (1.0 if mode == 2 else v)
-        self.priors = [np.array([float(max(qi, 1)), scale, 1.0, scale]) for qi in q]
+        self.priors = [np.array([float(max(qi, 1)) + PSI_DF_EXTRA, scale, 1.0, scale]) for qi in q]
         self.s2 = s2
         self.latent = np.zeros(n)
         self.x0 = np.zeros((n, 0))
