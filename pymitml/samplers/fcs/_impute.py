@@ -50,7 +50,9 @@ def fcs_impute(
         of cluster variables (outermost first when nested, e.g. ``["school", "class"]``; an
         entry may be an interaction ``"school:class"``) imputes three-level or
         cross-classified data: every variable at its own level (:func:`pymitml.detect_levels`)
-        with methods ``"ml.lmer"`` (numeric) and ``"ml.bin"`` (binary, probit), see
+        with methods ``"ml.lmer"`` (numeric), ``"ml.pmm"`` (predictive mean matching),
+        ``"ml.bin"`` (binary, probit), ``"ml.polr"`` (ordered categories, cumulative probit)
+        and ``"ml.polyreg"`` (unordered categories, sequential probit), see
         docs/guide/three_level.md.
     random : several cluster variables only: ``{column: lme4 random terms}``, e.g.
         ``{"y": "(1 + x|school) + (1|school:class)"}``. Default: a random intercept for every
