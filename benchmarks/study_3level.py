@@ -86,12 +86,27 @@ TRUTH = {
         "var(Intercept)|nbhd": 0.2,
         "var(Residual)": 1.0,
     },
+    "categorical": {
+        "(Intercept)": 1.0,
+        "x": 0.5,
+        "o": 0.3,
+        "gB": 0.4,
+        "gC": -0.3,
+        "var(Intercept)|school": 0.3,
+        "var(Intercept)|school:class": 0.2,
+        "var(Residual)": 1.0,
+    },
 }
+TRUTH["pmm"] = dict(TRUTH["intercept"])
 FORMULA = {
     "intercept": "y ~ x + w + z + (1|school) + (1|school:class)",
     "slope": "y ~ x + w + z + (1 + x|school) + (1|school:class)",
     "crossed": "y ~ x + a + (1|school) + (1|nbhd)",
+    "categorical": "y ~ x + o + g + (1|school) + (1|school:class)",
+    "pmm": "y ~ x + w + z + (1|school) + (1|school:class)",
 }
+#: ordinal categories of o in the categorical design (cut points of its latent normal)
+O_CUTS = (-0.8, 0.2, 1.0)
 
 
 def _logit_drop(rng, score: np.ndarray, rate: float) -> np.ndarray:
@@ -100,7 +115,7 @@ def _logit_drop(rng, score: np.ndarray, rate: float) -> np.ndarray:
     return rng.random(len(s)) < 1 / (1 + np.exp(-(shift + s)))
 
 
-def simulate(design: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def simulate(design: str, seed: int, schools: int = 40) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(complete data, incomplete data) of one replication."""
     rng = np.random.default_rng(seed)
     if design == "crossed":
@@ -117,10 +132,12 @@ def simulate(design: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         xm = full.groupby("school")["x"].mean().reindex(range(S)).fillna(0).to_numpy()
         inc.loc[_logit_drop(rng, xm, 0.25)[school], "a"] = np.nan
         return full, inc
-    K, C, n = 40, 5, 8
+    K, C, n = schools, 5, 8
     school = np.repeat(np.arange(K), C * n)
     klass = np.repeat(np.arange(K * C), n)
     N = K * C * n
+    if design == "categorical":
+        return _simulate_categorical(rng, school, klass, (K, C, n))
     x = rng.normal(size=N) + 0.5 * rng.normal(size=K * C)[klass] + 0.5 * rng.normal(size=K)[school]
     w = rng.normal(size=K * C)[klass]
     z = rng.normal(size=K)[school]
@@ -138,6 +155,55 @@ def simulate(design: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     return full, inc
 
 
+def _simulate_categorical(rng, school, klass, sizes) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Level-1 ordinal o (cumulative probit in x with school and class intercepts), class-level
+    nominal g (multinomial logit in the class mean of x), y on both; missing: y in x, o in y,
+    g (classes) in the class mean of y."""
+    K, C, n = sizes
+    N = K * C * n
+    x = rng.normal(size=N) + 0.5 * rng.normal(size=K * C)[klass] + 0.5 * rng.normal(size=K)[school]
+    ostar = (
+        0.6 * x + rng.normal(0, np.sqrt(0.3), K)[school] + rng.normal(0, np.sqrt(0.2), K * C)[klass]
+    )
+    o = np.digitize(ostar + rng.normal(size=N), O_CUTS)
+    xm = pd.Series(x).groupby(klass).mean().to_numpy()
+    util = np.column_stack([np.zeros(K * C), 0.2 + 0.8 * xm, -0.8 * xm]) + rng.gumbel(
+        size=(K * C, 3)
+    )
+    g = np.argmax(util, axis=1)[klass]
+    y = (
+        1
+        + 0.5 * x
+        + 0.3 * o
+        + np.array([0.0, 0.4, -0.3])[g]
+        + rng.normal(0, np.sqrt(0.3), K)[school]
+    )
+    y = y + rng.normal(0, np.sqrt(0.2), K * C)[klass] + rng.normal(size=N)
+    full = pd.DataFrame(
+        {
+            "school": school,
+            "class": klass,
+            "y": y,
+            "x": x,
+            "o": pd.Categorical.from_codes(o, ["0", "1", "2", "3"], ordered=True),
+            "g": pd.Categorical.from_codes(g, ["A", "B", "C"]),
+        }
+    )
+    inc = full.copy()
+    inc.loc[_logit_drop(rng, x, 0.3), "y"] = np.nan
+    inc.loc[_logit_drop(rng, y, 0.3), "o"] = np.nan
+    ym = pd.Series(y).groupby(klass).mean().to_numpy()
+    inc.loc[_logit_drop(rng, ym, 0.25)[klass], "g"] = np.nan
+    return full, inc
+
+
+def _analysable(d: pd.DataFrame) -> pd.DataFrame:
+    """The ordinal o enters the analysis as its score 0..3."""
+    if "o" in d and isinstance(d["o"].dtype, pd.CategoricalDtype):
+        return d.assign(o=d["o"].cat.codes.astype(float))
+    return d
+
+
 def impute(design: str, inc: pd.DataFrame, method: str, m: int, seed: int):
     """The imputations of one method: "ml" (several cluster variables) or "naive"."""
     if method == "ml":
@@ -146,8 +212,9 @@ def impute(design: str, inc: pd.DataFrame, method: str, m: int, seed: int):
                 inc, cluster=["school", "nbhd"], crossed=True, m=m, seed=seed, maxit=10
             )
         random = {"y": "(1 + x|school) + (1|school:class)"} if design == "slope" else None
+        meth = {"y": "ml.pmm", "w": "ml.pmm", "z": "ml.pmm"} if design == "pmm" else None
         return pm.fcs_impute(
-            inc, cluster=["school", "class"], random=random, m=m, seed=seed, maxit=10
+            inc, cluster=["school", "class"], random=random, method=meth, m=m, seed=seed, maxit=10
         )
     inner, other = ("school", "nbhd") if design == "crossed" else ("class", "school")
     P = pm.make_predictor_matrix(inc, cluster=inner)
@@ -190,7 +257,7 @@ def pooled(fits: list, design: str) -> dict[str, tuple[float, float, float]]:
 
 def complete_data(full: pd.DataFrame, design: str) -> dict[str, tuple[float, float, float]]:
     """The complete-data analysis (intervals: Wald for fixed effects; none for variances)."""
-    fit = pm.lmer(FORMULA[design], full)
+    fit = pm.lmer(FORMULA[design], _analysable(full))
     out = {}
     se = np.sqrt(np.diag(fit.vcov))
     for k, e, s in zip(fit.fixef.index, fit.fixef.to_numpy(), se):
@@ -205,15 +272,15 @@ def complete_data(full: pd.DataFrame, design: str) -> dict[str, tuple[float, flo
     return out
 
 
-def replicate(design: str, seed: int, m: int, methods=("ml", "naive")) -> dict:
+def replicate(design: str, seed: int, m: int, methods=("ml", "naive"), schools: int = 40) -> dict:
     """method -> quantity -> (estimate, lower, upper) for one replication."""
-    full, inc = simulate(design, seed)
+    full, inc = simulate("intercept" if design == "pmm" else design, seed, schools)
     res = {"complete": complete_data(full, design)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for meth in methods:
             imp = impute(design, inc, meth, m, seed)
-            fits = imp.complete().with_(lambda d: pm.lmer(FORMULA[design], d))
+            fits = imp.complete().with_(lambda d: pm.lmer(FORMULA[design], _analysable(d)))
             res[meth] = pooled(fits, design)
     return res
 
@@ -242,10 +309,12 @@ def summarise(design: str, reps: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("quantity")
 
 
-def run(design: str, reps: int, m: int, seed0: int = 1, progress: bool = False) -> pd.DataFrame:
+def run(
+    design: str, reps: int, m: int, seed0: int = 1, progress: bool = False, schools: int = 40
+) -> pd.DataFrame:
     out = []
     for k in range(reps):
-        out.append(replicate(design, seed0 + 1000 * k, m))
+        out.append(replicate(design, seed0 + 1000 * k, m, schools=schools))
         if progress and (k + 1) % 5 == 0:
             print(f"{design}: {k + 1}/{reps}", file=sys.stderr, flush=True)
     return summarise(design, out)
@@ -255,15 +324,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=200)
     ap.add_argument("--m", type=int, default=10)
-    ap.add_argument("--design", default="all", choices=["intercept", "slope", "crossed", "all"])
+    ap.add_argument(
+        "--design",
+        default="all",
+        choices=["intercept", "slope", "crossed", "categorical", "pmm", "all"],
+    )
+    ap.add_argument("--schools", type=int, default=40, help="schools of the nested designs")
     a = ap.parse_args()
-    designs = ["intercept", "slope", "crossed"] if a.design == "all" else [a.design]
+    designs = list(TRUTH) if a.design == "all" else [a.design]
     pd.set_option("display.width", 200)
     pd.set_option("display.max_columns", 20)
     for d in designs:
         t0 = time.perf_counter()
-        tab = run(d, a.reps, a.m, progress=True)
-        print(f"\n{d}: {a.reps} replications, m = {a.m} ({time.perf_counter() - t0:.0f} s)")
+        tab = run(d, a.reps, a.m, progress=True, schools=a.schools)
+        size = f", {a.schools} schools" if d != "crossed" else ""
+        print(f"\n{d}: {a.reps} replications, m = {a.m}{size} ({time.perf_counter() - t0:.0f} s)")
         print(tab.round(3).to_string())
 
 

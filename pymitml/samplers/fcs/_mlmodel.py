@@ -47,10 +47,13 @@ __all__ = ["MlDesign", "MlMethod", "MlModel", "ml_design"]
 
 #: sweeps at the first visit of a chain (from crude start values towards the posterior)
 WARMUP = 10
-#: prior scale of the variances, relative to the observed variance of the target
+#: prior scale of the residual variance, relative to the observed variance of the target
 PRIOR_SCALE = 0.01
-#: prior degrees of freedom of Psi_t beyond q_t (0: IW(q_t, .), the weakest proper choice)
-PSI_DF_EXTRA = 0.0
+#: prior scale of each random effect's variance, relative to the observed variance of the
+#: target divided by the variance of the effect's column (a random intercept: 1). Smaller
+#: scales pull weakly identified variances (a random slope from 40 schools) towards zero:
+#: with 0.01 the imputed data's slope variance was 12% below the complete data's.
+PSI_PRIOR_SCALE = 0.3
 _LO = np.array([-np.inf, 0.0])
 _HI = np.array([0.0, np.inf])
 
@@ -201,8 +204,10 @@ class MlModel:
             rc_params(p if i == 0 else 0, qi, j, s2) for i, (qi, j) in enumerate(zip(q, J))
         ]
         self.works = [rc_work(p if i == 0 else 0, qi, j) for i, (qi, j) in enumerate(zip(q, J))]
-        scale = PRIOR_SCALE * (1.0 if mode == 2 else v)
-        self.priors = [np.array([float(max(qi, 1)) + PSI_DF_EXTRA, scale, 1.0, scale]) for qi in q]
+        vy = 1.0 if mode == 2 else v
+        scale, pscale = PRIOR_SCALE * vy, PSI_PRIOR_SCALE * vy
+        self.priors = [np.array([float(max(qi, 1)), pscale, 1.0, scale]) for qi in q]
+        self.zscale: list[np.ndarray] | None = None
         self.s2 = s2
         self.latent = np.zeros(n)
         self.x0 = np.zeros((n, 0))
@@ -234,8 +239,27 @@ class MlModel:
         linear_predictor(self.x0[: Z.shape[0]], Z, self.groups[i], self.e0, self.pars[i].b, out)
         return out
 
+    def _set_zscale(self, Zs: list[np.ndarray]) -> None:
+        """Each random-effect column is divided by its SD over the observed units (1 for an
+        intercept or a constant column): the prior IW(q, c v I) of the scaled effects is
+        IW(q, c v D^-2) for the effects on the data's scale, D the SDs."""
+        out = []
+        for Z in Zs:
+            sd = Z.std(axis=0) if len(Z) > 1 else np.ones(Z.shape[1])
+            sd[(sd <= 1e-12) | ~np.isfinite(sd)] = 1.0
+            out.append(1.0 / sd)
+        self.zscale = out
+
+    def _scaled(self, Zs: list[np.ndarray]) -> list[np.ndarray]:
+        if self.zscale is None:
+            return Zs
+        return [np.ascontiguousarray(Z * s) if Z.shape[1] else Z for Z, s in zip(Zs, self.zscale)]
+
     def predict(self, X: np.ndarray, Zs: list[np.ndarray], groups: list[np.ndarray]) -> np.ndarray:
         """x'beta + sum_t z_t'b_t at the given units (``groups[t]``: their groups in term t)."""
+        return self._predict(X, self._scaled(Zs), groups)
+
+    def _predict(self, X: np.ndarray, Zs: list[np.ndarray], groups: list[np.ndarray]) -> np.ndarray:
         eta = _xb(X, self.beta)
         for par, Z, g in zip(self.pars, Zs, groups):
             if Z.shape[1]:
@@ -255,11 +279,14 @@ class MlModel:
         if not Zs:
             Zs = [np.zeros((X.shape[0], 0))]
         n = self.sweeps
+        if self.zscale is None:
+            self._set_zscale(Zs)
+        Zs = self._scaled(Zs)
         if not self.started:
             self._start_psi(Zs)
             n = max(n, self.warmup)
         if self.mode == 2 and ordinal is None:
-            eta = self.predict(X, Zs, self.groups)
+            eta = self._predict(X, Zs, self.groups)
             probit_latents(rng, eta, np.asarray(y, np.int64), _LO, _HI, self.latent)
             y = self.latent
         y = np.ascontiguousarray(y, dtype=np.float64)
