@@ -75,6 +75,8 @@ IMPUTATION = {
 }
 S, K, N_PUPILS = 50, 5, 10
 N_BURN, N_ITER = 1000, 100
+#: scale of the class-level prior Dinv (times I); None: pan's default, I
+DINV: float | None = None
 
 
 def _logit_drop(rng, score: np.ndarray, rate: float) -> np.ndarray:
@@ -165,8 +167,18 @@ def replicate(design: str, seed: int, m: int, methods=("pan3", "naive")) -> dict
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for meth in methods:
+            prior = None
+            if DINV is not None:
+                d = 2  # class-level effects x targets: (1 + x) x y, or 1 x (y, x)
+                prior = {"Dinv": DINV * np.eye(d)}
             imp = pm.pan_impute(
-                inc, IMPUTATION[design][meth], m=m, n_burn=N_BURN, n_iter=N_ITER, seed=seed
+                inc,
+                IMPUTATION[design][meth],
+                m=m,
+                n_burn=N_BURN,
+                n_iter=N_ITER,
+                seed=seed,
+                prior=prior,
             )
             fits = imp.complete().with_(lambda d: pm.lmer(ANALYSIS[design], d))
             res[meth] = pooled(fits, design)
@@ -203,14 +215,22 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=100)
     ap.add_argument("--m", type=int, default=10)
     ap.add_argument("--design", default="all", choices=["intercept", "slope", "all"])
+    ap.add_argument("--pupils", type=int, default=N_PUPILS, help="pupils per class")
+    ap.add_argument("--dinv", type=float, default=None, help="class-level prior Dinv = DINV I")
     a = ap.parse_args()
+    globals()["N_PUPILS"] = a.pupils
+    globals()["DINV"] = a.dinv
     designs = ["intercept", "slope"] if a.design == "all" else [a.design]
     pd.set_option("display.width", 200)
     pd.set_option("display.max_columns", 20)
     for d in designs:
         t0 = time.perf_counter()
         tab = run(d, a.reps, a.m, progress=True)
-        print(f"\n{d}: {a.reps} replications, m = {a.m} ({time.perf_counter() - t0:.0f} s)")
+        print(
+            f"\n{d}: {a.reps} replications, m = {a.m}, {a.pupils} pupils per class, "
+            f"Dinv = {'I' if a.dinv is None else f'{a.dinv:g} I'} "
+            f"({time.perf_counter() - t0:.0f} s)"
+        )
         print(tab.round(3).to_string())
 
 
