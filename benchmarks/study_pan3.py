@@ -25,6 +25,14 @@ slope     : as intercept, x complete, plus a random slope of x at the class leve
 
 The slow test tests/test_pan3_sim.py runs this and asserts relative bias < 10% and coverage
 90-98%; its quick part runs a few replications with looser bounds.
+
+Measured (100 replications, m = 10, seeds 1 + 1000 k; machine shared): intercept design,
+every quantity within 1.5% of the truth, coverage 0.90-0.98; naive two-level pan: school
+variance -22.8%, class variance +9.7%. Slope design: every quantity within 8.2% (coverage
+0.95-0.97) except the class-level slope variance, +26.2% (coverage 0.83), which two-level pan
+shares (+26.5%): the slope of a 10-pupil class is weakly identified and follows pan's prior
+Dinv = I; with ``--pupils 20``: +13.2% (two-level pan +12.7%, complete data +1.3%). Naive:
+school variance -16.4%. Tables in docs/guide/three_level.md.
 """
 
 from __future__ import annotations
