@@ -97,6 +97,32 @@ def test_summary_formulas():
     assert r["width"] == 1.0 and r["width_mcse"] == 0.0
 
 
+def test_summary_coverage_counts_only_replications_with_an_interval():
+    est = np.array([2.0, 2.2, 1.8, 0.0])
+    cov = pd.array([True, False, True, pd.NA], dtype="boolean")
+    r = studies.summarize(_fake(est, cov).assign(width=[1.0, 3.0, 2.0, np.nan])).iloc[0]
+    assert r["reps"] == 4 and r["intervals"] == 3
+    assert r["bias"] == pytest.approx(-0.5)  # the boundary estimate counts in the bias
+    assert r["coverage"] == pytest.approx(2 / 3)
+    assert r["coverage_mcse"] == pytest.approx(np.sqrt(2 / 9 / 3))
+    assert r["width"] == pytest.approx(2.0)
+
+
+def test_boundary_fits_keep_their_replication():
+    """A variance component estimated as zero (a singular fit) counts at zero in the bias and
+    has no interval; the fixed effects of the replication are still scored."""
+    (d,) = studies.design_grid(("ri",), (30,), (5,), (0.1,), rate=0.01)
+    data = d.generate(5, complete=True)
+    rng = np.random.default_rng(2)
+    data["y"] = 1 + 0.5 * data["x"] + 0.3 * data["z"] + rng.normal(size=len(data))
+    fit = pm.lmer(d.analysis, data)
+    rows = {r["parameter"]: r for r in studies._runner._score(d, [fit], 0.95)}
+    tau = rows["Intercept~~Intercept|g"]
+    assert tau["estimate"] == pytest.approx(0.0, abs=1e-12)
+    assert tau["covered"] is pd.NA and np.isnan(tau["width"])
+    assert isinstance(rows["x"]["covered"], bool) and np.isfinite(rows["x"]["width"])
+
+
 def test_summary_leaves_out_methods_that_do_not_apply():
     res = pd.concat(
         [

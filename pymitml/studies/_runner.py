@@ -19,6 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ._designs import Design
@@ -49,10 +50,17 @@ COLUMNS = [
 def _score(design: Design, fits: Any, level: float) -> list[dict[str, Any]]:
     """Pooled fixed effects and variance components of the fits, against the truth.
 
-    One fit (listwise deletion) is passed twice: B = 0, so the pooled interval is the fit's
-    own Wald interval (on the log / logit scale for variance components).
+    Fixed effects: Rubin's rules (:func:`~pymitml.pool_estimates`). A variance component's
+    estimate is the mean of its m estimates (mitml's pooled value; boundary fits with a zero
+    variance count, as they do in the literature's studies), and its interval the pooled one on
+    the log-SD scale (:func:`~pymitml.pool_variance_components`) from the fits that are not on
+    the boundary; when fewer than two are left the replication has no interval for it
+    (``covered`` missing), never a dropped replication. One fit (listwise deletion) is passed
+    twice: B = 0, so the pooled interval is the fit's own Wald interval.
     """
     import pymitml as pm
+    from pymitml.pool._extract import variance_components
+    from pymitml.pool._failures import FitFailureError
 
     if len(fits) == 1:
         fits = [fits[0], fits[0]]
@@ -60,7 +68,12 @@ def _score(design: Design, fits: Any, level: float) -> list[dict[str, Any]]:
         warnings.simplefilter("ignore")
         est = pm.pool_estimates(fits, on_failure="drop")
         ci = est.confint(level)
-        vc = pm.pool_variance_components(fits, level=level, on_failure="drop_warned").table
+        per_fit = [variance_components(f) for f in fits]
+        avg = pd.concat([v for v in per_fit if v is not None], axis=1).mean(axis=1)
+        try:
+            vc = pm.pool_variance_components(fits, level=level, on_failure="drop_warned").table
+        except (ValueError, FitFailureError):  # every fit (or all but one) on the boundary
+            vc = pd.DataFrame()
     rows = []
     for par, truth in design.truth.items():
         if par in est.table.index:
@@ -68,13 +81,16 @@ def _score(design: Design, fits: Any, level: float) -> list[dict[str, Any]]:
             se = float(est.table.loc[par, "Std.Error"])
             lo, hi = (float(x) for x in ci.loc[par])
             fmi = float(est.table.loc[par, "FMI"])
-        elif par in vc.index:
-            e = float(vc.loc[par, "Estimate"])
-            se = float("nan")
-            lo, hi = float(vc.loc[par].iloc[1]), float(vc.loc[par].iloc[2])
-            fmi = float(vc.loc[par, "FMI"])
+        elif par in avg.index:
+            e, se = float(avg[par]), float("nan")
+            if par in vc.index:
+                lo, hi = float(vc.loc[par].iloc[1]), float(vc.loc[par].iloc[2])
+                fmi = float(vc.loc[par, "FMI"])
+            else:
+                lo = hi = fmi = float("nan")
         else:
             raise KeyError(f"parameter {par!r} is not among the pooled estimates")
+        has = bool(np.isfinite(lo) and np.isfinite(hi))
         rows.append(
             {
                 "parameter": par,
@@ -83,7 +99,7 @@ def _score(design: Design, fits: Any, level: float) -> list[dict[str, Any]]:
                 "se": se,
                 "lower": lo,
                 "upper": hi,
-                "covered": bool(lo <= truth <= hi),
+                "covered": bool(lo <= truth <= hi) if has else pd.NA,
                 "width": hi - lo,
                 "fmi": fmi,
             }

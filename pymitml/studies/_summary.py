@@ -5,8 +5,10 @@ With R replications of estimates e_r of a truth t (errors d_r = e_r - t):
 
 - bias = mean(d), MCSE = sd(d) / sqrt(R); relative bias = bias / t, MCSE = MCSE(bias) / |t|;
 - RMSE = sqrt(mean(d^2)), MCSE = sd(d^2) / (2 RMSE sqrt(R)) (delta method);
-- coverage = share of intervals holding t, MCSE = sqrt(c (1 - c) / R);
-- width and FMI: means, MCSE = sd / sqrt(R).
+- coverage = share of intervals holding t, MCSE = sqrt(c (1 - c) / R_i), over the R_i
+  replications that have an interval (``intervals``: a variance component whose fits are all
+  on the boundary has none; its estimate, the mean over the m fits, still counts in the bias);
+- width and FMI: means over those, MCSE = sd / sqrt(R_i).
 
 (Morris, White & Crowther 2019, Table 6.) Replications where a method failed are left out of its
 figures and counted in ``failed``; designs a method cannot handle are not in the table.
@@ -27,14 +29,20 @@ def _cell(g: pd.DataFrame) -> pd.Series:
     R = len(ok)
     t = float(g["truth"].iloc[0])
     d = ok["estimate"].to_numpy(float) - t
-    cov = ok["covered"].astype(float).to_numpy()
-    out: dict[str, Any] = {"truth": t, "reps": R, "failed": int((g["status"] == "error").sum())}
+    cov = ok["covered"].astype("Float64").dropna().to_numpy(float)  # replications with an interval
+    out: dict[str, Any] = {
+        "truth": t,
+        "reps": R,
+        "failed": int((g["status"] == "error").sum()),
+        "intervals": len(cov),
+    }
     if R == 0:
         return pd.Series(out)
     sq = np.sqrt(R)
     sd = d.std(ddof=1) if R > 1 else np.nan
     rmse = float(np.sqrt(np.mean(d**2)))
-    c = float(cov.mean())
+    nc = max(len(cov), 1)
+    c = float(cov.mean()) if len(cov) else np.nan
     out.update(
         {
             "mean": t + float(d.mean()),
@@ -45,11 +53,11 @@ def _cell(g: pd.DataFrame) -> pd.Series:
             "rmse": rmse,
             "rmse_mcse": (d**2).std(ddof=1) / (2 * rmse * sq) if R > 1 and rmse > 0 else np.nan,
             "coverage": c,
-            "coverage_mcse": np.sqrt(c * (1 - c) / R),
+            "coverage_mcse": np.sqrt(c * (1 - c) / nc),
             "width": float(ok["width"].mean()),
-            "width_mcse": ok["width"].std(ddof=1) / sq if R > 1 else np.nan,
+            "width_mcse": ok["width"].std(ddof=1) / np.sqrt(nc) if len(cov) > 1 else np.nan,
             "fmi": float(ok["fmi"].mean()),
-            "fmi_mcse": ok["fmi"].std(ddof=1) / sq if R > 1 else np.nan,
+            "fmi_mcse": ok["fmi"].std(ddof=1) / np.sqrt(nc) if len(cov) > 1 else np.nan,
             "seconds": float(ok.drop_duplicates(["rep"])["seconds"].mean()),
         }
     )
