@@ -189,8 +189,37 @@ def model_tables(spec: ModelSpec):
         obsm,
         np.array([md.dim for md in spec.models], np.int64),
         _ucols(spec),
+        *changing_rows(spec, uses),
     )
     return mo, fvar, fpow
+
+
+def changing_rows(spec: ModelSpec, uses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rrows, rstart): the rows (clusters for level-2 models) of every model where a variable
+    it uses can change during sampling: a level-1 variable where it is missing; a level-2
+    variable, latent or observed cluster mean in every row of a cluster where it (its base
+    variable) is missing."""
+    n, K = spec.R.shape
+    start = spec.start
+    J = len(start) - 1
+    miss = spec.R == 1
+    dyn = miss.copy()
+    for v, vi in enumerate(spec.info):
+        base = spec.observed_means.get(v, v)
+        if v in spec.latent:
+            dyn[:, v] = True
+        elif vi.level == 2 or base != v:
+            anym = np.logical_or.reduceat(miss[:, base], start[:-1]) if n else np.zeros(0, bool)
+            dyn[:, v] = np.repeat(anym, np.diff(start))
+    parts, starts = [], [0]
+    for m, md in enumerate(spec.models):
+        rows = dyn[:, uses[m] == 1].any(axis=1)
+        if md.level == 2:
+            rows = rows[start[:-1]] if J else rows[:0]
+        idx = np.flatnonzero(rows).astype(np.int64)
+        parts.append(idx)
+        starts.append(starts[-1] + len(idx))
+    return np.concatenate(parts), np.array(starts, np.int64)
 
 
 class ChainState(NamedTuple):

@@ -84,6 +84,8 @@ class MbModels(NamedTuple):
     obsm: np.ndarray  # (K,) int64 the observed-cluster-mean variable of an incomplete one (-1)
     dim: np.ndarray  # (M,) int64 kind 4 (nominal): the category 1..K-1 of this sub-model
     ucol: np.ndarray  # (M,) int64 kind 4: its column of U
+    rrows: np.ndarray  # (T,) int64 rows of each model whose design or response can change
+    rstart: np.ndarray  # (M + 1,) int64 model m's rows are rrows[rstart[m]:rstart[m + 1]]
 
 
 class MbPars(NamedTuple):
@@ -419,10 +421,13 @@ def impute_variables(rng, d, mo, pv, buf, tune):
 
 
 @njit(nrt=False)
-def refresh_model(d, mo, m, dm):
-    """Model m's design matrices (and the response of a linear model) from V."""
-    n = dm.X.shape[0]
-    for r in range(n):
+def refresh_model(d, mo, m, dm, changed=False):
+    """Model m's design matrices (and the response of a linear model) from V: every row, or
+    with ``changed`` only the rows whose values can change between iterations (``mo.rrows``;
+    the others keep the values of the first iteration)."""
+    n = mo.rstart[m + 1] - mo.rstart[m] if changed else dm.X.shape[0]
+    for t in range(n):
+        r = mo.rrows[mo.rstart[m] + t] if changed else t
         row = r if mo.level[m] == 1 else d.rep[r]
         design_row(d, row, mo.xc[m, 0], mo.xc[m, 1], dm.X[r])
         if mo.zc[m, 1] > mo.zc[m, 0]:
@@ -646,8 +651,8 @@ def iterate(n, rec0, rng, d, mo, lists, pv, buf, tune, theta):
                 if mo.dim[m] == 1:
                     draw_nominal(rng, d, mo, pv, m, buf)
                 refresh_nominal(d, mo, pv, m, dm, buf)
-            else:
-                refresh_model(d, mo, m, dm)
+            else:  # every row at the first iteration, then the rows that can change
+                refresh_model(d, mo, m, dm, tune.ctrl[0] > 0.0)
             if mo.kind[m] == 1:
                 draw_thresholds(rng, d, mo, m, dm, pv, buf, tune, phase)
             if mo.kind[m] == 1 or mo.kind[m] == 2:
