@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._gibbs import cluster_runs, rows_crossproducts
+from ._gibbs import cluster_runs
 
-__all__ = ["design_crossproducts", "pattern_layout", "row_blocks"]
+__all__ = ["design_crossproducts", "pattern_layout", "row_blocks", "rows_crossproducts_np"]
 
 
 def pattern_layout(miss: np.ndarray, rows: np.ndarray | None = None):
@@ -66,7 +66,7 @@ def row_blocks(X, Z, Y, clus, J, miss, rows_mask=None):
         comp=comp,
     )
     out["XtYc"], out["ZtYc"], out["YtYc"] = np.zeros((p, r)), np.zeros((q, r, J)), np.zeros((r, r))
-    rows_crossproducts(
+    rows_crossproducts_np(
         np.ascontiguousarray(X[comp].T),
         np.ascontiguousarray(Z[comp].T),
         np.ascontiguousarray(Y[comp].T),
@@ -82,7 +82,7 @@ def row_blocks(X, Z, Y, clus, J, miss, rows_mask=None):
     out["Ci"] = np.ascontiguousarray(clus[rows])
     out["Seg"] = cluster_runs(out["Ci"])
     out["XtYi"], out["ZtYi"], out["YtYi"] = np.zeros((p, r)), np.zeros((q, r, J)), np.zeros((r, r))
-    rows_crossproducts(
+    rows_crossproducts_np(
         out["Xi"],
         out["Zi"],
         out["Yi"],
@@ -108,3 +108,45 @@ def design_crossproducts(X, Z, clus, J):
         for k in range(p):
             ZtX[a, k] = np.bincount(clus, weights=Z[:, a] * X[:, k], minlength=J)
     return ZtZ, ZtX
+
+
+def _dot_np(x, y) -> float:
+    """:func:`~._gibbs._dot` by NumPy, bit for bit: four accumulators over the elements i = k mod 4
+    (the tail after the last multiple of 4 added to the first), each summed in order from 0.0
+    (``cumsum`` is sequential), then (s0 + s1) + (s2 + s3)."""
+    prod = x * y
+    n = prod.shape[0]
+    n4 = n - n % 4
+    s = [
+        np.cumsum(np.concatenate([[0.0], prod[k:n4:4], prod[n4:] if k == 0 else []]))[-1]
+        for k in range(4)
+    ]
+    return (s[0] + s[1]) + (s[2] + s[3])
+
+
+def rows_crossproducts_np(Xt, Zt, Yt, C, seg, XtY, ZtY, YtY) -> None:
+    """:func:`~._gibbs.rows_crossproducts` by NumPy, bit for bit (the same sums in the same order:
+    ``np.bincount`` adds its weights in order), for the set-up: calling the kernel from Python
+    would compile a second copy of it (its callers' copy has no entry point from Python)."""
+    p, q, r = Xt.shape[0], Zt.shape[0], Yt.shape[0]
+    for t in range(r):  # loops over columns, not rows
+        for k in range(p):
+            XtY[k, t] = _dot_np(Xt[k], Yt[t])
+        for u in range(t + 1):
+            YtY[t, u] = YtY[u, t] = _dot_np(Yt[t], Yt[u])
+    J = ZtY.shape[2]
+    n_seg = seg.shape[0] - 1
+    n = Yt.shape[1]
+    if n < 4 * n_seg:  # the kernel's short-run branch: one running sum per cluster, row by row
+        for a in range(q):
+            for t in range(r):
+                ZtY[a, t] = np.bincount(C, weights=Zt[a] * Yt[t], minlength=J)
+        return
+    # long runs: per run, the rows at even and at odd offsets from its start summed apart, their
+    # sum added to the run's cluster (runs in order)
+    run = np.repeat(np.arange(n_seg), np.diff(seg))
+    half = 2 * run + (np.arange(n) - seg[run]) % 2
+    for a in range(q):
+        for t in range(r):
+            v = np.bincount(half, weights=Zt[a] * Yt[t], minlength=2 * n_seg)
+            ZtY[a, t] = np.bincount(C[seg[:-1]], weights=v[0::2] + v[1::2], minlength=J)
