@@ -2,9 +2,10 @@
 
 Slow: 100 replications (m = 10) of the random-intercept and class-level random-slope designs:
 the pooled lmer estimates (fixed effects and the variance components at every level) have
-relative bias below 10% and 95% coverage in 90-98% (the class-level slope variance, which
-follows pan's prior, is checked against two-level pan's instead: see the test), and the naive
-two-level imputation (class as the only cluster) biases the school variance down. Quick: four replications of each design
+relative bias below 10% and 95% coverage in 90-98% (the slope design with a class-level prior
+scale Dinv = 0.1 I; under pan's default the slope variance follows the prior, as two-level
+pan's does: second slow test), and the naive two-level imputation (class as the only cluster)
+biases the school variance down. Quick: four replications of each design
 with looser bounds that a wrong sampler still fails (a sampler without the school level, the
 naive one, fails the quick school-variance check)."""
 
@@ -48,22 +49,29 @@ def test_a_few_replications_recover_the_truth(design):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("design", ["intercept", "slope"])
-def test_bias_and_coverage_over_replications(design):
-    tab = study.run(design, reps=100, m=10)
+@pytest.mark.parametrize(("design", "dinv"), [("intercept", None), ("slope", 0.1)])
+def test_bias_and_coverage_over_replications(design, dinv):
+    # Measured (seeds 1 + 1000 k; docs/guide/three_level.md): every quantity within 8.8% of the
+    # truth with coverage 0.90-0.98. The slope design runs with Dinv = 0.1 I at the class level:
+    # under pan's default Dinv = I, large beside a slope variance of 0.05 estimated from
+    # 10-pupil classes, that variance comes out +26% (coverage 0.83), and so does two-level
+    # pan's (+27%), which shares the class level (test below).
+    tab = study.run(design, reps=100, m=10, dinv=dinv)
     print(tab.round(3).to_string())
-    # Measured (seeds 1 + 1000 k; docs/guide/three_level.md): every quantity within 8.2% of the
-    # truth with coverage 0.90-0.98, except the class-level random-slope variance (truth 0.05,
-    # 10 pupils per class): +26% with coverage 0.83 under pan's default prior Dinv = I, the
-    # same as two-level pan's (+27%, 0.85): the weakly identified slope variance follows the
-    # prior (+13% with 20 pupils per class). For it the test asks that the three-level model
-    # match two-level pan, whose class level it shares.
+    assert np.all(np.abs(tab["pan3:bias%"]) < 10.0), tab["pan3:bias%"]
+    assert np.all((tab["pan3:cover"] >= 0.90) & (tab["pan3:cover"] <= 0.98)), tab["pan3:cover"]
+    assert tab.loc[SCHOOL, "naive:bias%"] < -10.0
+
+
+@pytest.mark.slow
+def test_default_prior_slope_variance_equals_two_level_pans():
+    """Under pan's default prior the class-level slope variance is overestimated by the
+    three-level model exactly as by two-level pan (measured +26.2% and +26.5%), and the other
+    quantities still meet the bounds."""
+    tab = study.run("slope", reps=100, m=10)
     slope_var = "var(x)|school:class"
-    main = tab.drop(index=[slope_var], errors="ignore")
+    row = tab.loc[slope_var]
+    assert abs(row["pan3:bias%"] - row["naive:bias%"]) < 5.0, row
+    main = tab.drop(index=[slope_var])
     assert np.all(np.abs(main["pan3:bias%"]) < 10.0), main["pan3:bias%"]
     assert np.all((main["pan3:cover"] >= 0.90) & (main["pan3:cover"] <= 0.98)), main["pan3:cover"]
-    if slope_var in tab.index:
-        row = tab.loc[slope_var]
-        assert abs(row["pan3:bias%"] - row["naive:bias%"]) < 5.0, row
-        assert row["pan3:bias%"] < 35.0 and row["pan3:cover"] >= 0.80, row
-    assert tab.loc[SCHOOL, "naive:bias%"] < -10.0
