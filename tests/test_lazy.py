@@ -299,7 +299,7 @@ def test_fits_kept_by_with_drop_their_per_row_arrays(fits):
     for a, b in zip(light, full):
         assert a.light and not b.light
         held = [k for k, v in vars(a._design).items() if isinstance(v, np.ndarray) and n in v.shape]
-        assert held == []  # nothing with one entry per row
+        assert held == [] and a._cp is None  # nothing per row, no per-cluster cross-products
         for name in ROW_ARRAYS:  # rebuilt on use, bit for bit
             assert np.array_equal(getattr(a._design, name), getattr(b._design, name))
     # with frames given as they are, fits keep their designs unless asked
@@ -336,6 +336,7 @@ def test_light_fits_pool_summarise_test_and_predict_as_the_whole_fits(fits):
 
     back = pickle.loads(pickle.dumps(a))  # a pickled fit carries its whole design
     assert not back.light and np.array_equal(back.X, b.X)
+    assert back.loglik_at(b.fixef, b.theta, b.sigma) == b.loglik_at(b.fixef, b.theta, b.sigma)
 
 
 def test_a_light_fit_of_a_random_analysis_says_it_cannot_be_rebuilt(fits):

@@ -159,6 +159,73 @@ def pls(T, ZtZ, ZtX, Zty, XtX, Xty, yty, P, RZX, cu, LX, beta):
 
 
 @njit
+def pls_q1(T, ZtZ, ZtX, Zty, XtX, Xty, yty, P, RZX, cu, LX, beta):
+    """:func:`pls` for a scalar random effect (q = 1): the same operations in the same order
+    (so the same bits), without the loops over q, about twice as fast."""
+    J = Zty.shape[0]
+    p = XtX.shape[0]
+    t = T[0, 0]
+    for a in range(p):
+        for c in range(p):
+            LX[a, c] = XtX[a, c]
+    xty = Xty.copy()
+    logdet = 0.0
+    cucu = 0.0
+    for j in range(J):
+        s = 0.0
+        s += ZtZ[j, 0, 0] * t
+        s2 = 0.0
+        s2 += t * s
+        m = s2 + 1.0
+        if not m > 0.0:
+            return -np.inf, 0.0, 0.0
+        diag = np.sqrt(m)
+        logdet += 2.0 * math.log(diag)
+        pj = t / diag
+        P[j, 0, 0] = pj
+        for c in range(p):
+            s = 0.0
+            s += pj * ZtX[j, 0, c]
+            RZX[j, 0, c] = s
+        s = 0.0
+        s += pj * Zty[j, 0]
+        cu[j, 0] = s
+        cuj = s
+        cucu += s * s
+        for a in range(p):
+            ra = RZX[j, 0, a]
+            for c in range(a + 1):
+                s = 0.0
+                s += ra * RZX[j, 0, c]
+                LX[a, c] -= s
+            s = 0.0
+            s += ra * cuj
+            xty[a] -= s
+    for a in range(p):
+        for c in range(a):
+            LX[c, a] = LX[a, c]
+    if not _chol_lower(LX, p):
+        return -np.inf, 0.0, 0.0
+    logdet_x = 0.0
+    cb = np.empty(p)
+    for a in range(p):
+        logdet_x += 2.0 * math.log(LX[a, a])
+        s = xty[a]
+        for k in range(a):
+            s -= LX[a, k] * cb[k]
+        cb[a] = s / LX[a, a]
+    r2 = yty - cucu
+    for a in range(p):
+        r2 -= cb[a] * cb[a]
+    for a in range(p - 1, -1, -1):
+        s = cb[a]
+        for k in range(a + 1, p):
+            s -= LX[k, a] * beta[k]
+        beta[a] = s / LX[a, a]
+    return logdet, logdet_x, r2
+
+
+@njit
 def criterion(logdet, logdet_x, r2, n, p, reml):
     """lme4's profiled deviance (ML) or REML criterion from the PLS pieces."""
     if reml:
@@ -250,6 +317,60 @@ def gradient_d(ZtZ, ZtX, Zty, P, RZX, cu, LX, beta, r2, n, reml, G):
     for a in range(q):
         for b in range(a):
             G[b, a] = G[a, b]
+
+
+@njit
+def gradient_d_q1(ZtZ, ZtX, Zty, P, RZX, cu, LX, beta, r2, n, reml, G):
+    """:func:`gradient_d` for q = 1: the same operations in the same order (the same bits)."""
+    J = Zty.shape[0]
+    p = LX.shape[0]
+    Linv = np.zeros((p, p))
+    for col in range(p):
+        for a in range(col, p):
+            s = 1.0 if a == col else 0.0
+            for k in range(col, a):
+                s -= LX[a, k] * Linv[k, col]
+            Linv[a, col] = s / LX[a, a]
+    C = np.zeros((p, p))
+    for a in range(p):
+        for b in range(p):
+            s = 0.0
+            for k in range(max(a, b), p):
+                s += Linv[k, a] * Linv[k, b]
+            C[a, b] = s
+    scale = (n - p if reml else n) / r2
+    g = 0.0
+    W = np.empty(p)
+    for j in range(J):
+        pj = P[j, 0, 0]
+        zz = ZtZ[j, 0, 0]
+        u = cu[j, 0]
+        for c in range(p):
+            u -= RZX[j, 0, c] * beta[c]
+        t = 0.0
+        t += pj * u
+        w = Zty[j, 0]
+        for c in range(p):
+            w -= ZtX[j, 0, c] * beta[c]
+        w -= zz * t
+        pa = 0.0
+        pa += pj * zz
+        s = zz - scale * w * w
+        s -= pa * pa
+        g += s
+        if reml:
+            for c in range(p):
+                s = 0.0
+                s += pj * RZX[j, 0, c]
+                W[c] = ZtX[j, 0, c] - zz * s
+            tot = 0.0
+            for c in range(p):
+                s = 0.0
+                for k in range(p):
+                    s += W[k] * C[k, c]
+                tot += s * W[c]
+            g -= tot
+    G[0, 0] = g
 
 
 @njit

@@ -86,7 +86,8 @@ class _Criterion:
     def solve(self, theta: np.ndarray) -> tuple[float, float, float]:
         """PLS pieces (log|L|^2, log|L_X|^2, r^2) at theta; fills the buffers."""
         cp = self.cp
-        return _kernels.pls(
+        pls = _kernels.pls_q1 if self.q == 1 else _kernels.pls
+        return pls(
             self.T(theta),
             cp.ZtZ,
             cp.ZtX,
@@ -108,7 +109,8 @@ class _Criterion:
             return np.inf, np.zeros_like(theta)
         f = _kernels.criterion(logdet, ldx, r2, self.n, self.p, self.reml)
         cp = self.cp
-        _kernels.gradient_d(
+        gradient = _kernels.gradient_d_q1 if self.q == 1 else _kernels.gradient_d
+        gradient(
             cp.ZtZ,
             cp.ZtX,
             cp.Zty,
@@ -156,7 +158,7 @@ _DESIGN_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("design_only
 
 class _LightDesign:
     """An :class:`LmerDesign` without its per-row arrays (``ROW_ARRAYS``: y, X, Z, cluster
-    codes, rows, Q, Zt), which a fit kept by ``MitmlList.with_`` would otherwise hold for
+    codes, rows, Q, Zt; the fit drops its per-cluster cross-products too), which a fit kept by ``MitmlList.with_`` would otherwise hold for
     every imputation (about 1.3 data sets each). Everything else (formula, names, cluster
     labels, R0, U, the formula specs, n, p, q) is kept; a per-row array is rebuilt when code
     asks for it: ``run()`` runs the analysis that made the fit again (on the data set built
@@ -165,6 +167,7 @@ class _LightDesign:
 
     _ids = itertools.count()
     _cache: tuple[int, Any] | None = None
+    _cross: tuple[int, Any] | None = None
     _lock = threading.Lock()
 
     def __init__(self, design: Any, run: Callable[[], Any]):
@@ -197,6 +200,18 @@ class _LightDesign:
         with cls._lock:
             cls._cache = (self._id, design)
         return design
+
+    def cross_products(self) -> CrossProducts:
+        """The cross-products of the rebuilt design (cached with it)."""
+        design = self.full()
+        with _LightDesign._lock:
+            hit = _LightDesign._cross
+            if hit is not None and hit[0] == self._id:
+                return hit[1]
+        cp = cross_products(design)
+        with _LightDesign._lock:
+            _LightDesign._cross = (self._id, cp)
+        return cp
 
     def __getattr__(self, name: str) -> Any:
         if name in ROW_ARRAYS:
@@ -291,7 +306,14 @@ class LmerFit:
         it (on the same data), from which the design is rebuilt when it is needed."""
         if type(self._design) is not LmerDesign:  # light already, or several terms
             return self
-        return replace(self, _design=_LightDesign(self._design, run))  # type: ignore[arg-type]
+        light = _LightDesign(self._design, run)
+        return replace(self, _design=light, _cp=None)  # type: ignore[arg-type]
+
+    def _cross_products(self) -> CrossProducts:
+        if self._cp is not None:
+            return self._cp
+        d = self._design  # a light fit (or one unpickled from it): rebuilt
+        return d.cross_products() if isinstance(d, _LightDesign) else cross_products(d)
 
     def _full_design(self) -> LmerDesign:
         d = self._design
@@ -481,7 +503,8 @@ class LmerFit:
         sigma = float(sigma)
         if not sigma > 0.0:
             raise ValueError(f"`sigma` must be positive; got {sigma}.")
-        crit = _Criterion(d, self._cp, reml=REML)
+        cp = self._cross_products()
+        crit = _Criterion(d, cp, reml=REML)
         logdet, ldx, r2 = crit.solve(crit.from_lme4(theta))
         if not np.isfinite(logdet):
             return -np.inf
@@ -490,7 +513,7 @@ class LmerFit:
         if REML:
             ld_r0 = 2.0 * np.sum(np.log(np.abs(np.diag(d.R0)))) if p else 0.0
             return -0.5 * ((n - p) * math.log(2.0 * math.pi * s2) + logdet + ldx + ld_r0 + r2 / s2)
-        gamma = d.R0 @ beta - self._cp.qty if p else beta
+        gamma = d.R0 @ beta - cp.qty if p else beta
         delta = crit.LX.T @ (gamma - crit.gamma)
         rss = r2 + float(delta @ delta)
         return -0.5 * (n * math.log(2.0 * math.pi * s2) + logdet + rss / s2)
@@ -500,7 +523,7 @@ class LmerFit:
         reml = self.REML if REML is None else bool(REML)
         d = self._full_design()
         if y is None:
-            return _fit(d, reml, self._cp)
+            return _fit(d, reml, self._cross_products())
         y = np.ascontiguousarray(np.asarray(y, dtype=float).reshape(-1))
         if y.shape[0] != d.n:
             raise ValueError(f"`y` must have {d.n} values (the rows of the fit); got {y.shape[0]}.")
