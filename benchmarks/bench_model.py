@@ -25,18 +25,27 @@ Times are CPU seconds of the process (R: user + system of ``system.time``), whic
 machine inflates less than wall-clock time; the wall-clock ratio is printed beside. The machine
 is shared: timings vary with its load (measure on an idle machine for the record).
 
-Measured 2026-12-04 (2 shared cores, load average 2-4; jomo 2.7-4, R 4.2.2), CPU time:
+Measured 2026-12-04 22:40-22:50, 2 shared cores at load average 11-12 (the figures are CPU
+time of the process; the loaded machine inflates both sides), jomo 2.7-4, R 4.2.2; "before" is
+commit bd1efd3 run beside it under the same load, "after" the kernel with the per-cell
+likelihood chain inlined (it had copied ~2 KB of bundle arguments per call), designs refreshed
+only at rows that can change and the residual correlations computed per model (the draws are
+bit-identical, hence identical ESS):
 
-    rows   R jomo.lmer ms/iter   pymitml ms/iter   ratio
-    1000   0.32 (0.28-0.51 in other runs)  0.28 (0.24-0.28)  1.1 (1.1-2.1)
-    4000   3.14                  0.84              3.7
-    per effective sample (1000 rows, 20,000 draws): fixed effects 14-17x, random-effect
-    (co)variances 1.6-2.1x, residual variance 4.0x; worst parameter 5.5x, median 3.0x
-    140k rows, random slope + interaction, 1,000 iterations: 42.6 s wall, 41.1 s CPU
+    rows   R jomo.lmer ms/iter   pymitml ms/iter before -> after   ratio before -> after
+    1000   0.28-0.30             0.587 -> 0.096                   0.5 -> 2.9
+    4000   3.17-3.26             2.280 -> 0.395                   1.4 -> 8.3
+    per effective sample (1000 rows, 20,000 draws), after: fixed effects 35-43x, random-effect
+    (co)variances 4.1-5.3x, residual variance 10.2x; worst parameter 14.1x, median 7.7x
+    (before: 6.3-7.7x, 0.74-0.94x, 1.8x; worst 2.5x, median 1.4x)
+    140k rows, random slope + interaction, 1,000 iterations, after: 19.9 s CPU (39.5 s wall at
+    load 12)
 
-The issue's target (>= 20x per iteration and per effective sample) is not reached: per iteration
-pymitml is about as fast as jomo's compiled sampler at 1,000 rows and 3.7x faster at 4,000; the
-gain per effective sample comes from mixing (pymitml draws (beta, b) as one block).
+The issue's target (>= 20x per iteration and per effective sample) is not reached: per
+iteration the remaining cost is the shared (beta, b) step (the per-cluster cross-products,
+about 10 ns per row and model) and the Metropolis steps (about 80-100 ns per missing cell);
+per effective sample the random-effect (co)variances mix no better than jomo's (ESS ratio
+about 2), so their ratio follows the per-iteration one.
 """
 
 from __future__ import annotations
