@@ -14,18 +14,22 @@ the shared steps of :mod:`pymitml.samplers._latent`), then the linear mixed mode
 unit's category is the interval its draw of y* falls in. The proposal SDs are tuned towards an
 acceptance of about 0.44 during the first :data:`ADAPT` sweeps of a chain, then held.
 
-``ml.polyreg`` (unordered categories) is a sequence of K - 1 binary probit mixed models in
-category order (a continuation-ratio model, as the one-cluster ``2l.polyreg``): step k models
-P(y = k | y >= k) on the units with y >= k, with its own coefficients, random effects and
-variances at every level (``ml.bin``'s model on those units); a missing unit walks the steps
-until one says "stop". It is not the multinomial logit of mice's ``polyreg``: the K - 1
-steps have as many parameters, but the model depends on the order of the categories.
+``ml.polyreg`` (unordered categories) is the baseline-category approximation of a multinomial
+model (Begg & Gray 1984): for every category k other than the reference r (the most frequent
+observed one), a binary probit mixed model of "k rather than r" on the units in k or r, with
+its own coefficients, random effects and variances at every level (``ml.bin``'s model on those
+units). A missing unit's category is drawn with probabilities proportional to the odds
+Phi(eta_k) / (1 - Phi(eta_k)) of each model at its linear predictor (1 for r). With logistic
+links this is the multinomial logit's pairwise decomposition; with probit links it is an
+approximation, whose pairwise log-odds are monotone in each linear predictor, so a category in
+the middle of a predictor's range is modelled as well as one at an end (a sequence of
+"k versus all later categories" steps is not: it fitted such data badly in the simulation).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtri
+from scipy.special import log_ndtr, ndtri
 
 from .._latent import CatSpec, Thresholds, latent_step, latent_work
 from ._mlmodel import MlDesign, MlMethod, MlModel
@@ -153,32 +157,42 @@ class MlPolyreg(MlMethod):
         K = spec.columns[t].n_categories
         self.cats, y = _present(self.value[self.obs_units], K)
         self.y = y
+        k = len(self.cats)
+        self.ref = int(np.argmax(np.bincount(y, minlength=k))) if k else 0
         p = len(design.x_names)
         q = [int(tm.intercept) + len(tm.slopes) for tm in design.terms]
         self.steps = []
-        for s in range(len(self.cats) - 1):
-            sel = np.flatnonzero(y >= s)
+        for c in range(k):
+            if c == self.ref:
+                continue
+            sel = np.flatnonzero((y == c) | (y == self.ref))
             groups = [g[self.obs_units[sel]] for g in design.term_groups]
             st = MlModel(len(sel), groups, list(design.term_J), p, q, 2, 1.0, sweeps)
-            self.steps.append((sel, (y[sel] == s).astype(np.float64), st))
+            self.steps.append((c, sel, (y[sel] == c).astype(np.float64), st))
 
     def visit(self, cur: np.ndarray, rng: np.random.Generator) -> int:
         d, o, m = self.design, self.obs_units, self.mis_units
         v = self.value.copy()
         X, Zs = d.build(cur)
-        got = np.full(len(m), len(self.cats) - 1, np.int64)
-        todo = np.ones(len(m), bool)
-        for s, (sel, ys, st) in enumerate(self.steps):
+        k = len(self.cats)
+        odds = np.ones((len(m), k))  # the reference category's odds against itself: 1
+        for c, sel, yc, st in self.steps:
             rows = o[sel]
-            code = st.update(rng, X[rows], [Z[rows] for Z in Zs], ys)
+            code = st.update(rng, X[rows], [Z[rows] for Z in Zs], yc)
             if code:
                 return code
             if len(m):
                 eta = st.predict(X[m], [Z[m] for Z in Zs], self.mis_groups)
-                hit = eta + rng.standard_normal(len(m)) > 0.0
-                got[todo & hit] = s
-                todo &= ~hit
+                odds[:, c] = _probit_odds(eta)
         if len(m):
+            P = odds / odds.sum(axis=1, keepdims=True)
+            u = rng.random(len(m))
+            got = np.minimum((u[:, None] > np.cumsum(P, axis=1)).sum(axis=1), k - 1)
             v[m] = self.cats[got].astype(np.float64)
         cur[self.miss_rows, self.t] = v[d.codes[self.miss_rows]]
         return 0
+
+
+def _probit_odds(eta: np.ndarray) -> np.ndarray:
+    """Phi(eta) / (1 - Phi(eta)), computed from the log-cdf in both tails."""
+    return np.exp(log_ndtr(eta) - log_ndtr(-eta))
