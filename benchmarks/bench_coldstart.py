@@ -7,8 +7,8 @@ Every figure is measured in a fresh Python process, so nothing is shared with th
   temporary directory), i.e. everything the call needs is compiled;
 * warm: the first call of a second process using the cache the first one wrote (only loading).
 
-The first-ever call's CPU time is printed too: on a shared machine it is less noisy than the
-wall time (compilation is single-threaded, so on an idle machine the two agree).
+The first-ever and warm calls' CPU times are printed too: on a shared machine they are less noisy
+than the wall times (compilation is single-threaded, so on an idle machine the two agree).
 
 Targets (issue 12): import < 1 s, first-ever <= 10 s, warm <= 2 s. The data set is small
 (``pm.datasets.random_intercept(n_clusters=20, cluster_size=10)``) so the run itself is negligible.
@@ -16,7 +16,9 @@ Targets (issue 12): import < 1 s, first-ever <= 10 s, warm <= 2 s. The data set 
     python benchmarks/bench_coldstart.py                 # pan_impute, jomo_impute, lmer
     python benchmarks/bench_coldstart.py pan_impute      # one entry point
     python benchmarks/bench_coldstart.py --profile pan_impute   # also the compile time per function
-    python benchmarks/bench_coldstart.py --repeat 3      # each measurement three times (shared machine)
+    python benchmarks/bench_coldstart.py --repeat 3      # each measurement three times, then min/median
+
+The load average is printed before and after (on a loaded machine wall times grow; CPU times less).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -100,6 +103,7 @@ def measure(what: str, profile: bool = False) -> dict:
         "first-ever": cold["call"],
         "warm": warm["call"],
         "cpu": cold["cpu"],
+        "warm cpu": warm["cpu"],
         "events": cold["events"],
     }
 
@@ -119,20 +123,18 @@ def main(argv=None) -> int:
         help="measure each entry point this many times (one row each)",
     )
     args = ap.parse_args(argv)
+    print(f"load average at the start: {_load()}")
     print(
-        f"{'entry point':>12} {'import s':>9} {'first-ever s':>13} {'(CPU s)':>8} {'warm s':>7}   "
+        f"{'entry point':>12} {'import s':>9} {'first-ever s':>13} {'(CPU s)':>8} {'warm s':>7} "
+        f"{'(CPU s)':>8}   "
         f"(targets: import < {TARGETS['import']:g} s, first-ever <= {TARGETS['first-ever']:g} s, "
         f"warm <= {TARGETS['warm']:g} s)"
     )
+    rows: dict[str, list[dict]] = {}
     for what in [w for w in args.which or list(CALLS) for _ in range(max(args.repeat, 1))]:
         res = measure(what, args.profile)
-        flags = " ".join(f"{k} over target" for k in TARGETS if res[k] > TARGETS[k])
-        print(
-            f"{what:>12} {res['import']:>9.2f} {res['first-ever']:>13.2f} {res['cpu']:>8.2f} "
-            f"{res['warm']:>7.2f}   "
-            f"{flags}",
-            flush=True,
-        )
+        rows.setdefault(what, []).append(res)
+        _row(what, res)
         if args.profile:
             ev = sorted(res["events"], key=lambda e: -e[3])
             print(
@@ -141,7 +143,32 @@ def main(argv=None) -> int:
             )
             for name, sig, t, t_own in ev[:25]:
                 print(f"    {t_own:6.2f} ({t:6.2f})  {name}  {sig[:100]}")
+    if args.repeat > 1:
+        for how, fn in (("min", min), ("median", statistics.median)):
+            for what, rs in rows.items():
+                _row(f"{how} {what}", {k: fn(r[k] for r in rs) for k in COLUMNS})
+    print(f"load average at the end: {_load()}")
     return 0
+
+
+COLUMNS = ("import", "first-ever", "cpu", "warm", "warm cpu")
+
+
+def _row(label: str, res: dict) -> None:
+    flags = " ".join(f"{k} over target" for k in TARGETS if res[k] > TARGETS[k])
+    print(
+        f"{label:>12} {res['import']:>9.2f} {res['first-ever']:>13.2f} {res['cpu']:>8.2f} "
+        f"{res['warm']:>7.2f} {res['warm cpu']:>8.2f}   {flags}",
+        flush=True,
+    )
+
+
+def _load() -> str:
+    """1, 5 and 15 minute load averages (the machine may be shared: wall times are then longer)."""
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 if __name__ == "__main__":

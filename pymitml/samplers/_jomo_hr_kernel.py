@@ -559,7 +559,7 @@ def _record_hr(store, par, l2, cat, o):
     _record_sigma_j(store, par.SigJ, o)
 
 
-@njit(nrt=False)
+@njit(nrt=False, glue=True)
 def jomo_hr_iterate(n_steps, rec0, rng, rows, mom, cat, par, prior, l2, store, work):
     """Run ``n_steps`` iterations in place (the steps of the module docstring); iteration s is
     stored at index rec0 + s of the chains (rec0 < 0: not stored).

@@ -412,7 +412,7 @@ def _record(store, par, l2, cat, o):
     record_covariances(par.Psi, par.Sigma, store.psi, store.sigma, o, store.diag_only)
 
 
-@njit(nrt=False)
+@njit(nrt=False, glue=True)
 def jomo_iterate(n_steps, rec0, rng, rows, mom, cat, par, prior, l2, single, store, work):
     """Run ``n_steps`` iterations in place (the steps of the module docstring); iteration s is
     stored at index rec0 + s of the chains (rec0 < 0: not stored).
