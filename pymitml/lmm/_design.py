@@ -93,19 +93,19 @@ class CrossProducts:
 def cross_products(design: LmerDesign, y: np.ndarray | None = None) -> CrossProducts:
     """Cross-products of the orthonormalised design for response ``y`` (default: design.y)."""
     y = design.y if y is None else y
-    Q = design.Q
-    qty = Q.T @ y
-    yc = y - Q @ qty
-    corr = Q.T @ yc
-    yc = np.ascontiguousarray(yc - Q @ corr)
-    qty = qty + corr
     J, q, p = design.n_clusters, design.q, design.p
+    # in a numba kernel, not NumPy's threaded matrix-vector products: those sum in an order
+    # that depends on the number of BLAS threads (different bits), and cost far more than the
+    # O(n p) work on a busy machine
+    qty = np.empty(p)
+    yc = np.empty(design.n)
+    _kernels.project_out(design.Q, np.ascontiguousarray(y, dtype=np.float64), qty, yc)
     ZtZ = np.zeros((J, q, q))
     ZtX = np.zeros((J, q, p))
     Zty = np.zeros((J, q))
     XtX = np.zeros((p, p))
     Xty = np.zeros(p)
-    yty = _kernels.cross_products(Q, design.Zt, yc, design.codes, ZtZ, ZtX, Zty, XtX, Xty)
+    yty = _kernels.cross_products(design.Q, design.Zt, yc, design.codes, ZtZ, ZtX, Zty, XtX, Xty)
     return CrossProducts(ZtZ, ZtX, Zty, XtX, Xty, float(yty), qty)
 
 

@@ -36,6 +36,48 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 
 @njit
+def _qt_times(Q, v, out):
+    """out = Q'v, each element summed over the rows in order (the same bits whatever the
+    number of BLAS threads, unlike a threaded matrix-vector product)."""
+    n, p = Q.shape
+    for c in range(p):
+        out[c] = 0.0
+    for i in range(n):
+        vi = v[i]
+        for c in range(p):
+            out[c] += Q[i, c] * vi
+
+
+@njit
+def _subtract_q_times(Q, c, v):
+    """v -= Q c in place (row by row)."""
+    n, p = Q.shape
+    for i in range(n):
+        s = 0.0
+        for k in range(p):
+            s += Q[i, k] * c[k]
+        v[i] -= s
+
+
+@njit
+def project_out(Q, y, qty, yc):
+    """Split y into its projection on the orthonormal columns of Q and the rest.
+
+    Writes qty (p,) = Q'y and yc (n,) = y - Q Q'y, with one reorthogonalisation pass
+    (classical Gram-Schmidt twice), so yc is orthogonal to Q to rounding level.
+    """
+    p = Q.shape[1]
+    corr = np.empty(p)
+    yc[:] = y
+    _qt_times(Q, yc, qty)
+    _subtract_q_times(Q, qty, yc)
+    _qt_times(Q, yc, corr)
+    _subtract_q_times(Q, corr, yc)
+    for c in range(p):
+        qty[c] += corr[c]
+
+
+@njit
 def cross_products(X, Z, y, codes, ZtZ, ZtX, Zty, XtX, Xty):
     """Fill zeroed buffers with per-cluster Z'Z, Z'X, Z'y and global X'X, X'y; return y'y.
 

@@ -12,6 +12,12 @@ The criterion depends on T only through T T', so at a diagonal element equal to 
 derivative can vanish although moving inward lowers the criterion; :func:`_escape` probes
 such coordinates before the optimum is accepted.
 
+Stopping: the iterations end when the next Newton step changes theta by less than
+``STEP_TOL`` (relative), without evaluating it. Near the optimum the criterion carries rounding
+noise of ~n eps (relative ~1e-14 for 1e5 rows), so a line search comparing values alone keeps
+backtracking inside the noise: where two values agree within ``ROUND_F`` the projected gradient
+decides, and the best point evaluated (lowest value, ties broken by the gradient) is returned.
+
 Convergence is judged as lme4's ``checkConv`` does: max |H^{-1} g| (free coordinates) < 0.002.
 Plain NumPy on purpose: scipy's L-BFGS-B calls a threaded BLAS for vectors of length 3, which
 costs milliseconds per iteration on a busy machine.
@@ -65,27 +71,59 @@ def _active(x, g, lower):
     return np.isfinite(lower) & (x <= lower) & (g > 0)
 
 
+#: a step whose largest relative change of theta is below this changes nothing that matters
+STEP_TOL = 1e-10
+#: relative rounding level of the criterion: sums over n rows carry errors of ~n eps, so two
+#: values closer than this cannot be told apart and the gradient decides
+ROUND_F = 1e-12
+
+
+def _projected_gradient(x, g, lower):
+    """max |g| over the coordinates that are free to move downhill."""
+    pg = np.where(np.isfinite(lower) & (x <= lower) & (g > 0), 0.0, g)
+    return float(np.max(np.abs(pg))) if pg.size else 0.0
+
+
+def _rel_step(x, xn):
+    return float(np.max(np.abs(xn - x) / (1.0 + np.abs(x))))
+
+
 def _line_search(fg, x, f, g, d, lower, min_alpha=1e-14):
-    """Backtrack along the projection path x(a) = max(x + a d, lower); None if no decrease."""
+    """Backtrack along the projection path x(a) = max(x + a d, lower); None if no decrease.
+
+    A trial is accepted on the Armijo condition, or, when its value equals f within the
+    criterion's rounding level, when its projected gradient is smaller (a comparison of
+    values alone is decided by rounding noise there). Backtracking stops once the step is
+    at rounding level.
+    """
+    tol_f = ROUND_F * (1.0 + abs(f))
+    pg = _projected_gradient(x, g, lower)
     alpha = 1.0
     while alpha > min_alpha:
         xn = np.maximum(x + alpha * d, lower)
+        if _rel_step(x, xn) < 1e-2 * STEP_TOL:
+            return None
         fn, gn = fg(xn)
-        if np.isfinite(fn) and fn <= f + 1e-4 * min(float(g @ (xn - x)), 0.0) + 1e-15 * abs(f):
-            return xn, fn, gn
+        if np.isfinite(fn):
+            if fn <= f + 1e-4 * min(float(g @ (xn - x)), 0.0) + 1e-15 * abs(f):
+                return xn, fn, gn
+            if fn <= f + tol_f and _projected_gradient(xn, gn, lower) < pg:
+                return xn, fn, gn
         alpha *= 0.5
     return None
 
 
 def _newton(fg, x, lower, max_iter):
-    """Projected modified-Newton iterations from x; returns (x, f, g).
+    """Projected modified-Newton iterations from x; returns (x, f, g, hess).
 
     Where the Hessian has a negative eigenvalue the step first follows that direction of
     negative curvature (the better of both signs), else a Newton step with absolute
-    eigenvalues.
+    eigenvalues. The iterations stop when the Newton step falls below ``STEP_TOL``
+    (relative) without evaluating it; ``hess`` is then (H, free) at the returned x, else None.
     """
     x = np.maximum(np.asarray(x, dtype=float), lower)
     f, g = fg(x)
+    hess = None
     for _ in range(max_iter):
         near = np.isfinite(lower) & (x <= lower + 1e-12) & (g > 0)
         x[near] = lower[near]
@@ -119,6 +157,9 @@ def _newton(fg, x, lower, max_iter):
             big = np.max(np.abs(d))
             if big > cap:
                 d *= cap / big
+            if lam[0] > 0.0 and _rel_step(x, np.maximum(x + d, lower)) < STEP_TOL:
+                hess = (H, free)  # converged: the next step is at rounding level
+                break
             step = _line_search(fg, x, f, g, d, lower)
         if step is None:
             break
@@ -127,7 +168,7 @@ def _newton(fg, x, lower, max_iter):
         x, f, g = xn, fn, gn
         if moved < 1e-12:
             break
-    return x, f, g
+    return x, f, g, hess
 
 
 def _escape(fg, x, f, lower):
@@ -158,29 +199,66 @@ def _escape(fg, x, f, lower):
     return None if best is None else best[0]
 
 
+class _Memo:
+    """The criterion, evaluated once per point (the last few points are remembered), and the
+    best point evaluated: the lowest value, where values tie within rounding
+    (``ROUND_F``) the one with the smallest projected gradient."""
+
+    def __init__(self, fg: Callable, lower: np.ndarray, keep: int = 8):
+        self.fg, self.lower, self.keep = fg, lower, keep
+        self.count = 0
+        self.seen: dict[bytes, tuple[float, np.ndarray]] = {}
+        self.points: list[tuple[np.ndarray, float, float]] = []
+
+    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        key = np.asarray(x, dtype=float).tobytes()
+        hit = self.seen.get(key)
+        if hit is not None:
+            return hit[0], hit[1].copy()
+        self.count += 1
+        f, g = self.fg(x)
+        f, g = float(f), np.asarray(g, dtype=float)
+        if len(self.seen) >= self.keep:
+            self.seen.pop(next(iter(self.seen)))
+        self.seen[key] = (f, g.copy())
+        if np.isfinite(f):
+            self.points.append((np.array(x, dtype=float), f, _projected_gradient(x, g, self.lower)))
+        return f, g
+
+    def best(self) -> np.ndarray | None:
+        if not self.points:
+            return None
+        f_min = min(p[1] for p in self.points)
+        tol = ROUND_F * (1.0 + abs(f_min))
+        ties = [p for p in self.points if p[1] <= f_min + tol]
+        return min(ties, key=lambda p: p[2])[0]
+
+
 def minimize_theta(
     fg: Callable, theta0: np.ndarray, lower: np.ndarray, max_iter: int = 200
 ) -> OptimResult:
     """Minimise ``fg`` (returns value and gradient) subject to ``theta >= lower``."""
-    count = [0]
-
-    def counted(t):
-        count[0] += 1
-        return fg(t)
-
+    memo = _Memo(fg, lower)
     x = np.asarray(theta0, dtype=float)
+    hess = None
     for _ in range(2 * x.size + 2):
-        x, f, g = _newton(counted, x, lower, max_iter)
-        moved = _escape(counted, x, f, lower)
+        x, f, g, hess = _newton(memo, x, lower, max_iter)
+        moved = _escape(memo, x, f, lower)
         if moved is None:
             break
-        x = moved
+        x, hess = moved, None
+    best = memo.best()
+    if best is not None and not np.array_equal(best, x):
+        x, hess = best, None
     messages: list[str] = []
-    f, g = counted(x)
+    f, g = memo(x)
     free = ~_active(x, g, lower)
     converged, H = True, None
     if free.any():
-        H = _hessian(counted, x, free, g, lower, central=True)
+        if hess is not None and np.array_equal(hess[1], free):
+            H = hess[0]  # the forward-difference Hessian of the last Newton iteration, at x
+        else:
+            H = _hessian(memo, x, free, g, lower, central=True)
         gf = g[free]
         try:
             L = np.linalg.cholesky(H)
@@ -211,7 +289,7 @@ def minimize_theta(
         grad=g,
         hessian=H,
         free=free,
-        n_evaluations=count[0],
+        n_evaluations=memo.count,
         converged=converged,
         messages=messages,
     )
