@@ -165,7 +165,7 @@ def log_interval(lo, hi, eta):
     return log_ndtr(b) + math.log(max(-math.expm1(log_ndtr(a) - log_ndtr(b)), 1e-300))
 
 
-@njit(nrt=False, inline="always")
+@njit(nrt=False)
 def eta_row(d, mo, pv, m, r, xr, zr):
     """Linear predictor of model m at its row r (a data row or, level 2, a cluster)."""
     row = r if mo.level[m] == 1 else d.rep[r]
@@ -229,6 +229,13 @@ def cond_logpost(d, mo, pv, v, r, xr, zr):
 
 
 @njit(nrt=False)
+def cond_logpost_call(d, mo, pv, v, r, xr, zr):
+    """:func:`cond_logpost` as an ordinary call (one copy of its inlined code serves the
+    categorical and nominal draws; the Metropolis step inlines its own)."""
+    return cond_logpost(d, mo, pv, v, r, xr, zr)
+
+
+@njit(nrt=False)
 def nominal_consts(G):
     """(w, s): u_k | u_-k has mean eta_k + w sum_{l != k} (u_l - eta_l) and sd s for G
     utilities with unit variances and correlation RHO."""
@@ -278,9 +285,9 @@ def draw_nominal(rng, d, mo, pv, m0, buf):
                     c, cstar = d.U[i, c0 + h], h + 1
             if d.R[i, v] == 1:
                 d.V[i, v] = float(cstar)
-                la = cond_logpost(d, mo, pv, v, i, buf[0], buf[1])
+                la = cond_logpost_call(d, mo, pv, v, i, buf[0], buf[1])
                 d.V[i, v] = float(k + 1)
-                lb = cond_logpost(d, mo, pv, v, i, buf[0], buf[1])
+                lb = cond_logpost_call(d, mo, pv, v, i, buf[0], buf[1])
                 pa = norm_cdf((c - mk) / sd)
                 wa = math.log(max(pa, 1e-300)) + la
                 wb = math.log(max(1.0 - pa, 1e-300)) + lb
@@ -354,7 +361,7 @@ def draw_categorical(rng, d, mo, pv, v, r, buf):
     top = -math.inf
     for k in range(K):
         set_value(d, lev2, v, r, float(k))
-        lp[k] = cond_logpost(d, mo, pv, v, r, buf[0], buf[1])
+        lp[k] = cond_logpost_call(d, mo, pv, v, r, buf[0], buf[1])
         top = max(top, lp[k])
     tot = 0.0
     for k in range(K):
@@ -379,13 +386,20 @@ def draw_metropolis(rng, d, mo, pv, v, r, buf, tune, phase):
     own = mo.own[v]
     sd = tune.scale[v] * (math.sqrt(pv.s2[own]) if own >= 0 else 1.0)
     old = d.V[row, v]
-    lp0 = cond_logpost(d, mo, pv, v, r, buf[0], buf[1])
-    new = rw_proposal(rng, old, sd)
-    if lev2:
-        set_value(d, lev2, v, r, new)
-    else:
-        set_level1(d, mo, v, r, new)
-    lp1 = cond_logpost(d, mo, pv, v, r, buf[0], buf[1])
+    lp0 = 0.0
+    lp1 = 0.0
+    for s in range(2):  # current value, then the proposal (one inlined copy of the density)
+        if s == 1:
+            new = rw_proposal(rng, old, sd)
+            if lev2:
+                set_value(d, lev2, v, r, new)
+            else:
+                set_level1(d, mo, v, r, new)
+        lp = cond_logpost(d, mo, pv, v, r, buf[0], buf[1])
+        if s == 0:
+            lp0 = lp
+        else:
+            lp1 = lp
     tune.win_try[v] += 1.0
     tune.tries[phase, v] += 1.0
     if mh_accept(rng, lp1 - lp0):
