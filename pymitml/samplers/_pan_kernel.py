@@ -306,7 +306,7 @@ def record(par, store, o):
     record_covariance(par.Sigma, store.sigma, o)
 
 
-@njit(nrt=False, glue=True)
+@njit(nrt=False)
 def pan_iterate(n_steps, rec0, rng, data, par, w, store):
     """Run ``n_steps`` Gibbs iterations in place (steps 1-4 of the module docstring); iteration s
     is stored at index rec0 + s of ``store`` (rec0 < 0: not stored).
