@@ -178,7 +178,9 @@ def pan_impute(
     """
     m, n_burn, n_iter, chains, per_chain = check_run(m, n_burn, n_iter, chains, keep_chains)
     three = random_terms(formula) if formula is not None else None
-    if three is not None and formula is not None:  # two nested random terms: the three-level model (samplers/pan3.py)
+    if (
+        three is not None and formula is not None
+    ):  # two nested random terms: the three-level model (samplers/pan3.py)
         if type is not None:
             raise ValueError("pan_impute needs exactly one of `formula` or `type`.")
         return pan3_impute(
