@@ -2,6 +2,7 @@
 
     python benchmarks/study_validity.py --reps 500 --jobs 8 --out study_out [--designs ri rs]
         [--methods pan fcs_2l.pan model] [--m 20] [--burn 1000] [--iter 100] [--maxit 20]
+    python benchmarks/study_validity.py --reps 500 --out study_out --report   # what is done
 
 Runs (or resumes: files already in --out are kept) the study of :mod:`pymitml.studies` and prints
 its table (bias, relative bias, RMSE, coverage, width, FMI with Monte Carlo standard errors) per
@@ -43,15 +44,28 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap.add_argument("--iter", type=int, default=100)
     ap.add_argument("--maxit", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--report",
+        action="store_true",
+        help="run nothing: summarise the cells whose every listed method has --reps results",
+    )
     a = ap.parse_args(argv)
     cells = studies.DESIGNS
     if a.designs:
         cells = [d for d in cells if d.kind in a.designs or d.name in a.designs]
     s = studies.Settings(m=a.m, n_burn=a.burn, n_iter=a.iter, maxit=a.maxit)
     t0 = time.perf_counter()
-    res = studies.run_study(
-        cells, reps=a.reps, out=a.out, methods=a.methods, settings=s, seed=a.seed, n_jobs=a.jobs
-    )
+    if a.report:
+        res = studies.load_results(a.out, cells, a.reps, a.methods)
+        n = res.groupby(["design", "method"]).rep.nunique()
+        done = n[n == a.reps].reset_index()
+        res = res.merge(done[["design", "method"]], on=["design", "method"])
+        if res.empty:
+            raise SystemExit(f"no design and method in {a.out} has {a.reps} replications yet.")
+    else:
+        res = studies.run_study(
+            cells, reps=a.reps, out=a.out, methods=a.methods, settings=s, seed=a.seed, n_jobs=a.jobs
+        )
     tab = studies.summarize(res)
     out = Path(a.out)
     tab.to_csv(out / "table.csv", index=False)
