@@ -33,7 +33,6 @@ import pandas as pd
 from .._frame import as_pandas
 from ..exceptions import PymitmlWarning
 from ..formula import parse_formula, term_variables
-from ..samplers.pan3 import random_terms
 
 __all__ = [
     "CompatibilityIssue",
@@ -117,6 +116,8 @@ def _joint_model(imp: Any) -> _ImpModel:
     targets, variables, terms, texts, slopes = set(), set(), set(), set(), set()
     cluster = getattr(imp.settings, "cluster", None) if hasattr(imp, "settings") else None
     for text in forms:
+        from ..samplers.pan3 import random_terms  # on use: it loads the numba kernels
+
         three = random_terms(str(text))  # pan's three-level model: two nested random terms
         f = parse_formula(str(text) if three is None else f"{three.lhs} ~ {three.fixed}")
         if three is not None:
