@@ -87,7 +87,7 @@ def test_optimizer_stops_at_rounding_level_and_returns_best_point():
     opt = minimize_theta(_noisy_quadratic(count), np.array([1.0]), np.array([0.0]))
     assert opt.converged
     assert abs(opt.theta[0] - 0.3) < 2.0 * STEP_TOL  # the last step not taken
-    assert abs(opt.grad[0]) < 1e-6
+    assert abs(opt.grad[0]) <= 2e4 * 2.0 * STEP_TOL  # the gradient at that theta
     assert opt.n_evaluations == count[0]  # every evaluation counted once
     assert opt.n_evaluations <= 10
 
