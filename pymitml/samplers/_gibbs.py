@@ -145,7 +145,6 @@ def _precision_cholesky(ZtZ, Sinv, Pinv, P):
     (batched, innermost loops over clusters); False if one is not positive definite."""
     q, _, J = ZtZ.shape
     r = Sinv.shape[0]
-    d = q * r
     for t in range(r):
         for a in range(q):
             x = t * q + a
@@ -160,26 +159,7 @@ def _precision_cholesky(ZtZ, Sinv, Pinv, P):
                     Zab = ZtZ[a, b]
                     for j in range(J):
                         Pxy[j] = pxy + s * Zab[j]
-    for c in range(d):
-        Pcc = P[c, c]
-        for k in range(c):
-            Pck = P[c, k]
-            for j in range(J):
-                Pcc[j] -= Pck[j] * Pck[j]
-        for j in range(J):
-            if not Pcc[j] > 0.0:
-                return False
-            Pcc[j] = np.sqrt(Pcc[j])
-        for i in range(c + 1, d):
-            Pic = P[i, c]
-            for k in range(c):
-                Pik = P[i, k]
-                Pck = P[c, k]
-                for j in range(J):
-                    Pic[j] -= Pik[j] * Pck[j]
-            for j in range(J):
-                Pic[j] /= Pcc[j]
-    return True
+    return batched_cholesky(P)
 
 
 @njit(nrt=False)
@@ -220,20 +200,7 @@ def _batched_backward(P, v):
 def _draw_given_cholesky(z0, ZtX, ZtY, beta, Sinv, B, R, P, v):
     """b_j | beta, Sigma, Psi, Y for all clusters, given the factors P of their precisions."""
     q, r, J = ZtY.shape
-    p = ZtX.shape[1]
-    d = q * r
-    # R = Z'Y - Z'X beta
-    for a in range(q):
-        for t in range(r):
-            Rat = R[a, t]
-            Yat = ZtY[a, t]
-            for j in range(J):  # element loops, not slice copies: no shape-check code to compile
-                Rat[j] = Yat[j]
-            for k in range(p):
-                bk = beta[k, t]
-                Xak = ZtX[a, k]
-                for j in range(J):
-                    Rat[j] -= Xak[j] * bk
+    cluster_residual_crossproducts(ZtY, ZtX, beta, R)  # R = Z'Y - Z'X beta
     # v = vec(R Sinv)
     for t in range(r):
         for a in range(q):
@@ -244,20 +211,37 @@ def _draw_given_cholesky(z0, ZtX, ZtY, beta, Sinv, B, R, P, v):
                 Rau = R[a, u]
                 for j in range(J):
                     vx[j] += Rau[j] * s
-    # v <- L^-1 v + z ; v <- L^-T v
-    _batched_forward(P, v)
-    for x in range(d):
-        vx = v[x]
-        zx = z0[x * J : (x + 1) * J]
-        for j in range(J):
-            vx[j] += zx[j]
-    _batched_backward(P, v)
+    draw_given_factors(z0, P, v, B)
+
+
+@njit(nrt=False)
+def woodbury_factors(ZtR, ZtW, Sinv, P, F, f):
+    """F = L_j^-1 G_j and f = L_j^-1 h_j for every cluster j (batched over the last axis), with
+    G_j = Sigma^-1 (x) Z_j'W_j (ZtW: q x k x J; F: d x k r x J, column u k + b) and
+    h_j = vec(Z_j'R_j Sigma^-1) (ZtR: q x r x J; f: d x J); P holds the lower factors L_j of
+    the clusters' precisions. The terms of integrating the cluster effects out (Woodbury)."""
+    q, r, J = ZtR.shape
+    k = ZtW.shape[1]
     for t in range(r):
         for a in range(q):
-            vx = v[t * q + a]
-            Bat = B[a, t]
-            for j in range(J):
-                Bat[j] = vx[j]
+            x = t * q + a
+            fx = f[x]
+            fx[:] = 0.0
+            for u in range(r):
+                s = Sinv[u, t]
+                Rau = ZtR[a, u]
+                for j in range(J):
+                    fx[j] += Rau[j] * s
+            for u in range(r):
+                s = Sinv[t, u]
+                for b in range(k):
+                    Fxy = F[x, u * k + b]
+                    Wab = ZtW[a, b]
+                    for j in range(J):
+                        Fxy[j] = s * Wab[j]
+    _batched_forward(P, f)
+    for y in range(k * r):  # column y of every G_j
+        _batched_forward(P, F[:, y])
 
 
 @njit(nrt=False)
@@ -274,44 +258,7 @@ def _draw_beta_collapsed(zb, XtX, XtY, ZtX, ZtY, Sinv, P, F, f, A, c, beta):
     p = XtX.shape[0]
     d = q * r
     pr = p * r
-    # F = L^-1 G, f = L^-1 h
-    for t in range(r):
-        for a in range(q):
-            x = t * q + a
-            fx = f[x]
-            fx[:] = 0.0
-            for u in range(r):
-                s = Sinv[u, t]
-                Yau = ZtY[a, u]
-                for j in range(J):
-                    fx[j] += Yau[j] * s
-            for u in range(r):
-                s = Sinv[t, u]
-                for k in range(p):
-                    Fxy = F[x, u * p + k]
-                    Xak = ZtX[a, k]
-                    for j in range(J):
-                        Fxy[j] = s * Xak[j]
-    for x in range(d):
-        for k in range(x):
-            Pxk = P[x, k]
-            fk = f[k]
-            fx = f[x]
-            for j in range(J):
-                fx[j] -= Pxk[j] * fk[j]
-            for y in range(pr):
-                Fky = F[k, y]
-                Fxy = F[x, y]
-                for j in range(J):
-                    Fxy[j] -= Pxk[j] * Fky[j]
-        Pxx = P[x, x]
-        fx = f[x]
-        for j in range(J):
-            fx[j] /= Pxx[j]
-        for y in range(pr):
-            Fxy = F[x, y]
-            for j in range(J):
-                Fxy[j] /= Pxx[j]
+    woodbury_factors(ZtY, ZtX, Sinv, P, F, f)
     for u in range(r):
         for k in range(p):
             y = u * p + k
@@ -365,7 +312,6 @@ def record_covariances(Psi, Sigma, ch_psi, ch_sigma, o, diag_only):
 def row_means(Xi, Zi, Ci, beta, B, mu):
     """mu[t, i] = x_i beta_t + z_i b_{c(i), t} for rows stored transposed (Xi: p x n, Zi: q x n)."""
     p, n = Xi.shape
-    q = Zi.shape[0]
     r = mu.shape[0]
     for t in range(r):
         mt = mu[t]
@@ -376,11 +322,7 @@ def row_means(Xi, Zi, Ci, beta, B, mu):
             xk = Xi[k]
             for i in range(n):
                 mt[i] += xk[i] * bk
-        for a in range(q):
-            Bat = B[a, t]
-            za = Zi[a]
-            for i in range(n):
-                mt[i] += za[i] * Bat[Ci[i]]
+    add_row_effects(Zi, Ci, B, mu)
 
 
 @njit(nrt=False)
@@ -604,36 +546,7 @@ def outer_collapsed_precision(ZotZo, ZtZo, Ro, Ri, outer_of, Sinv, Pinv_o, P, F,
     qo, _, S = Ro.shape
     d = q * r
     do = qo * r
-    # F = L^-1 G, f = L^-1 h (per inner group, innermost loops over groups)
-    for t in range(r):
-        for a in range(q):
-            x = t * q + a
-            fx = f[x]
-            fx[:] = 0.0
-            for u in range(r):
-                s = Sinv[u, t]
-                Rau = Ri[a, u]
-                for j in range(C):
-                    fx[j] += Rau[j] * s
-            for u in range(r):
-                s = Sinv[t, u]
-                for b in range(qo):
-                    Fxy = F[x, u * qo + b]
-                    Zab = ZtZo[a, b]
-                    for j in range(C):
-                        Fxy[j] = s * Zab[j]
-    _batched_forward(P, f)
-    for y in range(do):
-        for x in range(d):  # forward substitution, column y of every G_c
-            Fxy = F[x, y]
-            for k in range(x):
-                Pxk = P[x, k]
-                Fky = F[k, y]
-                for j in range(C):
-                    Fxy[j] -= Pxk[j] * Fky[j]
-            Pxx = P[x, x]
-            for j in range(C):
-                Fxy[j] /= Pxx[j]
+    woodbury_factors(Ri, ZtZo, Sinv, P, F, f)
     # outer-group totals
     for t in range(r):
         for b in range(qo):
@@ -707,24 +620,32 @@ def draw_from_precisions(z0, A, c, B):
     factors and c (d, J) by the draws, which are also written to B (q, r, J) (vec order
     t q + a). ``z0`` holds d J standard normals (group-major within each element: z0[x J + j]).
     Returns False if an A_j is not positive definite."""
-    q, r, J = B.shape
-    d = q * r
     if not batched_cholesky(A):
         return False
-    _batched_forward(A, c)
+    draw_given_factors(z0, A, c, B)
+    return True
+
+
+@njit(nrt=False)
+def draw_given_factors(z0, P, v, B):
+    """v[:, j] <- L_j^-T (L_j^-1 v[:, j] + z_j), copied to B (q, r, J) in vec order t q + a:
+    a draw from N(A_j^-1 v_j, A_j^-1) given the lower factors P (d, d, J) of the A_j. ``z0``
+    holds d J standard normals (z0[x J + j])."""
+    q, r, J = B.shape
+    d = q * r
+    _batched_forward(P, v)
     for x in range(d):
-        cx = c[x]
+        vx = v[x]
         zx = z0[x * J : (x + 1) * J]
         for j in range(J):
-            cx[j] += zx[j]
-    _batched_backward(A, c)
+            vx[j] += zx[j]
+    _batched_backward(P, v)
     for t in range(r):
         for a in range(q):
-            cx = c[t * q + a]
+            vx = v[t * q + a]
             Bat = B[a, t]
             for j in range(J):
-                Bat[j] = cx[j]
-    return True
+                Bat[j] = vx[j]
 
 
 @njit(nrt=False)
