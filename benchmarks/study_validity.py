@@ -3,6 +3,12 @@
     python benchmarks/study_validity.py --reps 500 --jobs 8 --out study_out [--designs ri rs]
         [--methods pan fcs_2l.pan model] [--m 20] [--burn 1000] [--iter 100] [--maxit 20]
     python benchmarks/study_validity.py --reps 500 --out study_out --report   # what is done
+    python benchmarks/study_validity.py --out study_out --pack benchmarks/validity_runs
+    python benchmarks/study_validity.py --out study_out --unpack benchmarks/validity_runs
+
+``--pack`` gathers the per-replication files into one compressed CSV per design and method (how
+the published run's results, finished or not, are kept in the repository); ``--unpack`` writes
+them back under ``--out``, after which a run resumes where the packed one stopped.
 
 Runs (or resumes: files already in --out are kept) the study of :mod:`pymitml.studies` and prints
 its table (bias, relative bias, RMSE, coverage, width, FMI with Monte Carlo standard errors) per
@@ -49,7 +55,17 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         action="store_true",
         help="run nothing: summarise the cells whose every listed method has --reps results",
     )
+    ap.add_argument("--pack", metavar="DIR", help="run nothing: pack the results under --out")
+    ap.add_argument("--unpack", metavar="DIR", help="run nothing: unpack DIR's results to --out")
     a = ap.parse_args(argv)
+    if a.pack:
+        files = studies.pack_results(a.out, a.pack)
+        print(f"packed the results of {a.out} into {len(files)} files under {a.pack}")
+        return pd.DataFrame()
+    if a.unpack:
+        n = studies.unpack_results(a.unpack, a.out)
+        print(f"unpacked {n} replication files from {a.unpack} into {a.out}")
+        return pd.DataFrame()
     cells = studies.DESIGNS
     if a.designs:
         cells = [d for d in cells if d.kind in a.designs or d.name in a.designs]

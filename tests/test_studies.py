@@ -186,6 +186,32 @@ def test_study_resumes_and_parallel_equals_serial(tmp_path):
     )
 
 
+def test_packed_results_unpack_to_the_same_files_and_resume(tmp_path):
+    cells = studies.design_grid(("ri",), (20,), (5,), (0.3,))
+    kw = {"methods": ["listwise", "single"], "progress": False}
+    studies.run_study(cells, reps=2, out=tmp_path / "a", **kw)
+    (tmp_path / "a" / cells[0].name / "single" / "rep_00002.tmp99").write_text("unfinished")
+    written = studies.pack_results(tmp_path / "a", tmp_path / "packed")
+    assert [p.relative_to(tmp_path / "packed").as_posix() for p in written] == [
+        f"{cells[0].name}/listwise.csv.gz",
+        f"{cells[0].name}/single.csv.gz",
+    ]
+    # packing the same results again gives the same bytes (no spurious git change)
+    first = {p: p.read_bytes() for p in written}
+    studies.pack_results(tmp_path / "a", tmp_path / "packed")
+    assert {p: p.read_bytes() for p in written} == first
+    assert studies.unpack_results(tmp_path / "packed", tmp_path / "b") == 4
+    a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").glob("*/*/rep_*.csv"))
+    b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").glob("*/*/rep_*.csv"))
+    assert a == b
+    for rel in a:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+    # files already there are kept; the study resumes after the unpacked replications
+    assert studies.unpack_results(tmp_path / "packed", tmp_path / "b") == 0
+    res = studies.run_study(cells, reps=3, out=tmp_path / "b", **kw)
+    assert sorted(res.groupby("method").rep.nunique().items()) == [("listwise", 3), ("single", 3)]
+
+
 def test_run_study_bad_arguments(tmp_path):
     cells = studies.design_grid(("ri",), (20,), (5,), (0.3,))
     with pytest.raises(ValueError, match=r"unknown methods \['lw'\]"):

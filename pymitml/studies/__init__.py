@@ -17,7 +17,7 @@ table (bias, relative bias, RMSE, coverage, width, FMI, each with its Monte Carl
 
 from ._designs import DESIGNS, Design, design_grid
 from ._methods import METHODS, NotApplicable, Settings, method_names
-from ._runner import load_results, run_replication, run_study
+from ._runner import load_results, pack_results, run_replication, run_study, unpack_results
 from ._summary import plot_summary, summarize, to_markdown
 
 __all__ = [
@@ -29,9 +29,11 @@ __all__ = [
     "design_grid",
     "load_results",
     "method_names",
+    "pack_results",
     "plot_summary",
     "run_replication",
     "run_study",
     "summarize",
     "to_markdown",
+    "unpack_results",
 ]

@@ -11,6 +11,7 @@ the replication number only. A method added to a finished study runs on the same
 
 from __future__ import annotations
 
+import gzip
 import os
 import time
 import warnings
@@ -253,3 +254,40 @@ def load_results(
     res["_m"] = res["method"].map({n: i for i, n in enumerate(m_order)})
     res = res.sort_values(["_d", "_m", "rep"], kind="stable").drop(columns=["_d", "_m"])
     return res.reset_index(drop=True)
+
+
+def pack_results(out: str | os.PathLike, packed: str | os.PathLike) -> list[Path]:
+    """Gather the per-replication files under ``out`` into one compressed CSV per design and
+    method (``packed/<design>/<method>.csv.gz``), the form a study's partial results are carried
+    in (a git commit, another machine); :func:`unpack_results` restores the files. Unfinished
+    temporary files are left out. Returns the files written."""
+    root, dest = Path(out), Path(packed)
+    written = []
+    for folder in sorted(p for p in root.glob("*/*") if p.is_dir()):
+        files = sorted(folder.glob("rep_*.csv"))
+        if not files:
+            continue
+        frames = [pd.read_csv(f, dtype=str, keep_default_na=False) for f in files]
+        target = dest / folder.parent.name / f"{folder.name}.csv.gz"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # mtime=0: the same results give the same bytes, so an unchanged cell is no git change
+        with gzip.GzipFile(target, "wb", mtime=0) as fh:
+            pd.concat(frames, ignore_index=True).to_csv(fh, index=False)
+        written.append(target)
+    return written
+
+
+def unpack_results(packed: str | os.PathLike, out: str | os.PathLike) -> int:
+    """Write back the per-replication files of :func:`pack_results` under ``out`` (files already
+    there are kept), so that :func:`run_study` resumes after them. Returns how many it wrote."""
+    n = 0
+    for f in sorted(Path(packed).glob("*/*.csv.gz")):
+        tab = pd.read_csv(f, dtype=str, keep_default_na=False)
+        folder = Path(out) / f.parent.name / f.name[: -len(".csv.gz")]
+        folder.mkdir(parents=True, exist_ok=True)
+        for rep, rows in tab.groupby("rep", sort=False):
+            path = folder / f"rep_{int(rep):05d}.csv"
+            if not path.exists():
+                rows.to_csv(path, index=False)
+                n += 1
+    return n
