@@ -479,6 +479,88 @@ def test_nominal_predictor_multinomial_probit():
         assert (d["c"][df.c.notna()] == df["c"].dropna()).all()
 
 
+def test_nominal_level2_predictor_multinomial_probit():
+    """An incomplete nominal level-2 variable (one category per cluster, MAR on a complete
+    level-2 variable): one set of utilities per cluster, imputed values constant within
+    clusters, and the focal and predictor model's coefficients recovered."""
+    rng = np.random.default_rng(7)
+    J, nj = 200, 5
+    g = np.repeat(np.arange(J), nj)
+    n = J * nj
+    z = rng.normal(size=J)
+    util = np.column_stack([0.5 * z, -0.3 + 0.8 * z]) + rng.multivariate_normal(
+        [0, 0], [[1, 0.5], [0.5, 1]], size=J
+    )
+    c = np.where((util < 0).all(1), 0, util.argmax(1) + 1)
+    x = rng.normal(size=n)
+    y = 1 + 0.5 * x + np.array([0, 1.0, -1.0])[c][g] + 0.5 * rng.normal(size=J)[g]
+    y = y + rng.normal(size=n)
+    cat = pd.Categorical(np.array(["a", "b", "c"])[c][g])
+    cm = cat.copy()
+    cm[(rng.random(J) < 0.5 / (1 + np.exp(-z)))[g]] = np.nan
+    df = pd.DataFrame({"g": g, "x": x, "z": z[g], "c": cm, "y": y})
+    imp = pm.model_impute(
+        df,
+        "y ~ x + c + (1 | g)",
+        predictors=["c ~ z"],
+        m=4,
+        n_burn=600,
+        n_iter=100,
+        seed=3,
+        verbose=False,
+    )
+    assert imp.models == ["y ~ x + c + (1 | g)", "c ~ z (multinomial probit)"]
+    est = imp.estimates
+    assert abs(est.loc[("y", "cb"), "Median"] - 1.0) < 0.3
+    assert abs(est.loc[("y", "cc"), "Median"] + 1.0) < 0.3
+    assert abs(est.loc[("c", "z [cb]"), "Median"] - 0.5) < 0.3
+    assert abs(est.loc[("c", "z [cc]"), "Median"] - 0.8) < 0.3
+    for d in imp.complete():
+        assert d["c"].dtype == df["c"].dtype and d["c"].notna().all()
+        assert (d["c"][df.c.notna()] == df["c"].dropna()).all()
+        assert d.groupby("g", observed=True)["c"].nunique().max() == 1
+        assert d["c"][df.c.isna()].nunique() == 3  # every category is imputed somewhere
+
+
+def test_nominal_level1_model_of_an_incomplete_level2_predictor():
+    """A level-2 variable's full conditional takes the nominal level-1 model's likelihood over
+    every row of the cluster (it took one wrong row before, attenuating the coefficient of the
+    imputed level-2 variable by about 25%)."""
+    rng = np.random.default_rng(201)
+    J, nj = 150, 8
+    g = np.repeat(np.arange(J), nj)
+    n = J * nj
+    z = rng.normal(size=J)
+    util = np.column_stack([0.8 * z[g], -0.8 * z[g]]) + rng.multivariate_normal(
+        [0, 0], [[1, 0.5], [0.5, 1]], size=n
+    )
+    c = np.where((util < 0).all(1), 0, util.argmax(1) + 1)
+    x = rng.normal(size=n)
+    y = 1 + 0.5 * x + np.array([0, 1.0, -1.0])[c] + 0.5 * rng.normal(size=J)[g]
+    y = y + rng.normal(size=n)
+    zm = z.copy()
+    zm[rng.random(J) < 0.4] = np.nan
+    cat = pd.Categorical(np.array(["a", "b", "c"])[c])
+    cat[rng.random(n) < 0.2] = np.nan
+    df = pd.DataFrame({"g": g, "x": x, "z": zm[g], "c": cat, "y": y})
+    imp = pm.model_impute(
+        df,
+        "y ~ x + c + (1 | g)",
+        predictors=["c ~ z", "z ~ 1"],
+        m=4,
+        n_burn=500,
+        n_iter=50,
+        seed=1,
+        verbose=False,
+    )
+    est = imp.estimates
+    assert abs(est.loc[("c", "z [cb]"), "Median"] - 0.8) < 0.1
+    assert abs(est.loc[("c", "z [cc]"), "Median"] + 0.8) < 0.1
+    for d in imp.complete():
+        assert d.groupby("g")["z"].nunique().max() == 1
+        assert (d["z"][df.z.notna()] == df["z"].dropna()).all()
+
+
 def test_same_seed_same_output_complex_model():
     """Latent means, an ordinal and a nominal predictor and a selection model: identical draws
     for 1 and 2 threads, and for a repeated run."""

@@ -200,7 +200,8 @@ def model_impute(
     ordinal : numeric columns to treat as ordinal (binary) categorical variables; pandas
         ordered categoricals and two-category columns are categorical without it. Other
         categorical columns (more than two unordered categories) are nominal: dummy-coded in
-        the designs and, when incomplete (level 1), imputed by a multinomial probit model.
+        the designs and, when incomplete (level 1 or level 2), imputed by a multinomial
+        probit model.
     cluster_means : ``"latent"`` (default; Blimp's LATENT): ``cmean(x)`` is a latent variable
         mu_j with x_ij = mu_j + (level-1 terms of x's model) + e_ij and mu_j = (intercept +
         level-2 terms) + u_j, drawn by Metropolis steps whose target includes the focal model;

@@ -218,7 +218,11 @@ def cond_logpost(d, mo, pv, v, r, xr, zr):
             continue
         if mo.kind[m] == 4:  # a nominal variable's utilities: the whole group at its first model
             if mo.resp[m] != v and mo.dim[m] == 1:
-                s += nominal_loglik(d, mo, pv, m, r, xr, zr)
+                if mo.vlevel[v] == 1 or mo.level[m] == 2:
+                    s += nominal_loglik(d, mo, pv, m, r, xr, zr)
+                else:  # a level-2 v in a level-1 model: every row of cluster r
+                    for i in range(d.start[r], d.start[r + 1]):
+                        s += nominal_loglik(d, mo, pv, m, i, xr, zr)
             continue
         if mo.vlevel[v] == 1 or mo.level[m] == 2:
             s += row_loglik(d, mo, pv, m, r, xr, zr)
@@ -246,13 +250,15 @@ def nominal_consts(G):
 @njit(nrt=False)
 def nominal_loglik(d, mo, pv, m0, i, xr, zr):
     """log N(u_i | eta_i, Sigma) (without constants) of the nominal model whose first
-    sub-model is m0; Sigma^-1 = (I - RHO / (1 + (G - 1) RHO) 11') / (1 - RHO)."""
+    sub-model is m0, at its row i (a data row, or a cluster at level 2);
+    Sigma^-1 = (I - RHO / (1 + (G - 1) RHO) 11') / (1 - RHO)."""
     G = d.ncat[mo.resp[m0]] - 1
     c0 = mo.ucol[m0]
+    row = i if mo.level[m0] == 1 else d.rep[i]
     ss = 0.0
     tot = 0.0
     for k in range(G):
-        e = d.U[i, c0 + k] - eta_row(d, mo, pv, m0 + k, i, xr, zr)
+        e = d.U[row, c0 + k] - eta_row(d, mo, pv, m0 + k, i, xr, zr)
         ss += e * e
         tot += e
     a = RHO / (1.0 + (G - 1) * RHO)
@@ -265,28 +271,32 @@ def draw_nominal(rng, d, mo, pv, m0, buf):
     with its category); where the variable is missing, each utility jointly with the category:
     below the largest other utility (and 0) the category stays the others', above it becomes
     this one's, the two pieces weighted by their normal mass and the likelihood of every other
-    model that uses the variable."""
+    model that uses the variable. A level-2 variable has one set of utilities per cluster (kept
+    in the cluster's first row)."""
     v = mo.resp[m0]
     G = d.ncat[v] - 1
     c0 = mo.ucol[m0]
     w, sd = nominal_consts(G)
     eta = buf[3]
-    for i in range(d.V.shape[0]):
+    lev2 = mo.level[m0] == 2
+    n = len(d.rep) if lev2 else d.V.shape[0]
+    for i in range(n):
+        row = d.rep[i] if lev2 else i
         for k in range(G):
             eta[k] = eta_row(d, mo, pv, m0 + k, i, buf[0], buf[1])
         for k in range(G):
             mk = eta[k]
             for h in range(G):
                 if h != k:
-                    mk += w * (d.U[i, c0 + h] - eta[h])
+                    mk += w * (d.U[row, c0 + h] - eta[h])
             c, cstar = 0.0, 0
             for h in range(G):
-                if h != k and d.U[i, c0 + h] > c:
-                    c, cstar = d.U[i, c0 + h], h + 1
-            if d.R[i, v] == 1:
-                d.V[i, v] = float(cstar)
+                if h != k and d.U[row, c0 + h] > c:
+                    c, cstar = d.U[row, c0 + h], h + 1
+            if d.R[row, v] == 1:
+                set_value(d, lev2, v, i, float(cstar))
                 la = cond_logpost_call(d, mo, pv, v, i, buf[0], buf[1])
-                d.V[i, v] = float(k + 1)
+                set_value(d, lev2, v, i, float(k + 1))
                 lb = cond_logpost_call(d, mo, pv, v, i, buf[0], buf[1])
                 pa = norm_cdf((c - mk) / sd)
                 wa = math.log(max(pa, 1e-300)) + la
@@ -295,13 +305,13 @@ def draw_nominal(rng, d, mo, pv, m0, buf):
                 above = rng.random() * (math.exp(wa - top) + math.exp(wb - top)) >= math.exp(
                     wa - top
                 )
-                d.V[i, v] = float(k + 1) if above else float(cstar)
+                set_value(d, lev2, v, i, float(k + 1) if above else float(cstar))
             else:
-                above = int(d.V[i, v]) == k + 1
+                above = int(d.V[row, v]) == k + 1
             if above:
-                d.U[i, c0 + k] = truncnorm_rng(rng, mk, sd, c, math.inf)
+                d.U[row, c0 + k] = truncnorm_rng(rng, mk, sd, c, math.inf)
             else:
-                d.U[i, c0 + k] = truncnorm_rng(rng, mk, sd, -math.inf, c)
+                d.U[row, c0 + k] = truncnorm_rng(rng, mk, sd, -math.inf, c)
 
 
 @njit(nrt=False)
@@ -315,16 +325,18 @@ def refresh_nominal(d, mo, pv, m, dm, buf):
     c0 = mo.ucol[m0]
     w, sd = nominal_consts(G)
     q = dm.Z.shape[1]
+    lev2 = mo.level[m] == 2
     for r in range(dm.X.shape[0]):
-        design_row(d, r, mo.xc[m, 0], mo.xc[m, 1], dm.X[r])
+        row = d.rep[r] if lev2 else r
+        design_row(d, row, mo.xc[m, 0], mo.xc[m, 1], dm.X[r])
         if q > 0:
-            design_row(d, r, mo.zc[m, 0], mo.zc[m, 1], dm.Z[r])
+            design_row(d, row, mo.zc[m, 0], mo.zc[m, 1], dm.Z[r])
             for a in range(q):
                 dm.Z[r, a] /= sd
-        y = d.U[r, c0 + k]
+        y = d.U[row, c0 + k]
         for h in range(G):
             if h != k:
-                y -= w * (d.U[r, c0 + h] - eta_row(d, mo, pv, m0 + h, r, buf[0], buf[1]))
+                y -= w * (d.U[row, c0 + h] - eta_row(d, mo, pv, m0 + h, r, buf[0], buf[1]))
         dm.y[r] = y / sd
         for a in range(dm.X.shape[1]):
             dm.X[r, a] /= sd

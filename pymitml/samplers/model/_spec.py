@@ -358,13 +358,6 @@ def build_spec(
                 if len(ok):
                     seg[np.isnan(seg)] = ok[0]
     incomplete = {nm for nm, vi in zip(names, info) if vi.n_missing > 0}
-    for nm, vi in zip(names, info):
-        if nm in incomplete and vi.nominal and vi.level == 2:
-            _fail(
-                f"'{nm}' is a nominal level-2 variable and incomplete; model_impute imputes "
-                "nominal variables at level 1: declare it ordered (`ordinal=['{nm}']`) or "
-                "impute it with fcs_impute."
-            )
     # checks on the focal model
     for e, t in zip(random_exprs, [parse_rhs(e, where_f)[1] for e in random_exprs]):
         for nm in _term_vars(t):
@@ -494,9 +487,10 @@ def build_spec(
             cats = vi.categories or []
             for k in range(1, vi.ncat):
                 xk = [(f"{c} [{nm}{cats[k]}]", f) for c, f in xc]
-                zk: list = [(f"Intercept [{nm}{cats[k]}]", [])] if cluster is not None else []
+                lvl1 = vi.level == 1 and cluster is not None
+                zk: list = [(f"Intercept [{nm}{cats[k]}]", [])] if lvl1 else []
                 text = f"{nm} ~ {rhs} (multinomial probit)" if k == 1 else ""
-                md = ModelDef(nm, "predictor", vv, 4, 1, xk, zk, text)
+                md = ModelDef(nm, "predictor", vv, 4, vi.level, xk, zk, text)
                 md.dim = k
                 models.append(md)
             continue
