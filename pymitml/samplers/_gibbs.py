@@ -199,19 +199,24 @@ def _batched_backward(P, v):
 @njit(nrt=False)
 def _draw_given_cholesky(z0, ZtX, ZtY, beta, Sinv, B, R, P, v):
     """b_j | beta, Sigma, Psi, Y for all clusters, given the factors P of their precisions."""
-    q, r, J = ZtY.shape
     cluster_residual_crossproducts(ZtY, ZtX, beta, R)  # R = Z'Y - Z'X beta
-    # v = vec(R Sinv)
+    vec_times_sinv(R, Sinv, v)
+    draw_given_factors(z0, P, v, B)
+
+
+@njit(nrt=False)
+def vec_times_sinv(ZtR, Sinv, v):
+    """v = vec(Z_j'R_j Sigma^-1) per cluster (ZtR: q x r x J; v: q r x J, row t q + a)."""
+    q, r, J = ZtR.shape
     for t in range(r):
         for a in range(q):
             vx = v[t * q + a]
             vx[:] = 0.0
             for u in range(r):
                 s = Sinv[u, t]
-                Rau = R[a, u]
+                Rau = ZtR[a, u]
                 for j in range(J):
                     vx[j] += Rau[j] * s
-    draw_given_factors(z0, P, v, B)
 
 
 @njit(nrt=False)
@@ -222,16 +227,10 @@ def woodbury_factors(ZtR, ZtW, Sinv, P, F, f):
     the clusters' precisions. The terms of integrating the cluster effects out (Woodbury)."""
     q, r, J = ZtR.shape
     k = ZtW.shape[1]
+    vec_times_sinv(ZtR, Sinv, f)
     for t in range(r):
         for a in range(q):
             x = t * q + a
-            fx = f[x]
-            fx[:] = 0.0
-            for u in range(r):
-                s = Sinv[u, t]
-                Rau = ZtR[a, u]
-                for j in range(J):
-                    fx[j] += Rau[j] * s
             for u in range(r):
                 s = Sinv[t, u]
                 for b in range(k):
